@@ -1,0 +1,45 @@
+"""DEO — Dimer-Enhanced Optimization, implemented correctly.
+
+The dimer method estimates the Hessian's minimum-curvature direction from gradients only; the
+:class:`DEO` optimizer wraps SGD / momentum / Adam / AdamW and modifies the gradient along it.
+
+Public API (stable): ``DEO``, ``min_mode``, ``exact_min_eig``; see ``docs/API.md`` for the rest.
+Submodules are imported on first use, so ``import deo`` stays cheap.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    # dimer maths (functional, batched over leading dims)
+    "min_mode": "deo.dimer",
+    "probe": "deo.dimer",
+    "modify_gradient": "deo.dimer",
+    # the optimizer and baselines
+    "DEO": "deo.optim",
+    "PGD": "deo.baselines",
+    "PublishedDimer": "deo.baselines",
+    # ground truth
+    "exact_min_eig": "deo.hessian",
+    "exact_eigh": "deo.hessian",
+    "lanczos_min_eig": "deo.hessian",
+    # presets, the race and traces
+    "PRESETS": "deo.presets",
+    "make_optimizer": "deo.presets",
+    "race": "deo.race",
+    "escape_map": "deo.race",
+    "Trace": "deo.trace",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'deo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
