@@ -1,0 +1,461 @@
+"""The dimer method as pure functions, batched over leading dims.
+
+Notation of ``DEO.md``: θ parameters ``x`` of shape ``(..., d)`` (leading dims are independent
+problems), ``grad_fn`` maps ``(..., d) -> (..., d)``, N a unit dimer orientation, ΔR the dimer
+length. Dot products and norms are over the last dim.
+
+- probe:  ``D = (g₁ − g₀)/ΔR ≈ HN`` (forward) or ``(g(θ+ΔR·N) − g(θ−ΔR·N))/(2ΔR)`` (central),
+  curvature ``C = D·N``, rotational force ``F_R = −perp_N(D)``, torque ``‖F_R‖``.
+- rotation: ``rotate_sd`` (a fixed step along F_R) and ``rotate_fourier`` (Kästner–Sherwood: one
+  trial orientation, a Fourier model of C(φ), its minimum, the end gradient interpolated).
+- ``min_mode`` iterates rotations to the minimum-curvature eigenvector.
+- ``modify_gradient`` is DEO's gradient transformation ``g − α(g·N)N``.
+
+Sign: with *loss* gradients, moving N along +F_R lowers the curvature. (The published code adds
+``+perp_N(g₁ − g₀)``, which climbs to the maximum-curvature direction.)
+No function divides by a norm or angle that can be 0: such rows are left unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+GradFn = Callable[[Tensor], Tensor]
+
+SCHEMES = ("forward", "central")
+ROTATIONS = ("sd", "fourier")
+PLANES = ("sd", "cg", "lbfgs")
+LBFGS_MEMORY = 5
+PHI_TOL = 1e-3
+
+
+def batched_dot(a: Tensor, b: Tensor) -> Tensor:
+    """``a·b`` over the last dim: ``(..., d), (..., d) -> (...)``."""
+    return (a * b).sum(-1)
+
+
+def normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
+    """``v/‖v‖`` per row, ``(..., d) -> (..., d)``; rows with ``‖v‖ < eps`` are returned unchanged."""
+    norm = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    small = norm < eps
+    return torch.where(small, v, v / torch.where(small, torch.ones_like(norm), norm))
+
+
+def perp(v: Tensor, n: Tensor) -> Tensor:
+    """``perp_N(v) = v − (v·N)N``, the part of v orthogonal to the unit vector N, ``(..., d)``."""
+    return v - batched_dot(v, n).unsqueeze(-1) * n
+
+
+def modify_gradient(g: Tensor, n: Tensor, alpha: float | Tensor) -> Tensor:
+    """DEO's gradient transformation ``g_mod = g − α(g·N)N``, ``(..., d)``.
+
+    ``α = 1`` projects out the component along N (the paper), ``α = 2`` reflects it (the classic
+    dimer translation, which climbs to saddles), ``α = −1`` doubles it. ``α`` may be a float or a
+    tensor broadcastable to the leading dims ``(...)``. Invariant under N → −N;
+    ``g_mod·N = (1 − α)(g·N)`` for unit N.
+    """
+    alpha = torch.as_tensor(alpha, dtype=g.dtype, device=g.device)
+    return g - (alpha * batched_dot(g, n)).unsqueeze(-1) * n
+
+
+@dataclass
+class DimerProbe:
+    """Everything one probe of orientation N gives (shapes for x of shape ``(..., d)``).
+
+    ``g0`` gradient at the midpoint θ; ``g1`` at θ + ΔR·N; ``g_minus`` at θ − ΔR·N (central
+    scheme only, else None); ``hn`` = D ≈ HN; ``curvature`` C = D·N ``(...)``; ``force``
+    F_R = −perp_N(D); ``torque`` ‖F_R‖ ``(...)``; ``grad_evals`` the calls of ``grad_fn`` the probe
+    made (a g0 passed in is free).
+    """
+
+    g0: Tensor
+    g1: Tensor
+    hn: Tensor
+    curvature: Tensor
+    force: Tensor
+    torque: Tensor
+    grad_evals: int
+    g_minus: Tensor | None = None
+
+
+def _check_length(length: float) -> None:
+    if not length > 0:
+        raise ValueError(f"dimer length must be > 0, got {length}")
+
+
+def _check_scheme(scheme: str) -> None:
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+
+
+def _assemble_probe(
+    g0: Tensor, g1: Tensor, g_minus: Tensor | None, n: Tensor, length: float, grad_evals: int
+) -> DimerProbe:
+    """Build a DimerProbe from end gradients already known (forward when ``g_minus`` is None)."""
+    hn = (g1 - g0) / length if g_minus is None else (g1 - g_minus) / (2.0 * length)
+    force = -perp(hn, n)
+    return DimerProbe(
+        g0=g0,
+        g1=g1,
+        hn=hn,
+        curvature=batched_dot(hn, n),
+        force=force,
+        torque=torch.linalg.vector_norm(force, dim=-1),
+        grad_evals=grad_evals,
+        g_minus=g_minus,
+    )
+
+
+def probe(
+    grad_fn: GradFn,
+    x: Tensor,
+    n: Tensor,
+    length: float,
+    g0: Tensor | None = None,
+    scheme: str = "forward",
+) -> DimerProbe:
+    """Probe the curvature along the unit vector N at θ = ``x`` with a dimer of length ΔR.
+
+    Forward: ``D = (g(θ + ΔR·N) − g₀)/ΔR`` (error O(ΔR), one gradient).
+    Central: ``D = (g(θ + ΔR·N) − g(θ − ΔR·N))/(2ΔR)`` (error O(ΔR²), two gradients).
+    ``g0`` (the gradient at θ, usually already known) is evaluated when not given, and counted.
+    Shapes: x, n, g0 ``(..., d)``.
+    """
+    _check_length(length)
+    _check_scheme(scheme)
+    evals = 0
+    if g0 is None:
+        g0 = grad_fn(x)
+        evals += 1
+    g1 = grad_fn(x + length * n)
+    g_minus = grad_fn(x - length * n) if scheme == "central" else None
+    evals += 1 if scheme == "forward" else 2
+    return _assemble_probe(g0, g1, g_minus, n, length, evals)
+
+
+def rotate_sd(n: Tensor, probe: DimerProbe, step: float | Tensor) -> Tensor:
+    """Steepest-descent rotation ``N ← normalize(N + step·F_R)``, ``(..., d)``.
+
+    For small ``step`` this is power iteration on ``I − step·H``: it lowers the curvature and
+    converges to the minimum-curvature eigenvector when ``0 < step < 2/(λ_max − λ_min)``.
+    A row with zero force stays put.
+    """
+    step = torch.as_tensor(step, dtype=n.dtype, device=n.device)
+    if step.dim() > 0:
+        step = step.unsqueeze(-1)
+    return normalize(n + step * probe.force)
+
+
+def rotate_fourier(
+    grad_fn: GradFn,
+    x: Tensor,
+    n: Tensor,
+    probe: DimerProbe,
+    length: float,
+    phi_tol: float = PHI_TOL,
+    scheme: str = "forward",
+    search_dir: Tensor | None = None,
+) -> tuple[Tensor, Tensor, dict]:
+    """One Fourier-model rotation (Heyden–Bell–Keil 2005, Kästner–Sherwood 2008).
+
+    Rotate in the plane of N and Θ = normalize(perp_N(search_dir)) (default search_dir = F_R),
+    ``N(φ) = N cos φ + Θ sin φ``, with the curvature model ``C(φ) = a₀/2 + a₁ cos 2φ + b₁ sin 2φ``:
+
+    - ``b₁ = ½C'(0) = D·Θ``; trial angle ``φ₁ = −½·arctan(C'(0)/(2|C(0)|))``;
+    - one probe at N(φ₁) gives D(φ₁); ``a₁ = (C(0) − C(π/2))/2`` with ``C(π/2) = Θ·HΘ`` and
+      ``HΘ ≈ (D(φ₁) − D(0) cos φ₁)/sin φ₁``; ``a₀ = 2(C(0) − a₁)``. On a quadratic this equals
+      Kästner–Sherwood's ``a₁ = (C(0) − C(φ₁) + b₁ sin 2φ₁)/(1 − cos 2φ₁)``, but it divides
+      rounding errors by sin φ₁ instead of 1 − cos 2φ₁ ≈ 2φ₁², which keeps float32 probes usable;
+    - ``φ_min`` minimises the model: ``½·arctan(b₁/a₁)``, +π/2 if that is the maximum; the
+      representative in (−π/2, π/2] is returned (N and −N are the same mode);
+    - the new curvature ``C(φ_min) = a₀/2 − √(a₁² + b₁²)`` comes from the model, and the end
+      gradient at φ_min is interpolated (exact on a quadratic):
+      ``g₁(φ_min) ≈ [sin(φ₁−φ_min)/sin φ₁]·g₁(0) + [sin φ_min/sin φ₁]·g₁(φ₁)
+      + [1 − cos φ_min − sin φ_min·tan(φ₁/2)]·g₀`` (central: the same for the minus end).
+
+    Rows with ``|φ₁| < phi_tol`` (or no rotation plane) are skipped with masks: N and C unchanged,
+    angle 0, ``a₁ = 0``, ``a₀ = 2C(0)``; so a batch behaves exactly like separate runs.
+    Costs one probe (1 gradient forward, 2 central) for the whole batch.
+
+    Returns ``(n_new (..., d), curvature (...), info)`` with info ``trial_angle``, ``angle``,
+    ``a0``, ``a1``, ``b1``, ``skipped`` (all ``(...)``), ``theta`` (Θ, ``(..., d)``), ``tangent``
+    (the unit tangent of the rotation path at φ_min, ``(..., d)``, for conjugate directions),
+    ``grad_evals``, ``g1_interp``
+    and, central only, ``g_minus_interp``.
+    """
+    _check_length(length)
+    _check_scheme(scheme)
+    if search_dir is None:
+        search_dir = probe.force
+    theta_raw = perp(search_dir, n)
+    has_plane = torch.linalg.vector_norm(theta_raw, dim=-1) >= 1e-12
+    theta = normalize(theta_raw)
+    c0 = probe.curvature
+    b1 = batched_dot(probe.hn, theta)
+    trial_angle = -0.5 * torch.atan2(2.0 * b1, 2.0 * c0.abs())
+    rotate = has_plane & (trial_angle.abs() >= phi_tol)
+    phi1 = torch.where(rotate, trial_angle, torch.full_like(trial_angle, math.pi / 4))
+
+    n_trial = normalize(n * torch.cos(phi1).unsqueeze(-1) + theta * torch.sin(phi1).unsqueeze(-1))
+    trial = _probe_at(grad_fn, x, n_trial, length, probe.g0, scheme)
+    h_theta = (trial.hn - torch.cos(phi1).unsqueeze(-1) * probe.hn) / torch.sin(phi1).unsqueeze(-1)
+    a1 = 0.5 * (c0 - batched_dot(h_theta, theta))
+    a0 = 2.0 * (c0 - a1)
+    phi_min = 0.5 * torch.atan2(-b1, -a1)
+    curvature = a0 / 2 - torch.sqrt(a1 * a1 + b1 * b1)
+
+    zero = torch.zeros_like(c0)
+    phi_min = torch.where(rotate, phi_min, zero)
+    cos_m, sin_m = torch.cos(phi_min).unsqueeze(-1), torch.sin(phi_min).unsqueeze(-1)
+    n_new = torch.where(rotate.unsqueeze(-1), normalize(n * cos_m + theta * sin_m), n)
+    tangent = theta * cos_m - n * sin_m
+
+    s0 = (torch.sin(phi1 - phi_min) / torch.sin(phi1)).unsqueeze(-1)
+    s1 = (torch.sin(phi_min) / torch.sin(phi1)).unsqueeze(-1)
+    sg = (1 - torch.cos(phi_min) - torch.sin(phi_min) * torch.tan(phi1 / 2)).unsqueeze(-1)
+    keep = rotate.unsqueeze(-1)
+    g1_interp = torch.where(keep, s0 * probe.g1 + s1 * trial.g1 + sg * probe.g0, probe.g1)
+    info = {
+        "trial_angle": torch.where(has_plane, trial_angle, zero),
+        "angle": phi_min,
+        "a0": torch.where(rotate, a0, 2.0 * c0),
+        "a1": torch.where(rotate, a1, zero),
+        "b1": b1,
+        "skipped": ~rotate,
+        "theta": theta,
+        "tangent": tangent,
+        "grad_evals": trial.grad_evals,
+        "g1_interp": g1_interp,
+    }
+    if scheme == "central":
+        info["g_minus_interp"] = torch.where(
+            keep, s0 * probe.g_minus + s1 * trial.g_minus + sg * probe.g0, probe.g_minus
+        )
+    return n_new, torch.where(rotate, curvature, c0), info
+
+
+def _probe_at(grad_fn: GradFn, x: Tensor, n: Tensor, length: float, g0: Tensor, scheme: str) -> DimerProbe:
+    """``probe`` under another name: inside ``rotate_fourier`` the argument ``probe`` shadows it."""
+    return probe(grad_fn, x, n, length, g0=g0, scheme=scheme)
+
+
+def _select_probe(mask: Tensor, new: DimerProbe, old: DimerProbe) -> DimerProbe:
+    """Per row: ``new`` where ``mask`` (shape ``(...)``), else ``old``."""
+    rows = mask.unsqueeze(-1)
+    return DimerProbe(
+        g0=old.g0,
+        g1=torch.where(rows, new.g1, old.g1),
+        hn=torch.where(rows, new.hn, old.hn),
+        curvature=torch.where(mask, new.curvature, old.curvature),
+        force=torch.where(rows, new.force, old.force),
+        torque=torch.where(mask, new.torque, old.torque),
+        grad_evals=new.grad_evals,
+        g_minus=None if old.g_minus is None else torch.where(rows, new.g_minus, old.g_minus),
+    )
+
+
+class _ConjugatePlane:
+    """Polak–Ribière conjugate rotation plane (as in the VTST / ASE dimer).
+
+    ``G = F_R + γ·‖G_prev‖·Θ*`` with ``γ = max(0, F_R·(F_R − F_prev)/‖F_prev‖²)`` and Θ* the previous
+    rotation direction carried along the rotation (the tangent at φ_min). γ is reset to 0 (plain
+    F_R) on loss of conjugacy: ``|F_R·F_prev| > ½‖F_R‖²`` (Powell), or when G is not a descent
+    direction of the curvature (G·F_R ≤ 0).
+    """
+
+    def __init__(self) -> None:
+        self.prev_force: Tensor | None = None
+        self.prev_norm: Tensor | None = None
+        self.prev_tangent: Tensor | None = None
+
+    def direction(self, n: Tensor, force: Tensor) -> Tensor:
+        if self.prev_force is None:
+            return force
+        ff_prev = batched_dot(self.prev_force, self.prev_force)
+        safe = torch.where(ff_prev > 0, ff_prev, torch.ones_like(ff_prev))
+        gamma = (batched_dot(force, force - self.prev_force) / safe).clamp(min=0.0)
+        powell = batched_dot(force, self.prev_force).abs() > 0.5 * batched_dot(force, force)
+        gamma = torch.where((ff_prev > 0) & ~powell, gamma, torch.zeros_like(gamma))
+        conjugate = perp(force + (gamma * self.prev_norm).unsqueeze(-1) * self.prev_tangent, n)
+        descent = batched_dot(conjugate, force) > 0
+        return torch.where(descent.unsqueeze(-1), conjugate, force)
+
+    def update(self, n: Tensor, force: Tensor, direction: Tensor, info: dict, new_force: Tensor) -> None:
+        self.prev_force = force
+        norm = torch.linalg.vector_norm(perp(direction, n), dim=-1)
+        self.prev_norm = torch.where(info["skipped"], torch.zeros_like(norm), norm)  # skipped: restart
+        self.prev_tangent = info["tangent"]
+
+
+class _LBFGSPlane:
+    """L-BFGS rotation plane in the tangent space of the unit sphere.
+
+    Minimises the curvature C(N) = NᵀHN on the sphere, whose Riemannian gradient is ``−2F_R``
+    (the factor 2 does not change the direction). Steps ``s = φ_min·Θ*`` and gradient changes
+    ``y = −F_R,new + (−F_R,old)*`` are kept for the last ``LBFGS_MEMORY`` iterations, every stored
+    vector parallel-transported along each rotation (``v ← v + (v·Θ)(Θ* − Θ)``, norm-preserving).
+    A pair with ``s·y ≤ 0`` gets ρ = 0 (it acts as the identity), so each row of a batch behaves
+    like a separate run. Falls back to F_R when the two-loop direction is not a descent direction.
+    """
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.scale: Tensor | None = None
+
+    def direction(self, n: Tensor, force: Tensor) -> Tensor:
+        if not self.pairs:
+            return force
+        q = -force
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            alpha = rho * batched_dot(s, q)
+            q = q - alpha.unsqueeze(-1) * y
+            alphas.append(alpha)
+        r = self.scale.unsqueeze(-1) * q
+        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas)):
+            beta = rho * batched_dot(y, r)
+            r = r + (alpha - beta).unsqueeze(-1) * s
+        direction = perp(-r, n)
+        descent = batched_dot(direction, force) > 0
+        return torch.where(descent.unsqueeze(-1), direction, force)
+
+    def update(self, n: Tensor, force: Tensor, direction: Tensor, info: dict, new_force: Tensor) -> None:
+        theta = normalize(perp(direction, n))
+        tangent = info["tangent"]
+
+        def transport(v: Tensor) -> Tensor:
+            return v + batched_dot(v, theta).unsqueeze(-1) * (tangent - theta)
+
+        self.pairs = [(transport(s), transport(y), rho) for s, y, rho in self.pairs]
+        s = info["angle"].unsqueeze(-1) * tangent
+        y = -new_force + transport(force)
+        sy, yy = batched_dot(s, y), batched_dot(y, y)
+        valid = (sy > 1e-12 * torch.sqrt(batched_dot(s, s) * yy)) & (yy > 0)
+        ones = torch.ones_like(sy)
+        rho = torch.where(valid, 1.0 / torch.where(valid, sy, ones), torch.zeros_like(sy))
+        scale = torch.where(valid, sy / torch.where(valid, yy, ones), ones)
+        self.scale = scale if self.scale is None else torch.where(valid, scale, self.scale)
+        self.pairs = [*self.pairs, (s, y, rho)][-LBFGS_MEMORY:]
+        restart = info["skipped"]  # no rotation along this direction: forget, next direction is F_R
+        self.pairs = [(s, y, torch.where(restart, torch.zeros_like(rho), rho)) for s, y, rho in self.pairs]
+        self.scale = torch.where(restart, torch.ones_like(self.scale), self.scale)
+
+
+def min_mode(
+    grad_fn: GradFn,
+    x: Tensor,
+    n0: Tensor | None = None,
+    length: float = 1e-3,
+    max_iterations: int = 50,
+    rotation: str = "fourier",
+    scheme: str = "forward",
+    plane: str = "cg",
+    torque_tol: float = 1e-6,
+    seed: int | None = None,
+    record: bool = False,
+    rotation_step: float | None = None,
+) -> tuple[Tensor, Tensor, dict]:
+    """Rotate a dimer at θ = ``x`` until N is the minimum-curvature eigenvector of H.
+
+    ``x`` ``(..., d)``: each leading index is an independent problem, ``grad_fn`` maps
+    ``(..., d) -> (..., d)`` and is called once per probe on the whole batch. N starts at ``n0``
+    (normalised) or at a random unit vector drawn from ``seed`` (dtype/device of x).
+
+    - ``rotation="fourier"``: :func:`rotate_fourier` in the plane chosen by ``plane``: ``"sd"``
+      (N and F_R), ``"cg"`` (Polak–Ribière conjugate directions) or ``"lbfgs"`` (L-BFGS on the
+      sphere). The end gradient is interpolated, so an iteration costs 1 gradient (2 central).
+    - ``rotation="sd"``: :func:`rotate_sd` with ``rotation_step`` (required; stable for
+      ``0 < rotation_step < 2/(λ_max − λ_min)``), then a fresh probe; ``plane`` is not used.
+
+    A row stops (masks; the others go on) when its torque ‖F_R‖ < ``torque_tol`` or, fourier,
+    when the trial angle along F_R, ``½·arctan(‖F_R‖/|C|)``, is below ``PHI_TOL`` = 1e-3 (no
+    further rotation resolvable). A cg / lbfgs direction whose own trial angle is below it is
+    skipped and the plane restarts from F_R. The loop ends when every row has stopped or after
+    ``max_iterations``.
+
+    Returns ``(n (..., d), curvature (...), info)``; info: ``grad_evals`` (int, one call of
+    grad_fn on the batch = 1, the gradient at x included), ``iterations``, ``converged`` (bool
+    ``(...)``), ``torque`` ``(...)`` and, with ``record=True``, ``history``: one dict per iteration
+    with ``n``, ``curvature``, ``torque`` after it, and its rotation plane ``theta`` (Θ, unit,
+    ``(..., d)``: ``N(φ) = N_before cos φ + Θ sin φ``), ``trial_angle``, ``angle`` (φ_min) and
+    Fourier model ``a0``, ``a1``, ``b1`` of C(φ) about the orientation before it (NaN for "sd";
+    rows that had already stopped: angles 0 and the flat model ``a0 = 2C``, ``a1 = b1 = 0``).
+    """
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+    if plane not in PLANES:
+        raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
+    if rotation == "sd" and (rotation_step is None or not rotation_step > 0):
+        raise ValueError(f"rotation='sd' needs rotation_step > 0, got {rotation_step}")
+    if max_iterations < 0:
+        raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
+    _check_length(length)
+    _check_scheme(scheme)
+
+    if n0 is None:
+        generator = torch.Generator(device=x.device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        else:
+            generator.seed()
+        n0 = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    n = normalize(n0.to(dtype=x.dtype, device=x.device).expand_as(x))
+    current = probe(grad_fn, x, n, length, scheme=scheme)
+    grad_evals = current.grad_evals
+    converged = current.torque < torque_tol
+    chooser = {"sd": None, "cg": _ConjugatePlane(), "lbfgs": _LBFGSPlane()}[plane]
+    history: list[dict] = []
+    iterations = 0
+    while iterations < max_iterations and not bool(converged.all()):
+        iterations += 1
+        active = ~converged
+        if rotation == "sd":
+            n_new = rotate_sd(n, current, rotation_step)
+            new = probe(grad_fn, x, n_new, length, g0=current.g0, scheme=scheme)
+            nan = torch.full_like(current.curvature, math.nan)
+            angle = torch.atan2(torch.linalg.vector_norm(perp(n_new, n), dim=-1), batched_dot(n_new, n))
+            angle = torch.where(active, angle, torch.zeros_like(angle))
+            model = {"trial_angle": torch.zeros_like(angle), "angle": angle, "a0": nan, "a1": nan, "b1": nan}
+            model["theta"] = normalize(current.force)
+            stopped = new.torque < torque_tol
+        else:
+            direction = current.force if chooser is None else chooser.direction(n, current.force)
+            n_new, _, info = rotate_fourier(
+                grad_fn, x, n, current, length, scheme=scheme, search_dir=direction
+            )
+            new = _assemble_probe(
+                current.g0, info["g1_interp"], info.get("g_minus_interp"), n_new, length, info["grad_evals"]
+            )
+            if chooser is not None:
+                chooser.update(n, current.force, direction, info, new.force)
+            zero = torch.zeros_like(current.curvature)
+            model = {
+                "trial_angle": torch.where(active, info["trial_angle"], zero),
+                "angle": torch.where(active, info["angle"], zero),
+                "a0": torch.where(active, info["a0"], 2.0 * current.curvature),
+                "a1": torch.where(active, info["a1"], zero),
+                "b1": torch.where(active, info["b1"], zero),
+                "theta": info["theta"],
+            }
+            steepest_trial_angle = 0.5 * torch.atan2(new.torque, new.curvature.abs())
+            stopped = (new.torque < torque_tol) | (steepest_trial_angle < PHI_TOL)
+        grad_evals += new.grad_evals
+        n = torch.where(active.unsqueeze(-1), n_new, n)
+        current = _select_probe(active, new, current)
+        converged = converged | (active & stopped)
+        if record:
+            history.append({"n": n, "curvature": current.curvature, "torque": current.torque, **model})
+    info = {
+        "grad_evals": grad_evals,
+        "iterations": iterations,
+        "converged": converged,
+        "torque": current.torque,
+    }
+    if record:
+        info["history"] = history
+    return n, current.curvature, info

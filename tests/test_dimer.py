@@ -1,0 +1,340 @@
+"""Specification of the functional dimer (deo/dimer.py): probe, rotations, min_mode, modify_gradient.
+
+Numbers come from the maths: eigenvalues of quadratics built as A = Q diag(λ) Qᵀ, the finite
+difference orders O(ΔR) and O(ΔR²), and DEO.md's acceptance criteria.
+"""
+
+import math
+
+import pytest
+import torch
+
+from deo.dimer import (
+    DimerProbe,
+    batched_dot,
+    min_mode,
+    modify_gradient,
+    normalize,
+    perp,
+    probe,
+    rotate_fourier,
+    rotate_sd,
+)
+
+DTYPE = torch.float64
+
+
+def assert_near(actual: torch.Tensor, expected: torch.Tensor, atol: float) -> None:
+    """|actual − expected| <= atol elementwise (broadcasting)."""
+    gap = (actual - expected).abs()
+    assert bool((gap <= atol).all()), f"largest gap {gap.max().item()} > {atol}"
+
+
+def quadratic(d: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A = Q diag(λ) Qᵀ per batch row with λ = −1 ∪ linspace(0.5, 4): (A (B, d, d), v_min (B, d), λ (d,))."""
+    generator = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(batch, d, d, generator=generator, dtype=DTYPE))
+    spectrum = torch.cat([torch.tensor([-1.0], dtype=DTYPE), torch.linspace(0.5, 4.0, d - 1, dtype=DTYPE)])
+    a = q @ torch.diag_embed(spectrum.expand(batch, d)) @ q.mT
+    return 0.5 * (a + a.mT), q[..., :, 0], spectrum
+
+
+def quadratic_grad(a: torch.Tensor):
+    """∇(½θᵀAθ) = Aθ, batched over the rows of A."""
+    return lambda x: torch.einsum("...ij,...j->...i", a, x)
+
+
+def random_unit(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return normalize(torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE))
+
+
+METHODS = [
+    {"rotation": "fourier", "plane": "sd"},
+    {"rotation": "fourier", "plane": "cg"},
+    {"rotation": "fourier", "plane": "lbfgs"},
+    {"rotation": "sd", "plane": "sd", "rotation_step": 0.2},  # 0.2 < 2/(λ_max − λ_min) = 0.4
+]
+
+
+@pytest.mark.parametrize("d", [2, 20, 200])
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: f"{m['rotation']}-{m['plane']}")
+def test_every_rotation_method_finds_min_mode_of_batched_quadratics(d, method):
+    batch = 3
+    a, v_min, spectrum = quadratic(d, batch, seed=d)
+    x = torch.randn(batch, d, generator=torch.Generator().manual_seed(1), dtype=DTYPE)
+    n, curvature, info = min_mode(quadratic_grad(a), x, seed=2, max_iterations=300, **method)
+    assert info["converged"].all()
+    assert (batched_dot(n, v_min).abs() > 0.999).all()
+    spread = spectrum.max() - spectrum.min()
+    assert ((curvature - spectrum.min()).abs() < 1e-3 * spread).all()
+
+
+@pytest.mark.parametrize("scheme", ["forward", "central"])
+def test_finite_difference_probe_equals_exact_hessian_vector_product_on_quadratic(scheme):
+    a, _, _ = quadratic(20, 2, seed=3)
+    x = torch.randn(2, 20, dtype=DTYPE, generator=torch.Generator().manual_seed(4))
+    n = random_unit((2, 20), seed=5)
+    result = probe(quadratic_grad(a), x, n, 1e-3, scheme=scheme)
+    exact = torch.einsum("...ij,...j->...i", a, n)  # the Hessian of ½θᵀAθ is A (hvp: tests/test_hessian.py)
+    assert_near(result.hn, exact, atol=1e-9)
+    assert_near(result.curvature, batched_dot(exact, n), atol=1e-9)
+    assert_near(result.force, -perp(exact, n), atol=1e-9)
+    assert result.grad_evals == (2 if scheme == "forward" else 3)  # g0 was not given
+
+
+def test_probe_counts_only_the_gradients_it_makes():
+    a, _, _ = quadratic(5, 1, seed=0)
+    x, n = torch.zeros(1, 5, dtype=DTYPE), random_unit((1, 5), seed=0)
+    g0 = quadratic_grad(a)(x)
+    assert probe(quadratic_grad(a), x, n, 1e-3, g0=g0).grad_evals == 1
+    assert probe(quadratic_grad(a), x, n, 1e-3, g0=g0, scheme="central").grad_evals == 2
+
+
+def test_one_fourier_iteration_gives_exact_eigenvector_in_2d():
+    a, v_min, spectrum = quadratic(2, 4, seed=7)
+    x = torch.randn(4, 2, dtype=DTYPE, generator=torch.Generator().manual_seed(8))
+    n = random_unit((4, 2), seed=9)
+    first = probe(quadratic_grad(a), x, n, 1e-3)
+    n_new, curvature, info = rotate_fourier(quadratic_grad(a), x, n, first, 1e-3)
+    assert info["grad_evals"] == 1
+    alignment = batched_dot(n_new, v_min).abs()
+    assert_near(alignment, torch.ones(4, dtype=DTYPE), atol=1e-10)
+    assert_near(curvature, spectrum[0].expand(4), atol=1e-9)
+    # the interpolated end gradient is the true gradient at θ + ΔR·N(φ_min)
+    assert_near(info["g1_interp"], quadratic_grad(a)(x + 1e-3 * n_new), atol=1e-12)
+
+
+def test_fourier_model_is_exact_curvature_along_the_rotation_plane_of_a_quadratic():
+    a, _, _ = quadratic(6, 1, seed=10)
+    x, n = torch.zeros(1, 6, dtype=DTYPE), random_unit((1, 6), seed=11)
+    first = probe(quadratic_grad(a), x, n, 1e-3)
+    _, _, info = rotate_fourier(quadratic_grad(a), x, n, first, 1e-3)
+    theta = normalize(first.force)
+    for phi in torch.linspace(-1.5, 1.5, 7, dtype=DTYPE):
+        n_phi = n * torch.cos(phi) + theta * torch.sin(phi)
+        exact = torch.einsum("...i,...ij,...j->...", n_phi, a, n_phi)
+        model = info["a0"] / 2 + info["a1"] * torch.cos(2 * phi) + info["b1"] * torch.sin(2 * phi)
+        assert_near(model, exact, atol=1e-8)
+
+
+def test_trial_angle_follows_kastner_sherwood_and_rotates_along_the_force():
+    a, _, _ = quadratic(4, 1, seed=12)
+    x, n = torch.zeros(1, 4, dtype=DTYPE), random_unit((1, 4), seed=13)
+    first = probe(quadratic_grad(a), x, n, 1e-3)
+    _, _, info = rotate_fourier(quadratic_grad(a), x, n, first, 1e-3)
+    derivative = 2 * batched_dot(first.hn, normalize(first.force))  # C'(0) = 2 D·Θ = −2‖F_R‖
+    expected = -0.5 * torch.atan(derivative / (2 * first.curvature.abs()))
+    assert_near(info["trial_angle"], expected, atol=1e-14)
+    assert (info["trial_angle"] > 0).all()
+
+
+def curvature_error(scheme: str, length: float) -> float:
+    """|C(ΔR) − NᵀHN| for f(θ) = Σθᵢ⁴/4 + θ₀θ₁θ₂ (third and fourth derivatives along N are ≠ 0)."""
+
+    def grad_fn(p):  # ∂f/∂θᵢ = θᵢ³ + the product of the other two coordinates
+        return p**3 + torch.stack([p[1] * p[2], p[0] * p[2], p[0] * p[1]])
+
+    x = torch.tensor([0.7, -0.4, 0.9], dtype=DTYPE)
+    n = normalize(torch.tensor([1.0, 2.0, -0.5], dtype=DTYPE))
+    hessian = torch.diag(3 * x**2) + torch.tensor(
+        [[0.0, x[2], x[1]], [x[2], 0.0, x[0]], [x[1], x[0], 0.0]], dtype=DTYPE
+    )
+    exact = n @ hessian @ n
+    return abs(float(probe(grad_fn, x, n, length, scheme=scheme).curvature - exact))
+
+
+@pytest.mark.parametrize(("scheme", "order"), [("forward", 1.0), ("central", 2.0)])
+def test_finite_difference_curvature_error_shrinks_with_the_scheme_order(scheme, order):
+    lengths = [0.1, 0.05, 0.02, 0.01, 0.005]
+    log_length = torch.log(torch.tensor(lengths, dtype=DTYPE))
+    log_error = torch.log(torch.tensor([curvature_error(scheme, h) for h in lengths], dtype=DTYPE))
+    slope = torch.linalg.lstsq(torch.stack([log_length, torch.ones_like(log_length)], 1), log_error[:, None])
+    assert abs(float(slope.solution[0, 0]) - order) < 0.1
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, -1.0, 0.5])
+def test_modify_gradient_scales_the_component_along_n_by_one_minus_alpha(alpha):
+    g = torch.randn(5, 7, dtype=DTYPE, generator=torch.Generator().manual_seed(14))
+    n = random_unit((5, 7), seed=15)
+    g_mod = modify_gradient(g, n, alpha)
+    assert_near(batched_dot(g_mod, n), (1 - alpha) * batched_dot(g, n), atol=1e-12)
+    assert_near(perp(g_mod, n), perp(g, n), atol=1e-12)
+    assert torch.equal(modify_gradient(g, -n, alpha), g_mod)
+    axis = torch.zeros(5, 7, dtype=DTYPE)
+    axis[:, 3] = 1.0  # an exactly unit N: the identity holds bit for bit
+    assert torch.equal(batched_dot(modify_gradient(g, axis, alpha), axis), (1 - alpha) * g[:, 3])
+
+
+def test_probe_end_gradient_differs_from_midpoint_gradient_whenever_hn_is_nonzero():
+    a = torch.diag(torch.tensor([2.0, 0.0, -1.0], dtype=DTYPE))
+    x = torch.tensor([0.3, -0.2, 0.5], dtype=DTYPE)
+    moving = probe(quadratic_grad(a), x, normalize(torch.tensor([1.0, 1.0, 1.0], dtype=DTYPE)), 1e-3)
+    assert not torch.equal(moving.g1, moving.g0)
+    assert moving.torque > 0
+    flat = probe(quadratic_grad(a), x, torch.tensor([0.0, 1.0, 0.0], dtype=DTYPE), 1e-3)  # HN = 0
+    assert torch.equal(flat.g1, flat.g0)
+
+
+def rotations_on_diag(update, steps: int = 300) -> float:
+    """Iterate an orientation update on H = diag(3, 1, −2); return the final curvature NᵀHN."""
+    h = torch.diag(torch.tensor([3.0, 1.0, -2.0], dtype=DTYPE))
+    x, n, length = torch.zeros(3, dtype=DTYPE), normalize(torch.ones(3, dtype=DTYPE)), 1e-3
+    for _ in range(steps):
+        n = update(n, probe(quadratic_grad(h), x, n, length), length)
+    return float(n @ h @ n)
+
+
+def test_published_rotation_sign_climbs_to_max_curvature_while_rotate_sd_descends():
+    def published(n, result: DimerProbe, length):  # N ← normalize(N + η·perp_N(g₁ − g₀)), η·ΔR = 0.1
+        return normalize(n + (0.1 / length) * perp(result.g1 - result.g0, n))
+
+    def ours(n, result: DimerProbe, length):
+        return rotate_sd(n, result, 0.1)
+
+    assert rotations_on_diag(published) == pytest.approx(3.0, abs=1e-9)
+    assert rotations_on_diag(ours) == pytest.approx(-2.0, abs=1e-9)
+
+
+def test_zero_vectors_and_zero_forces_never_produce_nan():
+    zero = torch.zeros(2, 4, dtype=DTYPE)
+    assert torch.equal(normalize(zero), zero)
+    h = torch.diag(torch.tensor([3.0, 1.0, -2.0, 0.5], dtype=DTYPE))
+    x = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4]], dtype=DTYPE)
+    n = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.5, 0.5, 0.5, 0.5]], dtype=DTYPE)  # row 0: an eigenvector
+    result = probe(quadratic_grad(h), x, n, 1e-3)
+    assert result.torque[0] == 0
+    assert torch.equal(rotate_sd(n, result, 0.1)[0], n[0])
+    n_new, curvature, info = rotate_fourier(quadratic_grad(h), x, n, result, 1e-3)
+    assert torch.equal(n_new[0], n[0])
+    assert bool(info["skipped"][0]) and not bool(info["skipped"][1])
+    assert curvature[0] == -2.0
+    for value in [n_new, curvature, *(v for v in info.values() if isinstance(v, torch.Tensor))]:
+        assert not value.isnan().any()
+    assert torch.equal(modify_gradient(x, torch.zeros_like(x), 1.0), x)
+
+
+def test_min_mode_leaves_a_row_with_zero_torque_where_it_is():
+    h = torch.diag(torch.tensor([3.0, 1.0, -2.0], dtype=DTYPE))
+    n0 = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.0, 0.8]], dtype=DTYPE)
+    x = torch.zeros(2, 3, dtype=DTYPE)
+    n, curvature, info = min_mode(quadratic_grad(h), x, n0=n0, max_iterations=100)
+    assert torch.equal(n[0], n0[0])
+    assert curvature[0] == 3.0  # a stationary (max-curvature) orientation: zero torque, no rotation
+    assert info["converged"].all()
+    assert abs(float(n[1, 2])) > 0.999
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: f"{m['rotation']}-{m['plane']}")
+def test_batched_rows_equal_separate_runs(method):
+    batch, d = 4, 12
+    a, _, _ = quadratic(d, batch, seed=16)
+    x = torch.randn(batch, d, dtype=DTYPE, generator=torch.Generator().manual_seed(17))
+    n0 = random_unit((batch, d), seed=18)
+    n, curvature, info = min_mode(quadratic_grad(a), x, n0=n0, max_iterations=60, **method)
+    for row in range(batch):
+        n_row, c_row, info_row = min_mode(
+            quadratic_grad(a[row]), x[row], n0=n0[row], max_iterations=60, **method
+        )
+        assert_near(n[row], n_row, atol=1e-12)
+        assert_near(curvature[row], c_row, atol=1e-12)
+        assert bool(info["converged"][row]) == bool(info_row["converged"])
+
+
+def test_fourier_min_mode_costs_one_gradient_per_iteration_forward_and_two_central():
+    a, _, _ = quadratic(20, 2, seed=19)
+    x = torch.zeros(2, 20, dtype=DTYPE)
+    _, _, forward = min_mode(quadratic_grad(a), x, seed=0, max_iterations=5, torque_tol=0.0)
+    _, _, central = min_mode(quadratic_grad(a), x, seed=0, max_iterations=5, torque_tol=0.0, scheme="central")
+    assert forward["iterations"] == central["iterations"] == 5
+    assert forward["grad_evals"] == 2 + 5  # g0 and the first end, then one trial end per iteration
+    assert central["grad_evals"] == 3 + 2 * 5
+
+
+def test_central_scheme_min_mode_finds_min_mode():
+    a, v_min, spectrum = quadratic(20, 2, seed=20)
+    n, curvature, _ = min_mode(quadratic_grad(a), torch.ones(2, 20, dtype=DTYPE), seed=3, scheme="central")
+    assert (batched_dot(n, v_min).abs() > 0.999).all()
+    assert ((curvature - spectrum[0]).abs() < 1e-3 * (spectrum[-1] - spectrum[0])).all()
+
+
+def test_min_mode_history_records_the_fourier_model_of_every_iteration():
+    a, _, _ = quadratic(8, 2, seed=21)
+    n0 = random_unit((2, 8), seed=4)
+    n, curvature, info = min_mode(quadratic_grad(a), torch.zeros(2, 8, dtype=DTYPE), n0=n0, record=True)
+    history = info["history"]
+    assert len(history) == info["iterations"] > 0
+    before = n0
+    for entry in history:
+        assert set(entry) == {"n", "curvature", "torque", "theta", "trial_angle", "angle", "a0", "a1", "b1"}
+        for phi in (-1.0, 0.3, 1.2):  # on a quadratic the model is C(φ) = N(φ)ᵀAN(φ) in the recorded plane
+            n_phi = before * math.cos(phi) + entry["theta"] * math.sin(phi)
+            exact = torch.einsum("...i,...ij,...j->...", n_phi, a, n_phi)
+            model = entry["a0"] / 2 + entry["a1"] * math.cos(2 * phi) + entry["b1"] * math.sin(2 * phi)
+            rotated = entry["angle"] != 0
+            assert_near(model[rotated], exact[rotated], atol=1e-8)
+        before = entry["n"]
+    assert torch.equal(history[-1]["n"], n)
+    assert torch.equal(history[-1]["curvature"], curvature)
+
+
+def test_min_mode_draws_its_start_from_the_seed_in_the_dtype_of_x():
+    a, _, _ = quadratic(5, 1, seed=22)
+    x = torch.zeros(1, 5, dtype=DTYPE)
+    first = min_mode(quadratic_grad(a), x, seed=5, max_iterations=0)[0]
+    again = min_mode(quadratic_grad(a), x, seed=5, max_iterations=0)[0]
+    other = min_mode(quadratic_grad(a), x, seed=6, max_iterations=0)[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.dtype == DTYPE
+    assert float(torch.linalg.vector_norm(first)) == pytest.approx(1.0, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rotation": "newton"}, "rotation must be one of"),
+        ({"plane": "bfgs"}, "plane must be one of"),
+        ({"scheme": "backward"}, "scheme must be one of"),
+        ({"length": 0.0}, "dimer length must be > 0"),
+        ({"rotation": "sd"}, "rotation_step > 0"),
+    ],
+)
+def test_min_mode_rejects_invalid_options_with_a_clear_message(kwargs, message):
+    a, _, _ = quadratic(3, 1, seed=0)
+    with pytest.raises(ValueError, match=message):
+        min_mode(quadratic_grad(a), torch.zeros(1, 3, dtype=DTYPE), **kwargs)
+
+
+def test_rotate_sd_step_lowers_curvature_like_power_iteration():
+    h = torch.diag(torch.tensor([3.0, 1.0, -2.0], dtype=DTYPE))
+    n = normalize(torch.ones(3, dtype=DTYPE))
+    step = 0.1
+    expected = normalize(n - step * (h @ n - (n @ h @ n) * n))
+    result = rotate_sd(n, probe(quadratic_grad(h), torch.zeros(3, dtype=DTYPE), n, 1e-3), step)
+    assert_near(result, expected, atol=1e-12)
+    assert float(result @ h @ result) < float(n @ h @ n) - math.ulp(1.0)
+
+
+@pytest.mark.parametrize("plane", ["sd", "cg", "lbfgs"])
+def test_fourier_min_mode_finds_min_mode_with_float32_probes(plane):
+    a, v_min, spectrum = quadratic(20, 2, seed=23)
+    grad_fn = quadratic_grad(a.float())
+    x = torch.randn(2, 20, generator=torch.Generator().manual_seed(24)).float()
+    n, curvature, _ = min_mode(grad_fn, x, seed=7, length=1e-3, plane=plane, max_iterations=100)
+    assert n.dtype == torch.float32
+    assert (batched_dot(n.double(), v_min).abs() > 0.999).all()
+    assert ((curvature.double() - spectrum[0]).abs() < 1e-2 * (spectrum[-1] - spectrum[0])).all()
+
+
+@pytest.mark.parametrize("plane", ["sd", "cg", "lbfgs"])
+def test_fourier_min_mode_finds_min_mode_of_a_non_quadratic_function(plane):
+    """f(θ) = ½θᵀAθ + Σθᵢ⁴/4, H = A + diag(3θ²): forward probes are exact up to O(ΔR)."""
+    a, _, _ = quadratic(10, 3, seed=25)
+    x = 0.5 * torch.randn(3, 10, dtype=DTYPE, generator=torch.Generator().manual_seed(26))
+    eigenvalues, eigenvectors = torch.linalg.eigh(a + torch.diag_embed(3 * x**2))
+    n, curvature, info = min_mode(
+        lambda t: torch.einsum("...ij,...j->...i", a, t) + t**3, x, seed=8, plane=plane, max_iterations=200
+    )
+    assert info["converged"].all()
+    assert (batched_dot(n, eigenvectors[..., 0]).abs() > 0.999).all()
+    spread = eigenvalues[..., -1] - eigenvalues[..., 0]
+    assert ((curvature - eigenvalues[..., 0]).abs() < 1e-3 * spread).all()
