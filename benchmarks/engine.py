@@ -1,0 +1,249 @@
+"""What does DEO cost, how accurate is its dimer, and how much does batching buy?
+
+1. Cost: gradient evaluations and wall time per step of DEO (base Adam) against plain Adam on a
+   small MLP (~5k parameters) and a ~1M-parameter MLP, measured side by side in one run (the runs
+   alternate inside every repeat; medians over repeats). The wall-time ratio DEO/Adam is set
+   against the gradient-evaluation ratio ``1 + (rotations + 1)·c/rotate_every`` (c = 1 forward,
+   2 central; one probe of the warm-started N plus one per rotation), for rotate_every 1 and 10.
+2. Accuracy: the rows of ``benchmarks/engine_accuracy.py`` (min_mode against Lanczos).
+3. Batching: 10 000 independent 2-D problems × 500 DEO steps as one ``batch_dims=1`` run against
+   a Python loop over single problems (timed on a subset, per problem); the subset's batched rows
+   are checked against the loop's runs (row b = a single run seeded ``seed + b``).
+
+Run: ``python benchmarks/engine.py`` (writes ``benchmarks/results/engine.md``);
+``--quick`` shrinks every part for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.engine_accuracy import accuracy_table  # noqa: E402
+from deo.optim import DEO  # noqa: E402
+
+SETTINGS = [(1, "forward"), (1, "central"), (10, "forward"), (10, "central")]
+ROTATIONS = 1
+
+
+def mlp(widths: list[int], seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(widths):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers[:-1])
+
+
+def time_steps(make_opt, widths: list[int], batch: int, steps: int) -> tuple[float, float, float]:
+    """Wall seconds, process CPU seconds and gradient evaluations per step over ``steps`` steps
+    (after one warm-up step, which is also DEO's first rotation event)."""
+    model = mlp(widths, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    data = torch.randn(batch, widths[0], generator=gen)
+    target = torch.randn(batch, widths[-1], generator=gen)
+    opt = make_opt(model.parameters())
+    evals = [0]
+
+    def closure():
+        evals[0] += 1
+        opt.zero_grad()
+        loss = ((model(data) - target) ** 2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    evals[0] = 0
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        opt.step(closure)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return wall / steps, cpu / steps, evals[0] / steps
+
+
+def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
+    models = [
+        ("small MLP", [32, 64, 48, 1], 64, steps_small),
+        ("~1M MLP", [512, 1024, 512, 1], 256, steps_large),
+    ]
+    rows = []
+    for name, widths, batch, steps in models:
+        n_params = sum(p.numel() for p in mlp(widths, 0).parameters())
+        for rotate_every, scheme in SETTINGS:
+            c = 1 if scheme == "forward" else 2
+            adam_times, deo_times, adam_cpu, deo_cpu, deo_evals = [], [], [], [], []
+            for _ in range(repeats):
+                adam_t, adam_c, _ = time_steps(lambda p: torch.optim.Adam(p, lr=1e-3), widths, batch, steps)
+                deo_t, deo_c, evals = time_steps(
+                    lambda p, k=rotate_every, s=scheme: DEO(
+                        p, base="adam", lr=1e-3, rotate_every=k, rotations=ROTATIONS, scheme=s, seed=0
+                    ),
+                    widths, batch, steps,
+                )  # fmt: skip
+                adam_times.append(adam_t)
+                deo_times.append(deo_t)
+                adam_cpu.append(adam_c)
+                deo_cpu.append(deo_c)
+                deo_evals.append(evals)
+            ratios = [d / a for d, a in zip(deo_times, adam_times)]
+            cpu_ratio = statistics.median(d / a for d, a in zip(deo_cpu, adam_cpu))
+            predicted = 1 + (ROTATIONS + 1) * c / rotate_every
+            wall_ratio = statistics.median(ratios)
+            rows.append(
+                {
+                    "model": name,
+                    "params": n_params,
+                    "rotate_every": rotate_every,
+                    "scheme": scheme,
+                    "adam_ms": 1e3 * statistics.median(adam_times),
+                    "deo_ms": 1e3 * statistics.median(deo_times),
+                    "evals_per_step": statistics.median(deo_evals),
+                    "eval_ratio": predicted,
+                    "wall_ratio": wall_ratio,
+                    "off_by": wall_ratio / predicted - 1,
+                    "cpu_ratio": cpu_ratio,
+                    "cpu_off_by": cpu_ratio / predicted - 1,
+                }
+            )
+    return rows
+
+
+def saddle_plateau(xy: torch.Tensor) -> torch.Tensor:
+    """x² − y² + y⁴/4 per row, ``(..., 2) -> (...)``."""
+    x, y = xy[..., 0], xy[..., 1]
+    return x**2 - y**2 + y**4 / 4
+
+
+def run_deo(starts: torch.Tensor, batch_dims: int, seed: int, steps: int) -> torch.Tensor:
+    xy = starts.clone().requires_grad_(True)
+    opt = DEO([xy], base="adam", lr=0.01, rotate_every=10, batch_dims=batch_dims, seed=seed)
+
+    def closure():
+        opt.zero_grad()
+        loss = saddle_plateau(xy).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+    return xy.detach()
+
+
+def batching_table(problems: int, loop_problems: int, steps: int) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    starts = (torch.rand(problems, 2, generator=gen, dtype=torch.float64) - 0.5) * 2.0
+    start = time.perf_counter()
+    batched = run_deo(starts, batch_dims=1, seed=0, steps=steps)
+    batched_s = time.perf_counter() - start
+    start = time.perf_counter()
+    singles = [run_deo(starts[b], batch_dims=0, seed=b, steps=steps) for b in range(loop_problems)]
+    loop_s = time.perf_counter() - start
+    max_diff = max(float((batched[b] - singles[b]).abs().max()) for b in range(loop_problems))
+    per_batched = batched_s / problems
+    per_loop = loop_s / loop_problems
+    return {
+        "problems": problems,
+        "steps": steps,
+        "batched_s": batched_s,
+        "loop_problems": loop_problems,
+        "loop_s": loop_s,
+        "per_problem_batched_ms": 1e3 * per_batched,
+        "per_problem_loop_ms": 1e3 * per_loop,
+        "speedup": per_loop / per_batched,
+        "max_abs_diff_rows_vs_loop": max_diff,
+    }
+
+
+def markdown(cost: list[dict], accuracy: list[dict], batching: dict, command: str) -> str:
+    lines = [
+        "# Engine benchmark: cost, accuracy, batching",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads. The machine is shared and noisy (other jobs run at the "
+        "same time): wall times and their ratios move by tens of percent between runs.",
+        "",
+        "## 1. Cost of DEO (base Adam, 1 Fourier rotation per event) against Adam",
+        "",
+        "Gradient-evaluation ratio = 1 + (rotations + 1)·c/rotate_every (c = 1 forward, 2 central). "
+        "Medians over repeats; Adam and DEO alternate inside every repeat. The CPU-time ratio "
+        "(process CPU seconds) is less disturbed by other jobs on the shared machine than wall time.",
+        "",
+        "| model | params | rotate_every | scheme | Adam ms/step | DEO ms/step | DEO grad evals/step "
+        "| eval ratio | wall ratio | wall vs eval | CPU-time ratio | CPU vs eval |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in cost:
+        lines.append(
+            f"| {r['model']} | {r['params']} | {r['rotate_every']} | {r['scheme']} | {r['adam_ms']:.2f} "
+            f"| {r['deo_ms']:.2f} | {r['evals_per_step']:.2f} | {r['eval_ratio']:.2f} "
+            f"| {r['wall_ratio']:.2f} | {100 * r['off_by']:+.0f} % "
+            f"| {r['cpu_ratio']:.2f} | {100 * r['cpu_off_by']:+.0f} % |"
+        )
+    lines += [
+        "",
+        "## 2. Accuracy of the dimer (from `benchmarks/engine_accuracy.py`)",
+        "",
+        "| d | plane | min_mode grad evals | Lanczos HVPs | eigsh HVPs | ratio vs Lanczos | ratio vs eigsh "
+        "| reached |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in accuracy:
+        lines.append(
+            f"| {r['d']} | {r['plane']} | {r['min_mode_grad_evals']} | {r['lanczos_hvps']} "
+            f"| {r['eigsh_hvps']} | {r['ratio_vs_lanczos']:.2f} | {r['ratio_vs_eigsh']:.2f} "
+            f"| {r['reached']}/{r['repeats']} |"
+        )
+    b = batching
+    lines += [
+        "",
+        "## 3. Batching: independent 2-D problems (x² − y² + y⁴/4), DEO over Adam",
+        "",
+        "| problems | steps | batched run s | per problem, batched ms | loop over problems | loop s "
+        "| per problem, loop ms | speed-up per problem | max |row − single run| |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {b['problems']} | {b['steps']} | {b['batched_s']:.2f} | {b['per_problem_batched_ms']:.4f} "
+        f"| {b['loop_problems']} | {b['loop_s']:.2f} | {b['per_problem_loop_ms']:.1f} | {b['speedup']:.0f}× "
+        f"| {b['max_abs_diff_rows_vs_loop']:.1e} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the cost timings")
+    args = parser.parse_args(argv)
+    if args.quick:
+        cost = cost_table(repeats=1, steps_small=10, steps_large=10)
+        accuracy = accuracy_table(repeats=1)
+        batching = batching_table(problems=500, loop_problems=3, steps=50)
+    else:
+        cost = cost_table(repeats=args.repeats, steps_small=40, steps_large=10)
+        accuracy = accuracy_table()
+        batching = batching_table(problems=10_000, loop_problems=20, steps=500)
+    command = "python benchmarks/engine.py" + (" --quick" if args.quick else "")
+    text = markdown(cost, accuracy, batching, command)
+    print(text)
+    if not args.quick:
+        out = ROOT / "benchmarks" / "results" / "engine.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

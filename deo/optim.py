@@ -1,0 +1,487 @@
+"""The DEO optimizer: a dimer-estimated minimum-curvature direction modifies a base optimizer's step.
+
+Notation of ``DEO.md``. The maths of the dimer (probe, rotation, the gradient transformation)
+lives in :mod:`deo.dimer`; this module only wires state, the closure protocol and the base
+optimizer (torch's own SGD / Adam / AdamW, which keeps the moments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import SGD, Adam, AdamW, Optimizer
+
+from deo.dimer import (
+    DimerProbe,
+    _assemble_probe,
+    batched_dot,
+    modify_gradient,
+    probe,
+    rotate_fourier,
+    rotate_sd,
+)
+
+BASES: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": SGD, "adam": Adam, "adamw": AdamW}
+ROTATIONS = ("sd", "fourier")
+SCHEMES = ("forward", "central")
+TARGETS = ("gradient", "update")
+BATCH_DIMS = (0, 1)
+NO_BACKWARD = (
+    "the closure left every parameter's .grad as None: it must compute the loss AND call "
+    "loss.backward() (like torch.optim.LBFGS). A forward-only closure makes the dimer's second "
+    "gradient equal the first, so the dimer never rotates."
+)
+
+
+def flatten_rows(tensors: list[Tensor | None], params: list[Tensor], rows: int, dtype: torch.dtype) -> Tensor:
+    """Concatenate per-parameter tensors (None → zeros) to ``(rows, d)``: each reshaped to
+    ``(rows, -1)``, so with ``rows = B`` the first dim of every parameter is the problem index."""
+    parts = [
+        (torch.zeros_like(p) if t is None else t).reshape(rows, -1).to(dtype) for t, p in zip(tensors, params)
+    ]
+    return torch.cat(parts, dim=1)
+
+
+def unflatten_rows(flat: Tensor, params: list[Tensor], rows: int) -> list[Tensor]:
+    """Inverse of :func:`flatten_rows`: views of ``flat`` shaped like ``params``."""
+    sizes = [p.numel() // rows for p in params]
+    chunks = torch.split(flat.reshape(rows, -1), sizes, dim=1)
+    return [chunk.reshape(p.shape) for chunk, p in zip(chunks, params)]
+
+
+def evaluate_closure(closure: Callable[[], Any], params: list[Tensor], who: str) -> tuple[Any, list]:
+    """Set every ``p.grad = None``, call the closure with grad enabled, return (loss, grads).
+
+    Raises RuntimeError when the closure left every ``.grad`` None (it did no backward).
+    """
+    for p in params:
+        p.grad = None
+    with torch.enable_grad():
+        loss = closure()
+    grads = [p.grad for p in params]
+    if all(g is None for g in grads):
+        raise RuntimeError(f"{who}: {NO_BACKWARD}")
+    return loss, grads
+
+
+def row_seed_stream(row_seed: int, draw: int) -> torch.Generator:
+    """A CPU generator for random draw number ``draw`` of the problem seeded ``row_seed``.
+
+    Counter-based, so a row of a batch and the same problem run alone (seed ``seed + row``) draw
+    the same numbers, and the state is two integers.
+    """
+    digest = hashlib.sha256(f"deo:{row_seed}:{draw}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
+
+
+def initial_direction(row_seeds: list[int], d: int) -> Tensor:
+    """Initial unit orientations N, one per row, ``(len(row_seeds), d)`` float64 on the CPU.
+
+    Row ``b`` is drawn from ``torch.Generator().manual_seed(row_seeds[b])``: a standard normal
+    vector, normalised.
+    """
+    rows = []
+    for row_seed in row_seeds:
+        generator = torch.Generator().manual_seed(row_seed)
+        v = torch.randn(d, generator=generator, dtype=torch.float64)
+        rows.append(v / torch.linalg.vector_norm(v))
+    return torch.stack(rows)
+
+
+class DEO(Optimizer):
+    r"""Dimer-Enhanced Optimization (Hu, Cao, Liu 2025), with the rotation sign corrected.
+
+    θ is the flat vector of all parameters of all groups, ``(d,)``; with ``batch_dims=1`` the first
+    dim of every parameter indexes B independent problems and θ is ``(B, d)`` (each parameter
+    flattened to ``(B, -1)`` and concatenated), so every dot product, N, curvature, gate and
+    negative-curvature step below is per row. Step t (the closure gives :math:`g_t = \nabla L(θ_t)`):
+
+    1. if :math:`t \bmod k = 0` (``k = rotate_every``), a rotation event: one dimer probe of the
+       warm-started orientation N at θ, then ``rotations`` rotations
+       (``"fourier"``: Kästner–Sherwood, ``"sd"``: :math:`N \leftarrow
+       \mathrm{normalize}(N + η_{rot} F_R)`), giving N, the curvature
+       :math:`C ≈ N^\top H N` and torque :math:`\lVert F_R \rVert` at the final N;
+    2. :math:`g_{mod} = g_t − α\,(g_t·N)\,N` when :math:`C < \text{gate}` (always when
+       ``gate=None``);
+    3. the base optimizer steps with :math:`g_{mod}` written into ``p.grad``
+       (``target="gradient"``), or with :math:`g_t` after which its update u is replaced by
+       :math:`u − α\,(u·N)\,N` (``target="update"``: no motion along N whatever the
+       preconditioner);
+    4. when :math:`C < 0` and ``nc_step > 0``: :math:`θ \leftarrow θ − \text{nc\_step}·
+       \mathrm{sign}(g_t·N)\,N` (a random sign when :math:`g_t·N = 0`).
+
+    The dimer ends are evaluated by shifting the parameters in place to θ ± ΔR·N, calling the
+    closure (same RNG state as for :math:`g_t`, so dropout masks match) and reading the raw
+    ``p.grad``; the parameters are then copied back exactly. Probes run in float32 at least.
+
+    Cost in gradient evaluations: 1 per step, plus per event one probe (c) and one probe per
+    rotation iteration (c), with c = 1 (forward) or 2 (central): the Fourier rotation's trial
+    orientation is its probe and the next iteration reuses the interpolated end gradient. Over T
+    steps with E events: ``grad_evals = T + E·(rotations + 1)·c``.
+
+    Args:
+        params: parameters or param groups (``lr`` and base hyperparameters per group; the dimer
+            is global over all of them).
+        base: ``"sgd" | "momentum" | "adam" | "adamw"`` or a ``torch.optim.Optimizer`` subclass.
+            ``"momentum"`` is SGD with ``momentum=0.9`` unless given.
+        lr: learning rate of the base optimizer.
+        dimer_length: ΔR > 0, distance from the midpoint θ to a dimer end.
+        rotate_every: k ≥ 1, steps between rotation events (1 = every step).
+        rotations: rotation iterations per event (0: only re-probe the curvature).
+        rotation: ``"fourier"`` or ``"sd"`` (needs ``rotation_step``, stable for
+            ``0 < rotation_step < 2/(λ_max − λ_min)``).
+        scheme: ``"forward"`` (one end, O(ΔR)) or ``"central"`` (two ends, O(ΔR²)).
+        alpha: α; 1 projects out the min-mode component (the paper), −1 doubles it,
+            2 reflects it (saddle search).
+        gate: modify only where C < gate; ``None`` always.
+        target: ``"gradient"`` or ``"update"``.
+        nc_step: length of the explicit negative-curvature step (0 = off).
+        batch_dims: 0 or 1 (see above).
+        seed: initial N of row b is a normal vector from ``torch.Generator().manual_seed(seed + b)``
+            (so row b of a batch equals a separate run with ``seed + b``); ``None`` draws the
+            seed from torch's global RNG.
+        rotation_step: η_rot of the ``"sd"`` rotation.
+        **base_kwargs: passed to the base optimizer (betas, eps, weight_decay, momentum, ...).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        base: str | type[Optimizer] = "adam",
+        lr: float = 1e-3,
+        dimer_length: float = 1e-3,
+        rotate_every: int = 10,
+        rotations: int = 1,
+        rotation: str = "fourier",
+        scheme: str = "forward",
+        alpha: float = 1.0,
+        gate: float | None = None,
+        target: str = "gradient",
+        nc_step: float = 0.0,
+        batch_dims: int = 0,
+        seed: int | None = None,
+        rotation_step: float | None = None,
+        **base_kwargs: Any,
+    ) -> None:
+        base_cls = _validate(
+            base, lr, dimer_length, rotate_every, rotations, rotation, scheme, alpha, gate, target,
+            nc_step, batch_dims, rotation_step,
+        )  # fmt: skip
+        if base == "momentum":
+            base_kwargs.setdefault("momentum", 0.9)
+        super().__init__(params, dict(lr=lr, **base_kwargs))
+        # The base optimizer shares the param-group dicts: lr schedules apply to both.
+        self.base = base_cls(self.param_groups, lr=lr, **base_kwargs)
+        self.dimer_length = float(dimer_length)
+        self.rotate_every = int(rotate_every)
+        self.rotations = int(rotations)
+        self.rotation = rotation
+        self.scheme = scheme
+        self.alpha = float(alpha)
+        self.gate = None if gate is None else float(gate)
+        self.target = target
+        self.nc_step = float(nc_step)
+        self.batch_dims = int(batch_dims)
+        self.rotation_step = rotation_step
+
+        params_list = self._params()
+        self._rows = _row_count(params_list, self.batch_dims)
+        self._dtype = torch.promote_types(params_list[0].dtype, torch.float32)
+        for p in params_list[1:]:
+            self._dtype = torch.promote_types(self._dtype, p.dtype)
+        self._device = params_list[0].device
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        d = sum(p.numel() for p in params_list) // self._rows
+        n0 = initial_direction([seed + b for b in range(self._rows)], d)
+        nan = torch.full((self._rows,), math.nan, dtype=self._dtype, device=self._device)
+        self.dimer: dict[str, Any] = {
+            "seed": int(seed),
+            "step": 0,
+            "direction": n0.to(dtype=self._dtype, device=self._device),
+            "curvature": nan.clone(),
+            "torque": nan.clone(),
+            "grad_norm": nan.clone(),
+            "modified_grad_norm": nan.clone(),
+            "removed_fraction": nan.clone(),
+            "sign_draws": [0] * self._rows,
+            "grad_evals": 0,
+            "rotation_events": 0,
+            "last_rotation_step": -1,
+        }
+
+    def _params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _flat(self, tensors: list[Tensor | None], params: list[Tensor]) -> Tensor:
+        return flatten_rows(tensors, params, self._rows, self._dtype)
+
+    def _gradient(self, closure: Callable[[], Any], params: list[Tensor]) -> tuple[Any, Tensor]:
+        """Call the closure with fresh ``.grad`` slots and return (loss, raw flat gradient)."""
+        loss, grads = evaluate_closure(closure, params, "DEO.step")
+        return loss, self._flat(grads, params)
+
+    def _rng_state(self) -> tuple[Tensor, Tensor | None]:
+        cuda = torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def _set_rng_state(self, state: tuple[Tensor, Tensor | None]) -> None:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], self._device)
+
+    # ----------------------------------------------------------------------------- the step
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One DEO step (see the class docstring). ``closure``: zero grads, forward, backward,
+        return the loss; it is called once at θ and again at every dimer end."""
+        if closure is None:
+            raise ValueError(
+                "DEO.step needs a closure (zero_grad, forward, loss.backward(), return loss): "
+                "the dimer evaluates gradients at shifted parameters"
+            )
+        params = self._params()
+        state = self.dimer
+        t = state["step"]
+        event = t % self.rotate_every == 0
+        rng_before = self._rng_state() if event else None
+        loss, g = self._gradient(closure, params)
+        grad_sq = batched_dot(g, g)
+        _check_finite(loss, grad_sq, t)
+        state["grad_evals"] += 1
+
+        if event:
+            rng_after = self._rng_state()
+            saved = [p.detach().clone() for p in params]
+            theta = self._flat(saved, params)
+
+            def grad_fn(x: Tensor) -> Tensor:
+                for p, value in zip(params, unflatten_rows(x, params, self._rows)):
+                    p.copy_(value)
+                self._set_rng_state(rng_before)
+                _, end_gradient = self._gradient(closure, params)
+                for p, original in zip(params, saved):
+                    p.copy_(original)
+                return end_gradient
+
+            self._rotation_event(grad_fn, theta, g)
+            self._set_rng_state(rng_after)
+            state["rotation_events"] += 1
+            state["last_rotation_step"] = t
+
+        n = state["direction"]
+        apply = torch.ones_like(state["curvature"], dtype=torch.bool)
+        if self.gate is not None:
+            apply = state["curvature"] < self.gate
+        n_applied = n * apply.unsqueeze(-1).to(n.dtype)
+        g_mod = modify_gradient(g, n_applied, self.alpha) if self.target == "gradient" else g
+        self._record_gradients(g, grad_sq, g_mod, n)
+
+        theta_before = self._flat([p.detach() for p in params], params) if self.target == "update" else None
+        for p, value in zip(params, unflatten_rows(g_mod, params, self._rows)):
+            p.grad = value.to(p.dtype)  # views of the fresh g_mod: the base optimizer only reads them
+        self.base.step()
+        if theta_before is not None:
+            update = self._flat([p.detach() for p in params], params) - theta_before
+            correction = modify_gradient(update, n_applied, self.alpha) - update
+            self._add_to_params(correction, params)
+        if self.nc_step > 0:
+            self._negative_curvature_step(g, params)
+        state["step"] = t + 1
+        return loss
+
+    def _rotation_event(self, grad_fn: Callable[[Tensor], Tensor], theta: Tensor, g: Tensor) -> None:
+        """Probe the warm-started N and rotate it ``rotations`` times; rows whose end gradient is
+        not finite keep their previous N, curvature and torque."""
+        state = self.dimer
+        n = state["direction"]
+        current = probe(grad_fn, theta, n, self.dimer_length, g0=g, scheme=self.scheme)
+        state["grad_evals"] += current.grad_evals
+        curvature = current.curvature
+        for _ in range(self.rotations):
+            n, curvature, current = self._rotate(grad_fn, theta, n, current)
+        valid = torch.isfinite(n).all(-1) & torch.isfinite(curvature) & torch.isfinite(current.torque)
+        state["direction"] = torch.where(valid.unsqueeze(-1), n, state["direction"])
+        state["curvature"] = torch.where(valid, curvature, state["curvature"])
+        state["torque"] = torch.where(valid, current.torque, state["torque"])
+
+    def _rotate(
+        self, grad_fn: Callable[[Tensor], Tensor], theta: Tensor, n: Tensor, current: DimerProbe
+    ) -> tuple[Tensor, Tensor, DimerProbe]:
+        """One rotation iteration: new N, its curvature and its probe (one probe's cost)."""
+        if self.rotation == "sd":
+            n_new = rotate_sd(n, current, self.rotation_step)
+            new = probe(grad_fn, theta, n_new, self.dimer_length, g0=current.g0, scheme=self.scheme)
+            self.dimer["grad_evals"] += new.grad_evals
+            return n_new, new.curvature, new
+        n_new, curvature, info = rotate_fourier(
+            grad_fn, theta, n, current, self.dimer_length, scheme=self.scheme
+        )
+        self.dimer["grad_evals"] += info["grad_evals"]
+        new = _assemble_probe(
+            current.g0, info["g1_interp"], info.get("g_minus_interp"), n_new, self.dimer_length, 0
+        )
+        return n_new, curvature, new
+
+    def _record_gradients(self, g: Tensor, grad_sq: Tensor, g_mod: Tensor, n: Tensor) -> None:
+        state = self.dimer
+        along = batched_dot(g, n)
+        state["grad_norm"] = torch.sqrt(grad_sq)
+        state["modified_grad_norm"] = torch.sqrt(batched_dot(g_mod, g_mod))
+        safe = torch.where(grad_sq > 0, grad_sq, torch.ones_like(grad_sq))
+        state["removed_fraction"] = torch.where(grad_sq > 0, along * along / safe, torch.zeros_like(grad_sq))
+
+    def _add_to_params(self, delta: Tensor, params: list[Tensor]) -> None:
+        for p, value in zip(params, unflatten_rows(delta, params, self._rows)):
+            p.add_(value.to(p.dtype))
+
+    def _negative_curvature_step(self, g: Tensor, params: list[Tensor]) -> None:
+        """θ ← θ − nc_step·sign(g·N)·N where C < 0; a per-row random sign where g·N = 0."""
+        state = self.dimer
+        n = state["direction"]
+        along = batched_dot(g, n)
+        sign = torch.sign(along)
+        negative = state["curvature"] < 0
+        ties = (negative & (along == 0)).reshape(-1).nonzero().flatten().tolist()
+        if ties:
+            sign = sign.reshape(-1).clone()
+            for row in ties:
+                draw = state["sign_draws"][row]
+                generator = row_seed_stream(state["seed"] + row, draw)
+                sign[row] = 1.0 if torch.randint(0, 2, (1,), generator=generator).item() else -1.0
+                state["sign_draws"][row] = draw + 1
+            sign = sign.reshape(along.shape)
+        size = torch.where(negative, self.nc_step * sign, torch.zeros_like(sign))
+        self._add_to_params(-size.unsqueeze(-1) * n, params)
+
+    # ----------------------------------------------------------------------------- introspection
+    def diagnostics(self) -> dict[str, Any]:
+        """The dimer's view at the last step.
+
+        ``direction`` N ``(d,)`` / ``(B, d)``; ``curvature`` C and ``torque`` ‖F_R‖ of the last
+        rotation event; ``grad_norm`` ‖g‖, ``modified_grad_norm`` ‖g_mod‖, ``removed_fraction``
+        (g·N)²/‖g‖² of the last step (floats, or ``(B,)`` tensors with ``batch_dims=1``; NaN
+        before the first step); ``grad_evals`` the algorithm's gradient evaluations so far;
+        ``rotation_events``, ``last_rotation_step`` (−1 before the first), ``dimer_length``,
+        ``step``.
+        """
+        state = self.dimer
+
+        def out(value: Tensor) -> float | Tensor:
+            return float(value[0]) if self.batch_dims == 0 else value.clone()
+
+        direction = state["direction"]
+        return {
+            "direction": direction[0].clone() if self.batch_dims == 0 else direction.clone(),
+            "curvature": out(state["curvature"]),
+            "torque": out(state["torque"]),
+            "grad_norm": out(state["grad_norm"]),
+            "modified_grad_norm": out(state["modified_grad_norm"]),
+            "removed_fraction": out(state["removed_fraction"]),
+            "grad_evals": state["grad_evals"],
+            "rotation_events": state["rotation_events"],
+            "last_rotation_step": state["last_rotation_step"],
+            "dimer_length": self.dimer_length,
+            "step": state["step"],
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Param groups, the base optimizer's state and the dimer state (N, counters, seed)."""
+        state_dict = super().state_dict()
+        state_dict["base_state"] = self.base.state_dict()["state"]
+        state_dict["dimer"] = {key: _copy(value) for key, value in self.dimer.items()}
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the run then continues bit for bit."""
+        groups = state_dict["param_groups"]
+        self.base.load_state_dict({"state": state_dict["base_state"], "param_groups": groups})
+        super().load_state_dict({"state": state_dict["state"], "param_groups": groups})
+        self.base.param_groups = self.param_groups
+        for key, value in state_dict["dimer"].items():
+            if isinstance(value, Tensor):
+                value = value.to(dtype=self._dtype, device=self._device)
+            self.dimer[key] = _copy(value)
+
+
+def _validate(
+    base: str | type[Optimizer], lr: float, dimer_length: float, rotate_every: int, rotations: int,
+    rotation: str, scheme: str, alpha: float, gate: float | None, target: str, nc_step: float,
+    batch_dims: int, rotation_step: float | None,
+) -> type[Optimizer]:  # fmt: skip
+    """Check DEO's arguments; return the base optimizer class."""
+    if isinstance(base, type) and issubclass(base, Optimizer):
+        base_cls = base
+    elif isinstance(base, str) and base in BASES:
+        base_cls = BASES[base]
+    else:
+        raise ValueError(
+            f"base must be one of {tuple(BASES)} or a torch.optim.Optimizer subclass, got {base!r}"
+        )
+    if not lr >= 0:
+        raise ValueError(f"lr must be >= 0, got {lr}")
+    if not dimer_length > 0:
+        raise ValueError(f"dimer_length must be > 0, got {dimer_length}")
+    if int(rotate_every) != rotate_every or rotate_every < 1:
+        raise ValueError(f"rotate_every must be an integer >= 1, got {rotate_every}")
+    if int(rotations) != rotations or rotations < 0:
+        raise ValueError(f"rotations must be an integer >= 0, got {rotations}")
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+    if rotation == "sd" and (rotation_step is None or not rotation_step > 0):
+        raise ValueError(f"rotation='sd' needs rotation_step > 0, got {rotation_step}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if not math.isfinite(alpha):
+        raise ValueError(f"alpha must be a finite number, got {alpha}")
+    if gate is not None and not math.isfinite(gate):
+        raise ValueError(f"gate must be None or a finite number, got {gate}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if not nc_step >= 0:
+        raise ValueError(f"nc_step must be >= 0, got {nc_step}")
+    if batch_dims not in BATCH_DIMS:
+        raise ValueError(f"batch_dims must be one of {BATCH_DIMS}, got {batch_dims!r}")
+    return base_cls
+
+
+def _row_count(params: list[Tensor], batch_dims: int) -> int:
+    """B, the number of independent problems (1 without batch dims)."""
+    if not params:
+        raise ValueError("DEO got an empty parameter list")
+    if batch_dims == 0:
+        return 1
+    sizes = {p.shape[0] if p.dim() > 0 else None for p in params}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            "batch_dims=1 needs every parameter to have the same first dim (the problem index), "
+            f"got shapes {[tuple(p.shape) for p in params]}"
+        )
+    return sizes.pop()
+
+
+def _check_finite(loss: Any, grad_sq: Tensor, step: int) -> None:
+    """ValueError when the closure's loss or gradient at θ is NaN or infinite.
+
+    The gradient is checked through ‖g‖² per row (one reduction that the diagnostics need anyway):
+    any NaN/Inf entry makes it NaN/Inf; so does a finite gradient whose ‖g‖² overflows the dtype.
+    """
+    if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
+        raise ValueError(f"DEO.step: the closure returned a non-finite loss ({loss}) at step {step}")
+    if not bool(torch.isfinite(grad_sq).all()):
+        raise ValueError(
+            f"DEO.step: the closure produced a non-finite gradient (NaN/Inf, or ‖g‖² overflows) "
+            f"at step {step}"
+        )
+
+
+def _copy(value: Any) -> Any:
+    """A copy that later steps cannot mutate (tensors cloned, lists copied)."""
+    if isinstance(value, Tensor):
+        return value.clone()
+    return list(value) if isinstance(value, list) else value

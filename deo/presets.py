@@ -1,0 +1,158 @@
+"""The optimizer presets the app, the race and the benchmarks offer (``DEO.md``, "Presets").
+
+A :class:`Preset` is a key, a label, JSON-able default hyperparameters and a one-line description;
+:func:`make_optimizer` builds the optimizer with the defaults updated by overrides. Every optimizer
+it returns accepts ``step(closure)`` (zero grads, forward, backward, return the loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+from torch.optim import SGD, Adam, AdamW, Optimizer
+
+from deo.baselines import PGD, PublishedDimer
+from deo.optim import DEO
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One optimizer configuration; ``defaults`` are the hyperparameters a user may override."""
+
+    key: str
+    label: str
+    defaults: dict
+    description: str
+    uses_dimer: bool
+
+
+_ADAM = {"lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}
+
+
+def _dimer(**settings: Any) -> dict:
+    """DEO hyperparameters: the shared dimer settings updated by ``settings``."""
+    return {
+        "dimer_length": 1e-3,
+        "rotations": 1,
+        "rotation": "fourier",
+        "rotation_step": None,
+        "scheme": "forward",
+        "target": "gradient",
+        "gate": None,
+        "nc_step": 0.0,
+        **settings,
+    }
+
+
+PRESETS: dict[str, Preset] = {
+    preset.key: preset
+    for preset in (
+        Preset("gd", "GD", {"lr": 0.01}, "Plain gradient descent (torch.optim.SGD).", False),
+        Preset(
+            "momentum", "Momentum", {"lr": 0.01, "momentum": 0.9}, "Heavy-ball SGD (torch.optim.SGD).", False
+        ),
+        Preset("adam", "Adam", dict(_ADAM), "Adam (torch.optim.Adam), betas (0.9, 0.999).", False),
+        Preset(
+            "adamw",
+            "AdamW",
+            {**_ADAM, "weight_decay": 0.01},
+            "AdamW (torch.optim.AdamW), decoupled weight decay 0.01.",
+            False,
+        ),
+        Preset(
+            "pgd",
+            "PGD",
+            {"lr": 0.01, "g_thres": 1e-3, "t_thres": 10, "radius": 1e-2},
+            "Perturbed GD (Jin et al. 2017): a random kick of radius r when the gradient is small.",
+            False,
+        ),
+        Preset(
+            "deo_paper",
+            "DEO (paper)",
+            {**_ADAM, **_dimer(base="adam", rotate_every=10, alpha=1.0)},
+            "DEO as in the paper: Adam on g − (g·N)N, N the dimer's min-curvature direction, "
+            "rotated every 10 steps.",
+            True,
+        ),
+        Preset(
+            "deo_escape",
+            "DEO-escape",
+            {"lr": 0.01, **_dimer(base="sgd", rotate_every=1, alpha=-1.0, gate=0.0)},
+            "DEO on GD that doubles the step along N where the curvature is negative (α = −1, gate "
+            "C < 0); set nc_step > 0 to escape even from exactly on a saddle.",
+            True,
+        ),
+        Preset(
+            "dimer_saddle_search",
+            "Dimer saddle search",
+            {"lr": 0.01, **_dimer(base="sgd", rotate_every=1, alpha=2.0)},
+            "The chemists' dimer translation: GD on g − 2(g·N)N climbs along the min mode to a saddle.",
+            True,
+        ),
+        Preset(
+            "deo_published",
+            "DEO (published code)",
+            {
+                "lr": 0.01,
+                "base": "adam",
+                "variant": "v4",
+                "dimer_strength": 0.1,
+                "rotation_interval": 10,
+                "rotation_lr": 0.1,
+                "displacement": 1e-4,
+                "closure_mode": "working",
+            },
+            "Reproduction of the authors' published optimizer (per-tensor N, published rotation and "
+            "dimer step), with a working closure.",
+            True,
+        ),
+    )
+}
+
+
+def _check_overrides(preset: Preset, overrides: dict[str, Any]) -> None:
+    unknown = sorted(set(overrides) - set(preset.defaults))
+    if unknown:
+        allowed = sorted(preset.defaults)
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for preset {preset.key!r}; allowed: {allowed}")
+
+
+def make_optimizer(
+    key: str,
+    params: Iterable[Tensor] | Iterable[dict[str, Any]],
+    batch_dims: int = 0,
+    seed: int | None = None,
+    **overrides: Any,
+) -> Optimizer:
+    """Build preset ``key`` on ``params`` with its defaults updated by ``overrides``.
+
+    ``batch_dims`` (0 or 1) and ``seed`` go to the optimizers that need them (DEO, PGD, the
+    published dimer); torch's element-wise optimizers treat batched rows independently anyway.
+    Raises ValueError for an unknown key or hyperparameter, listing the allowed ones.
+    """
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {key!r}; allowed: {sorted(PRESETS)}")
+    if batch_dims not in (0, 1):
+        raise ValueError(f"batch_dims must be 0 or 1, got {batch_dims!r}")
+    preset = PRESETS[key]
+    _check_overrides(preset, overrides)
+    hp = {**preset.defaults, **overrides}
+    if "betas" in hp:
+        hp["betas"] = tuple(hp["betas"])
+    if key in ("gd", "momentum"):
+        return SGD(params, **hp)
+    if key == "adam":
+        return Adam(params, **hp)
+    if key == "adamw":
+        return AdamW(params, **hp)
+    if key == "pgd":
+        return PGD(params, seed=seed, batch_dims=batch_dims, **hp)
+    if key == "deo_published":
+        return PublishedDimer(params, seed=seed, batch_dims=batch_dims, **hp)
+    if hp["base"] not in ("adam", "adamw"):
+        hp.pop("betas", None)
+        hp.pop("eps", None)
+    return DEO(params, seed=seed, batch_dims=batch_dims, **hp)
