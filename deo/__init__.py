@@ -27,7 +27,16 @@ _EXPORTS = {
     "make_optimizer": "deo.presets",
     "race": "deo.race",
     "escape_map": "deo.race",
+    "Problem": "deo.race",
+    "EscapeCriterion": "deo.race",
+    "OptimizerSpec": "deo.race",
+    "surface_problem": "deo.race",
+    "network_problem": "deo.race",
     "Trace": "deo.trace",
+    "traces_to_json": "deo.trace",
+    "traces_from_json": "deo.trace",
+    "traces_to_csv": "deo.trace",
+    "traces_from_csv": "deo.trace",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,340 @@
+"""Command line: ``python -m deo race ...`` and ``python -m deo escape-map ...``.
+
+Examples::
+
+    python -m deo race --surface saddle --start 1,1e-3 --optimizers gd,adam,deo_paper --steps 500 --out DIR
+    python -m deo race --formula "x**2-y**2" --optimizers gd,deo_escape --steps 400
+    python -m deo race --network two_moons --init-scale 1e-3 --optimizers gd,deo_paper --steps 300
+    python -m deo escape-map --surface saddle_plateau --grid 50 --optimizers gd,adam,deo_escape \\
+        --steps 500 --out DIR
+
+``race`` writes ``traces.json``, ``traces.csv`` and ``config.json`` into ``--out``; ``escape-map``
+writes ``escape_map.json`` (starts, criterion, per-optimizer results), ``escape_map.csv`` and
+``config.json``. Both print a short summary table.
+
+This is an application-level entry point: it is the one place in ``deo`` that uses ``landscapes``
+(surfaces, formulas, networks), imported lazily inside the command functions so that the library
+itself (``import deo``) never depends on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deo.race import (
+    OptimizerSpec,
+    escape_map,
+    escape_map_to_csv,
+    grid_starts,
+    map_escape,
+    network_problem,
+    race,
+    surface_bound,
+    surface_minima,
+    surface_problem,
+)
+from deo.trace import Trace, traces_to_csv, traces_to_json
+
+
+def _floats(text: str, count: int, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{what} must be {count} comma-separated numbers, got {text!r}"
+        ) from error
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{what} must be {count} comma-separated finite numbers, got {text!r}"
+        )
+    return values
+
+
+def _specs(optimizers: str, overrides: Sequence[str]) -> list[OptimizerSpec]:
+    """``gd,adam`` and ``--hp adam.lr=0.1`` (values parsed as JSON, else kept as text) → specs."""
+    from deo.presets import PRESETS
+
+    keys = [k.strip() for k in optimizers.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in PRESETS]
+    if unknown or not keys:
+        raise SystemExit(
+            f"error: unknown optimizer(s) {unknown or optimizers!r}; allowed: {', '.join(PRESETS)}"
+        )
+    hyper: dict[str, dict] = {k: {} for k in keys}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        key, dot, param = name.partition(".")
+        if not sep or not dot or key not in hyper:
+            raise SystemExit(
+                f"error: --hp expects OPTIMIZER.PARAM=VALUE with OPTIMIZER in {keys}, got {item!r}"
+            )
+        try:
+            hyper[key][param] = json.loads(value)
+        except json.JSONDecodeError:
+            hyper[key][param] = value
+    return [OptimizerSpec(k, hyper[k]) for k in keys]
+
+
+def _surface(args):
+    """The surface named by --surface or typed with --formula (lazy landscapes import)."""
+    import landscapes
+
+    if args.formula is not None:
+        try:
+            return landscapes.parse_formula(args.formula)
+        except landscapes.FormulaError as error:
+            raise SystemExit(f"error: --formula: {error}") from error
+    if args.surface not in landscapes.SURFACES:
+        raise SystemExit(
+            f"error: unknown surface {args.surface!r}; allowed: {', '.join(landscapes.SURFACES)}"
+        )
+    return landscapes.SURFACES[args.surface]
+
+
+def _write(out: Path | None, files: dict[str, str]) -> None:
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+    print(f"wrote {', '.join(files)} to {out}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def race_summary(traces: list[Trace]) -> str:
+    """One line per optimizer: status, steps and gradient evaluations to escape, final loss."""
+    rows = []
+    for t in traces:
+        evals = None if t.escape_step is None else int(t.grad_evals[t.steps == t.escape_step][0])
+        rows.append(
+            [
+                t.label,
+                t.status,
+                _fmt(t.escape_step),
+                _fmt(evals),
+                str(int(t.steps[-1])) if len(t) else "0",
+                _fmt(float(t.loss[-1])) if len(t) else "—",
+                f"{t.wall_time:.2f}",
+            ]
+        )
+    header = ["optimizer", "status", "escape step", "escape grad evals", "last step", "final loss", "time s"]
+    return _table(header, rows)
+
+
+def escape_summary(results: dict, n_starts: int) -> str:
+    """One line per optimizer: escaped share, median steps / evaluations to escape, basins, diverged."""
+    rows = []
+    for name, r in results.items():
+        escaped = ~np.isnan(r.steps_to_escape)
+        basins = np.bincount(r.basin[r.basin >= 0]) if (r.basin >= 0).any() else np.zeros(0, dtype=int)
+        rows.append(
+            [
+                name,
+                f"{escaped.mean():.1%}",
+                _fmt(float(np.median(r.steps_to_escape[escaped]))) if escaped.any() else "—",
+                _fmt(float(np.median(r.grad_evals_to_escape[escaped]))) if escaped.any() else "—",
+                " ".join(str(int(c)) for c in basins) or "—",
+                str(int(r.diverged.sum())),
+                f"{r.wall_time:.2f}",
+            ]
+        )
+    header = ["optimizer", "escaped", "median steps", "median grad evals", "per basin", "diverged", "time s"]
+    return f"{n_starts} starts\n" + _table(header, rows)
+
+
+def run_race(args) -> int:
+    """``race``: several optimizers from one start on a surface, formula or network."""
+    if args.network is not None:
+        import landscapes
+
+        if args.network not in landscapes.NETWORKS:
+            raise SystemExit(
+                f"error: unknown network {args.network!r}; allowed: {', '.join(landscapes.NETWORKS)}"
+            )
+        net = landscapes.make_network(args.network)
+        problem = network_problem(net, init_scale=args.init_scale, seed=args.seed)
+        where = {"network": args.network, "init_scale": args.init_scale}
+    else:
+        surface = _surface(args)
+        start = args.start if args.start is not None else surface.starts[0]
+        problem = surface_problem(surface, start, offset=args.offset)
+        where = {
+            "surface": surface.key,
+            "formula": surface.formula,
+            "start": list(start),
+            "offset": args.offset,
+        }
+    specs = _specs(args.optimizers, args.hp)
+    try:
+        traces = race(
+            problem, specs, args.steps, seed=args.seed, clip=args.clip, record_every=args.record_every
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from error
+    print(race_summary(traces))
+    config = {
+        "command": "race",
+        **where,
+        "optimizers": [vars(s) for s in specs],
+        "steps": args.steps,
+        "seed": args.seed,
+        "clip": args.clip,
+        "record_every": args.record_every,
+    }
+    _write(
+        args.out,
+        {
+            "traces.json": traces_to_json(traces),
+            "traces.csv": traces_to_csv(traces),
+            "config.json": json.dumps(config, indent=2),
+        },
+    )
+    return 0
+
+
+def run_escape_map(args) -> int:
+    """``escape-map``: every optimizer from a grid of starts over the surface's window."""
+    surface = _surface(args)
+    starts = grid_starts(surface.bounds, args.grid)
+    escape = map_escape(surface)
+    minima = surface_minima(surface)
+    specs = _specs(args.optimizers, args.hp)
+    bound = args.bound if args.bound is not None else surface_bound(surface)
+    try:
+        results = escape_map(
+            surface.f,
+            starts,
+            specs,
+            args.steps,
+            escape,
+            minima=minima,
+            clip=args.clip,
+            seed=args.seed,
+            bound=bound,
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from error
+    print(escape_summary(results, len(starts)))
+    criterion = {"center": escape.center.tolist(), "radius": escape.radius, "loss_below": escape.loss_below}
+    payload = {
+        "surface": surface.key,
+        "formula": surface.formula,
+        "grid": args.grid,
+        "starts": starts.tolist(),
+        "escape": criterion,
+        "minima": [list(m) for m in minima],
+        "bound": bound,
+        "results": {name: r.to_dict() for name, r in results.items()},
+    }
+    config = {
+        "command": "escape-map",
+        "surface": surface.key,
+        "formula": surface.formula,
+        "grid": args.grid,
+        "optimizers": [vars(s) for s in specs],
+        "steps": args.steps,
+        "seed": args.seed,
+        "clip": args.clip,
+        "bound": bound,
+    }
+    _write(
+        args.out,
+        {
+            "escape_map.json": json.dumps(payload),
+            "escape_map.csv": escape_map_to_csv(starts, results),
+            "config.json": json.dumps(config, indent=2),
+        },
+    )
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deo", description="DEO Lab: race optimizers at saddles.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, default_optimizers: str) -> None:
+        p.add_argument("--optimizers", default=default_optimizers, help="comma-separated preset keys")
+        p.add_argument(
+            "--hp",
+            action="append",
+            default=[],
+            metavar="OPT.PARAM=VALUE",
+            help="override a preset hyperparameter, e.g. adam.lr=0.1 (repeatable)",
+        )
+        p.add_argument("--steps", type=_positive_int, default=500)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--clip", type=float, default=None, help="max gradient norm of the update (off)")
+        p.add_argument("--out", type=Path, default=None, help="directory for the JSON / CSV files")
+        p.add_argument(
+            "--threads",
+            type=_positive_int,
+            default=None,
+            help="torch intra-op threads (1 is often fastest for escape maps on a busy machine)",
+        )
+
+    race_parser = commands.add_parser("race", help="several optimizers from one start")
+    where = race_parser.add_mutually_exclusive_group()
+    where.add_argument("--surface", default="saddle", help="a key of landscapes.SURFACES")
+    where.add_argument("--formula", default=None, help='f(x, y), e.g. "x**2 - y**2"')
+    where.add_argument("--network", default=None, help="a key of landscapes.NETWORKS")
+    race_parser.add_argument("--start", type=lambda s: _floats(s, 2, "--start"), default=None, help="x,y")
+    race_parser.add_argument(
+        "--offset",
+        type=float,
+        default=None,
+        help="start's distance from the saddle along its unstable direction",
+    )
+    race_parser.add_argument("--init-scale", type=float, default=None, help="network init scale")
+    race_parser.add_argument("--record-every", type=_positive_int, default=1)
+    common(race_parser, "gd,adam,deo_paper,deo_escape")
+    race_parser.set_defaults(run=run_race)
+
+    map_parser = commands.add_parser("escape-map", help="every optimizer from a grid of starts")
+    where = map_parser.add_mutually_exclusive_group()
+    where.add_argument("--surface", default="saddle_plateau", help="a key of landscapes.SURFACES")
+    where.add_argument("--formula", default=None, help='f(x, y), e.g. "x**2 - y**2"')
+    map_parser.add_argument("--grid", type=_positive_int, default=50, help="n: an n×n grid of starts")
+    map_parser.add_argument("--bound", type=float, default=None, help="|θ|∞ that counts as diverged")
+    common(map_parser, "gd,adam,deo_escape")
+    map_parser.set_defaults(run=run_escape_map)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m deo`` and of the ``deo-lab`` script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``python -m deo race`` / ``escape-map``: files that load back, a summary table, readable errors."""
+
+import json
+import runpy
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from deo.cli import main
+from deo.trace import traces_from_csv, traces_from_json
+
+
+def test_race_writes_traces_that_load_back(tmp_path, capsys):
+    argv = ["race", "--surface", "saddle", "--start", "1,1e-3", "--optimizers", "gd,adam", "--steps", "90"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    traces = traces_from_json((tmp_path / "traces.json").read_text())
+    assert [t.key for t in traces] == ["gd", "adam"]
+    assert traces_from_csv((tmp_path / "traces.csv").read_text()) == traces
+    np.testing.assert_array_equal(traces[0].position[0], [1.0, 1e-3])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["surface"] == "saddle" and config["steps"] == 90
+    table = capsys.readouterr().out
+    assert "Adam" in table and "escape step" in table
+    # Adam escapes x²−y² from (1, 1e-3) at step ≈ 80 (DEO.md); GD needs 349 > 90
+    assert abs(traces[1].escape_step - 80) <= 2 and traces[0].escape_step is None
+
+
+def test_race_hyperparameter_override_and_clip(tmp_path):
+    argv = ["race", "--formula", "x**2 - y**2", "--start", "1,0.5", "--optimizers", "gd"]
+    assert main([*argv, "--hp", "gd.lr=0.1", "--clip", "0.5", "--steps", "3", "--out", str(tmp_path)]) == 0
+    (trace,) = traces_from_json((tmp_path / "traces.json").read_text())
+    assert trace.hyperparams["lr"] == 0.1 and trace.hyperparams["clip"] == 0.5
+    assert trace.modified_grad_norm[0] == pytest.approx(0.5)
+
+
+def test_escape_map_writes_json_and_csv(tmp_path, capsys):
+    argv = [
+        "escape-map",
+        "--surface",
+        "saddle_plateau",
+        "--grid",
+        "4",
+        "--optimizers",
+        "gd,adam",
+        "--threads",
+        "1",
+    ]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*argv, "--steps", "200", "--out", str(tmp_path)]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    payload = json.loads((tmp_path / "escape_map.json").read_text())
+    assert len(payload["starts"]) == 16 and set(payload["results"]) == {"GD", "Adam"}
+    assert payload["escape"]["loss_below"] == pytest.approx(-0.9)
+    lines = (tmp_path / "escape_map.csv").read_text().strip().split("\n")
+    assert len(lines) == 1 + 2 * 16
+    assert "16 starts" in capsys.readouterr().out
+
+
+def test_bad_input_gives_a_message_not_a_traceback():
+    with pytest.raises(SystemExit, match="unknown optimizer"):
+        main(["race", "--optimizers", "gd,sgdd", "--steps", "2"])
+    with pytest.raises(SystemExit, match="--formula"):
+        main(["race", "--formula", "__import__('os')", "--steps", "2"])
+    with pytest.raises(SystemExit, match="unknown surface"):
+        main(["escape-map", "--surface", "nowhere", "--steps", "2"])
+
+
+def test_network_race(tmp_path):
+    argv = ["race", "--network", "two_moons", "--init-scale", "1e-3", "--optimizers", "gd", "--steps", "5"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    (trace,) = traces_from_json((tmp_path / "traces.json").read_text())
+    assert len(trace) == 6 and np.isfinite(trace.loss).all()
+
+
+def test_python_dash_m_entry_point(tmp_path, monkeypatch, capsys):
+    argv = ["python -m deo", "race", "--optimizers", "gd", "--steps", "2", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("deo", run_name="__main__")
+    assert exit_info.value.code == 0
+    assert "GD" in capsys.readouterr().out and (tmp_path / "traces.csv").exists()
