@@ -1,0 +1,1 @@
+"""Building blocks of ``landscapes.networks``: data generated from a seed, small modules, sequence tasks."""

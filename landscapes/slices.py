@@ -1,0 +1,250 @@
+"""2-D slices of a network's loss: planes through a point, the loss on a grid, trajectories projected.
+
+A plane through θc is spanned by two directions δ₁, δ₂ (dicts shaped like the parameters, or flat
+(d,) vectors in the parameters' order); the slice is f(α, β) = L(θc + α δ₁ + β δ₂). Three planes:
+
+- :func:`random_plane` — two seeded Gaussian directions, filter-normalised (Li et al. 2018): the
+  same plane for every optimizer, so trajectories are comparable. The default.
+- :func:`min_curvature_plane` — the two lowest Hessian eigenvectors at θc: the plane of the min mode
+  the dimer hunts.
+- :func:`pca_plane` — PCA of all optimizers' trajectories concatenated, about θc.
+
+:func:`loss_grid` evaluates f on an n×n grid with ``torch.func.vmap`` over chunks of grid points,
+building each chunk's parameters inside the chunk (memory O(chunk·d), never O(n²·d)).
+:func:`project_onto_plane` maps a trajectory to plane coordinates by least squares.
+
+The returned pairs are :class:`Plane` / :class:`Grid` tuples that unpack like plain tuples and
+carry ``meta`` (kind, seed, normalisation, radius, …) for the figure's caption. A 2-D slice of a
+high-dimensional loss can mislead: the projected point's contour value is not the trajectory's loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse.linalg as sla
+import torch
+from torch import Tensor
+from torch.func import hessian, vmap
+
+Params = Mapping[str, Tensor]
+EXACT_HESSIAN_MAX_PARAMS = 2000
+
+
+class Plane(tuple):
+    """(δ₁, δ₂) with ``meta``: a dict describing how the plane was made."""
+
+    meta: dict
+
+    def __new__(cls, d1, d2, meta: dict) -> Plane:
+        plane = super().__new__(cls, (d1, d2))
+        plane.meta = meta
+        return plane
+
+    def __getnewargs__(self) -> tuple:  # pickling (st.cache_data) and deepcopy
+        return (*self, self.meta)
+
+
+class Grid(tuple):
+    """(alphas (n,), betas (n,), Z (n, n)) with ``meta`` (radius, n, chunk, direction norms)."""
+
+    meta: dict
+
+    def __new__(cls, alphas: np.ndarray, betas: np.ndarray, Z: np.ndarray, meta: dict) -> Grid:
+        grid = super().__new__(cls, (alphas, betas, Z))
+        grid.meta = meta
+        return grid
+
+    def __getnewargs__(self) -> tuple:
+        return (*self, self.meta)
+
+
+def _flat(v) -> Tensor:
+    """A dict of tensors (in its own order) or an array -> one flat tensor."""
+    if isinstance(v, Mapping):
+        return torch.cat([t.detach().reshape(-1) for t in v.values()])
+    return torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).reshape(-1)
+
+
+def _as_dict(v, like: Params) -> dict[str, Tensor]:
+    """A direction as a dict shaped like ``like`` (a flat (d,) vector is split in ``like``'s order)."""
+    if isinstance(v, Mapping):
+        if set(v) != set(like):
+            raise ValueError(f"direction names {sorted(v)} do not match the parameters {sorted(like)}")
+        return {k: v[k].detach().to(like[k].dtype) for k in like}
+    flat = _flat(v)
+    d = sum(t.numel() for t in like.values())
+    if flat.numel() != d:
+        raise ValueError(f"a flat direction must have d = {d} entries, got {flat.numel()}")
+    pieces = torch.split(flat, [t.numel() for t in like.values()])
+    return {k: p.reshape(t.shape).to(t.dtype) for (k, t), p in zip(like.items(), pieces)}
+
+
+def random_plane(params: Params, seed: int = 0, filter_normalize: bool = True) -> Plane:
+    """Two random directions δ₁, δ₂ ~ N(0, I), shaped like ``params``, from ``torch.Generator(seed)``.
+
+    filter_normalize (Li et al. 2018): each row (filter) δ[i] of a weight of dim ≥ 2 is rescaled to
+    ‖θ[i]‖, the norm of the matching row of the weights, and biases and other 1-D parameters
+    (including layer norms) are set to 0, so the slice's scale follows the weights'. Without it each
+    direction is scaled to unit norm over all parameters (plane coordinates are then distances).
+    """
+    g = torch.Generator().manual_seed(seed)
+    directions = []
+    for _ in range(2):
+        raw = {
+            k: torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for k, t in params.items()
+        }
+        if filter_normalize:
+            d = {}
+            for k, t in params.items():
+                if t.dim() <= 1:
+                    d[k] = torch.zeros_like(t)
+                else:
+                    w = t.detach().reshape(t.shape[0], -1).norm(dim=1)
+                    r = raw[k].reshape(t.shape[0], -1)
+                    d[k] = (r * (w / r.norm(dim=1)).unsqueeze(1)).reshape(t.shape)
+            if all(not v.any() for v in d.values()):
+                raise ValueError(
+                    "filter normalisation needs non-zero weight rows (the parameters are all zero); "
+                    "use filter_normalize=False at the origin"
+                )
+        else:
+            norm = _flat(raw).norm()
+            d = {k: v / norm for k, v in raw.items()}
+        directions.append(d)
+    meta = {"kind": "random", "seed": seed, "normalisation": "filter" if filter_normalize else "unit norm"}
+    return Plane(directions[0], directions[1], meta)
+
+
+def _flat_loss(problem, params: Params, batch):
+    """f(θ flat) = problem.loss(θ as a dict, batch), θ in ``params``' order."""
+    names = list(params)
+    shapes = [params[k].shape for k in names]
+    sizes = [params[k].numel() for k in names]
+
+    def f(theta: Tensor) -> Tensor:
+        pieces = torch.split(theta, sizes)
+        return problem.loss({k: p.reshape(s) for k, p, s in zip(names, pieces, shapes)}, batch)
+
+    return f
+
+
+def min_curvature_plane(
+    problem, params: Params, batch=None, method: str = "auto", tol: float = 1e-8
+) -> Plane:
+    """The two lowest eigenvectors v₁, v₂ of the Hessian ∇²L(θ; batch) at θ = ``params`` (unit norm).
+
+    method "exact": the full Hessian (``torch.func.hessian``, ``eigh``); "lanczos":
+    ``scipy.sparse.linalg.eigsh`` (which="SA", k=2, ``tol``) on exact Hessian-vector products (double
+    backward); "auto": exact for d ≤ 2000, else Lanczos. ``batch`` defaults to ``problem.batch(0)``.
+    ``meta["eigenvalues"]`` holds λ₁ ≤ λ₂; ``meta["hvps"]`` the HVPs Lanczos used.
+    """
+    if method not in ("auto", "exact", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'lanczos', got {method!r}")
+    batch = problem.batch(0) if batch is None else batch
+    f = _flat_loss(problem, params, batch)
+    theta = _flat(params).clone()
+    d = theta.numel()
+    if method == "exact" or (method == "auto" and d <= EXACT_HESSIAN_MAX_PARAMS):
+        H = hessian(f)(theta).to(torch.float64)
+        lam, vecs = torch.linalg.eigh(0.5 * (H + H.T))
+        values, v1, v2, method, hvps = lam[:2].tolist(), vecs[:, 0], vecs[:, 1], "exact", 0
+    else:
+        counter = {"hvps": 0}
+
+        def hvp(v: np.ndarray) -> np.ndarray:
+            counter["hvps"] += 1
+            x = theta.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+            u = torch.as_tensor(np.asarray(v).reshape(-1), dtype=theta.dtype)
+            (hv,) = torch.autograd.grad(g @ u, x)
+            return hv.detach().to(torch.float64).numpy()
+
+        op = sla.LinearOperator((d, d), matvec=hvp, dtype=np.float64)
+        lam, vecs = sla.eigsh(op, k=2, which="SA", tol=tol)
+        order = np.argsort(lam)
+        values = lam[order].tolist()
+        v1, v2 = (torch.from_numpy(vecs[:, i].copy()) for i in order)
+        method, hvps = "lanczos", counter["hvps"]
+    meta = {"kind": "min_curvature", "eigenvalues": values, "method": method, "hvps": hvps,
+            "normalisation": "unit eigenvectors"}
+    return Plane(_as_dict(v1, params), _as_dict(v2, params), meta)
+
+
+def pca_plane(trajectories: list[np.ndarray], center) -> Plane:
+    """The two leading principal directions of all trajectories concatenated, about ``center``.
+
+    Rows θ_t − θc of every trajectory (T_k, d) are stacked and the two leading right singular vectors
+    returned as flat unit vectors (d,). The PCA is taken about θc rather than the mean, so the plane
+    passes through θc. ``meta["explained"]``: the fraction of Σ‖θ_t − θc‖² each direction captures.
+    """
+    if not trajectories:
+        raise ValueError("pca_plane needs at least one trajectory")
+    c = _flat(center).numpy().astype(np.float64)
+    rows = np.concatenate([np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in trajectories]) - c
+    if rows.shape[1] != c.size:
+        raise ValueError(f"trajectories have d = {rows.shape[1]} but center has d = {c.size}")
+    _, s, vt = np.linalg.svd(rows, full_matrices=False)
+    if len(s) < 2 or s[1] == 0:
+        raise ValueError("the trajectories span fewer than 2 directions about center; no PCA plane")
+    total = float((s**2).sum())
+    meta = {"kind": "pca", "explained": [float(s[0] ** 2 / total), float(s[1] ** 2 / total)],
+            "normalisation": "unit vectors", "n_points": int(rows.shape[0])}
+    return Plane(vt[0], vt[1], meta)
+
+
+def loss_grid(
+    problem, center: Params, d1, d2, radius: float = 1.0, n: int = 51, batch=None, chunk: int = 256
+) -> Grid:
+    """The loss on the plane: Z[i, j] = L(θc + αⱼ δ₁ + βᵢ δ₂; batch), α, β = linspace(−r, r, n).
+
+    Row i is β (the plot's y), column j is α (x). Points are evaluated ``chunk`` at a time with
+    ``vmap`` over ``problem.loss``; each chunk's parameters θc + α δ₁ + β δ₂ (chunk, *shape) are
+    built inside the chunk, so memory is O(chunk·d) whatever n. No gradients are taken.
+    """
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    if n < 2:
+        raise ValueError(f"n must be >= 2 grid points per side, got {n}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    batch = problem.batch(0) if batch is None else batch
+    center = {k: t.detach() for k, t in center.items()}
+    d1, d2 = _as_dict(d1, center), _as_dict(d2, center)
+    dtype = next(iter(center.values())).dtype
+    alphas = torch.linspace(-radius, radius, n, dtype=torch.float64)
+    betas = torch.linspace(-radius, radius, n, dtype=torch.float64)
+    a_all = alphas.repeat(n).to(dtype)  # point k = i·n + j has (α_j, β_i)
+    b_all = betas.repeat_interleave(n).to(dtype)
+    batched_loss = vmap(lambda p: problem.loss(p, batch))
+    values = []
+    with torch.no_grad():
+        for start in range(0, n * n, chunk):
+            a, b = a_all[start : start + chunk], b_all[start : start + chunk]
+            points = {}
+            for k, c in center.items():
+                shape = (-1,) + (1,) * c.dim()
+                points[k] = c + a.reshape(shape) * d1[k] + b.reshape(shape) * d2[k]
+            values.append(batched_loss(points).to(torch.float64))
+    Z = torch.cat(values).reshape(n, n).numpy()
+    meta = {"radius": float(radius), "n": n, "chunk": chunk,
+            "norms": [float(_flat(d1).norm()), float(_flat(d2).norm())]}
+    return Grid(alphas.numpy(), betas.numpy(), Z, meta)
+
+
+def project_onto_plane(trajectory, center, d1, d2) -> np.ndarray:
+    """Plane coordinates (T, 2) of θ_t (T, d): argmin_(α,β) ‖θ_t − θc − α δ₁ − β δ₂‖ (least squares).
+
+    Exact for points in the plane; δ₁, δ₂ need not be orthogonal (they must be independent).
+    """
+    c = _flat(center).numpy().astype(np.float64)
+    basis = np.stack([_flat(d1).numpy(), _flat(d2).numpy()], axis=1).astype(np.float64)  # (d, 2)
+    if basis.shape[0] != c.size:
+        raise ValueError(f"directions have d = {basis.shape[0]} but center has d = {c.size}")
+    if np.linalg.matrix_rank(basis) < 2:
+        raise ValueError("the two directions are linearly dependent; they do not span a plane")
+    rows = np.asarray(trajectory, dtype=np.float64).reshape(-1, c.size) - c
+    coords, *_ = np.linalg.lstsq(basis, rows.T, rcond=None)
+    return coords.T
+

@@ -1,0 +1,147 @@
+"""Specification of 2-D loss slices: planes, the vectorised chunked grid, projections."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from landscapes.networks import make_network
+from landscapes.slices import loss_grid, min_curvature_plane, pca_plane, project_onto_plane, random_plane
+
+torch.set_num_threads(1)
+
+
+def shifted(center, d1, d2, a, b):
+    return {k: center[k] + a * d1[k] + b * d2[k] for k in center}
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_network("two_moons", hidden=4)
+
+
+def test_grid_equals_the_per_point_loop_in_float64(moons):
+    center = moons.params0(0.5, seed=3)
+    d1, d2 = random_plane(center, seed=1)
+    alphas, betas, Z = loss_grid(moons, center, d1, d2, radius=2.0, n=9, chunk=10)
+    np.testing.assert_array_equal(alphas, np.linspace(-2, 2, 9))
+    np.testing.assert_array_equal(betas, alphas)
+    loop = np.array([[moons.loss(shifted(center, d1, d2, a, b), moons.batch(0)).item() for a in alphas]
+                     for b in betas])
+    np.testing.assert_allclose(Z, loop, rtol=1e-12, atol=0)
+    assert Z[4, 4] == pytest.approx(moons.loss(center, moons.batch(0)).item(), rel=1e-12)  # the center
+
+
+def test_chunk_size_does_not_change_the_grid(moons):
+    center = moons.params0(0.5, seed=0)
+    d1, d2 = random_plane(center, seed=2)
+    grids = [loss_grid(moons, center, d1, d2, n=7, chunk=c)[2] for c in (1, 5, 49, 1000)]
+    for Z in grids[1:]:
+        np.testing.assert_allclose(Z, grids[0], rtol=1e-13, atol=0)
+
+
+def test_grid_accepts_flat_directions_and_reports_its_metadata(moons):
+    center = moons.params0(0.5)
+    d1, d2 = random_plane(center, seed=4)
+    grid = loss_grid(moons, center, moons.flatten(d1).numpy(), moons.flatten(d2), radius=0.5, n=5)
+    np.testing.assert_allclose(grid[2], loss_grid(moons, center, d1, d2, radius=0.5, n=5)[2], rtol=1e-13)
+    assert grid.meta["radius"] == 0.5 and grid.meta["n"] == 5
+    assert grid.meta["norms"][0] == pytest.approx(moons.flatten(d1).norm().item())
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        loss_grid(moons, center, d1, d2, radius=0.0)
+    with pytest.raises(ValueError, match="d = 17"):
+        loss_grid(moons, center, np.ones(3), d2)
+
+
+def test_grid_vectorises_through_the_tiny_transformer():
+    problem = make_network("tiny_transformer", n_sequences=8)
+    center = problem.params0()
+    d1, d2 = random_plane(center, seed=0)
+    alphas, betas, Z = loss_grid(problem, center, d1, d2, n=3, chunk=4)
+    loop = np.array([[problem.loss(shifted(center, d1, d2, a, b), problem.batch(0)).item() for a in alphas]
+                     for b in betas])
+    np.testing.assert_allclose(Z, loop, rtol=1e-5)  # float32 model
+
+
+def test_filter_normalisation_matches_each_row_norm_and_zeroes_1d_parameters(moons):
+    params = moons.params0(0.7, seed=5)
+    plane = random_plane(params, seed=0)
+    for direction in plane:
+        for name, p in params.items():
+            if p.dim() == 1:
+                assert not direction[name].any(), name
+            else:
+                torch.testing.assert_close(direction[name].norm(dim=1), p.norm(dim=1))
+    assert plane.meta == {"kind": "random", "seed": 0, "normalisation": "filter"}
+    again = random_plane(params, seed=0)
+    assert all(torch.equal(again[0][k], plane[0][k]) for k in params)
+    unit = random_plane(params, seed=0, filter_normalize=False)
+    for direction in unit:
+        assert moons.flatten(direction).norm().item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="filter_normalize=False"):
+        random_plane({k: torch.zeros_like(v) for k, v in params.items()})
+
+
+def test_projection_of_points_in_the_plane_is_exact(moons):
+    center = moons.flatten(moons.params0(0.5)).numpy()
+    rng = np.random.default_rng(0)
+    d1, d2 = rng.normal(size=17), rng.normal(size=17)  # not orthogonal, not unit
+    coords = rng.normal(size=(30, 2))
+    points = center + coords[:, :1] * d1 + coords[:, 1:] * d2
+    np.testing.assert_allclose(project_onto_plane(points, center, d1, d2), coords, atol=1e-12)
+    with pytest.raises(ValueError, match="linearly dependent"):
+        project_onto_plane(points, center, d1, 2 * d1)
+
+
+def test_min_curvature_plane_at_the_two_moons_origin_lies_in_the_minus_0_945_eigenspace(moons):
+    origin = {k: torch.zeros_like(v) for k, v in moons.params0().items()}
+    plane = min_curvature_plane(moons, origin)
+    X, y = moons.data
+    lam_min = -(y[:, None] * X).mean(0).norm().item()
+    assert plane.meta["eigenvalues"] == pytest.approx([lam_min, lam_min], abs=1e-12)
+    assert lam_min == pytest.approx(-0.945, abs=0.015)
+    H = torch.func.hessian(lambda t: moons.flat_loss(t, moons.batch(0)))(moons.flatten(origin))
+    for direction in plane:
+        v = moons.flatten(direction)
+        assert v.norm().item() == pytest.approx(1.0)
+        torch.testing.assert_close(H @ v, lam_min * v, atol=1e-12, rtol=0)  # an eigenvector of λ_min
+
+
+def test_lanczos_and_exact_min_curvature_planes_agree():
+    problem = make_network("two_moons", hidden=16)
+    params = problem.params0(0.8, seed=1)
+    exact = min_curvature_plane(problem, params, method="exact")
+    lanczos = min_curvature_plane(problem, params, method="lanczos", tol=1e-12)
+    assert lanczos.meta["method"] == "lanczos" and lanczos.meta["hvps"] > 0
+    np.testing.assert_allclose(lanczos.meta["eigenvalues"], exact.meta["eigenvalues"], atol=1e-8)
+    E = torch.stack([problem.flatten(d) for d in exact])
+    L = torch.stack([problem.flatten(d) for d in lanczos])
+    torch.testing.assert_close(torch.linalg.svdvals(E @ L.T), torch.ones(2, dtype=E.dtype), atol=1e-6, rtol=0)
+
+
+def test_pca_plane_of_trajectories_in_a_plane_recovers_that_plane():
+    rng = np.random.default_rng(1)
+    center = rng.normal(size=40)
+    basis = np.linalg.qr(rng.normal(size=(40, 2)))[0].T
+    trajectories = [center + rng.normal(size=(t, 2)) @ basis for t in (5, 12, 30)]
+    plane = pca_plane(trajectories, center)
+    found = np.stack(plane)
+    np.testing.assert_allclose(np.linalg.svd(found @ basis.T, compute_uv=False), [1.0, 1.0], atol=1e-10)
+    assert sum(plane.meta["explained"]) == pytest.approx(1.0)
+    for t in trajectories:  # their points project exactly and reconstruct
+        coords = project_onto_plane(t, center, *plane)
+        np.testing.assert_allclose(center + coords @ found, t, atol=1e-10)
+    with pytest.raises(ValueError, match="at least one trajectory"):
+        pca_plane([], center)
+
+
+def test_planes_and_grids_survive_pickling_with_their_metadata(moons):
+    center = moons.params0(0.5)
+    plane = random_plane(center, seed=3)
+    grid = loss_grid(moons, center, *plane, n=3)
+    for obj in (plane, grid):
+        for restored in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj)):
+            assert type(restored) is type(obj) and restored.meta == obj.meta and len(restored) == len(obj)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(grid))[2], grid[2])
