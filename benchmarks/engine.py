@@ -1,8 +1,10 @@
 """What does DEO cost, how accurate is its dimer, and how much does batching buy?
 
 1. Cost: gradient evaluations and wall time per step of DEO (base Adam) against plain Adam on a
-   small MLP (~5k parameters) and a ~1M-parameter MLP, measured side by side in one run (the runs
-   alternate inside every repeat; medians over repeats). The wall-time ratio DEO/Adam is set
+   small MLP (~5k parameters, 64 samples) and a ~1M-parameter MLP with a realistic batch (256
+   samples) and a small one (32 samples, where the dimer's passes over the 1M parameters weigh
+   more against a cheaper gradient), measured side by side in one run (the runs alternate inside
+   every repeat; medians over repeats). The wall-time ratio DEO/Adam is set
    against the gradient-evaluation ratio ``1 + (rotations + 1)·c/rotate_every`` (c = 1 forward,
    2 central; one probe of the warm-started N plus one per rotation), for rotate_every 1 and 10.
 2. Accuracy: the rows of ``benchmarks/engine_accuracy.py`` (min_mode against Lanczos).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import os
 import platform
 import statistics
 import sys
@@ -77,6 +80,7 @@ def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
     models = [
         ("small MLP", [32, 64, 48, 1], 64, steps_small),
         ("~1M MLP", [512, 1024, 512, 1], 256, steps_large),
+        ("~1M MLP", [512, 1024, 512, 1], 32, steps_large),
     ]
     rows = []
     for name, widths, batch, steps in models:
@@ -105,6 +109,7 @@ def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
                 {
                     "model": name,
                     "params": n_params,
+                    "batch": batch,
                     "rotate_every": rotate_every,
                     "scheme": scheme,
                     "adam_ms": 1e3 * statistics.median(adam_times),
@@ -166,7 +171,14 @@ def batching_table(problems: int, loop_problems: int, steps: int) -> dict:
     }
 
 
-def markdown(cost: list[dict], accuracy: list[dict], batching: dict, command: str) -> str:
+def load_average() -> str:
+    """The 1/5/15-minute load averages (``uptime``), e.g. ``"9.8, 10.5, 10.2"``."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def markdown(
+    cost: list[dict], accuracy: list[dict], batching: dict, command: str, loads: tuple[str, str]
+) -> str:
     lines = [
         "# Engine benchmark: cost, accuracy, batching",
         "",
@@ -174,7 +186,9 @@ def markdown(cost: list[dict], accuracy: list[dict], batching: dict, command: st
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads. The machine is shared and noisy (other jobs run at the "
-        "same time): wall times and their ratios move by tens of percent between runs.",
+        "same time): wall times and their ratios move by tens of percent between runs.  ",
+        f"Load average (1/5/15 min, {os.cpu_count()} cores) at the start: {loads[0]}; "
+        f"at the end: {loads[1]}.",
         "",
         "## 1. Cost of DEO (base Adam, 1 Fourier rotation per event) against Adam",
         "",
@@ -182,13 +196,14 @@ def markdown(cost: list[dict], accuracy: list[dict], batching: dict, command: st
         "Medians over repeats; Adam and DEO alternate inside every repeat. The CPU-time ratio "
         "(process CPU seconds) is less disturbed by other jobs on the shared machine than wall time.",
         "",
-        "| model | params | rotate_every | scheme | Adam ms/step | DEO ms/step | DEO grad evals/step "
+        "| model | params | batch | rotate_every | scheme | Adam ms/step | DEO ms/step | DEO grad evals/step "
         "| eval ratio | wall ratio | wall vs eval | CPU-time ratio | CPU vs eval |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in cost:
         lines.append(
-            f"| {r['model']} | {r['params']} | {r['rotate_every']} | {r['scheme']} | {r['adam_ms']:.2f} "
+            f"| {r['model']} | {r['params']} | {r['batch']} | {r['rotate_every']} | {r['scheme']} "
+            f"| {r['adam_ms']:.2f} "
             f"| {r['deo_ms']:.2f} | {r['evals_per_step']:.2f} | {r['eval_ratio']:.2f} "
             f"| {r['wall_ratio']:.2f} | {100 * r['off_by']:+.0f} % "
             f"| {r['cpu_ratio']:.2f} | {100 * r['cpu_off_by']:+.0f} % |"
@@ -228,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the cost timings")
     args = parser.parse_args(argv)
+    load_start = load_average()
     if args.quick:
         cost = cost_table(repeats=1, steps_small=10, steps_large=10)
         accuracy = accuracy_table(repeats=1)
@@ -237,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         accuracy = accuracy_table()
         batching = batching_table(problems=10_000, loop_problems=20, steps=500)
     command = "python benchmarks/engine.py" + (" --quick" if args.quick else "")
-    text = markdown(cost, accuracy, batching, command)
+    text = markdown(cost, accuracy, batching, command, (load_start, load_average()))
     print(text)
     if not args.quick:
         out = ROOT / "benchmarks" / "results" / "engine.md"

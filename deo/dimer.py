@@ -11,6 +11,12 @@ length. Dot products and norms are over the last dim.
 - ``min_mode`` iterates rotations to the minimum-curvature eigenvector.
 - ``modify_gradient`` is DEO's gradient transformation ``g − α(g·N)N``.
 
+``probe_shifted`` and ``fourier_rotation`` are ``probe`` and ``rotate_fourier`` for a caller that
+moves θ itself (the optimizer shifts its parameters in place): they take ``shift_grad(v, s)`` =
+∇L(θ + s·v) instead of ``grad_fn`` and θ. Every function makes as few passes over d as it can (a
+dot product is one BLAS pass; per-row masks act on ``(...)`` coefficients, not on ``(..., d)``
+vectors), because at d ~ 10⁶ these passes, not the arithmetic, are the optimizer's overhead.
+
 Sign: with *loss* gradients, moving N along +F_R lowers the curvature. (The published code adds
 ``+perp_N(g₁ − g₀)``, which climbs to the maximum-curvature direction.)
 No function divides by a norm or angle that can be 0: such rows are left unchanged.
@@ -26,6 +32,7 @@ import torch
 from torch import Tensor
 
 GradFn = Callable[[Tensor], Tensor]
+ShiftGradFn = Callable[[Tensor, float], Tensor]
 
 SCHEMES = ("forward", "central")
 ROTATIONS = ("sd", "fourier")
@@ -34,21 +41,42 @@ LBFGS_MEMORY = 5
 PHI_TOL = 1e-3
 
 
+SMALL_D = 64  # below this many columns a dot product is a product and a matvec with ones
+
+
 def batched_dot(a: Tensor, b: Tensor) -> Tensor:
-    """``a·b`` over the last dim: ``(..., d), (..., d) -> (...)``."""
+    """``a·b`` over the last dim: ``(..., d), (..., d) -> (...)`` (leading dims broadcast).
+
+    Small d (many tiny rows, where a reduction over the last dim is slow on CPU): ``(a∘b)·1``,
+    whose sums of exactly rounded products do not depend on how many rows are batched together.
+    Large d: one BLAS dot (a single pass, no temporary) for a single row, ``Σ(a∘b)`` for several;
+    a row of a large-d batch therefore agrees with the same row alone only up to rounding.
+    """
+    if a.shape[-1] < SMALL_D:
+        product = a * b
+        return product @ product.new_ones(product.shape[-1])
+    if a.dtype != b.dtype or a.shape != b.shape:
+        dtype = torch.promote_types(a.dtype, b.dtype)
+        a, b = torch.broadcast_tensors(a.to(dtype), b.to(dtype))
+    if a.numel() == a.shape[-1]:
+        return torch.dot(a.reshape(-1), b.reshape(-1)).reshape(a.shape[:-1])
     return (a * b).sum(-1)
+
+
+def row_norm(v: Tensor) -> Tensor:
+    """``‖v‖`` over the last dim, ``(..., d) -> (...)``, as ``√(v·v)`` (one :func:`batched_dot`)."""
+    return torch.sqrt(batched_dot(v, v))
 
 
 def normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
     """``v/‖v‖`` per row, ``(..., d) -> (..., d)``; rows with ``‖v‖ < eps`` are returned unchanged."""
-    norm = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-    small = norm < eps
-    return torch.where(small, v, v / torch.where(small, torch.ones_like(norm), norm))
+    norm = row_norm(v).unsqueeze(-1)
+    return v / torch.where(norm < eps, torch.ones_like(norm), norm)  # v/1 is v, bit for bit
 
 
 def perp(v: Tensor, n: Tensor) -> Tensor:
     """``perp_N(v) = v − (v·N)N``, the part of v orthogonal to the unit vector N, ``(..., d)``."""
-    return v - batched_dot(v, n).unsqueeze(-1) * n
+    return torch.addcmul(v, batched_dot(v, n).unsqueeze(-1), n, value=-1)
 
 
 def modify_gradient(g: Tensor, n: Tensor, alpha: float | Tensor) -> Tensor:
@@ -61,6 +89,12 @@ def modify_gradient(g: Tensor, n: Tensor, alpha: float | Tensor) -> Tensor:
     """
     alpha = torch.as_tensor(alpha, dtype=g.dtype, device=g.device)
     return g - (alpha * batched_dot(g, n)).unsqueeze(-1) * n
+
+
+def modify_gradient_(g: Tensor, n: Tensor, alpha: Tensor, along: Tensor) -> Tensor:
+    """:func:`modify_gradient` in place, for a caller that already has ``along`` = g·N ``(...)``:
+    ``g ← g − α(g·N)N`` in one pass over d (``alpha`` a tensor broadcastable to ``(...)``)."""
+    return g.addcmul_((alpha * along).unsqueeze(-1), n, value=-1)
 
 
 @dataclass
@@ -97,18 +131,37 @@ def _assemble_probe(
     g0: Tensor, g1: Tensor, g_minus: Tensor | None, n: Tensor, length: float, grad_evals: int
 ) -> DimerProbe:
     """Build a DimerProbe from end gradients already known (forward when ``g_minus`` is None)."""
-    hn = (g1 - g0) / length if g_minus is None else (g1 - g_minus) / (2.0 * length)
-    force = -perp(hn, n)
+    hn = _finite_difference(g0, g1, g_minus, length)
+    curvature = batched_dot(hn, n)
+    force = (curvature.unsqueeze(-1) * n).sub_(hn)  # −perp_N(D)
     return DimerProbe(
         g0=g0,
         g1=g1,
         hn=hn,
-        curvature=batched_dot(hn, n),
+        curvature=curvature,
         force=force,
-        torque=torch.linalg.vector_norm(force, dim=-1),
+        torque=row_norm(force),
         grad_evals=grad_evals,
         g_minus=g_minus,
     )
+
+
+def _finite_difference(g0: Tensor, g1: Tensor, g_minus: Tensor | None, length: float) -> Tensor:
+    """D ≈ HN: ``(g₁ − g₀)/ΔR`` (forward, ``g_minus`` None) or ``(g₁ − g₋)/(2ΔR)`` (central)."""
+    return torch.sub(g1, g0).div_(length) if g_minus is None else torch.sub(g1, g_minus).div_(2.0 * length)
+
+
+def _end_gradients(
+    shift_grad: ShiftGradFn, n: Tensor, length: float, scheme: str
+) -> tuple[Tensor, Tensor | None]:
+    """``(g(θ + ΔR·N), g(θ − ΔR·N) or None)``: the dimer ends of the scheme."""
+    g1 = shift_grad(n, length)
+    return g1, (shift_grad(n, -length) if scheme == "central" else None)
+
+
+def _shift_of(grad_fn: GradFn, x: Tensor) -> ShiftGradFn:
+    """``shift_grad(v, s) = grad_fn(x + s·v)``."""
+    return lambda v, s: grad_fn(x + s * v)
 
 
 def probe(
@@ -132,10 +185,19 @@ def probe(
     if g0 is None:
         g0 = grad_fn(x)
         evals += 1
-    g1 = grad_fn(x + length * n)
-    g_minus = grad_fn(x - length * n) if scheme == "central" else None
-    evals += 1 if scheme == "forward" else 2
-    return _assemble_probe(g0, g1, g_minus, n, length, evals)
+    found = probe_shifted(_shift_of(grad_fn, x), n, length, g0, scheme)
+    found.grad_evals += evals
+    return found
+
+
+def probe_shifted(
+    shift_grad: ShiftGradFn, n: Tensor, length: float, g0: Tensor, scheme: str = "forward"
+) -> DimerProbe:
+    """:func:`probe` with the gradient at θ known and ``shift_grad(v, s)`` = ∇L(θ + s·v)."""
+    _check_length(length)
+    _check_scheme(scheme)
+    g1, g_minus = _end_gradients(shift_grad, n, length, scheme)
+    return _assemble_probe(g0, g1, g_minus, n, length, 1 if scheme == "forward" else 2)
 
 
 def rotate_sd(n: Tensor, probe: DimerProbe, step: float | Tensor) -> Tensor:
@@ -179,7 +241,8 @@ def rotate_fourier(
       + [1 − cos φ_min − sin φ_min·tan(φ₁/2)]·g₀`` (central: the same for the minus end).
 
     Rows with ``|φ₁| < phi_tol`` (or no rotation plane) are skipped with masks: N and C unchanged,
-    angle 0, ``a₁ = 0``, ``a₀ = 2C(0)``; so a batch behaves exactly like separate runs.
+    angle 0, ``a₁ = 0``, ``a₀ = 2C(0)``, ``g1_interp = g₁(0)`` (while the batch's trial gradient is
+    finite in that row); so a batch behaves exactly like separate runs.
     Costs one probe (1 gradient forward, 2 central) for the whole batch.
 
     Returns ``(n_new (..., d), curvature (...), info)`` with info ``trial_angle``, ``angle``,
@@ -188,38 +251,65 @@ def rotate_fourier(
     ``grad_evals``, ``g1_interp``
     and, central only, ``g_minus_interp``.
     """
+    n_new, curvature, info = fourier_rotation(
+        _shift_of(grad_fn, x), n, probe, length, phi_tol=phi_tol, scheme=scheme, search_dir=search_dir
+    )
+    cos_m, sin_m = torch.cos(info["angle"]).unsqueeze(-1), torch.sin(info["angle"]).unsqueeze(-1)
+    info["tangent"] = info["theta"] * cos_m - n * sin_m
+    return n_new, curvature, info
+
+
+def fourier_rotation(
+    shift_grad: ShiftGradFn,
+    n: Tensor,
+    probe: DimerProbe,
+    length: float,
+    phi_tol: float = PHI_TOL,
+    scheme: str = "forward",
+    search_dir: Tensor | None = None,
+) -> tuple[Tensor, Tensor, dict]:
+    """:func:`rotate_fourier` with ``shift_grad(v, s)`` = ∇L(θ + s·v); info without ``tangent``.
+
+    The same model in fewer passes over d: ``C(π/2) = Θ·HΘ = (D(φ₁)·Θ − cos φ₁·b₁)/sin φ₁`` is one
+    dot product, and a skipped row gets the coefficients (1, 0) for (N, Θ) and (1, 0, 0) for
+    (g₁(0), g₁(φ₁), g₀), so it keeps N and g₁(0) bit for bit (its trial gradient being finite)
+    without a select over d.
+    """
     _check_length(length)
     _check_scheme(scheme)
     if search_dir is None:
         search_dir = probe.force
     theta_raw = perp(search_dir, n)
-    has_plane = torch.linalg.vector_norm(theta_raw, dim=-1) >= 1e-12
-    theta = normalize(theta_raw)
+    plane_norm = row_norm(theta_raw)
+    has_plane = plane_norm >= 1e-12
+    theta = theta_raw.div_(torch.where(has_plane, plane_norm, torch.ones_like(plane_norm)).unsqueeze(-1))
     c0 = probe.curvature
     b1 = batched_dot(probe.hn, theta)
     trial_angle = -0.5 * torch.atan2(2.0 * b1, 2.0 * c0.abs())
     rotate = has_plane & (trial_angle.abs() >= phi_tol)
     phi1 = torch.where(rotate, trial_angle, torch.full_like(trial_angle, math.pi / 4))
+    cos1, sin1 = torch.cos(phi1), torch.sin(phi1)
 
-    n_trial = normalize(n * torch.cos(phi1).unsqueeze(-1) + theta * torch.sin(phi1).unsqueeze(-1))
-    trial = _probe_at(grad_fn, x, n_trial, length, probe.g0, scheme)
-    h_theta = (trial.hn - torch.cos(phi1).unsqueeze(-1) * probe.hn) / torch.sin(phi1).unsqueeze(-1)
-    a1 = 0.5 * (c0 - batched_dot(h_theta, theta))
+    n_trial = normalize(torch.addcmul(n * cos1.unsqueeze(-1), theta, sin1.unsqueeze(-1)))
+    g1_trial, g_minus_trial = _end_gradients(shift_grad, n_trial, length, scheme)
+    hn_trial = _finite_difference(probe.g0, g1_trial, g_minus_trial, length)
+    c_half = (batched_dot(hn_trial, theta) - cos1 * b1) / sin1  # C(π/2) = Θ·HΘ
+    a1 = 0.5 * (c0 - c_half)
     a0 = 2.0 * (c0 - a1)
     phi_min = 0.5 * torch.atan2(-b1, -a1)
     curvature = a0 / 2 - torch.sqrt(a1 * a1 + b1 * b1)
 
     zero = torch.zeros_like(c0)
+    one = torch.ones_like(c0)
     phi_min = torch.where(rotate, phi_min, zero)
-    cos_m, sin_m = torch.cos(phi_min).unsqueeze(-1), torch.sin(phi_min).unsqueeze(-1)
-    n_new = torch.where(rotate.unsqueeze(-1), normalize(n * cos_m + theta * sin_m), n)
-    tangent = theta * cos_m - n * sin_m
+    cos_m, sin_m = torch.cos(phi_min), torch.sin(phi_min)
+    rotated = torch.addcmul(n * cos_m.unsqueeze(-1), theta, sin_m.unsqueeze(-1))
+    rotated_norm = torch.where(rotate, row_norm(rotated), one)
+    n_new = rotated / rotated_norm.unsqueeze(-1)
 
-    s0 = (torch.sin(phi1 - phi_min) / torch.sin(phi1)).unsqueeze(-1)
-    s1 = (torch.sin(phi_min) / torch.sin(phi1)).unsqueeze(-1)
-    sg = (1 - torch.cos(phi_min) - torch.sin(phi_min) * torch.tan(phi1 / 2)).unsqueeze(-1)
-    keep = rotate.unsqueeze(-1)
-    g1_interp = torch.where(keep, s0 * probe.g1 + s1 * trial.g1 + sg * probe.g0, probe.g1)
+    s0 = (torch.sin(phi1 - phi_min) / sin1).unsqueeze(-1)
+    s1 = (sin_m / sin1).unsqueeze(-1)
+    sg = (1 - cos_m - sin_m * torch.tan(phi1 / 2)).unsqueeze(-1)
     info = {
         "trial_angle": torch.where(has_plane, trial_angle, zero),
         "angle": phi_min,
@@ -228,20 +318,12 @@ def rotate_fourier(
         "b1": b1,
         "skipped": ~rotate,
         "theta": theta,
-        "tangent": tangent,
-        "grad_evals": trial.grad_evals,
-        "g1_interp": g1_interp,
+        "grad_evals": 1 if scheme == "forward" else 2,
+        "g1_interp": (s0 * probe.g1).addcmul_(s1, g1_trial).addcmul_(sg, probe.g0),
     }
     if scheme == "central":
-        info["g_minus_interp"] = torch.where(
-            keep, s0 * probe.g_minus + s1 * trial.g_minus + sg * probe.g0, probe.g_minus
-        )
+        info["g_minus_interp"] = (s0 * probe.g_minus).addcmul_(s1, g_minus_trial).addcmul_(sg, probe.g0)
     return n_new, torch.where(rotate, curvature, c0), info
-
-
-def _probe_at(grad_fn: GradFn, x: Tensor, n: Tensor, length: float, g0: Tensor, scheme: str) -> DimerProbe:
-    """``probe`` under another name: inside ``rotate_fourier`` the argument ``probe`` shadows it."""
-    return probe(grad_fn, x, n, length, g0=g0, scheme=scheme)
 
 
 def _select_probe(mask: Tensor, new: DimerProbe, old: DimerProbe) -> DimerProbe:

@@ -18,11 +18,13 @@ from torch.optim import SGD, Adam, AdamW, Optimizer
 
 from deo.dimer import (
     DimerProbe,
+    ShiftGradFn,
     _assemble_probe,
     batched_dot,
+    fourier_rotation,
     modify_gradient,
-    probe,
-    rotate_fourier,
+    modify_gradient_,
+    probe_shifted,
     rotate_sd,
 )
 
@@ -117,7 +119,8 @@ class DEO(Optimizer):
 
     The dimer ends are evaluated by shifting the parameters in place to θ ± ΔR·N, calling the
     closure (same RNG state as for :math:`g_t`, so dropout masks match) and reading the raw
-    ``p.grad``; the parameters are then copied back exactly. Probes run in float32 at least.
+    ``p.grad``; the parameters are then copied back exactly from a flat copy of θ kept for the
+    event (one buffer, allocated once). Probes run in float32 at least.
 
     Cost in gradient evaluations: 1 per step, plus per event one probe (c) and one probe per
     rotation iteration (c), with c = 1 (forward) or 2 (central): the Fourier rotation's trial
@@ -195,6 +198,7 @@ class DEO(Optimizer):
         for p in params_list[1:]:
             self._dtype = torch.promote_types(self._dtype, p.dtype)
         self._device = params_list[0].device
+        self._theta: Tensor | None = None  # θ during a rotation event (allocated at the first)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         d = sum(p.numel() for p in params_list) // self._rows
@@ -257,30 +261,18 @@ class DEO(Optimizer):
 
         if event:
             rng_after = self._rng_state()
-            saved = [p.detach().clone() for p in params]
-            theta = self._flat(saved, params)
-
-            def grad_fn(x: Tensor) -> Tensor:
-                for p, value in zip(params, unflatten_rows(x, params, self._rows)):
-                    p.copy_(value)
-                self._set_rng_state(rng_before)
-                _, end_gradient = self._gradient(closure, params)
-                for p, original in zip(params, saved):
-                    p.copy_(original)
-                return end_gradient
-
-            self._rotation_event(grad_fn, theta, g)
+            self._rotation_event(self._shift_gradient(closure, params, rng_before), g)
             self._set_rng_state(rng_after)
             state["rotation_events"] += 1
             state["last_rotation_step"] = t
 
         n = state["direction"]
-        apply = torch.ones_like(state["curvature"], dtype=torch.bool)
-        if self.gate is not None:
-            apply = state["curvature"] < self.gate
-        n_applied = n * apply.unsqueeze(-1).to(n.dtype)
-        g_mod = modify_gradient(g, n_applied, self.alpha) if self.target == "gradient" else g
-        self._record_gradients(g, grad_sq, g_mod, n)
+        alpha = torch.full_like(state["curvature"], self.alpha)
+        if self.gate is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
+            alpha = torch.where(state["curvature"] < self.gate, alpha, torch.zeros_like(alpha))
+        along = batched_dot(g, n)
+        g_mod = modify_gradient_(g, n, alpha, along) if self.target == "gradient" else g  # g is done with
+        self._record_gradients(grad_sq, g_mod, along)
 
         theta_before = self._flat([p.detach() for p in params], params) if self.target == "update" else None
         for p, value in zip(params, unflatten_rows(g_mod, params, self._rows)):
@@ -288,39 +280,65 @@ class DEO(Optimizer):
         self.base.step()
         if theta_before is not None:
             update = self._flat([p.detach() for p in params], params) - theta_before
-            correction = modify_gradient(update, n_applied, self.alpha) - update
-            self._add_to_params(correction, params)
+            self._add_to_params(modify_gradient(update, n, alpha) - update, params)
         if self.nc_step > 0:
-            self._negative_curvature_step(g, params)
+            self._negative_curvature_step(along, params)
         state["step"] = t + 1
         return loss
 
-    def _rotation_event(self, grad_fn: Callable[[Tensor], Tensor], theta: Tensor, g: Tensor) -> None:
+    def _shift_gradient(
+        self, closure: Callable[[], Any], params: list[Tensor], rng: tuple[Tensor, Tensor | None]
+    ) -> ShiftGradFn:
+        """``shift_grad(v, s)`` = the raw flat gradient at θ + s·v, θ the parameters now.
+
+        θ is copied once into a persistent flat buffer; each call adds s·v to the parameters in
+        place, calls the closure from the RNG state ``rng`` and copies θ back (bit for bit).
+        """
+        if self._theta is None:
+            d = sum(p.numel() for p in params) // self._rows
+            self._theta = torch.empty(self._rows, d, dtype=self._dtype, device=self._device)
+        saved = unflatten_rows(self._theta, params, self._rows)
+        torch._foreach_copy_(saved, [p.detach() for p in params])
+
+        def shift_grad(v: Tensor, s: float) -> Tensor:
+            steps = [part.to(p.dtype) for p, part in zip(params, unflatten_rows(v, params, self._rows))]
+            torch._foreach_add_(params, steps, alpha=s)
+            self._set_rng_state(rng)
+            _, end_gradient = self._gradient(closure, params)
+            torch._foreach_copy_(params, saved)
+            return end_gradient
+
+        return shift_grad
+
+    def _rotation_event(self, shift_grad: ShiftGradFn, g: Tensor) -> None:
         """Probe the warm-started N and rotate it ``rotations`` times; rows whose end gradient is
         not finite keep their previous N, curvature and torque."""
         state = self.dimer
         n = state["direction"]
-        current = probe(grad_fn, theta, n, self.dimer_length, g0=g, scheme=self.scheme)
+        current = probe_shifted(shift_grad, n, self.dimer_length, g0=g, scheme=self.scheme)
         state["grad_evals"] += current.grad_evals
         curvature = current.curvature
         for _ in range(self.rotations):
-            n, curvature, current = self._rotate(grad_fn, theta, n, current)
-        valid = torch.isfinite(n).all(-1) & torch.isfinite(curvature) & torch.isfinite(current.torque)
+            n, curvature, current = self._rotate(shift_grad, n, current)
+        valid = _finite_rows(batched_dot(n, n), curvature, current.torque)  # ‖N‖²: every entry of N
+        if bool(valid.all()):  # the usual case: no select over d (the step syncs for _check_finite anyway)
+            state["direction"], state["curvature"], state["torque"] = n, curvature, current.torque
+            return
         state["direction"] = torch.where(valid.unsqueeze(-1), n, state["direction"])
         state["curvature"] = torch.where(valid, curvature, state["curvature"])
         state["torque"] = torch.where(valid, current.torque, state["torque"])
 
     def _rotate(
-        self, grad_fn: Callable[[Tensor], Tensor], theta: Tensor, n: Tensor, current: DimerProbe
+        self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe
     ) -> tuple[Tensor, Tensor, DimerProbe]:
         """One rotation iteration: new N, its curvature and its probe (one probe's cost)."""
         if self.rotation == "sd":
             n_new = rotate_sd(n, current, self.rotation_step)
-            new = probe(grad_fn, theta, n_new, self.dimer_length, g0=current.g0, scheme=self.scheme)
+            new = probe_shifted(shift_grad, n_new, self.dimer_length, g0=current.g0, scheme=self.scheme)
             self.dimer["grad_evals"] += new.grad_evals
             return n_new, new.curvature, new
-        n_new, curvature, info = rotate_fourier(
-            grad_fn, theta, n, current, self.dimer_length, scheme=self.scheme
+        n_new, curvature, info = fourier_rotation(
+            shift_grad, n, current, self.dimer_length, scheme=self.scheme
         )
         self.dimer["grad_evals"] += info["grad_evals"]
         new = _assemble_probe(
@@ -328,9 +346,9 @@ class DEO(Optimizer):
         )
         return n_new, curvature, new
 
-    def _record_gradients(self, g: Tensor, grad_sq: Tensor, g_mod: Tensor, n: Tensor) -> None:
+    def _record_gradients(self, grad_sq: Tensor, g_mod: Tensor, along: Tensor) -> None:
+        """‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² per row, from the dot products the step already has."""
         state = self.dimer
-        along = batched_dot(g, n)
         state["grad_norm"] = torch.sqrt(grad_sq)
         state["modified_grad_norm"] = torch.sqrt(batched_dot(g_mod, g_mod))
         safe = torch.where(grad_sq > 0, grad_sq, torch.ones_like(grad_sq))
@@ -340,11 +358,11 @@ class DEO(Optimizer):
         for p, value in zip(params, unflatten_rows(delta, params, self._rows)):
             p.add_(value.to(p.dtype))
 
-    def _negative_curvature_step(self, g: Tensor, params: list[Tensor]) -> None:
-        """θ ← θ − nc_step·sign(g·N)·N where C < 0; a per-row random sign where g·N = 0."""
+    def _negative_curvature_step(self, along: Tensor, params: list[Tensor]) -> None:
+        """θ ← θ − nc_step·sign(g·N)·N where C < 0 (``along`` = g·N per row); a per-row random sign
+        where g·N = 0."""
         state = self.dimer
         n = state["direction"]
-        along = batched_dot(g, n)
         sign = torch.sign(along)
         negative = state["curvature"] < 0
         ties = (negative & (along == 0)).reshape(-1).nonzero().flatten().tolist()
@@ -478,6 +496,12 @@ def _check_finite(loss: Any, grad_sq: Tensor, step: int) -> None:
             f"DEO.step: the closure produced a non-finite gradient (NaN/Inf, or ‖g‖² overflows) "
             f"at step {step}"
         )
+
+
+def _finite_rows(*values: Tensor) -> Tensor:
+    """True per row where every one of ``values`` (each ``(...)``) is finite: ``Σ 0·x`` is 0 for
+    finite x and NaN for ±inf or NaN (float arithmetic, cheaper than ``isfinite`` on CPU)."""
+    return sum(value * 0 for value in values) == 0
 
 
 def _copy(value: Any) -> Any:
