@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from pages.common import HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL
+
 st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
 
 PAGES = [
@@ -12,4 +14,24 @@ PAGES = [
     st.Page("pages/about.py", title="About / findings", icon="📖", url_path="about"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    st.toggle(
+        "Large fonts (projector)",
+        key=LARGE_FONTS_KEY,
+        bind=URL,
+        help="Bigger text, lines and markers in every figure and on the page.",
+    )
+    st.toggle(
+        "Hide controls (lecture)",
+        key=HIDE_CONTROLS_KEY,
+        bind=URL,
+        help="Fold the controls away; the configuration (and the link) stays as it is.",
+    )
+    st.divider()
+
+if st.session_state.get(LARGE_FONTS_KEY):
+    st.html("<style>html, body, [data-testid='stMarkdownContainer'] p { font-size: 20px; }</style>")
+
+page.run()

@@ -1,0 +1,442 @@
+"""Shared Streamlit pieces of every DEO Lab page.
+
+- URL state: every control is a keyed widget bound to the URL (``bind=URL``): the query parameter
+  is the widget key, invalid or out-of-bounds values in a URL are ignored (the default is used),
+  and a link restores the whole configuration. :func:`copy_link_button` copies the current URL.
+- Lecture settings: :func:`large_fonts` (projector mode) and :func:`controls` (the page's control
+  panel, folded away when "hide controls" is on). Both toggles live in ``app.py``'s sidebar.
+- :func:`optimizer_picker`: a multiselect of ``deo.PRESETS`` plus one expander per chosen
+  optimizer with its hyperparameters as bounded inputs; returns ``deo.race.OptimizerSpec`` s.
+- :func:`safe_call` / :func:`safe_block`: exceptions become a readable ``st.error``, never a
+  traceback. :func:`progress_reporter` adapts ``st.progress`` to the race's ``progress`` callback.
+- Bounded LRU caches (:func:`cache_runner`) and the cached surface race / escape map runners.
+- :func:`download_buttons`: HTML animation, traces (CSV, JSON) and config JSON, generated lazily.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+URL = "query-params"  # ``bind=URL``: the widget's value lives in the query parameter named by its key
+LARGE_FONTS_KEY = "big"  # app-wide toggles (app.py's sidebar), also URL parameters
+HIDE_CONTROLS_KEY = "lecture"
+MAX_CACHE_ENTRIES = 16
+
+# Hyperparameters the optimizer picker knows: (min, max, step, help). Anything numeric not listed
+# gets the generic bounds; strings with a known set of values get a selectbox.
+HYPERPARAM_BOUNDS: dict[str, tuple[float, float, float, str]] = {
+    "lr": (1e-6, 10.0, 1e-3, "Learning rate η."),
+    "momentum": (0.0, 0.999, 0.05, "Heavy-ball momentum coefficient."),
+    "betas": (0.0, 0.9999, 0.001, "Adam's decay rates (β₁, β₂) of the first and second moments."),
+    "eps": (1e-12, 1e-2, 1e-8, "Adam's ε in the denominator."),
+    "weight_decay": (0.0, 1.0, 0.01, "Weight decay (decoupled for AdamW)."),
+    "dimer_length": (1e-7, 1.0, 1e-3, "ΔR: distance from the midpoint to the dimer end."),
+    "rotate_every": (1, 1000, 1, "k: one rotation event every k steps (1 = every step)."),
+    "rotations": (1, 50, 1, "r: rotation iterations per event (each ≈ one extra gradient)."),
+    "alpha": (-3.0, 3.0, 0.5, "g_mod = g − α (g·N) N. 1: project out N (paper); −1: amplify; 2: reflect."),
+    "nc_step": (0.0, 10.0, 0.01, "Explicit step along −sign(g·N) N when the curvature C < 0."),
+    "gate": (-1e4, 1e4, 0.1, "Modify the gradient only when C < gate (empty: always)."),
+    "g_thres": (0.0, 10.0, 1e-3, "PGD: perturb when ‖g‖ ≤ g_thres."),
+    "t_thres": (1, 100000, 1, "PGD: at most one perturbation per t_thres steps."),
+    "radius": (0.0, 10.0, 1e-3, "PGD: radius of the uniform perturbation ball."),
+    "phi_tol": (0.0, 1.0, 1e-3, "Skip a rotation when the trial angle is below this (rad)."),
+}
+GENERIC_BOUNDS = (-1e6, 1e6, 0.1, "")
+HYPERPARAM_CHOICES: dict[str, tuple[str, ...]] = {
+    "base": ("sgd", "momentum", "adam", "adamw"),
+    "rotation": ("fourier", "sd"),
+    "scheme": ("forward", "central"),
+    "target": ("gradient", "update"),
+    "plane": ("cg", "sd", "lbfgs"),
+}
+
+
+# --------------------------------------------------------------------------------------------- lecture
+
+
+def _url_flag(key: str) -> bool:
+    if key in st.session_state:
+        return bool(st.session_state[key])
+    return st.query_params.get(key, "") in ("1", "true", "True")
+
+
+def large_fonts() -> bool:
+    """Projector mode (bigger fonts and lines), set by app.py's sidebar toggle or ``?big=true``."""
+    return _url_flag(LARGE_FONTS_KEY)
+
+
+def controls_hidden() -> bool:
+    """ "Hide controls" for lectures, set by app.py's sidebar toggle or ``?lecture=true``."""
+    return _url_flag(HIDE_CONTROLS_KEY)
+
+
+def controls(label: str = "Controls"):
+    """The container a page puts its controls in: the sidebar, folded into a closed expander when
+    "hide controls" is on (widgets stay alive, so the configuration and the URL are kept)."""
+    if controls_hidden():
+        return st.sidebar.expander(f"⚙️ {label}", expanded=False)
+    return st.sidebar.container()
+
+
+# ------------------------------------------------------------------------------------------------ link
+
+_COPY_LINK_HTML = """
+<div style="font-family: sans-serif; font-size: 14px;">
+<button id="copy" data-testid="copy-link" title="Copy this page's URL: it holds the whole configuration"
+ style="padding: 4px 12px; border-radius: 6px; border: 1px solid #999; background: #fff;
+ cursor: pointer; font-size: 14px;">🔗 Copy link</button>
+<span id="done" style="margin-left: 8px; color: #007a4d;"></span>
+</div>
+<script>
+const button = document.getElementById("copy");
+const done = document.getElementById("done");
+button.addEventListener("click", async () => {
+  const url = window.parent.location.href;
+  button.dataset.url = url;
+  try {
+    await navigator.clipboard.writeText(url);
+    done.textContent = "copied";
+  } catch (err) {
+    const area = document.createElement("textarea");
+    area.value = url; document.body.appendChild(area); area.select();
+    document.execCommand("copy"); area.remove();
+    done.textContent = "copied";
+  }
+});
+</script>
+"""
+
+
+def copy_link_button() -> None:
+    """A small "Copy link" button that copies the browser's current URL (query string included,
+    i.e. the whole configuration) to the clipboard."""
+    st.iframe(_COPY_LINK_HTML, height=40)
+
+
+# ------------------------------------------------------------------------------------- error handling
+
+
+def _readable(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def safe_call(fn: Callable[..., Any], *args: Any, what: str = "The computation", **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, or ``None`` after an ``st.error`` naming ``what`` and the exception's
+    message (never a traceback). Streamlit's own control flow (rerun, stop) passes through."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        st.error(f"{what} failed: {_readable(exc)}", icon="⚠️")
+        return None
+
+
+@contextmanager
+def safe_block(what: str = "This view") -> Iterator[None]:
+    """``with safe_block("The 3-D view"): ...`` — an exception inside becomes an ``st.error`` and the
+    rest of the page keeps running."""
+    try:
+        yield
+    except Exception as exc:
+        st.error(f"{what} failed: {_readable(exc)}", icon="⚠️")
+
+
+def progress_reporter(text: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """``(report, close)``: ``report(fraction, message)`` drives an ``st.progress`` bar (the race's
+    ``progress`` callback); ``close()`` removes the bar."""
+    slot = st.empty()
+    bar = slot.progress(0.0, text=text)
+
+    def report(fraction: float, message: str = "") -> None:
+        value = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else 0.0
+        bar.progress(value, text=f"{text} {message}".strip())
+
+    return report, slot.empty
+
+
+# ----------------------------------------------------------------------------------------- optimizers
+
+
+def _number_input(label: str, key: str, default: float | int, name: str, container) -> float | int:
+    lo, hi, step, help_text = HYPERPARAM_BOUNDS.get(name, GENERIC_BOUNDS)
+    if isinstance(default, bool):
+        return container.checkbox(label, value=default, key=key, bind=URL, help=help_text or None)
+    if isinstance(default, int) and isinstance(lo, int):
+        value = min(max(int(default), int(lo)), int(hi))
+        return container.number_input(
+            label, int(lo), int(hi), value, int(step), key=key, bind=URL, help=help_text or None
+        )
+    value = None if default is None else min(max(float(default), float(lo)), float(hi))
+    return container.number_input(
+        label,
+        float(lo),
+        float(hi),
+        value,
+        float(step),
+        format="%g",
+        key=key,
+        bind=URL,
+        help=help_text or None,
+    )
+
+
+def hyperparameter_inputs(preset_key: str, defaults: dict, container, prefix: str = "") -> dict:
+    """Bounded inputs for one preset's hyperparameters; returns the values that differ from
+    ``defaults`` (the overrides a ``deo.race.OptimizerSpec`` takes).
+
+    Widget keys (and URL parameters) are ``f"{prefix}{preset_key}.{name}"``.
+    """
+    overrides: dict = {}
+    for name, default in defaults.items():
+        key = f"{prefix}{preset_key}.{name}"
+        if name in HYPERPARAM_CHOICES and isinstance(default, str):
+            choices = HYPERPARAM_CHOICES[name]
+            options = choices if default in choices else (default, *choices)
+            value = container.selectbox(name, options, index=options.index(default), key=key, bind=URL)
+        elif isinstance(default, list | tuple) and all(isinstance(v, int | float) for v in default):
+            cols = container.columns(len(default))
+            value = [
+                _number_input(f"{name}[{i}]", f"{key}.{i}", v, name, cols[i]) for i, v in enumerate(default)
+            ]
+            value = type(default)(value)
+        elif isinstance(default, bool | int | float) or (default is None and name in HYPERPARAM_BOUNDS):
+            value = _number_input(name, key, default, name, container)
+        else:
+            container.caption(f"{name} = {default!r}")
+            continue
+        if value != default:
+            overrides[name] = value
+    return overrides
+
+
+def optimizer_picker(
+    container, default: list[str], key: str = "opt", prefix: str = "", help_text: str | None = None
+) -> list:
+    """A multiselect of the presets (``deo.PRESETS``, shown by label) and, per chosen optimizer, an
+    expander with its hyperparameters. Returns ``list[deo.race.OptimizerSpec]`` in the chosen order
+    (empty when nothing is chosen: the page says so)."""
+    from deo.presets import PRESETS
+    from deo.race import OptimizerSpec
+
+    keys = container.multiselect(
+        "Optimizers",
+        list(PRESETS),
+        default=[k for k in default if k in PRESETS],
+        format_func=lambda k: PRESETS[k].label,
+        key=key,
+        bind=URL,
+        help=help_text or "Every optimizer starts from the same point with the same seed and budget.",
+    )
+    specs = []
+    for preset_key in keys:
+        preset = PRESETS[preset_key]
+        with container.expander(f"{preset.label} — hyperparameters", expanded=False):
+            st.caption(preset.description)
+            overrides = hyperparameter_inputs(preset_key, dict(preset.defaults), st, prefix=prefix)
+        specs.append(OptimizerSpec(key=preset_key, hyperparams=overrides, label=preset.label))
+    return specs
+
+
+def specs_to_json(specs: list) -> str:
+    """A canonical JSON text of optimizer specs (the hashable cache key of a race)."""
+    return json.dumps(
+        [{"key": s.key, "hyperparams": s.hyperparams, "label": s.label} for s in specs], sort_keys=True
+    )
+
+
+def specs_from_json(text: str) -> list:
+    """Inverse of :func:`specs_to_json`."""
+    from deo.race import OptimizerSpec
+
+    return [
+        OptimizerSpec(key=d["key"], hyperparams=d["hyperparams"], label=d["label"]) for d in json.loads(text)
+    ]
+
+
+# ------------------------------------------------------------------------------------------ surfaces
+
+
+def get_surface(surface_key: str, formula: str = ""):
+    """``landscapes.SURFACES[surface_key]``, or the parsed ``formula`` when the key is ``"custom"``
+    (raises ``landscapes.FormulaError`` with a readable message on bad input)."""
+    import landscapes
+
+    if surface_key == "custom":
+        return landscapes.parse_formula(formula)
+    if surface_key not in landscapes.SURFACES:
+        raise ValueError(f"unknown surface {surface_key!r}; choose one of {sorted(landscapes.SURFACES)}")
+    return landscapes.SURFACES[surface_key]
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for a cache-key argument (lists → tuples, dicts → sorted item tuples)."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    return value
+
+
+def cache_runner(fn: Callable) -> Callable:
+    """A process-wide LRU cache of ``fn``'s results with at most ``MAX_CACHE_ENTRIES`` entries.
+
+    The key is the arguments (lists, dicts and arrays made hashable); parameters whose name starts
+    with ``_`` (a progress callback) are not part of it. Not ``st.cache_data``: that one forbids
+    touching an element made outside the cached function (the progress bar) while it runs. Results
+    are shared, not copied: callers must not mutate them. ``wrapper.clear()`` empties the cache.
+    """
+    signature = inspect.signature(fn)
+    entries: OrderedDict = OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = tuple((k, _freeze(v)) for k, v in bound.arguments.items() if not k.startswith("_"))
+        with lock:
+            if key in entries:
+                entries.move_to_end(key)
+                return entries[key]
+        value = fn(*args, **kwargs)
+        with lock:
+            entries[key] = value
+            while len(entries) > MAX_CACHE_ENTRIES:
+                entries.popitem(last=False)
+        return value
+
+    wrapper.clear = entries.clear
+    return wrapper
+
+
+@cache_runner
+def cached_surface_race(
+    surface_key: str,
+    formula: str,
+    start: tuple[float, float],
+    offset: float | None,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    _progress: Callable[[float, str], None] | None = None,
+) -> list:
+    """``deo.race.race`` on a surface from ``start`` (``offset``: distance from the nearest saddle's
+    stable manifold, see ``deo.race.surface_problem``), cached on the plain arguments."""
+    from deo.race import race, surface_problem
+
+    surface = get_surface(surface_key, formula)
+    problem = surface_problem(surface, start, offset=offset)
+    return race(problem, specs_from_json(specs_json), steps, seed=seed, clip=clip, progress=_progress)
+
+
+@cache_runner
+def cached_escape_map(
+    surface_key: str,
+    formula: str,
+    saddle: tuple[float, float],
+    window: tuple[tuple[float, float], tuple[float, float]],
+    resolution: int,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    _progress: Callable[[float, str], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``deo.race.escape_map`` over a ``resolution``² grid of starts in ``window`` (row-major: y
+    outer, x inner), with the race's default escape criterion at ``saddle``, the surface's minima as
+    basins and its divergence bound. Returns ``(xs (n,), ys (n,), results by label)``."""
+    from deo.race import escape_map, surface_bound, surface_escape, surface_minima
+
+    surface = get_surface(surface_key, formula)
+    (x0, x1), (y0, y1) = window
+    xs = np.linspace(x0, x1, resolution)
+    ys = np.linspace(y0, y1, resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    starts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    criterion = surface_escape(surface, saddle)
+    if criterion is None:
+        raise ValueError(f"surface {surface_key!r} lists no saddle to escape from")
+    results = escape_map(
+        surface.f,
+        starts,
+        specs_from_json(specs_json),
+        steps,
+        criterion,
+        minima=surface_minima(surface),
+        clip=clip,
+        seed=seed,
+        bound=surface_bound(surface),
+        progress=_progress,
+    )
+    return xs, ys, results
+
+
+# ------------------------------------------------------------------------------------------ downloads
+
+
+def config_json(config: dict) -> str:
+    """The page configuration as pretty JSON (tuples become lists, NaN/inf are refused)."""
+    return json.dumps(config, indent=2, sort_keys=True, allow_nan=False, default=list)
+
+
+def download_buttons(
+    name: str,
+    config: dict,
+    traces: list | None = None,
+    html: Callable[[], str] | None = None,
+    container=None,
+) -> None:
+    """A row of download buttons: the animation as standalone HTML (``html`` is called only when
+    clicked), the traces as CSV and JSON, and ``config`` as JSON. Files are named ``f"{name}.*"``."""
+    from deo.trace import traces_to_csv, traces_to_json
+
+    target = container if container is not None else st
+    cols = target.columns(4)
+    if html is not None:
+        cols[0].download_button(
+            "⬇ Animation (HTML)",
+            data=html,
+            file_name=f"{name}.html",
+            mime="text/html",
+            on_click="ignore",
+            help="Standalone animated figure; works offline (plotly.js embedded).",
+        )
+    if traces:
+        cols[1].download_button(
+            "⬇ Traces (CSV)",
+            data=lambda: traces_to_csv(traces),
+            file_name=f"{name}-traces.csv",
+            mime="text/csv",
+            on_click="ignore",
+            help="One row per (optimizer, step), full resolution.",
+        )
+        cols[2].download_button(
+            "⬇ Traces (JSON)",
+            data=lambda: traces_to_json(traces),
+            file_name=f"{name}-traces.json",
+            mime="application/json",
+            on_click="ignore",
+            help="Every recorded quantity; reload with deo.Trace.",
+        )
+    cols[3].download_button(
+        "⬇ Config (JSON)",
+        data=config_json(config),
+        file_name=f"{name}-config.json",
+        mime="application/json",
+        on_click="ignore",
+        help="Everything needed to rerun this view.",
+    )

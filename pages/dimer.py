@@ -1,0 +1,723 @@
+"""Dimer — the method itself at one point θ of a surface (UX.md §2).
+
+Pick θ (number inputs or a click on the contour) and an initial orientation N₀; the engine
+(``deo.min_mode(record=True)``) rotates the dimer toward the minimum-curvature eigenvector and the
+page shows each rotation iteration, the Fourier curvature model against the exact curvature, the
+cost of sd vs fourier rotation and of forward vs central probes, the finite-difference error
+against the dimer length ΔR, and the dimer saddle search (α = 2) on Müller–Brown.
+
+Everything shown is computed by the engine (``deo.dimer``, ``deo.hessian``, ``deo.race``); the page
+only gathers its outputs into arrays for ``viz.dimer_figs``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import landscapes
+from deo.dimer import min_mode, probe
+from deo.hessian import exact_eigh
+from deo.presets import PRESETS
+from deo.race import OptimizerSpec
+from pages.common import (
+    URL,
+    cache_runner,
+    cached_surface_race,
+    controls,
+    copy_link_button,
+    download_buttons,
+    hyperparameter_inputs,
+    large_fonts,
+    progress_reporter,
+    safe_block,
+    specs_to_json,
+)
+from viz import dimer_figs as figs
+from viz.palette import color_for
+
+P = "dm."  # widget keys and URL parameters of this page
+GRID = 121
+DIMER_LENGTHS = tuple(10.0**e for e in range(-8, 0))
+FD_LENGTHS = np.logspace(-10, 0, 41)
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+SADDLE_SURFACE = "muller_brown"
+SADDLE_PRESET = "dimer_saddle_search"
+SADDLE_DEFAULTS = {"lr": 1e-3}  # MB gradients are O(100): the preset's lr 0.01 overshoots
+MAX_ITERATIONS = 50
+
+
+# ------------------------------------------------------------------------------ engine glue (cached)
+
+
+def _grad_fn(f):
+    """``(..., 2) -> (..., 2)``: the surface gradient by autograd, in the input's dtype."""
+
+    def grad_fn(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            return torch.autograd.grad(f(x).sum(), x)[0]
+
+    return grad_fn
+
+
+def _orientation(angle_deg: float) -> torch.Tensor:
+    a = math.radians(angle_deg)
+    return torch.tensor([math.cos(a), math.sin(a)], dtype=torch.float64)
+
+
+@cache_runner
+def surface_grid(surface_key: str, window: tuple[tuple[float, float], tuple[float, float]], n: int = GRID):
+    """``(xs (n,), ys (n,), z (n, n))``: f on a grid over ``window`` (rows along y)."""
+    f = landscapes.SURFACES[surface_key].f
+    (x0, x1), (y0, y1) = window
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    gx, gy = np.meshgrid(xs, ys)
+    with torch.no_grad():
+        z = f(torch.tensor(np.stack([gx, gy], axis=-1), dtype=torch.float64)).numpy()
+    return xs, ys, z
+
+
+@cache_runner
+def exact_spectrum(surface_key: str, point: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Hessian eigenvalues (2,) ascending and eigenvectors (2, 2) (columns) at θ."""
+    lam, vecs = exact_eigh(landscapes.SURFACES[surface_key].f, torch.tensor(point, dtype=torch.float64))
+    return lam.numpy(), vecs.numpy()
+
+
+def _rotation_step(eigenvalues: np.ndarray, step_rel: float) -> float:
+    """sd rotation step ``step_rel/(λ_max − λ_min)`` (stable for step_rel < 2)."""
+    spread = float(eigenvalues[-1] - eigenvalues[0])
+    return step_rel / spread if spread > 0 else step_rel
+
+
+@cache_runner
+def rotation_run(
+    surface_key: str,
+    point: tuple[float, float],
+    angle_deg: float,
+    length: float,
+    rotation: str,
+    scheme: str,
+    plane: str,
+    step_rel: float,
+    iterations: int,
+) -> tuple[figs.RotationData, dict]:
+    """One recorded ``min_mode`` run at θ from N₀ and a fresh probe at every recorded orientation.
+
+    Returns the figure data and a summary (iterations, gradient evaluations, converged).
+    """
+    f = landscapes.SURFACES[surface_key].f
+    grad_fn = _grad_fn(f)
+    x = torch.tensor(point, dtype=torch.float64)
+    n0 = _orientation(angle_deg)
+    eigenvalues, eigenvectors = exact_spectrum(surface_key, point)
+    step = _rotation_step(eigenvalues, step_rel) if rotation == "sd" else None
+    _, _, info = min_mode(
+        grad_fn,
+        x,
+        n0=n0,
+        length=length,
+        max_iterations=iterations,
+        rotation=rotation,
+        scheme=scheme,
+        plane=plane,
+        record=True,
+        rotation_step=step,
+    )
+    history = info["history"]
+    orientations = [n0] + [h["n"] for h in history]
+    probes = [probe(grad_fn, x, n, length, scheme=scheme) for n in orientations]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(h[name]) for h in history], dtype=np.float64)
+
+    data = figs.RotationData(
+        point=np.array(point, dtype=np.float64),
+        orientations=np.stack([n.numpy() for n in orientations]),
+        forces=np.stack([p.force.numpy() for p in probes]),
+        curvatures=np.array([float(probes[0].curvature)] + [float(h["curvature"]) for h in history]),
+        torques=np.array([float(probes[0].torque)] + [float(h["torque"]) for h in history]),
+        trial_angles=column("trial_angle"),
+        angles=column("angle"),
+        a0=column("a0"),
+        a1=column("a1"),
+        b1=column("b1"),
+        eigenvalues=eigenvalues,
+        eigenvectors=eigenvectors,
+    )
+    summary = {
+        "iterations": int(info["iterations"]),
+        "grad_evals": int(info["grad_evals"]),
+        "converged": bool(info["converged"]),
+        "rotation_step": step,
+    }
+    return data, summary
+
+
+@cache_runner
+def convergence_runs(
+    surface_key: str,
+    point: tuple[float, float],
+    angle_deg: float,
+    length: float,
+    plane: str,
+    step_rel: float,
+    iterations: int,
+) -> list[dict]:
+    """sd vs fourier × forward vs central from the same N₀: per iteration the cumulative gradient
+    evaluations (the engine's count: a run with 0 iterations gives the start cost, every iteration
+    of a run costs the same), |C − λ_min| and |cos∠(N, v_min)|."""
+    f = landscapes.SURFACES[surface_key].f
+    grad_fn = _grad_fn(f)
+    x = torch.tensor(point, dtype=torch.float64)
+    n0 = _orientation(angle_deg)
+    eigenvalues, eigenvectors = exact_spectrum(surface_key, point)
+    v_min = eigenvectors[:, 0]
+    runs = []
+    for rotation in ("fourier", "sd"):
+        step = _rotation_step(eigenvalues, step_rel) if rotation == "sd" else None
+        for scheme in ("forward", "central"):
+            kwargs = {
+                "n0": n0,
+                "length": length,
+                "rotation": rotation,
+                "scheme": scheme,
+                "plane": plane,
+                "rotation_step": step,
+            }
+            _, c0, start = min_mode(grad_fn, x, max_iterations=0, **kwargs)
+            _, _, info = min_mode(grad_fn, x, max_iterations=iterations, record=True, **kwargs)
+            k = info["iterations"]
+            per_iteration = (info["grad_evals"] - start["grad_evals"]) / k if k else 0
+            curvature = np.array([float(c0)] + [float(h["curvature"]) for h in info["history"]])
+            directions = np.stack([n0.numpy()] + [h["n"].numpy() for h in info["history"]])
+            runs.append(
+                {
+                    "rotation": rotation,
+                    "scheme": scheme,
+                    "grad_evals": start["grad_evals"] + per_iteration * np.arange(k + 1),
+                    "curvature_error": np.abs(curvature - eigenvalues[0]),
+                    "abs_cos": np.abs(directions @ v_min),
+                }
+            )
+    return runs
+
+
+@cache_runner
+def finite_difference_sweep(surface_key: str, point: tuple[float, float], angle_deg: float) -> list[dict]:
+    """``deo.probe`` at θ along N₀ for every ΔR of ``FD_LENGTHS``, both schemes, float64 and float32;
+    errors against the exact ``HN`` (float64 Hessian at θ)."""
+    f = landscapes.SURFACES[surface_key].f
+    grad_fn = _grad_fn(f)
+    eigenvalues, eigenvectors = exact_spectrum(surface_key, point)
+    n = _orientation(angle_deg).numpy()
+    hn = eigenvectors @ (eigenvalues * (eigenvectors.T @ n))
+    scale = max(float(np.linalg.norm(hn)), 1e-300)
+    curvature = float(n @ hn)
+    sweeps = []
+    for scheme in ("forward", "central"):
+        for dtype_name, dtype in DTYPES.items():
+            x = torch.tensor(point, dtype=dtype)
+            direction = torch.tensor(n, dtype=dtype)
+            hn_error, c_error = [], []
+            for length in FD_LENGTHS:
+                p = probe(grad_fn, x, direction, float(length), scheme=scheme)
+                d = p.hn.to(torch.float64).numpy()
+                hn_error.append(np.linalg.norm(d - hn) / scale)
+                c_error.append(abs(float(p.curvature) - curvature) / scale)
+            sweeps.append(
+                {
+                    "scheme": scheme,
+                    "dtype": dtype_name,
+                    "hn_error": np.array(hn_error),
+                    "curvature_error": np.array(c_error),
+                }
+            )
+    return sweeps
+
+
+# ------------------------------------------------------------------------------------------ widgets
+
+
+def _reset_point() -> None:
+    """A new surface: θ back to its first listed start (the old θ may lie outside its window)."""
+    surface = landscapes.SURFACES[st.session_state[f"{P}surface"]]
+    st.session_state[f"{P}x"], st.session_state[f"{P}y"] = map(float, surface.starts[0])
+
+
+def _pick_point() -> None:
+    """A click on the overview contour sets θ (snapped to the click grid)."""
+    event = st.session_state.get(f"{P}pick")
+    points = (event or {}).get("selection", {}).get("points", [])
+    if points:
+        st.session_state[f"{P}x"] = float(points[0]["x"])
+        st.session_state[f"{P}y"] = float(points[0]["y"])
+
+
+def _window(surface, point: tuple[float, float], zoom: float):
+    """The zoom window around θ: half-width ``zoom`` × the surface window's smaller side."""
+    (x0, x1), (y0, y1) = surface.bounds
+    half = zoom * min(x1 - x0, y1 - y0)
+    return (point[0] - half, point[0] + half), (point[1] - half, point[1] + half)
+
+
+def _markers(surface) -> list[figs.Marker]:
+    names = {"min": "min", "saddle": "saddle", "max": "max", "degenerate": "degenerate"}
+    return [figs.Marker(tuple(p.xy), p.kind, names.get(p.kind, p.kind)) for p in surface.stationary_points]
+
+
+def _show(fig, key: str, **kwargs):
+    return st.plotly_chart(fig, key=key, **kwargs)
+
+
+def _history_table(data: figs.RotationData) -> list[dict]:
+    rows = []
+    for k in range(data.iterations + 1):
+        rows.append(
+            {
+                "iteration": k,
+                "N": f"({data.orientations[k][0]:+.4f}, {data.orientations[k][1]:+.4f})",
+                "curvature C": data.curvatures[k],
+                "torque ‖F_R‖": data.torques[k],
+                "|cos∠(N, v_min)|": abs(float(data.orientations[k] @ data.eigenvectors[:, 0])),
+                "trial angle φ₁ (°)": math.degrees(data.trial_angles[k - 1]) if k else None,
+                "fitted angle φ_min (°)": math.degrees(data.angles[k - 1]) if k else None,
+            }
+        )
+    return rows
+
+
+def _rotation_json(data: figs.RotationData, summary: dict, config: dict) -> str:
+    """Everything the rotation view shows, full precision; NaN (sd has no Fourier model) → null."""
+
+    def plain(a: np.ndarray) -> list:
+        a = np.asarray(a, dtype=np.float64)
+        return np.where(np.isfinite(a), a, None).tolist()
+
+    arrays = {
+        name: plain(getattr(data, name))
+        for name in (
+            "point",
+            "orientations",
+            "forces",
+            "curvatures",
+            "torques",
+            "trial_angles",
+            "angles",
+            "a0",
+            "a1",
+            "b1",
+            "eigenvalues",
+            "eigenvectors",
+        )
+    }
+    return json.dumps({"config": config, "summary": summary, "rotation": arrays}, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------------------------- page
+
+st.title("The dimer at one point")
+st.caption(
+    "Two points a dimer length ΔR apart probe the curvature C = D·N along the orientation N with two "
+    "gradients, D = (g₁ − g₀)/ΔR ≈ HN. The rotational force F_R = −perp_N(D) turns N toward the "
+    "minimum-curvature direction; its norm is the torque."
+)
+
+with controls("Dimer"):
+    surface_key = st.selectbox(
+        "Surface",
+        list(landscapes.SURFACES),
+        index=list(landscapes.SURFACES).index(SADDLE_SURFACE),
+        format_func=lambda k: landscapes.SURFACES[k].name,
+        key=f"{P}surface",
+        bind=URL,
+        on_change=_reset_point,
+        help="The analytic landscape; the dimer sits at the point θ below.",
+    )
+    surface = landscapes.SURFACES[surface_key]
+    (bx0, bx1), (by0, by1) = surface.bounds
+    default_x, default_y = map(float, surface.starts[0])
+    if f"{P}x" in st.session_state and not bx0 <= st.session_state[f"{P}x"] <= bx1:
+        _reset_point()
+    if f"{P}y" in st.session_state and not by0 <= st.session_state[f"{P}y"] <= by1:
+        _reset_point()
+    col_x, col_y = st.columns(2)
+    x = col_x.number_input(
+        "θ x",
+        float(bx0),
+        float(bx1),
+        default_x,
+        0.01,
+        format="%.5f",
+        key=f"{P}x",
+        bind=URL,
+        help="Midpoint of the dimer (or click the contour).",
+    )
+    y = col_y.number_input(
+        "θ y",
+        float(by0),
+        float(by1),
+        default_y,
+        0.01,
+        format="%.5f",
+        key=f"{P}y",
+        bind=URL,
+        help="Midpoint of the dimer (or click the contour).",
+    )
+    angle = st.slider(
+        "Initial orientation N₀ (degrees)",
+        -180,
+        180,
+        0,
+        5,
+        key=f"{P}angle",
+        bind=URL,
+        help="N₀ = (cos, sin) of this angle; the rotation starts here.",
+    )
+    length = st.select_slider(
+        "Dimer length ΔR",
+        DIMER_LENGTHS,
+        value=1e-3,
+        format_func=lambda v: f"{v:.0e}",
+        key=f"{P}length",
+        bind=URL,
+        help="Distance from the midpoint θ to the dimer end θ + ΔR·N.",
+    )
+    rotation = st.radio(
+        "Rotation",
+        ("fourier", "sd"),
+        horizontal=True,
+        key=f"{P}rotation",
+        bind=URL,
+        help="fourier: one trial orientation, a model C(φ), jump to its minimum. "
+        "sd: a fixed step along the rotational force.",
+    )
+    scheme = st.radio(
+        "Finite difference",
+        ("forward", "central"),
+        horizontal=True,
+        key=f"{P}scheme",
+        bind=URL,
+        help="forward: ends θ, θ+ΔR·N (1 extra gradient, error O(ΔR)); "
+        "central: θ±ΔR·N (2 extra gradients, error O(ΔR²)).",
+    )
+    plane = st.selectbox(
+        "Rotation plane (fourier)",
+        ("cg", "sd", "lbfgs"),
+        key=f"{P}plane",
+        bind=URL,
+        help="Plane of N and the search direction: conjugate gradient, the rotational "
+        "force itself, or L-BFGS (identical in 2-D).",
+    )
+    step_rel = st.slider(
+        "sd rotation step × (λ_max − λ_min)",
+        0.05,
+        2.5,
+        0.5,
+        0.05,
+        key=f"{P}step",
+        bind=URL,
+        help="sd rotation step η_rot in units of 1/(λ_max − λ_min) from the exact "
+        "Hessian: below 2 it converges, above 2 it oscillates.",
+    )
+    iterations = st.slider(
+        "Max rotation iterations",
+        1,
+        MAX_ITERATIONS,
+        10,
+        key=f"{P}iters",
+        bind=URL,
+        help="Rotation iterations of min_mode (it stops earlier when the trial angle "
+        "or the torque is negligible).",
+    )
+    zoom = st.slider(
+        "Zoom window (fraction of the surface)",
+        0.01,
+        0.5,
+        0.08,
+        0.01,
+        key=f"{P}zoom",
+        bind=URL,
+        help="Half-width of the window drawn around θ.",
+    )
+    copy_link_button()
+
+point = (float(x), float(y))
+config = {
+    "surface": surface_key,
+    "point": list(point),
+    "initial_angle_deg": angle,
+    "dimer_length": length,
+    "rotation": rotation,
+    "scheme": scheme,
+    "plane": plane,
+    "sd_step_relative": step_rel,
+    "max_iterations": iterations,
+    "zoom": zoom,
+}
+window = _window(surface, point, zoom)
+large = large_fonts()
+
+with safe_block("The overview"):
+    xs, ys, z = surface_grid(surface_key, surface.bounds)
+    st.subheader("Pick θ")
+    st.caption("Click the contour to move θ (the dashed square is the zoom window of the rotation view).")
+    _show(
+        figs.overview_figure(
+            xs, ys, z, point, window, _markers(surface), surface.color_scale, surface.clip, large=large
+        ),
+        key=f"{P}pick",
+        on_select=_pick_point,
+        selection_mode="points",
+    )
+
+tab_rotation, tab_compare, tab_length, tab_saddle = st.tabs(
+    ["Rotation", "sd vs fourier", "Dimer length ΔR", "Saddle search (α = 2)"]
+)
+
+with tab_rotation, safe_block("The rotation view"):
+    data, summary = rotation_run(
+        surface_key,
+        point,
+        float(angle),
+        float(length),
+        rotation,
+        scheme,
+        plane,
+        float(step_rel),
+        int(iterations),
+    )
+    lam = data.eigenvalues
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("exact λ_min", f"{lam[0]:.5g}")
+    c2.metric(
+        "dimer curvature C", f"{data.curvatures[-1]:.5g}", help="The engine's final curvature estimate."
+    )
+    c3.metric("|cos∠(N, v_min)|", f"{abs(float(data.orientations[-1] @ data.eigenvectors[:, 0])):.6f}")
+    c4.metric(
+        "gradient evaluations",
+        summary["grad_evals"],
+        help=f"{summary['iterations']} rotation iterations, the gradient at θ included.",
+    )
+    if summary["rotation_step"] is not None:
+        st.caption(
+            f"sd rotation step η_rot = {summary['rotation_step']:.4g}; λ = ({lam[0]:.4g}, {lam[1]:.4g})."
+        )
+    zx, zy, zz = surface_grid(surface_key, window)
+    fig = figs.rotation_figure(
+        data, zx, zy, zz, figs.DIMER_COLOR, surface.color_scale, surface.clip, click_grid=False, large=large
+    )
+    _show(fig, key=f"{P}rotation_fig")
+    st.caption(
+        "Press ▶ or drag the slider: frame k shows the dimer N_k (not to scale: its true length is ΔR "
+        f"= {length:.0e}), the rotational force F_R at its end (length ∝ torque), the trial orientation "
+        "N(φ₁) and the fitted orientation the engine returned. Right: the Fourier model C(φ) = a₀/2 + "
+        "a₁cos2φ + b₁sin2φ of that iteration against the exact N(φ)ᵀHN(φ); on a quadratic they coincide."
+    )
+    if not summary["converged"]:
+        st.info(f"Not converged within {summary['iterations']} iterations (torque still above 1e-6).")
+    history = pd.DataFrame(_history_table(data))
+    st.dataframe(history, hide_index=True)
+    col_csv, col_json = st.columns(2)
+    col_csv.download_button(
+        "⬇ Rotation history (CSV)",
+        history.to_csv(index=False),
+        file_name="dimer-rotation.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )
+    col_json.download_button(
+        "⬇ Rotation history (JSON)",
+        _rotation_json(data, summary, config),
+        file_name="dimer-rotation.json",
+        mime="application/json",
+        on_click="ignore",
+    )
+    download_buttons("dimer-rotation", config, html=lambda: fig.to_html(include_plotlyjs=True))
+
+with tab_compare, safe_block("The sd vs fourier comparison"):
+    runs = convergence_runs(
+        surface_key, point, float(angle), float(length), plane, float(step_rel), int(iterations)
+    )
+    series = [
+        figs.ConvergenceSeries(
+            label=f"{r['rotation']}, {r['scheme']}",
+            color=figs.ROTATION_COLORS[r["rotation"]],
+            dash=figs.SCHEME_DASHES[r["scheme"]],
+            grad_evals=r["grad_evals"],
+            curvature_error=r["curvature_error"],
+            abs_cos=r["abs_cos"],
+        )
+        for r in runs
+    ]
+    compare_fig = figs.convergence_figure(series, large=large)
+    _show(compare_fig, key=f"{P}compare_fig")
+    st.caption(
+        "Same θ, N₀ and ΔR for all four. fourier jumps to the minimum of its curvature model (one "
+        "iteration on a quadratic); sd creeps along the rotational force. central costs two gradients "
+        "per probe instead of one but its curvature error is O(ΔR²) instead of O(ΔR)."
+    )
+    st.dataframe(
+        [
+            {
+                "variant": s.label,
+                "iterations": len(s.abs_cos) - 1,
+                "gradient evaluations": float(s.grad_evals[-1]),
+                "final |C − λ_min|": float(s.curvature_error[-1]),
+                "final |cos|": float(s.abs_cos[-1]),
+            }
+            for s in series
+        ],
+        hide_index=True,
+    )
+    download_buttons("dimer-compare", config, html=lambda: compare_fig.to_html(include_plotlyjs=True))
+
+with tab_length, safe_block("The finite-difference view"):
+    sweeps = finite_difference_sweep(surface_key, point, float(angle))
+    fd_series = [
+        figs.FiniteDifferenceSeries(
+            label=f"{s['scheme']}, {s['dtype']}",
+            color=figs.SCHEME_COLORS[s["scheme"]],
+            dash=figs.DTYPE_DASHES[s["dtype"]],
+            hn_error=s["hn_error"],
+            curvature_error=s["curvature_error"],
+        )
+        for s in sweeps
+    ]
+    fd_fig = figs.finite_difference_figure(FD_LENGTHS, fd_series, large=large)
+    _show(fd_fig, key=f"{P}fd_fig")
+    best = {s.label: float(FD_LENGTHS[int(np.nanargmin(s.hn_error))]) for s in fd_series}
+    st.caption(
+        "One probe along N₀ at θ for each ΔR. Too small a ΔR: round-off (the gradients' rounding error "
+        "ε·‖g‖ divided by ΔR, far worse in float32); too large: truncation (slope 1 forward, slope 2 "
+        "central). Best ΔR here: " + ", ".join(f"{k} {v:.0e}" for k, v in best.items()) + "."
+    )
+    download_buttons("dimer-length", config, html=lambda: fd_fig.to_html(include_plotlyjs=True))
+
+with tab_saddle:
+    st.caption(
+        "The chemists' use of the dimer: reflect the gradient's component along the min mode "
+        "(g − 2(g·N)N, α = 2). Gradient descent on that climbs along the softest direction and descends "
+        "in all others, so it walks from a minimum to a transition state (a first-order saddle)."
+    )
+    mb = landscapes.SURFACES[SADDLE_SURFACE]
+    minima = [p for p in mb.stationary_points if p.kind == "min"]
+    saddles = [p for p in mb.stationary_points if p.kind == "saddle"]
+    col_a, col_b, col_c = st.columns(3)
+    start_index = col_a.selectbox(
+        "Start at the minimum",
+        list(range(len(minima))),
+        index=min(1, len(minima) - 1),
+        format_func=lambda i: f"min {i + 1} ({minima[i].xy[0]:.2f}, {minima[i].xy[1]:.2f})",
+        key=f"{P}ss.start",
+        bind=URL,
+        help="Müller–Brown's listed minima.",
+    )
+    steps = col_b.number_input(
+        "Steps",
+        10,
+        2000,
+        300,
+        10,
+        key=f"{P}ss.steps",
+        bind=URL,
+        help="Step budget; the run stops when ‖g‖ < 1e-6.",
+    )
+    seed = col_c.number_input(
+        "Seed", 0, 10_000, 0, 1, key=f"{P}ss.seed", bind=URL, help="Seeds the initial dimer orientation."
+    )
+    preset = PRESETS[SADDLE_PRESET]
+    with st.expander(f"{preset.label} — hyperparameters", expanded=False):
+        st.caption(preset.description)
+        overrides = hyperparameter_inputs(
+            SADDLE_PRESET, {**preset.defaults, **SADDLE_DEFAULTS}, st, prefix=f"{P}ss."
+        )
+    spec = OptimizerSpec(SADDLE_PRESET, {**SADDLE_DEFAULTS, **overrides}, preset.label)
+    start = tuple(minima[start_index].xy)
+    with safe_block("The saddle search"):
+        report, close = progress_reporter("Climbing…")
+        traces = cached_surface_race(
+            SADDLE_SURFACE,
+            "",
+            start,
+            None,
+            specs_to_json([spec]),
+            int(steps),
+            int(seed),
+            None,
+            _progress=report,
+        )
+        close()
+        trace = traces[0]
+        path = trace.position if trace.position is not None else trace.position_2d
+        reached = path[-1]
+        nearest = min(saddles, key=lambda s: math.dist(s.xy, reached))
+        distance = math.dist(nearest.xy, reached)
+        st.dataframe(
+            [
+                {
+                    "reached x": float(reached[0]),
+                    "reached y": float(reached[1]),
+                    "nearest listed saddle": f"({nearest.xy[0]}, {nearest.xy[1]})",
+                    "distance": distance,
+                    "f reached": float(trace.loss[-1]),
+                    "f saddle": nearest.value,
+                    "final ‖g‖": float(trace.grad_norm[-1]),
+                    "steps": int(trace.steps[-1]),
+                    "gradient evaluations": int(trace.grad_evals[-1]),
+                    "status": trace.status,
+                }
+            ],
+            hide_index=True,
+        )
+        if trace.status == "diverged":
+            st.warning(f"The search diverged at step {trace.stop_step}: lower the learning rate.")
+        elif distance < 1e-3:
+            st.success(
+                f"Reached the listed saddle ({nearest.xy[0]}, {nearest.xy[1]}) (f = {nearest.value}) "
+                f"within {distance:.1e}; final ‖g‖ = {trace.grad_norm[-1]:.1e}."
+            )
+        else:
+            st.info(
+                f"Not at a listed saddle after {int(trace.steps[-1])} steps (nearest: {nearest.xy}, "
+                f"{distance:.3g} away; final ‖g‖ = {trace.grad_norm[-1]:.2g}). From this minimum the "
+                "softest direction may lead out of the window."
+            )
+        gx, gy, gz = surface_grid(SADDLE_SURFACE, mb.bounds)
+        ss_fig = figs.saddle_search_figure(
+            path,
+            gx,
+            gy,
+            gz,
+            color_for(SADDLE_PRESET),
+            _markers(mb),
+            trace.direction,
+            mb.color_scale,
+            mb.clip,
+            large=large,
+        )
+        _show(ss_fig, key=f"{P}ss_fig")
+        st.caption(
+            "Contour colours clipped (Müller–Brown's walls reach thousands). Crosses: the listed "
+            "saddles; circles: the minima; the black segment is the dimer N (not to scale)."
+        )
+        download_buttons(
+            "dimer-saddle-search",
+            {
+                **config,
+                "saddle_search": {
+                    "start": list(start),
+                    "steps": int(steps),
+                    "seed": int(seed),
+                    "optimizer": spec.hyperparams,
+                },
+            },
+            traces=traces,
+            html=lambda: ss_fig.to_html(include_plotlyjs=True),
+        )

@@ -1,0 +1,210 @@
+"""Escape map: every optimizer from a whole grid of starts around a saddle at once (UX.md §4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages.common import (
+    URL,
+    cached_escape_map,
+    controls,
+    copy_link_button,
+    download_buttons,
+    get_surface,
+    large_fonts,
+    optimizer_picker,
+    progress_reporter,
+    safe_block,
+    safe_call,
+    specs_to_json,
+)
+from viz.escape_figs import escape_histogram, escape_maps_figure
+
+DEFAULT_SURFACE = "saddle_plateau"
+DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape"]
+SADDLE_KINDS = ("saddle", "degenerate")
+RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 5, 100, 30
+STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 2000, 300
+
+
+def _surfaces_with_saddles() -> dict:
+    import landscapes
+
+    return {
+        k: s
+        for k, s in landscapes.SURFACES.items()
+        if any(p.kind in SADDLE_KINDS for p in s.stationary_points)
+    }
+
+
+st.title("Escape map")
+st.caption(
+    "Each pixel is one start; every optimizer runs from all of them at once. "
+    "Colour = steps until the loss fell below the escape threshold of the saddle, or the minimum reached."
+)
+large = large_fonts()
+surfaces = _surfaces_with_saddles()
+panel = controls()
+
+with panel:
+    surface_key = st.selectbox(
+        "Surface",
+        list(surfaces),
+        index=list(surfaces).index(DEFAULT_SURFACE),
+        format_func=lambda k: surfaces[k].name,
+        key="surface",
+        bind=URL,
+        help="Surfaces with a listed saddle (or degenerate stationary point) to escape from.",
+    )
+surface = get_surface(surface_key)
+saddles = [p for p in surface.stationary_points if p.kind in SADDLE_KINDS]
+(bx0, bx1), (by0, by1) = surface.bounds
+window_max = 0.5 * max(bx1 - bx0, by1 - by0)
+
+with panel:
+    saddle_index = st.selectbox(
+        "Saddle",
+        list(range(len(saddles))),
+        format_func=lambda i: (
+            f"{saddles[i].kind} at ({saddles[i].xy[0]:.3g}, {saddles[i].xy[1]:.3g}), "
+            f"f = {saddles[i].value:.4g}"
+        ),
+        key="saddle",
+        bind=URL,
+    )
+    half_width = st.number_input(
+        "Half-width of the window",
+        1e-3,
+        float(window_max),
+        float(min(1.0, window_max)),
+        0.1,
+        format="%g",
+        key="half_width",
+        bind=URL,
+        help="The grid of starts covers the saddle ± this in x and y.",
+    )
+    resolution = st.slider(
+        "Grid points per side",
+        RESOLUTION_MIN,
+        RESOLUTION_MAX,
+        RESOLUTION_DEFAULT,
+        key="resolution",
+        bind=URL,
+        help=f"Up to {RESOLUTION_MAX}×{RESOLUTION_MAX} starts.",
+    )
+    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, prefix="em.")
+    steps = st.number_input("Steps", STEPS_MIN, STEPS_MAX, STEPS_DEFAULT, 10, key="steps", bind=URL)
+    c1, c2 = st.columns(2)
+    seed = c1.number_input("Seed", 0, 2**31 - 1, 0, 1, key="seed", bind=URL)
+    clip = c2.number_input(
+        "Clip ‖g‖ (empty = off)",
+        1e-6,
+        1e6,
+        None,
+        0.1,
+        format="%g",
+        key="clip",
+        bind=URL,
+        help="Per-start gradient clipping; off by default.",
+    )
+    mode = st.radio(
+        "Colour by",
+        ("steps", "basin"),
+        horizontal=True,
+        key="mode",
+        bind=URL,
+        format_func=lambda m: "steps to escape" if m == "steps" else "minimum reached",
+    )
+
+saddle = saddles[saddle_index]
+sx, sy = saddle.xy
+window = ((sx - half_width, sx + half_width), (sy - half_width, sy + half_width))
+head, link = st.columns([4, 1], vertical_alignment="center")
+head.latex(f"f(x, y) = {surface.latex}")
+head.caption(surface.note)
+with link:
+    copy_link_button()
+
+config = {
+    "page": "escape_map",
+    "surface": surface_key,
+    "saddle": list(saddle.xy),
+    "window": [list(w) for w in window],
+    "resolution": int(resolution),
+    "optimizers": [{"key": s.key, "hyperparams": s.hyperparams} for s in specs],
+    "steps": int(steps),
+    "seed": int(seed),
+    "clip": None if clip is None else float(clip),
+}
+
+if not specs:
+    st.info("Choose at least one optimizer in the controls to draw its escape map.")
+    st.stop()
+
+report, close = progress_reporter(f"Running {len(specs)} optimizers from {int(resolution) ** 2} starts…")
+outcome = safe_call(
+    cached_escape_map,
+    surface_key,
+    "",
+    tuple(saddle.xy),
+    window,
+    int(resolution),
+    specs_to_json(specs),
+    int(steps),
+    int(seed),
+    config["clip"],
+    _progress=report,
+    what="The escape map",
+)
+close()
+if outcome is None:
+    st.stop()
+xs, ys, results = outcome
+minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
+
+with safe_block("The escape maps"):
+    st.plotly_chart(
+        escape_maps_figure(
+            xs, ys, results, mode=mode, steps_budget=int(steps), saddle=saddle.xy, minima=minima, large=large
+        ),
+        key="escape_maps",
+        config={"displaylogo": False},
+    )
+with safe_block("The histogram"):
+    st.plotly_chart(escape_histogram(results, steps_budget=int(steps), large=large), key="escape_hist")
+    st.caption(
+        "Steps to escape over all starts; starts that never escaped within the budget are not counted."
+    )
+
+summary = []
+for name, r in results.items():
+    finite = r.steps_to_escape[np.isfinite(r.steps_to_escape)]
+    summary.append(
+        {
+            "optimizer": name,
+            "escaped": f"{finite.size}/{r.steps_to_escape.size}",
+            "median steps": float(np.median(finite)) if finite.size else None,
+            "diverged": int(np.sum(r.diverged)),
+            "time (s)": round(r.wall_time, 2),
+        }
+    )
+st.dataframe(summary, hide_index=True)
+
+
+def _csv() -> str:
+    from deo.race import escape_map_to_csv
+
+    gx, gy = np.meshgrid(xs, ys)
+    return escape_map_to_csv(np.stack([gx.ravel(), gy.ravel()], axis=1), results)
+
+
+st.download_button(
+    "⬇ Escape map (CSV)",
+    data=_csv,
+    file_name="deo-lab-escape-map.csv",
+    mime="text/csv",
+    on_click="ignore",
+    help="One row per (optimizer, start).",
+)
+download_buttons("deo-lab-escape-map", config)

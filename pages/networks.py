@@ -1,0 +1,389 @@
+"""Networks — optimizers side by side on a small network problem (UX.md §3, NETWORKS.md).
+
+The race (``deo.race.race`` on ``deo.race.network_problem``) gives one Trace per optimizer: same
+initial parameters, seed, batches and budget. The page shows the loss against steps and against
+gradient evaluations, the dimer curvature C against the exact λ_min, ``|cos∠(N, v_min)|``, the
+removed fraction ``(g·N)²/‖g‖²``, and a 2-D slice of the loss (``landscapes.slices``) with every
+trajectory projected on the same plane, plus the true loss along each trajectory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+import landscapes
+from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM, network_problem, race
+from pages.common import (
+    URL,
+    cache_runner,
+    controls,
+    copy_link_button,
+    download_buttons,
+    large_fonts,
+    optimizer_picker,
+    progress_reporter,
+    safe_block,
+    specs_from_json,
+    specs_to_json,
+)
+from viz import network_figs as figs
+
+P = "nw."  # widget keys and URL parameters of this page
+DEFAULT_NETWORK = "two_moons"
+DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper"]
+INIT_SCALES = ("default", 1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+MAX_STEPS = 3000
+MAX_RECORDED_ROWS = 100
+PLANES = {
+    "random": "random directions (filter-normalised), seeded",
+    "min_curvature": "the two lowest-curvature Hessian eigenvectors at the start",
+    "pca": "PCA of all optimizers' trajectories together",
+}
+
+
+# ---------------------------------------------------------------------------------- cached engine
+
+
+def _random_plane(net, init_scale: float | None, seed: int, plane_seed: int, filter_normalize: bool):
+    params0 = net.params0(init_scale=init_scale, seed=seed)
+    return params0, landscapes.random_plane(params0, seed=plane_seed, filter_normalize=filter_normalize)
+
+
+@cache_runner
+def network_race(
+    network_key: str,
+    init_scale: float | None,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    record_every: int,
+    projection: tuple[int, bool] | None = None,
+    _progress=None,
+) -> list:
+    """The race on ``landscapes.make_network(network_key)`` from ``params0(init_scale, seed)``.
+
+    ``projection`` = (plane seed, filter-normalise): record each row's coordinates in that random
+    plane as ``position_2d`` during the race — for networks too large to record whole trajectories
+    (d > ``VECTOR_MAX_DIM``); smaller networks are projected afterwards from ``Trace.position``.
+    """
+    net = landscapes.make_network(network_key)
+    problem = network_problem(net, init_scale=init_scale, seed=seed)
+    if projection is not None:
+        params0, (d1, d2) = _random_plane(net, init_scale, seed, *projection)
+
+        def project_2d(theta: torch.Tensor) -> torch.Tensor:
+            coords = landscapes.project_onto_plane(theta.detach().double().numpy()[None], params0, d1, d2)
+            return torch.as_tensor(coords[0])
+
+        problem.project_2d = project_2d
+    return race(
+        problem,
+        specs_from_json(specs_json),
+        steps,
+        seed=seed,
+        clip=clip,
+        record_every=record_every,
+        progress=_progress,
+    )
+
+
+def _describe(plane, grid) -> str:
+    """The plane (kind, normalisation, seed / eigenvalues / explained variance) and the radius."""
+    meta = plane.meta
+    if meta["kind"] == "random":
+        norm = "filter-normalised" if meta["normalisation"] == "filter" else "unit-norm"
+        text = f"random plane ({norm} directions, seed {meta['seed']})"
+    elif meta["kind"] == "min_curvature":
+        text = "min-curvature plane (two lowest Hessian eigenvectors at θ₀, λ = "
+        text += ", ".join(f"{v:.3g}" for v in meta["eigenvalues"]) + ")"
+    else:
+        text = "PCA plane of all trajectories (explained " + ", ".join(
+            f"{100 * v:.0f} %" for v in meta["explained"]
+        )
+        text += ")"
+    return f"{text}; through the common start θ₀; radius {grid.meta['radius']:.3g}"
+
+
+@cache_runner
+def network_slice(
+    network_key: str,
+    init_scale: float | None,
+    seed: int,
+    plane: str,
+    plane_seed: int,
+    filter_normalize: bool,
+    radius: float,
+    resolution: int,
+    race_key: str,
+    _traces=None,
+) -> dict:
+    """The loss on a plane through the start θ₀ and every trajectory projected on it.
+
+    ``race_key`` identifies ``_traces`` (the race's own arguments). Trajectories come from
+    ``Trace.position`` (projected here by least squares) or, for large networks, from the race's own
+    ``position_2d`` (random plane only). ``radius`` 0 fits the window to the projected trajectories
+    (1.15 × their largest coordinate).
+    """
+    net = landscapes.make_network(network_key)
+    batch = net.batch(0)
+    if any(t.position is None for t in _traces):
+        if plane != "random":
+            raise ValueError(
+                f"{net.n_params} parameters: only the random plane is available for this network"
+            )
+        params0, directions = _random_plane(net, init_scale, seed, plane_seed, filter_normalize)
+        paths = [np.asarray(t.position_2d) for t in _traces]
+    else:
+        params0 = net.params0(init_scale=init_scale, seed=seed)
+        if plane == "random":
+            directions = landscapes.random_plane(params0, seed=plane_seed, filter_normalize=filter_normalize)
+        elif plane == "min_curvature":
+            directions = landscapes.min_curvature_plane(net, params0, batch)
+        elif plane == "pca":
+            directions = landscapes.pca_plane([t.position for t in _traces], params0)
+        else:
+            raise ValueError(f"plane must be one of {sorted(PLANES)}, got {plane!r}")
+        paths = [np.asarray(landscapes.project_onto_plane(t.position, params0, *directions)) for t in _traces]
+    if radius <= 0:
+        extent = max((float(np.nanmax(np.abs(p))) for p in paths if p.size), default=0.0)
+        radius = 1.15 * extent if extent > 0 else 1.0
+    grid = landscapes.loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch)
+    alphas, betas, z = grid
+    return {
+        "alphas": np.asarray(alphas),
+        "betas": np.asarray(betas),
+        "z": np.asarray(z),
+        "paths": paths,
+        "description": _describe(directions, grid),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- page
+
+st.title("Optimizers on small networks")
+st.caption(
+    "Every optimizer starts from the same initial weights with the same seed, batches and step budget. "
+    "Small initial weights put the network near a saddle or plateau of its loss (NETWORKS.md)."
+)
+
+with controls("Networks"):
+    network_key = st.selectbox(
+        "Network problem",
+        list(landscapes.NETWORKS),
+        index=list(landscapes.NETWORKS).index(DEFAULT_NETWORK),
+        key=f"{P}problem",
+        bind=URL,
+        help="Data generated in code from a seed; each problem has a known plateau (NETWORKS.md).",
+    )
+    init_choice = st.select_slider(
+        "Initial weight scale",
+        INIT_SCALES,
+        value="default",
+        format_func=lambda v: v if isinstance(v, str) else f"{v:g}",
+        key=f"{P}init",
+        bind=URL,
+        help="Standard deviation of the initial weights; smaller starts closer to the saddle at the origin.",
+    )
+    steps = st.number_input(
+        "Steps", 10, MAX_STEPS, 200, 10, key=f"{P}steps", bind=URL, help="Training steps per optimizer."
+    )
+    seed = st.number_input(
+        "Seed", 0, 10_000, 0, 1, key=f"{P}seed", bind=URL, help="Initial weights, data and dimer N₀."
+    )
+    clip = st.number_input(
+        "Gradient clip (0 = off)",
+        0.0,
+        1e3,
+        0.0,
+        0.5,
+        key=f"{P}clip",
+        bind=URL,
+        help="Maximum global gradient norm of the update (the dimer always probes raw gradients).",
+    )
+    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, key=f"{P}opt", prefix=P)
+    st.divider()
+    plane = st.radio(
+        "Slice plane",
+        list(PLANES),
+        format_func=lambda k: {"random": "random", "min_curvature": "min curvature", "pca": "PCA"}[k],
+        horizontal=True,
+        key=f"{P}plane",
+        bind=URL,
+        help="random: filter-normalised random directions (the same for every optimizer); min curvature: "
+        "the plane of the two lowest Hessian eigenvectors at the start (where the dimer looks); PCA of "
+        "all trajectories together.",
+    )
+    radius = st.slider(
+        "Slice radius (0 = fit the trajectories)",
+        0.0,
+        50.0,
+        0.0,
+        0.5,
+        key=f"{P}radius",
+        bind=URL,
+        help="Half-width of the slice in plane coordinates.",
+    )
+    resolution = st.slider("Slice grid", 11, 61, 31, 2, key=f"{P}grid", bind=URL, help="Points per side.")
+    plane_seed = st.number_input(
+        "Plane seed", 0, 10_000, 0, 1, key=f"{P}plane_seed", bind=URL, help="Seed of the random directions."
+    )
+    filter_normalize = st.checkbox(
+        "Filter-normalise the random directions",
+        True,
+        key=f"{P}filter",
+        bind=URL,
+        help="Li et al. 2018: each row rescaled to the matching weights' norm.",
+    )
+    st.divider()
+    log_y = st.checkbox("Log loss axis", False, key=f"{P}log", bind=URL)
+    copy_link_button()
+
+large = large_fonts()
+init_scale = None if init_choice == "default" else float(init_choice)
+record_every = max(1, int(steps) // MAX_RECORDED_ROWS)
+config = {
+    "network": network_key,
+    "init_scale": init_scale,
+    "steps": int(steps),
+    "seed": int(seed),
+    "clip": float(clip) or None,
+    "optimizers": [{"key": s.key, "hyperparams": s.hyperparams} for s in specs],
+    "slice": {
+        "plane": plane,
+        "radius": float(radius),
+        "grid": int(resolution),
+        "plane_seed": int(plane_seed),
+        "filter_normalize": bool(filter_normalize),
+    },
+}
+
+if not specs:
+    st.warning("Choose at least one optimizer in the sidebar.")
+    st.stop()
+
+net = landscapes.make_network(network_key)
+n_params = net.n_params
+large_network = n_params > VECTOR_MAX_DIM
+plateau = "—" if net.plateau is None else f"{net.plateau:.4g}"
+st.markdown(f"**{net.label}** — {n_params} parameters; plateau {plateau}. {net.note}")
+if large_network:
+    st.info(
+        f"{n_params} parameters: slow on a CPU (start with few steps); whole trajectories are not "
+        "recorded, so the 2-D slice uses the random plane, fixed before the race."
+    )
+
+traces = None
+specs_json = specs_to_json(specs)
+projection = (int(plane_seed), bool(filter_normalize)) if large_network else None
+with safe_block("The race"):
+    report, close = progress_reporter("Training…")
+    traces = network_race(
+        network_key,
+        init_scale,
+        specs_json,
+        int(steps),
+        int(seed),
+        float(clip) or None,
+        record_every,
+        projection,
+        _progress=report,
+    )
+    close()
+
+if traces:
+    diverged = [t for t in traces if t.status == "diverged"]
+    if diverged:
+        st.warning(
+            "Diverged (stopped cleanly, marked ✕ in the figures): "
+            + ", ".join(f"{t.label} at step {t.stop_step}" for t in diverged)
+            + ". Lower its learning rate or set a gradient clip."
+        )
+
+    tab_loss, tab_dimer, tab_slice, tab_table = st.tabs(
+        ["Loss", "Curvature and the dimer", "2-D loss slice", "Results"]
+    )
+    with tab_loss, safe_block("The loss curves"):
+        col_a, col_b = st.columns(2)
+        loss_steps = figs.loss_figure(traces, "steps", log_y, net.plateau, large=large)
+        loss_evals = figs.loss_figure(traces, "grad_evals", log_y, net.plateau, large=large)
+        col_a.plotly_chart(loss_steps, key=f"{P}loss_steps")
+        col_b.plotly_chart(loss_evals, key=f"{P}loss_evals")
+        st.caption(
+            "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
+            "gradients at its rotation events). Dotted: the plateau of NETWORKS.md."
+        )
+        download_buttons(
+            "networks", config, traces=traces, html=lambda: loss_steps.to_html(include_plotlyjs=True)
+        )
+
+    with tab_dimer, safe_block("The dimer diagnostics"):
+        if n_params > EXACT_HESSIAN_MAX_PARAMS:
+            st.info(
+                f"{n_params} parameters: the exact Hessian (and so λ_min, v_min and |cos|) is computed "
+                f"only up to {EXACT_HESSIAN_MAX_PARAMS} parameters. The dimer's own curvature C is shown."
+            )
+        st.plotly_chart(figs.curvature_figure(traces, large=large), key=f"{P}curvature")
+        st.caption(
+            "Solid: the dimer's curvature estimate C = D·N at each step; dotted: the exact smallest "
+            "Hessian eigenvalue λ_min at the same weights. C ≈ λ_min means the dimer found the min mode."
+        )
+        col_a, col_b = st.columns(2)
+        col_a.plotly_chart(figs.cos_figure(traces, large=large), key=f"{P}cos")
+        col_a.caption("|cos∠(N, v_min)|: 1 when the dimer orientation N is the exact min eigenvector.")
+        col_b.plotly_chart(figs.removed_fraction_figure(traces, large=large), key=f"{P}removed")
+        col_b.caption("(g·N)²/‖g‖²: the share of the squared gradient along N that DEO removes (α = 1).")
+
+    with tab_slice, safe_block("The 2-D slice"):
+        if large_network and plane != "random":
+            st.info(
+                f"{n_params} parameters: trajectories are projected during the race, on the random "
+                "plane only; showing the random plane."
+            )
+            plane = "random"
+        race_key = (
+            f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{projection}"
+        )
+        with st.spinner("Evaluating the loss on the plane…"):
+            sl = network_slice(
+                network_key,
+                init_scale,
+                int(seed),
+                plane,
+                int(plane_seed),
+                bool(filter_normalize),
+                float(radius),
+                int(resolution),
+                race_key,
+                _traces=traces,
+            )
+        slice_fig = figs.slice_figure(
+            sl["alphas"],
+            sl["betas"],
+            sl["z"],
+            traces,
+            sl["paths"],
+            sl["description"],
+            log_z=log_y,
+            large=large,
+        )
+        st.plotly_chart(slice_fig, key=f"{P}slice")
+        on_slice = [figs.slice_values(sl["alphas"], sl["betas"], sl["z"], p) for p in sl["paths"]]
+        st.plotly_chart(
+            figs.trajectory_loss_figure(traces, on_slice, log_y, large=large), key=f"{P}true_loss"
+        )
+        st.caption(
+            "Solid: the true training loss along each trajectory. Dashed: the slice's loss at the "
+            "projected point. Where they differ the trajectory has left the plane: the 2-D picture is "
+            "only a shadow of the path."
+        )
+        download_buttons("networks-slice", config, html=lambda: slice_fig.to_html(include_plotlyjs=True))
+
+    with tab_table:
+        st.dataframe(figs.results_rows(traces), hide_index=True)
+        st.caption(
+            "escape step: first step with loss below half the plateau (the race's criterion); "
+            "gradient evaluations count every gradient the algorithm used, dimer probes included."
+        )

@@ -1,0 +1,369 @@
+"""Surfaces: optimizers racing from the same start on an analytic saddle surface (UX.md §1)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import (
+    URL,
+    cached_surface_race,
+    controls,
+    copy_link_button,
+    download_buttons,
+    get_surface,
+    large_fonts,
+    optimizer_picker,
+    progress_reporter,
+    safe_block,
+    safe_call,
+    specs_to_json,
+)
+from viz.export import standalone_html
+from viz.surface_figs import (
+    EXPORT_OPTIONS,
+    curvature_figure,
+    loss_figure,
+    race_figure,
+    results_rows,
+    surface3d_figure,
+    surface_grid,
+)
+
+DEFAULT_SURFACE = "saddle_plateau"
+DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper", "deo_escape"]
+DEFAULT_FORMULA = "x**2 - y**2 + y**4/4"
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+ZOOMS = ("auto", "1", "10", "100", "1000", "10000")
+STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 5000, 300
+
+
+def _surfaces() -> dict:
+    import landscapes
+
+    return landscapes.SURFACES
+
+
+def _surface_label(key: str) -> str:
+    return "✏️ Type a formula" if key == "custom" else _surfaces()[key].name
+
+
+def _reset_start() -> None:
+    """On a new surface: its default start, no offset."""
+    key = st.session_state.get("surface", DEFAULT_SURFACE)
+    if key == "custom":
+        start = (1.0, 1e-3)
+    else:
+        start = _surfaces()[key].starts[0]
+    st.session_state["x0"], st.session_state["y0"] = float(start[0]), float(start[1])
+    st.session_state["offset"] = None
+
+
+def _on_click() -> None:
+    """A click on the contour selects a point: it becomes the start (and the offset is cleared)."""
+    points = st.session_state["race_chart"].selection.get("points", [])
+    if not points:
+        return
+    point = points[0]
+    x, y = point.get("x"), point.get("y")
+    if x is None or y is None:
+        return
+    surface = safe_call(
+        get_surface, st.session_state.get("surface", DEFAULT_SURFACE), st.session_state.get("formula", "")
+    )
+    if surface is None:
+        return
+    (x_lo, x_hi), (y_lo, y_hi) = surface.bounds
+    st.session_state["x0"] = min(max(float(x), x_lo), x_hi)
+    st.session_state["y0"] = min(max(float(y), y_lo), y_hi)
+    st.session_state["offset"] = None
+
+
+link_start = {name: st.query_params.get(name) for name in ("x0", "y0")}  # before the widgets vet them
+st.title("Surfaces")
+st.caption(
+    "Optimizers race from the same start with the same seed, budget and clipping. "
+    "Click the contour to start somewhere else."
+)
+large = large_fonts()
+panel = controls()
+
+with panel:
+    surface_key = st.selectbox(
+        "Surface",
+        [*_surfaces(), "custom"],
+        index=[*_surfaces(), "custom"].index(DEFAULT_SURFACE),
+        format_func=_surface_label,
+        key="surface",
+        bind=URL,
+        on_change=_reset_start,
+        help="Analytic landscapes with known stationary points, or your own formula f(x, y).",
+    )
+    formula = ""
+    if surface_key == "custom":
+        formula = st.text_input(
+            "f(x, y) =",
+            DEFAULT_FORMULA,
+            max_chars=500,
+            key="formula",
+            bind=URL,
+            help="Numbers, x, y, + − * / ** (or ^), parentheses, sin cos tan exp log sqrt abs tanh sinh "
+            "cosh, "
+            "pi, e.",
+        )
+
+surface = None
+with panel:
+    try:
+        surface = get_surface(surface_key, formula)
+    except ValueError as exc:  # landscapes.FormulaError is a ValueError
+        st.error(f"Formula not understood: {exc}", icon="✏️")
+
+if surface is None:
+    st.info("Fix the formula in the controls to see its landscape.")
+    st.stop()
+
+(x_lo, x_hi), (y_lo, y_hi) = surface.bounds
+default_start = surface.starts[0]
+has_saddle = any(p.kind in ("saddle", "degenerate") for p in surface.stationary_points)
+
+with panel:
+    st.markdown("**Start**")
+    c1, c2 = st.columns(2)
+    x0 = c1.number_input(
+        "x₀",
+        x_lo,
+        x_hi,
+        float(default_start[0]),
+        0.01,
+        format="%g",
+        key="x0",
+        bind=URL,
+        help=f"Start x, inside the window [{x_lo:g}, {x_hi:g}]. Or click the contour.",
+    )
+    y0 = c2.number_input(
+        "y₀",
+        y_lo,
+        y_hi,
+        float(default_start[1]),
+        0.01,
+        format="%g",
+        key="y0",
+        bind=URL,
+        help=f"Start y, inside the window [{y_lo:g}, {y_hi:g}]. Or click the contour.",
+    )
+    offset = st.number_input(
+        "Offset from the saddle (empty = off)",
+        -1.0,
+        1.0,
+        None,
+        1e-3,
+        format="%g",
+        key="offset",
+        bind=URL,
+        disabled=not has_saddle,
+        help="Replaces the start's component along the nearest saddle's unstable direction by this "
+        "distance (e.g. 1e-6). GD's escape time grows like ln(1/offset); Adam's hardly changes.",
+    )
+    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS)
+    steps = st.number_input(
+        "Steps",
+        STEPS_MIN,
+        STEPS_MAX,
+        STEPS_DEFAULT,
+        10,
+        key="steps",
+        bind=URL,
+        help=f"The same budget for every optimizer ({STEPS_MIN}–{STEPS_MAX}).",
+    )
+    c1, c2 = st.columns(2)
+    seed = c1.number_input(
+        "Seed", 0, 2**31 - 1, 0, 1, key="seed", bind=URL, help="Dimer's initial N, PGD noise."
+    )
+    clip = c2.number_input(
+        "Clip ‖g‖ (empty = off)",
+        1e-6,
+        1e6,
+        None,
+        0.1,
+        format="%g",
+        key="clip",
+        bind=URL,
+        help="Gradient clipping changes escape behaviour: off by default, shown when on.",
+    )
+    with st.expander("View", expanded=False):
+        speed = st.select_slider(
+            "Playback speed", SPEEDS, value=1.0, format_func=lambda s: f"{s:g}×", key="speed", bind=URL
+        )
+        zoom_choice = st.selectbox(
+            "Dimer zoom ×k",
+            ZOOMS,
+            key="zoom",
+            bind=URL,
+            help="The dimer length ΔR is tiny; draw it k times longer (auto: ≈4 % of the window).",
+        )
+        arrows = st.radio(
+            "Arrows",
+            ("direction", "scale"),
+            horizontal=True,
+            key="arrows",
+            bind=URL,
+            format_func=lambda a: "same length" if a == "direction" else "to scale",
+            help="Same length: −g always has one length and −g_mod, the removed part are to its scale.",
+        )
+        show_dimer = st.checkbox("Dimer", True, key="show_dimer", bind=URL)
+        show_arrows = st.checkbox("Gradient arrows", True, key="show_arrows", bind=URL)
+        show_min_mode = st.checkbox("Exact min mode", True, key="show_vmin", bind=URL)
+        log_loss = st.checkbox("Log loss axis", False, key="log_loss", bind=URL)
+
+start = (float(x0), float(y0))
+offset_value = None if (offset is None or not has_saddle) else float(offset)
+for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
+    raw = link_start[name]
+    if raw is not None:
+        try:
+            outside = not lo <= float(raw) <= hi
+        except ValueError:
+            outside = True
+        if outside:
+            st.warning(
+                f"The link's start {name} = {raw} is outside the window [{lo:g}, {hi:g}]; using {value:g}."
+            )
+
+head, link = st.columns([4, 1], vertical_alignment="center")
+head.latex(f"f(x, y) = {surface.latex}")
+head.caption(surface.note)
+with link:
+    copy_link_button()
+
+config = {
+    "page": "surfaces",
+    "surface": surface_key,
+    "formula": formula if surface_key == "custom" else None,
+    "start": list(start),
+    "offset": offset_value,
+    "optimizers": [{"key": s.key, "hyperparams": s.hyperparams} for s in specs],
+    "steps": int(steps),
+    "seed": int(seed),
+    "clip": None if clip is None else float(clip),
+}
+
+traces = []
+if not specs:
+    st.info("Choose at least one optimizer in the controls to start a race.")
+else:
+    report, close = progress_reporter("Racing…")
+    traces = (
+        safe_call(
+            cached_surface_race,
+            surface_key,
+            formula,
+            start,
+            offset_value,
+            specs_to_json(specs),
+            int(steps),
+            int(seed),
+            config["clip"],
+            _progress=report,
+            what="The race",
+        )
+        or []
+    )
+    close()
+
+grid = surface_grid(surface)
+race_start = traces[0].position_2d[0].tolist() if traces and traces[0].position_2d is not None else start
+figure_options = {
+    "start": race_start,
+    "dimer_zoom": None if zoom_choice == "auto" else float(zoom_choice),
+    "arrows": arrows,
+    "show_dimer": show_dimer,
+    "show_arrows": show_arrows,
+    "show_min_mode": show_min_mode,
+    "frame_ms": 50.0 / float(speed),
+    "large": large,
+}
+fig = None
+with safe_block("The race figure"):
+    fig = race_figure(surface, traces, grid=grid, **figure_options)
+    st.plotly_chart(
+        fig,
+        key="race_chart",
+        width="content",
+        on_select=_on_click,
+        selection_mode="points",
+        config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}},
+    )
+    meta = fig.layout.meta or {}
+    notes = [
+        "▶ Play / ❚❚ Pause, drag the slider to scrub. Arrows point downhill: −g solid, −g_mod dashed, "
+        "removed part dotted."
+    ]
+    if show_dimer and any(t.direction is not None for t in traces):
+        notes.append(f"Dimer drawn ×{meta.get('dimer_zoom', 1):g} (both ends, centred on θ).")
+    if arrows == "scale" and meta.get("arrow_scale"):
+        notes.append(f"Arrow = {meta['arrow_scale']:.3g} × vector.")
+    if show_min_mode:
+        notes.append("Grey dotted: exact min-mode eigenvector.")
+    if config["clip"] is not None:
+        notes.append(f"Clipping on: ‖g‖ ≤ {config['clip']:g} for every optimizer.")
+    st.caption(" ".join(notes))
+
+if traces:
+    st.subheader("Results")
+    rows = results_rows(traces, has_escape=any(t.escape_step is not None for t in traces) or has_saddle)
+    table = pd.DataFrame(rows)
+    colors = table.pop("color")
+    table = table.drop(columns=["key"])
+
+    def _missing(v) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    def _count(v) -> str:
+        return "—" if _missing(v) else f"{int(v)}"
+
+    styled = table.style.apply(
+        lambda col: [f"background-color: {c}; color: white; font-weight: bold" for c in colors],
+        subset=["optimizer"],
+    ).format(
+        {
+            "final loss": lambda v: "—" if _missing(v) else f"{v:.4g}",
+            "escape step": _count,
+            "grad evals to escape": _count,
+            "diverged at step": _count,
+        }
+    )
+    st.dataframe(styled, hide_index=True, width="stretch")
+    st.caption(
+        "Escape: the loss fell below the surface's threshold near the saddle (DEO.md). "
+        "Diverged runs stop; the others go on."
+    )
+
+    tab_loss, tab_curv, tab_3d = st.tabs(["Loss", "Curvature", "3-D view"], key="view", bind=URL)
+    if tab_loss.open:
+        with tab_loss, safe_block("The loss curves"):
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(loss_figure(traces, "steps", log=log_loss, large=large), key="loss_steps")
+            c2.plotly_chart(loss_figure(traces, "grad_evals", log=log_loss, large=large), key="loss_evals")
+            st.caption(
+                "Right: cost in gradient evaluations — a dimer step spends extra gradients on its rotations."
+            )
+    if tab_curv.open:
+        with tab_curv, safe_block("The curvature view"):
+            st.plotly_chart(curvature_figure(traces, large=large), key="curvature")
+            st.caption(
+                "C = D·N, the dimer's curvature estimate, against the exact λ_min at the same point; "
+                "|cos| = 1 when N is the exact min-mode eigenvector."
+            )
+    if tab_3d.open:
+        with tab_3d, safe_block("The 3-D view"):
+            st.plotly_chart(surface3d_figure(surface, traces, large=large), key="surface3d")
+            st.caption("Static view of the full paths (drag to rotate).")
+
+    def _html() -> str:
+        lite = race_figure(surface, traces, grid=grid, **{**figure_options, **EXPORT_OPTIONS, "large": False})
+        return standalone_html(lite, f"DEO Lab — {surface.name}")
+
+    download_buttons("deo-lab-surfaces", config, traces=traces, html=_html)

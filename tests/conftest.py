@@ -1,0 +1,132 @@
+"""Shared fixtures: the repository root on ``sys.path`` (pages import ``pages.common`` as a namespace
+package, as under ``streamlit run app.py``), and for the ``browser`` tests a real
+``streamlit run app.py`` on a free port plus Debian's Chromium driven by Playwright.
+
+The browser tests are skipped only when ``/usr/bin/chromium`` is missing and ``DEO_REQUIRE_BROWSER``
+is not ``"1"``; with ``DEO_REQUIRE_BROWSER=1`` (CI) a missing Chromium fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_TIMEOUT_S = 90
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("DEO_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"DEO_REQUIRE_BROWSER=1 but {CHROMIUM} is missing (apt-get install -y chromium)")
+    pytest.skip(f"{CHROMIUM} is missing (set DEO_REQUIRE_BROWSER=1 to make this a failure)")
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """Base URL of ``streamlit run app.py`` started for this test session (stopped at the end)."""
+    _require_chromium()
+    port = _free_port()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(ROOT / "artifacts" / "streamlit-test.log", "w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with code {process.returncode} before answering")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"streamlit did not answer {url}/_stcore/health within {SERVER_START_TIMEOUT_S} s"
+                )
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser(app_url):
+    """One headless Chromium for the session (Playwright sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """Factory: a page in a fresh browser context (no shared cookies or storage); closed afterwards."""
+    contexts = []
+
+    def make(**options):
+        context = browser.new_context(viewport={"width": 1440, "height": 1000}, **options)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

@@ -1,0 +1,144 @@
+"""The About / findings page: every claim names a test or benchmark that exists, numbers come from
+the committed result files, and the published curves are drawn when their CSV is present."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "pages" / "about.py"
+RESULTS = ROOT / "benchmarks" / "results"
+PUBLISHED_CSV = ROOT.parent / "shared" / "data" / "dimertrainer-eval-curves.csv"
+BACKED_BY = re.compile(r"Backed by: `python -m pytest (tests/[\w/]+\.py)::(\w+)`")
+
+
+def run(**params: str) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_default_run_explains_deo_with_its_formulas():
+    at = run()
+    assert_clean(at)
+    assert at.title[0].value.endswith("About DEO and what we measured")
+    formulas = " ".join(latex.value for latex in at.latex)
+    assert r"g_{\mathrm{mod}} = g - \alpha\,(g\cdot N)\,N" in formulas
+    assert "HN" in formulas
+
+
+def test_every_claim_names_a_test_that_exists():
+    at = run()
+    texts = [m.value for m in at.markdown]
+    backed = [BACKED_BY.search(t) for t in texts]
+    backed = [m for m in backed if m]
+    assert len(backed) >= 10
+    for match in backed:
+        path, name = match.groups()
+        source = (ROOT / path).read_text()
+        assert re.search(rf"^def {name}\(", source, re.M), f"{path}::{name} does not exist"
+    assert not any("Not backed yet" in t for t in texts)
+
+
+def test_each_committed_result_is_shown_with_its_command():
+    at = run()
+    labels = [e.label for e in at.expander]
+    for path in sorted(RESULTS.glob("*.md")):
+        text = path.read_text()
+        title = text.splitlines()[0].lstrip("# ").strip()
+        command = re.search(r"^Command:\s*`([^`]+)`", text, re.M)
+        label = next((lab for lab in labels if lab.startswith(title)), None)
+        assert label is not None, f"{path.name} is not shown"
+        if command:
+            assert command.group(1) in label
+
+
+def test_absent_results_say_not_measured_yet_with_the_command():
+    at = run()
+    texts = " ".join(m.value for m in at.markdown)
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if not (RESULTS / f"{script.stem}.md").exists():
+            assert f"not measured yet: run `python benchmarks/{script.name}" in texts
+
+
+def test_published_curves_are_drawn_or_their_absence_is_said():
+    at = run()
+    assert_clean(at)
+    if PUBLISHED_CSV.exists():
+        assert len(at.get("plotly_chart")) == 1 + (RESULTS / "paper.csv").exists()
+        finals = at.dataframe[0].value
+        assert len(finals) == 16  # 8 optimizers × 2 model sizes
+        at.radio(key="ab.loss").set_value("train_loss").run()
+        assert_clean(at)
+    else:
+        assert any("not here" in w.value for w in at.warning)
+
+
+def test_loss_choice_is_read_from_the_url():
+    at = run(**{"ab.loss": "train loss"})
+    assert_clean(at)
+    assert at.radio(key="ab.loss").value == "train_loss"
+
+
+def test_projector_mode_renders():
+    at = run(big="true")
+    assert_clean(at)
+
+
+# ------------------------------------------------------------------ the page's figure builders
+
+
+def published_frame() -> pd.DataFrame:
+    rows = []
+    for model in ("0.80M", "10.65M"):
+        for k, name in enumerate(("adam", "adamw", "dimerAdam")):
+            for step in (0, 250, 500):
+                loss = 3.0 - step / 500 - k
+                rows.append({"model": model, "optimizer": name, "step": step, "train_loss": loss,
+                             "val_loss": loss + 0.1})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_published_curves_have_one_panel_per_model_and_dash_the_coupled_decay_baselines():
+    fig = published_curves_figure(published_frame())
+    assert len(fig.data) == 2 * 3
+    dashes = {t.name: t.line.dash for t in fig.data}
+    assert dashes["adam (coupled L2 wd 0.1)"] == "dash" and dashes["adamw"] == "solid"
+    with pytest.raises(ValueError, match="val_loss"):
+        published_curves_figure(published_frame().drop(columns="val_loss"))
+
+
+def test_final_losses_are_the_last_evaluation_of_each_run_best_first():
+    rows = final_losses(published_frame())
+    assert len(rows) == 6 and all(r["step"] == 500 for r in rows)
+    first = [r for r in rows if r["model"] == "0.80M"]
+    assert [r["optimizer"] for r in first] == ["dimerAdam", "adamw", "adam"]
+    assert first[-1]["coupled L2 weight decay"] is True
+
+
+def test_paper_comparison_shows_our_runs_over_the_steps_they_cover():
+    published = published_frame().query("model == '0.80M'").drop(columns="model")
+    published = published.assign(source="published", label=published["optimizer"] + " (published)")
+    ours = pd.DataFrame({"source": "ours", "optimizer": "deo_paper", "label": "DEO (paper)", "step": [0, 250],
+                         "train_loss": [3.0, 2.0], "val_loss": [3.1, 2.1]})  # fmt: skip
+    fig = paper_comparison_figure(pd.concat([ours, published], ignore_index=True))
+    assert tuple(fig.layout.xaxis.range) == (0, 250 * 1.05)
+    assert all(max(t.x) <= 250 for t in fig.data)  # published steps beyond our budget are left out
+    solid = [t for t in fig.data if t.line.dash == "solid"]
+    assert [t.name for t in solid] == ["DEO (paper)"] and np.allclose(solid[0].y, [3.1, 2.1])
+    with pytest.raises(ValueError, match="ours"):
+        paper_comparison_figure(published)

@@ -1,0 +1,143 @@
+"""The Surfaces page as a person uses it (streamlit.testing.v1.AppTest on pages/surfaces.py).
+
+The page is run directly (as ``st.navigation`` runs it from app.py). Races are cached per process,
+so the default race runs once for this file; other tests use short budgets from the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "surfaces.py")
+TIMEOUT_S = 240  # a cold race on a busy 2-core machine
+
+
+def run_page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
+    at.query_params.update(query)
+    return at.run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def results(at: AppTest):
+    return at.dataframe[0].value.set_index("optimizer")
+
+
+def test_default_page_races_gd_adam_and_both_deo_presets_without_errors():
+    at = run_page()
+    no_exception(at)
+    assert not at.error
+    assert at.title[0].value == "Surfaces"
+    assert at.selectbox(key="surface").value == "saddle_plateau"
+    assert at.multiselect(key="opt").value == ["gd", "adam", "deo_paper", "deo_escape"]
+    table = results(at)
+    assert list(table.index) == ["GD", "Adam", "DEO (paper)", "DEO-escape"]
+    assert (table["steps run"] <= 300).all()
+    assert at.get("plotly_chart")  # the race figure and the loss curves
+
+
+def test_changing_the_surface_moves_the_start_to_its_default_and_reruns():
+    at = run_page(steps="30")
+    at.selectbox(key="surface").set_value("rosenbrock").run()
+    no_exception(at)
+    assert (at.number_input(key="x0").value, at.number_input(key="y0").value) == (-2.0, 2.0)  # SURFACES.md
+    assert "100" in at.latex[0].value
+
+
+def test_changing_optimizers_and_steps_changes_the_race():
+    at = run_page(steps="30")
+    at.multiselect(key="opt").set_value(["adam", "pgd"]).run()
+    at.number_input(key="steps").set_value(20).run()
+    no_exception(at)
+    table = results(at)
+    assert list(table.index) == ["Adam", "PGD"]
+    assert (table["steps run"] <= 20).all()
+
+
+def test_a_bad_formula_shows_a_readable_error_and_no_exception():
+    at = run_page(surface="✏️ Type a formula", formula="x**", steps="20")
+    no_exception(at)
+    assert any("Formula not understood" in e.value for e in at.error)
+    at.text_input(key="formula").set_value("x**2 - y**2").run()
+    no_exception(at)
+    assert not at.error
+    assert at.dataframe  # the custom surface races
+
+
+def test_gd_with_lr_10_on_rosenbrock_is_marked_diverged_and_the_others_go_on():
+    at = run_page(surface="Rosenbrock", opt=["GD", "Adam"], steps="40", **{"gd.lr": "10"})
+    no_exception(at)
+    assert at.number_input(key="gd.lr").value == 10.0
+    table = results(at)
+    assert table.loc["GD", "status"] == "diverged"
+    assert table.loc["Adam", "status"] != "diverged"
+    assert table.loc["Adam", "steps run"] == 40
+
+
+def test_an_empty_optimizer_selection_says_what_to_do():
+    at = run_page(steps="20")
+    at.multiselect(key="opt").set_value([]).run()
+    no_exception(at)
+    assert any("at least one optimizer" in i.value for i in at.info)
+    assert not at.dataframe
+
+
+def test_a_start_outside_the_window_from_a_link_is_refused_with_a_message():
+    at = run_page(x0="99", steps="20")
+    no_exception(at)
+    assert at.number_input(key="x0").value == 1.0  # saddle_plateau's default start
+    assert any("outside the window" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("lecture", ["true", "false"])
+def test_the_url_restores_the_whole_configuration(lecture):
+    at = run_page(
+        surface="Double well",
+        opt=["Adam", "DEO-escape"],
+        steps="25",
+        seed="3",
+        x0="0.5",
+        y0="-0.25",
+        offset="0.001",
+        clip="2",
+        speed="2×",
+        lecture=lecture,
+        **{"adam.lr": "0.05"},
+    )
+    no_exception(at)
+    assert at.selectbox(key="surface").value == "double_well"
+    assert at.multiselect(key="opt").value == ["adam", "deo_escape"]
+    assert at.number_input(key="steps").value == 25
+    assert at.number_input(key="seed").value == 3
+    assert (at.number_input(key="x0").value, at.number_input(key="y0").value) == (0.5, -0.25)
+    assert at.number_input(key="offset").value == 0.001
+    assert at.number_input(key="clip").value == 2.0
+    assert at.number_input(key="adam.lr").value == 0.05
+    assert at.select_slider(key="speed").value == 2.0
+    assert any("Clipping on" in c.value for c in at.caption)
+    assert list(results(at).index) == ["Adam", "DEO-escape"]
+
+
+def test_runner_cache_is_bounded_lru_and_ignores_underscore_arguments():
+    from pages.common import MAX_CACHE_ENTRIES, cache_runner
+
+    calls = []
+
+    @cache_runner
+    def square(x, options, _progress=None):
+        calls.append(x)
+        return x * x
+
+    assert square(3, {"a": [1, 2]}, _progress=print) == 9
+    assert square(3, {"a": [1, 2]}, _progress=None) == 9  # same key: the callback is not part of it
+    assert calls == [3]
+    for x in range(MAX_CACHE_ENTRIES):
+        square(100 + x, {})
+    square(3, {"a": [1, 2]})  # evicted by the newer entries: computed again
+    assert calls.count(3) == 2

@@ -1,0 +1,246 @@
+"""The Dimer page's figure builders (viz.dimer_figs): what a person sees must match the engine.
+
+Figures are built from the real engine on a quadratic, where the maths is exact (the Fourier model
+C(φ) of one rotation *is* the curvature along the rotation circle), and from synthetic arrays for
+sizes and frame counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from deo.dimer import min_mode, probe
+from viz import dimer_figs as figs
+
+# ½θᵀAθ with eigenvalues 1 ± √(1 + 1.5²)·… : a strict saddle (one negative eigenvalue)
+A = np.array([[1.0, 1.5], [1.5, -0.5]])
+LAM, V = np.linalg.eigh(A)
+MAX_JSON_BYTES = 3_000_000
+
+
+def quadratic(x: torch.Tensor) -> torch.Tensor:
+    a = torch.tensor(A, dtype=x.dtype)
+    return 0.5 * ((x @ a) * x).sum(-1)
+
+
+def grad_fn(x: torch.Tensor) -> torch.Tensor:
+    return x @ torch.tensor(A, dtype=x.dtype)
+
+
+def rotation_data(rotation: str, n0=(1.0, 0.0), iterations: int = 10) -> figs.RotationData:
+    """What the Dimer page gathers: a recorded min_mode run and a probe at every orientation."""
+    x = torch.tensor([0.3, 0.2], dtype=torch.float64)
+    n0 = torch.tensor(n0, dtype=torch.float64)
+    _, _, info = min_mode(
+        grad_fn,
+        x,
+        n0=n0,
+        length=1e-3,
+        rotation=rotation,
+        max_iterations=iterations,
+        record=True,
+        rotation_step=0.2,
+    )
+    history = info["history"]
+    orientations = [n0] + [h["n"] for h in history]
+    probes = [probe(grad_fn, x, n, 1e-3) for n in orientations]
+
+    def col(name):
+        return np.array([float(h[name]) for h in history])
+
+    return figs.RotationData(
+        point=x.numpy(),
+        orientations=np.stack([n.numpy() for n in orientations]),
+        forces=np.stack([p.force.numpy() for p in probes]),
+        curvatures=np.array([float(probes[0].curvature)] + [float(h["curvature"]) for h in history]),
+        torques=np.array([float(p.torque) for p in probes]),
+        trial_angles=col("trial_angle"),
+        angles=col("angle"),
+        a0=col("a0"),
+        a1=col("a1"),
+        b1=col("b1"),
+        eigenvalues=LAM,
+        eigenvectors=V,
+    )
+
+
+def grid(n: int = 41):
+    xs, ys = np.linspace(-0.7, 1.3, n), np.linspace(-0.8, 1.2, n)
+    gx, gy = np.meshgrid(xs, ys)
+    z = 0.5 * (A[0, 0] * gx**2 + 2 * A[0, 1] * gx * gy + A[1, 1] * gy**2)
+    return xs, ys, z
+
+
+def figure_json(fig: go.Figure) -> str:
+    text = fig.to_json()
+    assert "NaN" not in text and "Infinity" not in text
+    return text
+
+
+def frames(fig: go.Figure) -> list[dict]:
+    return json.loads(fig.to_json()).get("frames", [])
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def test_rounded_keeps_five_significant_digits_and_turns_nan_into_gaps():
+    assert figs.rounded(123456.0) == 123460.0
+    assert figs.rounded(0.000123456) == pytest.approx(0.00012346, rel=0, abs=1e-12)
+    assert figs.rounded([1.0, math.nan, math.inf]) == [1.0, None, None]
+    assert figs.rounded(np.zeros((2, 2))) == [[0.0, 0.0], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("n_rows", [1, 7, 300, 301, 5000])
+def test_frame_rows_stay_within_the_frame_budget_and_end_on_the_last_row(n_rows):
+    rows = figs.frame_rows(n_rows)
+    assert len(rows) <= figs.MAX_FRAMES
+    assert rows[0] == 0 and rows[-1] == n_rows - 1
+    assert rows == sorted(set(rows))
+
+
+def test_display_z_clips_logs_and_refuses_unknown_scales():
+    z = np.array([[-5.0, 0.0], [50.0, 500.0]])
+    clipped, _ = figs.display_z(z, "clip", 100.0)
+    assert clipped.max() == 100.0 and clipped.min() == -5.0
+    logged, _ = figs.display_z(z, "log")
+    assert logged.min() == 0.0 and logged.max() == pytest.approx(math.log10(506.0))
+    with pytest.raises(ValueError, match="color_scale"):
+        figs.display_z(z, "cubic")
+    with pytest.raises(ValueError, match="clip"):
+        figs.display_z(z, "clip", None)
+
+
+def test_true_curvature_on_circle_is_the_rayleigh_quotient():
+    # H = diag(λ₁, λ₂), N = e₁, Θ = e₂: N(φ)ᵀHN(φ) = λ₁cos²φ + λ₂sin²φ
+    lam = np.array([-2.0, 3.0])
+    phis = np.linspace(-1.5, 1.5, 7)
+    got = figs.true_curvature_on_circle(lam, np.eye(2), np.array([1.0, 0]), np.array([0, 1.0]), phis)
+    np.testing.assert_allclose(got, lam[0] * np.cos(phis) ** 2 + lam[1] * np.sin(phis) ** 2)
+
+
+def test_rotation_data_refuses_inconsistent_shapes():
+    data = rotation_data("sd", iterations=3)
+    with pytest.raises(ValueError, match="orientations"):
+        figs.RotationData(**{**data.__dict__, "orientations": data.orientations[:-1]})
+
+
+# ------------------------------------------------------------------------------ rotation figure
+
+
+def test_rotation_figure_has_a_static_contour_and_one_frame_per_orientation():
+    data = rotation_data("fourier")
+    xs, ys, z = grid()
+    fig = figs.rotation_figure(data, xs, ys, z, figs.DIMER_COLOR)
+    assert isinstance(fig.data[0], go.Contour)
+    fr = frames(fig)
+    assert len(fr) == data.iterations + 1
+    for frame in fr:
+        assert 0 not in frame["traces"]  # the contour never moves
+        assert len(frame["traces"]) == len(frame["data"]) == 8
+    layout = fig.layout
+    assert list(layout.xaxis.range) == figs.rounded([xs[0], xs[-1]])
+    assert layout.yaxis.scaleanchor == "x"
+    assert len(figure_json(fig)) < MAX_JSON_BYTES
+
+
+def test_fourier_model_drawn_for_a_quadratic_is_the_exact_curvature():
+    # on a quadratic, C(φ) = N(φ)ᵀHN(φ) has exactly the form a₀/2 + a₁cos2φ + b₁sin2φ
+    data = rotation_data("fourier", n0=(0.6, 0.8))
+    fr = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))
+    model, exact = fr[0]["data"][5], fr[0]["data"][6]
+    assert len(model["y"]) == len(exact["y"]) > 100
+    scale = LAM[1] - LAM[0]
+    np.testing.assert_allclose(model["y"], exact["y"], atol=1e-4 * scale)
+    assert min(model["y"]) == pytest.approx(LAM[0], abs=1e-3 * scale)  # its minimum is λ_min
+
+
+def test_rotation_frames_show_the_engines_fitted_orientation():
+    data = rotation_data("sd", iterations=6)
+    fr = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))
+    half = 0.35 * 2.0  # 35 % of the window's smaller side
+    for k in range(data.iterations):
+        fitted = fr[k]["data"][4]
+        direction = np.array([fitted["x"][1] - fitted["x"][0], fitted["y"][1] - fitted["y"][0]]) / (2 * half)
+        np.testing.assert_allclose(np.abs(direction @ data.orientations[k + 1]), 1.0, atol=1e-3)
+    assert fr[-1]["data"][4]["x"] == []  # the last frame has no next iteration
+
+
+def test_sd_rotation_has_no_fourier_model_curve():
+    data = rotation_data("sd", iterations=3)
+    fr = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))
+    assert all(frame["data"][5]["x"] == [] for frame in fr)
+
+
+# ------------------------------------------------------------------------- comparison figures
+
+
+def test_convergence_figure_draws_each_variant_against_iterations_and_evaluations():
+    series = [
+        figs.ConvergenceSeries(
+            f"{r}, {s}",
+            figs.ROTATION_COLORS[r],
+            figs.SCHEME_DASHES[s],
+            grad_evals=np.array([2, 3, 4]),
+            curvature_error=np.array([1.0, 1e-3, 0.0]),
+            abs_cos=np.array([0.5, 0.9, 1.0]),
+        )
+        for r in ("fourier", "sd")
+        for s in ("forward", "central")
+    ]
+    fig = figs.convergence_figure(series)
+    assert len(fig.data) == 4 * 4
+    assert fig.layout.yaxis.type == "log"
+    assert min(fig.data[0].y) == figs.ERROR_FLOOR  # an exact 0 sits on the floor of the log axis
+    figure_json(fig)
+
+
+def test_finite_difference_figure_is_log_log_and_checks_its_input():
+    lengths = np.logspace(-8, 0, 9)
+    series = [figs.FiniteDifferenceSeries("forward, float64", "#000000", "solid", lengths, lengths**2)]
+    fig = figs.finite_difference_figure(lengths, series)
+    assert len(fig.data) == 2
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="positive"):
+        figs.finite_difference_figure(np.array([0.0, 1.0]), series)
+    with pytest.raises(ValueError, match="shape"):
+        figs.finite_difference_figure(lengths[:3], series)
+
+
+# ------------------------------------------------------------------------------ contour views
+
+
+def test_overview_figure_offers_an_invisible_click_grid_and_marks_theta():
+    xs, ys, z = grid()
+    markers = [figs.Marker((0.0, 0.0), "saddle", "saddle")]
+    fig = figs.overview_figure(xs, ys, z, (0.3, 0.2), ((0.2, 0.4), (0.1, 0.3)), markers)
+    grid_trace = fig.data[1]
+    assert len(grid_trace.x) == 61 * 61 and grid_trace.marker.opacity == 0.0
+    assert fig.data[-1].x == (0.3,) and fig.data[-1].y == (0.2,)
+    figure_json(fig)
+
+
+def test_saddle_search_figure_subsamples_long_runs_and_stays_small():
+    t = np.linspace(0, 1, 3001)
+    path = np.stack([np.cos(3 * t), np.sin(3 * t)], axis=1)
+    directions = np.stack([np.ones_like(t), np.zeros_like(t)], axis=1)
+    xs, ys = np.linspace(-1.5, 1.5, 61), np.linspace(-1.5, 1.5, 61)
+    z = np.add.outer(ys**2, xs**2)
+    fig = figs.saddle_search_figure(
+        path, xs, ys, z, "#882255", [figs.Marker((0.0, 0.0), "min", "min")], directions
+    )
+    fr = frames(fig)
+    assert len(fr) <= figs.MAX_FRAMES
+    assert fr[-1]["name"] == "3000"
+    last_point = fr[-1]["data"][2]
+    assert last_point["x"] == figs.rounded([path[-1, 0]]) and last_point["y"] == figs.rounded([path[-1, 1]])
+    assert all(0 not in f["traces"] for f in fr)
+    assert len(figure_json(fig)) < MAX_JSON_BYTES
+    with pytest.raises(ValueError, match="directions"):
+        figs.saddle_search_figure(path, xs, ys, z, "#882255", directions=directions[:10])

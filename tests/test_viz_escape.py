@@ -1,0 +1,106 @@
+"""Specifications of the Escape map figures (viz/escape_figs.py), on hand-made EscapeResults."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deo.race import EscapeResult
+from viz.escape_figs import NEVER_COLOR, escape_histogram, escape_maps_figure
+from viz.palette import color_for
+
+NX, NY = 4, 3
+XS, YS = np.linspace(-1, 1, NX), np.linspace(-0.5, 0.5, NY)
+
+
+def result(
+    key: str, steps: list[float], basin: list[int], diverged: list[bool] | None = None
+) -> EscapeResult:
+    b = NX * NY
+    return EscapeResult(
+        key=key,
+        label=key.upper(),
+        hyperparams={},
+        steps_to_escape=np.asarray(steps, dtype=float),
+        grad_evals_to_escape=np.asarray(steps, dtype=float),
+        final=np.zeros((b, 2)),
+        basin=np.asarray(basin),
+        diverged=np.asarray(diverged or [False] * b),
+        wall_time=0.0,
+    )
+
+
+@pytest.fixture
+def results() -> dict:
+    never = float("nan")
+    return {
+        "GD": result("gd", [10, 20, never, 40, 50, 60, 70, 80, 90, 100, never, 5], [0, 1] * 6),
+        "ADAM": result("adam", [8] * 12, [1] * 12, [True] + [False] * 11),
+        "DEO-ESCAPE": result("deo_escape", [3] * 12, [0] * 11 + [-1]),
+    }
+
+
+def test_one_map_per_optimizer_side_by_side_sharing_one_colour_scale(results):
+    fig = escape_maps_figure(
+        XS, YS, results, steps_budget=200, saddle=(0, 0), minima=[(0.0, 0.4), (0.0, -0.4)]
+    )
+    maps = [t for t in fig.data if t.type == "heatmap" and t.coloraxis == "coloraxis"]
+    assert [m.name for m in maps] == ["GD", "ADAM", "DEO-ESCAPE"]
+    assert [a.text for a in fig.layout.annotations] == ["GD", "ADAM", "DEO-ESCAPE"]
+    assert fig.layout.coloraxis.cmin == 0 and fig.layout.coloraxis.cmax == 200
+    gd = np.asarray(maps[0].z)
+    assert gd.shape == (NY, NX)
+    assert gd[0, 1] == 20 and np.isnan(gd[0, 2])  # row-major: start b = (xs[b % nx], ys[b // nx])
+    assert fig.layout.plot_bgcolor == NEVER_COLOR  # "never escaped" shows the background
+
+
+def test_diverged_starts_are_drawn_black_over_the_map(results):
+    fig = escape_maps_figure(XS, YS, results, steps_budget=200)
+    overlays = [t for t in fig.data if t.type == "heatmap" and t.coloraxis is None]
+    assert len(overlays) == 1  # only ADAM has a diverged start
+    z = np.asarray(overlays[0].z, dtype=float)
+    assert z[0, 0] == 1 and np.isnan(z).sum() == NX * NY - 1
+
+
+def test_basin_mode_colours_by_minimum_with_a_legend_entry_each(results):
+    fig = escape_maps_figure(XS, YS, results, mode="basin", minima=[(0.0, 0.4), (0.0, -0.4)])
+    names = [t.name for t in fig.data if t.type == "scatter" and t.showlegend is not False]
+    assert "minimum 0 (0, 0.4)" in names and "minimum 1 (0, -0.4)" in names and "no listed minimum" in names
+    deo = next(t for t in fig.data if t.type == "heatmap" and t.name == "DEO-ESCAPE")
+    z = np.asarray(deo.z, dtype=float)
+    assert np.isnan(z[-1, -1]) and z[0, 0] == 0  # basin −1 → background
+
+
+def test_equal_aspect_and_fixed_ranges_on_every_map(results):
+    fig = escape_maps_figure(XS, YS, results)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis3.scaleanchor == "x3"
+    assert list(fig.layout.xaxis2.range) == [-1.0, 1.0] and list(fig.layout.yaxis2.range) == [-0.5, 0.5]
+
+
+def test_figure_json_is_strict(results):
+    text = escape_maps_figure(XS, YS, results).to_json()
+
+    def refuse(token):
+        raise AssertionError(f"non-finite number {token} in the figure JSON")
+
+    json.loads(text, parse_constant=refuse)
+
+
+def test_histogram_counts_escaped_starts_per_optimizer_in_its_colour(results):
+    fig = escape_histogram(results, steps_budget=200)
+    assert [t.name for t in fig.data] == [
+        "GD (10/12 escaped)",
+        "ADAM (12/12 escaped)",
+        "DEO-ESCAPE (12/12 escaped)",
+    ]
+    assert len(fig.data[0].x) == 10
+    assert fig.data[1].marker.color == color_for("adam")
+
+
+def test_bad_mode_and_empty_results_are_refused(results):
+    with pytest.raises(ValueError, match="mode"):
+        escape_maps_figure(XS, YS, results, mode="colour")
+    with pytest.raises(ValueError, match="at least one"):
+        escape_maps_figure(XS, YS, {})

@@ -1,0 +1,159 @@
+"""The Networks page's figure builders (viz.network_figs) on synthetic traces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from deo.trace import Trace
+from viz import network_figs as figs
+from viz.dimer_figs import MAX_FRAMES, rounded
+from viz.palette import color_for
+
+MAX_JSON_BYTES = 3_000_000
+
+
+def make_trace(
+    key: str,
+    label: str,
+    n: int,
+    status: str = "running",
+    dimer: bool = False,
+    exact: bool = True,
+    stop_step: int | None = None,
+    escape_step: int | None = None,
+    d: int = 5,
+) -> Trace:
+    """A trace of n rows with a decaying loss; dimer fields NaN unless ``dimer``."""
+    steps = np.arange(n)
+    nan = np.full(n, np.nan)
+    loss = 0.5 * np.exp(-steps / max(n, 1) * 3)
+    evals = steps * (3 if dimer else 1)
+    return Trace(
+        key=key, label=label, hyperparams={"lr": 0.1}, status=status, stop_step=stop_step,
+        escape_step=escape_step, steps=steps, loss=loss,
+        position=np.outer(steps, np.ones(d)) * 0.01, position_2d=None, grad=None, modified_grad=None,
+        grad_norm=np.ones(n), modified_grad_norm=nan,
+        removed_fraction=np.linspace(0, 0.5, n) if dimer else nan,
+        direction=None, dimer_length=1e-3 if dimer else None,
+        curvature=np.linspace(0.5, -0.9, n) if dimer else nan, torque=nan,
+        exact_lambda_min=np.full(n, -0.945) if exact else nan, exact_v_min=None,
+        cos_to_vmin=np.linspace(0.1, 1.0, n) if dimer and exact else nan,
+        grad_evals=evals, diagnostic_evals=steps, wall_time=0.1,
+    )  # fmt: skip
+
+
+def traces():
+    return [
+        make_trace("gd", "GD", 101),
+        make_trace("adam", "Adam", 101, escape_step=40),
+        make_trace("deo_paper", "DEO (paper)", 101, dimer=True),
+        make_trace("momentum", "Momentum", 12, status="diverged", stop_step=12),
+    ]
+
+
+def figure_json(fig: go.Figure) -> dict:
+    text = fig.to_json()
+    assert "NaN" not in text and "Infinity" not in text
+    assert len(text) < MAX_JSON_BYTES
+    return json.loads(text)
+
+
+def test_loss_figure_draws_one_line_per_optimizer_in_its_colour_and_marks_divergence():
+    fig = figs.loss_figure(traces(), "steps", plateau=0.5)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [t.name for t in lines] == ["GD", "Adam", "DEO (paper)", "Momentum"]
+    assert [t.line.color for t in lines] == [color_for(k) for k in ("gd", "adam", "deo_paper", "momentum")]
+    crosses = [t for t in fig.data if t.mode == "markers+text"]
+    assert len(crosses) == 1 and crosses[0].text == ("diverged",)
+    assert fig.layout.shapes[0].y0 == 0.5  # the plateau line
+    figure_json(fig)
+
+
+def test_loss_figure_against_gradient_evaluations_uses_the_cumulative_counts():
+    fig = figs.loss_figure(traces(), "grad_evals", log_y=True)
+    deo = next(t for t in fig.data if t.name == "DEO (paper)")
+    assert deo.x[-1] == 300  # 3 gradient evaluations per step in the synthetic trace
+    assert fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="x_axis"):
+        figs.loss_figure(traces(), "wall_time")
+
+
+def test_curvature_figure_pairs_the_dimer_estimate_with_the_exact_lambda_min():
+    fig = figs.curvature_figure(traces())
+    names = [t.name for t in fig.data]
+    assert "DEO (paper): dimer C" in names
+    assert names.count("GD: dimer C") == 0  # no dimer, no estimate
+    assert "GD: exact λ_min" in names
+    assert not fig.layout.annotations
+
+
+def test_curvature_figure_says_when_the_exact_hessian_was_not_computed():
+    fig = figs.curvature_figure([make_trace("deo_paper", "DEO (paper)", 20, dimer=True, exact=False)])
+    assert "not computed" in fig.layout.annotations[0].text
+    no_dimer = figs.cos_figure([make_trace("gd", "GD", 5)])
+    assert "needs a dimer optimizer" in no_dimer.layout.annotations[0].text
+
+
+def test_unit_interval_figures_have_fixed_ranges():
+    for fig in (figs.cos_figure(traces()), figs.removed_fraction_figure(traces())):
+        assert tuple(fig.layout.yaxis.range) == (-0.02, 1.05)
+        assert [t.name for t in fig.data] == ["DEO (paper)"]
+        figure_json(fig)
+
+
+def test_slice_values_are_bilinear_in_the_grid_and_nan_outside():
+    alphas, betas = np.linspace(-1, 1, 11), np.linspace(-2, 2, 21)
+    z = 3.0 * alphas[None, :] - 2.0 * betas[:, None] + 1.0  # a plane is reproduced exactly
+    points = np.array([[0.33, -1.1], [-0.91, 1.77], [5.0, 0.0]])
+    got = figs.slice_values(alphas, betas, z, points)
+    np.testing.assert_allclose(got[:2], 3.0 * points[:2, 0] - 2.0 * points[:2, 1] + 1.0)
+    assert np.isnan(got[2])
+
+
+def test_slice_figure_animates_only_the_markers_over_a_static_contour():
+    ts = traces()
+    paths = [np.stack([np.linspace(0, 1, len(t)), np.linspace(0, -1, len(t))], axis=1) for t in ts]
+    alphas = betas = np.linspace(-1.5, 1.5, 31)
+    z = np.add.outer(betas**2, alphas**2)
+    fig = figs.slice_figure(alphas, betas, z, ts, paths, "radius 1.5, filter-normalised, seed 0")
+    out = figure_json(fig)
+    assert out["data"][0]["type"] == "contour"
+    frames = out["frames"]
+    assert 1 < len(frames) <= MAX_FRAMES
+    moving = frames[0]["traces"]
+    assert 0 not in moving and len(moving) == len(ts)
+    last = frames[-1]["data"]
+    assert last[0]["x"] == rounded([paths[0][-1, 0]])
+    assert last[3]["x"] == rounded([paths[3][-1, 0]])  # the diverged run stays at its last point
+    assert "radius 1.5" in fig.layout.title.text and "mislead" in fig.layout.title.text
+    assert fig.layout.yaxis.scaleanchor == "x"
+    with pytest.raises(ValueError, match="path"):
+        figs.slice_figure(alphas, betas, z, ts, [p[:3] for p in paths], "")
+
+
+def test_long_runs_are_subsampled_to_the_frame_budget():
+    ts = [make_trace("gd", "GD", 3001)]
+    paths = [np.zeros((3001, 2))]
+    alphas = betas = np.linspace(-1, 1, 11)
+    out = figure_json(figs.slice_figure(alphas, betas, np.zeros((11, 11)), ts, paths, ""))
+    assert len(out["frames"]) <= MAX_FRAMES and out["frames"][-1]["name"] == "3000"
+
+
+def test_trajectory_loss_figure_shows_true_and_slice_loss():
+    ts = traces()
+    fig = figs.trajectory_loss_figure(ts, [t.loss * 2 for t in ts])
+    assert len(fig.data) == 2 * len(ts)
+    assert fig.data[1].line.dash == "dash"
+    figure_json(fig)
+
+
+def test_results_rows_report_status_escape_and_costs():
+    rows = {r["optimizer"]: r for r in figs.results_rows(traces())}
+    assert rows["Momentum"]["status"] == "diverged" and rows["Momentum"]["diverged at"] == 12
+    assert rows["Adam"]["escape step"] == 40 and rows["Adam"]["escape grad evals"] == 40
+    assert rows["DEO (paper)"]["gradient evaluations"] == 300
+    assert rows["GD"]["escape step"] is None

@@ -1,0 +1,309 @@
+"""Specifications of the Surfaces figures (viz/surface_figs.py, viz/export.py, viz/palette.py).
+
+Traces are built directly (no race): straight or known paths on f = x² − y², whose gradient is
+(2x, −2y) and whose Hessian diag(2, −2) has the exact min mode v_min = (0, 1), λ_min = −2.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import landscapes
+from deo.trace import Trace
+from viz import surface_figs as sf
+from viz.export import standalone_html
+from viz.palette import PRESET_COLORS, color_for, rgba
+
+SADDLE = landscapes.SURFACES["saddle"]  # x² − y² on [−2, 2]²
+
+
+def make_trace(
+    key: str,
+    steps: int,
+    dimer: bool = True,
+    start=(1.0, 1e-3),
+    status="running",
+    escape_step=None,
+    stop_step=None,
+    loss_shift=0.0,
+) -> Trace:
+    """A GD-like run on x² − y² with lr 0.01: x shrinks by 0.98, y grows by 1.02 per step."""
+    t = np.arange(steps + 1)
+    pos = np.stack([start[0] * 0.98**t, start[1] * 1.02**t], axis=1)
+    grad = np.stack([2 * pos[:, 0], -2 * pos[:, 1]], axis=1)
+    n = np.tile([0.0, 1.0], (steps + 1, 1))
+    modified = grad - (grad * n).sum(1, keepdims=True) * n if dimer else grad
+    nan = np.full(steps + 1, np.nan)
+    return Trace(
+        key=key,
+        label=key.upper(),
+        hyperparams={"lr": 0.01},
+        status=status,
+        stop_step=stop_step,
+        escape_step=escape_step,
+        steps=t,
+        loss=pos[:, 0] ** 2 - pos[:, 1] ** 2 + loss_shift,
+        position=pos,
+        position_2d=pos,
+        grad=grad,
+        modified_grad=modified,
+        grad_norm=np.linalg.norm(grad, axis=1),
+        modified_grad_norm=np.linalg.norm(modified, axis=1),
+        removed_fraction=np.full(steps + 1, 1.0) if dimer else nan,
+        direction=n if dimer else None,
+        dimer_length=1e-3 if dimer else None,
+        curvature=np.full(steps + 1, -2.0) if dimer else nan,
+        torque=np.zeros(steps + 1) if dimer else nan,
+        exact_lambda_min=np.full(steps + 1, -2.0),
+        exact_v_min=n.copy(),
+        cos_to_vmin=np.ones(steps + 1) if dimer else nan,
+        grad_evals=t * (2 if dimer else 1),
+        diagnostic_evals=t,
+        wall_time=0.1,
+    )
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return sf.surface_grid(SADDLE, 101)
+
+
+def frames_of(fig) -> list[dict]:
+    return fig.to_dict()["frames"]
+
+
+def test_contour_is_first_and_static_and_frames_update_only_moving_traces(grid):
+    traces = [make_trace("gd", 50, dimer=False), make_trace("deo_paper", 50)]
+    fig = sf.race_figure(SADDLE, traces, start=(1.0, 1e-3), grid=grid)
+    assert fig.data[0].type == "contour"
+    frames = frames_of(fig)
+    moving = frames[0]["traces"]
+    assert 0 not in moving
+    assert moving == list(range(len(fig.data) - len(moving), len(fig.data)))  # the last traces
+    for frame in frames:
+        assert frame["traces"] == moving
+        assert len(frame["data"]) == len(moving)
+        assert all(set(d) == {"x", "y"} for d in frame["data"])
+    # GD: path, point, −g, v_min; DEO: path, point, dimer, −g, −g_mod, removed, v_min
+    assert len(moving) == 4 + 7
+
+
+def test_one_frame_per_step_for_short_runs_and_at_most_300_frames_for_long_ones(grid):
+    short = sf.race_figure(SADDLE, [make_trace("gd", 50, dimer=False)], grid=grid)
+    assert [f["name"] for f in frames_of(short)] == [str(s) for s in range(51)]
+    long = sf.race_figure(SADDLE, [make_trace("gd", 1000, dimer=False)], grid=grid)
+    names = [int(f["name"]) for f in frames_of(long)]
+    assert len(names) == sf.MAX_FRAMES == 300
+    assert names[0] == 0 and names[-1] == 1000 and names == sorted(set(names))
+    slider = long.to_dict()["layout"]["sliders"][0]
+    assert [s["label"] for s in slider["steps"]] == [str(n) for n in names]
+
+
+def test_axis_ranges_are_fixed_to_the_window_with_equal_aspect(grid):
+    fig = sf.race_figure(SADDLE, [make_trace("adam", 20, dimer=False)], grid=grid)
+    assert list(fig.layout.xaxis.range) == [-2.0, 2.0]
+    assert list(fig.layout.yaxis.range) == [-2.0, 2.0]
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1
+
+
+def test_play_and_pause_buttons_do_not_redraw(grid):
+    fig = sf.race_figure(SADDLE, [make_trace("gd", 20, dimer=False)], grid=grid, frame_ms=200)
+    play, pause = fig.layout.updatemenus[0].buttons
+    assert play.label == "▶ Play" and play.args[1]["frame"] == {"duration": 200, "redraw": False}
+    assert pause.label == "❚❚ Pause" and list(pause.args[0]) == [None]
+
+
+def test_a_run_that_stopped_early_stays_at_its_last_point(grid):
+    stopped = make_trace("gd", 10, dimer=False, status="diverged", stop_step=11)
+    fig = sf.race_figure(
+        SADDLE,
+        [stopped, make_trace("adam", 100, dimer=False)],
+        grid=grid,
+        show_arrows=False,
+        show_min_mode=False,
+    )
+    last = frames_of(fig)[-1]
+    point = last["data"][1]  # gd: path, point
+    assert point["x"][0] == pytest.approx(stopped.position_2d[-1, 0], abs=1e-4)
+    assert point["y"][0] == pytest.approx(stopped.position_2d[-1, 1], abs=1e-4)
+
+
+def test_dimer_is_a_segment_through_the_iterate_of_length_2k_dimer_length(grid):
+    fig = sf.race_figure(
+        SADDLE,
+        [make_trace("deo_paper", 30)],
+        grid=grid,
+        dimer_zoom=100.0,
+        show_arrows=False,
+        show_min_mode=False,
+    )
+    trace = make_trace("deo_paper", 30)
+    frame = frames_of(fig)[30]
+    dimer = frame["data"][2]
+    theta = trace.position_2d[30]
+    half = 100.0 * 1e-3  # k·ΔR along N = (0, 1)
+    assert dimer["x"] == pytest.approx([theta[0], theta[0]], abs=1e-4)
+    assert dimer["y"] == pytest.approx([theta[1] - half, theta[1] + half], abs=1e-4)
+    assert fig.layout.meta["dimer_zoom"] == 100.0
+
+
+def test_auto_dimer_zoom_is_a_power_of_ten_drawing_a_few_percent_of_the_window():
+    k = sf.auto_dimer_zoom(SADDLE, 1e-3)
+    assert math.log10(k) == round(math.log10(k))
+    assert 0.04 * 4 / 10 < 2 * k * 1e-3 <= 2 * 0.04 * 4  # window width 4
+
+
+def test_removed_arrow_closes_the_triangle_of_raw_and_modified_gradient(grid):
+    trace = make_trace("deo_paper", 10)
+    fig = sf.race_figure(SADDLE, [trace], grid=grid, show_dimer=False, show_min_mode=False)
+    g_arrow, g_mod_arrow, removed = frames_of(fig)[5]["data"][2:5]
+    assert g_arrow["x"][0] == g_mod_arrow["x"][0]  # both start at θ
+    assert removed["x"][0] == pytest.approx(g_mod_arrow["x"][1], abs=2e-4)  # from the tip of −g_mod
+    assert removed["y"][0] == pytest.approx(g_mod_arrow["y"][1], abs=2e-4)
+    assert removed["x"][1] == pytest.approx(g_arrow["x"][1], abs=2e-4)  # to the tip of −g
+    assert removed["y"][1] == pytest.approx(g_arrow["y"][1], abs=2e-4)
+    # direction mode: −g has ARROW_FRACTION of the window width
+    length = math.dist((g_arrow["x"][0], g_arrow["y"][0]), (g_arrow["x"][1], g_arrow["y"][1]))
+    assert length == pytest.approx(sf.ARROW_FRACTION * 4, rel=1e-3)
+
+
+def test_exact_min_mode_line_is_vertical_on_the_saddle(grid):
+    fig = sf.race_figure(SADDLE, [make_trace("gd", 10, dimer=False)], grid=grid, show_arrows=False)
+    vmin = frames_of(fig)[3]["data"][2]
+    assert vmin["x"][0] == vmin["x"][1]  # v_min = (0, 1)
+    assert vmin["y"][1] - vmin["y"][0] == pytest.approx(2 * sf.MIN_MODE_FRACTION * 4, abs=1e-3)
+
+
+def test_figure_json_has_no_nan_and_stays_under_2_mb_for_three_optimizers_and_300_steps(grid):
+    traces = [
+        make_trace("gd", 300, dimer=False),
+        make_trace("adam", 300, dimer=False),
+        make_trace("deo_paper", 300),
+    ]
+    traces[0].curvature[:] = np.nan
+    fig = sf.race_figure(SADDLE, traces, start=(1.0, 1e-3), grid=grid)
+    text = fig.to_json()
+    assert len(text.encode()) <= 2_000_000
+
+    def refuse(token):
+        raise AssertionError(f"non-finite number {token} in the figure JSON")
+
+    json.loads(text, parse_constant=refuse)
+    assert len(frames_of(fig)) == 300  # 301 steps, capped
+
+
+def test_every_part_of_a_run_has_its_preset_colour(grid):
+    fig = sf.race_figure(
+        SADDLE, [make_trace("adam", 10, dimer=False), make_trace("deo_escape", 10)], grid=grid
+    )
+    for trace in fig.data:
+        if trace.name == "exact min mode":
+            continue  # the exact eigenvector is the one grey reference line
+        if trace.legendgroup in ("adam", "deo_escape") and trace.line is not None and trace.line.color:
+            assert trace.line.color.lower() in (
+                color_for(trace.legendgroup).lower(),
+                rgba(color_for(trace.legendgroup), 0.35),
+            )
+    loss = sf.loss_figure([make_trace("adam", 10, dimer=False)])
+    assert loss.data[0].line.color == color_for("adam")
+
+
+def test_palette_gives_distinct_colours_to_all_presets():
+    from deo.presets import PRESETS
+
+    assert set(PRESETS) <= set(PRESET_COLORS)
+    assert len(set(PRESET_COLORS.values())) == len(PRESET_COLORS)
+    assert color_for("not-a-preset") == color_for("not-a-preset")
+    assert rgba("#0072B2", 0.5) == "rgba(0,114,178,0.5)"
+    with pytest.raises(ValueError, match="alpha"):
+        rgba("#000000", 2.0)
+
+
+def test_background_image_is_a_png_of_the_grid(grid):
+    image = sf.background_image(SADDLE, grid)
+    assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (-2.0, 2.0, 4.0, 4.0)
+    png = base64.b64decode(image["source"].split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (101, 101)
+    idat_len = struct.unpack(">I", png[33:37])[0]
+    raw = zlib.decompress(png[41 : 41 + idat_len])
+    assert len(raw) == 101 * (1 + 3 * 101)
+
+
+def test_surface_grid_evaluates_f_and_log_scale_for_a_deep_narrow_valley():
+    g = sf.surface_grid(SADDLE, 5)
+    assert g.z[0, 0] == pytest.approx((-2) ** 2 - (-2) ** 2)
+    assert g.z[2, 0] == pytest.approx(4.0)  # (x, y) = (−2, 0)
+    assert g.mode == "linear"  # x² − y² takes negative values: linear
+    rosenbrock = sf.surface_grid(landscapes.SURFACES["rosenbrock"], 50)
+    assert rosenbrock.mode == "log"
+    assert rosenbrock.display.min() == pytest.approx(np.log10(1.0))
+
+
+def test_loss_figure_log_scale_shifts_negative_losses():
+    fig = sf.loss_figure([make_trace("gd", 50, dimer=False, loss_shift=-5.0)], log=True)
+    ys = [y for y in fig.data[0].y if y is not None]
+    assert min(ys) > 0
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.title.text == "loss − min over runs"
+    by_evals = sf.loss_figure([make_trace("deo_paper", 50)], x="grad_evals")
+    assert list(by_evals.data[0].x)[-1] == 100  # two gradients per step in this trace
+
+
+def test_escape_is_marked_on_the_loss_curve():
+    fig = sf.loss_figure([make_trace("adam", 50, dimer=False, escape_step=20, status="escaped")])
+    marks = [t for t in fig.data if t.mode == "markers"]
+    assert len(marks) == 1 and list(marks[0].x) == [20]
+
+
+def test_curvature_figure_shows_estimate_truth_and_cosine_or_says_there_is_no_dimer():
+    fig = sf.curvature_figure([make_trace("deo_paper", 20), make_trace("gd", 20, dimer=False)])
+    names = [t.name for t in fig.data]
+    assert names == ["C (DEO_PAPER)", "λ_min exact (DEO_PAPER)", "|cos| (DEO_PAPER)"]
+    empty = sf.curvature_figure([make_trace("gd", 20, dimer=False)])
+    assert "No dimer optimizer" in empty.layout.annotations[0].text
+
+
+def test_results_rows_report_escape_cost_and_divergence():
+    rows = sf.results_rows(
+        [
+            make_trace("deo_paper", 30, escape_step=10, status="escaped"),
+            make_trace("gd", 5, dimer=False, status="diverged", stop_step=6),
+        ]
+    )
+    assert rows[0]["escape step"] == 10 and rows[0]["grad evals to escape"] == 20
+    assert rows[0]["status"] == "escaped" and rows[0]["color"] == color_for("deo_paper")
+    assert rows[1]["status"] == "diverged" and rows[1]["diverged at step"] == 6
+    assert rows[1]["escape step"] is None
+
+
+def test_3d_view_is_static_with_one_path_per_run():
+    fig = sf.surface3d_figure(
+        SADDLE, [make_trace("gd", 20, dimer=False), make_trace("adam", 20, dimer=False)]
+    )
+    assert fig.data[0].type == "surface"
+    assert [t.name for t in fig.data[1:]] == ["GD", "ADAM"]
+    assert not fig.frames
+
+
+def test_standalone_html_embeds_plotly_and_the_frames_and_stays_under_5_mb(grid):
+    traces = [
+        make_trace("gd", 300, dimer=False),
+        make_trace("adam", 300, dimer=False),
+        make_trace("deo_paper", 300),
+    ]
+    fig = sf.race_figure(SADDLE, traces, grid=grid, **sf.EXPORT_OPTIONS)
+    html = standalone_html(fig, "test <race>")
+    assert re.search(r"<script[^>]*\bsrc=", html) is None  # plotly.js inline: works offline
+    assert "test &lt;race&gt;" in html
+    assert '"name":"300"' in html.replace(" ", "")  # the last frame is inside
+    assert len(html.encode()) <= 5 * 1024 * 1024

@@ -1,0 +1,796 @@
+"""Figures of the Dimer page: one dimer at one point θ, its rotation toward the min mode, its
+finite-difference error, and a dimer saddle search drawn on a contour.
+
+Pure functions: numpy arrays in, ``go.Figure`` out (no streamlit, no torch). Notation of
+``DEO.md``: N the unit dimer orientation, ΔR the dimer length, F_R the rotational force, torque
+‖F_R‖, Θ = F_R/‖F_R‖ the rotation direction, ``N(φ) = N cos φ + Θ sin φ`` the rotation circle,
+``C(φ) = a₀/2 + a₁ cos 2φ + b₁ sin 2φ`` the Fourier curvature model of one rotation iteration.
+
+Plotly practice (UX.md): the contour is ``fig.data[0]`` and never inside frames; moving parts are
+small scatter traces updated by frames ``{"traces": [...]}`` kept as plain dicts, floats
+rounded to 5 significant digits; fixed axis ranges with ``scaleanchor`` so the dimer and the
+force arrows are not distorted; at most ``MAX_FRAMES`` frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from numpy import ndarray
+from plotly.subplots import make_subplots
+
+from viz.palette import EXACT_COLOR, PRESET_COLORS, style_figure
+from viz.surface_figs import AnimatedFigure
+
+MAX_FRAMES = 300
+SIGNIFICANT = 5
+GUIDE_COLOR = EXACT_COLOR
+COLOR_SCALES = ("linear", "log", "clip")
+# Variant styles of the comparison figures: rotation method → colour, scheme / dtype → dash.
+ROTATION_COLORS = {"fourier": PRESET_COLORS["deo_paper"], "sd": PRESET_COLORS["deo_escape"]}
+SCHEME_COLORS = {"forward": PRESET_COLORS["deo_paper"], "central": PRESET_COLORS["pgd"]}
+SCHEME_DASHES = {"forward": "solid", "central": "dash"}
+DTYPE_DASHES = {"float64": "solid", "float32": "dot"}
+DIMER_COLOR = PRESET_COLORS["deo_paper"]
+
+
+def rounded(values: ndarray | Sequence[float] | float, sig: int = SIGNIFICANT) -> list | float | None:
+    """Plain Python floats rounded to ``sig`` significant digits (nested lists for arrays).
+
+    Non-finite values become ``None`` (a gap in a Plotly line), so a figure's JSON never holds NaN.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(a)
+    safe = np.where(finite & (a != 0), np.abs(a), 1.0)
+    decimals = sig - 1 - np.floor(np.log10(safe))
+    scale = 10.0**decimals
+    out = np.where(finite, np.round(a * scale) / scale, np.nan)
+    if out.ndim == 0:
+        return float(out) if finite else None
+    return np.where(finite, out, None).tolist()
+
+
+def stride_for(n_rows: int, max_frames: int = MAX_FRAMES) -> int:
+    """Frame stride so that ``ceil(n_rows / stride) <= max_frames``."""
+    if n_rows < 1:
+        raise ValueError(f"need at least one row to animate, got {n_rows}")
+    return max(1, math.ceil(n_rows / max_frames))
+
+
+def frame_rows(n_rows: int, max_frames: int = MAX_FRAMES) -> list[int]:
+    """Row indices shown as frames: every ``stride``-th row and always the last one."""
+    rows = list(range(0, n_rows, stride_for(n_rows, max_frames)))
+    if rows[-1] != n_rows - 1:
+        rows[-1] = n_rows - 1
+    return rows
+
+
+def display_z(z: ndarray, color_scale: str = "linear", clip: float | None = None) -> tuple[ndarray, str]:
+    """The values drawn by the contour and the colour-bar title.
+
+    ``"linear"``: z itself; ``"log"``: ``log10(z − min z + 1)``; ``"clip"``: ``min(z, clip)`` so a few
+    huge values (Müller–Brown's walls) do not crowd out the basins.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if color_scale == "linear":
+        return z, "f"
+    if color_scale == "log":
+        return np.log10(z - np.nanmin(z) + 1.0), "log₁₀(f − min f + 1)"
+    if color_scale == "clip":
+        if clip is None:
+            raise ValueError("color_scale 'clip' needs a clip value, got None")
+        return np.minimum(z, clip), f"f (clipped at {clip:g})"
+    raise ValueError(f"color_scale must be one of {COLOR_SCALES}, got {color_scale!r}")
+
+
+def contour_trace(
+    xs: ndarray,
+    ys: ndarray,
+    z: ndarray,
+    color_scale: str = "linear",
+    clip: float | None = None,
+) -> go.Contour:
+    """The static background: a filled contour of ``z`` (shape ``(len(ys), len(xs))``)."""
+    shown, title = display_z(z, color_scale, clip)
+    return go.Contour(
+        x=rounded(xs),
+        y=rounded(ys),
+        z=rounded(shown),
+        colorscale="Viridis",
+        ncontours=30,
+        line={"width": 0.5},
+        opacity=0.85,
+        colorbar={"title": {"text": title}, "len": 0.8, "thickness": 14},
+        hovertemplate="x=%{x:.4g}<br>y=%{y:.4g}<br>f=%{z:.4g}<extra></extra>",
+        name="f",
+        showlegend=False,
+    )
+
+
+def click_grid_trace(xs: ndarray, ys: ndarray, n: int = 41) -> go.Scatter:
+    """An invisible ``n × n`` marker grid over the window: a click on it selects a point θ."""
+    gx, gy = np.meshgrid(np.linspace(xs[0], xs[-1], n), np.linspace(ys[0], ys[-1], n))
+    return go.Scatter(
+        x=rounded(gx.ravel()),
+        y=rounded(gy.ravel()),
+        mode="markers",
+        marker={"size": 14, "opacity": 0.0, "color": GUIDE_COLOR},
+        hovertemplate="click: start at (%{x:.3g}, %{y:.3g})<extra></extra>",
+        name="click grid",
+        showlegend=False,
+    )
+
+
+MARKER_SYMBOLS = {"min": "circle", "saddle": "x", "max": "triangle-up", "degenerate": "square"}
+MARKER_NAMES = {"min": "minima", "saddle": "saddles", "max": "maxima", "degenerate": "degenerate points"}
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A listed stationary point drawn on the contour."""
+
+    xy: tuple[float, float]
+    kind: str  # "min" | "saddle" | "max" | "degenerate"
+    label: str
+
+
+def marker_traces(markers: Sequence[Marker]) -> list[go.Scatter]:
+    """One white-filled scatter trace per kind of listed stationary point (with text labels)."""
+    traces = []
+    for kind, symbol in MARKER_SYMBOLS.items():
+        points = [m for m in markers if m.kind == kind]
+        if points:
+            traces.append(
+                go.Scatter(
+                    x=rounded([m.xy[0] for m in points]),
+                    y=rounded([m.xy[1] for m in points]),
+                    mode="markers+text",
+                    text=[m.label for m in points],
+                    textposition="top right",
+                    name=MARKER_NAMES[kind],
+                    hoverinfo="name+x+y",
+                    marker={
+                        "symbol": symbol,
+                        "size": 12,
+                        "color": "white",
+                        "line": {"color": "black", "width": 2},
+                    },
+                )
+            )
+    return traces
+
+
+def overview_figure(
+    xs: ndarray,
+    ys: ndarray,
+    z: ndarray,
+    point: Sequence[float],
+    window: tuple[tuple[float, float], tuple[float, float]],
+    markers: Sequence[Marker] = (),
+    color_scale: str = "linear",
+    clip: float | None = None,
+    large: bool = False,
+) -> go.Figure:
+    """The whole surface with the chosen point θ, the zoom ``window`` as a rectangle, the listed
+    stationary points and an invisible click grid (a click on the contour picks θ)."""
+    fig = go.Figure()
+    fig.add_trace(contour_trace(xs, ys, z, color_scale, clip))
+    fig.add_trace(click_grid_trace(xs, ys, n=61))
+    for trace in marker_traces(markers):
+        fig.add_trace(trace)
+    (x0, x1), (y0, y1) = window
+    fig.add_trace(
+        go.Scatter(
+            x=rounded([x0, x1, x1, x0, x0]),
+            y=rounded([y0, y0, y1, y1, y0]),
+            mode="lines",
+            name="zoom window",
+            line={"color": "white", "width": 1.5, "dash": "dash"},
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=rounded([point[0]]),
+            y=rounded([point[1]]),
+            mode="markers",
+            name="θ",
+            marker={"color": "black", "size": 12, "symbol": "x-thin", "line": {"width": 3, "color": "black"}},
+        )
+    )
+    fig.update_xaxes(range=rounded([xs[0], xs[-1]]), title_text="x", constrain="domain")
+    fig.update_yaxes(
+        range=rounded([ys[0], ys[-1]]), title_text="y", scaleanchor="x", scaleratio=1, constrain="domain"
+    )
+    return finish(
+        fig,
+        large,
+        height=470,
+        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        clickmode="event+select",
+        legend={"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
+        dragmode=False,
+    )
+
+
+def _segment(center: ndarray, direction: ndarray, half: float, both: bool = True) -> dict:
+    """x/y of a segment through ``center`` along ``direction`` (``both=False``: from the center)."""
+    start = center - half * direction if both else center
+    end = center + half * direction
+    return {"x": rounded([start[0], end[0]]), "y": rounded([start[1], end[1]])}
+
+
+CONTROLS_MARGIN = 150  # px below the plot area for the play buttons and the frame slider
+
+
+def finish(fig: go.Figure, large: bool = False, **layout) -> go.Figure:
+    """The shared look (``viz.palette.style_figure``, projector mode when ``large``), then the
+    figure's own ``layout`` keys (margins, legend, controls), which win."""
+    style_figure(fig, large)
+    fig.update_layout(**layout)
+    return fig
+
+
+def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
+    """``fig`` with animation ``frames`` kept as plain dicts (``{"name", "data", "traces"}``): Plotly's
+    per-frame validation of hundreds of ``go.Frame`` s takes seconds. Read them back from
+    ``fig.to_dict()["frames"]`` (``fig.frames`` stays empty)."""
+    return AnimatedFigure(fig, plain_frames=frames)
+
+
+def play_controls(labels: Sequence[str], duration_ms: int, prefix: str) -> tuple[list, list]:
+    """Play/pause buttons and a frame slider for frames named by ``labels``."""
+    frame_args = {
+        "frame": {"duration": duration_ms, "redraw": False},
+        "mode": "immediate",
+        "transition": {"duration": 0},
+    }
+    buttons = [
+        {
+            "type": "buttons",
+            "direction": "left",
+            "x": 0.0,
+            "y": 0.0,
+            "xanchor": "left",
+            "yanchor": "top",
+            "pad": {"t": 85, "r": 10},
+            "showactive": False,
+            "buttons": [
+                {"label": "▶ Play", "method": "animate", "args": [None, {**frame_args, "fromcurrent": True}]},
+                {
+                    "label": "⏸ Pause",
+                    "method": "animate",
+                    "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
+                },
+            ],
+        }
+    ]
+    slider = [
+        {
+            "active": 0,
+            "x": 0.14,
+            "y": 0.0,
+            "len": 0.86,
+            "xanchor": "left",
+            "yanchor": "top",
+            "pad": {"t": 60},
+            "font": {"color": "rgba(0,0,0,0)"},
+            "currentvalue": {"prefix": prefix, "font": {"color": "#333333"}},
+            "steps": [
+                {
+                    "label": label,
+                    "method": "animate",
+                    "args": [[label], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
+                }
+                for label in labels
+            ],
+        }
+    ]
+    return buttons, slider
+
+
+@dataclass
+class RotationData:
+    """What the page gathers from the engine for one ``min_mode(..., record=True)`` run at θ.
+
+    Shapes (K iterations, 2-D surface): ``orientations`` (K+1, 2) N₀ … N_K (N₀ the start, N_k the
+    orientation after iteration k); ``forces`` (K+1, 2) the rotational force F_R probed at each N_k;
+    ``curvatures`` / ``torques`` (K+1,) the engine's C and ‖F_R‖ at each N_k; ``trial_angles``,
+    ``angles``, ``a0``, ``a1``, ``b1`` (K,) of iteration k (angles in radians; a's NaN for "sd");
+    ``eigenvalues`` (2,) ascending and ``eigenvectors`` (2, 2) (columns) of the exact Hessian.
+    """
+
+    point: ndarray
+    orientations: ndarray
+    forces: ndarray
+    curvatures: ndarray
+    torques: ndarray
+    trial_angles: ndarray
+    angles: ndarray
+    a0: ndarray
+    a1: ndarray
+    b1: ndarray
+    eigenvalues: ndarray
+    eigenvectors: ndarray
+
+    def __post_init__(self) -> None:
+        k = len(self.angles)
+        for name, shape in (
+            ("orientations", (k + 1, 2)),
+            ("forces", (k + 1, 2)),
+            ("curvatures", (k + 1,)),
+            ("torques", (k + 1,)),
+            ("trial_angles", (k,)),
+            ("a0", (k,)),
+            ("a1", (k,)),
+            ("b1", (k,)),
+            ("point", (2,)),
+            ("eigenvalues", (2,)),
+            ("eigenvectors", (2, 2)),
+        ):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(f"{name} must have shape {shape} for {k} iterations, got {value.shape}")
+            setattr(self, name, value)
+
+    @property
+    def iterations(self) -> int:
+        return len(self.angles)
+
+    def rotation_direction(self, k: int) -> ndarray:
+        """Θ of iteration k+1: the unit rotational force at N_k (zero when the torque is 0)."""
+        force = self.forces[k]
+        norm = float(np.linalg.norm(force))
+        return force / norm if norm > 0 else np.zeros(2)
+
+
+def orientation_on_circle(n: ndarray, theta: ndarray, phi: ndarray | float) -> ndarray:
+    """``N(φ) = N cos φ + Θ sin φ`` for each φ: ``(2,), (2,), (m,) -> (m, 2)`` (a float: ``(2,)``)."""
+    phi = np.asarray(phi, dtype=np.float64)
+    return np.multiply.outer(np.cos(phi), n) + np.multiply.outer(np.sin(phi), theta)
+
+
+def true_curvature_on_circle(
+    eigenvalues: ndarray, eigenvectors: ndarray, n: ndarray, theta: ndarray, phis: ndarray
+) -> ndarray:
+    """Exact curvature ``C_true(φ) = N(φ)ᵀ H N(φ)`` with ``H = V diag(λ) Vᵀ``: ``(m,)``."""
+    coords = orientation_on_circle(n, theta, phis) @ eigenvectors
+    return (coords**2) @ eigenvalues
+
+
+def fourier_model(a0: float, a1: float, b1: float, phis: ndarray) -> ndarray:
+    """The rotation's curvature model ``C(φ) = a₀/2 + a₁ cos 2φ + b₁ sin 2φ``: ``(m,)``."""
+    phis = np.asarray(phis, dtype=np.float64)
+    return a0 / 2 + a1 * np.cos(2 * phis) + b1 * np.sin(2 * phis)
+
+
+def rotation_figure(
+    data: RotationData,
+    xs: ndarray,
+    ys: ndarray,
+    z: ndarray,
+    color: str,
+    color_scale: str = "linear",
+    clip: float | None = None,
+    click_grid: bool = True,
+    duration_ms: int = 700,
+    large: bool = False,
+) -> go.Figure:
+    """The dimer at θ rotating toward the min mode, one frame per rotation iteration.
+
+    Left: a zoomed contour window (``xs``, ``ys``, ``z``) around θ with the dimer drawn through θ
+    (half-length 35 % of the window, not to scale: ΔR is far smaller), the rotational force F_R as
+    an arrow at the dimer end (length ∝ torque), the trial orientation N(φ₁) (dashed), the fitted
+    orientation N(φ_min) (dotted) and the exact min-mode eigenvector v_min (thin grey, static).
+    Right: the curvature along the rotation circle of the frame's iteration: the Fourier model
+    C(φ), the exact ``N(φ)ᵀHN(φ)``, and markers at φ = 0, the trial angle and the fitted angle.
+    Frame k < K shows the dimer N_k, its force, and iteration k+1 (trial N(φ₁), fitted N_{k+1} as
+    the engine returned it, the model about N_k); the last frame shows the final N_K alone.
+    """
+    point = data.point
+    half = 0.35 * min(xs[-1] - xs[0], ys[-1] - ys[0])
+    phis = np.linspace(-np.pi / 2, np.pi / 2, 181)
+    v_min = data.eigenvectors[:, 0]
+    max_torque = float(np.nanmax(data.torques)) if np.any(data.torques > 0) else 1.0
+
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.5, 0.5],
+        horizontal_spacing=0.16,
+        subplot_titles=("dimer at θ (zoomed window)", "curvature along the rotation circle"),
+    )
+    background = contour_trace(xs, ys, z, color_scale, clip)
+    background.showscale = False
+    fig.add_trace(background, row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            **_segment(point, v_min, 1.2 * half),
+            mode="lines",
+            name="exact v_min",
+            line={"color": GUIDE_COLOR, "width": 1.5},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[float(point[0])],
+            y=[float(point[1])],
+            mode="markers",
+            name="θ",
+            marker={"color": "black", "size": 8, "symbol": "x"},
+        ),
+        row=1,
+        col=1,
+    )
+    if click_grid:
+        fig.add_trace(click_grid_trace(xs, ys), row=1, col=1)
+    first_moving = len(fig.data)
+
+    def frame_traces(k: int) -> list[dict]:
+        """Moving traces of frame k: the dimer N_k with its force, and iteration k+1 (if any)."""
+        n_k = data.orientations[k]
+        theta = data.rotation_direction(k)
+        if not np.any(theta):
+            theta = np.array([-n_k[1], n_k[0]])
+        arrow_len = 0.8 * half * float(np.linalg.norm(data.forces[k])) / max_torque
+        tip = point + half * n_k
+        c_true = true_curvature_on_circle(data.eigenvalues, data.eigenvectors, n_k, theta, phis)
+        empty = {"x": [], "y": []}
+        trial = fitted = model_curve = empty
+        markers = {"x": [0.0], "y": rounded([data.curvatures[k]])}
+        if k < data.iterations:
+            phi1, phi_min = data.trial_angles[k], data.angles[k]
+            fitted = _segment(point, data.orientations[k + 1], half)
+            a0, a1, b1 = data.a0[k], data.a1[k], data.b1[k]
+            if np.isfinite([a0, a1, b1]).all():
+                trial = _segment(point, orientation_on_circle(n_k, theta, phi1), half)
+                model_curve = {"x": rounded(np.degrees(phis)), "y": rounded(fourier_model(a0, a1, b1, phis))}
+                at = np.array([0.0, phi1, phi_min])
+                markers = {"x": rounded(np.degrees(at)), "y": rounded(fourier_model(a0, a1, b1, at))}
+            else:
+                markers = {
+                    "x": rounded(np.degrees([0.0, phi_min])),
+                    "y": rounded([data.curvatures[k], data.curvatures[k + 1]]),
+                }
+        return [
+            _segment(point, n_k, half),
+            {"x": rounded([tip[0]]), "y": rounded([tip[1]])},
+            {
+                "x": rounded([tip[0], tip[0] + arrow_len * theta[0]]),
+                "y": rounded([tip[1], tip[1] + arrow_len * theta[1]]),
+            },
+            trial,
+            fitted,
+            model_curve,
+            {"x": rounded(np.degrees(phis)), "y": rounded(c_true)},
+            markers,
+        ]
+
+    start = frame_traces(0)
+    moving = [
+        go.Scatter(**start[0], mode="lines", name="dimer N", line={"color": color, "width": 4}),
+        go.Scatter(
+            **start[1],
+            mode="markers",
+            name="dimer end θ+ΔR·N",
+            marker={"color": color, "size": 11, "line": {"color": "white", "width": 1.5}},
+        ),
+        go.Scatter(
+            **start[2],
+            mode="lines+markers",
+            name="rotational force F_R",
+            line={"color": "#D55E00", "width": 3},
+            marker={"symbol": "arrow", "angleref": "previous", "size": [0, 14], "color": "#D55E00"},
+        ),
+        go.Scatter(
+            **start[3],
+            mode="lines",
+            name="trial orientation N(φ₁)",
+            line={"color": color, "width": 2, "dash": "dash"},
+        ),
+        go.Scatter(
+            **start[4],
+            mode="lines",
+            name="fitted orientation N(φ_min)",
+            line={"color": "black", "width": 2, "dash": "dot"},
+        ),
+    ]
+    for trace in moving:
+        fig.add_trace(trace, row=1, col=1)
+    right = [
+        go.Scatter(**start[5], mode="lines", name="model C(φ)", line={"color": color, "width": 3}),
+        go.Scatter(
+            **start[6],
+            mode="lines",
+            name="exact N(φ)ᵀHN(φ)",
+            line={"color": GUIDE_COLOR, "width": 2, "dash": "dot"},
+        ),
+        go.Scatter(
+            **start[7],
+            mode="markers+text",
+            name="C(0), C(φ₁), C(φ_min)",
+            text=["N", "trial", "fit"],
+            textposition="top center",
+            marker={"color": color, "size": 11, "symbol": ["circle", "diamond", "star"]},
+        ),
+    ]
+    for trace in right:
+        fig.add_trace(trace, row=1, col=2)
+    moving_indices = list(range(first_moving, len(fig.data)))
+
+    labels = [str(k) for k in range(data.iterations + 1)]
+    frames = [
+        {"name": labels[k], "data": frame_traces(k), "traces": moving_indices}
+        for k in range(data.iterations + 1)
+    ]
+    buttons, slider = play_controls(labels, duration_ms, "rotation iteration ")
+
+    curves = []
+    for k in range(data.iterations):
+        if np.isfinite([data.a0[k], data.a1[k], data.b1[k]]).all():
+            curves.append(fourier_model(data.a0[k], data.a1[k], data.b1[k], phis))
+    values = np.concatenate([*curves, data.curvatures, data.eigenvalues])
+    values = values[np.isfinite(values)]
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.08 * (hi - lo) if hi > lo else 1.0
+
+    fig.update_xaxes(range=rounded([xs[0], xs[-1]]), title_text="x", constrain="domain", row=1, col=1)
+    fig.update_yaxes(
+        range=rounded([ys[0], ys[-1]]),
+        title_text="y",
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+        row=1,
+        col=1,
+    )
+    fig.update_xaxes(range=[-90, 90], title_text="rotation angle φ (degrees)", dtick=30, row=1, col=2)
+    fig.update_yaxes(range=rounded([lo - pad, hi + pad]), title_text="curvature C", row=1, col=2)
+    return with_frames(
+        finish(
+            fig,
+            large,
+            updatemenus=buttons,
+            sliders=slider,
+            height=760,
+            margin={"l": 60, "r": 20, "t": 60, "b": CONTROLS_MARGIN + 110},
+            legend={
+                "orientation": "h",
+                "x": 0.0,
+                "xanchor": "left",
+                "yref": "container",
+                "y": 0.0,
+                "yanchor": "bottom",
+            },
+        ),
+        frames,
+    )
+
+
+@dataclass
+class ConvergenceSeries:
+    """One rotation variant's convergence (K+1 points: the start and each iteration)."""
+
+    label: str
+    color: str
+    dash: str
+    grad_evals: ndarray  # (K+1,) cumulative gradient evaluations
+    curvature_error: ndarray  # (K+1,) |C − λ_min|
+    abs_cos: ndarray  # (K+1,) |cos∠(N, v_min)|
+
+
+ERROR_FLOOR = 1e-16
+
+
+def convergence_figure(series: Sequence[ConvergenceSeries], large: bool = False) -> go.Figure:
+    """Curvature error |C − λ_min| (log) and |cos∠(N, v_min)| against rotation iteration and
+    against cumulative gradient evaluations, one line per variant (e.g. sd/fourier × forward/central).
+
+    Errors below ``ERROR_FLOOR`` are drawn at the floor (a log axis has no 0).
+    """
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        shared_xaxes="columns",
+        vertical_spacing=0.08,
+        horizontal_spacing=0.08,
+        subplot_titles=(
+            "curvature error vs iteration",
+            "curvature error vs gradient evaluations",
+            "|cos∠(N, v_min)| vs iteration",
+            "|cos∠(N, v_min)| vs gradient evaluations",
+        ),
+    )
+    max_iter, max_evals = 1, 1
+    for s in series:
+        iterations = np.arange(len(s.abs_cos))
+        max_iter = max(max_iter, int(iterations[-1]))
+        max_evals = max(max_evals, int(np.max(s.grad_evals)))
+        error = np.maximum(np.asarray(s.curvature_error, dtype=np.float64), ERROR_FLOOR)
+        style = {
+            "line": {"color": s.color, "dash": s.dash, "width": 2.5},
+            "mode": "lines+markers",
+            "marker": {"size": 5},
+            "legendgroup": s.label,
+        }
+        for col, x in ((1, iterations), (2, s.grad_evals)):
+            fig.add_trace(
+                go.Scatter(x=rounded(x), y=rounded(error), name=s.label, showlegend=col == 1, **style),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(x=rounded(x), y=rounded(s.abs_cos), name=s.label, showlegend=False, **style),
+                row=2,
+                col=col,
+            )
+    fig.update_yaxes(type="log", title_text="|C − λ_min|", exponentformat="power", row=1, col=1)
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], title_text="|cos|", row=2, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=2, col=2)
+    fig.update_xaxes(range=[-0.3, max_iter + 0.3], row=2, col=1, title_text="rotation iteration")
+    fig.update_xaxes(range=[0, max_evals + 0.5], row=2, col=2, title_text="gradient evaluations")
+    return finish(
+        fig,
+        large,
+        height=600,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.12},
+    )
+
+
+@dataclass
+class FiniteDifferenceSeries:
+    """One (scheme, dtype) sweep over dimer lengths ΔR."""
+
+    label: str
+    color: str
+    dash: str
+    hn_error: ndarray  # (m,) ‖D − HN‖/‖HN‖
+    curvature_error: ndarray  # (m,) |C − NᵀHN|/‖HN‖
+
+
+def finite_difference_figure(
+    lengths: ndarray, series: Sequence[FiniteDifferenceSeries], large: bool = False
+) -> go.Figure:
+    """Finite-difference error of the dimer probe against ΔR on log–log axes.
+
+    Left ``‖D − HN‖/‖HN‖``, right ``|C − NᵀHN|/‖HN‖``. Too small a ΔR: round-off (the error grows
+    like ε/ΔR, ε the dtype's machine epsilon); too large: truncation (O(ΔR) forward, O(ΔR²) central).
+    Errors below ``ERROR_FLOOR`` are drawn at the floor.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if lengths.ndim != 1 or lengths.size < 2 or np.any(lengths <= 0):
+        raise ValueError(f"lengths must be a 1-D array of >= 2 positive dimer lengths, got {lengths}")
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("‖D − HN‖ / ‖HN‖", "|C − NᵀHN| / ‖HN‖")
+    )
+    for s in series:
+        for col, err in ((1, s.hn_error), (2, s.curvature_error)):
+            err = np.asarray(err, dtype=np.float64)
+            if err.shape != lengths.shape:
+                raise ValueError(f"{s.label}: errors must have shape {lengths.shape}, got {err.shape}")
+            fig.add_trace(
+                go.Scatter(
+                    x=rounded(lengths),
+                    y=rounded(np.maximum(err, ERROR_FLOOR)),
+                    name=s.label,
+                    legendgroup=s.label,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    marker={"size": 5},
+                    line={"color": s.color, "dash": s.dash, "width": 2.5},
+                ),
+                row=1,
+                col=col,
+            )
+    x_range = rounded(np.log10([lengths.min(), lengths.max()]))
+    for col in (1, 2):
+        fig.update_xaxes(
+            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power", row=1, col=col
+        )
+        fig.update_yaxes(type="log", exponentformat="power", range=[-16.5, 1], row=1, col=col)
+    fig.update_yaxes(title_text="relative error", row=1, col=1)
+    return finish(
+        fig,
+        large,
+        height=460,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.22},
+    )
+
+
+def saddle_search_figure(
+    path: ndarray,
+    xs: ndarray,
+    ys: ndarray,
+    z: ndarray,
+    color: str,
+    markers: Sequence[Marker] = (),
+    directions: ndarray | None = None,
+    color_scale: str = "linear",
+    clip: float | None = None,
+    max_frames: int = MAX_FRAMES,
+    duration_ms: int = 40,
+    large: bool = False,
+) -> go.Figure:
+    """A dimer saddle search (α = 2) climbing from a minimum, animated on the contour.
+
+    ``path`` (T+1, 2) the iterates; ``directions`` (T+1, 2) the dimer N at each (drawn as a segment
+    of 4 % of the window, not to scale) or None; ``markers`` the listed stationary points. The full
+    path is static and faint; frames (every ``stride``-th row, at most ``max_frames``) move the
+    iterate, its trail and its dimer.
+    """
+    path = np.asarray(path, dtype=np.float64)
+    if path.ndim != 2 or path.shape[1] != 2 or len(path) < 1:
+        raise ValueError(f"path must have shape (T+1, 2), got {path.shape}")
+    if directions is not None:
+        directions = np.asarray(directions, dtype=np.float64)
+        if directions.shape != path.shape:
+            raise ValueError(f"directions must have the shape of path {path.shape}, got {directions.shape}")
+    half = 0.04 * min(xs[-1] - xs[0], ys[-1] - ys[0])
+    fig = go.Figure()
+    fig.add_trace(contour_trace(xs, ys, z, color_scale, clip))
+    for trace in marker_traces(markers):
+        fig.add_trace(trace)
+    fig.add_trace(
+        go.Scatter(
+            x=rounded(path[:, 0]),
+            y=rounded(path[:, 1]),
+            mode="lines",
+            name="full path",
+            line={"color": color, "width": 1, "dash": "dot"},
+            opacity=0.6,
+        )
+    )
+    first_moving = len(fig.data)
+
+    rows = frame_rows(len(path), max_frames)
+
+    def frame_traces(i: int) -> list[dict]:
+        """Frame i: the trail through the frame rows so far (bounded size), the iterate, its dimer."""
+        t = rows[i]
+        trail = {"x": rounded(path[rows[: i + 1], 0]), "y": rounded(path[rows[: i + 1], 1])}
+        here = {"x": rounded([path[t, 0]]), "y": rounded([path[t, 1]])}
+        dimer = {"x": [], "y": []}
+        if directions is not None and np.all(np.isfinite(directions[t])):
+            dimer = _segment(path[t], directions[t], half)
+        return [trail, dimer, here]
+
+    start = frame_traces(0)
+    fig.add_trace(go.Scatter(**start[0], mode="lines", name="path", line={"color": color, "width": 3}))
+    fig.add_trace(go.Scatter(**start[1], mode="lines", name="dimer N", line={"color": "black", "width": 4}))
+    fig.add_trace(
+        go.Scatter(
+            **start[2],
+            mode="markers",
+            name="iterate",
+            marker={"color": color, "size": 13, "line": {"color": "white", "width": 2}},
+        )
+    )
+    moving = list(range(first_moving, len(fig.data)))
+    labels = [str(t) for t in rows]
+    frames = [{"name": label, "data": frame_traces(i), "traces": moving} for i, label in enumerate(labels)]
+    buttons, slider = play_controls(labels, duration_ms, "step ")
+    fig.update_xaxes(range=rounded([xs[0], xs[-1]]), title_text="x", constrain="domain")
+    fig.update_yaxes(
+        range=rounded([ys[0], ys[-1]]), title_text="y", scaleanchor="x", scaleratio=1, constrain="domain"
+    )
+    return with_frames(
+        finish(
+            fig,
+            large,
+            updatemenus=buttons,
+            sliders=slider,
+            height=700,
+            margin={"l": 50, "r": 20, "t": 50, "b": CONTROLS_MARGIN},
+            legend={"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
+        ),
+        frames,
+    )

@@ -1,0 +1,259 @@
+"""Figures of the Escape map page: per optimizer a map over a grid of starts, and the distribution of
+escape times.
+
+Input: the grid axes ``xs (nx,)``, ``ys (ny,)`` and ``deo.race.escape_map``'s results (one
+``EscapeResult`` per optimizer, rows in grid order: y outer, x inner, so row b is
+``(xs[b % nx], ys[b // nx])``). Every map of one figure shares one colour scale.
+
+- ``mode="steps"``: colour = steps to escape (Viridis, colour-blind safe); grey = never escaped
+  within the budget; black = diverged.
+- ``mode="basin"``: colour = the minimum the run ended in (one Okabe–Ito colour per listed
+  minimum); light grey = none of them; black = diverged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from numpy import ndarray
+from plotly.subplots import make_subplots
+
+from viz.palette import SADDLE_COLOR, color_for, line_width, marker_size, style_figure
+
+NEVER_COLOR = "#bdbdbd"
+DIVERGED_COLOR = "#000000"
+BASIN_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933")
+MAX_COLUMNS = 3
+
+
+def _grid(values: ndarray, nx: int, ny: int) -> ndarray:
+    return np.asarray(values, dtype=np.float64).reshape(ny, nx)
+
+
+def _discrete_scale(colors: Sequence[str]) -> list:
+    """A step colour scale: value k of 0..n−1 (zmin 0, zmax n−1) gets ``colors[k]``."""
+    n = len(colors)
+    if n == 1:
+        return [[0.0, colors[0]], [1.0, colors[0]]]
+    scale = []
+    for k, c in enumerate(colors):
+        scale += [[k / n, c], [(k + 1) / n, c]]
+    return scale
+
+
+def escape_maps_figure(
+    xs: ndarray,
+    ys: ndarray,
+    results: dict,
+    mode: str = "steps",
+    steps_budget: int | None = None,
+    saddle: Sequence[float] | None = None,
+    minima: Sequence[Sequence[float]] = (),
+    large: bool = False,
+    panel_height: int = 380,
+) -> go.Figure:
+    """Maps side by side (at most ``MAX_COLUMNS`` per row), one per optimizer, equal aspect."""
+    if mode not in ("steps", "basin"):
+        raise ValueError(f"mode must be 'steps' or 'basin', got {mode!r}")
+    if not results:
+        raise ValueError("escape_maps_figure needs at least one optimizer's results")
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    nx, ny = len(xs), len(ys)
+    names = list(results)
+    cols = min(len(names), MAX_COLUMNS)
+    rows = math.ceil(len(names) / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06, vertical_spacing=0.12
+    )
+    if mode == "steps":
+        finite = [r.steps_to_escape[np.isfinite(r.steps_to_escape)] for r in results.values()]
+        top = steps_budget or max((float(f.max()) for f in finite if f.size), default=1.0)
+    basin_colors = [BASIN_COLORS[k % len(BASIN_COLORS)] for k in range(len(minima))]
+    for k, name in enumerate(names):
+        r = results[name]
+        row, col = k // cols + 1, k % cols + 1
+        diverged = _grid(r.diverged, nx, ny) > 0
+        if mode == "steps":
+            z = _grid(r.steps_to_escape, nx, ny)
+            z[diverged] = np.nan
+            fig.add_trace(
+                go.Heatmap(
+                    x=xs,
+                    y=ys,
+                    z=z,
+                    coloraxis="coloraxis",
+                    name=name,
+                    hovertemplate="start (%{x:.3g}, %{y:.3g})<br>escaped after %{z} steps<extra>"
+                    + name
+                    + "</extra>",
+                ),
+                row=row,
+                col=col,
+            )
+        else:
+            basin = _grid(r.basin, nx, ny)
+            z = np.where((basin >= 0) & ~diverged, basin, np.nan)
+            if basin_colors:
+                fig.add_trace(
+                    go.Heatmap(
+                        x=xs,
+                        y=ys,
+                        z=z,
+                        zmin=-0.5,
+                        zmax=len(basin_colors) - 0.5,
+                        colorscale=_discrete_scale(basin_colors),
+                        showscale=False,
+                        name=name,
+                        hovertemplate="start (%{x:.3g}, %{y:.3g})<br>minimum %{z}<extra>" + name + "</extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
+        if diverged.any():
+            fig.add_trace(
+                go.Heatmap(
+                    x=xs,
+                    y=ys,
+                    z=np.where(diverged, 1.0, np.nan),
+                    colorscale=[[0, DIVERGED_COLOR], [1, DIVERGED_COLOR]],
+                    showscale=False,
+                    hovertemplate="start (%{x:.3g}, %{y:.3g})<br>diverged<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
+        if saddle is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[saddle[0]],
+                    y=[saddle[1]],
+                    mode="markers",
+                    name="saddle",
+                    showlegend=k == 0,
+                    marker={
+                        "symbol": "x",
+                        "size": marker_size(large),
+                        "color": SADDLE_COLOR,
+                        "line": {"width": 1, "color": "#ffffff"},
+                    },
+                    hoverinfo="skip",
+                ),
+                row=row,
+                col=col,
+            )
+        inside = [m for m in minima if xs[0] <= m[0] <= xs[-1] and ys[0] <= m[1] <= ys[-1]]
+        if inside:
+            fig.add_trace(
+                go.Scatter(
+                    x=[m[0] for m in inside],
+                    y=[m[1] for m in inside],
+                    mode="markers",
+                    name="minima",
+                    showlegend=k == 0,
+                    hoverinfo="skip",
+                    marker={
+                        "symbol": "star",
+                        "size": marker_size(large) + 2,
+                        "color": "#ffffff",
+                        "line": {"width": 1.5, "color": "#000000"},
+                    },
+                ),
+                row=row,
+                col=col,
+            )
+        axis = "" if k == 0 else str(k + 1)
+        fig.update_xaxes(range=[xs[0], xs[-1]], constrain="domain", row=row, col=col)
+        fig.update_yaxes(
+            range=[ys[0], ys[-1]], scaleanchor=f"x{axis}", scaleratio=1, constrain="domain", row=row, col=col
+        )
+    if mode == "basin":
+        for k, (m, c) in enumerate(zip(minima, basin_colors)):
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    name=f"minimum {k} ({m[0]:.3g}, {m[1]:.3g})",
+                    marker={"symbol": "square", "size": marker_size(large), "color": c},
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="no listed minimum",
+                marker={"symbol": "square", "size": marker_size(large), "color": NEVER_COLOR},
+            )
+        )
+    else:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="never escaped",
+                marker={"symbol": "square", "size": marker_size(large), "color": NEVER_COLOR},
+            )
+        )
+        fig.update_layout(
+            coloraxis={
+                "colorscale": "Viridis",
+                "cmin": 0,
+                "cmax": top,
+                "colorbar": {"title": {"text": "steps to escape"}},
+            }
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name="diverged",
+            marker={"symbol": "square", "size": marker_size(large), "color": DIVERGED_COLOR},
+        )
+    )
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    fig.update_layout(
+        height=panel_height * rows + 60,
+        plot_bgcolor=NEVER_COLOR,
+        legend={"orientation": "h", "y": -0.08, "yanchor": "top"},
+    )
+    return style_figure(fig, large)
+
+
+def escape_histogram(
+    results: dict, steps_budget: int | None = None, large: bool = False, height: int = 340
+) -> go.Figure:
+    """Overlaid histograms of the steps to escape, one per optimizer (its preset colour); the
+    legend says how many of the starts escaped within the budget."""
+    fig = go.Figure()
+    for name, r in results.items():
+        steps = r.steps_to_escape[np.isfinite(r.steps_to_escape)]
+        fig.add_trace(
+            go.Histogram(
+                x=steps,
+                name=f"{name} ({steps.size}/{r.steps_to_escape.size} escaped)",
+                opacity=0.6,
+                marker={
+                    "color": color_for(r.key),
+                    "line": {"width": line_width(large) * 0.3, "color": "#ffffff"},
+                },
+                xbins={
+                    "start": 0,
+                    "end": float(steps_budget) if steps_budget else None,
+                    "size": max(1.0, float(steps_budget or (steps.max() if steps.size else 1)) / 50),
+                },
+            )
+        )
+    fig.update_layout(
+        barmode="overlay",
+        height=height,
+        xaxis={"title": {"text": "steps to escape"}},
+        yaxis={"title": {"text": "starts"}},
+    )
+    return style_figure(fig, large)

@@ -1,0 +1,153 @@
+"""Figures of the About / findings page: the published DimerTrainer evaluation curves.
+
+The CSV (``dimertrainer-eval-curves.csv``: columns model, optimizer, step, train_loss, val_loss;
+eval every 250 steps on 20 batches, noise ≈ ±0.03) holds the authors' 16 runs: 8 optimizers × two
+GPT sizes on tiny Shakespeare. Their "adam" and "sgd" baselines carry coupled L2 weight decay 0.1
+(``DEO.md``, defect 3); they are drawn dashed so the baseline artefact is visible next to AdamW and
+the dimer classes. Pure functions: a pandas DataFrame in, ``go.Figure`` / rows out.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from viz.dimer_figs import finish, rounded
+from viz.palette import PRESET_COLORS, color_for
+
+CURVE_COLUMNS = ("model", "optimizer", "step", "train_loss", "val_loss")
+COUPLED_WEIGHT_DECAY = ("adam", "sgd")  # the published baselines with coupled L2 weight decay 0.1
+PUBLISHED_COLORS = {
+    "adam": PRESET_COLORS["adam"],
+    "adamw": PRESET_COLORS["adamw"],
+    "sgd": PRESET_COLORS["gd"],
+    "sophia": "#44AA99",
+    "dimer": PRESET_COLORS["deo_published"],
+    "dimerAdam": "#332288",
+    "dimerAdamW": "#AA4499",
+    "dimerSgd": "#88CCEE",
+}
+OTHER_COLOR = "#777777"
+
+
+def check_curves(df: pd.DataFrame) -> None:
+    """Raise ValueError unless ``df`` has the published CSV's columns and at least one row."""
+    missing = [c for c in CURVE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"curves CSV lacks columns {missing}; expected {list(CURVE_COLUMNS)}")
+    if df.empty:
+        raise ValueError("curves CSV has no rows")
+
+
+def published_curves_figure(df: pd.DataFrame, loss: str = "val_loss", large: bool = False) -> go.Figure:
+    """One panel per model size, one line per published optimizer: ``loss`` against step.
+
+    The coupled-weight-decay baselines (adam, sgd) are dashed and labelled as such.
+    """
+    check_curves(df)
+    if loss not in ("val_loss", "train_loss"):
+        raise ValueError(f"loss must be 'val_loss' or 'train_loss', got {loss!r}")
+    models = list(dict.fromkeys(df["model"]))
+    fig = make_subplots(
+        rows=1,
+        cols=len(models),
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=[f"GPT {m} parameters" for m in models],
+    )
+    for col, model in enumerate(models, start=1):
+        part = df[df["model"] == model]
+        for name, rows in part.groupby("optimizer", sort=True):
+            rows = rows.sort_values("step")
+            coupled = name in COUPLED_WEIGHT_DECAY
+            label = f"{name} (coupled L2 wd 0.1)" if coupled else name
+            fig.add_trace(
+                go.Scatter(
+                    x=rounded(rows["step"].to_numpy()),
+                    y=rounded(rows[loss].to_numpy()),
+                    mode="lines",
+                    name=label,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line={
+                        "color": PUBLISHED_COLORS.get(name, OTHER_COLOR),
+                        "width": 2.5,
+                        "dash": "dash" if coupled else "solid",
+                    },
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="step", row=1, col=col)
+    fig.update_yaxes(title_text=loss.replace("_", " "), range=[1.3, 3.0], row=1, col=1)
+    return finish(
+        fig,
+        large,
+        height=480,
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+    )
+
+
+def final_losses(df: pd.DataFrame) -> list[dict]:
+    """The last evaluation of each published run: model, optimizer, step, train and val loss,
+    sorted by model then val loss."""
+    check_curves(df)
+    last = df.sort_values("step").groupby(["model", "optimizer"], sort=False).tail(1)
+    last = last.sort_values(["model", "val_loss"])
+    return [
+        {
+            "model": r.model,
+            "optimizer": r.optimizer,
+            "coupled L2 weight decay": r.optimizer in COUPLED_WEIGHT_DECAY,
+            "step": int(r.step),
+            "train loss": float(r.train_loss),
+            "val loss": float(r.val_loss),
+        }
+        for r in last.itertuples(index=False)
+    ]
+
+
+PAPER_COLUMNS = ("source", "optimizer", "label", "step", "train_loss", "val_loss")
+
+
+def paper_comparison_figure(df: pd.DataFrame, loss: str = "val_loss", large: bool = False) -> go.Figure:
+    """Our runs of the paper's setting (``source == "ours"``, solid, one colour per run) against the
+    published curves (``source == "published"``, thin dotted), on the steps our runs cover.
+
+    ``df`` is ``benchmarks/results/paper.csv`` (long format; columns ``PAPER_COLUMNS``).
+    """
+    missing = [c for c in PAPER_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"paper CSV lacks columns {missing}; expected {list(PAPER_COLUMNS)}")
+    if loss not in ("val_loss", "train_loss"):
+        raise ValueError(f"loss must be 'val_loss' or 'train_loss', got {loss!r}")
+    ours = df[df["source"] == "ours"]
+    if ours.empty:
+        raise ValueError("paper CSV has no rows of our own runs (source == 'ours')")
+    last_step = float(ours["step"].max())
+    fig = go.Figure()
+    for (source, name), rows in df.groupby(["source", "optimizer"], sort=True):
+        rows = rows[rows["step"] <= last_step * 1.05].sort_values("step")
+        if rows.empty:
+            continue
+        published = source == "published"
+        color = PUBLISHED_COLORS.get(name, OTHER_COLOR) if published else color_for(str(name))
+        fig.add_trace(
+            go.Scatter(
+                x=rounded(rows["step"].to_numpy()),
+                y=rounded(rows[loss].to_numpy()),
+                mode="lines+markers" if not published else "lines",
+                name=str(rows["label"].iloc[0]),
+                line={
+                    "color": color,
+                    "width": 1.5 if published else 3,
+                    "dash": "dot" if published else "solid",
+                },
+                opacity=0.6 if published else 1.0,
+            )
+        )
+    fig.update_xaxes(title_text="step", range=[0, last_step * 1.05])
+    fig.update_yaxes(title_text=loss.replace("_", " "))
+    return finish(fig, large, height=480, legend={"orientation": "h", "y": -0.2})

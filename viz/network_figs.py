@@ -1,0 +1,386 @@
+"""Figures of the Networks page: several optimizers' traces on one small network.
+
+Pure functions from :class:`deo.trace.Trace` lists (and slice arrays) to ``go.Figure``. Each
+optimizer keeps one colour and dash everywhere (``viz.palette``). Quantities (``DEO.md``): the loss,
+the dimer curvature estimate C against the exact λ_min of the Hessian, ``|cos∠(N, v_min)|``, the
+removed fraction ``(g·N)²/‖g‖²``, and the 2-D slice of the loss with every trajectory projected.
+
+A diverged run is drawn up to its last finite row and marked with a cross and "diverged".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from numpy import ndarray
+from scipy.interpolate import RegularGridInterpolator
+
+from deo.trace import Trace
+from viz.dimer_figs import (
+    CONTROLS_MARGIN,
+    MAX_FRAMES,
+    finish,
+    frame_rows,
+    play_controls,
+    rounded,
+    with_frames,
+)
+from viz.palette import EXACT_COLOR, color_for, dash_for, rgba
+
+X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
+SLICE_CAUTION = (
+    "A 2-D slice of a high-dimensional loss can mislead: the contour is the loss on the plane, "
+    "a projected point's contour value is not its loss."
+)
+
+
+def _x_values(trace: Trace, x_axis: str) -> ndarray:
+    if x_axis not in X_AXES:
+        raise ValueError(f"x_axis must be one of {tuple(X_AXES)}, got {x_axis!r}")
+    return trace.steps if x_axis == "steps" else trace.grad_evals
+
+
+def _line(trace: Trace, x: ndarray, y: ndarray, **kwargs) -> go.Scatter:
+    """A line in the optimizer's colour and dash (``line`` overrides merge into that style)."""
+    style = {"color": color_for(trace.key), "dash": dash_for(trace.key), "width": 2.5}
+    style.update(kwargs.pop("line", {}))
+    kwargs.setdefault("name", trace.label)
+    return go.Scatter(x=rounded(x), y=rounded(y), mode="lines", legendgroup=trace.label, line=style, **kwargs)
+
+
+def _diverged_marker(trace: Trace, x: ndarray, y: ndarray) -> go.Scatter | None:
+    """A cross at the last finite row of a diverged run (None for the others)."""
+    if trace.status != "diverged":
+        return None
+    finite = np.flatnonzero(np.isfinite(y))
+    if finite.size == 0:
+        return None
+    i = finite[-1]
+    return go.Scatter(
+        x=rounded([x[i]]),
+        y=rounded([y[i]]),
+        mode="markers+text",
+        text=["diverged"],
+        textposition="top center",
+        legendgroup=trace.label,
+        showlegend=False,
+        marker={"symbol": "x", "size": 14, "color": color_for(trace.key)},
+        hovertemplate=f"{trace.label} diverged at step {trace.stop_step}<extra></extra>",
+    )
+
+
+def _positive_floor(values: ndarray) -> ndarray:
+    """Values ≤ 0 become NaN (gaps) on a log axis."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(values > 0, values, np.nan)
+
+
+def loss_figure(
+    traces: Sequence[Trace],
+    x_axis: str = "steps",
+    log_y: bool = False,
+    plateau: float | None = None,
+    large: bool = False,
+) -> go.Figure:
+    """Training loss of every optimizer against steps or cumulative gradient evaluations.
+
+    ``plateau`` (the problem's known plateau value, ``NETWORKS.md``) is drawn as a dotted line.
+    """
+    fig = go.Figure()
+    for trace in traces:
+        x = _x_values(trace, x_axis)
+        y = _positive_floor(trace.loss) if log_y else trace.loss
+        fig.add_trace(_line(trace, x, y))
+        marker = _diverged_marker(trace, x, y)
+        if marker is not None:
+            fig.add_trace(marker)
+    if plateau is not None:
+        fig.add_hline(
+            y=plateau,
+            line={"color": EXACT_COLOR, "dash": "dot", "width": 1.5},
+            annotation_text=f"plateau {plateau:.4g}",
+            annotation_position="top right",
+        )
+    fig.update_xaxes(title_text=X_AXES[x_axis])
+    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
+    return finish(fig, large, height=440, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+
+
+def _no_data_note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": EXACT_COLOR},
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+
+
+def curvature_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
+    """The dimer curvature estimate C (solid, dimer presets only) and the exact λ_min of the Hessian
+    at the same iterate (dotted, same colour) against steps.
+
+    When no trace has an exact λ_min (too many parameters for the exact Hessian), a note says so.
+    """
+    fig = go.Figure()
+    has_exact = False
+    has_dimer = False
+    for trace in traces:
+        if np.isfinite(trace.curvature).any():
+            has_dimer = True
+            fig.add_trace(_line(trace, trace.steps, trace.curvature, name=f"{trace.label}: dimer C"))
+        if np.isfinite(trace.exact_lambda_min).any():
+            has_exact = True
+            fig.add_trace(
+                _line(
+                    trace,
+                    trace.steps,
+                    trace.exact_lambda_min,
+                    name=f"{trace.label}: exact λ_min",
+                    line={"dash": "dot", "width": 1.5},
+                )
+            )
+    notes = []
+    if not has_exact:
+        notes.append("exact λ_min not computed (too many parameters for the exact Hessian)")
+    if not has_dimer:
+        notes.append("no dimer optimizer chosen: no curvature estimate")
+    if notes:
+        _no_data_note(fig, "<br>".join(notes))
+    fig.add_hline(y=0, line={"color": EXACT_COLOR, "width": 1})
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="curvature")
+    return finish(fig, large, height=440, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+
+
+def _unit_interval_figure(
+    traces: Sequence[Trace], field: str, y_title: str, empty_note: str, large: bool
+) -> go.Figure:
+    fig = go.Figure()
+    shown = False
+    for trace in traces:
+        values = getattr(trace, field)
+        if np.isfinite(values).any():
+            shown = True
+            fig.add_trace(_line(trace, trace.steps, values))
+    if not shown:
+        _no_data_note(fig, empty_note)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text=y_title, range=[-0.02, 1.05])
+    return finish(fig, large, height=400, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+
+
+def cos_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
+    """``|cos∠(N, v_min)|`` between the dimer orientation N and the exact min eigenvector (1 = found)."""
+    return _unit_interval_figure(
+        traces,
+        "cos_to_vmin",
+        "|cos∠(N, v_min)|",
+        "needs a dimer optimizer and the exact Hessian (small networks)",
+        large,
+    )
+
+
+def removed_fraction_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
+    """The removed fraction ``(g·N)²/‖g‖²``: how much of the gradient the dimer projection takes away."""
+    return _unit_interval_figure(
+        traces, "removed_fraction", "(g·N)² / ‖g‖²", "no dimer optimizer chosen", large
+    )
+
+
+def slice_values(alphas: ndarray, betas: ndarray, z: ndarray, points: ndarray) -> ndarray:
+    """The slice's loss at projected points (bilinear in the grid; NaN outside it): ``(T, 2) -> (T,)``.
+
+    ``z`` has shape ``(len(betas), len(alphas))`` (rows along β, the plane's second direction).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    interp = RegularGridInterpolator(
+        (np.asarray(betas, float), np.asarray(alphas, float)),
+        np.asarray(z, float),
+        bounds_error=False,
+        fill_value=np.nan,
+    )
+    return interp(points[:, ::-1])
+
+
+def slice_figure(
+    alphas: ndarray,
+    betas: ndarray,
+    z: ndarray,
+    traces: Sequence[Trace],
+    paths: Sequence[ndarray],
+    description: str,
+    log_z: bool = False,
+    max_frames: int = MAX_FRAMES,
+    duration_ms: int = 50,
+    large: bool = False,
+) -> go.Figure:
+    """The 2-D loss slice (static contour, ``fig.data[0]``) with every trajectory projected on it.
+
+    ``paths[i]`` (T_i+1, 2) is trace i's projection in the plane's coordinates (α, β). Full paths are
+    static and faint; frames (shared step rows, at most ``max_frames``) move one marker per optimizer
+    (an optimizer that stopped earlier stays at its last point). ``description`` (radius,
+    normalisation, seed) and the caution that a slice can mislead are written on the figure.
+    """
+    if len(paths) != len(traces):
+        raise ValueError(f"need one path per trace, got {len(paths)} paths for {len(traces)} traces")
+    z = np.asarray(z, dtype=np.float64)
+    shown = np.log10(np.maximum(z, 1e-12)) if log_z else z
+    fig = go.Figure()
+    fig.add_trace(
+        go.Contour(
+            x=rounded(alphas),
+            y=rounded(betas),
+            z=rounded(shown),
+            colorscale="Viridis",
+            ncontours=30,
+            line={"width": 0.5},
+            opacity=0.85,
+            showlegend=False,
+            name="slice",
+            colorbar={"title": {"text": "log₁₀ loss" if log_z else "loss"}, "thickness": 14},
+            hovertemplate="α=%{x:.3g}<br>β=%{y:.3g}<br>slice loss=%{z:.4g}<extra></extra>",
+        )
+    )
+    paths = [np.asarray(p, dtype=np.float64) for p in paths]
+    for trace, path in zip(traces, paths):
+        if path.ndim != 2 or path.shape[1] != 2 or len(path) != len(trace.steps):
+            raise ValueError(f"{trace.label}: path must have shape ({len(trace.steps)}, 2), got {path.shape}")
+        fig.add_trace(
+            go.Scatter(
+                x=rounded(path[:, 0]),
+                y=rounded(path[:, 1]),
+                mode="lines",
+                name=trace.label,
+                legendgroup=trace.label,
+                line={"color": rgba(color_for(trace.key), 0.7), "width": 2, "dash": dash_for(trace.key)},
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rounded(path[:1, 0]),
+                y=rounded(path[:1, 1]),
+                mode="markers",
+                name="start",
+                showlegend=False,
+                legendgroup=trace.label,
+                marker={"symbol": "circle-open", "size": 12, "color": color_for(trace.key)},
+            )
+        )
+    first_moving = len(fig.data)
+    all_steps = np.unique(np.concatenate([t.steps for t in traces])) if traces else np.zeros(1, int)
+    rows = [int(all_steps[i]) for i in frame_rows(len(all_steps), max_frames)]
+
+    def frame_traces(step: int) -> list[dict]:
+        out = []
+        for trace, path in zip(traces, paths):
+            i = max(int(np.searchsorted(trace.steps, step, side="right")) - 1, 0)
+            out.append({"x": rounded([path[i, 0]]), "y": rounded([path[i, 1]])})
+        return out
+
+    for trace, start in zip(traces, frame_traces(rows[0])):
+        fig.add_trace(
+            go.Scatter(
+                **start,
+                mode="markers",
+                name=f"{trace.label} now",
+                showlegend=False,
+                legendgroup=trace.label,
+                marker={"size": 13, "color": color_for(trace.key), "line": {"color": "white", "width": 2}},
+            )
+        )
+    moving = list(range(first_moving, len(fig.data)))
+    labels = [str(step) for step in rows]
+    frames = [
+        {"name": label, "data": frame_traces(step), "traces": moving} for label, step in zip(labels, rows)
+    ]
+    buttons, slider = play_controls(labels, duration_ms, "step ")
+    fig.update_xaxes(
+        range=rounded([alphas[0], alphas[-1]]), title_text="α (first direction)", constrain="domain"
+    )
+    fig.update_yaxes(
+        range=rounded([betas[0], betas[-1]]),
+        title_text="β (second direction)",
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+    )
+    return with_frames(
+        finish(
+            fig,
+            large,
+            updatemenus=buttons,
+            sliders=slider,
+            height=760,
+            title={
+                "text": f"{description}<br><span style='font-size:12px'><i>{SLICE_CAUTION}</i></span>",
+                "x": 0.0,
+                "xanchor": "left",
+                "font": {"size": 14},
+            },
+            margin={"l": 60, "r": 20, "t": 110, "b": CONTROLS_MARGIN},
+            legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
+        ),
+        frames,
+    )
+
+
+def trajectory_loss_figure(
+    traces: Sequence[Trace],
+    on_slice: Sequence[ndarray] | None = None,
+    log_y: bool = False,
+    large: bool = False,
+) -> go.Figure:
+    """The true loss along each trajectory (solid) and, when given, the slice's loss at the projected
+    point (thin dashed, same colour): the two differ wherever the trajectory leaves the plane."""
+    fig = go.Figure()
+    for i, trace in enumerate(traces):
+        y = _positive_floor(trace.loss) if log_y else trace.loss
+        fig.add_trace(_line(trace, trace.steps, y, name=f"{trace.label}: true loss"))
+        if on_slice is not None:
+            s = _positive_floor(on_slice[i]) if log_y else on_slice[i]
+            fig.add_trace(
+                _line(
+                    trace,
+                    trace.steps,
+                    s,
+                    name=f"{trace.label}: slice at projection",
+                    line={"dash": "dash", "width": 1.2},
+                )
+            )
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
+    return finish(fig, large, height=400, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+
+
+def results_rows(traces: Sequence[Trace]) -> list[dict]:
+    """One row per optimizer for the results table: status, final / best loss, the step and the
+    gradient evaluations at which the plateau was left (the race's escape criterion), totals."""
+    rows = []
+    for trace in traces:
+        finite = np.isfinite(trace.loss)
+        escape_evals = None
+        if trace.escape_step is not None:
+            i = int(np.searchsorted(trace.steps, trace.escape_step))
+            if i < len(trace.steps) and trace.steps[i] == trace.escape_step:
+                escape_evals = int(trace.grad_evals[i])
+        rows.append(
+            {
+                "optimizer": trace.label,
+                "status": trace.status,
+                "final loss": float(trace.loss[finite][-1]) if finite.any() else None,
+                "best loss": float(np.min(trace.loss[finite])) if finite.any() else None,
+                "steps run": int(trace.steps[-1]) if len(trace.steps) else 0,
+                "gradient evaluations": int(trace.grad_evals[-1]) if len(trace.grad_evals) else 0,
+                "escape step": trace.escape_step,
+                "escape grad evals": escape_evals,
+                "diverged at": trace.stop_step,
+                "wall time (s)": round(trace.wall_time, 3),
+            }
+        )
+    return rows

@@ -1,0 +1,116 @@
+"""One colour per optimizer preset, and the shared look of every DEO Lab figure.
+
+Colours are the Okabe–Ito palette (distinguishable with every common form of colour blindness;
+Okabe & Ito 2008), extended with two colours of Paul Tol's "muted" scheme for the ninth and tenth
+presets. Yellow is left out: it vanishes on the light contour backgrounds. The same key gets the same
+colour in every figure and table of the app, and the line dash adds a second, colour-free cue.
+
+``style_figure(fig, large=True)`` is the projector mode: bigger fonts, thicker lines and markers.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+PRESET_COLORS: dict[str, str] = {
+    "gd": "#000000",  # black
+    "momentum": "#56B4E9",  # sky blue
+    "adam": "#E69F00",  # orange
+    "adamw": "#CC79A7",  # reddish purple
+    "pgd": "#009E73",  # bluish green
+    "deo_paper": "#0072B2",  # blue
+    "deo_escape": "#D55E00",  # vermillion
+    "dimer_saddle_search": "#882255",  # Tol wine
+    "deo_published": "#999933",  # Tol olive
+}
+
+PRESET_DASHES: dict[str, str] = {
+    "gd": "solid",
+    "momentum": "dot",
+    "adam": "solid",
+    "adamw": "dash",
+    "pgd": "dashdot",
+    "deo_paper": "solid",
+    "deo_escape": "solid",
+    "dimer_saddle_search": "longdash",
+    "deo_published": "dot",
+}
+
+# Colours for keys that are not presets (a custom label, a future preset): Tol muted, in order.
+_EXTRA_COLORS = ("#332288", "#44AA99", "#AA4499", "#117733", "#88CCEE", "#CC6677")
+
+# Reference colours for things that are not optimizers.
+EXACT_COLOR = "#555555"  # the exact min-mode eigenvector / exact λ_min
+SADDLE_COLOR = "#D55E00"
+MINIMUM_COLOR = "#009E73"
+
+FONT_SIZE = {False: 14, True: 22}
+LINE_WIDTH = {False: 2.5, True: 4.5}
+MARKER_SIZE = {False: 10, True: 16}
+
+
+def color_for(key: str) -> str:
+    """The colour of preset ``key`` (``"#rrggbb"``); unknown keys get a stable extra colour."""
+    if key in PRESET_COLORS:
+        return PRESET_COLORS[key]
+    return _EXTRA_COLORS[sum(map(ord, key)) % len(_EXTRA_COLORS)]
+
+
+def dash_for(key: str) -> str:
+    """The Plotly line dash of preset ``key`` (``"solid"`` for unknown keys)."""
+    return PRESET_DASHES.get(key, "solid")
+
+
+def line_width(large: bool = False) -> float:
+    """Path / curve line width in px, thicker in projector mode."""
+    return LINE_WIDTH[bool(large)]
+
+
+def marker_size(large: bool = False) -> float:
+    """Current-point marker size in px, bigger in projector mode."""
+    return MARKER_SIZE[bool(large)]
+
+
+def rgba(color: str, alpha: float) -> str:
+    """``"#rrggbb"`` with opacity ``alpha`` in [0, 1] as a Plotly ``"rgba(r,g,b,a)"`` string."""
+    if not (color.startswith("#") and len(color) == 7):
+        raise ValueError(f"color must look like '#rrggbb', got {color!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha:g})"
+
+
+def layout_defaults(large: bool = False) -> dict:
+    """Layout keys shared by every figure: fonts, margins, legend; ``large`` = projector mode."""
+    size = FONT_SIZE[bool(large)]
+    return {
+        "font": {"size": size, "family": "Arial, Helvetica, sans-serif"},
+        "title": {"font": {"size": size + 4}},
+        "legend": {"font": {"size": size}, "bgcolor": "rgba(255,255,255,0.75)"},
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "hoverlabel": {"font": {"size": size}},
+        "template": "plotly_white",
+    }
+
+
+def style_figure(fig: go.Figure, large: bool = False) -> go.Figure:
+    """Apply :func:`layout_defaults` to ``fig`` in place (and return it).
+
+    In projector mode also every axis title and tick label grows, and line widths of scatter traces
+    that set one are scaled to :func:`line_width`.
+    """
+    margin = fig.layout.margin.to_plotly_json() if fig.layout.margin else {}
+    fig.update_layout(**layout_defaults(large))
+    if margin:
+        fig.update_layout(margin=margin)
+    size = FONT_SIZE[bool(large)]
+    fig.update_xaxes(title_font={"size": size}, tickfont={"size": size - 2})
+    fig.update_yaxes(title_font={"size": size}, tickfont={"size": size - 2})
+    if large:
+        scale = LINE_WIDTH[True] / LINE_WIDTH[False]
+        for trace in fig.data:
+            line = getattr(trace, "line", None)
+            if trace.type in ("scatter", "scattergl") and line is not None and line.width:
+                line.width = line.width * scale
+    return fig

@@ -1,0 +1,831 @@
+"""Figures of the Surfaces page: the animated optimizer race on a contour, the 3-D view, loss and
+curvature curves, and the rows of the results table.
+
+Pure functions: a surface (duck-typed ``landscapes.Surface``: ``f``, ``bounds``, ``color_scale``,
+``clip``, ``stationary_points``) and ``deo.Trace`` s in, Plotly figures out (no streamlit).
+
+Notation of ``DEO.md``: g the raw gradient, g_mod what the base optimizer received, N the unit dimer
+direction, ΔR the dimer length, C the dimer curvature, λ_min / v_min the exact minimum eigenpair.
+
+Plotly practice (``UX.md``). The contour is ``fig.data[0]`` and never inside frames. Everything that
+moves is a small scatter trace; frame j updates only those trace indices (``"traces"``). Frames are
+plain dicts (no Plotly validation: 300 frames × 20 traces of ``go.Frame`` objects take seconds to
+validate), floats rounded to ``SIGNIFICANT`` digits relative to the window, ``redraw: False``, at
+most ``MAX_FRAMES`` frames (long runs are subsampled with a stride; the full data stays in the
+traces). Axis ranges are fixed and ``scaleanchor`` makes one unit the same length on both axes, so
+arrows and the dimer are not distorted. The path so far is drawn from the frame positions, thinned
+to at most ``MAX_PATH_VERTICES`` vertices per frame (the last half exact) so that the figure's size
+grows linearly with the number of frames; the full path is drawn faintly underneath.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from numpy import ndarray
+from plotly.subplots import make_subplots
+
+from viz.palette import (
+    EXACT_COLOR,
+    FONT_SIZE,
+    MINIMUM_COLOR,
+    SADDLE_COLOR,
+    color_for,
+    dash_for,
+    line_width,
+    marker_size,
+    rgba,
+    style_figure,
+)
+
+MAX_FRAMES = 300
+MAX_PATH_VERTICES = 80
+MAX_CURVE_POINTS = 2000
+SIGNIFICANT = 5
+IMAGE_GRID = 400  # pixels per side of the contour image
+COLORBAR_GRID = 41  # the invisible contour trace that carries the colour bar
+N_CONTOURS = 30
+LOG_RANGE = 50.0
+SURFACE_GRID = 61
+CLICK_GRID = 31
+ARROW_FRACTION = 0.08  # arrow length (direction mode) as a fraction of the window width
+MIN_MODE_FRACTION = 0.07  # half-length of the exact min-mode line
+DIMER_FRACTION = 0.04  # auto zoom: the dimer drawn about this fraction of the window width
+BASE_FRAME_MS = 50  # frame duration at speed 1×
+# race_figure options for the standalone HTML download: fewer frames and path vertices, 4 digits, no
+# click layer, so that plotly.js (4.8 MB) plus the figure stay under 5 MiB.
+EXPORT_OPTIONS = {"clickable": False, "max_frames": 120, "max_path_vertices": 30, "significant": 4}
+CONTOUR_COLORS = [[0.0, "#aeb9c5"], [0.5, "#dde3ea"], [1.0, "#ffffff"]]
+LINE_RGB = (140, 152, 165)
+KIND_SYMBOLS = {"min": "star", "saddle": "x", "max": "triangle-up", "degenerate": "diamond"}
+KIND_COLORS = {"min": MINIMUM_COLOR, "saddle": SADDLE_COLOR, "max": "#555555", "degenerate": "#882255"}
+
+
+class AnimatedFigure(go.Figure):
+    """A ``go.Figure`` whose animation frames are plain dicts, added by :func:`to_dict`.
+
+    Everything that serialises a figure (``st.plotly_chart``, ``fig.to_json``, ``fig.to_html``,
+    ``plotly.io``) goes through ``to_dict``, so the frames reach the browser unchanged. Read them
+    with ``fig.to_dict()["frames"]`` (``fig.frames`` stays empty).
+    """
+
+    def __init__(
+        self, *args, plain_frames: list[dict] | None = None, plain_layout: dict | None = None, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self._plain_frames = list(plain_frames or [])
+        self._plain_layout = dict(plain_layout or {})
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self._plain_frames:
+            out["frames"] = self._plain_frames
+        out.setdefault("layout", {}).update(self._plain_layout)
+        return out
+
+
+@dataclass
+class SurfaceGrid:
+    """f on a regular grid of the window: ``z[i, j] = f(xs[j], ys[i])`` and the displayed values
+    ``display`` (see :func:`color_mode` and :func:`display_values`)."""
+
+    xs: ndarray  # (nx,)
+    ys: ndarray  # (ny,)
+    z: ndarray  # (ny, nx)
+    display: ndarray  # (ny, nx)
+    label: str  # colour-bar title
+    mode: str  # "linear" | "log" | "clip"
+    z_min: float  # min of finite z (the log shift)
+    clip: float | None  # z ceiling for "clip"
+
+
+def color_mode(surface, z: ndarray) -> str:
+    """``surface.color_scale``, except that a "linear" surface with f ≥ 0 on the window and a high
+    dynamic range (95th percentile > ``LOG_RANGE`` × 5th percentile, e.g. Rosenbrock's narrow valley)
+    is shown on the log scale: a linear scale would paint the whole valley one colour."""
+    mode = getattr(surface, "color_scale", "linear")
+    finite = z[np.isfinite(z)]
+    if mode == "linear" and finite.size and float(finite.min()) >= 0:
+        p5, p95 = np.percentile(finite, [5, 95])
+        if p95 > LOG_RANGE * max(float(p5), 1e-12):
+            return "log"
+    return mode
+
+
+def display_values(z: ndarray, mode: str, z_min: float, clip: float | None = None) -> tuple[ndarray, str]:
+    """The colour-scale transform: ``(values, label)``; mode "log" shows log₁₀(f − f_min + 1)."""
+    z = np.asarray(z, dtype=np.float64)
+    if mode == "log":
+        return np.log10(np.maximum(z - z_min, 0.0) + 1.0), "log₁₀(f − f_min + 1)"
+    if mode == "clip" and clip is not None:
+        return np.minimum(z, clip), f"f (capped at {clip:g})"
+    return z, "f"
+
+
+def surface_grid(surface, n: int = IMAGE_GRID) -> SurfaceGrid:
+    """Evaluate ``surface.f`` on an ``n × n`` grid of ``surface.bounds`` (float64)."""
+    if n < 2:
+        raise ValueError(f"grid size must be >= 2, got {n}")
+    (x0, x1), (y0, y1) = surface.bounds
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    gx, gy = np.meshgrid(xs, ys)
+    with torch.no_grad():
+        z = surface.f(torch.tensor(np.stack([gx, gy], axis=-1), dtype=torch.float64)).numpy()
+    finite = np.isfinite(z)
+    z_min = float(z[finite].min()) if finite.any() else 0.0
+    mode = color_mode(surface, z)
+    clip = getattr(surface, "clip", None)
+    display, label = display_values(z, mode, z_min, clip)
+    return SurfaceGrid(xs, ys, z, display, label, mode, z_min, clip)
+
+
+def _colorize(values: ndarray) -> ndarray:
+    """``(H, W)`` values → ``(H, W, 3)`` uint8 RGB through ``CONTOUR_COLORS`` with dark iso-lines at
+    ``N_CONTOURS`` evenly spaced levels (a pixel is on a line where the level index changes to its
+    right or below). Non-finite values are white."""
+    finite = np.isfinite(values)
+    lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
+    t = np.clip((np.where(finite, values, lo) - lo) / max(hi - lo, 1e-300), 0.0, 1.0)
+    stops = [p for p, _ in CONTOUR_COLORS]
+    rgb = np.empty((*values.shape, 3))
+    for channel in range(3):
+        ramp = [int(c[1 + 2 * channel : 3 + 2 * channel], 16) for _, c in CONTOUR_COLORS]
+        rgb[..., channel] = np.interp(t, stops, ramp)
+    level = np.floor(t * N_CONTOURS).clip(0, N_CONTOURS - 1)
+    line = np.zeros(values.shape, dtype=bool)
+    line[:, :-1] |= level[:, 1:] != level[:, :-1]
+    line[:-1, :] |= level[1:, :] != level[:-1, :]
+    rgb[line] = LINE_RGB
+    rgb[~finite] = 255
+    return rgb.round().astype(np.uint8)
+
+
+def _png_data_uri(rgb: ndarray) -> str:
+    """A ``(H, W, 3)`` uint8 image as a ``data:image/png;base64`` URI (stdlib zlib, no imaging library)."""
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[i].tobytes() for i in range(h))
+
+    def chunk(tag: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def background_image(surface, grid: SurfaceGrid) -> dict:
+    """The coloured contour map of ``grid`` as a Plotly layout image spanning the window (below the
+    traces). A layout image, not a contour trace, because plotly.js drops contour and heatmap traces
+    from the plot as soon as an animation runs (plotly/plotly.py#2151)."""
+    (x0, x1), (y0, y1) = surface.bounds
+    return {
+        "source": _png_data_uri(_colorize(grid.display[::-1])),  # image rows run from the top (y1)
+        "xref": "x",
+        "yref": "y",
+        "x": x0,
+        "y": y1,
+        "sizex": x1 - x0,
+        "sizey": y1 - y0,
+        "sizing": "stretch",
+        "layer": "below",
+        "opacity": 1.0,
+    }
+
+
+def window_scale(surface) -> float:
+    """The larger side of the window (arrow and dimer lengths are fractions of it)."""
+    (x0, x1), (y0, y1) = surface.bounds
+    return max(x1 - x0, y1 - y0)
+
+
+def auto_dimer_zoom(surface, dimer_length: float | None) -> float:
+    """A power of ten k ≥ 1 such that the drawn dimer (2·k·ΔR) is about 4–40 % of the window."""
+    if not dimer_length or dimer_length <= 0:
+        return 1.0
+    k = DIMER_FRACTION * window_scale(surface) / dimer_length
+    return float(10 ** max(0, math.floor(math.log10(k))))
+
+
+def frame_rows(traces: Sequence, max_frames: int = MAX_FRAMES) -> tuple[ndarray, ndarray]:
+    """The frames of the animation: ``(frame_steps (F,), rows (n_traces, F))``.
+
+    Frame j shows step ``frame_steps[j]`` (evenly spaced from 0 to the longest run, F ≤
+    ``max_frames``); ``rows[i, j]`` is the last recorded row of trace i at or before that step (a
+    run that stopped early stays at its last row).
+    """
+    if max_frames < 2:
+        raise ValueError(f"max_frames must be >= 2, got {max_frames}")
+    last = max((int(t.steps[-1]) for t in traces if len(t)), default=0)
+    n_frames = min(max_frames, last + 1)
+    frame_steps = np.unique(np.round(np.linspace(0, last, n_frames)).astype(np.int64))
+    rows = np.zeros((len(traces), len(frame_steps)), dtype=np.int64)
+    for i, t in enumerate(traces):
+        if len(t):
+            rows[i] = np.clip(np.searchsorted(t.steps, frame_steps, side="right") - 1, 0, len(t) - 1)
+    return frame_steps, rows
+
+
+def _rounder(surface, significant: int = SIGNIFICANT):
+    """Round positions to ``significant`` digits of the window scale (NaN stays NaN)."""
+    decimals = max(0, significant - 1 - math.floor(math.log10(window_scale(surface))))
+
+    def rnd(values) -> ndarray:
+        return np.round(np.asarray(values, dtype=np.float64), decimals)
+
+    return rnd
+
+
+def _thin(indices: ndarray, max_vertices: int) -> ndarray:
+    """At most ``max_vertices`` of ``indices``: the last half exact, the earlier part evenly spaced."""
+    if len(indices) <= max_vertices:
+        return indices
+    tail = max_vertices // 2
+    head = np.linspace(0, len(indices) - tail - 1, max_vertices - tail).round().astype(np.int64)
+    return np.concatenate([indices[head], indices[len(indices) - tail :]])
+
+
+def arrow_scale(surface, traces: Sequence) -> float:
+    """The "to scale" arrow factor s (drawn vector = −s·g): the 90th percentile of ‖g‖ over all
+    rows is drawn as 15 % of the window."""
+    norms = np.concatenate([t.grad_norm[np.isfinite(t.grad_norm)] for t in traces] or [np.zeros(0)])
+    norms = norms[norms > 0]
+    if norms.size == 0:
+        return 1.0
+    return 0.15 * window_scale(surface) / float(np.percentile(norms, 90))
+
+
+def _nulls(a: ndarray) -> list:
+    """Rows of a float array as lists, NaN/inf → None."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return a.tolist()
+    out = a.astype(object)
+    out[bad] = None
+    return out.tolist()
+
+
+def _moving_xy(
+    kind: str, t, rows: ndarray, rnd, zoom: float, scale: float | None, width: float, max_path_vertices: int
+) -> tuple[list, list]:
+    """Per frame the x and y lists of one moving part of run ``t`` (``rows``: its row per frame)."""
+    n_frames = len(rows)
+    if not len(t) or t.position_2d is None:
+        return [[]] * n_frames, [[]] * n_frames
+    theta = t.position_2d[rows]  # (F, 2)
+    if kind == "path":
+        unique = np.unique(rows)
+        counts = np.searchsorted(unique, rows, side="right")
+        px, py = _nulls(rnd(t.position_2d[:, :1]).T)[0], _nulls(rnd(t.position_2d[:, 1:]).T)[0]
+        xs, ys = [], []
+        for c in counts:
+            upto = _thin(unique[:c], max_path_vertices)
+            xs.append([px[r] for r in upto])
+            ys.append([py[r] for r in upto])
+        return xs, ys
+    if kind == "point":
+        return _nulls(rnd(theta[:, :1])), _nulls(rnd(theta[:, 1:]))
+    if kind in ("dimer", "vmin"):
+        vectors = t.direction[rows] if kind == "dimer" else t.exact_v_min[rows]
+        half = zoom * (t.dimer_length or 0.0) if kind == "dimer" else MIN_MODE_FRACTION * width
+        a, b = theta - half * vectors, theta + half * vectors
+    else:
+        g = t.grad[rows]
+        norm = np.linalg.norm(g, axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.full_like(norm, scale) if scale is not None else ARROW_FRACTION * width / norm
+        factor = np.where(np.isfinite(factor) & (norm > 0), factor, np.nan)
+        gm = t.modified_grad[rows] if kind != "g" else g
+        if kind == "g":
+            a, b = theta, theta - factor * g
+        elif kind == "g_mod":
+            a, b = theta, theta - factor * gm
+        else:
+            a, b = theta - factor * gm, theta - factor * g
+        tiny = np.linalg.norm(b - a, axis=1) < 1e-9 * width
+        a[tiny], b[tiny] = np.nan, np.nan
+    return (
+        _nulls(rnd(np.stack([a[:, 0], b[:, 0]], axis=1))),
+        _nulls(rnd(np.stack([a[:, 1], b[:, 1]], axis=1))),
+    )
+
+
+def race_figure(
+    surface,
+    traces: Sequence,
+    *,
+    start: Sequence[float] | None = None,
+    grid: SurfaceGrid | None = None,
+    dimer_zoom: float | None = None,
+    arrows: str = "direction",
+    show_dimer: bool = True,
+    show_arrows: bool = True,
+    show_min_mode: bool = True,
+    clickable: bool = True,
+    frame_ms: float = BASE_FRAME_MS,
+    max_frames: int = MAX_FRAMES,
+    max_path_vertices: int = MAX_PATH_VERTICES,
+    significant: int = SIGNIFICANT,
+    large: bool = False,
+    height: int | None = None,
+) -> AnimatedFigure:
+    """The animated race on the contour of ``surface``.
+
+    Static traces: ``data[0]`` the contour; then (``clickable``) an invisible grid of points that
+    makes a click select a start; the stationary points; the start; each run's full path, faint.
+    Moving traces per run i: the path so far, the current point θ, and when recorded the dimer
+    segment θ ± k·ΔR·N (k = ``dimer_zoom``, default :func:`auto_dimer_zoom`), the arrows −g,
+    −g_mod and the removed part g_mod − g (drawn from the tip of −g_mod to the tip of −g, so the
+    three close a triangle), and the exact min mode v_min as a thin line through θ.
+
+    ``arrows``: ``"direction"`` — −g has a fixed length (``ARROW_FRACTION`` of the window) and
+    g_mod, the removed part are drawn to the same scale as g in that frame; ``"scale"`` — every
+    arrow is −s·vector with one s for the whole figure (:func:`arrow_scale`). The used k and s are in
+    ``fig.layout.meta``. ``frame_ms``: duration of one frame when playing.
+    """
+    if arrows not in ("direction", "scale"):
+        raise ValueError(f"arrows must be 'direction' or 'scale', got {arrows!r}")
+    height = height or (860 if large else 740)
+    if frame_ms <= 0:
+        raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
+    grid = grid or surface_grid(surface)
+    rnd = _rounder(surface, significant)
+    width = window_scale(surface)
+    (x0, x1), (y0, y1) = surface.bounds
+    lw, ms = line_width(large), marker_size(large)
+    traces = list(traces)
+    dimer_lengths = [t.dimer_length for t in traces if t.direction is not None and t.dimer_length]
+    zoom = dimer_zoom or auto_dimer_zoom(surface, max(dimer_lengths) if dimer_lengths else None)
+    scale = arrow_scale(surface, traces) if arrows == "scale" else None
+
+    sub = np.unique(np.linspace(0, len(grid.xs) - 1, COLORBAR_GRID).round().astype(np.int64))
+    data: list[go.BaseTraceType] = [
+        go.Contour(
+            x=rnd(grid.xs[sub]),
+            y=rnd(grid.ys[sub]),
+            z=grid.display[np.ix_(sub, sub)],
+            colorscale=CONTOUR_COLORS,
+            ncontours=N_CONTOURS,
+            opacity=0,
+            line={"width": 0},
+            colorbar={"title": {"text": grid.label}, "thickness": 14, "len": 0.8},
+            hoverinfo="skip",
+            name="surface",
+        )
+    ]
+    if clickable:
+        cx, cy = np.linspace(x0, x1, CLICK_GRID), np.linspace(y0, y1, CLICK_GRID)
+        gx, gy = np.meshgrid(cx, cy)
+        data.append(
+            go.Scatter(
+                x=rnd(gx.ravel()),
+                y=rnd(gy.ravel()),
+                mode="markers",
+                name="click to start",
+                marker={"size": max(4.0, 600 / CLICK_GRID), "opacity": 0, "color": "#000000"},
+                selected={"marker": {"opacity": 0}},
+                unselected={"marker": {"opacity": 0}},
+                hovertemplate="start here: (%{x:.3g}, %{y:.3g})<extra></extra>",
+                showlegend=False,
+            )
+        )
+    for kind in ("min", "saddle", "degenerate", "max"):
+        points = [p for p in surface.stationary_points if p.kind == kind]
+        if points:
+            data.append(
+                go.Scatter(
+                    x=[p.xy[0] for p in points],
+                    y=[p.xy[1] for p in points],
+                    mode="markers",
+                    name=kind,
+                    hoverinfo="skip",
+                    marker={
+                        "symbol": KIND_SYMBOLS[kind],
+                        "size": ms + 2,
+                        "color": KIND_COLORS[kind],
+                        "line": {"width": 1, "color": "#ffffff"},
+                    },
+                )
+            )
+    if start is not None:
+        data.append(
+            go.Scatter(
+                x=[float(start[0])],
+                y=[float(start[1])],
+                mode="markers",
+                name="start",
+                hoverinfo="skip",
+                marker={
+                    "symbol": "circle",
+                    "size": ms + 4,
+                    "color": "#ffffff",
+                    "line": {"width": 2, "color": "#000000"},
+                },
+            )
+        )
+    for t in traces:
+        if t.position_2d is None or not len(t):
+            continue
+        idx = np.unique(np.linspace(0, len(t) - 1, min(len(t), MAX_CURVE_POINTS)).round().astype(np.int64))
+        data.append(
+            go.Scatter(
+                x=rnd(t.position_2d[idx, 0]),
+                y=rnd(t.position_2d[idx, 1]),
+                mode="lines",
+                line={"color": rgba(color_for(t.key), 0.35), "width": lw * 0.6, "dash": dash_for(t.key)},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=t.key,
+            )
+        )
+
+    frame_steps, rows = frame_rows(traces, max_frames)
+    moving: list[tuple[str, int]] = []  # (part, trace index) in data order
+    for i, t in enumerate(traces):
+        color, group = color_for(t.key), t.key
+        common = {"legendgroup": group, "hoverinfo": "skip", "showlegend": False}
+        data.append(
+            go.Scatter(
+                mode="lines",
+                name=t.label,
+                line={"color": color, "width": lw, "dash": dash_for(t.key)},
+                **{**common, "showlegend": True},
+            )
+        )
+        moving.append(("path", i))
+        data.append(
+            go.Scatter(
+                mode="markers",
+                name=f"{t.label} now",
+                marker={"color": color, "size": ms, "line": {"width": 1.5, "color": "#ffffff"}},
+                **common,
+            )
+        )
+        moving.append(("point", i))
+        if show_dimer and t.direction is not None:
+            data.append(
+                go.Scatter(
+                    mode="lines+markers",
+                    name=f"{t.label} dimer",
+                    line={"color": color, "width": lw * 1.2},
+                    marker={"size": ms * 0.7, "color": color, "symbol": "circle-open"},
+                    **common,
+                )
+            )
+            moving.append(("dimer", i))
+        if show_arrows and t.grad is not None:
+            head = {"symbol": "arrow", "angleref": "previous", "size": [0, ms * 1.2], "color": color}
+            data.append(
+                go.Scatter(
+                    mode="lines+markers",
+                    name=f"{t.label} −g",
+                    line={"color": color, "width": lw * 0.8},
+                    marker=head,
+                    **common,
+                )
+            )
+            moving.append(("g", i))
+            if t.direction is not None and t.modified_grad is not None:
+                data.append(
+                    go.Scatter(
+                        mode="lines+markers",
+                        name=f"{t.label} −g_mod",
+                        line={"color": color, "width": lw * 1.4, "dash": "dash"},
+                        marker=head,
+                        **common,
+                    )
+                )
+                moving.append(("g_mod", i))
+                data.append(
+                    go.Scatter(
+                        mode="lines+markers",
+                        name=f"{t.label} removed",
+                        line={"color": color, "width": lw * 0.8, "dash": "dot"},
+                        marker=head,
+                        **common,
+                    )
+                )
+                moving.append(("removed", i))
+        if show_min_mode and t.exact_v_min is not None:
+            data.append(
+                go.Scatter(
+                    mode="lines",
+                    name="exact min mode",
+                    line={"color": EXACT_COLOR, "width": max(1.0, lw * 0.5), "dash": "dot"},
+                    **common,
+                )
+            )
+            moving.append(("vmin", i))
+    first_moving = len(data) - len(moving)
+    indices = list(range(first_moving, len(data)))
+
+    parts = [
+        _moving_xy(kind, traces[i], rows[i], rnd, zoom, scale, width, max_path_vertices) for kind, i in moving
+    ]
+    frames = [
+        {"name": str(int(step)), "traces": indices, "data": [{"x": xy[0][j], "y": xy[1][j]} for xy in parts]}
+        for j, step in enumerate(frame_steps)
+    ]
+    for k in range(len(moving)):
+        data[first_moving + k].update(frames[0]["data"][k])
+
+    play = {
+        "frame": {"duration": float(frame_ms), "redraw": False},
+        "fromcurrent": True,
+        "transition": {"duration": 0},
+        "mode": "immediate",
+    }
+    pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+    # below the plot, in pixels: tick labels and axis title, the Play/Pause row, then the slider
+    font = FONT_SIZE[bool(large)]
+    axis_px, buttons_px, slider_px = 2.2 * font + 20, 1.9 * font + 14, 2.5 * font + 40
+    margin = {"l": 60, "r": 130, "b": int(axis_px + buttons_px + slider_px), "t": 90}
+    plot_height = height - margin["b"] - margin["t"]
+    slider = {
+        "active": 0,
+        "x": 0.0,
+        "len": 1.0,
+        "y": -(axis_px + buttons_px) / plot_height,
+        "yanchor": "top",
+        "pad": {"t": 0, "b": 0},
+        "currentvalue": {"prefix": "step ", "visible": True, "xanchor": "left"},
+        "transition": {"duration": 0},
+        "font": {"size": FONT_SIZE[bool(large)] - 2},
+        "steps": [
+            {
+                "label": f["name"],
+                "method": "animate",
+                "args": [[f["name"]], {**pause, "frame": {"duration": 0, "redraw": False}}],
+            }
+            for f in frames
+        ],
+    }
+    fig = AnimatedFigure(data=data, plain_frames=frames, plain_layout={"sliders": [slider]})
+    fig.update_layout(
+        height=height,
+        xaxis={
+            "range": [x0, x1],
+            "title": {"text": "x"},
+            "constrain": "domain",
+            "showgrid": False,
+            "zeroline": False,
+        },
+        yaxis={
+            "range": [y0, y1],
+            "title": {"text": "y"},
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "constrain": "domain",
+            "showgrid": False,
+            "zeroline": False,
+        },
+        hovermode="closest",
+        images=[background_image(surface, grid)],
+        uirevision=getattr(surface, "key", "surface"),
+        legend={"orientation": "h", "x": 0.0, "y": 1.01, "xanchor": "left", "yanchor": "bottom"},
+        meta={"dimer_zoom": zoom, "arrow_scale": scale, "frame_steps": len(frame_steps)},
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -axis_px / plot_height,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"r": 8, "t": 0},
+                "showactive": False,
+                "font": {"size": FONT_SIZE[bool(large)]},
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
+                ],
+            }
+        ],
+    )
+    width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
+    fig.update_layout(margin=margin, width=max(width, 560))
+    return style_figure(fig, large)
+
+
+def surface3d_figure(
+    surface, traces: Sequence, grid: SurfaceGrid | None = None, large: bool = False, height: int = 560
+) -> go.Figure:
+    """A static 3-D view: the surface (displayed values of :func:`display_values`) and every full
+    path lifted onto it (z from each trace's loss, same transform). No frames: Streamlit resets 3-D
+    cameras on animation."""
+    grid = grid or surface_grid(surface, SURFACE_GRID)
+    data: list[go.BaseTraceType] = [
+        go.Surface(
+            x=grid.xs,
+            y=grid.ys,
+            z=grid.display,
+            colorscale=CONTOUR_COLORS,
+            showscale=False,
+            opacity=0.92,
+            name="surface",
+            hoverinfo="skip",
+            contours={"z": {"show": True, "color": "#7d8a98", "width": 1}},
+        )
+    ]
+    lift = (
+        0.01 * float(np.ptp(grid.display[np.isfinite(grid.display)]))
+        if np.isfinite(grid.display).any()
+        else 0
+    )
+    for t in traces:
+        if t.position_2d is None or not len(t):
+            continue
+        idx = np.unique(np.linspace(0, len(t) - 1, min(len(t), MAX_CURVE_POINTS)).round().astype(np.int64))
+        z, _ = display_values(t.loss[idx], grid.mode, grid.z_min, grid.clip)
+        keep = np.isfinite(z)
+        data.append(
+            go.Scatter3d(
+                x=t.position_2d[idx, 0][keep],
+                y=t.position_2d[idx, 1][keep],
+                z=z[keep] + lift,
+                mode="lines",
+                name=t.label,
+                line={"color": color_for(t.key), "width": line_width(large) * 2},
+            )
+        )
+    (x0, x1), (y0, y1) = surface.bounds
+    fig = go.Figure(data=data)
+    fig.update_layout(
+        height=height,
+        scene={
+            "xaxis": {"range": [x0, x1], "title": {"text": "x"}},
+            "yaxis": {"range": [y0, y1], "title": {"text": "y"}},
+            "zaxis": {"title": {"text": grid.label}},
+            "aspectmode": "manual",
+            "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
+        },
+        uirevision=getattr(surface, "key", "surface"),
+    )
+    return style_figure(fig, large)
+
+
+def _subsample(n: int) -> ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).round().astype(np.int64))
+
+
+def _clean(values: ndarray) -> list:
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+
+def loss_figure(
+    traces: Sequence, x: str = "steps", log: bool = False, large: bool = False, height: int = 380
+) -> go.Figure:
+    """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
+    evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
+    ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×."""
+    if x not in ("steps", "grad_evals"):
+        raise ValueError(f"x must be 'steps' or 'grad_evals', got {x!r}")
+    traces = list(traces)
+    finite = [t.loss[np.isfinite(t.loss)] for t in traces]
+    low = min((float(f.min()) for f in finite if f.size), default=0.0)
+    shift = 0.0
+    ytitle = "loss"
+    if log and low <= 0:
+        shift = -low + 1e-12 * max(1.0, abs(low))
+        ytitle = "loss − min over runs"
+    fig = go.Figure()
+    for t in traces:
+        if not len(t):
+            continue
+        idx = _subsample(len(t))
+        xs = getattr(t, x)[idx]
+        fig.add_trace(
+            go.Scatter(
+                x=xs.tolist(),
+                y=_clean(t.loss[idx] + shift),
+                mode="lines",
+                name=t.label,
+                legendgroup=t.key,
+                line={"color": color_for(t.key), "width": line_width(large), "dash": dash_for(t.key)},
+            )
+        )
+        if t.escape_step is not None:
+            r = int(np.clip(np.searchsorted(t.steps, t.escape_step), 0, len(t) - 1))
+            fig.add_trace(
+                go.Scatter(
+                    x=[float(getattr(t, x)[r])],
+                    y=_clean(t.loss[r : r + 1] + shift),
+                    mode="markers",
+                    name=f"{t.label} escaped",
+                    legendgroup=t.key,
+                    showlegend=False,
+                    marker={"symbol": "x", "size": marker_size(large) + 2, "color": color_for(t.key)},
+                    hovertemplate=f"{t.label} escaped at step {t.escape_step}<extra></extra>",
+                )
+            )
+    fig.update_layout(
+        height=height,
+        xaxis={"title": {"text": "step" if x == "steps" else "gradient evaluations"}},
+        yaxis={"title": {"text": ytitle}, "type": "log" if log else "linear"},
+        hovermode="x unified",
+    )
+    return style_figure(fig, large)
+
+
+def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -> go.Figure:
+    """Top: the dimer curvature estimate C (solid) and the exact λ_min along the same run (dotted),
+    per dimer run. Bottom: |cos∠(N, v_min)| (1 = N is the exact min mode)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
+    dimer = [t for t in traces if len(t) and np.isfinite(t.curvature).any()]
+    for t in dimer:
+        idx = _subsample(len(t))
+        color, steps = color_for(t.key), t.steps[idx].tolist()
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=_clean(t.curvature[idx]),
+                mode="lines",
+                name=f"C ({t.label})",
+                legendgroup=t.key,
+                line={"color": color, "width": line_width(large)},
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=_clean(t.exact_lambda_min[idx]),
+                mode="lines",
+                name=f"λ_min exact ({t.label})",
+                legendgroup=t.key,
+                line={"color": color, "width": line_width(large) * 0.7, "dash": "dot"},
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=_clean(t.cos_to_vmin[idx]),
+                mode="lines",
+                name=f"|cos| ({t.label})",
+                legendgroup=t.key,
+                showlegend=False,
+                line={"color": color, "width": line_width(large)},
+            ),
+            row=2,
+            col=1,
+        )
+    if not dimer:
+        fig.add_annotation(
+            text="No dimer optimizer in the race: nothing estimates curvature.",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+        )
+    fig.update_yaxes(title_text="curvature", row=1, col=1)
+    fig.update_yaxes(title_text="|cos(N, v_min)|", range=[0, 1.05], row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(height=height, hovermode="x unified")
+    return style_figure(fig, large)
+
+
+def results_rows(traces: Sequence, has_escape: bool = True) -> list[dict]:
+    """One row per run for the results table: label, colour, status, final loss, steps run, the step
+    and the gradient evaluations at which it escaped (None = never), total gradient evaluations.
+
+    A run that used its whole budget (status "running") reads "not escaped", or "ran all steps" when
+    the problem has no escape criterion (``has_escape=False``: no saddle near the start)."""
+    out = []
+    for t in traces:
+        escape_evals = None
+        if t.escape_step is not None and len(t):
+            r = int(np.clip(np.searchsorted(t.steps, t.escape_step), 0, len(t) - 1))
+            escape_evals = int(t.grad_evals[r])
+        final_loss = float(t.loss[-1]) if len(t) else math.nan
+        out.append(
+            {
+                "optimizer": t.label,
+                "key": t.key,
+                "color": color_for(t.key),
+                "status": t.status
+                if t.status != "running"
+                else ("not escaped" if has_escape else "ran all steps"),
+                "final loss": final_loss if math.isfinite(final_loss) else None,
+                "steps run": int(t.steps[-1]) if len(t) else 0,
+                "escape step": t.escape_step,
+                "grad evals to escape": escape_evals,
+                "grad evals": int(t.grad_evals[-1]) if len(t) else 0,
+                "diverged at step": t.stop_step if t.status == "diverged" else None,
+            }
+        )
+    return out
