@@ -17,8 +17,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import URL, large_fonts, safe_block
+from pages.common import URL, large_fonts, require_app_navigation, safe_block
 from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure
+
+require_app_navigation()
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -440,3 +440,19 @@ def download_buttons(
         on_click="ignore",
         help="Everything needed to rerun this view.",
     )
+
+
+def require_app_navigation() -> None:
+    """Send every request through ``app.py``'s ``st.navigation``, also on a fresh server.
+
+    Streamlit treats a ``pages/`` folder beside the entry script as a legacy multipage app until
+    ``st.navigation`` has run once in the server process: a shared link such as ``/dimer?...``
+    opened first on a fresh server would run the page script alone (no shared sidebar toggles,
+    the legacy page list). Clearing that flag and rerunning routes the request through ``app.py``
+    with the URL and its query parameters intact. A no-op once ``app.py`` has run (and in AppTest).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()

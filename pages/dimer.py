@@ -35,11 +35,14 @@ from pages.common import (
     hyperparameter_inputs,
     large_fonts,
     progress_reporter,
+    require_app_navigation,
     safe_block,
     specs_to_json,
 )
 from viz import dimer_figs as figs
 from viz.palette import color_for
+
+require_app_navigation()
 
 P = "dm."  # widget keys and URL parameters of this page
 GRID = 121

@@ -15,11 +15,14 @@ from pages.common import (
     large_fonts,
     optimizer_picker,
     progress_reporter,
+    require_app_navigation,
     safe_block,
     safe_call,
     specs_to_json,
 )
 from viz.escape_figs import escape_histogram, escape_maps_figure
+
+require_app_navigation()
 
 DEFAULT_SURFACE = "saddle_plateau"
 DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape"]

@@ -24,11 +24,14 @@ from pages.common import (
     large_fonts,
     optimizer_picker,
     progress_reporter,
+    require_app_navigation,
     safe_block,
     specs_from_json,
     specs_to_json,
 )
 from viz import network_figs as figs
+
+require_app_navigation()
 
 P = "nw."  # widget keys and URL parameters of this page
 DEFAULT_NETWORK = "two_moons"

@@ -17,6 +17,7 @@ from pages.common import (
     large_fonts,
     optimizer_picker,
     progress_reporter,
+    require_app_navigation,
     safe_block,
     safe_call,
     specs_to_json,
@@ -31,6 +32,8 @@ from viz.surface_figs import (
     surface3d_figure,
     surface_grid,
 )
+
+require_app_navigation()
 
 DEFAULT_SURFACE = "saddle_plateau"
 DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper", "deo_escape"]

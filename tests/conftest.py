@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,13 +49,13 @@ def _require_chromium() -> None:
     pytest.skip(f"{CHROMIUM} is missing (set DEO_REQUIRE_BROWSER=1 to make this a failure)")
 
 
-@pytest.fixture(scope="session")
-def app_url():
-    """Base URL of ``streamlit run app.py`` started for this test session (stopped at the end)."""
+@contextmanager
+def serve_app():
+    """``streamlit run app.py`` on a free port, yielding its base URL once it answers; stopped after."""
     _require_chromium()
     port = _free_port()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(ROOT / "artifacts" / "streamlit-test.log", "w")
+    log = open(ROOT / "artifacts" / f"streamlit-test-{port}.log", "w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -98,6 +99,13 @@ def app_url():
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """Base URL of the app server shared by this test session."""
+    with serve_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -150,3 +150,18 @@ def test_a_copied_link_restores_the_configuration_in_a_fresh_browser(app_url, ne
     assert last_frame == "40"  # the restored budget drives the animation
     no_exception(fresh)
     fresh.screenshot(path=str(screenshot_dir / "surfaces_restored_from_link.png"), full_page=True)
+
+
+def test_a_shared_link_opened_first_on_a_fresh_server_goes_through_the_app_navigation(new_page):
+    """A teacher's link is often the very first request a server sees: it must get the real page."""
+    from conftest import serve_app
+
+    with serve_app() as fresh_url:
+        page = open_page(new_page, f"{fresh_url}/about?big=true")
+        _expect()(page.locator("h1").first).to_have_text(PAGES[-1][1], timeout=RUN_TIMEOUT_MS)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        _expect()(nav).to_contain_text("About / findings")  # app.py's st.navigation titles ...
+        _expect()(nav).not_to_contain_text("common")  # ... not the legacy pages/ folder listing
+        large_fonts = page.get_by_label("Large fonts (projector)").first
+        _expect()(large_fonts).to_be_checked()  # app.py's sidebar toggle, set from the URL
+        no_exception(page)
