@@ -241,18 +241,25 @@ def markdown(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of the cost timings")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of the cost timings")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch intra-op threads (1 keeps other jobs on the shared 2 cores from skewing one side)",
+    )
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     load_start = load_average()
     if args.quick:
         cost = cost_table(repeats=1, steps_small=10, steps_large=10)
         accuracy = accuracy_table(repeats=1)
         batching = batching_table(problems=500, loop_problems=3, steps=50)
     else:
-        cost = cost_table(repeats=args.repeats, steps_small=40, steps_large=10)
+        cost = cost_table(repeats=args.repeats, steps_small=40, steps_large=20)
         accuracy = accuracy_table()
         batching = batching_table(problems=10_000, loop_problems=20, steps=500)
-    command = "python benchmarks/engine.py" + (" --quick" if args.quick else "")
+    command = f"python benchmarks/engine.py --repeats {args.repeats} --threads {args.threads}" + (
+        " --quick" if args.quick else ""
+    )
     text = markdown(cost, accuracy, batching, command, (load_start, load_average()))
     print(text)
     if not args.quick:
