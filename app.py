@@ -1,10 +1,16 @@
 """DEO Lab — watch optimizers at saddle points. Start with ``streamlit run app.py``."""
 
 import streamlit as st
+import torch
 
 from pages.common import HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL
 
 st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
+
+# One intra-op thread per run: the app's tensors are small or many-row elementwise work, where a
+# second thread only adds contention between concurrent sessions (benchmarks/escape_map.py: a
+# 100×100 DEO-escape map took 7.5 s on 1 thread and up to 240 s on 2 on the loaded 2-core machine).
+torch.set_num_threads(1)
 
 PAGES = [
     st.Page("pages/surfaces.py", title="Surfaces", icon="🏔️", default=True, url_path="surfaces"),

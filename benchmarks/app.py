@@ -114,7 +114,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--apptest-repeats", type=int, default=3)
     parser.add_argument("--escape-repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (app.py sets 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     surface = landscapes.SURFACES[SURFACE]
 
     data_path(surface)  # warm-up: torch / functorch first-call costs are paid once per server process
