@@ -16,21 +16,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from deo.optim import BATCH_DIMS, evaluate_closure, flatten_rows, unflatten_rows
-
-
-def _rows(params: list[Tensor], batch_dims: int) -> int:
-    if batch_dims not in BATCH_DIMS:
-        raise ValueError(f"batch_dims must be one of {BATCH_DIMS}, got {batch_dims!r}")
-    if batch_dims == 0:
-        return 1
-    sizes = {p.shape[0] if p.dim() > 0 else None for p in params}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError(
-            "batch_dims=1 needs every parameter to have the same first dim (the problem index), "
-            f"got shapes {[tuple(p.shape) for p in params]}"
-        )
-    return sizes.pop()
+from deo.optim import evaluate_closure, flatten_rows, row_count, unflatten_rows
 
 
 def _require_closure(closure: Callable[[], Any] | None, who: str) -> Callable[[], Any]:
@@ -79,7 +65,7 @@ class PGD(Optimizer):
         self.radius = float(radius)
         self.batch_dims = batch_dims
         params_list = [p for group in self.param_groups for p in group["params"]]
-        self._rows = _rows(params_list, batch_dims)
+        self._rows = row_count(params_list, batch_dims, "PGD")
         self._dtype = torch.promote_types(params_list[0].dtype, torch.float32)
         self._device = params_list[0].device
         self.generator = torch.Generator()
@@ -263,7 +249,7 @@ class PublishedDimer(Optimizer):
         self.closure_calls = 0
         self.rotation_events = 0
         params_list = self._params()
-        self._rows = _rows(params_list, batch_dims)
+        self._rows = row_count(params_list, batch_dims, "PublishedDimer")
         generator = torch.Generator()
         generator.manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()) if seed is None else seed)
         for p in params_list:

@@ -193,7 +193,7 @@ class DEO(Optimizer):
         self.rotation_step = rotation_step
 
         params_list = self._params()
-        self._rows = _row_count(params_list, self.batch_dims)
+        self._rows = row_count(params_list, self.batch_dims)
         self._dtype = torch.promote_types(params_list[0].dtype, torch.float32)
         for p in params_list[1:]:
             self._dtype = torch.promote_types(self._dtype, p.dtype)
@@ -468,10 +468,12 @@ def _validate(
     return base_cls
 
 
-def _row_count(params: list[Tensor], batch_dims: int) -> int:
-    """B, the number of independent problems (1 without batch dims)."""
+def row_count(params: list[Tensor], batch_dims: int, who: str = "DEO") -> int:
+    """B, the number of independent problems (1 without batch dims); checks the first dims agree."""
+    if batch_dims not in BATCH_DIMS:
+        raise ValueError(f"batch_dims must be one of {BATCH_DIMS}, got {batch_dims!r}")
     if not params:
-        raise ValueError("DEO got an empty parameter list")
+        raise ValueError(f"{who} got an empty parameter list")
     if batch_dims == 0:
         return 1
     sizes = {p.shape[0] if p.dim() > 0 else None for p in params}
