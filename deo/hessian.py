@@ -18,13 +18,25 @@ def exact_eigh(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor
     """All eigenpairs of the Hessian ∇²f at ``x``, in float64.
 
     ``f`` maps one point ``(d,)`` to a scalar; it is applied to every row of ``x`` ``(..., d)``
-    (``torch.func.vmap`` of ``torch.func.hessian``), so ``f`` must be vmap-compatible (the
-    functions of ``(..., d) -> (...)`` in ``landscapes`` are). Returns eigenvalues ascending
-    ``(..., d)`` and unit eigenvectors as columns ``(..., d, d)``.
+    with ``torch.func.vmap``, so ``f`` must be vmap-compatible (the functions of
+    ``(..., d) -> (...)`` in ``landscapes`` are). Returns eigenvalues ascending ``(..., d)`` and
+    unit eigenvectors as columns ``(..., d, d)``.
+
+    The Hessian is built by reverse-over-reverse autograd, one row ∂(∂f/∂x_i)/∂x per backward
+    pass over the whole batch. Not ``torch.func.hessian``: in torch 2.13 its vmap over basis
+    vectors gives wrong second derivatives through ``LayerNorm`` (off by O(1) on a 12-parameter
+    net; ``tests/test_hessian.py`` checks a LayerNorm model against finite differences).
     """
     x64 = x.detach().to(torch.float64)
     batch_shape, d = x64.shape[:-1], x64.shape[-1]
-    hessians = torch.func.vmap(torch.func.hessian(f))(x64.reshape(-1, d))
+    points = x64.reshape(-1, d).clone().requires_grad_(True)
+    with torch.enable_grad():
+        gradients = torch.autograd.grad(torch.func.vmap(f)(points).sum(), points, create_graph=True)[0]
+        rows = [
+            torch.autograd.grad(gradients[:, i].sum(), points, retain_graph=i < d - 1, allow_unused=True)[0]
+            for i in range(d)
+        ]
+    hessians = torch.stack([torch.zeros_like(points) if r is None else r for r in rows], dim=-2).detach()
     hessians = 0.5 * (hessians + hessians.mT)
     eigenvalues, eigenvectors = torch.linalg.eigh(hessians)
     return eigenvalues.reshape(*batch_shape, d), eigenvectors.reshape(*batch_shape, d, d)

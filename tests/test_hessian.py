@@ -87,3 +87,31 @@ def test_lanczos_returns_k_ascending_eigenpairs():
 def test_lanczos_rejects_k_out_of_range():
     with pytest.raises(ValueError, match="1 <= k < d"):
         lanczos_min_eig(lambda v: v, 4, k=4)
+
+
+def test_exact_eigh_is_right_through_layer_norm():
+    """A net with LayerNorm: the exact Hessian equals central differences of the gradient."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2), torch.nn.Linear(2, 1)).double()
+    inputs = torch.randn(5, 2, dtype=torch.float64)
+    names = [name for name, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def loss(flat):
+        params, start = {}, 0
+        for name, shape in zip(names, shapes):
+            params[name] = flat[start : start + shape.numel()].reshape(shape)
+            start += shape.numel()
+        return torch.func.functional_call(model, params, (inputs,)).pow(2).mean()
+
+    gradient = torch.func.grad(loss)
+    eps = 1e-6
+    basis = torch.eye(theta.numel(), dtype=torch.float64)
+    finite_difference = torch.stack(
+        [(gradient(theta + eps * e) - gradient(theta - eps * e)) / (2 * eps) for e in basis]
+    )
+    expected = torch.linalg.eigvalsh(0.5 * (finite_difference + finite_difference.T))
+    eigenvalues, vectors = exact_eigh(loss, theta)
+    assert torch.allclose(eigenvalues, expected, atol=1e-6)
+    assert torch.allclose(vectors.T @ vectors, torch.eye(theta.numel(), dtype=torch.float64), atol=1e-10)
