@@ -26,7 +26,9 @@ import numpy as np
 import scipy.sparse.linalg as sla
 import torch
 from torch import Tensor
-from torch.func import hessian, vmap
+from torch.func import vmap
+
+from deo.hessian import exact_eigh
 
 Params = Mapping[str, Tensor]
 EXACT_HESSIAN_MAX_PARAMS = 2000
@@ -135,7 +137,7 @@ def min_curvature_plane(
 ) -> Plane:
     """The two lowest eigenvectors v₁, v₂ of the Hessian ∇²L(θ; batch) at θ = ``params`` (unit norm).
 
-    method "exact": the full Hessian (``torch.func.hessian``, ``eigh``); "lanczos":
+    method "exact": the full Hessian (``deo.hessian.exact_eigh``, float64); "lanczos":
     ``scipy.sparse.linalg.eigsh`` (which="SA", k=2, ``tol``) on exact Hessian-vector products (double
     backward); "auto": exact for d ≤ 2000, else Lanczos. ``batch`` defaults to ``problem.batch(0)``.
     ``meta["eigenvalues"]`` holds λ₁ ≤ λ₂; ``meta["hvps"]`` the HVPs Lanczos used.
@@ -147,8 +149,7 @@ def min_curvature_plane(
     theta = _flat(params).clone()
     d = theta.numel()
     if method == "exact" or (method == "auto" and d <= EXACT_HESSIAN_MAX_PARAMS):
-        H = hessian(f)(theta).to(torch.float64)
-        lam, vecs = torch.linalg.eigh(0.5 * (H + H.T))
+        lam, vecs = exact_eigh(f, theta)
         values, v1, v2, method, hvps = lam[:2].tolist(), vecs[:, 0], vecs[:, 1], "exact", 0
     else:
         counter = {"hvps": 0}
