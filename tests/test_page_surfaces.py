@@ -95,6 +95,14 @@ def test_a_start_outside_the_window_from_a_link_is_refused_with_a_message():
     assert any("outside the window" in w.value for w in at.warning)
 
 
+def test_an_absurd_step_count_from_a_link_falls_back_to_a_bounded_budget():
+    at = run_page(steps="1000000000", opt=["GD"])
+    no_exception(at)
+    steps = at.number_input(key="steps").value
+    assert 10 <= steps <= 5000  # the widget's bounds (STEPS_MIN, STEPS_MAX)
+    assert results(at).index.tolist() == ["GD"]
+
+
 @pytest.mark.parametrize("lecture", ["true", "false"])
 def test_the_url_restores_the_whole_configuration(lecture):
     at = run_page(
