@@ -93,9 +93,16 @@ def contour_trace(
     z: ndarray,
     color_scale: str = "linear",
     clip: float | None = None,
+    *,
+    title: str | None = None,
+    name: str = "f",
+    hovertemplate: str = "x=%{x:.4g}<br>y=%{y:.4g}<br>f=%{z:.4g}<extra></extra>",
 ) -> go.Contour:
-    """The static background: a filled contour of ``z`` (shape ``(len(ys), len(xs))``)."""
-    shown, title = display_z(z, color_scale, clip)
+    """The static background: a filled contour of ``z`` (shape ``(len(ys), len(xs))``).
+
+    ``title`` overrides the colour bar's title (default: the one ``color_scale`` implies).
+    """
+    shown, scale_title = display_z(z, color_scale, clip)
     return go.Contour(
         x=rounded(xs),
         y=rounded(ys),
@@ -104,9 +111,9 @@ def contour_trace(
         ncontours=30,
         line={"width": 0.5},
         opacity=0.85,
-        colorbar={"title": {"text": title}, "len": 0.8, "thickness": 14},
-        hovertemplate="x=%{x:.4g}<br>y=%{y:.4g}<br>f=%{z:.4g}<extra></extra>",
-        name="f",
+        colorbar={"title": {"text": scale_title if title is None else title}, "len": 0.8, "thickness": 14},
+        hovertemplate=hovertemplate,
+        name=name,
         showlegend=False,
     )
 

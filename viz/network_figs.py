@@ -21,6 +21,7 @@ from deo.trace import Trace
 from viz.dimer_figs import (
     CONTROLS_MARGIN,
     MAX_FRAMES,
+    contour_trace,
     finish,
     frame_rows,
     play_controls,
@@ -233,17 +234,12 @@ def slice_figure(
     shown = np.log10(np.maximum(z, 1e-12)) if log_z else z
     fig = go.Figure()
     fig.add_trace(
-        go.Contour(
-            x=rounded(alphas),
-            y=rounded(betas),
-            z=rounded(shown),
-            colorscale="Viridis",
-            ncontours=30,
-            line={"width": 0.5},
-            opacity=0.85,
-            showlegend=False,
+        contour_trace(
+            alphas,
+            betas,
+            shown,
+            title="log₁₀ loss" if log_z else "loss",
             name="slice",
-            colorbar={"title": {"text": "log₁₀ loss" if log_z else "loss"}, "thickness": 14},
             hovertemplate="α=%{x:.3g}<br>β=%{y:.3g}<br>slice loss=%{z:.4g}<extra></extra>",
         )
     )
