@@ -49,6 +49,18 @@ def _require_chromium() -> None:
     pytest.skip(f"{CHROMIUM} is missing (set DEO_REQUIRE_BROWSER=1 to make this a failure)")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Pages run with one intra-op thread, as ``app.py`` sets it (tiny tensors: a second thread only
+    adds contention on a shared CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @contextmanager
 def serve_app():
     """``streamlit run app.py`` on a free port, yielding its base URL once it answers; stopped after."""

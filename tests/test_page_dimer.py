@@ -7,39 +7,21 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from apptest_helpers import assert_clean, page_runner
 from streamlit.testing.v1 import AppTest
 
 import landscapes
 from deo.hessian import exact_eigh
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "dimer.py"
 TIMEOUT_S = 180
 MB_SADDLES = ((0.212487, 0.292988), (-0.822002, 0.624313))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is several times faster on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run(**params: str) -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+run = page_runner("dimer.py", TIMEOUT_S)
 
 
 def metric(at: AppTest, label: str) -> str:

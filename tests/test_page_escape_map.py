@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from apptest_helpers import no_exception, page_runner
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "escape_map.py")
 TIMEOUT_S = 240
 
 
-def run_page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
-    at.query_params.update(query)
-    return at.run()
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+run_page = page_runner("escape_map.py", TIMEOUT_S)
 
 
 def summary(at: AppTest):

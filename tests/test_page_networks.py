@@ -5,35 +5,15 @@ Slow-ish (each race trains small networks on the CPU): about 30–60 s on a load
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
+from apptest_helpers import assert_clean, page_runner
 from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "networks.py"
 TIMEOUT_S = 300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is several times faster on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run(**params: str) -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+run = page_runner("networks.py", TIMEOUT_S)
 
 
 def results(at: AppTest):

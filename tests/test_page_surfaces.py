@@ -6,23 +6,14 @@ so the default race runs once for this file; other tests use short budgets from 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from apptest_helpers import no_exception, page_runner
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "surfaces.py")
 TIMEOUT_S = 240  # a cold race on a busy 2-core machine
 
 
-def run_page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
-    at.query_params.update(query)
-    return at.run()
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+run_page = page_runner("surfaces.py", TIMEOUT_S)
 
 
 def results(at: AppTest):
