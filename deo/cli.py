@@ -277,7 +277,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deo", description="DEO Lab: race optimizers at saddles.")
+    prog = "deo-lab" if Path(sys.argv[0]).name == "deo-lab" else "python -m deo"
+    parser = argparse.ArgumentParser(prog=prog, description="DEO Lab: race optimizers at saddles.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, default_optimizers: str) -> None:
