@@ -145,17 +145,84 @@ def test_published_v4_rotation_drifts_to_zero_curvature():
     assert abs(n[2].item()) < 0.9  # not the min mode
 
 
-def test_published_v4_forward_only_closure_makes_n_nan_and_skips_the_dimer_step():
-    x = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64, requires_grad=True)
-    opt = PublishedDimer([x], base="adam", lr=0.01, variant="v4", closure_mode="published", seed=0)
-    y = x.detach().clone().requires_grad_(True)
-    adam = torch.optim.Adam([y], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-    closure = closure_for(opt, x, quadratic)
-    for step in range(1, 31):
+@pytest.mark.parametrize("dimer_strength", [0.1, 5.0])  # the v4 file's default; the authors' train.py
+def test_published_v4_forward_only_closure_nan_from_step_10_and_from_then_on_the_update_is_adams(
+    dimer_strength,
+):
+    # Steps 1–9: N is finite and the "dimer step" θ += s(g·N)N fires wherever g·N < 0, so the run
+    # is *not* Adam from the start for every seed. Step 10: 0/0 makes N NaN, `g·N < 0` is False for
+    # ever, and from then on every update is exactly Adam's (continued from the optimizer's moments).
+    fired_seeds, off = set(), {}
+    for seed in range(10):
+        x = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64, requires_grad=True)
+        opt = PublishedDimer(
+            [x], base="adam", lr=0.01, variant="v4", dimer_strength=dimer_strength,
+            closure_mode="published", seed=seed,
+        )  # fmt: skip
+        y = x.detach().clone().requires_grad_(True)
+        plain = torch.optim.Adam([y], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+        closure = closure_for(opt, x, quadratic)
+        fired = False
+        for _ in range(1, 10):
+            n = opt.diagnostics()["direction"]
+            fired |= bool((H @ x.detach()) @ n < 0)  # the dimer step's condition g·N < 0
+            opt.step(closure)
+            plain.step(closure_for(plain, y, quadratic))
+            assert opt.diagnostics()["direction_finite"]
+        off[seed] = (x - y).abs().max().item()
+        if fired:
+            fired_seeds.add(seed)
+        else:
+            assert off[seed] < 1e-12  # no dimer step fired: Adam so far
+        # from step 10 on: torch's Adam continued from the published optimizer's own moments
+        z = x.detach().clone().requires_grad_(True)
+        adam = torch.optim.Adam([z], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+        moments = opt.state[x]
+        adam.state[z] = {
+            "step": torch.tensor(9.0, dtype=torch.float64),
+            "exp_avg": moments["m"].clone(),
+            "exp_avg_sq": moments["v"].clone(),
+        }
+        for _ in range(10, 31):
+            opt.step(closure)
+            adam.step(closure_for(adam, z, quadratic))
+            assert not opt.diagnostics()["direction_finite"]  # NaN from step 10 on
+            assert torch.allclose(x, z, rtol=0, atol=1e-12)
+    assert fired_seeds == {4, 5, 6, 7, 9}  # the seeds where "equals plain Adam" fails
+    assert all(off[s] > 1e-2 for s in fired_seeds)
+
+
+def test_published_v4_dimer_step_moves_uphill_along_n():
+    # θ += s(g·N)N when g·N < 0 is a step along −N with g·(−N) > 0: it *raises* the loss along N.
+    x = torch.tensor([1.0, 1e-3], dtype=torch.float64, requires_grad=True)
+    opt = PublishedDimer([x], lr=0.0, variant="v4", rotation_interval=10**6, dimer_strength=0.1, seed=0)
+    opt.state[x]["n"] = torch.tensor([-0.6, 0.8], dtype=torch.float64)  # g·N = −1.2016 < 0 at the start
+    closure = closure_for(opt, x, saddle)
+    for _ in range(20):
+        before = saddle(x).item()
+        g = torch.tensor([2 * x[0].item(), -2 * x[1].item()], dtype=torch.float64)
         opt.step(closure)
-        adam.step(closure_for(adam, y, quadratic))
-        assert opt.diagnostics()["direction_finite"] == (step < 10)  # 0/0 at the first rotation
-    assert torch.allclose(x, y, atol=1e-12)  # after that: plain Adam
+        assert (g @ opt.state[x]["n"]).item() < 0  # the dimer step fired
+        assert saddle(x).item() > before  # lr 0: only the dimer step moved θ, and it went uphill
+    # with a working closure and Adam (lr 0.01, the file's defaults 0.1 / 1e-4) it climbs out of view
+    x = torch.tensor([1.0, 1e-3], dtype=torch.float64, requires_grad=True)
+    opt = PublishedDimer(
+        [x], base="adam", lr=0.01, variant="v4", dimer_strength=0.1, displacement=1e-4, seed=0
+    )
+    closure = closure_for(opt, x, saddle)
+    steps = next(t for t in range(1, 201) if opt.step(closure) is not None and x.abs().max().item() > 20)
+    assert 50 <= steps <= 70  # ≈ 60 steps
+    assert saddle(x).item() > 100  # uphill: f grew from 1 to > 100 (GD or Adam would make it fall)
+    # the authors' train.py values (5.0 / 0.006): |θ| > 20 (or NaN) by step 11 for seeds 0–4
+    for seed in range(5):
+        x = torch.tensor([1.0, 1e-3], dtype=torch.float64, requires_grad=True)
+        opt = PublishedDimer(
+            [x], base="adam", lr=0.01, variant="v4", dimer_strength=5.0, displacement=0.006, seed=seed
+        )
+        closure = closure_for(opt, x, saddle)
+        for _ in range(11):
+            opt.step(closure)
+        assert not x.abs().max().item() <= 20  # (NaN counts as out of view too)
 
 
 def test_published_v7_forward_only_closure_freezes_n_at_its_random_start():
