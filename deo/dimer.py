@@ -35,7 +35,7 @@ GradFn = Callable[[Tensor], Tensor]
 ShiftGradFn = Callable[[Tensor, float], Tensor]
 
 SCHEMES = ("forward", "central")
-ROTATIONS = ("sd", "fourier")
+ROTATIONS = ("lanczos", "fourier", "sd")
 PLANES = ("sd", "cg", "lbfgs")
 LBFGS_MEMORY = 5
 PHI_TOL = 1e-3
@@ -428,13 +428,135 @@ class _LBFGSPlane:
         self.scale = torch.where(restart, torch.ones_like(self.scale), self.scale)
 
 
+def _lanczos_min_mode(
+    grad_fn: GradFn,
+    x: Tensor,
+    n: Tensor,
+    length: float,
+    max_iterations: int,
+    scheme: str,
+    torque_tol: float,
+    record: bool,
+) -> tuple[Tensor, Tensor, dict]:
+    """``min_mode(rotation="lanczos")``: Lanczos on finite-difference Hessian-vector products.
+
+    The Krylov space ``span{N₀, HN₀, …}`` is built from products ``Hv ≈ (g(θ+ΔR·v) − g₀)/ΔR``
+    (forward) or ``(g(θ+ΔR·v) − g(θ−ΔR·v))/(2ΔR)`` (central), as the Lanczos variant of ARTn
+    does; every new vector is reorthogonalised against the whole basis, twice (full
+    reorthogonalisation: the basis stays orthonormal in float32 too, no ghost eigenvalues).
+    After k products N is the Ritz vector of the smallest eigenvalue θ₁ of the tridiagonal T_k, the
+    curvature is θ₁, and the torque is the Ritz residual ``‖HN − θ₁N‖ = β_{k+1}·|s_k|`` (s the
+    eigenvector of T_k), known without another product. A row stops with the criteria of the
+    Fourier rotation (torque < ``torque_tol``, or ``½·arctan(torque/|C|) < PHI_TOL``) or when its
+    Krylov space is invariant (β ≈ 0: the Ritz pair is exact). Stopped rows keep their N and C; the
+    batch goes on while any row is active (one call of grad_fn per product for the whole batch).
+
+    Memory: the basis, up to ``max_iterations + 1`` vectors of shape ``(..., d)``. Cost: the first
+    product is iteration 0, each iteration one more product, so ``grad_evals = 2 + iterations``
+    forward (g₀ included) and ``2·(iterations + 1)`` central (no g₀ needed).
+    """
+    shift = _shift_of(grad_fn, x)
+    g0 = grad_fn(x) if scheme == "forward" else None
+    per_product = 1 if scheme == "forward" else 2
+    grad_evals = 1 if scheme == "forward" else 0
+    eps = torch.finfo(x.dtype).eps
+    batch_shape = x.shape[:-1]
+
+    def product(v: Tensor) -> Tensor:
+        g1, g_minus = _end_gradients(shift, v, length, scheme)
+        return _finite_difference(g0, g1, g_minus, length)
+
+    def ritz_vector(coefficients: Tensor) -> Tensor:  # Σ s_j v_j over the basis, (..., d)
+        u = basis[0] * coefficients[..., 0:1]
+        for j in range(1, coefficients.shape[-1]):
+            u.addcmul_(basis[j], coefficients[..., j : j + 1])
+        return normalize(u)
+
+    basis = [n]
+    alphas: list[Tensor] = []
+    betas: list[Tensor] = []
+    scale = torch.zeros(batch_shape, dtype=x.dtype, device=x.device)  # max |T| entry so far, per row
+    stopped = torch.zeros(batch_shape, dtype=torch.bool, device=x.device)
+    n_out, curvature, torque = n, None, None
+    coefficients = torch.ones((*batch_shape, 1), dtype=x.dtype, device=x.device)  # of n_out in the basis
+    history: list[dict] = []
+    iterations = 0
+    while True:
+        v = basis[-1]
+        w = product(v)
+        grad_evals += per_product
+        alpha = batched_dot(w, v)
+        alphas.append(alpha)
+        w = torch.addcmul(w, alpha.unsqueeze(-1), v, value=-1)
+        if len(basis) > 1:
+            w = torch.addcmul(w, betas[-1].unsqueeze(-1), basis[-2], value=-1)
+        for _ in range(2):  # full reorthogonalisation, twice is enough (Kahan–Parlett)
+            for u in basis:
+                w = torch.addcmul(w, batched_dot(w, u).unsqueeze(-1), u, value=-1)
+        beta = row_norm(w)
+        scale = torch.maximum(scale, torch.maximum(alpha.abs(), beta))
+        k = len(alphas)
+        tridiagonal = torch.diag_embed(torch.stack(alphas, -1))
+        if k > 1:
+            off = torch.stack(betas, -1)
+            tridiagonal = tridiagonal + torch.diag_embed(off, offset=1) + torch.diag_embed(off, offset=-1)
+        ritz_values, ritz_vectors = torch.linalg.eigh(tridiagonal)
+        theta, s = ritz_values[..., 0], ritz_vectors[..., :, 0]
+        residual = beta * s[..., -1].abs()
+        invariant = beta <= 10 * k * eps * scale
+        residual = torch.where(invariant, torch.zeros_like(residual), residual)
+        active = ~stopped
+        if curvature is None:
+            curvature, torque = theta, residual
+        else:
+            curvature = torch.where(active, theta, curvature)
+            torque = torch.where(active, residual, torque)
+        pad = torch.nn.functional.pad(coefficients, (0, k - coefficients.shape[-1]))
+        coefficients = torch.where(active.unsqueeze(-1), s, pad)
+        if record and iterations > 0:
+            n_before = n_out
+            n_out = ritz_vector(coefficients)
+            plane = perp(n_out, n_before)
+            angle = torch.atan2(row_norm(plane), batched_dot(n_out, n_before))
+            nan = torch.full_like(curvature, math.nan)
+            history.append(
+                {
+                    "n": n_out,
+                    "curvature": curvature,
+                    "torque": torque,
+                    "theta": normalize(plane),
+                    "trial_angle": torch.zeros_like(angle),
+                    "angle": torch.where(active, angle, torch.zeros_like(angle)),
+                    "a0": nan,
+                    "a1": nan,
+                    "b1": nan,
+                }
+            )
+        resolvable = 0.5 * torch.atan2(residual, theta.abs()) >= PHI_TOL  # the fourier stop, same angle
+        finite = torch.isfinite(theta) & torch.isfinite(residual)  # a NaN row never counts as converged
+        converged_now = (invariant | (residual < torque_tol) | ~resolvable) & finite
+        stopped = stopped | (active & converged_now)
+        if iterations >= max_iterations or bool(stopped.all()):
+            break
+        iterations += 1
+        betas.append(beta)
+        safe = torch.where(invariant, torch.ones_like(beta), beta)
+        basis.append((w / safe.unsqueeze(-1)) * (~invariant).unsqueeze(-1))  # a stopped row's 0 is harmless
+    if not (record and iterations > 0):
+        n_out = ritz_vector(coefficients)
+    info = {"grad_evals": grad_evals, "iterations": iterations, "converged": stopped, "torque": torque}
+    if record:
+        info["history"] = history
+    return n_out, curvature, info
+
+
 def min_mode(
     grad_fn: GradFn,
     x: Tensor,
     n0: Tensor | None = None,
     length: float = 1e-3,
     max_iterations: int = 50,
-    rotation: str = "fourier",
+    rotation: str = "lanczos",
     scheme: str = "forward",
     plane: str = "cg",
     torque_tol: float = 1e-6,
@@ -448,24 +570,33 @@ def min_mode(
     ``(..., d) -> (..., d)`` and is called once per probe on the whole batch. N starts at ``n0``
     (normalised) or at a random unit vector drawn from ``seed`` (dtype/device of x).
 
+    - ``rotation="lanczos"`` (default): Lanczos with full reorthogonalisation on finite-difference
+      Hessian-vector products (the Lanczos variant of ARTn); N is the lowest Ritz vector, C its
+      Ritz value, the torque its residual ``‖HN − CN‖``. One gradient per iteration (2 central), the
+      Krylov optimum for that many products; ``plane`` is not used; keeps up to
+      ``max_iterations + 1`` basis vectors. ``benchmarks/engine_accuracy.py``: products to
+      |cos| > 0.99 = exact-HVP Lanczos + 1 (the gradient at x).
     - ``rotation="fourier"``: :func:`rotate_fourier` in the plane chosen by ``plane``: ``"sd"``
       (N and F_R), ``"cg"`` (Polak–Ribière conjugate directions) or ``"lbfgs"`` (L-BFGS on the
       sphere). The end gradient is interpolated, so an iteration costs 1 gradient (2 central).
     - ``rotation="sd"``: :func:`rotate_sd` with ``rotation_step`` (required; stable for
       ``0 < rotation_step < 2/(λ_max − λ_min)``), then a fresh probe; ``plane`` is not used.
 
-    A row stops (masks; the others go on) when its torque ‖F_R‖ < ``torque_tol`` or, fourier,
-    when the trial angle along F_R, ``½·arctan(‖F_R‖/|C|)``, is below ``PHI_TOL`` = 1e-3 (no
+    A row stops (masks; the others go on) when its torque ‖F_R‖ < ``torque_tol`` or, fourier and
+    lanczos, when the trial angle along F_R, ``½·arctan(‖F_R‖/|C|)``, is below ``PHI_TOL`` = 1e-3 (no
     further rotation resolvable). A cg / lbfgs direction whose own trial angle is below it is
     skipped and the plane restarts from F_R. The loop ends when every row has stopped or after
     ``max_iterations``.
 
     Returns ``(n (..., d), curvature (...), info)``; info: ``grad_evals`` (int, one call of
-    grad_fn on the batch = 1, the gradient at x included), ``iterations``, ``converged`` (bool
+    grad_fn on the batch = 1, the gradient at x included; forward: ``2 + iterations`` for lanczos
+    and fourier; central: ``2 + 2·iterations`` lanczos, which needs no gradient at x, and
+    ``3 + 2·iterations`` fourier), ``iterations``, ``converged`` (bool
     ``(...)``), ``torque`` ``(...)`` and, with ``record=True``, ``history``: one dict per iteration
     with ``n``, ``curvature``, ``torque`` after it, and its rotation plane ``theta`` (Θ, unit,
     ``(..., d)``: ``N(φ) = N_before cos φ + Θ sin φ``), ``trial_angle``, ``angle`` (φ_min) and
-    Fourier model ``a0``, ``a1``, ``b1`` of C(φ) about the orientation before it (NaN for "sd";
+    Fourier model ``a0``, ``a1``, ``b1`` of C(φ) about the orientation before it (NaN for "sd"
+    and "lanczos", whose step is not a rotation in one plane's model; ``trial_angle`` 0 there;
     rows that had already stopped: angles 0 and the flat model ``a0 = 2C``, ``a1 = b1 = 0``).
     """
     if rotation not in ROTATIONS:
@@ -487,6 +618,8 @@ def min_mode(
             generator.seed()
         n0 = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     n = normalize(n0.to(dtype=x.dtype, device=x.device).expand_as(x))
+    if rotation == "lanczos":
+        return _lanczos_min_mode(grad_fn, x, n, length, max_iterations, scheme, torque_tol, record)
     current = probe(grad_fn, x, n, length, scheme=scheme)
     grad_evals = current.grad_evals
     converged = current.torque < torque_tol

@@ -53,11 +53,18 @@ METHODS = [
     {"rotation": "fourier", "plane": "cg"},
     {"rotation": "fourier", "plane": "lbfgs"},
     {"rotation": "sd", "plane": "sd", "rotation_step": 0.2},  # 0.2 < 2/(λ_max − λ_min) = 0.4
+    {"rotation": "lanczos", "plane": "cg"},  # plane unused
 ]
 
 
+def method_id(method: dict) -> str:
+    return (
+        f"{method['rotation']}-{method['plane']}" if method["rotation"] == "fourier" else method["rotation"]
+    )
+
+
 @pytest.mark.parametrize("d", [2, 20, 200])
-@pytest.mark.parametrize("method", METHODS, ids=lambda m: f"{m['rotation']}-{m['plane']}")
+@pytest.mark.parametrize("method", METHODS, ids=method_id)
 def test_every_rotation_method_finds_min_mode_of_batched_quadratics(d, method):
     batch = 3
     a, v_min, spectrum = quadratic(d, batch, seed=d)
@@ -224,7 +231,7 @@ def test_min_mode_leaves_a_row_with_zero_torque_where_it_is():
     assert abs(float(n[1, 2])) > 0.999
 
 
-@pytest.mark.parametrize("method", METHODS, ids=lambda m: f"{m['rotation']}-{m['plane']}")
+@pytest.mark.parametrize("method", METHODS, ids=method_id)
 def test_batched_rows_equal_separate_runs(method):
     batch, d = 4, 12
     a, _, _ = quadratic(d, batch, seed=16)
@@ -243,8 +250,9 @@ def test_batched_rows_equal_separate_runs(method):
 def test_fourier_min_mode_costs_one_gradient_per_iteration_forward_and_two_central():
     a, _, _ = quadratic(20, 2, seed=19)
     x = torch.zeros(2, 20, dtype=DTYPE)
-    _, _, forward = min_mode(quadratic_grad(a), x, seed=0, max_iterations=5, torque_tol=0.0)
-    _, _, central = min_mode(quadratic_grad(a), x, seed=0, max_iterations=5, torque_tol=0.0, scheme="central")
+    options = {"seed": 0, "max_iterations": 5, "torque_tol": 0.0, "rotation": "fourier"}
+    _, _, forward = min_mode(quadratic_grad(a), x, **options)
+    _, _, central = min_mode(quadratic_grad(a), x, scheme="central", **options)
     assert forward["iterations"] == central["iterations"] == 5
     assert forward["grad_evals"] == 2 + 5  # g0 and the first end, then one trial end per iteration
     assert central["grad_evals"] == 3 + 2 * 5
@@ -260,7 +268,8 @@ def test_central_scheme_min_mode_finds_min_mode():
 def test_min_mode_history_records_the_fourier_model_of_every_iteration():
     a, _, _ = quadratic(8, 2, seed=21)
     n0 = random_unit((2, 8), seed=4)
-    n, curvature, info = min_mode(quadratic_grad(a), torch.zeros(2, 8, dtype=DTYPE), n0=n0, record=True)
+    x = torch.zeros(2, 8, dtype=DTYPE)
+    n, curvature, info = min_mode(quadratic_grad(a), x, n0=n0, record=True, rotation="fourier")
     history = info["history"]
     assert len(history) == info["iterations"] > 0
     before = n0
@@ -319,7 +328,9 @@ def test_fourier_min_mode_finds_min_mode_with_float32_probes(plane):
     a, v_min, spectrum = quadratic(20, 2, seed=23)
     grad_fn = quadratic_grad(a.float())
     x = torch.randn(2, 20, generator=torch.Generator().manual_seed(24)).float()
-    n, curvature, _ = min_mode(grad_fn, x, seed=7, length=1e-3, plane=plane, max_iterations=100)
+    n, curvature, _ = min_mode(
+        grad_fn, x, seed=7, length=1e-3, rotation="fourier", plane=plane, max_iterations=100
+    )
     assert n.dtype == torch.float32
     assert (batched_dot(n.double(), v_min).abs() > 0.999).all()
     assert ((curvature.double() - spectrum[0]).abs() < 1e-2 * (spectrum[-1] - spectrum[0])).all()
@@ -332,9 +343,159 @@ def test_fourier_min_mode_finds_min_mode_of_a_non_quadratic_function(plane):
     x = 0.5 * torch.randn(3, 10, dtype=DTYPE, generator=torch.Generator().manual_seed(26))
     eigenvalues, eigenvectors = torch.linalg.eigh(a + torch.diag_embed(3 * x**2))
     n, curvature, info = min_mode(
-        lambda t: torch.einsum("...ij,...j->...i", a, t) + t**3, x, seed=8, plane=plane, max_iterations=200
+        lambda t: torch.einsum("...ij,...j->...i", a, t) + t**3,
+        x,
+        seed=8,
+        rotation="fourier",
+        plane=plane,
+        max_iterations=200,
     )
     assert info["converged"].all()
     assert (batched_dot(n, eigenvectors[..., 0]).abs() > 0.999).all()
     spread = eigenvalues[..., -1] - eigenvalues[..., 0]
     assert ((curvature - eigenvalues[..., 0]).abs() < 1e-3 * spread).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# rotation="lanczos": Lanczos on finite-difference Hessian-vector products
+
+
+def counting(grad_fn):
+    """grad_fn wrapped to count its calls (``calls[0]``)."""
+    calls = [0]
+
+    def wrapped(x):
+        calls[0] += 1
+        return grad_fn(x)
+
+    return wrapped, calls
+
+
+def test_lanczos_is_the_default_rotation():
+    a, _, _ = quadratic(6, 1, seed=40)
+    x = torch.zeros(1, 6, dtype=DTYPE)
+    default = min_mode(quadratic_grad(a), x, seed=1, max_iterations=3, torque_tol=0.0, record=True)
+    lanczos = min_mode(quadratic_grad(a), x, seed=1, max_iterations=3, torque_tol=0.0, rotation="lanczos")
+    assert torch.equal(default[0], lanczos[0]) and torch.equal(default[1], lanczos[1])
+    assert all(math.isnan(float(h["a0"])) for h in default[2]["history"])  # no Fourier model
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("basis", ["diagonal", "rotated"])
+@pytest.mark.parametrize("d", [2, 20, 200])
+def test_lanczos_finds_min_mode_of_batched_quadratics(d, basis, dtype):
+    batch = 3
+    a, v_min, spectrum = quadratic(d, batch, seed=41 + d)
+    if basis == "diagonal":  # A = diag(λ) with λ shuffled per row
+        order = torch.stack(
+            [torch.randperm(d, generator=torch.Generator().manual_seed(row)) for row in range(batch)]
+        )
+        a = torch.diag_embed(spectrum[order])
+        v_min = (order == 0).to(DTYPE)
+    x = torch.randn(batch, d, generator=torch.Generator().manual_seed(42), dtype=DTYPE)
+    grad_fn, calls = counting(quadratic_grad(a.to(dtype)))
+    n, curvature, info = min_mode(grad_fn, x.to(dtype), seed=3, max_iterations=100)
+    assert n.dtype == curvature.dtype == dtype
+    assert info["converged"].all()
+    assert (batched_dot(n.double(), v_min).abs() > 0.999).all()
+    tolerance = (1e-3 if dtype == torch.float64 else 1e-2) * (spectrum[-1] - spectrum[0])
+    assert ((curvature.double() - spectrum[0]).abs() < tolerance).all()
+    assert calls[0] == info["grad_evals"] == 2 + info["iterations"]
+    assert info["iterations"] < min(d, 30)  # a Krylov method: far fewer products than d at d = 200
+
+
+@pytest.mark.parametrize("scheme", ["forward", "central"])
+def test_lanczos_counts_every_call_of_grad_fn(scheme):
+    a, _, _ = quadratic(30, 2, seed=43)
+    x = torch.randn(2, 30, generator=torch.Generator().manual_seed(44), dtype=DTYPE)
+    per_product, at_x = (1, 1) if scheme == "forward" else (2, 0)
+    for options in ({"max_iterations": 7, "torque_tol": 0.0}, {"max_iterations": 0}, {}):
+        grad_fn, calls = counting(quadratic_grad(a))
+        _, _, info = min_mode(grad_fn, x, seed=5, scheme=scheme, rotation="lanczos", **options)
+        if "max_iterations" in options:
+            assert info["iterations"] == options["max_iterations"]
+        assert calls[0] == info["grad_evals"] == at_x + per_product * (info["iterations"] + 1)
+
+
+def test_lanczos_ritz_pair_is_the_krylov_optimum_and_its_torque_the_true_residual():
+    """After k products, C is the least eigenvalue of A on span{n0, A n0, …, A^(k−1) n0} and the
+    reported torque is ‖A N − C N‖ computed from the tridiagonal alone."""
+    d = 40
+    a, _, _ = quadratic(d, 1, seed=45)
+    a = a[0]
+    n0 = random_unit((d,), seed=46)
+    x = torch.randn(d, generator=torch.Generator().manual_seed(47), dtype=DTYPE)
+    _, _, run = min_mode(quadratic_grad(a), x, n0=n0, max_iterations=8, torque_tol=0.0, record=True)
+    krylov = [n0]
+    for k, entry in enumerate(run["history"], start=2):
+        krylov.append(a @ krylov[-1])
+        q, _ = torch.linalg.qr(torch.stack(krylov[:k], 1))
+        optimum = torch.linalg.eigvalsh(q.T @ a @ q)[0]
+        assert float(entry["curvature"]) == pytest.approx(float(optimum), abs=1e-9)
+        residual = torch.linalg.vector_norm(a @ entry["n"] - entry["curvature"] * entry["n"])
+        assert float(entry["torque"]) == pytest.approx(float(residual), rel=1e-6, abs=1e-9)
+        assert float(entry["n"] @ a @ entry["n"]) == pytest.approx(float(entry["curvature"]), abs=1e-9)
+    assert len(run["history"]) == run["iterations"] >= 6  # stops at ½·arctan(torque/|C|) < PHI_TOL
+
+
+def test_lanczos_stops_on_its_residual_without_knowing_the_answer():
+    a, v_min, spectrum = quadratic(100, 2, seed=48)
+    x = torch.zeros(2, 100, dtype=DTYPE)
+    loose = min_mode(quadratic_grad(a), x, seed=6, torque_tol=0.3, max_iterations=100)
+    tight = min_mode(quadratic_grad(a), x, seed=6, torque_tol=1e-9, max_iterations=100)
+    assert (loose[2]["torque"] < 0.3).all() and loose[2]["converged"].all()
+    assert loose[2]["iterations"] < tight[2]["iterations"]
+    gap = float(spectrum[1] - spectrum[0])
+    # sin∠(N, v_min) ≤ residual/gap (Davis–Kahan): the stop certifies the angle it reaches
+    sines = torch.sqrt(1 - batched_dot(loose[0], v_min) ** 2)
+    assert (sines <= loose[2]["torque"] / gap + 1e-12).all()
+    tight_sines = torch.sqrt(1 - batched_dot(tight[0], v_min) ** 2)
+    assert (tight_sines <= tight[2]["torque"] / gap + 1e-12).all() and (tight_sines < 0.1 * sines).all()
+
+
+def test_lanczos_central_scheme_finds_min_mode_of_a_non_quadratic_function():
+    """f(θ) = ½θᵀAθ + Σθᵢ⁴/4: forward and central products (O(ΔR), O(ΔR²)) both find the min mode."""
+    a, _, _ = quadratic(10, 3, seed=49)
+    x = 0.5 * torch.randn(3, 10, dtype=DTYPE, generator=torch.Generator().manual_seed(50))
+    eigenvalues, eigenvectors = torch.linalg.eigh(a + torch.diag_embed(3 * x**2))
+    spread = eigenvalues[..., -1] - eigenvalues[..., 0]
+    for scheme, tolerance in (("forward", 1e-2), ("central", 1e-5)):
+        n, curvature, info = min_mode(
+            lambda t: torch.einsum("...ij,...j->...i", a, t) + t**3, x, seed=8, scheme=scheme, torque_tol=1e-8
+        )
+        assert info["converged"].all()
+        assert (batched_dot(n, eigenvectors[..., 0]).abs() > 0.999).all()
+        assert ((curvature - eigenvalues[..., 0]).abs() < tolerance * spread).all()
+
+
+def rotating_quadratic(d: int, steps: int, angle: float, seed: int) -> list[torch.Tensor]:
+    """A(t) = R(t) A₀ R(t)ᵀ, R(t) turning the plane of v_min and a second direction by ``angle`` per step."""
+    a0, v_min, _ = quadratic(d, 1, seed=seed)
+    a0, v_min = a0[0], v_min[0]
+    other = normalize(perp(random_unit((d,), seed=seed + 1), v_min))
+    matrices = []
+    for t in range(steps):
+        c, s = math.cos(angle * t), math.sin(angle * t)
+        r = torch.eye(d, dtype=DTYPE) + (c - 1) * (torch.outer(v_min, v_min) + torch.outer(other, other))
+        r = r + s * (torch.outer(other, v_min) - torch.outer(v_min, other))
+        matrices.append(r @ a0 @ r.T)
+    return matrices
+
+
+def test_lanczos_warm_start_needs_fewer_gradients_on_a_slowly_moving_quadratic():
+    matrices = rotating_quadratic(50, steps=12, angle=0.02, seed=51)
+    x = torch.zeros(50, dtype=DTYPE)
+    warm_evals, cold_evals = [], []
+    n = None
+    for t, a in enumerate(matrices):
+        cold = min_mode(quadratic_grad(a), x, seed=100 + t, torque_tol=1e-4)
+        warm = min_mode(quadratic_grad(a), x, n0=n, seed=100 + t, torque_tol=1e-4)
+        n = warm[0]
+        assert cold[2]["converged"] and warm[2]["converged"]
+        exact = torch.linalg.eigh(a).eigenvectors[:, 0]
+        assert abs(float(warm[0] @ exact)) > 0.999
+        if t > 0:
+            warm_evals.append(warm[2]["grad_evals"])
+            cold_evals.append(cold[2]["grad_evals"])
+    assert sum(warm_evals) < 0.75 * sum(cold_evals)
+    assert all(w < c for w, c in zip(warm_evals, cold_evals))
