@@ -32,6 +32,7 @@ URL = "query-params"  # ``bind=URL``: the widget's value lives in the query para
 LARGE_FONTS_KEY = "big"  # app-wide toggles (app.py's sidebar), also URL parameters
 HIDE_CONTROLS_KEY = "lecture"
 MAX_CACHE_ENTRIES = 16
+MAX_CACHE_BYTES = 128 * 2**20  # all cache_runner caches together (estimated by nbytes)
 
 # Hyperparameters the optimizer picker knows: (min, max, step, help). Anything numeric not listed
 # gets the generic bounds; strings with a known set of values get a selectbox.
@@ -290,35 +291,141 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def cache_runner(fn: Callable) -> Callable:
-    """A process-wide LRU cache of ``fn``'s results with at most ``MAX_CACHE_ENTRIES`` entries.
+def nbytes(value: Any, _seen: set | None = None) -> int:
+    """An estimate of the memory a cached result holds: array and tensor buffers, strings and
+    bytes, summed through lists, tuples, dicts and objects' ``__dict__`` (dataclasses: ``Trace``,
+    ``EscapeResult``), each object once; 64 bytes for anything else."""
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes) + (nbytes(value.base, seen) if value.dtype == object else 0)
+    if type(value).__module__.startswith("torch") and hasattr(value, "element_size"):
+        return int(value.element_size() * value.numel())
+    if isinstance(value, str | bytes | bytearray):
+        return len(value) + 49
+    if isinstance(value, dict):
+        return 64 + sum(nbytes(k, seen) + nbytes(v, seen) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return 56 + 8 * len(value) + sum(nbytes(v, seen) for v in value)
+    if hasattr(value, "to_plotly_json") and hasattr(value, "_layout"):  # a Plotly figure: its data
+        parts = (value._data, value._layout, getattr(value, "_plain_frames", None))
+        parts += (getattr(value, "_frozen", None),)
+        return 64 + sum(nbytes(part, seen) for part in parts)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return 64 + nbytes(vars(value), seen)
+    return 64
+
+
+def release_memory() -> bool:
+    """Give freed heap pages back to the operating system (glibc ``malloc_trim(0)``); False where
+    that call does not exist (not glibc). Called after a cache eviction: without it the server's
+    RSS stays at its peak after the evicted results are freed (``benchmarks/soak.py``)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
+_CACHE: OrderedDict = OrderedDict()  # (function id, key) -> (value, bytes), least recently used first
+_CACHE_LOCK = threading.Lock()
+_CACHE_BYTES = [0]
+
+
+def cache_bytes() -> int:
+    """Bytes (estimated by :func:`nbytes`) held by all :func:`cache_runner` caches together."""
+    with _CACHE_LOCK:
+        return _CACHE_BYTES[0]
+
+
+def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) -> Callable:
+    """A process-wide LRU cache of ``fn``'s results, shared by every session of the server.
+
+    Bounds: at most ``max_entries`` (default ``MAX_CACHE_ENTRIES``) results of ``fn``, and at most
+    ``MAX_CACHE_BYTES`` for all cached functions together (estimated by :func:`nbytes`; the least
+    recently used result of any function goes first; a result larger than the whole budget is
+    returned but not kept). Freed memory is handed back to the OS after an eviction
+    (:func:`release_memory`).
 
     The key is the arguments (lists, dicts and arrays made hashable); parameters whose name starts
-    with ``_`` (a progress callback) are not part of it. Not ``st.cache_data``: that one forbids
-    touching an element made outside the cached function (the progress bar) while it runs. Results
-    are shared, not copied: callers must not mutate them. ``wrapper.clear()`` empties the cache.
+    with ``_`` (a progress callback) are not part of it. One computation per key: a session asking
+    for a key that another session is computing waits for that result instead of computing it again
+    (a class opening one link computes it once). Not ``st.cache_data``: that one forbids touching
+    an element made outside the cached function (the progress bar) while it runs, and copies
+    (unpickles) every hit. Results are shared, not copied: callers must not mutate them.
+    ``wrapper.clear()`` empties this function's cache; ``wrapper.stats()`` gives ``computations``
+    (calls of ``fn``), ``hits``, ``entries`` and ``bytes``.
     """
+    if fn is None:
+        return functools.partial(cache_runner, max_entries=max_entries)
     signature = inspect.signature(fn)
-    entries: OrderedDict = OrderedDict()
-    lock = threading.Lock()
+    fid = object()
+    running: dict = {}  # key -> threading.Event of the computation in flight
+    counts = {"computations": 0, "hits": 0}
+
+    def mine() -> list:
+        return [k for k in _CACHE if k[0] is fid]
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        key = tuple((k, _freeze(v)) for k, v in bound.arguments.items() if not k.startswith("_"))
-        with lock:
-            if key in entries:
-                entries.move_to_end(key)
-                return entries[key]
-        value = fn(*args, **kwargs)
-        with lock:
-            entries[key] = value
-            while len(entries) > MAX_CACHE_ENTRIES:
-                entries.popitem(last=False)
+        key = (fid, tuple((k, _freeze(v)) for k, v in bound.arguments.items() if not k.startswith("_")))
+        while True:
+            with _CACHE_LOCK:
+                if key in _CACHE:
+                    _CACHE.move_to_end(key)
+                    counts["hits"] += 1
+                    return _CACHE[key][0]
+                event = running.get(key)
+                if event is None:
+                    running[key] = threading.Event()
+                    break
+            # another session is computing this key: wait, then read its result (or compute it
+            # here when that computation failed)
+            event.wait()
+        try:
+            value = fn(*args, **kwargs)
+            size = nbytes(value)
+            evicted = False
+            with _CACHE_LOCK:
+                counts["computations"] += 1
+                if size <= MAX_CACHE_BYTES:
+                    _CACHE[key] = (value, size)
+                    _CACHE_BYTES[0] += size
+                own = mine()
+                most = MAX_CACHE_ENTRIES if max_entries is None else max_entries
+                for old in own[: max(0, len(own) - most)]:
+                    _CACHE_BYTES[0] -= _CACHE.pop(old)[1]
+                    evicted = True
+                while _CACHE and _CACHE_BYTES[0] > MAX_CACHE_BYTES:
+                    _CACHE_BYTES[0] -= _CACHE.popitem(last=False)[1][1]
+                    evicted = True
+        finally:
+            with _CACHE_LOCK:
+                running.pop(key).set()
+        if evicted:
+            release_memory()
         return value
 
-    wrapper.clear = entries.clear
+    def clear() -> None:
+        with _CACHE_LOCK:
+            for old in mine():
+                _CACHE_BYTES[0] -= _CACHE.pop(old)[1]
+        release_memory()
+
+    def stats() -> dict:
+        with _CACHE_LOCK:
+            own = mine()
+            return {**counts, "entries": len(own), "bytes": sum(_CACHE[k][1] for k in own)}
+
+    wrapper.clear = clear
+    wrapper.stats = stats
     return wrapper
 
 
@@ -341,6 +448,37 @@ def cached_surface_race(
     surface = get_surface(surface_key, formula)
     problem = surface_problem(surface, start, offset=offset)
     return race(problem, specs_from_json(specs_json), steps, seed=seed, clip=clip, progress=_progress)
+
+
+@cache_runner(max_entries=4)
+def cached_surface_grid(surface_key: str, formula: str):
+    """``viz.surface_figs.surface_grid`` of a surface (the contour image's 400×400 values)."""
+    from viz.surface_figs import surface_grid
+
+    return surface_grid(get_surface(surface_key, formula))
+
+
+@cache_runner(max_entries=8)
+def cached_race_figure(
+    surface_key: str,
+    formula: str,
+    start: tuple[float, float],
+    offset: float | None,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    options: tuple,
+):
+    """The animated race figure of :func:`cached_surface_race`'s traces (a cache hit: the race is
+    not run again) with ``viz.surface_figs.race_figure`` keyword ``options`` (sorted ``(name,
+    value)`` pairs); frozen: serialised once, later serialisations reuse that dict."""
+    from viz.surface_figs import race_figure
+
+    traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
+    surface = get_surface(surface_key, formula)
+    fig = race_figure(surface, traces, grid=cached_surface_grid(surface_key, formula), **dict(options))
+    return fig.freeze() if hasattr(fig, "freeze") else fig
 
 
 @cache_runner

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages.common import (
     URL,
+    cached_race_figure,
     cached_surface_race,
     controls,
     copy_link_button,
@@ -82,6 +83,7 @@ def _on_click() -> None:
     st.session_state["x0"] = min(max(float(x), x_lo), x_hi)
     st.session_state["y0"] = min(max(float(y), y_lo), y_hi)
     st.session_state["offset"] = None
+    st.session_state["_new_start"] = True  # the chart's fragment reruns the whole page (a new race)
 
 
 link_start = {name: st.query_params.get(name) for name in ("x0", "y0")}  # before the widgets vet them
@@ -196,30 +198,6 @@ with panel:
         bind=URL,
         help="Gradient clipping changes escape behaviour: off by default, shown when on.",
     )
-    with st.expander("View", expanded=False):
-        speed = st.select_slider(
-            "Playback speed", SPEEDS, value=1.0, format_func=lambda s: f"{s:g}×", key="speed", bind=URL
-        )
-        zoom_choice = st.selectbox(
-            "Dimer zoom ×k",
-            ZOOMS,
-            key="zoom",
-            bind=URL,
-            help="The dimer length ΔR is tiny; draw it k times longer (auto: ≈4 % of the window).",
-        )
-        arrows = st.radio(
-            "Arrows",
-            ("direction", "scale"),
-            horizontal=True,
-            key="arrows",
-            bind=URL,
-            format_func=lambda a: "same length" if a == "direction" else "to scale",
-            help="Same length: −g always has one length and −g_mod, the removed part are to its scale.",
-        )
-        show_dimer = st.checkbox("Dimer", True, key="show_dimer", bind=URL)
-        show_arrows = st.checkbox("Gradient arrows", True, key="show_arrows", bind=URL)
-        show_min_mode = st.checkbox("Exact min mode", True, key="show_vmin", bind=URL)
-        log_loss = st.checkbox("Log loss axis", False, key="log_loss", bind=URL)
 
 start = (float(x0), float(y0))
 offset_value = None if (offset is None or not has_saddle) else float(offset)
@@ -276,43 +254,86 @@ else:
     )
     close()
 
-grid = surface_grid(surface)
 race_start = traces[0].position_2d[0].tolist() if traces and traces[0].position_2d is not None else start
-figure_options = {
-    "start": race_start,
-    "dimer_zoom": None if zoom_choice == "auto" else float(zoom_choice),
-    "arrows": arrows,
-    "show_dimer": show_dimer,
-    "show_arrows": show_arrows,
-    "show_min_mode": show_min_mode,
-    "frame_ms": 50.0 / float(speed),
-    "large": large,
-}
-fig = None
-with safe_block("The race figure"):
-    fig = race_figure(surface, traces, grid=grid, **figure_options)
-    st.plotly_chart(
-        fig,
-        key="race_chart",
-        width="content",
-        on_select=_on_click,
-        selection_mode="points",
-        config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}},
-    )
-    meta = fig.layout.meta or {}
-    notes = [
-        "▶ Play / ❚❚ Pause, drag the slider to scrub. Arrows point downhill: −g solid, −g_mod dashed, "
-        "removed part dotted."
-    ]
-    if show_dimer and any(t.direction is not None for t in traces):
-        notes.append(f"Dimer drawn ×{meta.get('dimer_zoom', 1):g} (both ends, centred on θ).")
-    if arrows == "scale" and meta.get("arrow_scale"):
-        notes.append(f"Arrow = {meta['arrow_scale']:.3g} × vector.")
-    if show_min_mode:
-        notes.append("Grey dotted: exact min-mode eigenvector.")
-    if config["clip"] is not None:
-        notes.append(f"Clipping on: ‖g‖ ≤ {config['clip']:g} for every optimizer.")
-    st.caption(" ".join(notes))
+race_key = (surface_key, formula, start, offset_value, specs_to_json(specs), int(steps), int(seed))
+race_key += (config["clip"],)
+export_options: dict = {}  # the view options of the chart on screen (the HTML download draws the same)
+
+
+@st.fragment
+def race_view(traces: list, race_start: list, export_options: dict) -> None:
+    """The animated chart and its view-only controls. A view change (speed, dimer zoom, arrows,
+    what is drawn) reruns only this fragment: the race comes from the cache, never recomputed."""
+    if st.session_state.pop("_new_start", False):
+        st.rerun(scope="app")  # a click on the contour picked a new start: a new race
+    chart = st.container()
+    with st.expander("View", expanded=False):
+        c1, c2, c3 = st.columns(3)
+        speed = c1.select_slider(
+            "Playback speed", SPEEDS, value=1.0, format_func=lambda s: f"{s:g}×", key="speed", bind=URL
+        )
+        zoom_choice = c2.selectbox(
+            "Dimer zoom ×k",
+            ZOOMS,
+            key="zoom",
+            bind=URL,
+            help="The dimer length ΔR is tiny; draw it k times longer (auto: ≈4 % of the window).",
+        )
+        arrows = c3.radio(
+            "Arrows",
+            ("direction", "scale"),
+            horizontal=True,
+            key="arrows",
+            bind=URL,
+            format_func=lambda a: "same length" if a == "direction" else "to scale",
+            help="Same length: −g always has one length and −g_mod, the removed part are to its scale.",
+        )
+        c1, c2, c3 = st.columns(3)
+        show_dimer = c1.checkbox("Dimer", True, key="show_dimer", bind=URL)
+        show_arrows = c2.checkbox("Gradient arrows", True, key="show_arrows", bind=URL)
+        show_min_mode = c3.checkbox("Exact min mode", True, key="show_vmin", bind=URL)
+    figure_options = {
+        "start": race_start,
+        "dimer_zoom": None if zoom_choice == "auto" else float(zoom_choice),
+        "arrows": arrows,
+        "show_dimer": show_dimer,
+        "show_arrows": show_arrows,
+        "show_min_mode": show_min_mode,
+        "frame_ms": 50.0 / float(speed),
+        "large": large,
+    }
+    export_options.clear()
+    export_options.update(figure_options)
+    with chart, safe_block("The race figure"):
+        if traces:
+            fig = cached_race_figure(*race_key, tuple(sorted(figure_options.items())))
+        else:
+            fig = race_figure(surface, [], grid=surface_grid(surface), **figure_options)
+        st.plotly_chart(
+            fig,
+            key="race_chart",
+            width="content",
+            on_select=_on_click,
+            selection_mode="points",
+            config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}},
+        )
+        meta = fig.layout.meta or {}
+        notes = [
+            "▶ Play / ❚❚ Pause, drag the slider to scrub. Arrows point downhill: −g solid, −g_mod dashed, "
+            "removed part dotted."
+        ]
+        if show_dimer and any(t.direction is not None for t in traces):
+            notes.append(f"Dimer drawn ×{meta.get('dimer_zoom', 1):g} (both ends, centred on θ).")
+        if arrows == "scale" and meta.get("arrow_scale"):
+            notes.append(f"Arrow = {meta['arrow_scale']:.3g} × vector.")
+        if show_min_mode:
+            notes.append("Grey dotted: exact min-mode eigenvector.")
+        if config["clip"] is not None:
+            notes.append(f"Clipping on: ‖g‖ ≤ {config['clip']:g} for every optimizer.")
+        st.caption(" ".join(notes))
+
+
+race_view(traces, race_start, export_options)
 
 if traces:
     st.subheader("Results")
@@ -344,29 +365,38 @@ if traces:
         "Diverged runs stop; the others go on."
     )
 
-    tab_loss, tab_curv, tab_3d = st.tabs(["Loss", "Curvature", "3-D view"], key="view", bind=URL)
-    if tab_loss.open:
-        with tab_loss, safe_block("The loss curves"):
-            c1, c2 = st.columns(2)
-            c1.plotly_chart(loss_figure(traces, "steps", log=log_loss, large=large), key="loss_steps")
-            c2.plotly_chart(loss_figure(traces, "grad_evals", log=log_loss, large=large), key="loss_evals")
-            st.caption(
-                "Right: cost in gradient evaluations — a dimer step spends extra gradients on its rotations."
-            )
-    if tab_curv.open:
-        with tab_curv, safe_block("The curvature view"):
-            st.plotly_chart(curvature_figure(traces, large=large), key="curvature")
-            st.caption(
-                "C = D·N, the dimer's curvature estimate, against the exact λ_min at the same point; "
-                "|cos| = 1 when N is the exact min-mode eigenvector."
-            )
-    if tab_3d.open:
-        with tab_3d, safe_block("The 3-D view"):
-            st.plotly_chart(surface3d_figure(surface, traces, large=large), key="surface3d")
-            st.caption("Static view of the full paths (drag to rotate).")
+    @st.fragment
+    def detail_tabs(traces: list) -> None:
+        """Loss, curvature and 3-D views: a tab switch or the log axis reruns only this fragment."""
+        log_loss = st.checkbox("Log loss axis", False, key="log_loss", bind=URL)
+        tab_loss, tab_curv, tab_3d = st.tabs(["Loss", "Curvature", "3-D view"], key="view", bind=URL)
+        if tab_loss.open:
+            with tab_loss, safe_block("The loss curves"):
+                c1, c2 = st.columns(2)
+                c1.plotly_chart(loss_figure(traces, "steps", log=log_loss, large=large), key="loss_steps")
+                evals = loss_figure(traces, "grad_evals", log=log_loss, large=large)
+                c2.plotly_chart(evals, key="loss_evals")
+                st.caption(
+                    "Right: cost in gradient evaluations — a dimer step spends extra gradients on its "
+                    "rotations."
+                )
+        if tab_curv.open:
+            with tab_curv, safe_block("The curvature view"):
+                st.plotly_chart(curvature_figure(traces, large=large), key="curvature")
+                st.caption(
+                    "C = D·N, the dimer's curvature estimate, against the exact λ_min at the same point; "
+                    "|cos| = 1 when N is the exact min-mode eigenvector."
+                )
+        if tab_3d.open:
+            with tab_3d, safe_block("The 3-D view"):
+                st.plotly_chart(surface3d_figure(surface, traces, large=large), key="surface3d")
+                st.caption("Static view of the full paths (drag to rotate).")
+
+    detail_tabs(traces)
 
     def _html() -> str:
-        lite = race_figure(surface, traces, grid=grid, **{**figure_options, **EXPORT_OPTIONS, "large": False})
+        options = {**export_options, **EXPORT_OPTIONS, "large": False}
+        lite = race_figure(surface, traces, grid=surface_grid(surface), **options)
         return standalone_html(lite, f"DEO Lab — {surface.name}")
 
     download_buttons("deo-lab-surfaces", config, traces=traces, html=_html)

@@ -85,11 +85,21 @@ class AnimatedFigure(go.Figure):
         self._plain_layout = dict(plain_layout or {})
 
     def to_dict(self) -> dict:
+        if getattr(self, "_frozen", None) is not None:
+            return self._frozen
         out = super().to_dict()
         if self._plain_frames:
             out["frames"] = self._plain_frames
         out.setdefault("layout", {}).update(self._plain_layout)
         return out
+
+    def freeze(self) -> AnimatedFigure:
+        """Serialise once: later ``to_dict`` calls return that same dict (read it, do not change it).
+        For a cached figure that every rerun sends again (``to_dict`` deep-copies ~30 traces).
+        Changes to the figure after ``freeze`` are not seen; returns ``self``."""
+        self._frozen = None
+        self._frozen = self.to_dict()
+        return self
 
 
 @dataclass
@@ -267,13 +277,18 @@ def arrow_scale(surface, traces: Sequence) -> float:
 
 
 def _nulls(a: ndarray) -> list:
-    """Rows of a float array as lists, NaN/inf → None."""
-    bad = ~np.isfinite(a)
-    if not bad.any():
-        return a.tolist()
-    out = a.astype(object)
-    out[bad] = None
-    return out.tolist()
+    """Rows of a float array as lists, NaN/inf → None (``tolist`` then a patch of the few bad
+    entries: converting the whole array to ``object`` first costs ~10× more)."""
+    a = np.asarray(a, dtype=np.float64)
+    out = a.tolist()
+    bad = np.argwhere(~np.isfinite(a))
+    if a.ndim == 1:
+        for (i,) in bad.tolist():
+            out[i] = None
+    else:
+        for i, j in bad.tolist():
+            out[i][j] = None
+    return out
 
 
 def _moving_xy(

@@ -1,0 +1,163 @@
+"""Serving a class: shared bounded caches, one computation per configuration, view-only changes
+that never rerun the race, and the animated figure's size on the wire (issue 9)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+
+def _deflate(text: str) -> int:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)  # what permessage-deflate sends
+    return len(c.compress(text.encode()) + c.flush())
+
+
+def test_cache_is_bounded_in_bytes_and_evicts_least_recently_used(monkeypatch):
+    import pages.common as common
+
+    monkeypatch.setattr(common, "MAX_CACHE_BYTES", 3_000_000)
+    calls = []
+
+    @common.cache_runner
+    def block(i):
+        calls.append(i)
+        return np.zeros(1_000_000 // 8)  # 1 MB
+
+    for i in range(5):
+        block(i)
+    assert block.stats()["entries"] <= 3
+    assert block.stats()["bytes"] <= 3_000_000
+    assert common.cache_bytes() <= 3_000_000
+    block(4)  # the most recent one is still there
+    assert calls == [0, 1, 2, 3, 4]
+    block(0)  # the oldest was evicted: computed again
+    assert calls == [0, 1, 2, 3, 4, 0]
+    block.clear()
+    assert block.stats()["entries"] == 0
+
+
+def test_a_result_larger_than_the_budget_is_returned_but_not_kept(monkeypatch):
+    import pages.common as common
+
+    monkeypatch.setattr(common, "MAX_CACHE_BYTES", 1000)
+
+    @common.cache_runner
+    def big(i):
+        return np.zeros(10_000)
+
+    assert big(1).shape == (10_000,)
+    assert big.stats() == {"computations": 1, "hits": 0, "entries": 0, "bytes": 0}
+
+
+def test_concurrent_sessions_asking_the_same_key_compute_it_once():
+    from pages.common import cache_runner
+
+    started = threading.Event()
+    calls = []
+
+    @cache_runner
+    def slow(x):
+        calls.append(x)
+        started.set()
+        time.sleep(0.3)
+        return x * 2
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(slow(21))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [42] * 6
+    assert calls == [21]
+    assert slow.stats()["computations"] == 1 and slow.stats()["hits"] == 5
+
+
+def test_a_failed_computation_lets_the_waiting_session_try_again():
+    from pages.common import cache_runner
+
+    attempts = []
+
+    @cache_runner
+    def flaky(x):
+        attempts.append(x)
+        if len(attempts) == 1:
+            raise RuntimeError("first try fails")
+        return x
+
+    with pytest.raises(RuntimeError):
+        flaky(1)
+    assert flaky(1) == 1
+    assert len(attempts) == 2
+
+
+def test_nbytes_counts_the_trace_arrays():
+    import deo
+    import landscapes
+    from deo.race import OptimizerSpec, race, surface_problem
+    from pages.common import nbytes
+
+    s = landscapes.SURFACES["saddle"]
+    traces = race(surface_problem(s, s.starts[0]), [OptimizerSpec("gd")], 50)
+    arrays = sum(v.nbytes for v in vars(traces[0]).values() if isinstance(v, np.ndarray))
+    assert isinstance(traces[0], deo.Trace)
+    assert arrays <= nbytes(traces) <= arrays + 20_000
+
+
+def test_view_only_changes_never_rerun_the_race():
+    """Speed, dimer zoom, arrows, what is drawn, the log axis and the tabs: the race is computed once."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages.common import cached_race_figure, cached_surface_race
+
+    cached_surface_race.clear()
+    cached_race_figure.clear()
+    before = cached_surface_race.stats()["computations"]
+    at = AppTest.from_file("../pages/surfaces.py", default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert cached_surface_race.stats()["computations"] == before + 1
+    at.selectbox(key="zoom").set_value("1000").run()
+    at.radio(key="arrows").set_value("scale").run()
+    at.select_slider(key="speed").set_value(2.0).run()
+    at.checkbox(key="show_dimer").uncheck().run()
+    at.checkbox(key="show_arrows").uncheck().run()
+    at.checkbox(key="log_loss").check().run()
+    assert not at.exception
+    assert cached_surface_race.stats()["computations"] == before + 1  # never recomputed
+    charts = [c for c in at.get("plotly_chart")]
+    assert charts
+    at.number_input(key="steps").set_value(120).run()  # a real change: a new race
+    assert cached_surface_race.stats()["computations"] == before + 2
+
+
+def test_default_race_figure_is_under_300_kb_on_the_wire():
+    import plotly.io as pio
+
+    import landscapes
+    from deo.race import OptimizerSpec, race, surface_problem
+    from viz.surface_figs import race_figure
+
+    s = landscapes.SURFACES["saddle_plateau"]
+    keys = ["gd", "adam", "deo_paper", "deo_escape"]
+    traces = race(surface_problem(s, s.starts[0]), [OptimizerSpec(k) for k in keys], 300)
+    fig = race_figure(s, traces, start=s.starts[0])
+    text = pio.to_json(fig, validate=False)
+    assert len(json.loads(text)["frames"]) >= 250  # one frame per step (at most MAX_FRAMES)
+    assert _deflate(text) <= 300_000
+    frozen = fig.freeze()
+    assert frozen.to_dict() is frozen.to_dict()  # serialised once
+    assert pio.to_json(frozen, validate=False) == text
+
+
+def test_the_server_compresses_its_websocket():
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableWebsocketCompression"] is True
