@@ -16,6 +16,9 @@ Runs (``--optimizers``):
 - ``deo_published_forward``: the published code (``PublishedDimer`` v4) with the training script's
   forward-only closure: N becomes NaN at step 10 and the run is plain (hand-written) Adam.
 - ``deo_published``: the same code with a working closure, to see where its direction goes.
+- ``deo_published_file_defaults`` (extra, labelled): the working-closure run with the optimizer
+  file's own defaults (dimer_strength 0.1, displacement 1e-4) instead of the values the authors'
+  ``train.py`` passes (5.0, 0.006; used by the two runs above, ``deo.presets.PUBLISHED_TRAIN_PY``).
 
 All Adam-type runs use betas (0.9, 0.99) as nanoGPT's shakespeare_char config, except the
 published code, which keeps its own defaults (0.9, 0.999) as a faithful reproduction.
@@ -64,7 +67,7 @@ if str(REPO) not in sys.path:
 from deo.baselines import PublishedDimer  # noqa: E402
 from deo.hessian import hvp, lanczos_min_eig  # noqa: E402
 from deo.optim import DEO  # noqa: E402
-from deo.presets import PRESETS  # noqa: E402
+from deo.presets import PRESETS, PUBLISHED_TRAIN_PY  # noqa: E402
 from landscapes.shakespeare import ShakespeareProblem, shakespeare_char  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -94,7 +97,15 @@ RUNS: dict[str, dict[str, Any]] = {
         "published": None,
         "lanczos": ("min", "max"),
     },
+    "deo_published_file_defaults": {
+        "label": "DEO (published code), working closure, optimizer-file defaults 0.1 / 1e-4 (not train.py's)",
+        "published": None,
+        "lanczos": ("min", "max"),
+    },
 }
+DEFAULT_RUNS = tuple(key for key in RUNS if key != "deo_published_file_defaults")
+# the optimizer file's own defaults, which the authors' train.py overrides with PUBLISHED_TRAIN_PY
+FILE_DEFAULTS = {"dimer_strength": 0.1, "displacement": 1e-4}
 
 
 def learning_rate(step: int, decay_steps: int = DECAY_STEPS) -> float:
@@ -161,8 +172,10 @@ def make_optimizer(key: str, params: dict[str, Tensor], seed: int) -> Optimizer:
         hp = {**PRESETS[key].defaults, "lr": LR, "betas": BETAS, "eps": 1e-8, "rotate_every": 10}
         hp["base"] = update_clipped(Adam, CLIP)
         return DEO(list(params.values()), seed=seed, **hp)
-    if key in ("deo_published", "deo_published_forward"):
-        hp = {**PRESETS["deo_published"].defaults, "lr": LR}
+    if key in ("deo_published", "deo_published_forward", "deo_published_file_defaults"):
+        hp = {**PRESETS["deo_published"].defaults, **PUBLISHED_TRAIN_PY, "lr": LR}
+        if key == "deo_published_file_defaults":
+            hp.update(FILE_DEFAULTS)
         hp["closure_mode"] = "published" if key == "deo_published_forward" else "working"
         return UpdateClippedPublishedDimer(list(params.values()), seed=seed, max_grad_norm=CLIP, **hp)
     raise ValueError(f"unknown run {key!r}; allowed: {sorted(RUNS)}")
@@ -580,7 +593,7 @@ def write_report(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps per run (paper: 20000)")
-    parser.add_argument("--optimizers", default=",".join(RUNS), help=f"comma list from {list(RUNS)}")
+    parser.add_argument("--optimizers", default=",".join(DEFAULT_RUNS), help=f"comma list from {list(RUNS)}")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--resume", action="store_true", help="continue from benchmarks/checkpoints/")

@@ -109,3 +109,25 @@ def test_unknown_hyperparameter_lists_the_allowed_ones():
 def test_invalid_value_is_refused_by_the_optimizer():
     with pytest.raises(ValueError, match="dimer_length"):
         make_optimizer("deo_paper", [torch.zeros(2, requires_grad=True)], dimer_length=-1.0)
+
+
+def test_published_code_preset_uses_the_authors_train_py_values():
+    # their train.py passes dimer_strength 5.0 and displacement 0.006 (not the file's 0.1 / 1e-4)
+    defaults = PRESETS["deo_published"].defaults
+    assert (defaults["dimer_strength"], defaults["displacement"]) == (5.0, 0.006)
+    x = torch.zeros(3, requires_grad=True)
+    opt = make_optimizer("deo_published", [x], seed=0)
+    assert (opt.dimer_strength, opt.displacement) == (5.0, 0.006)
+
+
+def test_paper_benchmark_runs_the_published_code_with_the_authors_values():
+    from benchmarks import paper
+
+    params = {"w": torch.zeros(4, 3, requires_grad=True), "b": torch.zeros(3, requires_grad=True)}
+    for key in ("deo_published", "deo_published_forward"):
+        opt = paper.make_optimizer(key, params, seed=0)
+        assert (opt.dimer_strength, opt.displacement) == (5.0, 0.006)
+    extra = paper.make_optimizer("deo_published_file_defaults", params, seed=0)
+    assert (extra.dimer_strength, extra.displacement) == (0.1, 1e-4)  # the labelled extra row
+    assert "deo_published_file_defaults" not in paper.DEFAULT_RUNS
+    assert "defaults 0.1 / 1e-4" in paper.RUNS["deo_published_file_defaults"]["label"]
