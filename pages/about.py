@@ -90,7 +90,8 @@ ENGINE_FACTS = (
     BackedFact(
         "**Projection cannot escape a strict saddle.** With the exact min eigenvector, DEO's α = 1 "
         "(g − (g·N)N) never leaves x²−y², x²−y²+y⁴/4 or the monkey saddle within 20 000 steps (lr 0.01), "
-        "where GD escapes in 349–804 steps; amplifying (α = −1) escapes in 177–371 steps.",
+        "where GD escapes in 349–804 steps; amplifying (α = −1) escapes in 177–371 steps (escaped: "
+        "f ≤ −1; on x²−y²+y⁴/4, whose minimum is exactly −1, f ≤ −0.9).",
         "tests/test_optim.py::test_escape_table_gd_and_exact_n_deo",
     ),
     BackedFact(
@@ -273,7 +274,8 @@ with safe_block("The published curves"):
         finals = pd.DataFrame(final_losses(curves))
         st.dataframe(finals, hide_index=True)
         st.caption(
-            "Last evaluation of each published run, read from the CSV (noise ≈ ±0.03). Compare the dashed "
+            "Last evaluation of each published run, read from the CSV (eval noise ≈ ±0.03 is assumed, "
+            "not measured). Compare the dashed "
             "baselines with adamw and the dimer classes of the same model size."
         )
         st.download_button(
