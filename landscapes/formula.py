@@ -3,7 +3,8 @@
 The text is parsed with Python's ``ast`` and checked against a whitelist; nothing of the text is
 ever executed by Python (no ``eval``/``exec``/``compile``, no sympy, no numexpr). Allowed:
 
-* numbers (``2``, ``0.5``, ``1e-3``; |number| ≤ 1e6), the names ``x``, ``y``, ``pi``, ``e``;
+* numbers (``2``, ``0.5``, ``1e-3``; |number| ≤ 1e6, also after constant folding: ``1e6**51*x``
+  is refused), the names ``x``, ``y``, ``pi``, ``e``;
 * ``+ - * / **`` with unary ``-``/``+`` and parentheses; ``^`` also means power (as students type it).
   It is replaced by ``**`` in the text *before* parsing, not mapped from Python's ``^`` (XOR) node:
   XOR binds more loosely than ``+``, so ``x^2 + y^2`` would otherwise mean ``x**(2 + y)**2``;
@@ -32,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from landscapes.surfaces import Surface
+from landscapes.surfaces import Surface, check_window
 
 MAX_LENGTH = 500
 MAX_NESTING = 30
@@ -136,13 +137,9 @@ def parse_formula(
 
 def _check_bounds(bounds) -> tuple[tuple[float, float], tuple[float, float]]:
     try:
-        (x0, x1), (y0, y1) = ((float(a), float(b)) for a, b in bounds)
-    except (TypeError, ValueError) as error:
-        raise FormulaError(f"bounds must be ((xmin, xmax), (ymin, ymax)), got {bounds!r}") from error
-    for lo, hi in ((x0, x1), (y0, y1)):
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise FormulaError(f"bounds must be finite with min < max, got {bounds!r}")
-    return (x0, x1), (y0, y1)
+        return check_window(bounds)
+    except ValueError as error:
+        raise FormulaError(f"Window bounds not usable: {error}") from None
 
 
 def _normalise(text: str) -> tuple[str, list[int]]:
@@ -277,6 +274,7 @@ def _build(node: ast.expr, text: str) -> Node:
     if isinstance(node, ast.Call):
         function, argument = FUNCTIONS[node.func.id], _build(node.args[0], text)
         if isinstance(argument, float):
+            argument = _used(argument, node.args[0], text)
             return lambda x, y: function(torch.full_like(x, argument))
         return lambda x, y: function(argument(x, y))
     return _build_binary(node, text)
@@ -290,6 +288,10 @@ def _build_binary(node: ast.BinOp, text: str) -> Node:
         raise FormulaError(f"Exponent {exponent} is too large (at most {MAX_EXPONENT:g})")
     if isinstance(left, float) and isinstance(right, float):
         return _fold(node, left, right, ast.get_source_segment(text, node))
+    if isinstance(left, float):
+        left = _used(left, node.left, text)
+    if isinstance(right, float):
+        right = _used(right, node.right, text)
     if is_power:
         return _combine(left, right, lambda a, b: a**b)
     operation = {
@@ -324,6 +326,15 @@ def _fold(node: ast.BinOp, left: float, right: float, text: str) -> float:
         raise FormulaError(f"'{text}' is not a real number") from None
     if not math.isfinite(value):
         raise FormulaError(f"The number '{text}' is too large")
+    return value
+
+
+def _used(value: float, node: ast.expr, text: str) -> float:
+    """A folded constant about to meet x or y (or a function): within the parser's number bound, as
+    a typed number must be (``1e6**51*x`` is refused; ``(1e6**51)**0*x`` is ``x``)."""
+    if abs(value) > MAX_NUMBER:
+        shown = ast.get_source_segment(text, node)
+        raise FormulaError(f"The number '{shown}' = {value:g} is too large (|number| at most {MAX_NUMBER:g})")
     return value
 
 

@@ -21,6 +21,31 @@ from torch import Tensor
 
 KINDS = ("min", "saddle", "max", "degenerate")
 COLOR_SCALES = ("linear", "log", "clip")
+MAX_WINDOW_COORDINATE = 1e6  # a view window lies inside [−1e6, 1e6]² (the formula parser's number bound)
+MIN_WINDOW_WIDTH = 1e-6  # and is at least this wide in x and in y
+
+
+def check_window(bounds) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``bounds`` ((xmin, xmax), (ymin, ymax)) as floats, or a ValueError saying what is wrong: each
+    side finite, inside ±``MAX_WINDOW_COORDINATE``, min < max by at least ``MIN_WINDOW_WIDTH``
+    (±1e308 would put the default start and the grid at ±inf)."""
+    try:
+        (x0, x1), (y0, y1) = ((float(a), float(b)) for a, b in bounds)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"bounds must be ((xmin, xmax), (ymin, ymax)), got {bounds!r}") from error
+    for axis, lo, hi in (("x", x0, x1), ("y", y0, y1)):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"the {axis} window must be finite, got [{lo}, {hi}]")
+        if max(abs(lo), abs(hi)) > MAX_WINDOW_COORDINATE:
+            raise ValueError(
+                f"the {axis} window [{lo:g}, {hi:g}] reaches beyond ±{MAX_WINDOW_COORDINATE:g} (the limit)"
+            )
+        if not hi - lo >= MIN_WINDOW_WIDTH:
+            raise ValueError(
+                f"the {axis} window needs min < max, at least {MIN_WINDOW_WIDTH:g} apart, "
+                f"got [{lo:g}, {hi:g}]"
+            )
+    return (x0, x1), (y0, y1)
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,9 @@ class Surface:
     color_scale: str
     clip: float | None = None
     escape_loss: float | None = None
+
+    def __post_init__(self) -> None:
+        check_window(self.bounds)
 
 
 def _xy(p: Tensor) -> tuple[Tensor, Tensor]:

@@ -276,3 +276,47 @@ def test_parsing_never_executes_code(monkeypatch):
 def test_nan_everywhere_formula_is_accepted_without_evaluation():
     s = parse_formula("log(-1 - x**2) + y")
     assert torch.isnan(s.f(torch.zeros(4, 2))).all()
+
+
+@pytest.mark.parametrize(
+    "text", ["1e6**51*x", "1e6*1e6*x", "-(1e6**51)*x", "sin(1e6*1e6)*x", "x**2 + 2**20*y", "x + 1e3**3"]
+)
+def test_constant_folding_respects_the_number_bound(text):
+    """A folded constant that meets x, y or a function obeys |number| ≤ MAX_NUMBER, like a typed one."""
+    with pytest.raises(FormulaError, match=r"too large \(\|number\| at most 1e\+06\)"):
+        parse_formula(text)
+
+
+def test_folded_constants_within_the_bound_and_transient_large_ones_are_fine():
+    assert parse_formula("1e3*1e3*x").f(torch.tensor([[2.0, 0.0]])).item() == 2e6
+    assert parse_formula("(1e6**51)**0*x").f(torch.tensor([[3.0, 0.0]])).item() == 3.0
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        (((-1e308, 1e308), (-1, 1)), "beyond"),
+        (((-1, 1), (-1e7, 0)), "beyond"),
+        (((0, math.nan), (0, 1)), "finite"),
+        (((0, 1), (-math.inf, 0)), "finite"),
+        (((1, 1), (0, 1)), "min < max"),
+        (((0, 1), (0, 1e-12)), "at least"),
+    ],
+)
+def test_window_bounds_must_be_finite_and_sane(bounds, message):
+    with pytest.raises(FormulaError, match=message):
+        parse_formula("x", bounds=bounds)
+
+
+def test_the_widest_window_gives_a_finite_start():
+    s = parse_formula("x**2 - y**2", bounds=((-1e6, 1e6), (-1e6, 1e6)))
+    assert all(math.isfinite(c) for c in s.starts[0])
+
+
+def test_a_catalogue_surface_with_a_bad_window_is_refused():
+    from landscapes.surfaces import SURFACES, Surface
+
+    saddle = SURFACES["saddle"]
+    fields = {**saddle.__dict__, "bounds": ((-1e308, 1e308), (-2.0, 2.0))}
+    with pytest.raises(ValueError, match="beyond"):
+        Surface(**fields)
