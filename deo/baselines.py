@@ -100,12 +100,22 @@ class PGD(Optimizer):
         small = torch.linalg.vector_norm(g, dim=1).cpu() <= self.g_thres
         perturb = small & (t - state["last_perturbation"] > self.t_thres)
         if bool(perturb.any()):
+            theta = [p.detach().clone() for p in params]
+            generator_state = self.generator.get_state()
             xi = self._ball() * perturb.unsqueeze(1).to(torch.float64)
-            for p, value in zip(params, unflatten_rows(xi.to(self._device), params, self._rows)):
-                p.add_(value.to(p.dtype))
+            try:
+                for p, value in zip(params, unflatten_rows(xi.to(self._device), params, self._rows)):
+                    p.add_(value.to(p.dtype))
+                loss, grads = evaluate_closure(closure, params, "PGD.step")
+            except BaseException:  # all or nothing: θ, the counters and the generator as before the step
+                for p, value in zip(params, theta):
+                    p.copy_(value)
+                    p.grad = None
+                self.generator.set_state(generator_state)
+                state["grad_evals"] -= 1
+                raise
             state["last_perturbation"] = torch.where(perturb, t, state["last_perturbation"])
             state["perturbations"] += perturb.to(torch.int64)
-            loss, grads = evaluate_closure(closure, params, "PGD.step")
             state["grad_evals"] += 1
         for group in self.param_groups:
             for p in group["params"]:
@@ -299,6 +309,23 @@ class PublishedDimer(Optimizer):
         """One step of the published code (see the class docstring)."""
         closure = _require_closure(closure, "PublishedDimer.step")
         params = self._params()
+        counters = {name: getattr(self, name) for name in _COUNTERS}
+        try:
+            loss = self._closure_calls(closure, params)
+        except BaseException:  # all or nothing: the counters as before the step (θ is restored by _rotate)
+            for name, value in counters.items():
+                setattr(self, name, value)
+            for p in params:
+                p.grad = None
+            raise
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, p.grad, group)
+        return loss
+
+    def _closure_calls(self, closure: Callable[[], Any], params: list[Tensor]) -> Any:
+        """Every closure call of one published step (the rotation included); returns the loss at θ."""
         forward_only = self.closure_mode == "published"
         loss = None
         if forward_only:  # the training script's own loss.backward() before optimizer.step
@@ -315,10 +342,6 @@ class PublishedDimer(Optimizer):
             else:
                 first = self._call(closure, params, forward_only)
             loss = first if loss is None else loss
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad, group)
         return loss
 
     def _rotate(
@@ -329,12 +352,14 @@ class PublishedDimer(Optimizer):
         original = [p.clone() for p in params]
         loss = self._call(closure, params, forward_only) if recompute_g1 else None
         g1 = self._grads(params)
-        for p in params:
-            p.add_(self.state[p]["n"], alpha=self.displacement)
-        self._call(closure, params, forward_only)
+        try:
+            for p in params:
+                p.add_(self.state[p]["n"], alpha=self.displacement)
+            self._call(closure, params, forward_only)
+        finally:  # θ back exactly on every exit (an exception or KeyboardInterrupt in the closure)
+            for p, value in zip(params, original):
+                p.copy_(value)
         g2 = self._grads(params)
-        for p, value in zip(params, original):
-            p.copy_(value)
         for p, a, b in zip(params, g1, g2):
             n = self.state[p]["n"]
             if self.variant == "v4":

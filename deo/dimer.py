@@ -118,8 +118,12 @@ class DimerProbe:
 
 
 def _check_length(length: float) -> None:
-    if not length > 0:
-        raise ValueError(f"dimer length must be > 0, got {length}")
+    try:
+        usable = not isinstance(length, (bool, str, bytes)) and 0 < float(length) < math.inf
+    except (TypeError, ValueError):
+        usable = False
+    if not usable:
+        raise ValueError(f"dimer length must be > 0 and finite, got {length!r}")
 
 
 def _check_scheme(scheme: str) -> None:
@@ -605,10 +609,20 @@ def min_mode(
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
     if rotation == "sd" and (rotation_step is None or not rotation_step > 0):
         raise ValueError(f"rotation='sd' needs rotation_step > 0, got {rotation_step}")
-    if max_iterations < 0:
-        raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
+    if isinstance(max_iterations, bool) or not hasattr(max_iterations, "__index__") or max_iterations < 0:
+        raise ValueError(f"max_iterations must be an integer >= 0, got {max_iterations!r}")
     _check_length(length)
     _check_scheme(scheme)
+    scale = max(1.0, float(x.detach().abs().max()) if x.numel() else 1.0)
+    if bool(torch.tensor(scale, dtype=x.dtype) + length == scale):
+        raise ValueError(
+            f"length={length:g} is below the resolution of {x.dtype} at |x| = {scale:g}: the dimer ends "
+            "would round onto the midpoint (curvature 0/ΔR). Use a larger length."
+        )
+    if n0 is not None:
+        n0_norm = row_norm(torch.as_tensor(n0).to(dtype=x.dtype, device=x.device).expand_as(x))
+        if not bool(torch.isfinite(n0_norm).all()) or not bool((n0_norm > 0).all()):
+            raise ValueError("n0 must be a finite, nonzero direction in every row (it is normalised)")
 
     if n0 is None:
         generator = torch.Generator(device=x.device)
@@ -622,7 +636,8 @@ def min_mode(
         return _lanczos_min_mode(grad_fn, x, n, length, max_iterations, scheme, torque_tol, record)
     current = probe(grad_fn, x, n, length, scheme=scheme)
     grad_evals = current.grad_evals
-    converged = current.torque < torque_tol
+    resolved = torch.isfinite(current.curvature) & torch.isfinite(current.torque)
+    converged = (current.torque < torque_tol) & resolved
     chooser = {"sd": None, "cg": _ConjugatePlane(), "lbfgs": _LBFGSPlane()}[plane]
     history: list[dict] = []
     iterations = 0
@@ -662,7 +677,8 @@ def min_mode(
         grad_evals += new.grad_evals
         n = torch.where(active.unsqueeze(-1), n_new, n)
         current = _select_probe(active, new, current)
-        converged = converged | (active & stopped)
+        resolved = torch.isfinite(current.curvature) & torch.isfinite(current.torque)
+        converged = converged | (active & stopped & resolved)
         if record:
             history.append({"n": n, "curvature": current.curvature, "torque": current.torque, **model})
     info = {

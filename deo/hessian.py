@@ -35,11 +35,18 @@ def exact_eigh(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor
     batch_shape, d = x64.shape[:-1], x64.shape[-1]
     points = x64.reshape(-1, d).clone().requires_grad_(True)
     with torch.enable_grad():
-        gradients = torch.autograd.grad(torch.func.vmap(f)(points).sum(), points, create_graph=True)[0]
-        rows = [
-            torch.autograd.grad(gradients[:, i].sum(), points, retain_graph=i < d - 1, allow_unused=True)[0]
-            for i in range(d)
-        ]
+        values = torch.func.vmap(f)(points).sum()
+        gradients = None
+        if values.requires_grad:
+            gradients = torch.autograd.grad(values, points, create_graph=True, allow_unused=True)[0]
+        if gradients is None or not gradients.requires_grad:  # f constant or linear: ∇²f = 0
+            rows = [None] * d
+        else:
+            rows = [
+                torch.autograd.grad(gradients[:, i].sum(), points, retain_graph=i < d - 1, allow_unused=True)
+                for i in range(d)
+            ]
+            rows = [row[0] for row in rows]
     hessians = torch.stack([torch.zeros_like(points) if r is None else r for r in rows], dim=-2).detach()
     hessians = 0.5 * (hessians + hessians.mT)
     eigenvalues, eigenvectors = torch.linalg.eigh(hessians)

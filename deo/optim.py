@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+import numbers
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import SGD, Adam, AdamW, Optimizer
+from torch.optim import LBFGS, SGD, Adam, AdamW, Optimizer
 
 from deo.dimer import (
     DimerProbe,
@@ -33,6 +35,7 @@ ROTATIONS = ("sd", "fourier")
 SCHEMES = ("forward", "central")
 TARGETS = ("gradient", "update")
 BATCH_DIMS = (0, 1)
+LOW_PRECISION = (torch.bfloat16, torch.float16)  # widened to float32 for the dimer probes
 NO_BACKWARD = (
     "the closure left every parameter's .grad as None: it must compute the loss AND call "
     "loss.backward() (like torch.optim.LBFGS). A forward-only closure makes the dimer's second "
@@ -65,9 +68,21 @@ def evaluate_closure(closure: Callable[[], Any], params: list[Tensor], who: str)
         p.grad = None
     with torch.enable_grad():
         loss = closure()
+    if loss is not None and (isinstance(loss, bool) or not isinstance(loss, (Tensor, numbers.Real))):
+        raise TypeError(
+            f"{who}: the closure must return the loss (a tensor or a number) or None, "
+            f"got {type(loss).__name__} {loss!r:.80}"
+        )
     grads = [p.grad for p in params]
     if all(g is None for g in grads):
         raise RuntimeError(f"{who}: {NO_BACKWARD}")
+    for index, g in enumerate(grads):
+        if g is not None and g.layout != torch.strided:
+            raise TypeError(
+                f"{who}: parameter {index} {tuple(params[index].shape)} has a sparse gradient "
+                f"({g.layout}), e.g. from nn.Embedding(sparse=True); the dimer needs dense gradients "
+                "(shifted ends, dot products over all parameters): use sparse=False"
+            )
     return loss, grads
 
 
@@ -173,7 +188,7 @@ class DEO(Optimizer):
     ) -> None:
         base_cls = _validate(
             base, lr, dimer_length, rotate_every, rotations, rotation, scheme, alpha, gate, target,
-            nc_step, batch_dims, rotation_step,
+            nc_step, batch_dims, rotation_step, seed,
         )  # fmt: skip
         if base == "momentum":
             base_kwargs.setdefault("momentum", 0.9)
@@ -193,10 +208,12 @@ class DEO(Optimizer):
         self.rotation_step = rotation_step
 
         params_list = self._params()
+        check_params(params_list, "DEO")
         self._rows = row_count(params_list, self.batch_dims)
         self._dtype = torch.promote_types(params_list[0].dtype, torch.float32)
         for p in params_list[1:]:
             self._dtype = torch.promote_types(self._dtype, p.dtype)
+        check_resolution(self.dimer_length, params_list, self._dtype, "dimer_length")
         self._device = params_list[0].device
         self._theta: Tensor | None = None  # θ during a rotation event (allocated at the first)
         if seed is None:
@@ -205,6 +222,8 @@ class DEO(Optimizer):
         n0 = initial_direction([seed + b for b in range(self._rows)], d)
         nan = torch.full((self._rows,), math.nan, dtype=self._dtype, device=self._device)
         self.dimer: dict[str, Any] = {
+            "base": f"{base_cls.__module__}.{base_cls.__qualname__}",
+            "batch_dims": self.batch_dims,
             "seed": int(seed),
             "step": 0,
             "direction": n0.to(dtype=self._dtype, device=self._device),
@@ -239,6 +258,34 @@ class DEO(Optimizer):
         if state[1] is not None:
             torch.cuda.set_rng_state(state[1], self._device)
 
+    @contextmanager
+    def _widened(self, low: list[Tensor]) -> Iterator[None]:
+        """During a rotation event, bfloat16 / float16 parameters hold float32 copies of themselves
+        (``p.data`` swapped), so θ ± ΔR·N and the gradients g₀, g₁ are float32: a shift added in the
+        parameters' own dtype would round away (bf16 resolves only ~3 digits). The original tensors
+        are put back unchanged on every exit. The closure must accept float32 parameters (a model
+        that upcasts, or one run under ``torch.autocast``)."""
+        originals = [p.data for p in low]
+        try:
+            for p in low:
+                p.grad = None
+                p.data = p.data.to(torch.float32)
+            yield
+        except RuntimeError as error:
+            if "dtype" not in str(error) and "scalar type" not in str(error):
+                raise
+            raise RuntimeError(
+                f"DEO: the closure failed while the {len(low)} bfloat16/float16 parameter(s) were "
+                "widened to float32 for the dimer probe (the dimer ends must be float32 or wider, or "
+                "the shift θ + ΔR·N rounds away). Make the model accept float32 parameters: compute "
+                "from p.float(), or run the forward under torch.autocast(device_type, dtype=torch.bfloat16). "
+                f"The original error: {error}"
+            ) from error
+        finally:
+            for p, data in zip(low, originals):
+                p.grad = None
+                p.data = data
+
     # ----------------------------------------------------------------------------- the step
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -253,16 +300,29 @@ class DEO(Optimizer):
         state = self.dimer
         t = state["step"]
         event = t % self.rotate_every == 0
+        low = [p for p in params if p.dtype in LOW_PRECISION] if event else []
         rng_before = self._rng_state() if event else None
-        loss, g = self._gradient(closure, params)
-        grad_sq = batched_dot(g, g)
-        _check_finite(loss, grad_sq, t)
-        state["grad_evals"] += 1
-
+        kept = {key: state[key] for key in ("grad_evals", "direction", "curvature", "torque")}
+        try:
+            with self._widened(low) if low else nullcontext():
+                loss, g = self._gradient(closure, params)
+                grad_sq = batched_dot(g, g)
+                _check_finite(loss, grad_sq, t)
+                state["grad_evals"] += 1
+                if event:
+                    rng_after = self._rng_state()
+                    self._rotation_event(self._shift_gradient(closure, params, rng_before), g)
+                    self._set_rng_state(rng_after)
+        except BaseException:
+            # all or nothing: θ is restored by the shifts' own ``finally``; the dimer state and
+            # (on a rotation event) the global RNG go back to where they were before the step
+            state.update(kept)
+            for p in params:
+                p.grad = None
+            if rng_before is not None:
+                self._set_rng_state(rng_before)
+            raise
         if event:
-            rng_after = self._rng_state()
-            self._rotation_event(self._shift_gradient(closure, params, rng_before), g)
-            self._set_rng_state(rng_after)
             state["rotation_events"] += 1
             state["last_rotation_step"] = t
 
@@ -302,10 +362,12 @@ class DEO(Optimizer):
 
         def shift_grad(v: Tensor, s: float) -> Tensor:
             steps = [part.to(p.dtype) for p, part in zip(params, unflatten_rows(v, params, self._rows))]
-            torch._foreach_add_(params, steps, alpha=s)
-            self._set_rng_state(rng)
-            _, end_gradient = self._gradient(closure, params)
-            torch._foreach_copy_(params, saved)
+            try:
+                torch._foreach_add_(params, steps, alpha=s)
+                self._set_rng_state(rng)
+                _, end_gradient = self._gradient(closure, params)
+            finally:  # θ back bit for bit on every exit (an exception or KeyboardInterrupt in the closure)
+                torch._foreach_copy_(params, saved)
             return end_gradient
 
         return shift_grad
@@ -416,23 +478,139 @@ class DEO(Optimizer):
         return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the run then continues bit for bit."""
+        """Restore a :meth:`state_dict`; the run then continues bit for bit.
+
+        Everything is checked before anything changes: a ValueError says what does not match
+        (missing entries, another model's shapes, another base optimizer, ``batch_dims``, the
+        size or dtype of the dimer direction N).
+        """
+        self._check_state_dict(state_dict)
         groups = state_dict["param_groups"]
         self.base.load_state_dict({"state": state_dict["base_state"], "param_groups": groups})
         super().load_state_dict({"state": state_dict["state"], "param_groups": groups})
         self.base.param_groups = self.param_groups
         for key, value in state_dict["dimer"].items():
             if isinstance(value, Tensor):
-                value = value.to(dtype=self._dtype, device=self._device)
+                value = value.to(device=self._device)
             self.dimer[key] = _copy(value)
+
+    def _check_state_dict(self, state_dict: Any) -> None:
+        """ValueError naming the first thing in ``state_dict`` that does not fit this optimizer."""
+        if not isinstance(state_dict, dict):
+            raise ValueError(
+                f"DEO.load_state_dict needs a dict from DEO.state_dict(), got {type(state_dict).__name__}"
+            )
+        missing = [key for key in ("state", "param_groups", "base_state", "dimer") if key not in state_dict]
+        if missing:
+            raise ValueError(
+                f"DEO.load_state_dict: the state dict lacks {missing} (not a complete DEO.state_dict())"
+            )
+        groups = state_dict["param_groups"]
+        if not isinstance(groups, list) or len(groups) != len(self.param_groups):
+            count = len(groups) if isinstance(groups, list) else groups
+            raise ValueError(
+                f"DEO.load_state_dict: {count} parameter groups saved, "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        params = self._params()
+        index = 0
+        for number, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if not isinstance(saved, dict) or len(saved.get("params", ())) != len(group["params"]):
+                raise ValueError(
+                    f"DEO.load_state_dict: parameter group {number} holds "
+                    f"{len(saved.get('params', ())) if isinstance(saved, dict) else '?'} tensors saved, "
+                    f"{len(group['params'])} here"
+                )
+            absent = sorted(set(group) - set(saved) - {"params"})
+            if absent:
+                raise ValueError(
+                    f"DEO.load_state_dict: parameter group {number} lacks the hyperparameters {absent} of "
+                    f"this optimizer's base ({type(self.base).__name__}): saved with another base optimizer?"
+                )
+            index += len(group["params"])
+        dimer = state_dict["dimer"]
+        if not isinstance(dimer, dict):
+            raise ValueError("DEO.load_state_dict: the 'dimer' entry must be a dict")
+        missing = sorted(set(self.dimer) - set(dimer) - {"base", "batch_dims"})
+        if missing:
+            raise ValueError(f"DEO.load_state_dict: the dimer state lacks {missing}")
+        for key, here in (("base", self.dimer["base"]), ("batch_dims", self.batch_dims)):
+            if key in dimer and dimer[key] != here:
+                raise ValueError(
+                    f"DEO.load_state_dict: saved with {key}={dimer[key]!r}, this optimizer has {key}={here!r}"
+                )
+        direction, expected = dimer["direction"], self.dimer["direction"]
+        if not isinstance(direction, Tensor) or direction.shape != expected.shape:
+            shape = tuple(direction.shape) if isinstance(direction, Tensor) else type(direction).__name__
+            raise ValueError(
+                f"DEO.load_state_dict: the dimer direction N has shape {shape}, this optimizer needs "
+                f"{tuple(expected.shape)} (rows × parameters: another model, or another batch_dims)"
+            )
+        if direction.dtype != expected.dtype:
+            raise ValueError(
+                f"DEO.load_state_dict: the dimer direction N is {direction.dtype}, this optimizer's dimer "
+                f"runs in {expected.dtype} (the parameters' dtype changed since the state was saved)"
+            )
+        for key, value in dimer.items():
+            if isinstance(value, Tensor) and key != "direction" and value.shape != self.dimer[key].shape:
+                raise ValueError(
+                    f"DEO.load_state_dict: dimer entry {key!r} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(self.dimer[key].shape)}"
+                )
+        base_state = state_dict["base_state"]
+        if not isinstance(base_state, dict):
+            raise ValueError("DEO.load_state_dict: the 'base_state' entry must be a dict")
+        for key, entry in base_state.items():
+            if not isinstance(key, int) or not 0 <= key < len(params):
+                raise ValueError(
+                    f"DEO.load_state_dict: base state for parameter {key!r}, this optimizer has {len(params)}"
+                )
+            for name, value in entry.items():
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape != params[key].shape:
+                    raise ValueError(
+                        f"DEO.load_state_dict: base state {name!r} of parameter {key} has shape "
+                        f"{tuple(value.shape)}, the parameter has {tuple(params[key].shape)} "
+                        "(a state from another model?)"
+                    )
+
+
+LIMIT = 1e6  # the largest |value| accepted for dimer_length, alpha, nc_step (beyond: overflow, not a dimer)
+
+
+def _number(
+    name: str, value: Any, low: float | None = None, open_low: bool = False, high: float | None = None
+) -> float:
+    """``value`` as a finite float in the range, else TypeError / ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r:.60}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if low is not None and (value <= low if open_low else value < low):
+        raise ValueError(f"{name} must be {'>' if open_low else '>='} {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high:g}, got {value:g}")
+    return value
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    """``value`` as an int ≥ ``low`` (an integral float such as 10.0 is accepted), else an error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r:.60}")
+    if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    if int(value) < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {int(value)}")
+    return int(value)
 
 
 def _validate(
     base: str | type[Optimizer], lr: float, dimer_length: float, rotate_every: int, rotations: int,
     rotation: str, scheme: str, alpha: float, gate: float | None, target: str, nc_step: float,
-    batch_dims: int, rotation_step: float | None,
+    batch_dims: int, rotation_step: float | None, seed: int | None,
 ) -> type[Optimizer]:  # fmt: skip
-    """Check DEO's arguments; return the base optimizer class."""
+    """Check DEO's arguments (TypeError for a wrong type, ValueError for a wrong value, each naming
+    the argument); return the base optimizer class."""
     if isinstance(base, type) and issubclass(base, Optimizer):
         base_cls = base
     elif isinstance(base, str) and base in BASES:
@@ -441,31 +619,67 @@ def _validate(
         raise ValueError(
             f"base must be one of {tuple(BASES)} or a torch.optim.Optimizer subclass, got {base!r}"
         )
-    if not lr >= 0:
-        raise ValueError(f"lr must be >= 0, got {lr}")
-    if not dimer_length > 0:
-        raise ValueError(f"dimer_length must be > 0, got {dimer_length}")
-    if int(rotate_every) != rotate_every or rotate_every < 1:
-        raise ValueError(f"rotate_every must be an integer >= 1, got {rotate_every}")
-    if int(rotations) != rotations or rotations < 0:
-        raise ValueError(f"rotations must be an integer >= 0, got {rotations}")
+    if issubclass(base_cls, LBFGS):
+        raise ValueError(
+            "base=torch.optim.LBFGS is not supported: LBFGS needs its own closure (it re-evaluates the "
+            "loss inside its step), while DEO hands its base optimizer a gradient and calls step() "
+            "without one. Use a first-order base (sgd, momentum, adam, adamw, or e.g. RMSprop)."
+        )
+    _number("lr", lr, low=0.0)
+    _number("dimer_length", dimer_length, low=0.0, open_low=True, high=LIMIT)
+    _integer("rotate_every", rotate_every, 1)
+    _integer("rotations", rotations, 0)
     if rotation not in ROTATIONS:
         raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
-    if rotation == "sd" and (rotation_step is None or not rotation_step > 0):
-        raise ValueError(f"rotation='sd' needs rotation_step > 0, got {rotation_step}")
+    if rotation_step is not None:
+        _number("rotation_step", rotation_step, low=0.0, open_low=True)
+    if rotation == "sd" and rotation_step is None:
+        raise ValueError("rotation='sd' needs rotation_step > 0 (stable below 2/(λ_max − λ_min)), got None")
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    if not math.isfinite(alpha):
-        raise ValueError(f"alpha must be a finite number, got {alpha}")
-    if gate is not None and not math.isfinite(gate):
-        raise ValueError(f"gate must be None or a finite number, got {gate}")
+    if abs(_number("alpha", alpha)) > LIMIT:
+        raise ValueError(
+            f"alpha must be within ±{LIMIT:g} (1 projects, -1 amplifies, 2 reflects), got {alpha:g}"
+        )
+    if gate is not None:
+        _number("gate", gate)
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    if not nc_step >= 0:
-        raise ValueError(f"nc_step must be >= 0, got {nc_step}")
-    if batch_dims not in BATCH_DIMS:
+    _number("nc_step", nc_step, low=0.0, high=LIMIT)
+    if batch_dims not in BATCH_DIMS or isinstance(batch_dims, bool):
         raise ValueError(f"batch_dims must be one of {BATCH_DIMS}, got {batch_dims!r}")
+    if seed is not None:
+        _integer("seed", seed, 0)
     return base_cls
+
+
+def check_params(params: list[Tensor], who: str) -> None:
+    """Refuse parameters the dimer cannot handle: complex or non-floating dtypes."""
+    for index, p in enumerate(params):
+        if p.is_complex():
+            raise TypeError(
+                f"{who}: parameter {index} {tuple(p.shape)} is complex ({p.dtype}); the dimer's curvature "
+                "NᵀHN and the dot products g·N are defined for real parameters only (split a complex "
+                "parameter into real and imaginary parts)"
+            )
+        if not p.is_floating_point():
+            raise TypeError(
+                f"{who}: parameter {index} has dtype {p.dtype}; only floating-point parameters "
+                "can be optimized"
+            )
+
+
+def check_resolution(length: float, tensors: Iterable[Tensor], dtype: torch.dtype, name: str) -> None:
+    """ValueError when a shift of ``length`` rounds away next to the largest |coordinate| (at least 1)
+    of ``tensors`` in ``dtype``: the dimer ends would coincide with the midpoint."""
+    scale = max([1.0] + [float(t.detach().abs().max()) for t in tensors if t.numel()])
+    anchor = torch.tensor(scale, dtype=dtype)
+    if bool(anchor + length == anchor):
+        raise ValueError(
+            f"{name}={length:g} is below the resolution of {dtype} at the parameters' scale "
+            f"(max |θ| = {scale:g}, resolution ≈ {torch.finfo(dtype).eps * scale:.3g}): the dimer ends "
+            "would round onto the midpoint and the curvature would be 0/ΔR. Use a larger length."
+        )
 
 
 def row_count(params: list[Tensor], batch_dims: int, who: str = "DEO") -> int:

@@ -82,6 +82,8 @@ class EscapeCriterion:
             raise ValueError("an escape criterion needs a radius or a loss_below (or both), got neither")
         if self.radius is not None and not self.radius > 0:
             raise ValueError(f"escape radius must be > 0, got {self.radius}")
+        if self.loss_below is not None and not -math.inf <= self.loss_below <= math.inf:  # NaN
+            raise ValueError(f"loss_below must be a number (not NaN) or None, got {self.loss_below}")
 
     def met(self, theta: Tensor, loss: Tensor) -> Tensor:
         """Boolean ``(...)`` for ``theta (..., d)`` and ``loss (...)``."""
