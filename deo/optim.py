@@ -86,13 +86,15 @@ def evaluate_closure(closure: Callable[[], Any], params: list[Tensor], who: str)
     return loss, grads
 
 
-def row_seed_stream(row_seed: int, draw: int) -> torch.Generator:
+def row_seed_stream(row_seed: int, draw: int, kind: str = "sign") -> torch.Generator:
     """A CPU generator for random draw number ``draw`` of the problem seeded ``row_seed``.
 
     Counter-based, so a row of a batch and the same problem run alone (seed ``seed + row``) draw
-    the same numbers, and the state is two integers.
+    the same numbers, and the state is two integers. ``kind`` separates the streams: ``"sign"``
+    (the negative-curvature step's tie-breaking signs) and ``"direction"`` (re-drawn random N).
     """
-    digest = hashlib.sha256(f"deo:{row_seed}:{draw}".encode()).digest()
+    key = f"deo:{row_seed}:{draw}" if kind == "sign" else f"deo:{kind}:{row_seed}:{draw}"
+    digest = hashlib.sha256(key.encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
 
 
@@ -164,6 +166,19 @@ class DEO(Optimizer):
             (so row b of a batch equals a separate run with ``seed + b``); ``None`` draws the
             seed from torch's global RNG.
         rotation_step: η_rot of the ``"sd"`` rotation.
+        direction: ``"dimer"`` (default: N is the dimer's, rotated toward the min mode) or
+            ``"random"``, the control that tells the rotation's effect from symmetry breaking:
+            N is the dimer run's own initial N (the same seed gives the same N₀) and is never
+            rotated; with ``redraw_every=k`` it is re-drawn every k steps (draw j at step j·k, from
+            a counter-based stream of row b's seed ``seed + b``). The control runs the same step
+            (α, gate, target, nc_step) and, at every rotation event, one probe of its N (c
+            gradients) so that C — which the gate and ``nc_step`` use — is measured along it.
+            Cost accounting: ``grad_evals`` charges the control exactly what the dimer run with the
+            same settings spends (``T + E·(rotations + 1)·c``), so both sit at the same x-position
+            of a loss-vs-gradient-evaluations plot; ``diagnostics()["grad_evals_spent"]`` counts the
+            gradients it really evaluated (``T + E·c``). For ``direction="dimer"`` the two are equal.
+        redraw_every: ``None`` (the random N is drawn once) or k ≥ 1, a multiple of
+            ``rotate_every`` (only with ``direction="random"``).
         **base_kwargs: passed to the base optimizer (betas, eps, weight_decay, momentum, ...).
     """
 
@@ -184,12 +199,15 @@ class DEO(Optimizer):
         batch_dims: int = 0,
         seed: int | None = None,
         rotation_step: float | None = None,
+        direction: str = "dimer",
+        redraw_every: int | None = None,
         **base_kwargs: Any,
     ) -> None:
         base_cls = _validate(
             base, lr, dimer_length, rotate_every, rotations, rotation, scheme, alpha, gate, target,
             nc_step, batch_dims, rotation_step, seed,
         )  # fmt: skip
+        _validate_direction(direction, redraw_every, rotate_every)
         if base == "momentum":
             base_kwargs.setdefault("momentum", 0.9)
         super().__init__(params, dict(lr=lr, **base_kwargs))
@@ -206,6 +224,8 @@ class DEO(Optimizer):
         self.nc_step = float(nc_step)
         self.batch_dims = int(batch_dims)
         self.rotation_step = rotation_step
+        self.direction = direction
+        self.redraw_every = None if redraw_every is None else int(redraw_every)
 
         params_list = self._params()
         check_params(params_list, "DEO")
@@ -236,10 +256,29 @@ class DEO(Optimizer):
             "grad_evals": 0,
             "rotation_events": 0,
             "last_rotation_step": -1,
+            "grad_evals_spent": 0,
         }
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
+
+    def _random_direction(self, draw: int) -> Tensor:
+        """Draw number ``draw`` of the random-direction control, ``(rows, d)``: draw 0 is the initial
+        N (the dimer run's own start); draw j ≥ 1 comes from the counter-based stream of row b's seed."""
+        state = self.dimer
+        d = state["direction"].shape[-1]
+        row_seeds = [state["seed"] + b for b in range(self._rows)]
+        if draw == 0:
+            n = initial_direction(row_seeds, d)
+        else:
+            rows = []
+            for row_seed in row_seeds:
+                v = torch.randn(
+                    d, generator=row_seed_stream(row_seed, draw, "direction"), dtype=torch.float64
+                )
+                rows.append(v / torch.linalg.vector_norm(v))
+            n = torch.stack(rows)
+        return n.to(dtype=self._dtype, device=self._device)
 
     def _flat(self, tensors: list[Tensor | None], params: list[Tensor]) -> Tensor:
         return flatten_rows(tensors, params, self._rows, self._dtype)
@@ -302,7 +341,9 @@ class DEO(Optimizer):
         event = t % self.rotate_every == 0
         low = [p for p in params if p.dtype in LOW_PRECISION] if event else []
         rng_before = self._rng_state() if event else None
-        kept = {key: state[key] for key in ("grad_evals", "direction", "curvature", "torque")}
+        kept = {
+            key: state[key] for key in ("grad_evals", "grad_evals_spent", "direction", "curvature", "torque")
+        }
         try:
             with self._widened(low) if low else nullcontext():
                 loss, g = self._gradient(closure, params)
@@ -311,8 +352,18 @@ class DEO(Optimizer):
                 state["grad_evals"] += 1
                 if event:
                     rng_after = self._rng_state()
+                    if (
+                        self.direction == "random"
+                        and self.redraw_every
+                        and t > 0
+                        and t % self.redraw_every == 0
+                    ):
+                        state["direction"] = self._random_direction(t // self.redraw_every)
                     self._rotation_event(self._shift_gradient(closure, params, rng_before), g)
                     self._set_rng_state(rng_after)
+            state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
+            if event and self.direction == "random":  # charged like the dimer run it controls
+                state["grad_evals"] += self.rotations * (1 if self.scheme == "forward" else 2)
         except BaseException:
             # all or nothing: θ is restored by the shifts' own ``finally``; the dimer state and
             # (on a rotation event) the global RNG go back to where they were before the step
@@ -380,7 +431,7 @@ class DEO(Optimizer):
         current = probe_shifted(shift_grad, n, self.dimer_length, g0=g, scheme=self.scheme)
         state["grad_evals"] += current.grad_evals
         curvature = current.curvature
-        for _ in range(self.rotations):
+        for _ in range(self.rotations if self.direction == "dimer" else 0):
             n, curvature, current = self._rotate(shift_grad, n, current)
         valid = _finite_rows(batched_dot(n, n), curvature, current.torque)  # ‖N‖²: every entry of N
         if bool(valid.all()):  # the usual case: no select over d (the step syncs for _check_finite anyway)
@@ -468,6 +519,8 @@ class DEO(Optimizer):
             "last_rotation_step": state["last_rotation_step"],
             "dimer_length": self.dimer_length,
             "step": state["step"],
+            "grad_evals_spent": state["grad_evals_spent"],
+            "direction_mode": self.direction,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -651,6 +704,25 @@ def _validate(
     if seed is not None:
         _integer("seed", seed, 0)
     return base_cls
+
+
+DIRECTIONS = ("dimer", "random")
+
+
+def _validate_direction(direction: str, redraw_every: int | None, rotate_every: int) -> None:
+    """Check the direction mode (the dimer, or the random-direction control) and its re-draw period."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if redraw_every is None:
+        return
+    if direction != "random":
+        raise ValueError("redraw_every is for the random-direction control: pass direction='random'")
+    redraw_every = _integer("redraw_every", redraw_every, 1)
+    if redraw_every % int(rotate_every):
+        raise ValueError(
+            f"redraw_every ({redraw_every}) must be a multiple of rotate_every ({rotate_every}): N is "
+            "re-drawn at a rotation event, where its curvature is probed"
+        )
 
 
 def check_params(params: list[Tensor], who: str) -> None:

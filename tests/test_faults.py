@@ -73,7 +73,11 @@ def same(a, b):
     assert torch.equal(a["curvature"], b["curvature"]) or (
         bool(a["curvature"].isnan().all()) and bool(b["curvature"].isnan().all())
     )
-    assert (a["grad_evals"], a["step"], a["rotation_events"]) == (b["grad_evals"], b["step"], b["rotation_events"])
+    assert (a["grad_evals"], a["step"], a["rotation_events"]) == (
+        b["grad_evals"],
+        b["step"],
+        b["rotation_events"],
+    )
 
 
 @pytest.mark.parametrize("batch_dims", [0, 1])
@@ -212,7 +216,9 @@ def test_truncated_state_dicts_are_refused_naming_what_is_missing():
     for key in ("state", "param_groups", "base_state", "dimer"):
         refused(opt, {k: v for k, v in full.items() if k != key}, key)
     refused(opt, {**full, "dimer": {k: v for k, v in full["dimer"].items() if k != "direction"}}, "direction")
-    refused(opt, {**full, "dimer": {k: v for k, v in full["dimer"].items() if k != "grad_evals"}}, "grad_evals")
+    refused(
+        opt, {**full, "dimer": {k: v for k, v in full["dimer"].items() if k != "grad_evals"}}, "grad_evals"
+    )
     refused(opt, {**full, "param_groups": []}, "groups")
     refused(opt, "not a dict", "dict")
 
@@ -424,7 +430,7 @@ def test_min_mode_never_reports_convergence_without_a_finite_curvature():
 )
 def test_a_straight_line_formula_has_a_zero_hessian(f):
     x = torch.tensor([[0.3, -0.2], [1.0, 2.0]], dtype=torch.float64)
-    eigenvalues, eigenvectors = exact_eigh(f, x)
+    eigenvalues, _ = exact_eigh(f, x)
     assert torch.equal(eigenvalues, torch.zeros(2, 2, dtype=torch.float64))
     lam, v = exact_min_eig(f, x[0])
     assert lam.item() == 0.0 and torch.linalg.vector_norm(v).item() == pytest.approx(1.0)
@@ -452,7 +458,9 @@ def test_checkpoint_through_torch_save_and_weights_only_load_continues_bit_for_b
     opt = DEO([x], **settings)
     run(x, opt, 5)
     buffer = io.BytesIO()
-    torch.save({"model": x.detach().clone(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, buffer)
+    torch.save(
+        {"model": x.detach().clone(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, buffer
+    )
     run(x, opt, 6)
 
     buffer.seek(0)

@@ -520,3 +520,92 @@ def test_nan_gradient_is_a_value_error():
 
     with pytest.raises(ValueError, match="non-finite gradient"):
         opt.step(closure)
+
+
+# --------------------------------------------------------------------------- random-direction controls
+def control_run(
+    direction, redraw_every=None, steps=23, rotate_every=5, rotations=2, scheme="forward", seed=4
+):
+    x = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    opt = DEO(
+        [x], base="adam", lr=0.01, rotate_every=rotate_every, rotations=rotations, scheme=scheme,
+        direction=direction, redraw_every=redraw_every, seed=seed,
+    )  # fmt: skip
+    calls = []
+
+    def closure():
+        calls.append(1)
+        return quadratic_closure(opt, x)()
+
+    directions = []
+    for _ in range(steps):
+        opt.step(closure)
+        directions.append(opt.diagnostics()["direction"].clone())
+    return opt, directions, len(calls)
+
+
+@pytest.mark.parametrize("scheme, c", [("forward", 1), ("central", 2)])
+def test_random_fixed_direction_is_the_dimer_runs_start_never_rotated_at_the_same_charged_cost(scheme, c):
+    steps, rotate_every, rotations = 23, 5, 2
+    dimer, dimer_directions, dimer_calls = control_run("dimer", scheme=scheme)
+    control, directions, calls = control_run("random", scheme=scheme)
+    n0 = DEO([torch.zeros(3, dtype=torch.float64, requires_grad=True)], seed=4).diagnostics()["direction"]
+    assert all(torch.equal(n, n0) for n in directions)  # drawn once, never rotated
+    assert not torch.equal(dimer_directions[-1], n0)  # the dimer run did rotate
+    events = math.ceil(steps / rotate_every)
+    diag = control.diagnostics()
+    assert diag["grad_evals"] == dimer.diagnostics()["grad_evals"] == steps + events * (rotations + 1) * c
+    assert diag["grad_evals_spent"] == calls == steps + events * c  # one probe of N per event
+    assert dimer.diagnostics()["grad_evals_spent"] == dimer_calls == dimer.diagnostics()["grad_evals"]
+    assert diag["direction_mode"] == "random"
+    assert diag["curvature"] == pytest.approx((n0 @ A @ n0).item(), abs=1e-9)  # C measured along N
+
+
+def test_random_direction_redrawn_every_k_steps_changes_exactly_at_multiples_of_k():
+    steps, k = 40, 10
+    _, directions, _ = control_run("random", redraw_every=k, steps=steps, rotate_every=5)
+    for t in range(1, steps):
+        changed = not torch.equal(directions[t], directions[t - 1])
+        assert changed == (t % k == 0), t
+        assert torch.linalg.vector_norm(directions[t]).item() == pytest.approx(1.0, abs=1e-14)
+    assert not torch.equal(directions[10], directions[30])
+
+
+def test_random_direction_rows_of_a_batch_equal_separate_runs():
+    starts = torch.tensor([[1.0, 1e-3], [0.5, -0.2], [-0.3, 0.7]], dtype=torch.float64)
+    settings = dict(base="sgd", lr=0.02, rotate_every=2, gate=0.0, nc_step=1e-3, alpha=-1.0)
+    settings.update(direction="random", redraw_every=4)
+
+    def run(xy0, batch_dims, seed):
+        xy = xy0.clone().requires_grad_(True)
+        opt = DEO([xy], batch_dims=batch_dims, seed=seed, **settings)
+
+        def closure():
+            opt.zero_grad()
+            loss = (xy[..., 0] ** 2 - xy[..., 1] ** 2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(13):
+            opt.step(closure)
+        return xy.detach(), opt.diagnostics()["direction"]
+
+    batch, directions = run(starts, 1, 20)
+    for b in range(len(starts)):
+        alone, direction = run(starts[b], 0, 20 + b)
+        assert torch.equal(batch[b], alone)
+        assert torch.equal(directions[b], direction)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"direction": "sideways"}, "direction"),
+        ({"redraw_every": 10}, "direction='random'"),
+        ({"direction": "random", "redraw_every": 0}, "redraw_every"),
+        ({"direction": "random", "redraw_every": 15, "rotate_every": 10}, "multiple of rotate_every"),
+    ],
+)
+def test_direction_options_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DEO([torch.zeros(2, requires_grad=True)], **kwargs)
