@@ -534,23 +534,34 @@ def _run_one(
         row["diagnostic_evals"] = counters["diagnostic_evals"]
         return row
 
-    def in_bounds(theta: Tensor) -> bool:
-        if not bool(torch.isfinite(theta).all()):
-            return False
-        return problem.bound is None or float(theta.abs().max()) <= problem.bound
+    # Per-step checks on a float64 numpy copy of θ: a handful of torch calls on a (d,) tensor cost
+    # more than the 2-D surface's own step (same arithmetic, same float64 results).
+    escape = problem.escape
+    center = None
+    if escape is not None and escape.radius is not None:
+        center = escape.center.detach().to(torch.float64).reshape(-1).numpy()
 
-    def escaped(theta: Tensor, loss: float) -> bool:
-        if problem.escape is None:
+    def in_bounds(theta64: np.ndarray) -> bool:
+        if not np.isfinite(theta64).all():
             return False
-        return bool(problem.escape.met(theta.to(torch.float64), torch.tensor(loss, dtype=torch.float64)))
+        return problem.bound is None or float(np.abs(theta64).max()) <= problem.bound
+
+    def escaped(theta64: np.ndarray, loss: float) -> bool:
+        """``problem.escape.met`` for one row, in numpy (the same float64 comparisons)."""
+        if escape is None:
+            return False
+        if center is not None and float(np.sqrt(np.sum((theta64 - center) ** 2))) > escape.radius:
+            return True
+        return escape.loss_below is not None and loss <= escape.loss_below
 
     pending: tuple | None = None
     evals = 0
     for t in range(steps + 1):
-        theta = _flat(leaves).clone()
+        theta = leaves[0].detach().reshape(-1).clone() if len(leaves) == 1 else _flat(leaves).clone()
+        theta64 = theta.to(torch.float64).numpy()
         evals_before = evals
         recorder.start_step(t)
-        if not in_bounds(theta):
+        if not in_bounds(theta64):
             status, stop_step = "diverged", t
             break
         if t < steps:
@@ -572,7 +583,7 @@ def _run_one(
             if not math.isfinite(loss):
                 status, stop_step = "diverged", t
                 break
-        newly_escaped = escape_step is None and escaped(theta, loss)
+        newly_escaped = escape_step is None and escaped(theta64, loss)
         if newly_escaped:
             escape_step = t
         converged = (
