@@ -23,12 +23,14 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from deo.budget import MAX_STARTS, MAX_STEPS
 from deo.race import (
     OptimizerSpec,
     escape_map,
@@ -269,16 +271,76 @@ def run_escape_map(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+MAX_GRID = math.isqrt(MAX_STARTS)  # --grid n: n² starts, at most deo.budget.MAX_STARTS
+MAX_THREADS = 1024
+MAX_SEED = 2**63 - 1  # torch.manual_seed's range
+MAX_ARG_CHARS = 1000
+
+
+def _integer(lo: int, hi: int, limit: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi] (else a one-line usage error naming the range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip()) if len(text) <= MAX_ARG_CHARS else None
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            where = f" ({limit})" if limit else ""
+            raise argparse.ArgumentTypeError(
+                f"must be an integer from {lo:,} to {hi:,}{where}, got {text[:40]!r}"
+            )
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _real(minimum: float | None = None, strict: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number (> or >= ``minimum`` when given)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text) if len(text) <= MAX_ARG_CHARS else math.nan
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (minimum is None or (value > minimum if strict else value >= minimum))
+        if not ok:
+            bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text[:40]!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _out_dir(text: str) -> Path:
+    """An argparse type: a directory that exists (created if needed) and can be written to."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot write files to {text[:200]!r}: {error.strerror or error}"
+        ) from None
+    return path
+
+
+_positive_int = _integer(1, MAX_STEPS, "deo.budget.MAX_STEPS")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit status 2): the message and a pointer to --help."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     prog = "deo-lab" if Path(sys.argv[0]).name == "deo-lab" else "python -m deo"
-    parser = argparse.ArgumentParser(prog=prog, description="DEO Lab: race optimizers at saddles.")
+    parser = _Parser(prog=prog, description="DEO Lab: race optimizers at saddles.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, default_optimizers: str) -> None:
@@ -290,13 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="OPT.PARAM=VALUE",
             help="override a preset hyperparameter, e.g. adam.lr=0.1 (repeatable)",
         )
-        p.add_argument("--steps", type=_positive_int, default=500)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--clip", type=float, default=None, help="max gradient norm of the update (off)")
-        p.add_argument("--out", type=Path, default=None, help="directory for the JSON / CSV files")
+        p.add_argument("--steps", type=_positive_int, default=500, help=f"1 to {MAX_STEPS:,}")
+        p.add_argument("--seed", type=_integer(0, MAX_SEED), default=0)
+        p.add_argument("--clip", type=_real(0.0), default=None, help="max gradient norm of the update (off)")
+        p.add_argument("--out", type=_out_dir, default=None, help="directory for the JSON / CSV files")
         p.add_argument(
             "--threads",
-            type=_positive_int,
+            type=_integer(1, MAX_THREADS),
             default=None,
             help="torch intra-op threads (1 is often fastest for escape maps on a busy machine)",
         )
@@ -309,11 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     race_parser.add_argument("--start", type=lambda s: _floats(s, 2, "--start"), default=None, help="x,y")
     race_parser.add_argument(
         "--offset",
-        type=float,
+        type=_real(),
         default=None,
         help="start's distance from the saddle along its unstable direction",
     )
-    race_parser.add_argument("--init-scale", type=float, default=None, help="network init scale")
+    race_parser.add_argument("--init-scale", type=_real(0.0), default=None, help="network init scale")
     race_parser.add_argument("--record-every", type=_positive_int, default=1)
     common(race_parser, "gd,adam,deo_paper,deo_escape")
     race_parser.set_defaults(run=run_race)
@@ -322,10 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
     where = map_parser.add_mutually_exclusive_group()
     where.add_argument("--surface", default="saddle_plateau", help="a key of landscapes.SURFACES")
     where.add_argument("--formula", default=None, help='f(x, y), e.g. "x**2 - y**2"')
-    map_parser.add_argument("--grid", type=_positive_int, default=50, help="n: an n×n grid of starts")
-    map_parser.add_argument("--bound", type=float, default=None, help="|θ|∞ that counts as diverged")
+    map_parser.add_argument(
+        "--grid",
+        type=_integer(1, MAX_GRID, f"deo.budget.MAX_STARTS = {MAX_STARTS:,} starts"),
+        default=50,
+        help=f"n: an n×n grid of starts, n ≤ {MAX_GRID}",
+    )
+    map_parser.add_argument("--bound", type=_real(0.0), default=None, help="|θ|∞ that counts as diverged")
     common(map_parser, "gd,adam,deo_escape")
     map_parser.set_defaults(run=run_escape_map)
+
+    from deo.sweeps import add_parser as add_sweep_parser  # sweep: problems × presets × grids × seeds
+
+    add_sweep_parser(commands)
     return parser
 
 
@@ -334,7 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, OverflowError, OSError) as error:  # budgets, formulas, files
+        text = " ".join(str(error).split())[:500] or type(error).__name__
+        if isinstance(error, TypeError):
+            text = f"a value has the wrong type (check --hp values): {text}"
+        raise SystemExit(f"error: {text}") from None
 
 
 if __name__ == "__main__":

@@ -704,6 +704,10 @@ def race(
     ``stop_on_escape``: end each run at its escape step (its last row), for benchmarks that only
     need the escape time.
     """
+    from deo.budget import check_race  # compute budget: refuse above deo.budget's limits, naming them
+
+    recorded_dim = min(sum(p.numel() for p in problem.params0.values()), VECTOR_MAX_DIM)
+    check_race(optimizers, steps, recorded_dim, record_every)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if record_every < 1:
@@ -849,6 +853,9 @@ def escape_map(
     starts = torch.as_tensor(np.asarray(starts, dtype=np.float64))
     if starts.ndim != 2 or starts.shape[1] != 2:
         raise ValueError(f"starts must have shape (B, 2), got {tuple(starts.shape)}")
+    from deo.budget import check_escape_map  # compute budget: refuse above deo.budget's limits
+
+    check_escape_map(optimizers, steps, starts.shape[0])
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     names = [_label(spec) for spec in optimizers]

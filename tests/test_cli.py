@@ -84,3 +84,70 @@ def test_python_dash_m_entry_point(tmp_path, monkeypatch, capsys):
         runpy.run_module("deo", run_name="__main__")
     assert exit_info.value.code == 0
     assert "GD" in capsys.readouterr().out and (tmp_path / "traces.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["escape-map", "--grid", "100000"],
+            "--grid: must be an integer from 1 to 500 (deo.budget.MAX_STARTS",
+        ),
+        (["race", "--out", "/proc/nope"], "--out: cannot write files to '/proc/nope'"),
+        (["escape-map", "--bound", "-1"], "--bound: must be a finite number > 0"),
+        (["escape-map", "--bound", "nan"], "--bound: must be a finite number > 0"),
+        (
+            ["race", "--steps", "abc"],
+            "--steps: must be an integer from 1 to 1,000,000 (deo.budget.MAX_STEPS)",
+        ),
+        (["race", "--steps", "1e9"], "--steps: must be an integer"),
+        (["race", "--steps", "9" * 5000], "--steps: must be an integer"),
+        (["race", "--steps", "0"], "--steps: must be an integer from 1"),
+        (["race", "--seed", "-3"], "--seed: must be an integer from 0"),
+        (["race", "--seed", "x"], "--seed: must be an integer"),
+        (["race", "--clip", "inf"], "--clip: must be a finite number > 0"),
+        (["race", "--offset", "1e400"], "--offset: must be a finite number"),
+        (["race", "--init-scale", "-1"], "--init-scale: must be a finite number > 0"),
+        (["race", "--start", "1,inf"], "--start must be 2 comma-separated finite numbers"),
+        (["race", "--record-every", "-2"], "--record-every: must be an integer from 1"),
+        (["race", "--threads", "100000"], "--threads: must be an integer from 1 to 1,024"),
+        (["race", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_argument_errors_are_one_line_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert message in err and err.rstrip().endswith("(see --help)")
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["race", "--steps", "5", "--out", str(blocker / "sub")])
+    assert exit_info.value.code == 2 and "cannot write files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--optimizers", "deo_paper", "--hp", "deo_paper.rotations=10000"], "deo.budget.MAX_ROTATIONS"),
+        (["--optimizers", "gd", "--hp", "gd.lr=NaN"], "finite"),
+        (["--optimizers", "gd", "--hp", 'gd.lr="abc"'], "wrong type"),
+        (["--formula", "1e6**51*x"], "too large"),
+    ],
+)
+def test_bad_values_and_over_budget_work_are_one_line_errors(argv, message):
+    with pytest.raises(SystemExit, match=message) as exit_info:
+        main(["race", "--steps", "5", *argv])
+    text = str(exit_info.value.code)
+    assert text.startswith("error: ") and "\n" not in text
+
+
+def test_an_over_budget_escape_map_is_refused_before_any_work():
+    argv = ["escape-map", "--grid", "500", "--steps", "1000000", "--optimizers", "deo_escape"]
+    with pytest.raises(SystemExit, match=r"deo.budget.MAX_MAP_GRAD_EVALS\): lower the grid"):
+        main(argv)

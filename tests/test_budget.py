@@ -1,0 +1,118 @@
+"""Compute budgets (deo.budget): estimates match the algorithm's counters; absurd requests are refused
+before any work, with a ValueError that names the limit."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import landscapes
+from deo import budget
+from deo.budget import BudgetError, check_escape_map, check_min_mode, check_race, evals_per_step
+from deo.race import OptimizerSpec, escape_map, map_escape, race, surface_problem
+
+SADDLE = landscapes.SURFACES["saddle"]
+
+
+def problem():
+    return surface_problem(SADDLE, (1.0, 1e-3))
+
+
+def test_limits_are_documented_module_constants():
+    for name in (
+        "MAX_STEPS",
+        "MAX_ROTATIONS",
+        "MAX_STARTS",
+        "MAX_RACE_GRAD_EVALS",
+        "MAX_RACE_RECORDED_VALUES",
+        "MAX_MAP_GRAD_EVALS",
+        "MAX_MIN_MODE_GRAD_EVALS",
+    ):
+        assert isinstance(getattr(budget, name), int)
+        assert name in budget.__doc__
+    assert issubclass(BudgetError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("key", "hyperparams"),
+    [
+        ("gd", {}),
+        ("adam", {}),
+        ("deo_paper", {}),
+        ("deo_escape", {}),
+        ("deo_escape", {"rotations": 3, "scheme": "central"}),
+        ("deo_paper", {"rotations": 2, "rotate_every": 5}),
+    ],
+)
+def test_the_race_estimate_is_the_algorithm_count(key, hyperparams):
+    """DEO.md: grad_evals = T + E·(rotations + 1)·c; the estimate (plus one final evaluation) is it."""
+    steps = 40
+    (trace,) = race(problem(), [OptimizerSpec(key, hyperparams)], steps)
+    assert trace.steps[-1] == steps
+    assert steps * evals_per_step(key, hyperparams) == pytest.approx(trace.grad_evals[-1], abs=1)
+
+
+def test_race_with_a_billion_steps_is_refused_at_once_naming_the_limit():
+    t0 = time.perf_counter()
+    for steps in (10**9, 1e9, float("inf")):
+        with pytest.raises(ValueError, match=r"limit of 1,000,000 \(deo.budget.MAX_STEPS\)"):
+            race(problem(), [OptimizerSpec("gd")], steps)
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        race(problem(), [OptimizerSpec("gd")], 10.5)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        race(problem(), [OptimizerSpec("gd")], -1)
+
+
+def test_ten_thousand_rotations_are_refused_naming_the_limit():
+    spec = OptimizerSpec("deo_paper", {"rotations": 10**4})
+    with pytest.raises(ValueError, match=r"rotations \(deo_paper\) = 10000 is above the limit of 100"):
+        race(problem(), [spec], 10)
+    with pytest.raises(ValueError, match="MAX_ROTATIONS"):
+        escape_map(SADDLE.f, np.zeros((4, 2)), [spec], 10, map_escape(SADDLE))
+
+
+def test_total_race_work_is_capped():
+    specs = [
+        OptimizerSpec("deo_escape", {"rotations": 100, "scheme": "central"}, label=str(i)) for i in range(9)
+    ]
+    with pytest.raises(BudgetError, match=r"MAX_RACE_GRAD_EVALS.*lower the steps"):
+        race(problem(), specs, 20_000)
+    assert check_race(specs, 100) < budget.MAX_RACE_GRAD_EVALS
+
+
+def test_recorded_values_are_capped_for_large_models():
+    with pytest.raises(BudgetError, match=r"MAX_RACE_RECORDED_VALUES.*record_every"):
+        check_race([OptimizerSpec("gd")], 500_000, dim=4096)
+    check_race([OptimizerSpec("gd")], 500_000, dim=4096, record_every=100)
+
+
+def test_escape_map_grid_and_work_are_capped():
+    escape = map_escape(SADDLE)
+    with pytest.raises(
+        BudgetError, match=r"starts = 250001 is above the limit of 250,000 \(deo.budget.MAX_STARTS\)"
+    ):
+        escape_map(SADDLE.f, np.zeros((250_001, 2)), [OptimizerSpec("gd")], 10, escape)
+    heavy = [
+        OptimizerSpec("deo_escape", {"rotations": 50, "scheme": "central"}, label=str(i)) for i in range(3)
+    ]
+    t0 = time.perf_counter()
+    with pytest.raises(BudgetError, match=r"MAX_MAP_GRAD_EVALS.*lower the grid"):
+        escape_map(SADDLE.f, np.zeros((10_000, 2)), heavy, 1000, escape)
+    assert time.perf_counter() - t0 < 1.0
+    assert check_escape_map(heavy, 300, 100) == pytest.approx(100 * 3 * (300 * 103 + 1))
+
+
+def test_a_tighter_request_budget_names_itself():
+    with pytest.raises(BudgetError, match="this request's budget"):
+        check_race([OptimizerSpec("gd")], 1000, limit=100)
+
+
+def test_min_mode_budget():
+    assert check_min_mode(50, rows=4, scheme="central") == 4 * 51 * 2
+    with pytest.raises(BudgetError, match="MAX_MIN_MODE_GRAD_EVALS"):
+        check_min_mode(10**6, rows=10**4)
+    with pytest.raises(ValueError, match="max_iterations must be an integer"):
+        check_min_mode(2.5)
