@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from pages.common import HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL
+from pages.url_params import report_rejected_params, vet_query_params
 
 st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
 
@@ -20,6 +21,7 @@ PAGES = [
     st.Page("pages/about.py", title="About / findings", icon="📖", url_path="about"),
 ]
 
+vet_query_params()  # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding
 page = st.navigation(PAGES)
 
 with st.sidebar:
@@ -40,4 +42,9 @@ with st.sidebar:
 if st.session_state.get(LARGE_FONTS_KEY):
     st.html("<style>html, body, [data-testid='stMarkdownContainer'] p { font-size: 20px; }</style>")
 
-page.run()
+link_notices = st.container()  # above the page: what the page's controls did not take from the link
+try:
+    page.run()
+finally:
+    with link_notices:
+        report_rejected_params()

@@ -591,6 +591,9 @@ def require_app_navigation() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager
 
+    from pages.url_params import vet_query_params
+
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
+    vet_query_params()  # before the page's widgets: drop link values no control can take (no traceback)

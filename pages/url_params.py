@@ -1,0 +1,142 @@
+"""Vet the link's query parameters before any widget reads them.
+
+Every control of every page is bound to the URL (``bind=URL``), and Streamlit seeds a bound widget
+from its query parameter on the first run. Streamlit's own checks reject most bad values (out of
+range, not an option, not a number), but a number input converts with ``int()`` *before* its
+finiteness check: ``?steps=inf``, ``-inf``, ``1e400`` or a 100 000-digit number raise
+``OverflowError`` and blank the page with a traceback. So :func:`vet_query_params` runs first on
+every page (``app.py`` before ``st.navigation``, and each page's ``require_app_navigation``):
+
+- at most ``MAX_PARAMS`` parameters, ``MAX_VALUES_PER_KEY`` values per parameter (repeated keys),
+  keys of at most ``MAX_KEY_CHARS`` and values of at most ``MAX_VALUE_CHARS`` characters;
+- a value that reads as a number (``float()`` accepts it, ``inf`` and ``nan`` included) must be
+  finite and at most ``MAX_ABS_NUMBER`` in magnitude (the browser holds numbers as doubles; no
+  control here goes beyond 2³¹);
+
+anything else is dropped from the URL, the run restarts with the cleaned link (Streamlit seeds
+widgets from the query string the run started with), and a short notice says what was ignored.
+Range and type checks per control stay Streamlit's (an out-of-range or wrong-type value falls back
+to the control's default); :func:`report_rejected_params`, called after the page ran, says so in a
+notice too. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+MAX_PARAMS = 200
+MAX_VALUES_PER_KEY = 32
+MAX_KEY_CHARS = 100
+MAX_VALUE_CHARS = 600  # the longest legitimate value is a formula (landscapes.formula.MAX_LENGTH = 500)
+MAX_ABS_NUMBER = 2.0**53
+NOTICE_KEY = "_url_notices"  # session state: notices carried over the cleaning rerun
+SNAPSHOT_KEY = "_url_snapshot"  # session state: the vetted link, compared with the widgets after the run
+SHOWN = 80  # characters of a bad value quoted in a notice
+
+
+def _quote(text: str) -> str:
+    text = str(text)
+    return repr(text if len(text) <= SHOWN else text[: SHOWN - 1] + "…")
+
+
+def _as_number(value: str) -> float | None:
+    """``float(value)`` when the value reads as a number (NaN and ±inf included), else None."""
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def problem_with(value: str) -> str | None:
+    """Why ``value`` cannot go into any control (a short phrase), or None when it may."""
+    if len(value) > MAX_VALUE_CHARS:
+        return f"too long ({len(value):,} characters, at most {MAX_VALUE_CHARS})"
+    number = _as_number(value)
+    if number is None:
+        return None
+    if not math.isfinite(number):
+        return "not a finite number"
+    if abs(number) > MAX_ABS_NUMBER:
+        return "far outside every control's range"
+    return None
+
+
+def vet_params(params: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
+    """The pure part of :func:`vet_query_params`: ``(kept, notices)`` for ``{key: [values]}``."""
+    kept: dict[str, list[str]] = {}
+    notices: list[str] = []
+    for index, (key, values) in enumerate(params.items()):
+        if index >= MAX_PARAMS:
+            notices.append(f"only the first {MAX_PARAMS} parameters of the link were read")
+            break
+        if len(key) > MAX_KEY_CHARS:
+            notices.append(f"{_quote(key)}: parameter name too long")
+            continue
+        good = []
+        for value in values[:MAX_VALUES_PER_KEY]:
+            reason = problem_with(value)
+            if reason is None:
+                good.append(value)
+            else:
+                notices.append(f"{key}={_quote(value)}: {reason}")
+        if len(values) > MAX_VALUES_PER_KEY:
+            notices.append(f"{key}: only the first {MAX_VALUES_PER_KEY} of {len(values)} values were read")
+        if good:
+            kept[key] = good
+    return kept, notices
+
+
+def _notice(notices: list[str]) -> None:
+    head = "Some settings in the link were ignored (the defaults are used instead): "
+    shown = notices[:8] + ([f"and {len(notices) - 8} more"] if len(notices) > 8 else [])
+    st.warning(head + "; ".join(shown) + ".", icon="🔗")
+
+
+def vet_query_params() -> None:
+    """Drop the link's query parameters that no control can take (see the module docstring), before
+    any widget is built; show a short notice for what was dropped. Call it at the top of a run;
+    idempotent (a clean link costs a dict comprehension)."""
+    query = st.query_params
+    params = {key: query.get_all(key) for key in query}
+    kept, notices = vet_params(params)
+    if kept != params:
+        for key in params:
+            if kept.get(key) == params[key]:
+                continue
+            try:
+                if key in kept:
+                    query[key] = kept[key]
+                else:
+                    del query[key]
+            except Exception:  # a parameter already bound to a widget: Streamlit vets it itself
+                continue
+        st.session_state[NOTICE_KEY] = notices
+        st.rerun()  # widgets seed from the query string the run started with: start from the clean one
+    pending = st.session_state.pop(NOTICE_KEY, None)
+    if pending:
+        _notice(pending)
+    st.session_state[SNAPSHOT_KEY] = {key: values[-1] for key, values in kept.items() if len(values) == 1}
+
+
+def _matches(url_value: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return url_value.strip().lower() == str(value).lower()
+    number = _as_number(url_value)
+    return number is not None and number == float(value)
+
+
+def report_rejected_params() -> None:
+    """After the page ran: a notice for each numeric or on/off link value that a control did not
+    take as given (out of its range, wrong type), naming the value used instead."""
+    snapshot = st.session_state.pop(SNAPSHOT_KEY, None) or {}
+    notices = []
+    for key, url_value in snapshot.items():
+        if key not in st.session_state:
+            continue
+        value = st.session_state[key]
+        if isinstance(value, bool | int | float) and not _matches(url_value, value):
+            notices.append(f"{key}={_quote(url_value)}: not allowed here, {value!r} is used")
+    if notices:
+        _notice(notices)
