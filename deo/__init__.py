@@ -37,6 +37,8 @@ _EXPORTS = {
     "traces_from_json": "deo.trace",
     "traces_to_csv": "deo.trace",
     "traces_from_csv": "deo.trace",
+    # sweeps (Ray; the module is deo.sweeps so that deo.sweep stays the function)
+    "sweep": "deo.sweeps",
 }
 
 __all__ = sorted(_EXPORTS)
