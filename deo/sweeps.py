@@ -193,6 +193,16 @@ def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
     return value
 
 
+def _budget(value: Any, what: str) -> int:
+    """Steps per cell: an integer in [0, deo.budget.MAX_STEPS] (the race's own limit per run)."""
+    from deo.budget import MAX_STEPS
+
+    steps = _positive_int(value, what, minimum=0)
+    if steps > MAX_STEPS:
+        raise SweepError(f"{what} = {steps:,} is above the limit of {MAX_STEPS:,} steps per run (deo.budget)")
+    return steps
+
+
 def _problem_spec(table: dict, index: int) -> tuple[dict, str, float]:
     """(hashed problem spec, label, GPUs per cell) of one ``[[problems]]`` entry."""
     where = f"problems[{index}]"
@@ -263,7 +273,7 @@ def expand(config: dict) -> list[Cell]:
     from deo.presets import PRESETS
 
     _unknown(config, TOP_KEYS, "the sweep config")
-    budget = _positive_int(config.get("budget", 1000), "budget", minimum=0)
+    budget = _budget(config.get("budget", 1000), "budget")
     seeds = _seeds(config.get("seeds", 1))
     threads = _positive_int(config.get("threads", 1), "threads")
     every = _positive_int(config.get("checkpoint_every", 0), "checkpoint_every", minimum=0)
@@ -305,7 +315,7 @@ def expand(config: dict) -> list[Cell]:
         raise SweepError(f"optimizer labels must be distinct, got {optimizer_labels}; set label =")
     for problem, plabel, gpus in problem_specs:
         problem = dict(problem)
-        cell_budget = _positive_int(problem.pop("budget", budget), f"{plabel}: budget", minimum=0)
+        cell_budget = _budget(problem.pop("budget", budget), f"{plabel}: budget")
         clip = problem.pop("clip", config.get("clip"))
         if clip is not None and not (isinstance(clip, int | float) and clip > 0):
             raise SweepError(f"clip must be > 0, got {clip!r}")
@@ -657,11 +667,22 @@ def write_tables(frame, store: Store, meta: dict) -> tuple[Path, Path]:
     return parquet, csv
 
 
-def read_table(path: str | Path):
+def read_table(path: str | Path, data: bytes | None = None):
     """(frame, meta) of a sweep table: ``results.parquet`` (meta from its schema) or a CSV (meta from
-    ``sweep.json`` beside it, ``{}`` without one)."""
+    ``sweep.json`` beside it, ``{}`` without one). With ``data`` (an upload), ``path`` is only its
+    name (``.parquet`` or ``.csv``) and the table is read from the bytes."""
+    import io
+
     import pandas as pd
 
+    if data is not None:
+        if str(path).endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            arrow = pq.read_table(io.BytesIO(data))
+            raw = (arrow.schema.metadata or {}).get(b"deo_sweep")
+            return arrow.to_pandas(), json.loads(raw) if raw else {}
+        return pd.read_csv(io.BytesIO(data)), {}
     path = Path(path)
     if path.is_dir():
         path = path / "results.parquet"
@@ -709,21 +730,53 @@ def summarise(frame, value: str = "escape_step", rows: str = "problem", columns:
     return pd.DataFrame(out).reindex(index=order_rows, columns=order_cols)
 
 
-def heatmap_grid(frame, problem: str, optimizer: str, x: str, y: str = "seed", value: str = "escape_step"):
-    """(xs, ys, z) of one problem and optimizer: ``z[j, i]`` the value at ``x = xs[i]``, ``y = ys[j]``
-    (the median when several cells share a point), NaN where no cell is."""
-    part = frame[(frame["problem"] == problem) & (frame["optimizer"] == optimizer)]
+def heatmap_grid(
+    frame, problem: str, optimizer: str | None, x: str, y: str = "seed", value: str = "escape_step"
+):
+    """(xs, ys, z) of one problem (and one optimizer, or all with ``optimizer=None``): ``z[j, i]`` the
+    value at ``x = xs[i]``, ``y = ys[j]`` (the median when several cells share a point), NaN where no
+    cell is or the run never escaped. Axis values keep the table's order of first appearance."""
+    part = frame[frame["problem"] == problem]
+    if optimizer is not None:
+        part = part[part["optimizer"] == optimizer]
     if part.empty:
         raise ValueError(f"no cells for problem {problem!r} and optimizer {optimizer!r}")
     for column in (x, y, value):
         if column not in part.columns:
             raise ValueError(f"column {column!r} not in the table; columns: {list(part.columns)}")
     pivot = part.pivot_table(index=y, columns=x, values=value, aggfunc="median", dropna=False)
-    return (
-        np.asarray(pivot.columns, dtype=float),
-        np.asarray(pivot.index, dtype=float),
-        pivot.to_numpy(dtype=float),
-    )
+    xs = list(dict.fromkeys(part[x]))
+    ys = list(dict.fromkeys(part[y]))
+    if all(isinstance(v, int | float | np.integer | np.floating) for v in [*xs]):
+        xs = sorted(xs)
+    if all(isinstance(v, int | float | np.integer | np.floating) for v in [*ys]):
+        ys = sorted(ys)
+    pivot = pivot.reindex(index=ys, columns=xs)
+    return xs, ys, pivot.to_numpy(dtype=float)
+
+
+def grid_axes(frame) -> list[str]:
+    """The table's hyperparameter-grid columns (``hp.<name>``), in order."""
+    return [c for c in frame.columns if str(c).startswith("hp.")]
+
+
+def sweep_tables(folder: str | Path) -> dict[str, Path]:
+    """Sweep tables in ``folder`` (``*.parquet`` and ``*.csv`` whose header has the sweep's ``cell``,
+    ``problem``, ``optimizer`` and ``seed`` columns), name -> path, sorted by name."""
+    found = {}
+    for path in sorted(Path(folder).glob("*")):
+        if path.suffix not in (".csv", ".parquet") or not path.is_file():
+            continue
+        if path.suffix == ".csv":
+            with open(path, encoding="utf-8") as handle:
+                header = handle.readline().strip().split(",")
+        else:
+            import pyarrow.parquet as pq
+
+            header = pq.read_schema(path).names
+        if {"cell", "problem", "optimizer", "seed"} <= set(header):
+            found[path.name] = path
+    return found
 
 
 # ---------------------------------------------------------------------------------------------

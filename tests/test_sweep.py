@@ -107,6 +107,7 @@ def test_expand_grid_seeds_and_keys():
         ({"problems": [{"surface": "saddle", "network": "xor"}]}, "exactly one of"),
         ({"problems": [{"network": "xor", "device": "cuda"}]}, "factory problem"),
         ({"seeds": 0}, "seeds must be >= 1"),
+        ({"budget": 10**7}, "above the limit"),
         ({"optimizers": [{"preset": "gd"}, {"preset": "gd"}]}, "labels must be distinct"),
     ],
 )
@@ -258,6 +259,22 @@ def test_cli_sweep_sequential_writes_the_tables(tmp_path, capsys):
     pd.testing.assert_frame_equal(again, frame)
 
 
+def test_tables_are_found_and_read_from_uploaded_bytes(tmp_path):
+    from deo.sweeps import sweep_tables
+
+    config = small_config(budget=5, seeds=1, optimizers=[{"preset": "adam"}])
+    frame = sweep(config, tmp_path / "out", executor="sequential", progress=False)
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "out" / "results.csv").rename(tmp_path / "mine.csv")
+    (tmp_path / "out" / "results.parquet").rename(tmp_path / "mine.parquet")
+    assert list(sweep_tables(tmp_path)) == ["mine.csv", "mine.parquet"]
+    from_parquet, meta = read_table("up.parquet", (tmp_path / "mine.parquet").read_bytes())
+    assert meta["name"] == "small" and meta["complete"]
+    pd.testing.assert_frame_equal(from_parquet, frame)
+    from_csv, meta = read_table("up.csv", (tmp_path / "mine.csv").read_bytes())
+    assert meta == {} and list(from_csv["cell"]) == list(frame["cell"])
+
+
 def test_cli_refuses_a_missing_config(tmp_path):
     with pytest.raises(SystemExit, match="not found"):
         main(["sweep", str(tmp_path / "missing.toml"), "--executor", "sequential"])
@@ -293,7 +310,8 @@ def test_the_escape_table_subset_reproduces_the_committed_counts(tmp_path):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray", reason="Ray is in requirements-dev.txt (the sweep extra)")
+    import ray  # requirements-dev.txt (the sweep extra): the test command installs it
+
     from deo.sweeps import _ray_runtime_env
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=_ray_runtime_env(None))
