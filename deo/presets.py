@@ -20,7 +20,11 @@ from deo.optim import DEO
 
 @dataclass(frozen=True)
 class Preset:
-    """One optimizer configuration; ``defaults`` are the hyperparameters a user may override."""
+    """One optimizer configuration; ``defaults`` are the hyperparameters a user may override.
+
+    ``uses_dimer``: the optimizer probes with the closure (DEO, its random-direction controls, the
+    published dimer), so the race clips only the update and never the probes.
+    """
 
     key: str
     label: str
@@ -117,6 +121,49 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+DEO_PRESETS = ("deo_paper", "deo_escape", "dimer_saddle_search")
+# The controls (``DEO(direction="random")``): the same preset with a random N that is never rotated —
+# drawn once (the dimer run's own initial N for the same seed), or re-drawn at every rotation event.
+# They run the same step and count the same gradient evaluations as the preset (DEO's cost
+# accounting), so any difference between a DEO preset and its control is the rotation's doing.
+CONTROL_SUFFIXES = {"random": "random fixed direction", "random_redrawn": "random direction, re-drawn"}
+
+
+def _controls(preset: Preset) -> tuple[Preset, Preset]:
+    k = preset.defaults["rotate_every"]
+    every = "every step" if k == 1 else f"every {k} steps"
+    fixed = Preset(
+        f"{preset.key}_random",
+        f"{preset.label} — control: random fixed direction",
+        {**preset.defaults, "direction": "random"},
+        f"Control for {preset.label}: the same step and cost, but N is a random unit vector drawn once "
+        "and never rotated (a DEO win it shares is symmetry breaking, not the min mode).",
+        True,
+    )
+    redrawn = Preset(
+        f"{preset.key}_random_redrawn",
+        f"{preset.label} — control: random direction, re-drawn {every}",
+        {**preset.defaults, "direction": "random", "redraw_every": k},
+        f"Control for {preset.label}: the same step and cost, but N is a fresh random unit vector at "
+        f"every rotation event ({every}) instead of the dimer's rotated one.",
+        True,
+    )
+    return fixed, redrawn
+
+
+# each DEO preset is followed by its two controls (the order the app lists them in)
+PRESETS = {
+    item.key: item
+    for preset in PRESETS.values()
+    for item in ((preset, *_controls(preset)) if preset.key in DEO_PRESETS else (preset,))
+}
+
+
+def controls_of(key: str) -> tuple[str, ...]:
+    """The control presets of DEO preset ``key`` (fixed, re-drawn), or () when it has none."""
+    return tuple(f"{key}_{suffix}" for suffix in CONTROL_SUFFIXES) if key in DEO_PRESETS else ()
+
+
 def _check_overrides(preset: Preset, overrides: dict[str, Any]) -> None:
     unknown = sorted(set(overrides) - set(preset.defaults))
     if unknown:
@@ -144,6 +191,8 @@ def make_optimizer(
     preset = PRESETS[key]
     _check_overrides(preset, overrides)
     hp = {**preset.defaults, **overrides}
+    if key.endswith("_random_redrawn") and "rotate_every" in overrides and "redraw_every" not in overrides:
+        hp["redraw_every"] = hp["rotate_every"]  # the control re-draws at every rotation event
     if "betas" in hp:
         hp["betas"] = tuple(hp["betas"])
     if key in ("gd", "momentum"):

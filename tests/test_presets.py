@@ -7,7 +7,7 @@ import torch
 
 from deo.baselines import PGD, PublishedDimer
 from deo.optim import DEO
-from deo.presets import PRESETS, Preset, make_optimizer
+from deo.presets import PRESETS, Preset, controls_of, make_optimizer
 
 LABELS = {
     "gd": "GD",
@@ -16,10 +16,19 @@ LABELS = {
     "adamw": "AdamW",
     "pgd": "PGD",
     "deo_paper": "DEO (paper)",
+    "deo_paper_random": "DEO (paper) — control: random fixed direction",
+    "deo_paper_random_redrawn": "DEO (paper) — control: random direction, re-drawn every 10 steps",
     "deo_escape": "DEO-escape",
+    "deo_escape_random": "DEO-escape — control: random fixed direction",
+    "deo_escape_random_redrawn": "DEO-escape — control: random direction, re-drawn every step",
     "dimer_saddle_search": "Dimer saddle search",
+    "dimer_saddle_search_random": "Dimer saddle search — control: random fixed direction",
+    "dimer_saddle_search_random_redrawn": (
+        "Dimer saddle search — control: random direction, re-drawn every step"
+    ),
     "deo_published": "DEO (published code)",
 }
+DEO_KEYS = ("deo_paper", "deo_escape", "dimer_saddle_search")
 
 
 def saddle_closure(opt, xy):
@@ -44,10 +53,9 @@ def test_defaults_are_json_able():
 
 
 def test_uses_dimer_marks_the_dimer_presets():
+    # the controls are DEO instances that probe with the closure too (the race clips only the update)
     assert {k for k, p in PRESETS.items() if p.uses_dimer} == {
-        "deo_paper",
-        "deo_escape",
-        "dimer_saddle_search",
+        *(k for key in DEO_KEYS for k in (key, *controls_of(key))),
         "deo_published",
     }
 
@@ -131,3 +139,46 @@ def test_paper_benchmark_runs_the_published_code_with_the_authors_values():
     assert (extra.dimer_strength, extra.displacement) == (0.1, 1e-4)  # the labelled extra row
     assert "deo_published_file_defaults" not in paper.DEFAULT_RUNS
     assert "defaults 0.1 / 1e-4" in paper.RUNS["deo_published_file_defaults"]["label"]
+
+
+def test_every_deo_preset_is_followed_by_its_two_controls():
+    keys = list(PRESETS)
+    for key in DEO_KEYS:
+        fixed, redrawn = controls_of(key)
+        assert keys[keys.index(key) + 1 : keys.index(key) + 3] == [fixed, redrawn]
+        base = PRESETS[key].defaults
+        assert PRESETS[fixed].defaults == {**base, "direction": "random"}
+        assert PRESETS[redrawn].defaults == {
+            **base,
+            "direction": "random",
+            "redraw_every": base["rotate_every"],
+        }
+    assert controls_of("adam") == () and controls_of("deo_published") == ()
+
+
+@pytest.mark.parametrize("key", DEO_KEYS)
+def test_a_control_starts_from_the_dimer_runs_n_never_rotates_it_and_is_charged_the_same(key):
+    def run(k):
+        xy = torch.tensor([1.0, 1e-3], dtype=torch.float64, requires_grad=True)
+        opt = make_optimizer(k, [xy], seed=3)
+        n0 = opt.diagnostics()["direction"].clone()
+        for _ in range(20):
+            opt.step(saddle_closure(opt, xy))
+        return n0, opt
+
+    n0, dimer = run(key)
+    fixed_n0, fixed = run(f"{key}_random")
+    assert torch.equal(fixed_n0, n0)  # the same seed gives the same initial N
+    assert torch.equal(fixed.diagnostics()["direction"], n0)  # never rotated
+    assert not torch.equal(dimer.diagnostics()["direction"], n0)  # the dimer's N rotated
+    assert fixed.diagnostics()["grad_evals"] == dimer.diagnostics()["grad_evals"]  # same accounting
+    _, redrawn = run(f"{key}_random_redrawn")
+    assert not torch.equal(redrawn.diagnostics()["direction"], n0)  # re-drawn
+    assert redrawn.diagnostics()["grad_evals"] == dimer.diagnostics()["grad_evals"]
+
+
+def test_redrawn_control_follows_an_overridden_rotation_interval():
+    opt = make_optimizer(
+        "deo_paper_random_redrawn", [torch.zeros(2, requires_grad=True)], seed=0, rotate_every=5
+    )
+    assert (opt.rotate_every, opt.redraw_every) == (5, 5)
