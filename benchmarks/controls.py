@@ -1,0 +1,386 @@
+"""Controls: does the rotating dimer beat a random direction that is never rotated?
+
+Every DEO preset is run next to its two controls (``deo.presets.controls_of``): the same step and the
+same gradient-evaluation accounting, with N a random unit vector drawn once (the dimer run's own
+initial N for that seed) or re-drawn at every rotation event. GD and Adam run alongside. A DEO win
+that its random control also shows is symmetry breaking, not the min mode.
+
+Parts (``--part``):
+
+- ``surfaces``: the four rows of the README's escape table (lr 0.01; escaped when f ≤ −1, on
+  x²−y²+y⁴/4 — whose minimum is exactly −1 — when f ≤ −0.9), all seeds as rows of one batched run.
+- ``networks``: two_moons (2-4-1, init 1e-3), deep_linear (init 1e-3), teacher_student (1 000 samples,
+  init 0.1) through ``deo.race.race``: escaped when the loss falls below the problem's escape_loss.
+  GD, DEO-escape and its controls use the network's GD lr; Adam, DEO (paper) and its controls lr 0.01.
+- ``transformer``: tiny_transformer (neighbour sums mod 3, 12 992 parameters), init 1e-6, Adam,
+  DEO (paper) and its two controls at lr 0.01 (GD-based presets are left out: see the results file).
+- ``diagnostics``: on tiny_transformer, DEO (paper) and its fixed random control, at a few steps of
+  the plateau: Lanczos λ_min and v_min of the exact Hessian (HVPs), |cos∠(N, v_min)|, the Rayleigh
+  quotient NᵀHN, and what the projection removes: (g·N)²/‖g‖² against (g·v_min)²/‖g‖².
+
+Cells: median [q25–q75] over seeds of steps / gradient evaluations to escape (never-escaped runs
+count as +∞; "—" when the median did not escape), and "escaped k/n". The controls' gradient
+evaluations are charged at the DEO preset's rate (``DEO(direction="random")`` accounting), so
+steps compare the two at equal cost.
+
+    python benchmarks/controls.py --part surfaces networks transformer diagnostics [--seeds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "controls.md"
+sys.path.insert(0, str(ROOT))
+
+import landscapes  # noqa: E402
+from deo.hessian import hvp, lanczos_min_eig  # noqa: E402
+from deo.presets import PRESETS, controls_of, make_optimizer  # noqa: E402
+from deo.race import OptimizerSpec, escape_map, network_problem, race, surface_escape  # noqa: E402
+
+PARTS = ("surfaces", "networks", "transformer", "diagnostics")
+SURFACE_ROWS = (
+    ("saddle", (1.0, 1e-3), "x²−y², (1, 1e-3)"),
+    ("saddle", (1.0, 1e-6), "x²−y², (1, 1e-6)"),
+    ("saddle_plateau", (1.0, 1e-6), "x²−y²+y⁴/4, (1, 1e-6), f ≤ −0.9"),
+    ("monkey_saddle", (0.5, 1e-3), "monkey saddle, (0.5, 1e-3)"),
+)
+DIMER_KEYS = ("deo_paper", "deo_escape")
+ADAM_BASED = {"adam", "deo_paper", *controls_of("deo_paper")}
+OPTIMIZERS = ("gd", "adam", *(k for key in DIMER_KEYS for k in (key, *controls_of(key))))
+NETWORK_RUNS = (  # (key, options, GD-family lr, init, budget)
+    ("two_moons", {"hidden": 4}, 0.1, 1e-3, 600),
+    ("deep_linear", {}, 0.01, 1e-3, 1500),
+    ("teacher_student", {"n_samples": 1000}, 0.5, 1e-1, 1500),
+)
+TRANSFORMER_OPTIMIZERS = ("adam", "deo_paper", *controls_of("deo_paper"))
+
+
+def summary(values) -> str:
+    v = np.where(np.isnan(np.asarray(values, float)), np.inf, np.asarray(values, float))
+    with np.errstate(invalid="ignore"):
+        q25, q50, q75 = np.percentile(v, [25, 50, 75], method="nearest")
+    if not np.isfinite(q50):
+        return "—"
+    if q25 == q75:
+        return f"{q50:.0f}"
+    return f"{q50:.0f} [{q25:.0f}–{'∞' if not np.isfinite(q75) else f'{q75:.0f}'}]"
+
+
+def escaped_count(values) -> str:
+    v = np.asarray(values, float)
+    return f"{int(np.isfinite(v).sum())}/{v.size}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
+
+
+def label(key: str) -> str:
+    return PRESETS[key].label
+
+
+def verdict(dimer, control) -> str:
+    """Does the dimer beat its control? Compared on escaped counts, then on median steps (∞ = never)."""
+    a, b = np.asarray(dimer, float), np.asarray(control, float)
+    ka, kb = np.isfinite(a).sum(), np.isfinite(b).sum()
+    ma = np.median(np.where(np.isnan(a), np.inf, a))
+    mb = np.median(np.where(np.isnan(b), np.inf, b))
+    if ka > kb or (ka == kb and ma < mb):
+        return "yes"
+    if ka == kb and ma == mb:
+        return "tie"
+    return "no"
+
+
+# ------------------------------------------------------------------------------------------ parts
+def part_surfaces(seeds: int, budget: int) -> tuple[list[str], dict]:
+    out = [f"## Surfaces (lr 0.01, budget {budget} steps, {seeds} seeds as rows of one batched run)", ""]
+    steps_rows, evals_rows, verdict_rows, data = [], [], [], {}
+    for key, start, name in SURFACE_ROWS:
+        surface = landscapes.SURFACES[key]
+        criterion = surface_escape(surface, start)
+        starts = np.tile(np.asarray(start, dtype=np.float64), (seeds, 1))
+        specs = [OptimizerSpec(k, {"lr": 0.01}, label=label(k)) for k in OPTIMIZERS]
+        results = escape_map(surface.f, starts, specs, budget, criterion, stop_when_escaped=True)
+        steps = {k: results[label(k)].steps_to_escape for k in OPTIMIZERS}
+        evals = {k: results[label(k)].grad_evals_to_escape for k in OPTIMIZERS}
+        data[name] = steps
+        steps_rows.append([name, *(f"{summary(steps[k])} ({escaped_count(steps[k])})" for k in OPTIMIZERS)])
+        evals_rows.append([name, *(summary(evals[k]) for k in OPTIMIZERS)])
+        verdict_rows.append(
+            [name, *(verdict(steps[k], steps[c]) for k in DIMER_KEYS for c in controls_of(k))]
+        )
+    header = ["surface, start", *(label(k) for k in OPTIMIZERS)]
+    out += ["Steps to escape, median [IQR] (escaped/seeds):", "", *table(header, steps_rows), ""]
+    out += [
+        "Gradient evaluations to escape (closure calls of the batched run, i.e. what each really "
+        "evaluated; a control's probe-only events cost less than the dimer's):",
+        "",
+        *table(header, evals_rows),
+        "",
+    ]
+    vheader = [
+        "surface, start",
+        *(f"{label(k)} beats {label(c)}?" for k in DIMER_KEYS for c in controls_of(k)),
+    ]
+    out += ["Does the dimer beat its random control (more escapes, else fewer median steps)?", ""]
+    out += table(vheader, verdict_rows)
+    return out, data
+
+
+def network_runs(key, options, lr, init, budget, seeds, optimizers) -> dict[str, dict[str, list]]:
+    steps = {k: [] for k in optimizers}
+    evals = {k: [] for k in optimizers}
+    for seed in range(seeds):
+        net = landscapes.make_network(key, **options)
+        problem = network_problem(net, init_scale=init, seed=seed)
+        specs = [OptimizerSpec(k, {"lr": 0.01 if k in ADAM_BASED else lr}) for k in optimizers]
+        traces = race(problem, specs, budget, seed=seed, record_every=budget, stop_on_escape=True)
+        for k, trace in zip(optimizers, traces):
+            hit = trace.escape_step is not None
+            steps[k].append(trace.escape_step if hit else math.nan)
+            evals[k].append(float(trace.grad_evals[-1]) if hit else math.nan)
+        print(f"{key} seed {seed}: " + " ".join(f"{k}={steps[k][-1]}" for k in optimizers), flush=True)
+    return {"steps": steps, "evals": evals}
+
+
+def network_section(title: str, rows_in: list[tuple[str, dict]], optimizers) -> list[str]:
+    rows, vrows = [], []
+    dimers = [k for k in DIMER_KEYS if k in optimizers]
+    for setting, res in rows_in:
+        s, e = res["steps"], res["evals"]
+        rows.append(
+            [setting, *(f"{summary(s[k])} / {summary(e[k])} ({escaped_count(s[k])})" for k in optimizers)]
+        )
+        vrows.append([setting, *(verdict(s[k], s[c]) for k in dimers for c in controls_of(k))])
+    out = [title, "", "Cells: steps / gradient evaluations to escape, median [IQR] (escaped/seeds).", ""]
+    out += table(["problem", *(label(k) for k in optimizers)], rows)
+    out += ["", "Does the dimer beat its random control (more escapes, else fewer median steps)?", ""]
+    out += table(
+        ["problem", *(f"{label(k)} beats {label(c)}?" for k in dimers for c in controls_of(k))], vrows
+    )
+    return out
+
+
+def part_networks(seeds: int, keys: list[str]) -> list[str]:
+    rows = []
+    for key, options, lr, init, budget in NETWORK_RUNS:
+        if key not in keys:
+            continue
+        t0 = time.perf_counter()
+        res = network_runs(key, options, lr, init, budget, seeds, OPTIMIZERS)
+        extra = "".join(f" {n}={v}" for n, v in options.items())
+        rows.append(
+            (
+                f"{key}{extra}, init {init:g}, GD lr {lr}, budget {budget} "
+                f"({time.perf_counter() - t0:.0f} s)",
+                res,
+            )
+        )
+    return network_section(
+        f"## Small networks ({seeds} seeds: init, initial N and redraws)", rows, OPTIMIZERS
+    )
+
+
+def part_transformer(seeds: list[int], budget: int) -> list[str]:
+    t0 = time.perf_counter()
+    steps = {k: [] for k in TRANSFORMER_OPTIMIZERS}
+    evals = {k: [] for k in TRANSFORMER_OPTIMIZERS}
+    for seed in seeds:
+        net = landscapes.make_network("tiny_transformer")
+        problem = network_problem(net, init_scale=1e-6, seed=seed)
+        specs = [OptimizerSpec(k, {"lr": 0.01}) for k in TRANSFORMER_OPTIMIZERS]
+        traces = race(problem, specs, budget, seed=seed, record_every=budget, stop_on_escape=True)
+        for k, trace in zip(TRANSFORMER_OPTIMIZERS, traces):
+            hit = trace.escape_step is not None
+            steps[k].append(trace.escape_step if hit else math.nan)
+            evals[k].append(float(trace.grad_evals[-1]) if hit else math.nan)
+        print(f"tiny_transformer seed {seed}: " + " ".join(f"{k}={steps[k][-1]}" for k in steps), flush=True)
+    res = {"steps": steps, "evals": evals}
+    setting = (
+        f"tiny_transformer, init 1e-6, lr 0.01, budget {budget}, seeds {seeds[0]}–{seeds[-1]} "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    out = network_section(
+        f"## tiny_transformer ({len(seeds)} seeds; escaped when the answer loss < ½ ln 3)",
+        [(setting, res)],
+        TRANSFORMER_OPTIMIZERS,
+    )
+    per_seed = [[str(s), *("—" if math.isnan(steps[k][i]) else f"{steps[k][i]:.0f}" for k in steps)]
+                for i, s in enumerate(seeds)]  # fmt: skip
+    out += ["", "Steps to escape per seed (— = not within the budget):", ""]
+    out += table(["seed", *(label(k) for k in TRANSFORMER_OPTIMIZERS)], per_seed)
+    return out
+
+
+def _functions(net, names, leaves, batch):
+    """(closure for the optimizer, flat-vector loss for the ground truth) on one fixed batch."""
+    sizes = [p.numel() for p in leaves]
+
+    def closure():
+        for p in leaves:
+            p.grad = None
+        loss = net.loss(dict(zip(names, leaves)), batch)
+        loss.backward()
+        return loss
+
+    def flat_loss(theta):
+        parts = torch.split(theta, sizes)
+        return net.loss({n: t.reshape(p.shape) for n, t, p in zip(names, parts, leaves)}, batch)
+
+    return closure, flat_loss
+
+
+def _hvp_at(flat_loss, theta):
+    return lambda u: hvp(flat_loss, theta, u.to(theta.dtype)).to(torch.float64)
+
+
+def part_diagnostics(seeds: list[int], at_steps: list[int], maxiter: int) -> list[str]:
+    """|cos∠(N, v_min)|, NᵀHN, λ_min and the removed gradient fraction on the plateau (see module doc)."""
+    rows = []
+    for seed in seeds:
+        for key in ("deo_paper", "deo_paper_random"):
+            net = landscapes.make_network("tiny_transformer")
+            params0 = net.params0(init_scale=1e-6, seed=seed)
+            names = list(params0)
+            leaves = [params0[n].detach().clone().requires_grad_(True) for n in names]
+            torch.manual_seed(seed)
+            opt = make_optimizer(key, leaves, seed=seed, lr=0.01)
+            batch = net.batch(0)
+
+            closure, flat_loss = _functions(net, names, leaves, batch)
+
+            for t in range(max(at_steps) + 1):
+                if t in at_steps:
+                    theta = torch.cat([p.detach().reshape(-1) for p in leaves])
+                    loss = float(flat_loss(theta))
+                    g = torch.func.grad(flat_loss)(theta).to(torch.float64)
+                    lam, v, info = lanczos_min_eig(
+                        _hvp_at(flat_loss, theta), theta.numel(), tol=1e-3, maxiter=maxiter
+                    )
+                    v = torch.as_tensor(v, dtype=torch.float64)
+                    n = opt.diagnostics()["direction"].to(torch.float64)
+                    n = n / n.norm()
+                    rq = float(n @ hvp(flat_loss, theta, n.to(theta.dtype)).to(torch.float64))
+                    gg = float(g @ g)
+                    cos = abs(float(n @ v))
+                    rows.append([
+                        str(seed), label(key), str(t), f"{loss:.4f}", f"{lam:.3g}", f"{cos:.4f}",
+                        f"{rq:.3g}", f"{float(g @ n) ** 2 / gg:.2e}", f"{float(g @ v) ** 2 / gg:.2e}",
+                        str(info["hvps"]),
+                    ])  # fmt: skip
+                    print(" | ".join(rows[-1]), flush=True)
+                opt.step(closure)
+    d = 12992
+    out = [
+        "## tiny_transformer on the plateau: where the dimer's N points",
+        "",
+        f"Exact Hessian of the full-batch loss at the iterate (Lanczos on HVPs, tol 1e-3, ≤ {maxiter} "
+        "restarts). removed = (g·N)²/‖g‖², the share of ‖g‖² DEO's projection takes out; along v_min = "
+        f"(g·v_min)²/‖g‖². A random direction has |cos| ≈ √(2/(π d)) ≈ {math.sqrt(2 / (math.pi * d)):.4f} "
+        f"(d = {d}).",
+        "",
+    ]
+    out += table(
+        [
+            "seed",
+            "optimizer",
+            "step",
+            "loss",
+            "λ_min",
+            "|cos∠(N, v_min)|",
+            "NᵀHN",
+            "removed",
+            "along v_min",
+            "HVPs",
+        ],
+        rows,
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=1000, help="surfaces")
+    parser.add_argument("--transformer-seeds", default="0-19", help="a-b (inclusive)")
+    parser.add_argument("--transformer-budget", type=int, default=400)
+    parser.add_argument("--diag-seeds", default="0-1")
+    parser.add_argument("--diag-steps", default="25,75,125")
+    parser.add_argument("--lanczos-maxiter", type=int, default=5)
+    parser.add_argument("--networks", default=",".join(r[0] for r in NETWORK_RUNS), help="comma list")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="write this part to this file (parallel runs)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    def seeds_of(text: str) -> list[int]:
+        a, _, b = text.partition("-")
+        return list(range(int(a), int(b or a) + 1))
+
+    sections = {}
+    for part in args.part:
+        t0 = time.perf_counter()
+        if part == "surfaces":
+            lines, _ = part_surfaces(args.seeds, args.budget)
+        elif part == "networks":
+            lines = part_networks(args.seeds, args.networks.split(","))
+        elif part == "transformer":
+            lines = part_transformer(seeds_of(args.transformer_seeds), args.transformer_budget)
+        else:
+            steps = [int(s) for s in args.diag_steps.split(",")]
+            lines = part_diagnostics(seeds_of(args.diag_seeds), steps, args.lanczos_maxiter)
+        argv = " ".join(sys.argv[1:])
+        lines += [
+            "",
+            f"Command: `python benchmarks/controls.py {argv}` ({time.perf_counter() - t0:.0f} s wall).  ",
+            f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+            f"{os.cpu_count()} cores shared with other jobs; load average {os.getloadavg()[0]:.1f}; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s). Counts are deterministic "
+            "given the seeds; wall times are not.",
+        ]
+        sections[part] = "\n".join(lines)
+        print(sections[part], flush=True)
+    target = Path(args.out) if args.out else RESULTS
+    existing = _read_sections(target)
+    existing.update(sections)
+    text = (
+        "# Controls: the dimer against a random direction\n\n"
+        + __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0]
+    )
+    for part in PARTS:
+        if part in existing:
+            text += f"\n\n<!-- part:{part} -->\n{existing[part]}\n<!-- end:{part} -->"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text + "\n")
+
+
+def _read_sections(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    text, sections = path.read_text(), {}
+    for part in PARTS:
+        start, end = f"<!-- part:{part} -->\n", f"\n<!-- end:{part} -->"
+        if start in text and end in text:
+            sections[part] = text.split(start, 1)[1].split(end, 1)[0]
+    return sections
+
+
+if __name__ == "__main__":
+    main()
