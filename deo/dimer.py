@@ -432,17 +432,20 @@ class _LBFGSPlane:
         self.scale = torch.where(restart, torch.ones_like(self.scale), self.scale)
 
 
-def _lanczos_min_mode(
-    grad_fn: GradFn,
-    x: Tensor,
+def lanczos_rotation(
+    shift_grad: ShiftGradFn,
     n: Tensor,
     length: float,
-    max_iterations: int,
-    scheme: str,
-    torque_tol: float,
-    record: bool,
+    g0: Tensor | None = None,
+    max_iterations: int = 50,
+    scheme: str = "forward",
+    torque_tol: float = 1e-6,
+    record: bool = False,
 ) -> tuple[Tensor, Tensor, dict]:
-    """``min_mode(rotation="lanczos")``: Lanczos on finite-difference Hessian-vector products.
+    """Lanczos on finite-difference Hessian-vector products from the unit vector N (``(..., d)``),
+    for a caller that moves θ itself: ``shift_grad(v, s)`` = ∇L(θ + s·v) and ``g0`` = ∇L(θ) (needed
+    by the forward scheme, free: not counted; not used by the central one).
+    ``min_mode(rotation="lanczos")`` is this with θ = x and g0 evaluated (and counted).
 
     The Krylov space ``span{N₀, HN₀, …}`` is built from products ``Hv ≈ (g(θ+ΔR·v) − g₀)/ΔR``
     (forward) or ``(g(θ+ΔR·v) − g(θ−ΔR·v))/(2ΔR)`` (central), as the Lanczos variant of ARTn
@@ -456,15 +459,23 @@ def _lanczos_min_mode(
     batch goes on while any row is active (one call of grad_fn per product for the whole batch).
 
     Memory: the basis, up to ``max_iterations + 1`` vectors of shape ``(..., d)``. Cost: the first
-    product is iteration 0, each iteration one more product, so ``grad_evals = 2 + iterations``
-    forward (g₀ included) and ``2·(iterations + 1)`` central (no g₀ needed).
+    product is iteration 0, each iteration one more product: ``grad_evals = iterations + 1``
+    calls of shift_grad forward, ``2·(iterations + 1)`` central. A DEO rotation event with
+    ``rotations = r`` is ``max_iterations = r, torque_tol = 0``: the same r + 1 products as a probe
+    and r Fourier iterations, with N warm-started.
+
+    Returns ``(n, curvature, info)`` like :func:`min_mode` (``grad_evals``, ``iterations``,
+    ``converged``, ``torque`` and, with ``record``, ``history``).
     """
-    shift = _shift_of(grad_fn, x)
-    g0 = grad_fn(x) if scheme == "forward" else None
+    _check_length(length)
+    _check_scheme(scheme)
+    if scheme == "forward" and g0 is None:
+        raise ValueError("lanczos_rotation with scheme='forward' needs g0, the gradient at θ")
+    shift = shift_grad
     per_product = 1 if scheme == "forward" else 2
-    grad_evals = 1 if scheme == "forward" else 0
-    eps = torch.finfo(x.dtype).eps
-    batch_shape = x.shape[:-1]
+    grad_evals = 0
+    eps = torch.finfo(n.dtype).eps
+    batch_shape = n.shape[:-1]
 
     def product(v: Tensor) -> Tensor:
         g1, g_minus = _end_gradients(shift, v, length, scheme)
@@ -479,10 +490,10 @@ def _lanczos_min_mode(
     basis = [n]
     alphas: list[Tensor] = []
     betas: list[Tensor] = []
-    scale = torch.zeros(batch_shape, dtype=x.dtype, device=x.device)  # max |T| entry so far, per row
-    stopped = torch.zeros(batch_shape, dtype=torch.bool, device=x.device)
+    scale = torch.zeros(batch_shape, dtype=n.dtype, device=n.device)  # max |T| entry so far, per row
+    stopped = torch.zeros(batch_shape, dtype=torch.bool, device=n.device)
     n_out, curvature, torque = n, None, None
-    coefficients = torch.ones((*batch_shape, 1), dtype=x.dtype, device=x.device)  # of n_out in the basis
+    coefficients = torch.ones((*batch_shape, 1), dtype=n.dtype, device=n.device)  # of n_out in the basis
     history: list[dict] = []
     iterations = 0
     while True:
@@ -633,7 +644,12 @@ def min_mode(
         n0 = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     n = normalize(n0.to(dtype=x.dtype, device=x.device).expand_as(x))
     if rotation == "lanczos":
-        return _lanczos_min_mode(grad_fn, x, n, length, max_iterations, scheme, torque_tol, record)
+        g0 = grad_fn(x) if scheme == "forward" else None
+        n, curvature, info = lanczos_rotation(
+            _shift_of(grad_fn, x), n, length, g0, max_iterations, scheme, torque_tol, record
+        )
+        info["grad_evals"] += 1 if scheme == "forward" else 0  # the gradient at x
+        return n, curvature, info
     current = probe(grad_fn, x, n, length, scheme=scheme)
     grad_evals = current.grad_evals
     resolved = torch.isfinite(current.curvature) & torch.isfinite(current.torque)

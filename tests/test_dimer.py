@@ -12,6 +12,7 @@ import torch
 from deo.dimer import (
     DimerProbe,
     batched_dot,
+    lanczos_rotation,
     min_mode,
     modify_gradient,
     normalize,
@@ -364,9 +365,9 @@ def counting(grad_fn):
     """grad_fn wrapped to count its calls (``calls[0]``)."""
     calls = [0]
 
-    def wrapped(x):
+    def wrapped(*args):
         calls[0] += 1
-        return grad_fn(x)
+        return grad_fn(*args)
 
     return wrapped, calls
 
@@ -499,3 +500,23 @@ def test_lanczos_warm_start_needs_fewer_gradients_on_a_slowly_moving_quadratic()
             cold_evals.append(cold[2]["grad_evals"])
     assert sum(warm_evals) < 0.75 * sum(cold_evals)
     assert all(w < c for w, c in zip(warm_evals, cold_evals))
+
+
+def test_lanczos_rotation_for_a_caller_that_shifts_theta_itself():
+    """The optimizer's form: shift_grad(v, s) = ∇L(θ + s·v) and g0 known; r iterations cost r + 1
+    calls, and the result is min_mode's (which also pays for g0)."""
+    a, _, _ = quadratic(16, 2, seed=52)
+    x = torch.randn(2, 16, generator=torch.Generator().manual_seed(53), dtype=DTYPE)
+    n0 = random_unit((2, 16), seed=54)
+    grad_fn = quadratic_grad(a)
+    shift_grad, calls = counting(lambda v, s: grad_fn(x + s * v))
+    n, curvature, info = lanczos_rotation(
+        shift_grad, n0, 1e-3, g0=grad_fn(x), max_iterations=3, torque_tol=0.0
+    )
+    assert calls[0] == info["grad_evals"] == 4 and info["iterations"] == 3
+    n_mm, c_mm, info_mm = min_mode(grad_fn, x, n0=n0, max_iterations=3, torque_tol=0.0)
+    assert_near(n, n_mm, atol=1e-12)
+    assert_near(curvature, c_mm, atol=1e-12)
+    assert info_mm["grad_evals"] == info["grad_evals"] + 1
+    with pytest.raises(ValueError, match="needs g0"):
+        lanczos_rotation(shift_grad, n0, 1e-3)
