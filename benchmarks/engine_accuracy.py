@@ -153,10 +153,13 @@ def eigsh_hvps(matvec: Matvec, v_min: torch.Tensor, n0: torch.Tensor) -> float:
     return math.inf
 
 
-def accuracy_table(repeats: int = 5) -> list[dict]:
-    """One row per (d, method): medians over repeats, ratios per repeat then median."""
+def accuracy_table(repeats: int = 5, dimensions: tuple[int, ...] = DIMENSIONS) -> list[dict]:
+    """One row per (d, method): medians over repeats, ratios per repeat then median.
+
+    Rows also carry the keys ``benchmarks/engine.py`` reads (``plane`` = the method name,
+    ``min_mode_grad_evals``, ``ratio_vs_lanczos``, ``ratio_vs_eigsh``, ``reached``)."""
     rows = []
-    for d in DIMENSIONS:
+    for d in dimensions:
         runs = [problem(d, seed=1000 * d + repeat) for repeat in range(repeats)]
         lanczos = [plain_lanczos_hvps(*run) for run in runs]
         arpack = [eigsh_hvps(*run) for run in runs]
@@ -176,6 +179,11 @@ def accuracy_table(repeats: int = 5) -> list[dict]:
                     "stop_evals": statistics.median(r["stop_evals"] for r in results),
                     "stop_cos": min(r["stop_cos"] for r in results),
                     "repeats": repeats,
+                    "plane": name,
+                    "min_mode_grad_evals": statistics.median(ours),
+                    "ratio_vs_lanczos": statistics.median(o / b for o, b in zip(ours, lanczos)),
+                    "ratio_vs_eigsh": statistics.median(o / b for o, b in zip(ours, arpack)),
+                    "reached": sum(math.isfinite(v) for v in ours),
                 }
             )
             print(rows[-1], flush=True)
@@ -342,9 +350,7 @@ def main() -> None:
         "from the default init σ = 1e-2 (init seed = repeat), min_mode at steps 0, 5, …, 60, eigenpairs "
         "by eigh of the exact Hessian. Its min mode is nearly degenerate near the origin (one λ ≈ −0.95 "
         f"per hidden unit), so B spans the eigenvectors with λ < λ_min + {CLUSTER}; on the quadratic "
-        "B = v_min.\n\n"
-        + warm
-        + f"\nCommand: `python benchmarks/engine_accuracy.py {repeats}` "
+        "B = v_min.\n\n" + warm + f"\nCommand: `python benchmarks/engine_accuracy.py {repeats}` "
         f"({time.perf_counter() - started:.0f} s)  \n"
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}  \n"
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared, "
