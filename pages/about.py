@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import URL, large_fonts, require_app_navigation, safe_block
-from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure
+from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure, tuned_lr_figure
 
 require_app_navigation()
 
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PUBLISHED_CSV = ROOT.parent / "shared" / "data" / "dimertrainer-eval-curves.csv"
 PAPER_CSV = RESULTS / "paper.csv"
+TUNED_CSV = RESULTS / "tuned_lr.csv"
 P = "ab."
 
 
@@ -68,14 +69,14 @@ DEFECT_FACTS = (
     BackedFact(
         "**The dimer never rotates in the published runs.** With the training script's forward-only "
         "closure the second gradient equals the first: N is NaN (0/0) from the first rotation (step 10) "
-        "on, and from then on the update is Adam's. In steps 1–9 the \"dimer step\" still fires wherever "
+        'on, and from then on the update is Adam\'s. In steps 1–9 the "dimer step" still fires wherever '
         "g·N < 0 (on a quadratic, 5 of 10 seeds end off plain Adam's path), so the run is Adam only from "
         "step 10.",
         "tests/test_baselines.py::"
         "test_published_v4_forward_only_closure_nan_from_step_10_and_from_then_on_the_update_is_adams",
     ),
     BackedFact(
-        "**The published \"dimer step\" goes uphill.** θ += s(g·N)N when g·N < 0 moves along −N where "
+        '**The published "dimer step" goes uphill.** θ += s(g·N)N when g·N < 0 moves along −N where '
         "the loss rises: with a working closure on x²−y² (Adam, lr 0.01, s = 0.1) it climbs to |θ| > 20 "
         "in ≈ 60 steps; with the authors' s = 5.0 in ≤ 11 steps.",
         "tests/test_baselines.py::test_published_v4_dimer_step_moves_uphill_along_n",
@@ -306,6 +307,21 @@ st.header("What this repository measured")
 st.markdown("**Engine facts** (each a test in `tests/`; run all with `python -m pytest -q`):")
 for fact in ENGINE_FACTS:
     _show_test_fact(fact)
+
+st.subheader("Does DEO help anywhere, at tuned learning rates?")
+with safe_block("Tuned learning rates"):
+    if not TUNED_CSV.exists():
+        st.markdown(
+            "Not measured yet: run `python benchmarks/tuned_lr.py` (writes `benchmarks/results/tuned_lr.csv` "
+            "and `tuned_lr.md`: every optimizer at its best learning rate of a grid)."
+        )
+    else:
+        st.plotly_chart(tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts()), key=f"{P}tuned")
+        st.caption(
+            "Median gradient evaluations to escape (seeds in `tuned_lr.md`) against the learning rate; the "
+            "ring marks each optimizer's best grid point, a gap a grid point where the median run did not "
+            "escape. From `benchmarks/results/tuned_lr.csv`, written by `python benchmarks/tuned_lr.py`."
+        )
 
 st.markdown(
     "**Benchmarks** (numbers read from `benchmarks/results/`; the machine is shared and noisy, "

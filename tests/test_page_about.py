@@ -3,6 +3,7 @@ the committed result files, and the published curves are drawn when their CSV is
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure
+from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure, tuned_lr_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "pages" / "about.py"
@@ -79,7 +80,8 @@ def test_published_curves_are_drawn_or_their_absence_is_said():
     at = run()
     assert_clean(at)
     if PUBLISHED_CSV.exists():
-        assert len(at.get("plotly_chart")) == 1 + (RESULTS / "paper.csv").exists()
+        charts = 1 + (RESULTS / "paper.csv").exists() + (RESULTS / "tuned_lr.csv").exists()
+        assert len(at.get("plotly_chart")) == charts
         finals = at.dataframe[0].value
         assert len(finals) == 16  # 8 optimizers × 2 model sizes
         at.radio(key="ab.loss").set_value("train_loss").run()
@@ -142,3 +144,23 @@ def test_paper_comparison_shows_our_runs_over_the_steps_they_cover():
     assert [t.name for t in solid] == ["DEO (paper)"] and np.allclose(solid[0].y, [3.1, 2.1])
     with pytest.raises(ValueError, match="ours"):
         paper_comparison_figure(published)
+
+
+def test_tuned_lr_figure_has_a_panel_per_problem_and_rings_each_optimizers_best_lr():
+    rows = []
+    for problem in ("saddle", "two_moons"):
+        for key, label, evals in (("gd", "GD", [900, 300, math.inf]), ("adam", "Adam", [math.inf, 80, 40])):
+            for lr, e in zip((1e-3, 1e-2, 1e-1), evals):
+                rows.append({"problem": problem, "optimizer": key, "label": label, "lr": lr, "seeds": 5,
+                             "escaped": 5 if math.isfinite(e) else 0, "evals_median": e})  # fmt: skip
+    fig = tuned_lr_figure(pd.DataFrame(rows))
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    rings = [t for t in fig.data if t.mode == "markers"]
+    assert len(lines) == 4 and len(rings) == 4  # 2 problems × 2 optimizers
+    gd = next(t for t in lines if t.name == "GD")
+    assert list(gd.y) == [900, 300, None]  # not escaped: a gap
+    assert sorted((r.x[0], r.y[0]) for r in rings) == [(0.01, 300), (0.01, 300), (0.1, 40), (0.1, 40)]
+    assert [a.text for a in fig.layout.annotations] == ["saddle", "two_moons"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="evals_median"):
+        tuned_lr_figure(pd.DataFrame(rows).drop(columns="evals_median"))

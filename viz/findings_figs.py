@@ -1,4 +1,5 @@
-"""Figures of the About / findings page: the published DimerTrainer evaluation curves.
+"""Figures of the About / findings page: the published DimerTrainer evaluation curves, our runs of
+the paper's setting, and the tuned-learning-rate comparison (``tuned_lr_figure``).
 
 The CSV (``dimertrainer-eval-curves.csv``: columns model, optimizer, step, train_loss, val_loss;
 eval every 250 steps on 20 batches, noise ≈ ±0.03) holds the authors' 16 runs: 8 optimizers × two
@@ -9,6 +10,7 @@ the dimer classes. Pure functions: a pandas DataFrame in, ``go.Figure`` / rows o
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -151,3 +153,53 @@ def paper_comparison_figure(df: pd.DataFrame, loss: str = "val_loss", large: boo
     fig.update_xaxes(title_text="step", range=[0, last_step * 1.05])
     fig.update_yaxes(title_text=loss.replace("_", " "))
     return finish(fig, large, height=480, legend={"orientation": "h", "y": -0.2})
+
+
+TUNED_COLUMNS = ("problem", "optimizer", "label", "lr", "seeds", "escaped", "evals_median")
+
+
+def tuned_lr_figure(df: pd.DataFrame, large: bool = False) -> go.Figure:
+    """One panel per problem: median gradient evaluations to escape against the learning rate (both
+    log), one line per optimizer, its best grid point ringed; a grid point where the median run did
+    not escape is a gap.
+
+    ``df`` is ``benchmarks/results/tuned_lr.csv`` (one row per problem, optimizer and lr; columns
+    ``TUNED_COLUMNS``).
+    """
+    missing = [c for c in TUNED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"tuned_lr CSV lacks columns {missing}; expected {list(TUNED_COLUMNS)}")
+    if df.empty:
+        raise ValueError("tuned_lr CSV has no rows")
+    problems = list(dict.fromkeys(df["problem"]))
+    cols = min(3, len(problems))
+    rows = -(-len(problems) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=problems, horizontal_spacing=0.07,
+                        vertical_spacing=0.16)  # fmt: skip
+    for i, problem in enumerate(problems):
+        row, col = i // cols + 1, i % cols + 1
+        part = df[df["problem"] == problem]
+        for key, cells in part.groupby("optimizer", sort=False):
+            cells = cells.sort_values("lr")
+            evals = pd.to_numeric(cells["evals_median"], errors="coerce").to_numpy(dtype=float)
+            lrs = cells["lr"].to_numpy(dtype=float)
+            color = color_for(str(key))
+            label = str(cells["label"].iloc[0])
+            fig.add_trace(
+                go.Scatter(x=rounded(lrs), y=rounded(evals), mode="lines+markers", name=label,
+                           legendgroup=label, showlegend=i == 0, line={"color": color}),
+                row=row, col=col,
+            )  # fmt: skip
+            finite = np.isfinite(evals)
+            if finite.any():
+                j = int(np.flatnonzero(finite)[np.argmin(evals[finite])])
+                ring = {"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": color, "width": 2}}
+                fig.add_trace(
+                    go.Scatter(x=[rounded(lrs[j])], y=[rounded(evals[j])], mode="markers", legendgroup=label,
+                               showlegend=False, hoverinfo="skip",
+                               marker=ring),
+                    row=row, col=col,
+                )  # fmt: skip
+    fig.update_xaxes(type="log", title_text="learning rate")
+    fig.update_yaxes(type="log", title_text="grad evals to escape")
+    return finish(fig, large, height=360 * rows, legend={"orientation": "h", "y": -0.12})
