@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,10 +134,126 @@ def run_all() -> str:
     return "\n".join([header, *rows])
 
 
+PEER_N = 51
+
+
+def peer_compare(key: str, n: int = PEER_N) -> dict:
+    """Our ``loss_grid`` against the ``loss-landscapes`` package (``planar_interpolation``, its
+    per-point loop with its own ``Metric`` protocol) on the same plane, in this process.
+
+    loss-landscapes walks the plane with in-place steps and evaluates the even columns at
+    β_{k+1} and the odd columns at β_k (it adds the β step before the first point of an even
+    column, subtracts it before each point of an odd one): we evaluate our grid at both offsets
+    and compare each column where loss-landscapes put it.
+    """
+    import copy
+
+    import loss_landscapes
+    from loss_landscapes.metrics.metric import Metric
+
+    torch.set_num_threads(THREADS)
+    problem, batch, center, d1, d2 = _setup(key)
+    inputs, targets = batch
+    step = 2.0 / (n - 1)  # α, β = linspace(−1, 1, n)
+
+    class Loss(Metric):  # loss_landscapes.metrics.Loss, for a module that may compute its own loss
+        def __call__(self, wrapper) -> float:
+            model = wrapper.modules[0]
+            if problem.criterion is None:
+                return model(inputs, targets).item()
+            return problem.criterion(model(inputs), targets).item()
+
+    def model_at(params) -> torch.nn.Module:
+        model = copy.deepcopy(problem.model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(params[name])
+        return model
+
+    start = {k: center[k] - d1[k] - d2[k] for k in center}
+    end1 = {k: start[k] + n * step * d1[k] for k in center}
+    end2 = {k: start[k] + n * step * d2[k] for k in center}
+    models = [model_at(start), model_at(end1), model_at(end2)]
+    shifted = {k: center[k] + step * d2[k] for k in center}
+    ours = lambda c: loss_grid(problem, c, d1, d2, n=n, batch=batch, chunk=CASES[key][4])[2]  # noqa: E731
+    ours(center)  # warm-up
+    t0, c0 = time.perf_counter(), time.process_time()
+    z = ours(center)
+    t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
+    z_shift = ours(shifted)
+    t0, c0 = time.perf_counter(), time.process_time()
+    peer = loss_landscapes.planar_interpolation(*models, Loss(), steps=n, deepcopy_model=True)
+    t_peer, c_peer = time.perf_counter() - t0, time.process_time() - c0
+    expected = np.where((np.arange(n) % 2 == 0)[:, None], z_shift.T, z.T)  # peer[i, k]: α_i, β_k(+1)
+    diff = np.abs(peer - expected)
+    scale = np.abs(expected).max()
+    return {
+        "problem": key,
+        "d": problem.n_params,
+        "dtype": str(next(iter(center.values())).dtype).replace("torch.", ""),
+        "ours_s": t_ours,
+        "peer_s": t_peer,
+        "ours_cpu": c_ours,
+        "peer_cpu": c_peer,
+        "max_abs": float(diff.max()),
+        "max_rel": float(diff.max() / scale),
+        "unshifted_max_abs": float(np.abs(peer - z.T).max()),
+    }
+
+
+def peer_main() -> None:
+    import loss_landscapes  # noqa: F401  (fail early when it is not installed)
+
+    rows = []
+    for key in ("two_moons", "tiny_transformer"):
+        r = peer_compare(key)
+        print(r, flush=True)
+        rows.append(
+            f"| {r['problem']} (d = {r['d']}, {r['dtype']}) | {PEER_N}×{PEER_N} | "
+            f"{r['ours_cpu'] * 1e3:.0f} | {r['peer_cpu'] * 1e3:.0f} | "
+            f"**{r['peer_cpu'] / r['ours_cpu']:.1f}×** | "
+            f"{r['ours_s'] * 1e3:.0f} / {r['peer_s'] * 1e3:.0f} | {r['max_abs']:.2e} "
+            f"({r['max_rel']:.1e} rel.) | {r['unshifted_max_abs']:.2e} |"
+        )
+    load = os.getloadavg()
+    import importlib.metadata as md
+
+    text = f"""# 2-D loss slices: ours vs the loss-landscapes package
+
+| problem | grid | ours CPU ms | loss-landscapes CPU ms | speed-up (CPU) | wall ms ours / theirs \
+| max abs difference | without the column shift |
+|---|---|---:|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+- Ours: `landscapes.loss_grid` (vmap over chunks). loss-landscapes {md.version("loss-landscapes")}
+  (`pip install --no-deps loss-landscapes`; it needs only numpy and runs on torch {torch.__version__}):
+  `planar_interpolation(start, end_one, end_two, metric, steps={PEER_N})` on the same plane
+  (random, filter-normalised, seed 0, α, β ∈ [−1, 1]) with a `Metric` that runs the module's forward
+  and loss and calls `.item()` (its own `Loss` metric, which runs without `torch.no_grad`).
+- Same values: loss-landscapes evaluates its even columns one β step higher than its odd ones (it
+  steps before the first point of an even column); compared where it evaluated, the grids agree to
+  the difference shown (in-place accumulation of the steps in float32 for tiny_transformer).
+  Compared naively (last column) the shift shows as the difference in the last column.
+- One timed run each after a warm-up of ours, in one process, {THREADS} torch thread; CPU time of
+  the process (`time.process_time`), steadier than wall time on the shared machine; load average
+  {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (2 cores shared with other jobs).
+
+Command: `python benchmarks/slices.py --peer` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
+
+"""
+    out = ROOT / "benchmarks" / "results" / "slices_peer.md"
+    out.write_text(text)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", nargs=4, metavar=("KEY", "METHOD", "N", "REPEATS"))
+    parser.add_argument("--peer", action="store_true", help="against the loss-landscapes package")
     args = parser.parse_args()
+    if args.peer:
+        peer_main()
+        return
     if args.measure:
         key, method, n, repeats = args.measure
         print(json.dumps(measure(key, method, int(n), int(repeats))))

@@ -47,7 +47,10 @@ from viz.palette import (
 )
 
 MAX_FRAMES = 300
-MAX_PATH_VERTICES = 80
+# Heights of the race figure (px, Play/Pause and the slider included) that fit under the page title
+# in a 1400×900 window, and in a 1280×720 projector window with large fonts.
+RACE_HEIGHT, RACE_HEIGHT_LARGE = 640, 560
+MAX_PATH_VERTICES = 40  # per frame: the last 20 rows exact, earlier ones thinned (full path drawn faintly)
 MAX_CURVE_POINTS = 2000
 SIGNIFICANT = 5
 IMAGE_GRID = 400  # pixels per side of the contour image
