@@ -24,8 +24,6 @@ from deo.dimer import (
     _assemble_probe,
     batched_dot,
     fourier_rotation,
-    modify_gradient,
-    modify_gradient_,
     probe_shifted,
     rotate_sd,
 )
@@ -36,6 +34,19 @@ SCHEMES = ("forward", "central")
 TARGETS = ("gradient", "update")
 BATCH_DIMS = (0, 1)
 LOW_PRECISION = (torch.bfloat16, torch.float16)  # widened to float32 for the dimer probes
+NO_CLOSURE = (
+    "DEO.step needs a closure: the dimer evaluates gradients at shifted parameters, so it must be "
+    "able to recompute the loss and its gradient. Instead of `loss = loss_fn(model(x), y); "
+    "loss.backward(); opt.step()` write\n"
+    "    def closure():\n"
+    "        opt.zero_grad()\n"
+    "        loss = loss_fn(model(x), y)\n"
+    "        loss.backward()\n"
+    "        return loss\n"
+    "    loss = opt.step(closure)\n"
+    "(the protocol of torch.optim.LBFGS; PyTorch Lightning's automatic optimization passes such a "
+    "closure itself)."
+)
 NO_BACKWARD = (
     "the closure left every parameter's .grad as None: it must compute the loss AND call "
     "loss.backward() (like torch.optim.LBFGS). A forward-only closure makes the dimer's second "
@@ -117,7 +128,7 @@ class DEO(Optimizer):
 
     θ is the flat vector of all parameters of all groups, ``(d,)``; with ``batch_dims=1`` the first
     dim of every parameter indexes B independent problems and θ is ``(B, d)`` (each parameter
-    flattened to ``(B, -1)`` and concatenated), so every dot product, N, curvature, gate and
+    flattened to ``(B, -1)`` and concatenated), so every dot product, N, curvature, gate, clip and
     negative-curvature step below is per row. Step t (the closure gives :math:`g_t = \nabla L(θ_t)`):
 
     1. if :math:`t \bmod k = 0` (``k = rotate_every``), a rotation event: one dimer probe of the
@@ -126,18 +137,44 @@ class DEO(Optimizer):
        \mathrm{normalize}(N + η_{rot} F_R)`), giving N, the curvature
        :math:`C ≈ N^\top H N` and torque :math:`\lVert F_R \rVert` at the final N;
     2. :math:`g_{mod} = g_t − α\,(g_t·N)\,N` when :math:`C < \text{gate}` (always when
-       ``gate=None``);
-    3. the base optimizer steps with :math:`g_{mod}` written into ``p.grad``
+       ``gate=None``); α and gate may differ per parameter group (then α is applied block-wise);
+    3. ``max_grad_norm`` (optional): the gradient the base optimizer is about to receive —
+       :math:`g_{mod}` (``target="gradient"``) or :math:`g_t` (``target="update"``), i.e. *after*
+       the dimer's modification — is rescaled to global norm ≤ ``max_grad_norm`` with the rule of
+       ``torch.nn.utils.clip_grad_norm_`` (scale ``min(1, max/(‖·‖ + 1e-6))``, per row when
+       batched). The dimer ends are never clipped (they must be raw gradients). One mechanism, so
+       a training loop does not patch the base optimizer;
+    4. the base optimizer steps with :math:`g_{mod}` written into ``p.grad``
        (``target="gradient"``), or with :math:`g_t` after which its update u is replaced by
        :math:`u − α\,(u·N)\,N` (``target="update"``: no motion along N whatever the
        preconditioner);
-    4. when :math:`C < 0` and ``nc_step > 0``: :math:`θ \leftarrow θ − \text{nc\_step}·
+    5. when :math:`C < 0` and ``nc_step > 0``: :math:`θ \leftarrow θ − \text{nc\_step}·
        \mathrm{sign}(g_t·N)\,N` (a random sign when :math:`g_t·N = 0`).
+
+    A ``torch.optim`` citizen: every hyperparameter is in ``defaults`` and in each param group
+    (the constructor keywords fill them; ``opt.alpha`` etc. read group 0 and write every group)
+    and is read from the groups at every step, so ``torch.optim.lr_scheduler`` schedules act on
+    the base optimizer (the base shares the group dicts and the ``state``), ``add_param_group``
+    works, and the dimer's own state lives in ``self.state["dimer"]`` so that
+    ``Optimizer.state_dict()`` / ``load_state_dict()`` carry it. Per group: ``lr`` and the base's
+    hyperparameters, ``alpha``, ``gate``, ``nc_step``. One dimer for all groups: ``dimer_length``,
+    ``rotate_every``, ``rotations``, ``rotation``, ``rotation_step``, ``scheme``, ``target``,
+    ``direction``, ``redraw_every`` and ``max_grad_norm`` must be equal in every group (a step
+    refuses groups that disagree).
 
     The dimer ends are evaluated by shifting the parameters in place to θ ± ΔR·N, calling the
     closure (same RNG state as for :math:`g_t`, so dropout masks match) and reading the raw
     ``p.grad``; the parameters are then copied back exactly from a flat copy of θ kept for the
-    event (one buffer, allocated once). Probes run in float32 at least.
+    event (one buffer, allocated once), on every exit. Probes run in float32 at least: for the
+    whole rotation event (the gradient at θ included) bfloat16 / float16 parameters hold float32
+    copies of themselves, so the closure must accept float32 parameters there (a model that
+    upcasts, or a forward under ``torch.autocast``; otherwise the step stops with a how-to).
+
+    A step is all or nothing: when the closure raises (a data-loader error, an OOM,
+    KeyboardInterrupt) at θ or at any dimer end, θ is restored bit for bit, the dimer state
+    (step, N, C, counters) is as before the step, every ``.grad`` is None, and on a rotation event
+    the global RNG is put back to where it was before the step (a retried step is the step that
+    never failed).
 
     Cost in gradient evaluations: 1 per step, plus per event one probe (c) and one probe per
     rotation iteration (c), with c = 1 (forward) or 2 (central): the Fourier rotation's trial
@@ -145,18 +182,19 @@ class DEO(Optimizer):
     steps with E events: ``grad_evals = T + E·(rotations + 1)·c``.
 
     Args:
-        params: parameters or param groups (``lr`` and base hyperparameters per group; the dimer
-            is global over all of them).
-        base: ``"sgd" | "momentum" | "adam" | "adamw"`` or a ``torch.optim.Optimizer`` subclass.
+        params: parameters or param groups (each group may set ``lr``, the base's hyperparameters,
+            ``alpha``, ``gate``, ``nc_step``; the dimer is global over all of them).
+        base: ``"sgd" | "momentum" | "adam" | "adamw"`` or a ``torch.optim.Optimizer`` subclass
+            (not LBFGS, which needs its own closure; ``maximize`` is refused: negate the loss).
             ``"momentum"`` is SGD with ``momentum=0.9`` unless given.
         lr: learning rate of the base optimizer.
-        dimer_length: ΔR > 0, distance from the midpoint θ to a dimer end.
+        dimer_length: ΔR, 0 < ΔR ≤ 1e6, resolvable in the probe dtype at the parameters' scale.
         rotate_every: k ≥ 1, steps between rotation events (1 = every step).
         rotations: rotation iterations per event (0: only re-probe the curvature).
         rotation: ``"fourier"`` or ``"sd"`` (needs ``rotation_step``, stable for
             ``0 < rotation_step < 2/(λ_max − λ_min)``).
         scheme: ``"forward"`` (one end, O(ΔR)) or ``"central"`` (two ends, O(ΔR²)).
-        alpha: α; 1 projects out the min-mode component (the paper), −1 doubles it,
+        alpha: α, |α| ≤ 1e6; 1 projects out the min-mode component (the paper), −1 doubles it,
             2 reflects it (saddle search).
         gate: modify only where C < gate; ``None`` always.
         target: ``"gradient"`` or ``"update"``.
@@ -179,7 +217,8 @@ class DEO(Optimizer):
             gradients it really evaluated (``T + E·c``). For ``direction="dimer"`` the two are equal.
         redraw_every: ``None`` (the random N is drawn once) or k ≥ 1, a multiple of
             ``rotate_every`` (only with ``direction="random"``).
-        **base_kwargs: passed to the base optimizer (betas, eps, weight_decay, momentum, ...).
+        max_grad_norm: ``None`` (no clipping) or > 0: see step 3.
+        **base_kwargs: passed to the base optimizer (betas, eps, weight_decay, momentum, foreach, ...).
     """
 
     def __init__(
@@ -201,47 +240,41 @@ class DEO(Optimizer):
         rotation_step: float | None = None,
         direction: str = "dimer",
         redraw_every: int | None = None,
+        max_grad_norm: float | None = None,
         **base_kwargs: Any,
     ) -> None:
-        base_cls = _validate(
-            base, lr, dimer_length, rotate_every, rotations, rotation, scheme, alpha, gate, target,
-            nc_step, batch_dims, rotation_step, seed,
+        base_cls = _validate_base(base, base_kwargs)
+        if isinstance(batch_dims, bool) or batch_dims not in BATCH_DIMS:
+            raise ValueError(f"batch_dims must be one of {BATCH_DIMS}, got {batch_dims!r}")
+        if seed is not None:
+            _integer("seed", seed, 0)
+        hyper = dict(
+            lr=lr, dimer_length=dimer_length, rotate_every=rotate_every, rotations=rotations,
+            rotation=rotation, scheme=scheme, rotation_step=rotation_step, target=target,
+            direction=direction, redraw_every=redraw_every, max_grad_norm=max_grad_norm,
+            alpha=alpha, gate=gate, nc_step=nc_step,
         )  # fmt: skip
-        _validate_direction(direction, redraw_every, rotate_every)
+        _check_hyper(hyper)
         if base == "momentum":
             base_kwargs.setdefault("momentum", 0.9)
-        super().__init__(params, dict(lr=lr, **base_kwargs))
-        # The base optimizer shares the param-group dicts: lr schedules apply to both.
-        self.base = base_cls(self.param_groups, lr=lr, **base_kwargs)
-        self.dimer_length = float(dimer_length)
-        self.rotate_every = int(rotate_every)
-        self.rotations = int(rotations)
-        self.rotation = rotation
-        self.scheme = scheme
-        self.alpha = float(alpha)
-        self.gate = None if gate is None else float(gate)
-        self.target = target
-        self.nc_step = float(nc_step)
         self.batch_dims = int(batch_dims)
-        self.rotation_step = rotation_step
-        self.direction = direction
-        self.redraw_every = None if redraw_every is None else int(redraw_every)
-
+        self._ready = False
+        super().__init__(params, {**hyper, **base_kwargs})
+        # The base optimizer shares the param-group dicts and the state: lr schedules apply to both.
+        self.base = base_cls(self.param_groups, lr=hyper["lr"], **base_kwargs)
+        self._link_base()
+        self.defaults = {**self.base.defaults, **self.defaults}
         params_list = self._params()
-        check_params(params_list, "DEO")
-        self._rows = row_count(params_list, self.batch_dims)
-        self._dtype = torch.promote_types(params_list[0].dtype, torch.float32)
-        for p in params_list[1:]:
-            self._dtype = torch.promote_types(self._dtype, p.dtype)
-        check_resolution(self.dimer_length, params_list, self._dtype, "dimer_length")
-        self._device = params_list[0].device
+        self._layout(params_list)
+        check_resolution(hyper["dimer_length"], params_list, self._dtype, "dimer_length")
         self._theta: Tensor | None = None  # θ during a rotation event (allocated at the first)
+        self._last: dict[str, Any] = {}  # g_mod and the removed component of the last step
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         d = sum(p.numel() for p in params_list) // self._rows
         n0 = initial_direction([seed + b for b in range(self._rows)], d)
         nan = torch.full((self._rows,), math.nan, dtype=self._dtype, device=self._device)
-        self.dimer: dict[str, Any] = {
+        self.state["dimer"] = {
             "base": f"{base_cls.__module__}.{base_cls.__qualname__}",
             "batch_dims": self.batch_dims,
             "seed": int(seed),
@@ -252,41 +285,132 @@ class DEO(Optimizer):
             "grad_norm": nan.clone(),
             "modified_grad_norm": nan.clone(),
             "removed_fraction": nan.clone(),
+            "clip_scale": torch.ones_like(nan),
             "sign_draws": [0] * self._rows,
             "grad_evals": 0,
+            "grad_evals_spent": 0,
             "rotation_events": 0,
             "last_rotation_step": -1,
-            "grad_evals_spent": 0,
         }
+        self._ready = True
+
+    # ----------------------------------------------------------------------------- groups and state
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything (torch's Optimizer keeps only defaults, state and param_groups, which would
+        lose the base optimizer and the layout); the hook registries are rebuilt on unpickling."""
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "base" in state:
+            self._link_base()
+
+    @property
+    def dimer(self) -> dict[str, Any]:
+        """The dimer's state (N, C, counters, seed): ``self.state["dimer"]``."""
+        return self.state["dimer"]
+
+    @property
+    def seed(self) -> int:
+        return self.dimer["seed"]
+
+    def _link_base(self) -> None:
+        self.base.param_groups = self.param_groups
+        self.base.state = self.state
+
+    def _layout(self, params: list[Tensor]) -> None:
+        """Rows, the dimer's dtype (float32 at least) and device, from the parameters."""
+        check_params(params, "DEO")
+        self._rows = row_count(params, self.batch_dims)
+        dtype = torch.float32
+        for p in params:
+            dtype = torch.promote_types(dtype, p.dtype)
+        self._dtype = dtype
+        self._device = params[0].device
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
-    def _random_direction(self, draw: int) -> Tensor:
-        """Draw number ``draw`` of the random-direction control, ``(rows, d)``: draw 0 is the initial
-        N (the dimer run's own start); draw j ≥ 1 comes from the counter-based stream of row b's seed."""
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (torch semantics; its hyperparameters default to the constructor's).
+
+        Before the first step N is re-drawn from the seed over all parameters (as if the group had
+        been given to the constructor); afterwards N is extended by zeros over the new parameters
+        (it stays a unit vector, and the next rotations turn it into them)."""
+        if not getattr(self, "_ready", False):  # called by Optimizer.__init__
+            super().add_param_group(param_group)
+            try:
+                _check_hyper(self.param_groups[-1])
+            except (TypeError, ValueError):
+                self.param_groups.pop()
+                raise
+            return
+        new = param_group["params"]
+        new = [new] if isinstance(new, Tensor) else list(new)
+        old = self._params()
+        row_count(old + new, self.batch_dims)
+        check_params(new, "DEO.add_param_group")
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for key, value in self.base.defaults.items():
+            group.setdefault(key, value)
+        try:
+            _check_hyper(group)
+        except (TypeError, ValueError):
+            self.param_groups.pop()
+            raise
+        params = self._params()
+        self._layout(params)
         state = self.dimer
-        d = state["direction"].shape[-1]
-        row_seeds = [state["seed"] + b for b in range(self._rows)]
-        if draw == 0:
-            n = initial_direction(row_seeds, d)
+        d = sum(p.numel() for p in params) // self._rows
+        if state["step"] == 0:
+            direction = initial_direction([state["seed"] + b for b in range(self._rows)], d)
         else:
-            rows = []
-            for row_seed in row_seeds:
-                v = torch.randn(
-                    d, generator=row_seed_stream(row_seed, draw, "direction"), dtype=torch.float64
-                )
-                rows.append(v / torch.linalg.vector_norm(v))
-            n = torch.stack(rows)
-        return n.to(dtype=self._dtype, device=self._device)
+            extra = d - state["direction"].shape[-1]
+            direction = torch.cat(
+                [
+                    state["direction"].to(torch.float64).cpu(),
+                    torch.zeros(self._rows, extra, dtype=torch.float64),
+                ],
+                dim=1,
+            )
+        state["direction"] = direction.to(dtype=self._dtype, device=self._device)
+        for key in (
+            "curvature",
+            "torque",
+            "grad_norm",
+            "modified_grad_norm",
+            "removed_fraction",
+            "clip_scale",
+        ):
+            state[key] = state[key].to(dtype=self._dtype, device=self._device)
+        self._theta = None
+        self._last = {}
 
-    def _flat(self, tensors: list[Tensor | None], params: list[Tensor]) -> Tensor:
-        return flatten_rows(tensors, params, self._rows, self._dtype)
+    def _settings(self) -> dict[str, Any]:
+        """The dimer's settings from the groups (equal in every group), read at every step."""
+        first = self.param_groups[0]
+        for number, group in enumerate(self.param_groups[1:], start=1):
+            for key in DIMER_KEYS:
+                if group[key] != first[key]:
+                    raise ValueError(
+                        f"DEO: {key} is a setting of the one dimer over all parameter groups, so every "
+                        f"group needs the same value; group 0 has {first[key]!r}, "
+                        f"group {number} {group[key]!r}"
+                    )
+        return first
 
-    def _gradient(self, closure: Callable[[], Any], params: list[Tensor]) -> tuple[Any, Tensor]:
-        """Call the closure with fresh ``.grad`` slots and return (loss, raw flat gradient)."""
-        loss, grads = evaluate_closure(closure, params, "DEO.step")
-        return loss, self._flat(grads, params)
+    def _column_values(self, keys: tuple[str, ...], per_row: Callable[[dict[str, Any]], Tensor]) -> Tensor:
+        """``per_row(group)`` (shape ``(rows,)``) when every group has the same ``keys``, else a
+        ``(rows, d)`` tensor holding each group's value over its parameters' columns."""
+        groups = self.param_groups
+        if all(group[key] == groups[0][key] for group in groups[1:] for key in keys):
+            return per_row(groups[0])
+        parts = []
+        for group in groups:
+            value = per_row(group).unsqueeze(-1)
+            parts += [value.expand(self._rows, p.numel() // self._rows) for p in group["params"]]
+        return torch.cat(parts, dim=1)
 
     def _rng_state(self) -> tuple[Tensor, Tensor | None]:
         cuda = torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None
@@ -296,6 +420,14 @@ class DEO(Optimizer):
         torch.set_rng_state(state[0])
         if state[1] is not None:
             torch.cuda.set_rng_state(state[1], self._device)
+
+    def _flat(self, tensors: list[Tensor | None], params: list[Tensor]) -> Tensor:
+        return flatten_rows(tensors, params, self._rows, self._dtype)
+
+    def _gradient(self, closure: Callable[[], Any], params: list[Tensor]) -> tuple[Any, Tensor]:
+        """Call the closure with fresh ``.grad`` slots and return (loss, raw flat gradient)."""
+        loss, grads = evaluate_closure(closure, params, "DEO.step")
+        return loss, self._flat(grads, params)
 
     @contextmanager
     def _widened(self, low: list[Tensor]) -> Iterator[None]:
@@ -331,14 +463,12 @@ class DEO(Optimizer):
         """One DEO step (see the class docstring). ``closure``: zero grads, forward, backward,
         return the loss; it is called once at θ and again at every dimer end."""
         if closure is None:
-            raise ValueError(
-                "DEO.step needs a closure (zero_grad, forward, loss.backward(), return loss): "
-                "the dimer evaluates gradients at shifted parameters"
-            )
+            raise ValueError(NO_CLOSURE)
+        hp = self._settings()
         params = self._params()
         state = self.dimer
         t = state["step"]
-        event = t % self.rotate_every == 0
+        event = t % hp["rotate_every"] == 0
         low = [p for p in params if p.dtype in LOW_PRECISION] if event else []
         rng_before = self._rng_state() if event else None
         kept = {
@@ -352,18 +482,14 @@ class DEO(Optimizer):
                 state["grad_evals"] += 1
                 if event:
                     rng_after = self._rng_state()
-                    if (
-                        self.direction == "random"
-                        and self.redraw_every
-                        and t > 0
-                        and t % self.redraw_every == 0
-                    ):
-                        state["direction"] = self._random_direction(t // self.redraw_every)
-                    self._rotation_event(self._shift_gradient(closure, params, rng_before), g)
+                    redraw = hp["redraw_every"]
+                    if hp["direction"] == "random" and redraw and t > 0 and t % redraw == 0:
+                        state["direction"] = self._random_direction(t // redraw)
+                    self._rotation_event(self._shift_gradient(closure, params, rng_before), g, hp)
                     self._set_rng_state(rng_after)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
-            if event and self.direction == "random":  # charged like the dimer run it controls
-                state["grad_evals"] += self.rotations * (1 if self.scheme == "forward" else 2)
+            if event and hp["direction"] == "random":  # charged like the dimer run it controls
+                state["grad_evals"] += hp["rotations"] * (1 if hp["scheme"] == "forward" else 2)
         except BaseException:
             # all or nothing: θ is restored by the shifts' own ``finally``; the dimer state and
             # (on a rotation event) the global RNG go back to where they were before the step
@@ -378,24 +504,52 @@ class DEO(Optimizer):
             state["last_rotation_step"] = t
 
         n = state["direction"]
-        alpha = torch.full_like(state["curvature"], self.alpha)
-        if self.gate is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
-            alpha = torch.where(state["curvature"] < self.gate, alpha, torch.zeros_like(alpha))
-        along = batched_dot(g, n)
-        g_mod = modify_gradient_(g, n, alpha, along) if self.target == "gradient" else g  # g is done with
-        self._record_gradients(grad_sq, g_mod, along)
+        curvature = state["curvature"]
 
-        theta_before = self._flat([p.detach() for p in params], params) if self.target == "update" else None
+        def alpha_of(group: dict[str, Any]) -> Tensor:
+            alpha = torch.full_like(curvature, group["alpha"])
+            if group["gate"] is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
+                alpha = torch.where(curvature < group["gate"], alpha, torch.zeros_like(alpha))
+            return alpha
+
+        alpha = self._column_values(("alpha", "gate"), alpha_of)
+        along = batched_dot(g, n)
+        coefficient = _coefficient(alpha, along)
+        g_mod = g.addcmul_(coefficient, n, value=-1) if hp["target"] == "gradient" else g  # g is done with
+        self._record_gradients(grad_sq, g_mod, along, hp["max_grad_norm"])
+        self._last = {"modified": g_mod, "direction": n, "coefficient": coefficient, "target": hp["target"]}
+
+        theta_before = self._flat([p.detach() for p in params], params) if hp["target"] == "update" else None
         for p, value in zip(params, unflatten_rows(g_mod, params, self._rows)):
             p.grad = value.to(p.dtype)  # views of the fresh g_mod: the base optimizer only reads them
         self.base.step()
         if theta_before is not None:
             update = self._flat([p.detach() for p in params], params) - theta_before
-            self._add_to_params(modify_gradient(update, n, alpha) - update, params)
-        if self.nc_step > 0:
+            update_coefficient = _coefficient(alpha, batched_dot(update, n))
+            self._last["coefficient"] = update_coefficient
+            self._add_to_params((update - update_coefficient * n) - update, params)
+        if any(group["nc_step"] > 0 for group in self.param_groups):
             self._negative_curvature_step(along, params)
         state["step"] = t + 1
         return loss
+
+    def _random_direction(self, draw: int) -> Tensor:
+        """Draw number ``draw`` of the random-direction control, ``(rows, d)``: draw 0 is the initial
+        N (the dimer run's own start); draw j ≥ 1 comes from the counter-based stream of row b's seed."""
+        state = self.dimer
+        d = state["direction"].shape[-1]
+        row_seeds = [state["seed"] + b for b in range(self._rows)]
+        if draw == 0:
+            n = initial_direction(row_seeds, d)
+        else:
+            rows = []
+            for row_seed in row_seeds:
+                v = torch.randn(
+                    d, generator=row_seed_stream(row_seed, draw, "direction"), dtype=torch.float64
+                )
+                rows.append(v / torch.linalg.vector_norm(v))
+            n = torch.stack(rows)
+        return n.to(dtype=self._dtype, device=self._device)
 
     def _shift_gradient(
         self, closure: Callable[[], Any], params: list[Tensor], rng: tuple[Tensor, Tensor | None]
@@ -403,7 +557,8 @@ class DEO(Optimizer):
         """``shift_grad(v, s)`` = the raw flat gradient at θ + s·v, θ the parameters now.
 
         θ is copied once into a persistent flat buffer; each call adds s·v to the parameters in
-        place, calls the closure from the RNG state ``rng`` and copies θ back (bit for bit).
+        place, calls the closure from the RNG state ``rng`` and copies θ back (bit for bit, on
+        every exit).
         """
         if self._theta is None:
             d = sum(p.numel() for p in params) // self._rows
@@ -423,16 +578,16 @@ class DEO(Optimizer):
 
         return shift_grad
 
-    def _rotation_event(self, shift_grad: ShiftGradFn, g: Tensor) -> None:
-        """Probe the warm-started N and rotate it ``rotations`` times; rows whose end gradient is
-        not finite keep their previous N, curvature and torque."""
+    def _rotation_event(self, shift_grad: ShiftGradFn, g: Tensor, hp: dict[str, Any]) -> None:
+        """Probe the warm-started N and rotate it ``rotations`` times (none for the random control);
+        rows whose end gradient is not finite keep their previous N, curvature and torque."""
         state = self.dimer
         n = state["direction"]
-        current = probe_shifted(shift_grad, n, self.dimer_length, g0=g, scheme=self.scheme)
+        current = probe_shifted(shift_grad, n, hp["dimer_length"], g0=g, scheme=hp["scheme"])
         state["grad_evals"] += current.grad_evals
         curvature = current.curvature
-        for _ in range(self.rotations if self.direction == "dimer" else 0):
-            n, curvature, current = self._rotate(shift_grad, n, current)
+        for _ in range(hp["rotations"] if hp["direction"] == "dimer" else 0):
+            n, curvature, current = self._rotate(shift_grad, n, current, hp)
         valid = _finite_rows(batched_dot(n, n), curvature, current.torque)  # ‖N‖²: every entry of N
         if bool(valid.all()):  # the usual case: no select over d (the step syncs for _check_finite anyway)
             state["direction"], state["curvature"], state["torque"] = n, curvature, current.torque
@@ -442,28 +597,36 @@ class DEO(Optimizer):
         state["torque"] = torch.where(valid, current.torque, state["torque"])
 
     def _rotate(
-        self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe
+        self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe, hp: dict[str, Any]
     ) -> tuple[Tensor, Tensor, DimerProbe]:
         """One rotation iteration: new N, its curvature and its probe (one probe's cost)."""
-        if self.rotation == "sd":
-            n_new = rotate_sd(n, current, self.rotation_step)
-            new = probe_shifted(shift_grad, n_new, self.dimer_length, g0=current.g0, scheme=self.scheme)
+        length, scheme = hp["dimer_length"], hp["scheme"]
+        if hp["rotation"] == "sd":
+            n_new = rotate_sd(n, current, hp["rotation_step"])
+            new = probe_shifted(shift_grad, n_new, length, g0=current.g0, scheme=scheme)
             self.dimer["grad_evals"] += new.grad_evals
             return n_new, new.curvature, new
-        n_new, curvature, info = fourier_rotation(
-            shift_grad, n, current, self.dimer_length, scheme=self.scheme
-        )
+        n_new, curvature, info = fourier_rotation(shift_grad, n, current, length, scheme=scheme)
         self.dimer["grad_evals"] += info["grad_evals"]
-        new = _assemble_probe(
-            current.g0, info["g1_interp"], info.get("g_minus_interp"), n_new, self.dimer_length, 0
-        )
+        new = _assemble_probe(current.g0, info["g1_interp"], info.get("g_minus_interp"), n_new, length, 0)
         return n_new, curvature, new
 
-    def _record_gradients(self, grad_sq: Tensor, g_mod: Tensor, along: Tensor) -> None:
-        """‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² per row, from the dot products the step already has."""
+    def _record_gradients(
+        self, grad_sq: Tensor, g_mod: Tensor, along: Tensor, max_norm: float | None
+    ) -> None:
+        """‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² per row, from the dot products the step already has; the
+        clip of ``g_mod`` (in place) when ``max_norm`` is set."""
         state = self.dimer
         state["grad_norm"] = torch.sqrt(grad_sq)
-        state["modified_grad_norm"] = torch.sqrt(batched_dot(g_mod, g_mod))
+        modified_norm = torch.sqrt(batched_dot(g_mod, g_mod))
+        scale = torch.ones_like(modified_norm)
+        if max_norm is not None:  # torch.nn.utils.clip_grad_norm_'s rule, per row
+            scale = torch.clamp(max_norm / (modified_norm + 1e-6), max=1.0)
+            if bool((scale < 1).any()):
+                g_mod.mul_(scale.unsqueeze(-1))
+                modified_norm = modified_norm * scale
+        state["clip_scale"] = scale
+        state["modified_grad_norm"] = modified_norm
         safe = torch.where(grad_sq > 0, grad_sq, torch.ones_like(grad_sq))
         state["removed_fraction"] = torch.where(grad_sq > 0, along * along / safe, torch.zeros_like(grad_sq))
 
@@ -472,8 +635,8 @@ class DEO(Optimizer):
             p.add_(value.to(p.dtype))
 
     def _negative_curvature_step(self, along: Tensor, params: list[Tensor]) -> None:
-        """θ ← θ − nc_step·sign(g·N)·N where C < 0 (``along`` = g·N per row); a per-row random sign
-        where g·N = 0."""
+        """θ ← θ − nc_step·sign(g·N)·N where C < 0 (``along`` = g·N per row; ``nc_step`` per group);
+        a per-row random sign where g·N = 0."""
         state = self.dimer
         n = state["direction"]
         sign = torch.sign(along)
@@ -487,147 +650,207 @@ class DEO(Optimizer):
                 sign[row] = 1.0 if torch.randint(0, 2, (1,), generator=generator).item() else -1.0
                 state["sign_draws"][row] = draw + 1
             sign = sign.reshape(along.shape)
-        size = torch.where(negative, self.nc_step * sign, torch.zeros_like(sign))
-        self._add_to_params(-size.unsqueeze(-1) * n, params)
+
+        def size_of(group: dict[str, Any]) -> Tensor:
+            return torch.where(negative, group["nc_step"] * sign, torch.zeros_like(sign))
+
+        size = self._column_values(("nc_step",), size_of)
+        self._add_to_params(-_coefficient(size, torch.ones_like(sign)) * n, params)
 
     # ----------------------------------------------------------------------------- introspection
     def diagnostics(self) -> dict[str, Any]:
         """The dimer's view at the last step.
 
         ``direction`` N ``(d,)`` / ``(B, d)``; ``curvature`` C and ``torque`` ‖F_R‖ of the last
-        rotation event; ``grad_norm`` ‖g‖, ``modified_grad_norm`` ‖g_mod‖, ``removed_fraction``
-        (g·N)²/‖g‖² of the last step (floats, or ``(B,)`` tensors with ``batch_dims=1``; NaN
-        before the first step); ``grad_evals`` the algorithm's gradient evaluations so far;
-        ``rotation_events``, ``last_rotation_step`` (−1 before the first), ``dimer_length``,
-        ``step``.
+        rotation event; ``grad_norm`` ‖g‖, ``modified_grad_norm`` ‖g_mod‖ (after the clip),
+        ``removed_fraction`` (g·N)²/‖g‖², ``clip_scale`` (1 when not clipped) of the last step
+        (floats, or ``(B,)`` tensors with ``batch_dims=1``; NaN before the first step);
+        ``modified_grad``: the flat gradient the base optimizer received at the last step (g_mod,
+        or g for ``target="update"``; after the clip), ``removed``: the flat vector the dimer took
+        out, α(g·N)N from g (``target="gradient"``) or α(u·N)N from the base's update u
+        (``target="update"``) — zero where gated; both ``(d,)`` / ``(B, d)``, None before the first
+        step and after a ``load_state_dict``; ``grad_evals`` the algorithm's gradient evaluations
+        so far (for the random control: what the dimer run would spend), ``grad_evals_spent``
+        (gradients really evaluated), ``direction_mode``, ``rotation_events``,
+        ``last_rotation_step`` (−1 before the first), ``dimer_length``, ``step``.
         """
         state = self.dimer
+        rows = self.batch_dims == 0
 
         def out(value: Tensor) -> float | Tensor:
-            return float(value[0]) if self.batch_dims == 0 else value.clone()
+            return float(value[0]) if rows else value.clone()
 
+        def vector(value: Tensor | None) -> Tensor | None:
+            if value is None:
+                return None
+            return value[0].clone() if rows else value.clone()
+
+        last = self._last
+        removed = last["coefficient"] * last["direction"] if last else None
         direction = state["direction"]
         return {
-            "direction": direction[0].clone() if self.batch_dims == 0 else direction.clone(),
+            "direction": vector(direction),
             "curvature": out(state["curvature"]),
             "torque": out(state["torque"]),
             "grad_norm": out(state["grad_norm"]),
             "modified_grad_norm": out(state["modified_grad_norm"]),
             "removed_fraction": out(state["removed_fraction"]),
+            "clip_scale": out(state["clip_scale"]),
+            "modified_grad": vector(last.get("modified")),
+            "removed": vector(removed),
             "grad_evals": state["grad_evals"],
+            "grad_evals_spent": state["grad_evals_spent"],
+            "direction_mode": self.param_groups[0]["direction"],
             "rotation_events": state["rotation_events"],
             "last_rotation_step": state["last_rotation_step"],
-            "dimer_length": self.dimer_length,
+            "dimer_length": self.param_groups[0]["dimer_length"],
             "step": state["step"],
-            "grad_evals_spent": state["grad_evals_spent"],
-            "direction_mode": self.direction,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Param groups, the base optimizer's state and the dimer state (N, counters, seed)."""
+        """``Optimizer.state_dict()``: the param groups (every hyperparameter), the base optimizer's
+        per-parameter state and, under ``state["dimer"]``, the dimer state (N, C, counters, seed),
+        copied so that later steps do not change it."""
         state_dict = super().state_dict()
-        state_dict["base_state"] = self.base.state_dict()["state"]
-        state_dict["dimer"] = {key: _copy(value) for key, value in self.dimer.items()}
+        state_dict["state"]["dimer"] = {key: _copy(value) for key, value in self.dimer.items()}
         return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the run then continues bit for bit.
+        """Restore a :meth:`state_dict` (hyperparameters included); the run then continues bit for bit.
 
         Everything is checked before anything changes: a ValueError says what does not match
         (missing entries, another model's shapes, another base optimizer, ``batch_dims``, the
-        size or dtype of the dimer direction N).
+        size or dtype of the dimer direction N, dimer settings that differ between groups).
         """
         self._check_state_dict(state_dict)
-        groups = state_dict["param_groups"]
-        self.base.load_state_dict({"state": state_dict["base_state"], "param_groups": groups})
-        super().load_state_dict({"state": state_dict["state"], "param_groups": groups})
-        self.base.param_groups = self.param_groups
-        for key, value in state_dict["dimer"].items():
-            if isinstance(value, Tensor):
-                value = value.to(device=self._device)
-            self.dimer[key] = _copy(value)
+        super().load_state_dict(state_dict)
+        self._link_base()
+        self.state["dimer"] = {
+            key: _copy(value.to(device=self._device) if isinstance(value, Tensor) else value)
+            for key, value in self.state["dimer"].items()
+        }
+        self._last = {}
 
     def _check_state_dict(self, state_dict: Any) -> None:
         """ValueError naming the first thing in ``state_dict`` that does not fit this optimizer."""
+        who = "DEO.load_state_dict"
         if not isinstance(state_dict, dict):
+            raise ValueError(f"{who} needs a dict from DEO.state_dict(), got {type(state_dict).__name__}")
+        if "base_state" in state_dict:
             raise ValueError(
-                f"DEO.load_state_dict needs a dict from DEO.state_dict(), got {type(state_dict).__name__}"
+                f"{who}: this state dict has the layout of an older DEO ('base_state' and 'dimer' at the "
+                "top level); the dimer state now lives in state['dimer'] like any torch optimizer's state"
             )
-        missing = [key for key in ("state", "param_groups", "base_state", "dimer") if key not in state_dict]
+        missing = [key for key in ("state", "param_groups") if key not in state_dict]
         if missing:
-            raise ValueError(
-                f"DEO.load_state_dict: the state dict lacks {missing} (not a complete DEO.state_dict())"
-            )
-        groups = state_dict["param_groups"]
+            raise ValueError(f"{who}: the state dict lacks {missing} (not a complete DEO.state_dict())")
+        groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_state, dict) or "dimer" not in saved_state:
+            raise ValueError(f"{who}: the state dict lacks the dimer state (state['dimer'])")
         if not isinstance(groups, list) or len(groups) != len(self.param_groups):
             count = len(groups) if isinstance(groups, list) else groups
             raise ValueError(
-                f"DEO.load_state_dict: {count} parameter groups saved, "
-                f"this optimizer has {len(self.param_groups)}"
+                f"{who}: {count} parameter groups saved, this optimizer has {len(self.param_groups)}"
             )
         params = self._params()
-        index = 0
         for number, (saved, group) in enumerate(zip(groups, self.param_groups)):
             if not isinstance(saved, dict) or len(saved.get("params", ())) != len(group["params"]):
+                held = len(saved.get("params", ())) if isinstance(saved, dict) else "?"
                 raise ValueError(
-                    f"DEO.load_state_dict: parameter group {number} holds "
-                    f"{len(saved.get('params', ())) if isinstance(saved, dict) else '?'} tensors saved, "
-                    f"{len(group['params'])} here"
+                    f"{who}: parameter group {number} holds {held} tensors saved, {len(group['params'])} here"
                 )
             absent = sorted(set(group) - set(saved) - {"params"})
             if absent:
                 raise ValueError(
-                    f"DEO.load_state_dict: parameter group {number} lacks the hyperparameters {absent} of "
-                    f"this optimizer's base ({type(self.base).__name__}): saved with another base optimizer?"
+                    f"{who}: parameter group {number} lacks the hyperparameters {absent} of this "
+                    f"optimizer ({type(self.base).__name__} base): saved with another base optimizer?"
                 )
-            index += len(group["params"])
-        dimer = state_dict["dimer"]
+            try:
+                _check_hyper({key: saved[key] for key in DIMER_KEYS + GROUP_KEYS + ("lr",)})
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{who}: parameter group {number}: {error}") from error
+        for key in DIMER_KEYS:
+            if any(saved[key] != groups[0][key] for saved in groups[1:]):
+                raise ValueError(f"{who}: the saved groups disagree on the dimer setting {key}")
+        dimer = saved_state["dimer"]
         if not isinstance(dimer, dict):
-            raise ValueError("DEO.load_state_dict: the 'dimer' entry must be a dict")
-        missing = sorted(set(self.dimer) - set(dimer) - {"base", "batch_dims"})
+            raise ValueError(f"{who}: the dimer state must be a dict")
+        missing = sorted(set(self.dimer) - set(dimer))
         if missing:
-            raise ValueError(f"DEO.load_state_dict: the dimer state lacks {missing}")
+            raise ValueError(f"{who}: the dimer state lacks {missing}")
         for key, here in (("base", self.dimer["base"]), ("batch_dims", self.batch_dims)):
-            if key in dimer and dimer[key] != here:
-                raise ValueError(
-                    f"DEO.load_state_dict: saved with {key}={dimer[key]!r}, this optimizer has {key}={here!r}"
-                )
+            if dimer[key] != here:
+                raise ValueError(f"{who}: saved with {key}={dimer[key]!r}, this optimizer has {key}={here!r}")
         direction, expected = dimer["direction"], self.dimer["direction"]
         if not isinstance(direction, Tensor) or direction.shape != expected.shape:
             shape = tuple(direction.shape) if isinstance(direction, Tensor) else type(direction).__name__
             raise ValueError(
-                f"DEO.load_state_dict: the dimer direction N has shape {shape}, this optimizer needs "
+                f"{who}: the dimer direction N has shape {shape}, this optimizer needs "
                 f"{tuple(expected.shape)} (rows × parameters: another model, or another batch_dims)"
             )
         if direction.dtype != expected.dtype:
             raise ValueError(
-                f"DEO.load_state_dict: the dimer direction N is {direction.dtype}, this optimizer's dimer "
-                f"runs in {expected.dtype} (the parameters' dtype changed since the state was saved)"
+                f"{who}: the dimer direction N is {direction.dtype}, this optimizer's dimer runs in "
+                f"{expected.dtype} (the parameters' dtype changed since the state was saved)"
             )
-        for key, value in dimer.items():
-            if isinstance(value, Tensor) and key != "direction" and value.shape != self.dimer[key].shape:
+        for key, value in self.dimer.items():
+            saved = dimer[key]
+            if isinstance(value, Tensor) and (not isinstance(saved, Tensor) or saved.shape != value.shape):
+                shape = tuple(saved.shape) if isinstance(saved, Tensor) else type(saved).__name__
                 raise ValueError(
-                    f"DEO.load_state_dict: dimer entry {key!r} has shape {tuple(value.shape)}, "
-                    f"expected {tuple(self.dimer[key].shape)}"
+                    f"{who}: dimer entry {key!r} has shape {shape}, expected {tuple(value.shape)}"
                 )
-        base_state = state_dict["base_state"]
-        if not isinstance(base_state, dict):
-            raise ValueError("DEO.load_state_dict: the 'base_state' entry must be a dict")
-        for key, entry in base_state.items():
-            if not isinstance(key, int) or not 0 <= key < len(params):
+        for key, entry in saved_state.items():
+            if key == "dimer":
+                continue
+            if not isinstance(key, int) or not 0 <= key < len(params) or not isinstance(entry, dict):
                 raise ValueError(
-                    f"DEO.load_state_dict: base state for parameter {key!r}, this optimizer has {len(params)}"
+                    f"{who}: state for parameter {key!r}, this optimizer has {len(params)} parameters"
                 )
             for name, value in entry.items():
                 if isinstance(value, Tensor) and value.dim() > 0 and value.shape != params[key].shape:
                     raise ValueError(
-                        f"DEO.load_state_dict: base state {name!r} of parameter {key} has shape "
-                        f"{tuple(value.shape)}, the parameter has {tuple(params[key].shape)} "
-                        "(a state from another model?)"
+                        f"{who}: base state {name!r} of parameter {key} has shape {tuple(value.shape)}, "
+                        f"the parameter has {tuple(params[key].shape)} (a state from another model?)"
                     )
 
 
+def _group_property(name: str) -> property:
+    """``opt.<name>``: the hyperparameter of group 0; setting it sets (and checks) every group."""
+
+    def get(self: DEO) -> Any:
+        return self.param_groups[0][name]
+
+    def set_(self: DEO, value: Any) -> None:
+        for group in self.param_groups:
+            _check_hyper({**group, name: value})
+        for group in self.param_groups:
+            group[name] = value
+            _check_hyper(group)  # normalises (ints, floats)
+
+    return property(get, set_, doc=f"``{name}`` of the param groups (group 0 read; every group written).")
+
+
+for _name in ("dimer_length", "rotate_every", "rotations", "rotation", "scheme", "rotation_step", "target",
+              "direction", "redraw_every", "max_grad_norm", "alpha", "gate", "nc_step"):  # fmt: skip
+    setattr(DEO, _name, _group_property(_name))
+
+
+def _coefficient(value: Tensor, along: Tensor) -> Tensor:
+    """``value·along`` shaped to multiply N ``(rows, d)``: ``value`` is ``(rows,)`` or ``(rows, d)``."""
+    if value.dim() == along.dim():
+        return (value * along).unsqueeze(-1)
+    return value * along.unsqueeze(-1)
+
+
 LIMIT = 1e6  # the largest |value| accepted for dimer_length, alpha, nc_step (beyond: overflow, not a dimer)
+DIRECTIONS = ("dimer", "random")
+# One dimer over all groups: these must be equal in every group. Per group: lr, the base's, these:
+DIMER_KEYS = (
+    "dimer_length", "rotate_every", "rotations", "rotation", "scheme", "rotation_step", "target",
+    "direction", "redraw_every", "max_grad_norm",
+)  # fmt: skip
+GROUP_KEYS = ("alpha", "gate", "nc_step")
 
 
 def _number(
@@ -657,13 +880,8 @@ def _integer(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-def _validate(
-    base: str | type[Optimizer], lr: float, dimer_length: float, rotate_every: int, rotations: int,
-    rotation: str, scheme: str, alpha: float, gate: float | None, target: str, nc_step: float,
-    batch_dims: int, rotation_step: float | None, seed: int | None,
-) -> type[Optimizer]:  # fmt: skip
-    """Check DEO's arguments (TypeError for a wrong type, ValueError for a wrong value, each naming
-    the argument); return the base optimizer class."""
+def _validate_base(base: str | type[Optimizer], base_kwargs: dict[str, Any]) -> type[Optimizer]:
+    """The base optimizer class, or a ValueError with a sentence."""
     if isinstance(base, type) and issubclass(base, Optimizer):
         base_cls = base
     elif isinstance(base, str) and base in BASES:
@@ -678,51 +896,58 @@ def _validate(
             "loss inside its step), while DEO hands its base optimizer a gradient and calls step() "
             "without one. Use a first-order base (sgd, momentum, adam, adamw, or e.g. RMSprop)."
         )
-    _number("lr", lr, low=0.0)
-    _number("dimer_length", dimer_length, low=0.0, open_low=True, high=LIMIT)
-    _integer("rotate_every", rotate_every, 1)
-    _integer("rotations", rotations, 0)
-    if rotation not in ROTATIONS:
-        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
-    if rotation_step is not None:
-        _number("rotation_step", rotation_step, low=0.0, open_low=True)
-    if rotation == "sd" and rotation_step is None:
-        raise ValueError("rotation='sd' needs rotation_step > 0 (stable below 2/(λ_max − λ_min)), got None")
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    if abs(_number("alpha", alpha)) > LIMIT:
+    if base_kwargs.get("maximize"):
         raise ValueError(
-            f"alpha must be within ±{LIMIT:g} (1 projects, -1 amplifies, 2 reflects), got {alpha:g}"
+            "maximize=True is not supported: the dimer's curvature is that of the loss the closure "
+            "returns; to maximise f, return -f"
         )
-    if gate is not None:
-        _number("gate", gate)
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    _number("nc_step", nc_step, low=0.0, high=LIMIT)
-    if batch_dims not in BATCH_DIMS or isinstance(batch_dims, bool):
-        raise ValueError(f"batch_dims must be one of {BATCH_DIMS}, got {batch_dims!r}")
-    if seed is not None:
-        _integer("seed", seed, 0)
     return base_cls
 
 
-DIRECTIONS = ("dimer", "random")
-
-
-def _validate_direction(direction: str, redraw_every: int | None, rotate_every: int) -> None:
-    """Check the direction mode (the dimer, or the random-direction control) and its re-draw period."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if redraw_every is None:
-        return
-    if direction != "random":
-        raise ValueError("redraw_every is for the random-direction control: pass direction='random'")
-    redraw_every = _integer("redraw_every", redraw_every, 1)
-    if redraw_every % int(rotate_every):
-        raise ValueError(
-            f"redraw_every ({redraw_every}) must be a multiple of rotate_every ({rotate_every}): N is "
-            "re-drawn at a rotation event, where its curvature is probed"
-        )
+def _check_hyper(hp: dict[str, Any]) -> None:
+    """Check the DEO hyperparameters present in ``hp`` (TypeError for a wrong type, ValueError for a
+    wrong value, each naming the argument) and normalise them in place (ints, floats)."""
+    if "lr" in hp and not isinstance(hp["lr"], Tensor):
+        hp["lr"] = _number("lr", hp["lr"], low=0.0)
+    if "dimer_length" in hp:
+        hp["dimer_length"] = _number("dimer_length", hp["dimer_length"], low=0.0, open_low=True, high=LIMIT)
+    if "rotate_every" in hp:
+        hp["rotate_every"] = _integer("rotate_every", hp["rotate_every"], 1)
+    if "rotations" in hp:
+        hp["rotations"] = _integer("rotations", hp["rotations"], 0)
+    if "rotation" in hp and hp["rotation"] not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {hp['rotation']!r}")
+    if hp.get("rotation_step") is not None:
+        hp["rotation_step"] = _number("rotation_step", hp["rotation_step"], low=0.0, open_low=True)
+    if hp.get("rotation") == "sd" and hp.get("rotation_step") is None:
+        raise ValueError("rotation='sd' needs rotation_step > 0 (stable below 2/(λ_max − λ_min)), got None")
+    if "scheme" in hp and hp["scheme"] not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {hp['scheme']!r}")
+    if "alpha" in hp:
+        hp["alpha"] = _number("alpha", hp["alpha"])
+        if abs(hp["alpha"]) > LIMIT:
+            raise ValueError(
+                f"alpha must be within ±{LIMIT:g} (1 projects, -1 amplifies, 2 reflects), got {hp['alpha']:g}"
+            )
+    if hp.get("gate") is not None:
+        hp["gate"] = _number("gate", hp["gate"])
+    if "target" in hp and hp["target"] not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {hp['target']!r}")
+    if "nc_step" in hp:
+        hp["nc_step"] = _number("nc_step", hp["nc_step"], low=0.0, high=LIMIT)
+    if hp.get("max_grad_norm") is not None:
+        hp["max_grad_norm"] = _number("max_grad_norm", hp["max_grad_norm"], low=0.0, open_low=True)
+    if "direction" in hp and hp["direction"] not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {hp['direction']!r}")
+    if hp.get("redraw_every") is not None:
+        if hp.get("direction") != "random":
+            raise ValueError("redraw_every is for the random-direction control: pass direction='random'")
+        hp["redraw_every"] = _integer("redraw_every", hp["redraw_every"], 1)
+        if "rotate_every" in hp and hp["redraw_every"] % hp["rotate_every"]:
+            raise ValueError(
+                f"redraw_every ({hp['redraw_every']}) must be a multiple of rotate_every "
+                f"({hp['rotate_every']}): N is re-drawn at a rotation event, where its curvature is probed"
+            )
 
 
 def check_params(params: list[Tensor], who: str) -> None:

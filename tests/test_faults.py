@@ -197,9 +197,9 @@ def refused(opt, state, match):
     with pytest.raises(ValueError, match=match):
         opt.load_state_dict(state)
     after = opt.state_dict()
-    assert torch.equal(before["dimer"]["direction"], after["dimer"]["direction"])
+    assert torch.equal(before["state"]["dimer"]["direction"], after["state"]["dimer"]["direction"])
     assert before["param_groups"] == after["param_groups"]
-    assert str(before["base_state"]) == str(after["base_state"])
+    assert str(before["state"]) == str(after["state"])
     for p, q in zip(params, [p for group in opt.param_groups for p in group["params"]]):
         assert torch.equal(p, q)
 
@@ -213,12 +213,16 @@ def test_a_state_from_another_model_with_as_many_tensors_is_refused():
 def test_truncated_state_dicts_are_refused_naming_what_is_missing():
     opt = trained(tiny(), base="adam")
     full = opt.state_dict()
-    for key in ("state", "param_groups", "base_state", "dimer"):
+    for key in ("state", "param_groups"):
         refused(opt, {k: v for k, v in full.items() if k != key}, key)
-    refused(opt, {**full, "dimer": {k: v for k, v in full["dimer"].items() if k != "direction"}}, "direction")
-    refused(
-        opt, {**full, "dimer": {k: v for k, v in full["dimer"].items() if k != "grad_evals"}}, "grad_evals"
-    )
+    state = full["state"]
+    refused(opt, {**full, "state": {k: v for k, v in state.items() if k != "dimer"}}, "dimer")
+    for key in ("direction", "grad_evals", "seed"):
+        dimer = {k: v for k, v in state["dimer"].items() if k != key}
+        refused(opt, {**full, "state": {**state, "dimer": dimer}}, key)
+    group = full["param_groups"][0]
+    refused(opt, {**full, "param_groups": [{k: v for k, v in group.items() if k != "alpha"}]}, "alpha")
+    refused(opt, {**full, "param_groups": [{**group, "rotate_every": 0}]}, "rotate_every")
     refused(opt, {**full, "param_groups": []}, "groups")
     refused(opt, "not a dict", "dict")
 
@@ -242,9 +246,10 @@ def test_batch_dims_mismatch_is_refused():
 def test_direction_size_and_dtype_mismatch_is_refused():
     opt = trained(tiny(), base="sgd")
     full = opt.state_dict()
-    shorter = {**full, "dimer": {**full["dimer"], "direction": full["dimer"]["direction"][:, :3]}}
+    state, direction = full["state"], full["state"]["dimer"]["direction"]
+    shorter = {**full, "state": {**state, "dimer": {**state["dimer"], "direction": direction[:, :3]}}}
     refused(opt, shorter, "shape")
-    single = {**full, "dimer": {**full["dimer"], "direction": full["dimer"]["direction"].float()}}
+    single = {**full, "state": {**state, "dimer": {**state["dimer"], "direction": direction.float()}}}
     refused(opt, single, "float32")
 
 

@@ -1,0 +1,434 @@
+"""Issue 10: DEO as a torch.optim citizen.
+
+Hyperparameters in ``defaults`` / ``param_groups`` (per group where that makes sense), torch's
+lr schedulers, ``add_param_group``, the state in ``Optimizer.state_dict()`` across a pickle,
+``max_grad_norm`` and the modified gradient in ``diagnostics()``, and the generic checks torch's
+own optimizer tests apply to every optimizer (param groups, state_dict, zero_grad, closures,
+float32/float64, foreach, hooks, deepcopy). Lightning's automatic optimization is in
+``test_lightning.py``.
+"""
+
+import copy
+import math
+import pickle
+
+import pytest
+import torch
+
+from deo.optim import DEO
+
+SETTINGS = dict(base="adam", lr=0.05, rotate_every=2, rotations=2, seed=3)
+
+
+def net(seed=0, dtype=torch.float64):
+    """A 2-layer tanh net on fixed data: a non-quadratic loss over three tensors (drawn in float64,
+    then cast, so the float32 net is the float64 one rounded)."""
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.randn(16, 3, generator=gen, dtype=torch.float64).to(dtype)
+    target = torch.randn(16, 1, generator=gen, dtype=torch.float64).to(dtype)
+    w1 = torch.randn(3, 5, generator=gen, dtype=torch.float64).to(dtype).requires_grad_(True)
+    b1 = torch.zeros(5, dtype=dtype, requires_grad=True)
+    w2 = torch.randn(5, 1, generator=gen, dtype=torch.float64).to(dtype).requires_grad_(True)
+
+    def loss_fn():
+        return ((torch.tanh(data @ w1 + b1) @ w2 - target) ** 2).mean()
+
+    return [w1, b1, w2], loss_fn
+
+
+def closure_of(opt, loss_fn):
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def flat(tensors):
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+# --------------------------------------------------------------------------- hyperparameters
+def test_every_hyperparameter_is_in_defaults_and_in_every_group():
+    params, _ = net()
+    opt = DEO([{"params": params[:2]}, {"params": params[2:], "alpha": -1.0}], **SETTINGS, betas=(0.8, 0.9))
+    keys = ("lr", "dimer_length", "rotate_every", "rotations", "rotation", "scheme", "rotation_step", "alpha")
+    keys += ("gate", "target", "nc_step", "direction", "redraw_every", "max_grad_norm", "betas", "eps")
+    for key in keys:
+        assert key in opt.defaults
+        assert all(key in group for group in opt.param_groups)
+    assert opt.param_groups[0]["alpha"] == 1.0 and opt.param_groups[1]["alpha"] == -1.0
+    assert opt.param_groups[1]["betas"] == (0.8, 0.9) and opt.base.param_groups is opt.param_groups
+    assert opt.rotate_every == 2 and opt.rotations == 2
+    opt.rotate_every = 4  # the attribute writes every group
+    assert [group["rotate_every"] for group in opt.param_groups] == [4, 4]
+    with pytest.raises(ValueError, match="rotate_every"):
+        opt.rotate_every = 0
+    assert opt.rotate_every == 4
+
+
+def test_per_group_alpha_is_applied_block_wise():
+    x = torch.tensor([0.3, -0.2], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0.5, 0.1], dtype=torch.float64, requires_grad=True)
+    opt = DEO(
+        [{"params": [x], "alpha": 1.0}, {"params": [y], "alpha": 0.0}],
+        base="sgd",
+        lr=0.0,
+        rotate_every=1,
+        seed=1,
+    )
+    a = torch.tensor([3.0, 1.0, -2.0, 0.5], dtype=torch.float64)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * (a * torch.cat([x, y]) ** 2).sum()
+        loss.backward()
+        return loss
+
+    g = a * torch.cat([x, y]).detach()
+    opt.step(closure)
+    n = opt.diagnostics()["direction"]
+    along = torch.dot(g, n)
+    expected = torch.cat([g[:2] - along * n[:2], g[2:]])
+    assert torch.allclose(flat([x.grad, y.grad]), expected, atol=1e-15)
+    assert torch.allclose(opt.diagnostics()["modified_grad"], expected, atol=1e-15)
+
+
+def test_per_group_lr_moves_each_group_at_its_own_rate():
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    y = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    opt = DEO([{"params": [x], "lr": 0.1}, {"params": [y], "lr": 0.01}], base="sgd", alpha=0.0, seed=0)
+    opt.step(closure_of(opt, lambda: 0.5 * (x**2).sum() + 0.5 * (y**2).sum()))
+    assert torch.equal(x.detach(), torch.full((2,), 0.9, dtype=torch.float64))
+    assert torch.equal(y.detach(), torch.full((2,), 0.99, dtype=torch.float64))
+
+
+def test_groups_that_disagree_on_a_dimer_setting_are_refused_at_the_step():
+    params, loss_fn = net()
+    opt = DEO([{"params": params[:2]}, {"params": params[2:]}], **SETTINGS)
+    opt.param_groups[1]["dimer_length"] = 1e-2
+    with pytest.raises(ValueError, match="dimer_length is a setting of the one dimer"):
+        opt.step(closure_of(opt, loss_fn))
+
+
+# --------------------------------------------------------------------------- lr schedulers
+SCHEDULERS = {
+    "StepLR": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),
+    "CosineAnnealingLR": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=1e-3),
+    "OneCycleLR": lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=12),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_lr_schedulers_act_on_deo_as_on_adam_and_equal_a_hand_written_schedule(name):
+    steps = 12
+
+    def run(make_opt, scheduled=True, schedule=None):
+        params, loss_fn = net()
+        opt = make_opt(params)
+        closure = closure_of(opt, loss_fn)
+        scheduler = SCHEDULERS[name](opt) if scheduled else None
+        lrs, betas = [], []
+        for t in range(steps):
+            if schedule is not None:
+                for group in opt.param_groups:
+                    group["lr"], group["betas"] = schedule[0][t], schedule[1][t]
+            lrs.append(opt.param_groups[0]["lr"])
+            betas.append(opt.param_groups[0]["betas"])
+            opt.step(closure)
+            if scheduler is not None:
+                scheduler.step()
+        return flat(params), lrs, betas, opt
+
+    _, adam_lrs, adam_betas, _ = run(lambda p: torch.optim.Adam(p, lr=0.05))
+    deo_theta, deo_lrs, deo_betas, opt = run(lambda p: DEO(p, **SETTINGS))
+    assert deo_lrs == adam_lrs and deo_betas == adam_betas
+    assert len(set(deo_lrs)) > 2  # the schedule did change the learning rate
+    by_hand, _, _, _ = run(lambda p: DEO(p, **SETTINGS), scheduled=False, schedule=(deo_lrs, deo_betas))
+    assert torch.equal(deo_theta, by_hand)
+    assert opt.base.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+# --------------------------------------------------------------------------- add_param_group
+def test_add_param_group_before_the_first_step_equals_constructing_with_both_groups():
+    params, loss_fn = net()
+    opt = DEO([{"params": params[:2]}], **SETTINGS)
+    opt.add_param_group({"params": params[2:], "lr": 0.01})
+    closure = closure_of(opt, loss_fn)
+    for _ in range(5):
+        opt.step(closure)
+
+    params2, loss_fn2 = net()
+    opt2 = DEO([{"params": params2[:2]}, {"params": params2[2:], "lr": 0.01}], **SETTINGS)
+    closure2 = closure_of(opt2, loss_fn2)
+    for _ in range(5):
+        opt2.step(closure2)
+    assert torch.equal(flat(params), flat(params2))
+    assert torch.equal(opt.diagnostics()["direction"], opt2.diagnostics()["direction"])
+
+
+def test_add_param_group_mid_run_extends_n_and_trains_the_new_parameters():
+    params, loss_fn = net()
+    w1, b1, w2 = params
+    frozen = w2.detach().clone()
+    opt = DEO([w1, b1], **SETTINGS)
+    closure = closure_of(opt, loss_fn)
+    for _ in range(3):
+        opt.step(closure)
+    n_before = opt.diagnostics()["direction"].clone()
+    assert torch.equal(w2.detach(), frozen)
+    opt.add_param_group({"params": [w2], "alpha": 0.5})
+    n = opt.diagnostics()["direction"]
+    assert torch.equal(n[: n_before.numel()], n_before) and torch.equal(
+        n[n_before.numel() :], torch.zeros(5, dtype=n.dtype)
+    )
+    assert opt.param_groups[1]["betas"] == (0.9, 0.999)  # the base's defaults
+    for _ in range(4):
+        opt.step(closure)
+    assert not torch.equal(w2.detach(), frozen)
+    assert torch.linalg.vector_norm(opt.diagnostics()["direction"]).item() == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="alpha"):
+        opt.add_param_group(
+            {"params": [torch.zeros(2, dtype=torch.float64, requires_grad=True)], "alpha": math.nan}
+        )
+    assert len(opt.param_groups) == 2
+
+
+# --------------------------------------------------------------------------- state
+@pytest.mark.parametrize("base", ["sgd", "momentum", "adam", "adamw"])
+def test_state_lives_in_optimizer_state_and_round_trips_bit_for_bit_across_a_pickle(base):
+    settings = {**SETTINGS, "base": base, "gate": 0.5, "nc_step": 1e-3, "max_grad_norm": 0.5}
+    params, loss_fn = net()
+    opt = DEO([{"params": params[:2]}, {"params": params[2:], "alpha": -1.0}], **settings)
+    closure = closure_of(opt, loss_fn)
+    for _ in range(5):
+        opt.step(closure)
+    assert "dimer" in opt.state and opt.base.state is opt.state
+    generic = torch.optim.Optimizer.state_dict(opt)  # torch's own state_dict carries the dimer
+    assert torch.equal(generic["state"]["dimer"]["direction"], opt.dimer["direction"])
+    blob = pickle.dumps(opt.state_dict())
+    saved_params = [p.detach().clone() for p in params]
+    for _ in range(6):
+        opt.step(closure)
+
+    params2, loss_fn2 = net()
+    with torch.no_grad():
+        for p, value in zip(params2, saved_params):
+            p.copy_(value)
+    opt2 = DEO([{"params": params2[:2]}, {"params": params2[2:]}], **{**settings, "seed": 99, "lr": 1.0})
+    opt2.load_state_dict(pickle.loads(blob))
+    assert opt2.param_groups[0]["lr"] == settings["lr"] and opt2.param_groups[1]["alpha"] == -1.0
+    assert opt2.base.param_groups is opt2.param_groups and opt2.base.state is opt2.state
+    closure2 = closure_of(opt2, loss_fn2)
+    for _ in range(6):
+        opt2.step(closure2)
+    assert torch.equal(flat(params), flat(params2))
+    assert torch.equal(opt.diagnostics()["direction"], opt2.diagnostics()["direction"])
+    assert opt.diagnostics()["grad_evals"] == opt2.diagnostics()["grad_evals"]
+
+
+def test_state_dict_is_a_snapshot_not_a_live_view():
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    closure = closure_of(opt, loss_fn)
+    opt.step(closure)
+    saved = opt.state_dict()
+    evals, direction = saved["state"]["dimer"]["grad_evals"], saved["state"]["dimer"]["direction"].clone()
+    for _ in range(3):
+        opt.step(closure)
+    assert saved["state"]["dimer"]["grad_evals"] == evals
+    assert torch.equal(saved["state"]["dimer"]["direction"], direction)
+
+
+# --------------------------------------------------------------------------- clipping, diagnostics
+class ClippedAdam(torch.optim.Adam):
+    """What the race and the paper benchmark did by hand: clip p.grad inside the base's step."""
+
+    max_norm = 0.05
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        grads = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, self.max_norm)
+        return super().step(closure)
+
+
+@pytest.mark.parametrize("target", ["gradient", "update"])
+def test_max_grad_norm_clips_what_the_base_receives_never_the_dimer_ends(target):
+    def run(**extra):
+        params, loss_fn = net()
+        opt = DEO(params, **{**SETTINGS, "target": target, **extra})
+        closure = closure_of(opt, loss_fn)
+        curvatures, scales = [], []
+        for _ in range(8):
+            opt.step(closure)
+            curvatures.append(opt.diagnostics()["curvature"])
+            scales.append(opt.diagnostics()["clip_scale"])
+        return flat(params), curvatures, scales, opt
+
+    own, curvatures, scales, opt = run(max_grad_norm=0.05)
+    patched, curvatures_patched, _, _ = run(base=ClippedAdam)
+    unclipped, curvatures_raw, _, _ = run()
+    assert torch.allclose(own, patched, rtol=0, atol=1e-12)
+    assert not torch.allclose(own, unclipped, atol=1e-6)
+    assert min(scales) < 1.0
+    assert opt.diagnostics()["modified_grad_norm"] <= 0.05 + 1e-12
+    assert curvatures[0] == curvatures_raw[0]  # the first event's ends are raw gradients at the same θ
+    assert curvatures == pytest.approx(curvatures_patched, abs=1e-9)
+
+
+def test_max_grad_norm_is_per_row_when_batched():
+    starts = torch.tensor([[1.0, 1e-3], [30.0, -20.0], [0.01, 0.02]], dtype=torch.float64)
+    settings = dict(base="sgd", lr=0.1, rotate_every=1, alpha=-1.0, max_grad_norm=1.0)
+
+    def run(xy0, batch_dims, seed):
+        xy = xy0.clone().requires_grad_(True)
+        opt = DEO([xy], batch_dims=batch_dims, seed=seed, **settings)
+        closure = closure_of(opt, lambda: (xy[..., 0] ** 2 - xy[..., 1] ** 2).sum())
+        for _ in range(5):
+            opt.step(closure)
+        return xy.detach(), opt.diagnostics()["clip_scale"]
+
+    batch, scales = run(starts, 1, 0)
+    assert scales[1].item() < 1.0 and scales[2].item() == 1.0
+    for b in range(3):
+        alone, _ = run(starts[b], 0, b)
+        assert torch.equal(batch[b], alone)
+
+
+@pytest.mark.parametrize("target", ["gradient", "update"])
+def test_diagnostics_give_the_modified_gradient_and_what_was_removed(target):
+    x = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([3.0, 1.0, -2.0], dtype=torch.float64)
+    opt = DEO([x], base="sgd", lr=0.1, rotate_every=1, alpha=0.7, target=target, seed=2)
+    assert opt.diagnostics()["modified_grad"] is None and opt.diagnostics()["removed"] is None
+    closure = closure_of(opt, lambda: 0.5 * (a * x**2).sum())
+    before = x.detach().clone()
+    g = a * before
+    opt.step(closure)
+    diag = opt.diagnostics()
+    n = diag["direction"]
+    if target == "gradient":
+        assert torch.allclose(diag["removed"], 0.7 * torch.dot(g, n) * n, atol=1e-15)
+        assert torch.allclose(diag["modified_grad"] + diag["removed"], g, atol=1e-15)
+    else:  # the base received g; its update u = −lr·g lost 0.7(u·N)N
+        u = -0.1 * g
+        assert torch.equal(diag["modified_grad"], g)
+        assert torch.allclose(diag["removed"], 0.7 * torch.dot(u, n) * n, atol=1e-15)
+        assert torch.allclose(x.detach() - before, u - diag["removed"], atol=1e-15)
+
+
+def test_step_without_a_closure_explains_how_to_write_one():
+    opt = DEO([torch.zeros(2, requires_grad=True)])
+    with pytest.raises(ValueError) as error:
+        opt.step()
+    message = str(error.value)
+    assert "def closure():" in message and "loss.backward()" in message and "opt.step(closure)" in message
+
+
+def test_maximize_is_refused_with_the_alternative():
+    with pytest.raises(ValueError, match="return -f"):
+        DEO([torch.zeros(2, requires_grad=True)], maximize=True)
+
+
+# --------------------------------------------------------------------------- generic optimizer checks
+def test_step_returns_the_loss_of_the_first_closure_call():
+    params, loss_fn = net()
+    opt = DEO(params, **{**SETTINGS, "rotate_every": 1})
+    expected = loss_fn().item()
+    assert opt.step(closure_of(opt, loss_fn)).item() == expected
+
+
+def test_zero_grad_sets_to_none_by_default_and_zeros_on_request():
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    opt.step(closure_of(opt, loss_fn))
+    assert all(p.grad is not None for p in params)
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in params)
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_a_parameter_without_a_gradient_is_left_alone_by_sgd():
+    params, loss_fn = net()
+    unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt = DEO([*params, unused], base="sgd", lr=0.1, rotate_every=1, alpha=0.0, seed=0)
+    for _ in range(3):
+        opt.step(closure_of(opt, loss_fn))
+    assert torch.equal(unused.detach(), torch.ones(3, dtype=torch.float64))
+
+
+def test_float32_follows_float64():
+    def run(dtype):
+        params, loss_fn = net(dtype=dtype)
+        opt = DEO(params, **SETTINGS)
+        closure = closure_of(opt, loss_fn)
+        for _ in range(10):
+            opt.step(closure)
+        return flat(params).to(torch.float64), opt.diagnostics()
+
+    theta64, diag64 = run(torch.float64)
+    theta32, diag32 = run(torch.float32)
+    assert diag32["direction"].dtype == torch.float32 and diag64["direction"].dtype == torch.float64
+    assert torch.allclose(theta32, theta64, atol=1e-3)
+
+
+@pytest.mark.parametrize("base", ["adam", "adamw", "momentum"])
+def test_foreach_and_for_loop_bases_agree(base):
+    def run(foreach):
+        params, loss_fn = net()
+        opt = DEO(params, **{**SETTINGS, "base": base}, foreach=foreach)
+        closure = closure_of(opt, loss_fn)
+        for _ in range(10):
+            opt.step(closure)
+        return flat(params)
+
+    assert torch.allclose(run(True), run(False), rtol=0, atol=1e-13)
+
+
+def test_step_hooks_run_once_per_step():
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    calls = []
+    opt.register_step_pre_hook(lambda optimizer, args, kwargs: calls.append("pre"))
+    opt.register_step_post_hook(lambda optimizer, args, kwargs: calls.append("post"))
+    opt.step(closure_of(opt, loss_fn))
+    assert calls == ["pre", "post"]
+
+
+def test_deepcopy_gives_an_independent_optimizer_that_continues_identically():
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    closure = closure_of(opt, loss_fn)
+    for _ in range(3):
+        opt.step(closure)
+    twin_params, twin = copy.deepcopy((params, opt))  # the model goes with it
+    assert twin.base.param_groups is twin.param_groups and twin.base.state is twin.state
+    gen = torch.Generator().manual_seed(0)  # net()'s data
+    data = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+    target = torch.randn(16, 1, generator=gen, dtype=torch.float64)
+    w1, b1, w2 = twin_params
+    twin_closure = closure_of(twin, lambda: ((torch.tanh(data @ w1 + b1) @ w2 - target) ** 2).mean())
+    for _ in range(4):
+        opt.step(closure)
+        twin.step(twin_closure)
+    assert torch.equal(flat(params), flat(twin_params))
+    assert all(p is not q for p, q in zip(params, twin_params))
+    assert torch.equal(opt.diagnostics()["direction"], twin.diagnostics()["direction"])
+
+
+def test_a_pickled_optimizer_keeps_its_base_and_state():
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    opt.step(closure_of(opt, loss_fn))
+    twin = pickle.loads(pickle.dumps(opt))
+    assert isinstance(twin.base, torch.optim.Adam) and twin.base.state is twin.state
+    assert torch.equal(twin.dimer["direction"], opt.dimer["direction"])
+
+
+def test_repr_names_the_hyperparameters():
+    text = repr(DEO([torch.zeros(2, requires_grad=True)], **SETTINGS))
+    assert "DEO" in text and "dimer_length" in text and "rotate_every" in text
