@@ -199,7 +199,18 @@ def map_escape(surface) -> EscapeCriterion:
     if criterion is not None:
         return criterion
     c = torch.tensor(centre, dtype=torch.float64)
-    return EscapeCriterion(center=c, loss_below=float(surface.f(c)) - UNBOUNDED_ESCAPE_DROP)
+    value = float(surface.f(c))
+    if not math.isfinite(value):  # f undefined at the centre (log(x), 1/x): the nearest finite grid point
+        grid = torch.as_tensor(grid_starts(surface.bounds, 21))
+        values = surface.f(grid)
+        distance = torch.where(torch.isfinite(values), torch.linalg.vector_norm(grid - c, dim=1), math.inf)
+        if not bool(torch.isfinite(distance).any()):
+            raise ValueError(
+                "f is not finite anywhere on a 21×21 grid of the window: there is nothing to map"
+            )
+        c = grid[distance.argmin()]
+        value = float(values[distance.argmin()])
+    return EscapeCriterion(center=c, loss_below=value - UNBOUNDED_ESCAPE_DROP)
 
 
 def grid_starts(bounds, n: int) -> np.ndarray:
@@ -422,6 +433,8 @@ class _Recorder:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         raw = _flat([p.grad for p in self.leaves]).clone() if self.first is None else None
+        if raw is not None and not bool(torch.isfinite((raw * raw).sum())):
+            raise _Diverged  # f finite but ∇f (or ‖∇f‖²) not at θ_t (sqrt(y) at y = 0): the run stops
         if self.clip is not None:
             _clip_([p.grad for p in self.leaves], self.clip)
         if self.first is None:
@@ -771,12 +784,22 @@ def _escape_run(
         _BaseStepTap(opt, clip, batch_dims=1)
     clip_in_closure = clip if not preset.uses_dimer else None
     calls = 0
+    at_theta = False  # the next closure call is a step's first, at θ_t (not a dimer end or a re-evaluation)
 
     def closure() -> Tensor:
-        nonlocal calls
+        # Rows where f or ∇f is not finite at θ_t (outside a formula's domain) are marked diverged and
+        # frozen; they enter the sum as 0 with a zero gradient, so they cannot poison the other rows.
+        nonlocal calls, at_theta, diverged
         theta.grad = None
-        loss = f(theta).sum()
+        values = f(theta)
+        loss = torch.where(diverged, torch.zeros_like(values), values).sum()
         loss.backward()
+        if at_theta:
+            at_theta = False
+            bad = ~torch.isfinite(values.detach()) | ~torch.isfinite((theta.grad * theta.grad).sum(dim=1))
+            diverged = diverged | bad
+        if bool(diverged.any()):
+            theta.grad = torch.where(diverged[:, None], torch.zeros_like(theta.grad), theta.grad)
         calls += 1
         if clip_in_closure is not None:
             _clip_([theta.grad], clip_in_closure, batch_dims=1)
@@ -807,6 +830,7 @@ def _escape_run(
         if stop_when_escaped and not bool((steps_to_escape.isnan() & good).any()):
             break
         if t < steps:
+            at_theta = True
             opt.step(closure)
         report(t)
     return EscapeResult(

@@ -444,7 +444,9 @@ def cached_surface_race(
     """``deo.race.race`` on a surface from ``start`` (``offset``: distance from the nearest saddle's
     stable manifold, see ``deo.race.surface_problem``), cached on the plain arguments."""
     from deo.race import race, surface_problem
+    from pages.request_budget import check_surface_race
 
+    check_surface_race(specs_from_json(specs_json), steps, formula if surface_key == "custom" else "")
     surface = get_surface(surface_key, formula)
     problem = surface_problem(surface, start, offset=offset)
     return race(problem, specs_from_json(specs_json), steps, seed=seed, clip=clip, progress=_progress)
@@ -498,7 +500,9 @@ def cached_escape_map(
     outer, x inner), with the race's default escape criterion at ``saddle``, the surface's minima as
     basins and its divergence bound. Returns ``(xs (n,), ys (n,), results by label)``."""
     from deo.race import escape_map, surface_bound, surface_escape, surface_minima
+    from pages.request_budget import check_map
 
+    check_map(specs_from_json(specs_json), steps, resolution**2)  # the page's budget, before any work
     surface = get_surface(surface_key, formula)
     (x0, x1), (y0, y1) = window
     xs = np.linspace(x0, x1, resolution)

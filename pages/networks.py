@@ -72,6 +72,9 @@ def network_race(
     plane as ``position_2d`` during the race — for networks too large to record whole trajectories
     (d > ``VECTOR_MAX_DIM``); smaller networks are projected afterwards from ``Trace.position``.
     """
+    from pages.request_budget import check_network_race
+
+    check_network_race(specs_from_json(specs_json), steps)  # the page's budget, before any work
     net = landscapes.make_network(network_key)
     problem = network_problem(net, init_scale=init_scale, seed=seed)
     if projection is not None:

@@ -27,6 +27,7 @@ from viz.export import standalone_html
 from viz.surface_figs import (
     EXPORT_OPTIONS,
     curvature_figure,
+    divergence_notes,
     loss_figure,
     race_figure,
     results_rows,
@@ -364,6 +365,8 @@ if traces:
         "Escape: the loss fell below the surface's threshold near the saddle (DEO.md). "
         "Diverged runs stop; the others go on."
     )
+    for note in divergence_notes(traces, surface):  # why each diverged run stopped, in one sentence
+        st.caption(f"⚠️ {note}")
 
     @st.fragment
     def detail_tabs(traces: list) -> None:

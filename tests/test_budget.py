@@ -11,7 +11,9 @@ import pytest
 import landscapes
 from deo import budget
 from deo.budget import BudgetError, check_escape_map, check_min_mode, check_race, evals_per_step
+from deo.presets import PRESETS
 from deo.race import OptimizerSpec, escape_map, map_escape, race, surface_problem
+from pages import request_budget
 
 SADDLE = landscapes.SURFACES["saddle"]
 
@@ -116,3 +118,67 @@ def test_min_mode_budget():
         check_min_mode(10**6, rows=10**4)
     with pytest.raises(ValueError, match="max_iterations must be an integer"):
         check_min_mode(2.5)
+
+
+# ------------------------------------------------------------------------------ the app's page budgets
+
+HEAVY = [
+    OptimizerSpec(key, {"rotations": 50, "rotate_every": 1, "scheme": "central"})
+    for key in ("deo_paper", "deo_escape", "dimer_saddle_search")
+]
+ALL_PRESETS = [OptimizerSpec(key) for key in PRESETS]
+
+
+def test_the_escape_map_link_that_held_a_core_for_8_minutes_is_refused_by_the_page_budget():
+    from pages.request_budget import check_map
+
+    with pytest.raises(BudgetError, match=r"ESCAPE_MAP_BUDGET\): lower the grid"):
+        check_map(HEAVY, 300, 100 * 100)
+    defaults = [OptimizerSpec("gd"), OptimizerSpec("adam"), OptimizerSpec("deo_escape")]
+    assert check_map(defaults, 300, 30 * 30) < 0.1 * request_budget.ESCAPE_MAP_BUDGET
+    check_map(defaults, 300, 100 * 100)  # the largest grid at the default budget is fine
+
+
+def test_the_surface_page_budget_weighs_typed_formulas_by_size():
+    from pages.request_budget import check_surface_race, formula_weight
+
+    check_surface_race(ALL_PRESETS, 5000)  # every preset at the largest step count: fine
+    big = " + ".join(["sin(x*y) + cos(x - y)"] * 21)  # ~300 parts
+    assert formula_weight(big) > 8 and formula_weight("x**2 - y**2") < 1.5
+    with pytest.raises(BudgetError, match="shorter formula"):
+        check_surface_race(ALL_PRESETS, 5000, big)
+    with pytest.raises(BudgetError, match=r"SURFACE_RACE_BUDGET\): lower the steps"):
+        check_surface_race(HEAVY, 5000)
+
+
+def test_the_network_page_budget():
+    from pages.request_budget import check_network_race
+
+    check_network_race([OptimizerSpec("gd"), OptimizerSpec("adam"), OptimizerSpec("deo_paper")], 3000)
+    with pytest.raises(BudgetError, match="NETWORK_RACE_BUDGET"):
+        check_network_race(HEAVY, 3000)
+
+
+class _Closed(BaseException):
+    """Stands in for Streamlit's StopException, raised at a progress update once a session is gone."""
+
+
+def test_a_progress_callback_that_raises_stops_the_work():
+    calls = []
+
+    def progress(fraction, message):
+        calls.append(fraction)
+        if len(calls) == 3:
+            raise _Closed
+
+    t0 = time.perf_counter()
+    with pytest.raises(_Closed):
+        rosenbrock = surface_problem(landscapes.SURFACES["rosenbrock"], (-2.0, 2.0))  # slow, no divergence
+        race(rosenbrock, [OptimizerSpec("gd", {"lr": 1e-4})], 10_000, progress=progress)
+    with pytest.raises(_Closed):
+        calls.clear()
+        escape_map(
+            SADDLE.f, np.zeros((4, 2)), [OptimizerSpec("gd")], 100_000, map_escape(SADDLE), progress=progress
+        )
+    assert calls == [0.0, 0.02, 0.04]  # the map stopped at its third report (step 400 of 10 000)
+    assert time.perf_counter() - t0 < 60

@@ -68,6 +68,8 @@ BASE_FRAME_MS = 50  # frame duration at speed 1×
 EXPORT_OPTIONS = {"clickable": False, "max_frames": 120, "max_path_vertices": 30, "significant": 4}
 CONTOUR_COLORS = [[0.0, "#aeb9c5"], [0.5, "#dde3ea"], [1.0, "#ffffff"]]
 LINE_RGB = (140, 152, 165)
+MASK_RGB = ((236, 200, 200), (196, 120, 120))  # diagonal hatch where f is not finite (log(x ≤ 0), 1/0, ...)
+MASK_STRIPE = 3  # hatch stripe width in image pixels
 KIND_SYMBOLS = {"min": "star", "saddle": "x", "max": "triangle-up", "degenerate": "diamond"}
 KIND_COLORS = {"min": MINIMUM_COLOR, "saddle": SADDLE_COLOR, "max": "#555555", "degenerate": "#882255"}
 
@@ -163,7 +165,8 @@ def surface_grid(surface, n: int = IMAGE_GRID) -> SurfaceGrid:
 def _colorize(values: ndarray) -> ndarray:
     """``(H, W)`` values → ``(H, W, 3)`` uint8 RGB through ``CONTOUR_COLORS`` with dark iso-lines at
     ``N_CONTOURS`` evenly spaced levels (a pixel is on a line where the level index changes to its
-    right or below). Non-finite values are white."""
+    right or below). Cells where f is not finite (NaN, ±inf: ``log(x)`` for x ≤ 0, ``1/x`` at 0) are
+    masked with a red diagonal hatch (``MASK_RGB``), distinct from every colour of the scale."""
     finite = np.isfinite(values)
     lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
     t = np.clip((np.where(finite, values, lo) - lo) / max(hi - lo, 1e-300), 0.0, 1.0)
@@ -177,7 +180,10 @@ def _colorize(values: ndarray) -> ndarray:
     line[:, :-1] |= level[:, 1:] != level[:, :-1]
     line[:-1, :] |= level[1:, :] != level[:-1, :]
     rgb[line] = LINE_RGB
-    rgb[~finite] = 255
+    rows, cols = np.indices(values.shape)
+    stripe = ((rows + cols) // MASK_STRIPE) % 2 == 0
+    rgb[~finite & stripe] = MASK_RGB[1]
+    rgb[~finite & ~stripe] = MASK_RGB[0]
     return rgb.round().astype(np.uint8)
 
 
@@ -847,3 +853,44 @@ def results_rows(traces: Sequence, has_escape: bool = True) -> list[dict]:
             }
         )
     return out
+
+
+NONFINITE_PROBE_GRID = 41  # points per side where divergence_notes looks for a non-finite region
+
+
+def has_nonfinite_region(surface, n: int = NONFINITE_PROBE_GRID) -> bool:
+    """Whether f or its gradient is NaN / infinite somewhere on an ``n × n`` grid of the window
+    (``log(x)``, ``1/x``, ``sqrt(y)`` typed as formulas; the catalogue surfaces are finite)."""
+    (x0, x1), (y0, y1) = surface.bounds
+    gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+    xy = torch.tensor(np.stack([gx, gy], axis=-1), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        z = surface.f(xy)
+        (g,) = torch.autograd.grad(torch.where(torch.isfinite(z), z, 0.0).sum(), xy)
+    return not (bool(torch.isfinite(z).all()) and bool(torch.isfinite(g).all()))
+
+
+def divergence_notes(traces: Sequence, surface) -> list[str]:
+    """One sentence per diverged run: where it stopped and why (the region where f is not finite,
+    or an iterate that ran away: too large a learning rate)."""
+    notes = []
+    undefined = None
+    for t in traces:
+        if t.status != "diverged":
+            continue
+        if undefined is None:
+            undefined = has_nonfinite_region(surface)
+        where = ""
+        positions = t.position_2d if t.position_2d is not None else t.position
+        if positions is not None and len(positions):
+            x, y = (float(v) for v in positions[-1][:2])
+            where = f" after ({x:.4g}, {y:.4g})"
+        if undefined:
+            why = (
+                "f or its gradient is not finite at its next point (this formula is undefined there: "
+                "the log or square root of a negative number, a division by zero, or an overflow)"
+            )
+        else:
+            why = "its iterate ran away (beyond 10× the window, or overflowed): lower its learning rate"
+        notes.append(f"{t.label} stopped at step {t.stop_step}{where}: {why}.")
+    return notes
