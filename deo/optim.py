@@ -759,7 +759,10 @@ class DEO(Optimizer):
                 raise ValueError(
                     f"{who}: parameter group {number} holds {held} tensors saved, {len(group['params'])} here"
                 )
-            absent = sorted(set(group) - set(saved) - {"params"})
+            absent = sorted(set(DIMER_KEYS + GROUP_KEYS + ("lr",)) - set(saved))
+            if absent:
+                raise ValueError(f"{who}: parameter group {number} lacks the DEO hyperparameters {absent}")
+            absent = sorted(set(self.base.defaults) - set(saved))  # not scheduler keys such as initial_lr
             if absent:
                 raise ValueError(
                     f"{who}: parameter group {number} lacks the hyperparameters {absent} of this "

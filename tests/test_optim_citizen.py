@@ -229,6 +229,18 @@ def test_state_lives_in_optimizer_state_and_round_trips_bit_for_bit_across_a_pic
     assert opt.diagnostics()["grad_evals"] == opt2.diagnostics()["grad_evals"]
 
 
+def test_a_state_saved_without_a_scheduler_loads_into_a_scheduled_optimizer():
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    opt.step(closure_of(opt, loss_fn))
+    saved = opt.state_dict()
+    params2, _ = net()
+    opt2 = DEO(params2, **SETTINGS)
+    torch.optim.lr_scheduler.StepLR(opt2, step_size=3)  # adds initial_lr to the groups
+    opt2.load_state_dict(saved)
+    assert opt2.dimer["step"] == 1
+
+
 def test_state_dict_is_a_snapshot_not_a_live_view():
     params, loss_fn = net()
     opt = DEO(params, **SETTINGS)
