@@ -870,7 +870,13 @@ def _ray_runtime_env(working_dir: str | None) -> dict:
 
 
 def _run_ray(groups, store, progress, on_result, address, num_cpus, max_retries, working_dir) -> None:
-    import ray
+    try:
+        import ray
+    except ImportError as error:
+        raise SweepError(
+            "Ray is not installed: pip install -e '.[sweep]' (or -r requirements-dev.txt), "
+            "or run with executor 'sequential'"
+        ) from error
 
     started = False
     if not ray.is_initialized():
