@@ -16,7 +16,16 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from deo.optim import evaluate_closure, flatten_rows, row_count, unflatten_rows
+from deo.optim import (
+    LIMIT,
+    _integer,
+    _number,
+    check_params,
+    evaluate_closure,
+    flatten_rows,
+    row_count,
+    unflatten_rows,
+)
 
 
 def _require_closure(closure: Callable[[], Any] | None, who: str) -> Callable[[], Any]:
@@ -51,15 +60,14 @@ class PGD(Optimizer):
         seed: int | None = None,
         batch_dims: int = 0,
     ) -> None:
-        if not lr >= 0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
-        if not g_thres >= 0:
-            raise ValueError(f"g_thres must be >= 0, got {g_thres}")
-        if int(t_thres) != t_thres or t_thres < 0:
-            raise ValueError(f"t_thres must be an integer >= 0, got {t_thres}")
-        if not radius > 0:
-            raise ValueError(f"radius must be > 0, got {radius}")
+        lr = _number("lr", lr, low=0.0)
+        g_thres = _number("g_thres", g_thres, low=0.0)
+        t_thres = _integer("t_thres", t_thres, 0)
+        radius = _number("radius", radius, low=0.0, open_low=True, high=LIMIT)
+        if seed is not None:
+            _integer("seed", seed, 0)
         super().__init__(params, dict(lr=lr))
+        check_params([p for group in self.param_groups for p in group["params"]], "PGD")
         self.g_thres = float(g_thres)
         self.t_thres = int(t_thres)
         self.radius = float(radius)
@@ -234,14 +242,21 @@ class PublishedDimer(Optimizer):
             raise ValueError(f"base must be one of {PUBLISHED_BASES}, got {base!r}")
         if closure_mode not in CLOSURE_MODES:
             raise ValueError(f"closure_mode must be one of {CLOSURE_MODES}, got {closure_mode!r}")
-        if not lr >= 0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
-        if int(rotation_interval) != rotation_interval or rotation_interval < 1:
-            raise ValueError(f"rotation_interval must be an integer >= 1, got {rotation_interval}")
+        lr = _number("lr", lr, low=0.0)
+        rotation_interval = _integer("rotation_interval", rotation_interval, 1)
         defaults = _VARIANT_DEFAULTS[variant]
         displacement = defaults["displacement"] if displacement is None else displacement
-        if not displacement > 0:
-            raise ValueError(f"displacement must be > 0, got {displacement}")
+        displacement = _number("displacement", displacement, low=0.0, open_low=True, high=LIMIT)
+        if dimer_strength is not None:
+            _number("dimer_strength", dimer_strength, low=-LIMIT, high=LIMIT)
+        _number("rotation_lr", rotation_lr, low=-LIMIT, high=LIMIT)
+        for name, value in (("beta1", beta1), ("beta2", beta2), ("hessian_beta", hessian_beta)):
+            if not 0.0 <= _number(name, value) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        _number("eps", eps, low=0.0, open_low=True)
+        _number("clip_ratio", clip_ratio, low=0.0, open_low=True)
+        if seed is not None:
+            _integer("seed", seed, 0)
         super().__init__(
             params,
             dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, hessian_beta=hessian_beta, clip_ratio=clip_ratio),
@@ -259,6 +274,7 @@ class PublishedDimer(Optimizer):
         self.closure_calls = 0
         self.rotation_events = 0
         params_list = self._params()
+        check_params(params_list, "PublishedDimer")
         self._rows = row_count(params_list, batch_dims, "PublishedDimer")
         generator = torch.Generator()
         generator.manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()) if seed is None else seed)

@@ -481,3 +481,41 @@ def test_checkpoint_through_torch_save_and_weights_only_load_continues_bit_for_b
 
 def test_the_public_names_still_resolve():
     assert deo.DEO is DEO and deo.min_mode is min_mode and deo.exact_min_eig is exact_min_eig
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"lr": "0.1"}, TypeError, "lr"),
+        ({"lr": math.inf}, ValueError, "lr"),
+        ({"radius": math.nan}, ValueError, "radius"),
+        ({"t_thres": math.inf}, ValueError, "t_thres"),
+        ({"seed": 1.5}, ValueError, "seed"),
+    ],
+)
+def test_pgd_refuses_unusable_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PGD([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"lr": None}, TypeError, "lr"),
+        ({"displacement": math.inf}, ValueError, "displacement"),
+        ({"displacement": 1e300}, ValueError, "displacement"),
+        ({"dimer_strength": math.nan}, ValueError, "dimer_strength"),
+        ({"rotation_interval": 1.5}, ValueError, "rotation_interval"),
+        ({"beta2": 1.0}, ValueError, "beta2"),
+        ({"seed": "a"}, TypeError, "seed"),
+    ],
+)
+def test_published_dimer_refuses_unusable_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PublishedDimer([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_baselines_refuse_complex_parameters():
+    for cls in (PGD, PublishedDimer):
+        with pytest.raises(TypeError, match="complex"):
+            cls([torch.zeros(2, dtype=torch.complex64, requires_grad=True)])
