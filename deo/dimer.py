@@ -441,6 +441,7 @@ def lanczos_rotation(
     scheme: str = "forward",
     torque_tol: float = 1e-6,
     record: bool = False,
+    phi_tol: float = PHI_TOL,
 ) -> tuple[Tensor, Tensor, dict]:
     """Lanczos on finite-difference Hessian-vector products from the unit vector N (``(..., d)``),
     for a caller that moves θ itself: ``shift_grad(v, s)`` = ∇L(θ + s·v) and ``g0`` = ∇L(θ) (needed
@@ -454,15 +455,16 @@ def lanczos_rotation(
     After k products N is the Ritz vector of the smallest eigenvalue θ₁ of the tridiagonal T_k, the
     curvature is θ₁, and the torque is the Ritz residual ``‖HN − θ₁N‖ = β_{k+1}·|s_k|`` (s the
     eigenvector of T_k), known without another product. A row stops with the criteria of the
-    Fourier rotation (torque < ``torque_tol``, or ``½·arctan(torque/|C|) < PHI_TOL``) or when its
+    Fourier rotation (torque < ``torque_tol``, or ``½·arctan(torque/|C|) < phi_tol``) or when its
     Krylov space is invariant (β ≈ 0: the Ritz pair is exact). Stopped rows keep their N and C; the
     batch goes on while any row is active (one call of grad_fn per product for the whole batch).
 
     Memory: the basis, up to ``max_iterations + 1`` vectors of shape ``(..., d)``. Cost: the first
     product is iteration 0, each iteration one more product: ``grad_evals = iterations + 1``
     calls of shift_grad forward, ``2·(iterations + 1)`` central. A DEO rotation event with
-    ``rotations = r`` is ``max_iterations = r, torque_tol = 0``: the same r + 1 products as a probe
-    and r Fourier iterations, with N warm-started.
+    ``rotations = r`` is ``max_iterations = r, torque_tol = 0, phi_tol = 0``: the same r + 1
+    products as a probe and r Fourier iterations, with N warm-started (fewer only when the Krylov
+    space is exhausted, e.g. d ≤ r on 2-D surfaces, where more products add nothing).
 
     Returns ``(n, curvature, info)`` like :func:`min_mode` (``grad_evals``, ``iterations``,
     ``converged``, ``torque`` and, with ``record``, ``history``).
@@ -547,7 +549,7 @@ def lanczos_rotation(
                     "b1": nan,
                 }
             )
-        resolvable = 0.5 * torch.atan2(residual, theta.abs()) >= PHI_TOL  # the fourier stop, same angle
+        resolvable = 0.5 * torch.atan2(residual, theta.abs()) >= phi_tol  # the fourier stop, same angle
         finite = torch.isfinite(theta) & torch.isfinite(residual)  # a NaN row never counts as converged
         converged_now = (invariant | (residual < torque_tol) | ~resolvable) & finite
         stopped = stopped | (active & converged_now)

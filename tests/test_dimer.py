@@ -520,3 +520,33 @@ def test_lanczos_rotation_for_a_caller_that_shifts_theta_itself():
     assert info_mm["grad_evals"] == info["grad_evals"] + 1
     with pytest.raises(ValueError, match="needs g0"):
         lanczos_rotation(shift_grad, n0, 1e-3)
+
+
+def test_lanczos_rotation_with_both_tolerances_zero_makes_every_product():
+    """DEO's fixed cost: phi_tol = torque_tol = 0 makes all r + 1 products even from a converged N,
+    where the default stop needs one; an exhausted Krylov space (d = 2) stops at d products."""
+    a, v_min, _ = quadratic(30, 1, seed=55)
+    x = torch.zeros(1, 30, dtype=DTYPE)
+    n0 = normalize(v_min + 1e-7 * random_unit((1, 30), seed=56))
+    grad_fn = quadratic_grad(a)
+    shift_grad = lambda v, s: grad_fn(x + s * v)  # noqa: E731
+    _, _, stops = lanczos_rotation(shift_grad, n0, 1e-3, g0=grad_fn(x), max_iterations=6)
+    _, _, fixed = lanczos_rotation(
+        shift_grad, n0, 1e-3, g0=grad_fn(x), max_iterations=6, torque_tol=0.0, phi_tol=0.0
+    )
+    assert stops["grad_evals"] == 1 and fixed["grad_evals"] == 7
+    h = torch.diag(torch.tensor([2.0, -1.0], dtype=DTYPE))
+    x2 = torch.zeros(2, dtype=DTYPE)
+    n, curvature, small = lanczos_rotation(
+        lambda v, s: (x2 + s * v) @ h,
+        normalize(torch.ones(2, dtype=DTYPE)),
+        1e-3,
+        g0=x2,
+        max_iterations=6,
+        torque_tol=0.0,
+        phi_tol=0.0,
+    )
+    assert small["grad_evals"] == 2 and bool(small["converged"])
+    assert float(curvature) == pytest.approx(-1.0, abs=1e-9) and abs(float(n[1])) == pytest.approx(
+        1.0, abs=1e-9
+    )
