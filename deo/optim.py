@@ -298,7 +298,9 @@ class DEO(Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         """Everything (torch's Optimizer keeps only defaults, state and param_groups, which would
         lose the base optimizer and the layout); the hook registries are rebuilt on unpickling."""
-        return {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
+        state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
+        state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -346,7 +348,8 @@ class DEO(Optimizer):
                 raise
             return
         new = param_group["params"]
-        new = [new] if isinstance(new, Tensor) else list(new)
+        new = [new] if isinstance(new, Tensor) else list(new)  # a generator is read once, here
+        param_group["params"] = new
         old = self._params()
         row_count(old + new, self.batch_dims)
         check_params(new, "DEO.add_param_group")

@@ -179,7 +179,7 @@ def test_add_param_group_mid_run_extends_n_and_trains_the_new_parameters():
         opt.step(closure)
     n_before = opt.diagnostics()["direction"].clone()
     assert torch.equal(w2.detach(), frozen)
-    opt.add_param_group({"params": [w2], "alpha": 0.5})
+    opt.add_param_group({"params": (p for p in [w2]), "alpha": 0.5})  # a generator, like model.parameters()
     n = opt.diagnostics()["direction"]
     assert torch.equal(n[: n_before.numel()], n_before) and torch.equal(
         n[n_before.numel() :], torch.zeros(5, dtype=n.dtype)
