@@ -233,7 +233,7 @@ def main() -> None:
         ("**data path total** (race + figure)", f"**{total:.3f} s**", "≤ 1.5 s"),
         (
             "full AppTest run of pages/surfaces.py (default, 4 optimizers, cold race cache)",
-            f"{statistics.median(apptests):.3f} s",
+            f"{statistics.median(apptests):.3f} s" if apptests else "not run (--apptest-repeats 0)",
             "",
         ),
         ("animated figure JSON (3 optimizers × 300 steps)", f"{last['fig_bytes'] / 1e6:.2f} MB", "≤ 2 MB"),
