@@ -313,6 +313,65 @@ def part_diagnostics(seeds: list[int], at_steps: list[int], maxiter: int) -> lis
     return out
 
 
+def fisher(a, b) -> float:
+    """Two-sided Fisher exact p-value of "escaped" counts a vs b (same number of seeds)."""
+    from scipy.stats import fisher_exact
+
+    ka, kb = int(np.isfinite(np.asarray(a, float)).sum()), int(np.isfinite(np.asarray(b, float)).sum())
+    return float(fisher_exact([[ka, len(a) - ka], [kb, len(b) - kb]]).pvalue)
+
+
+def compare(dimer, control) -> str:
+    counts = f"escaped {escaped_count(dimer)} vs {escaped_count(control)}"
+    return f"{verdict(dimer, control)} ({counts}; Fisher p = {fisher(dimer, control):.2g})"
+
+
+def assemble(logs: list[str]) -> dict[str, str]:
+    """Sections rebuilt from the per-seed lines ("<problem> seed <s>: <key>=<steps> ...") that parallel
+    runs print, for runs stopped before they wrote their own file (steps only: their gradient
+    evaluations follow from the steps, the charge being the same for a DEO preset and its controls)."""
+    import re
+
+    per: dict[str, dict[int, dict[str, float]]] = {}
+    for path in logs:
+        for line in Path(path).read_text().splitlines():
+            m = re.match(r"(\w+) seed (\d+): (.*)", line.strip())
+            if m:
+                values = dict(kv.split("=") for kv in m.group(3).split())
+                per.setdefault(m.group(1), {})[int(m.group(2))] = {k: float(v) for k, v in values.items()}
+    sections = {}
+    for problem, rows in per.items():
+        seeds = sorted(rows)
+        keys = list(rows[seeds[0]])
+        steps = {k: [rows[s][k] for s in seeds] for k in keys}
+        dimers = [k for k in DIMER_KEYS if k in keys]
+        out = [
+            f"## {problem}: {len(seeds)} seeds ({', '.join(map(str, seeds))})",
+            "",
+            "Steps to escape, median [IQR] (escaped/seeds). Assembled from the per-seed lines of the runs "
+            "listed below (`python benchmarks/controls.py --assemble LOG...`).",
+            "",
+        ]
+        out += table(
+            [label(k) for k in keys], [[f"{summary(steps[k])} ({escaped_count(steps[k])})" for k in keys]]
+        )
+        out += ["", "Does the dimer beat its random control (more escapes, else fewer median steps)?", ""]
+        out += table(
+            [f"{label(k)} beats {label(c)}?" for k in dimers for c in controls_of(k)],
+            [[compare(steps[k], steps[c]) for k in dimers for c in controls_of(k)]],
+        )
+        out += ["", "Steps to escape per seed (— = not within the budget):", ""]
+        out += table(
+            ["seed", *(label(k) for k in keys)],
+            [
+                [str(s), *("—" if math.isnan(rows[s][k]) else f"{rows[s][k]:.0f}" for k in keys)]
+                for s in seeds
+            ],
+        )
+        sections[f"assembled:{problem}"] = "\n".join(out)
+    return sections
+
+
 # ------------------------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -327,6 +386,7 @@ def main() -> None:
     parser.add_argument("--networks", default=",".join(r[0] for r in NETWORK_RUNS), help="comma list")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="write this part to this file (parallel runs)")
+    parser.add_argument("--assemble", nargs="+", default=None, help="logs of parallel runs to tabulate")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -335,6 +395,13 @@ def main() -> None:
         return list(range(int(a), int(b or a) + 1))
 
     sections = {}
+    if args.assemble:
+        sections = assemble(args.assemble)
+        sections = {
+            k: v + f"\n\nCommand: `python benchmarks/controls.py {' '.join(sys.argv[1:])}`"
+            for k, v in sections.items()
+        }
+        args.part = []
     for part in args.part:
         t0 = time.perf_counter()
         if part == "surfaces":
@@ -364,7 +431,7 @@ def main() -> None:
         "# Controls: the dimer against a random direction\n\n"
         + __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0]
     )
-    for part in PARTS:
+    for part in [*PARTS, *sorted(k for k in existing if k not in PARTS)]:
         if part in existing:
             text += f"\n\n<!-- part:{part} -->\n{existing[part]}\n<!-- end:{part} -->"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -375,10 +442,9 @@ def _read_sections(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     text, sections = path.read_text(), {}
-    for part in PARTS:
-        start, end = f"<!-- part:{part} -->\n", f"\n<!-- end:{part} -->"
-        if start in text and end in text:
-            sections[part] = text.split(start, 1)[1].split(end, 1)[0]
+    for chunk in text.split("<!-- part:")[1:]:
+        part, _, rest = chunk.partition(" -->\n")
+        sections[part] = rest.split(f"\n<!-- end:{part} -->", 1)[0]
     return sections
 
 
