@@ -156,6 +156,18 @@ BENCHMARKS = (
         "python benchmarks/paper.py",
         "The paper's own setting (char-level GPT on tiny Shakespeare), our runs.",
     ),
+    Benchmark(
+        "controls.md",
+        "controls.py",
+        "python benchmarks/controls.py",
+        "Does the rotating dimer beat a random direction that is never rotated (the controls)?",
+    ),
+    Benchmark(
+        "tuned_lr.md",
+        "tuned_lr.py",
+        "python benchmarks/tuned_lr.py",
+        "Every optimizer at its best learning rate of a grid: does DEO help anywhere?",
+    ),
 )
 
 
