@@ -3,10 +3,10 @@
 import streamlit as st
 import torch
 
-from pages.common import HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL
+from pages.common import APP_RAN_KEY, DEEP_LINK_KEY, HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL, link_params
 from pages.url_params import report_rejected_params, vet_query_params
 
-st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="DEO Lab", page_icon=":material/explore:", layout="wide")
 
 # One intra-op thread per run: the app's tensors are small or many-row elementwise work, where a
 # second thread only adds contention between concurrent sessions (benchmarks/escape_map.py: a
@@ -14,17 +14,31 @@ st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
 torch.set_num_threads(1)
 
 PAGES = [
-    st.Page("pages/surfaces.py", title="Surfaces", icon="🏔️", default=True, url_path="surfaces"),
-    st.Page("pages/dimer.py", title="Dimer", icon="🧲", url_path="dimer"),
-    st.Page("pages/networks.py", title="Networks", icon="🕸️", url_path="networks"),
-    st.Page("pages/escape_map.py", title="Escape map", icon="🗺️", url_path="escape_map"),
-    st.Page("pages/about.py", title="About / findings", icon="📖", url_path="about"),
+    st.Page(
+        "pages/surfaces.py", title="Surfaces", icon=":material/landscape:", default=True, url_path="surfaces"
+    ),
+    st.Page("pages/dimer.py", title="Dimer", icon=":material/straighten:", url_path="dimer"),
+    st.Page("pages/networks.py", title="Networks", icon=":material/hub:", url_path="networks"),
+    st.Page("pages/escape_map.py", title="Escape map", icon=":material/map:", url_path="escape_map"),
+    st.Page("pages/about.py", title="About / findings", icon=":material/menu_book:", url_path="about"),
 ]
 
 vet_query_params()  # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding
-page = st.navigation(PAGES)
+# The menu is drawn below with st.page_link; Streamlit's own is hidden (position="hidden" here and
+# client.showSidebarNavigation = false in .streamlit/config.toml, which also hides the legacy pages/
+# listing a cold server shows before this line has run once).
+page = st.navigation(PAGES, position="hidden")
+st.session_state[APP_RAN_KEY] = True
+deep_link = st.session_state.pop(DEEP_LINK_KEY, None)  # set by pages.common.require_app_navigation
+if deep_link is not None:
+    target = next((p for p in PAGES if p.url_path == deep_link), None)
+    if target is not None and target.url_path != page.url_path:
+        st.switch_page(target, query_params=link_params())
 
 with st.sidebar:
+    for menu_page in PAGES:
+        st.page_link(menu_page)
+    st.divider()
     st.toggle(
         "Large fonts (projector)",
         key=LARGE_FONTS_KEY,

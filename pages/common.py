@@ -32,6 +32,8 @@ URL = "query-params"  # ``bind=URL``: the widget's value lives in the query para
 LARGE_FONTS_KEY = "big"  # app-wide toggles (app.py's sidebar), also URL parameters
 HIDE_CONTROLS_KEY = "lecture"
 MAX_CACHE_ENTRIES = 16
+APP_RAN_KEY = "_deo_app_ran"  # session state: app.py's navigation has run in this session
+DEEP_LINK_KEY = "_deo_deep_link"  # session state: the page a link asked for before app.py had run
 MAX_CACHE_BYTES = 128 * 2**20  # all cache_runner caches together (estimated by nbytes)
 
 # Hyperparameters the optimizer picker knows: (min, max, step, help). Anything numeric not listed
@@ -584,20 +586,30 @@ def download_buttons(
     )
 
 
+def link_params() -> dict[str, list[str]]:
+    """The current query parameters, every value of a repeated key kept (``st.switch_page`` input)."""
+    return {key: st.query_params.get_all(key) for key in st.query_params}
+
+
 def require_app_navigation() -> None:
     """Send every request through ``app.py``'s ``st.navigation``, also on a fresh server.
 
     Streamlit treats a ``pages/`` folder beside the entry script as a legacy multipage app until
     ``st.navigation`` has run once in the server process: a shared link such as ``/dimer?...``
-    opened first on a fresh server would run the page script alone (no shared sidebar toggles,
-    the legacy page list). Clearing that flag and rerunning routes the request through ``app.py``
-    with the URL and its query parameters intact. A no-op once ``app.py`` has run (and in AppTest).
+    opened first on a fresh server runs the page script alone. The page then remembers which page
+    was asked for and switches to ``app.py`` with ``st.switch_page`` (public API, query parameters
+    kept); ``app.py`` runs its ``st.navigation`` and switches on to the page asked for. Nothing is
+    drawn before that, and the legacy page list is never shown (``client.showSidebarNavigation =
+    false``). A no-op once ``app.py`` has run in the session, and when the page is the entry script
+    itself (AppTest of a page file): under ``streamlit run app.py``, ``sys.argv[0]`` is app.py.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    import sys
+    from pathlib import Path
 
     from pages.url_params import vet_query_params
 
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    if not st.session_state.get(APP_RAN_KEY) and Path(sys.argv[0]).name == "app.py":
+        caller = sys._getframe(1).f_globals.get("__file__") or ""
+        st.session_state[DEEP_LINK_KEY] = Path(caller).stem
+        st.switch_page("app.py", query_params=link_params())
     vet_query_params()  # before the page's widgets: drop link values no control can take (no traceback)
