@@ -43,7 +43,7 @@ from deo.race import (
     surface_minima,
     surface_problem,
 )
-from deo.trace import Trace, traces_to_csv, traces_to_json
+from deo.trace import Trace, fate, traces_to_csv, traces_to_json
 
 
 def _floats(text: str, count: int, what: str) -> tuple[float, ...]:
@@ -132,7 +132,7 @@ def race_summary(traces: list[Trace]) -> str:
         rows.append(
             [
                 t.label,
-                t.status,
+                fate(t.status),
                 _fmt(t.escape_step),
                 _fmt(evals),
                 str(int(t.steps[-1])) if len(t) else "0",

@@ -32,6 +32,21 @@ import numpy as np
 from numpy import ndarray
 
 STATUSES = ("running", "converged", "escaped", "diverged")
+# The words every reader sees (app tables, CLI summaries): one vocabulary for a run's fate.
+#   escaped   — met the escape criterion and was still moving when the budget ended;
+#   converged — reached a stationary point (‖g‖ below the tolerance; after escaping, where a saddle
+#               is near the start) and stopped;
+#   stuck     — used the whole budget without escaping (the trace's status "running");
+#   diverged  — the loss became non-finite or the iterate left the bound: the run stopped.
+FATES = ("escaped", "converged", "stuck", "diverged")
+
+
+def fate(status: str) -> str:
+    """The word of :data:`FATES` for a trace's ``status`` ("running" — the budget ended first — reads
+    "stuck"; the others are their own word)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    return "stuck" if status == "running" else status
 
 # array fields and the dtype every Trace stores them in
 INT_ARRAYS = ("steps", "grad_evals", "diagnostic_evals")

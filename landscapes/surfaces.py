@@ -59,6 +59,34 @@ class StationaryPoint:
     eigenvalues: tuple[float, float] | None
 
 
+ADAM_BASES = ("adam", "adamw")
+
+
+@dataclass(frozen=True)
+class RaceDefaults:
+    """What the app's default race on a surface uses, chosen so that none of the default presets
+    (GD, Adam, DEO (paper), DEO-escape) diverges from ``start`` within ``steps``
+    (``tests/test_surface_defaults.py`` runs every surface's default race).
+
+    ``start``: the default start (``None``: the surface's ``starts[0]``); ``lr``: the learning rate
+    of the gradient-descent-based presets (GD, momentum, PGD, DEO-escape, the dimer saddle search);
+    ``adam_lr``: that of the Adam-based ones (Adam, AdamW, DEO (paper), the published code).
+    """
+
+    start: tuple[float, float] | None = None
+    lr: float = 0.01
+    adam_lr: float = 0.01
+    steps: int = 300
+
+    def hyperparams(self, preset_key: str, preset_defaults: dict) -> dict:
+        """The learning rate this surface gives preset ``preset_key`` (defaults ``preset_defaults``),
+        as an override dict: ``{"lr": ...}`` (``{}`` for a preset without a learning rate)."""
+        if "lr" not in preset_defaults:
+            return {}
+        adam = preset_key in ADAM_BASES or preset_defaults.get("base") in ADAM_BASES
+        return {"lr": self.adam_lr if adam else self.lr}
+
+
 @dataclass(frozen=True)
 class Surface:
     """One analytic landscape f: (..., 2) → (...), with what a page needs to show and race on it.
@@ -67,7 +95,8 @@ class Surface:
     (the first is the default); ``color_scale`` is "linear", "log" (plot log f) or "clip" (cap the colour
     scale at ``clip``). ``escape_loss``: a run started near the nearest listed saddle counts as having
     escaped once f ≤ escape_loss (the criterion of the reference escape table in ``DEO.md``);
-    ``None`` leaves the race to its distance criterion.
+    ``None`` leaves the race to its distance criterion. ``race``: the app's default race
+    (:class:`RaceDefaults`: start, learning rates, steps).
     """
 
     key: str
@@ -82,9 +111,15 @@ class Surface:
     color_scale: str
     clip: float | None = None
     escape_loss: float | None = None
+    race: RaceDefaults = RaceDefaults()
 
     def __post_init__(self) -> None:
         check_window(self.bounds)
+
+    @property
+    def default_start(self) -> tuple[float, float]:
+        """The app's default start: ``race.start``, else ``starts[0]``."""
+        return self.race.start if self.race.start is not None else self.starts[0]
 
 
 def _xy(p: Tensor) -> tuple[Tensor, Tensor]:
@@ -270,6 +305,7 @@ _SURFACE_LIST = [
         "|y| grows like (1+2η)^t, so the time depends on the offset.",
         color_scale="linear",
         escape_loss=-1.0,
+        race=RaceDefaults(steps=220),  # DEO-escape escapes at 177, then leaves the window (≈250)
     ),
     Surface(
         key="monkey_saddle",
@@ -284,6 +320,7 @@ _SURFACE_LIST = [
         "descend from it: curvature-based escape has nothing to measure here.",
         color_scale="linear",
         escape_loss=-1.0,
+        race=RaceDefaults(steps=275),  # DEO-escape escapes at 270, then leaves the window (≈289)
     ),
     Surface(
         key="saddle_plateau",
@@ -300,6 +337,8 @@ _SURFACE_LIST = [
         ),
         note="A strict saddle between two minima at (0, ±√2): escaping means choosing a side.",
         color_scale="linear",
+        # GD escapes late (≈270), Adam first (≈100), DEO-escape in between (≈150), DEO (paper) never
+        race=RaceDefaults(start=(1.0, 0.01)),
         escape_loss=-0.9,
     ),
     Surface(
@@ -344,6 +383,7 @@ _SURFACE_LIST = [
         note="No saddle, one long curved valley: the condition number ≈ 2500 at the minimum slows "
         "every first-order method.",
         color_scale="linear",
+        race=RaceDefaults(lr=2e-4),  # ‖H‖ ≈ 4000 at the start: GD needs η < 2/4000
     ),
     Surface(
         key="himmelblau",
@@ -454,6 +494,7 @@ _SURFACE_LIST = [
         note="The classic test surface of the dimer method: three minima joined by two transition "
         "states; with α = 2 the dimer climbs from a minimum to a saddle.",
         color_scale="clip",
+        race=RaceDefaults(lr=1e-4),  # GD at 0.01 diverges at step 4 (curvatures ≈ 10³)
         clip=100.0,
     ),
     Surface(
@@ -507,6 +548,7 @@ _SURFACE_LIST = [
         note="Values from 3 to 10⁶ (plot log f): the saddle at (−0.4, −0.6) sits just above the "
         "global minimum's basin.",
         color_scale="log",
+        race=RaceDefaults(lr=1e-5),  # f up to 10⁶ in the window: GD at 0.01 diverges at step 3
     ),
     Surface(
         key="styblinski_tang",

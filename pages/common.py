@@ -224,11 +224,19 @@ def hyperparameter_inputs(preset_key: str, defaults: dict, container, prefix: st
 
 
 def optimizer_picker(
-    container, default: list[str], key: str = "opt", prefix: str = "", help_text: str | None = None
+    container,
+    default: list[str],
+    key: str = "opt",
+    prefix: str = "",
+    help_text: str | None = None,
+    preset_defaults: dict[str, dict] | None = None,
 ) -> list:
     """A multiselect of the presets (``deo.PRESETS``, shown by label) and, per chosen optimizer, an
     expander with its hyperparameters. Returns ``list[deo.race.OptimizerSpec]`` in the chosen order
-    (empty when nothing is chosen: the page says so)."""
+    (empty when nothing is chosen: the page says so).
+
+    ``preset_defaults``: per preset key, defaults that replace the preset's own (a surface's
+    learning rates, ``landscapes.RaceDefaults``); the inputs start there and the specs carry them."""
     from deo.presets import PRESETS
     from deo.race import OptimizerSpec
 
@@ -244,9 +252,11 @@ def optimizer_picker(
     specs = []
     for preset_key in keys:
         preset = PRESETS[preset_key]
+        extra = (preset_defaults or {}).get(preset_key, {})
         with container.expander(f"{preset.label} — hyperparameters", expanded=False):
             st.caption(preset.description)
-            overrides = hyperparameter_inputs(preset_key, dict(preset.defaults), st, prefix=prefix)
+            overrides = hyperparameter_inputs(preset_key, {**preset.defaults, **extra}, st, prefix=prefix)
+        overrides = {**{k: v for k, v in extra.items() if v != preset.defaults.get(k)}, **overrides}
         specs.append(OptimizerSpec(key=preset_key, hyperparams=overrides, label=preset.label))
     return specs
 

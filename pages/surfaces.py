@@ -24,10 +24,12 @@ from pages.common import (
     specs_to_json,
 )
 from viz.export import standalone_html
+from viz.palette import color_for
 from viz.surface_figs import (
     EXPORT_OPTIONS,
     curvature_figure,
     divergence_notes,
+    fate_line,
     loss_figure,
     race_figure,
     results_rows,
@@ -55,15 +57,32 @@ def _surface_label(key: str) -> str:
     return "✏️ Type a formula" if key == "custom" else _surfaces()[key].name
 
 
+def _race_defaults(surface_key: str):
+    """The surface's default race (``landscapes.RaceDefaults``: start, learning rates, steps)."""
+    from landscapes.surfaces import RaceDefaults
+
+    return RaceDefaults(start=(1.0, 1e-3)) if surface_key == "custom" else _surfaces()[surface_key].race
+
+
+def _preset_defaults(surface_key: str) -> dict[str, dict]:
+    """Per preset, the learning rate the surface gives it (``RaceDefaults.hyperparams``)."""
+    from deo.presets import PRESETS
+
+    race = _race_defaults(surface_key)
+    return {key: race.hyperparams(key, preset.defaults) for key, preset in PRESETS.items()}
+
+
 def _reset_start() -> None:
-    """On a new surface: its default start, no offset."""
+    """On a new surface: its default start, learning rates and steps; no offset."""
     key = st.session_state.get("surface", DEFAULT_SURFACE)
-    if key == "custom":
-        start = (1.0, 1e-3)
-    else:
-        start = _surfaces()[key].starts[0]
+    race = _race_defaults(key)
+    start = race.start if race.start is not None else _surfaces()[key].starts[0]
     st.session_state["x0"], st.session_state["y0"] = float(start[0]), float(start[1])
     st.session_state["offset"] = None
+    st.session_state["steps"] = int(race.steps)
+    for preset_key in st.session_state.get("opt") or []:  # the inputs on screen (others start there)
+        for name, value in _preset_defaults(key).get(preset_key, {}).items():
+            st.session_state[f"{preset_key}.{name}"] = value
 
 
 def _on_click() -> None:
@@ -89,10 +108,9 @@ def _on_click() -> None:
 
 link_start = {name: st.query_params.get(name) for name in ("x0", "y0")}  # before the widgets vet them
 st.title("Surfaces")
-st.caption(
-    "Optimizers race from the same start with the same seed, budget and clipping. "
-    "Click the contour to start somewhere else."
-)
+# A compact top so that the whole race figure, Play button and slider included, fits under the title
+# in a 1400×900 window and on a 1280×720 projector (tests/test_browser.py measures it).
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; }</style>")
 large = large_fonts()
 panel = controls()
 
@@ -132,7 +150,7 @@ if surface is None:
     st.stop()
 
 (x_lo, x_hi), (y_lo, y_hi) = surface.bounds
-default_start = surface.starts[0]
+default_start = surface.default_start
 has_saddle = any(p.kind in ("saddle", "degenerate") for p in surface.stationary_points)
 
 with panel:
@@ -173,12 +191,12 @@ with panel:
         help="Replaces the start's component along the nearest saddle's unstable direction by this "
         "distance (e.g. 1e-6). GD's escape time grows like ln(1/offset); Adam's hardly changes.",
     )
-    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS)
+    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, preset_defaults=_preset_defaults(surface_key))
     steps = st.number_input(
         "Steps",
         STEPS_MIN,
         STEPS_MAX,
-        STEPS_DEFAULT,
+        _race_defaults(surface_key).steps,
         10,
         key="steps",
         bind=URL,
@@ -214,10 +232,11 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
                 f"The link's start {name} = {raw} is outside the window [{lo:g}, {hi:g}]; using {value:g}."
             )
 
-head, link = st.columns([4, 1], vertical_alignment="center")
-head.latex(f"f(x, y) = {surface.latex}")
-head.caption(surface.note)
-with link:
+main, side = st.columns([3, 1], gap="small")  # the chart uses the width; its story beside it
+with side:
+    watch = st.container()  # what to watch and each run's fate (filled after the race)
+    st.latex(f"f(x, y) = {surface.latex}")
+    st.caption(surface.note)
     copy_link_button()
 
 config = {
@@ -320,21 +339,55 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
         )
         meta = fig.layout.meta or {}
         notes = [
-            "▶ Play / ❚❚ Pause, drag the slider to scrub. Arrows point downhill: −g solid, −g_mod dashed, "
-            "removed part dotted."
+            "▶ Play / ❚❚ Pause, drag the slider to scrub; click a legend entry to hide or show it. "
+            "Arrows point downhill from the current point; the dimer is centred on it."
         ]
-        if show_dimer and any(t.direction is not None for t in traces):
-            notes.append(f"Dimer drawn ×{meta.get('dimer_zoom', 1):g} (both ends, centred on θ).")
         if arrows == "scale" and meta.get("arrow_scale"):
             notes.append(f"Arrow = {meta['arrow_scale']:.3g} × vector.")
-        if show_min_mode:
-            notes.append("Grey dotted: exact min-mode eigenvector.")
         if config["clip"] is not None:
             notes.append(f"Clipping on: ‖g‖ ≤ {config['clip']:g} for every optimizer.")
         st.caption(" ".join(notes))
 
 
-race_view(traces, race_start, export_options)
+with main:
+    race_view(traces, race_start, export_options)
+
+
+def _tells_the_story(traces: list) -> bool:
+    """The default race as the caption tells it (tests/test_surface_defaults.py checks it): Adam and
+    DEO-escape escape, DEO (paper) does not, GD does not or much later."""
+    runs = {t.key: t for t in traces}
+    if [t.key for t in traces] != DEFAULT_OPTIMIZERS:
+        return False
+    gd, adam, paper, escape = (runs[k] for k in DEFAULT_OPTIMIZERS)
+    return (
+        paper.escape_step is None
+        and adam.escape_step is not None
+        and escape.escape_step is not None
+        and (gd.escape_step is None or gd.escape_step > escape.escape_step)
+    )
+
+
+with watch:
+    story = (
+        "**What to watch** — press **▶ Play** under the chart. All four start together near the saddle "
+        "✕. GD creeps up the escape direction y and leaves last; Adam's normalised steps leave first; "
+        "DEO-escape doubles the step along the dimer direction N (here y) and leaves next; DEO (paper) "
+        "removes the step along N, so it stalls on the slope short of the minimum (Adam turns the "
+        "sliver the removal misses into a slow drift first)."
+        if surface_key == DEFAULT_SURFACE and _tells_the_story(traces)
+        else "**What to watch** — press **▶ Play** under the chart: where each path leaves the "
+        "saddle (or does not), and which minimum it reaches. Click the contour to start elsewhere."
+    )
+    st.markdown(story)
+    if traces:
+        st.markdown(
+            "  \n".join(
+                f"<span style='color:{color_for(t.key)}'>■</span> **{t.label}**: {fate_line(t, int(steps))}"
+                for t in traces
+            ),
+            unsafe_allow_html=True,
+        )
 
 if traces:
     st.subheader("Results")

@@ -155,10 +155,28 @@ def test_dimer_is_a_segment_through_the_iterate_of_length_2k_dimer_length(grid):
     assert fig.layout.meta["dimer_zoom"] == 100.0
 
 
-def test_auto_dimer_zoom_is_a_power_of_ten_drawing_a_few_percent_of_the_window():
-    k = sf.auto_dimer_zoom(SADDLE, 1e-3)
-    assert math.log10(k) == round(math.log10(k))
-    assert 0.04 * 4 / 10 < 2 * k * 1e-3 <= 2 * 0.04 * 4  # window width 4
+def test_auto_dimer_zoom_is_a_round_factor_drawing_a_legible_dimer():
+    for length in (1e-3, 3e-4, 1e-5):
+        k = sf.auto_dimer_zoom(SADDLE, length)
+        mantissa = k / 10 ** math.floor(math.log10(k))
+        assert round(mantissa, 9) in (1, 2, 5)
+        assert 0.08 * 4 <= 2 * k * length <= 0.2 * 4  # 8–20 % of the window width 4
+
+
+def test_the_legend_names_each_kind_of_drawing_and_toggles_it_for_every_run(grid):
+    fig = sf.race_figure(SADDLE, [make_trace("deo_paper", 10), make_trace("deo_escape", 10)], grid=grid)
+    zoom = fig.layout.meta["dimer_zoom"]
+    named = {t.legendgroup: t.name for t in fig.data if t.showlegend and t.x == (None,)}
+    assert named == {
+        "dimer": f"dimer (ΔR ×{zoom:g})",
+        "g": "−g (gradient)",
+        "g_mod": "−g_mod (DEO's step)",
+        "removed": "removed part",
+        "vmin": "exact min mode",
+    }
+    for group in named:  # one legend click hides that kind for both runs
+        members = [t for t in fig.data if t.legendgroup == group and t.x != (None,)]
+        assert len(members) == 2 and not any(t.showlegend for t in members)
 
 
 def test_removed_arrow_closes_the_triangle_of_raw_and_modified_gradient(grid):

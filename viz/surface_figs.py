@@ -61,7 +61,7 @@ SURFACE_GRID = 61
 CLICK_GRID = 31
 ARROW_FRACTION = 0.08  # arrow length (direction mode) as a fraction of the window width
 MIN_MODE_FRACTION = 0.07  # half-length of the exact min-mode line
-DIMER_FRACTION = 0.04  # auto zoom: the dimer drawn about this fraction of the window width
+DIMER_FRACTION = 0.1  # auto zoom: the dimer drawn about this fraction of the window width
 BASE_FRAME_MS = 50  # frame duration at speed 1×
 # race_figure options for the standalone HTML download: fewer frames and path vertices, 4 digits, no
 # click layer, so that plotly.js (4.8 MB) plus the figure stay under 5 MiB.
@@ -230,11 +230,15 @@ def window_scale(surface) -> float:
 
 
 def auto_dimer_zoom(surface, dimer_length: float | None) -> float:
-    """A power of ten k ≥ 1 such that the drawn dimer (2·k·ΔR) is about 4–40 % of the window."""
+    """A round k ≥ 1 (1, 2 or 5 times a power of ten) such that the drawn dimer (2·k·ΔR) is about
+    8–20 % of the window: long enough to read its direction next to the arrows."""
     if not dimer_length or dimer_length <= 0:
         return 1.0
     k = DIMER_FRACTION * window_scale(surface) / dimer_length
-    return float(10 ** max(0, math.floor(math.log10(k))))
+    if k < 1:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(k))
+    return float(max(m * power for m in (1, 2, 5) if m * power <= k))
 
 
 def frame_rows(traces: Sequence, max_frames: int = MAX_FRAMES) -> tuple[ndarray, ndarray]:
@@ -380,7 +384,7 @@ def race_figure(
     """
     if arrows not in ("direction", "scale"):
         raise ValueError(f"arrows must be 'direction' or 'scale', got {arrows!r}")
-    height = height or (860 if large else 740)
+    height = height or (RACE_HEIGHT_LARGE if large else RACE_HEIGHT)
     if frame_ms <= 0:
         raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
     grid = grid or surface_grid(surface)
@@ -403,7 +407,17 @@ def race_figure(
             ncontours=N_CONTOURS,
             opacity=0,
             line={"width": 0},
-            colorbar={"title": {"text": grid.label}, "thickness": 14, "len": 0.8},
+            colorbar={  # horizontal, under the legend (right of the plot)
+                "title": {"text": grid.label, "side": "top"},
+                "orientation": "h",
+                "thickness": 10,
+                "len": 0.32,
+                "lenmode": "fraction",
+                "x": 1.03,
+                "xanchor": "left",
+                "y": 0.0,
+                "yanchor": "bottom",
+            },
             hoverinfo="skip",
             name="surface",
         )
@@ -458,7 +472,11 @@ def race_figure(
                 },
             )
         )
-    for t in traces:
+    # Paths that run along the same line (GD and DEO-escape up a saddle's unstable direction) must all
+    # stay visible: the earlier a run in the list, the wider its lines and markers, so overlapping
+    # paths show as nested stripes instead of hiding one another.
+    nest = [1.0 + 0.6 * (len(traces) - 1 - i) for i in range(len(traces))]
+    for i, t in enumerate(traces):
         if t.position_2d is None or not len(t):
             continue
         idx = np.unique(np.linspace(0, len(t) - 1, min(len(t), MAX_CURVE_POINTS)).round().astype(np.int64))
@@ -467,12 +485,67 @@ def race_figure(
                 x=rnd(t.position_2d[idx, 0]),
                 y=rnd(t.position_2d[idx, 1]),
                 mode="lines",
-                line={"color": rgba(color_for(t.key), 0.35), "width": lw * 0.6, "dash": dash_for(t.key)},
+                line={
+                    "color": rgba(color_for(t.key), 0.35),
+                    "width": lw * 0.6 * nest[i],
+                    "dash": dash_for(t.key),
+                },
                 hoverinfo="skip",
                 showlegend=False,
                 legendgroup=t.key,
             )
         )
+        if t.status == "diverged":  # where the run left: marked on the path (the table says when)
+            x_end, y_end = (float(v) for v in t.position_2d[-1])
+            data.append(
+                go.Scatter(
+                    x=[min(max(x_end, x0), x1)],
+                    y=[min(max(y_end, y0), y1)],
+                    mode="markers+text",
+                    text=["diverged"],
+                    textposition="top center",
+                    textfont={"color": color_for(t.key)},
+                    marker={
+                        "symbol": "x-thin",
+                        "size": ms * 2,
+                        "line": {"width": 3, "color": color_for(t.key)},
+                    },
+                    name=f"{t.label} diverged",
+                    hovertemplate=f"{t.label} diverged at step {t.stop_step}<extra></extra>",
+                    showlegend=False,
+                    legendgroup=t.key,
+                )
+            )
+
+    # One legend entry per kind of drawing (a student toggles all dimers, all −g arrows, ... at once):
+    # a grey legend-only trace names the kind, the runs' own traces join its legend group.
+    has_dimer = show_dimer and any(t.direction is not None for t in traces)
+    has_g = show_arrows and any(t.grad is not None for t in traces)
+    has_mod = has_g and any(t.direction is not None and t.modified_grad is not None for t in traces)
+    has_vmin = show_min_mode and any(t.exact_v_min is not None for t in traces)
+    dimer_name = f"dimer (ΔR ×{zoom:g})"
+    key_style = {"color": "#555555"}
+    for shown, group, name, line, marker in (
+        (has_dimer, "dimer", dimer_name, {"width": lw * 1.6}, {"symbol": "circle-open", "size": ms}),
+        (has_g, "g", "−g (gradient)", {"width": lw * 0.8}, None),
+        (has_mod, "g_mod", "−g_mod (DEO's step)", {"width": lw * 1.4, "dash": "dash"}, None),
+        (has_mod, "removed", "removed part", {"width": lw * 0.8, "dash": "dot"}, None),
+        (has_vmin, "vmin", "exact min mode", {"width": max(1.0, lw * 0.5), "dash": "dot"}, None),
+    ):
+        if shown:
+            data.append(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines+markers" if marker else "lines",
+                    name=name,
+                    legendgroup=group,
+                    showlegend=True,
+                    hoverinfo="skip",
+                    line={**key_style, **line} if group != "vmin" else {**line, "color": EXACT_COLOR},
+                    marker={**key_style, **(marker or {})},
+                )
+            )
 
     frame_steps, rows = frame_rows(traces, max_frames)
     moving: list[tuple[str, int]] = []  # (part, trace index) in data order
@@ -483,7 +556,7 @@ def race_figure(
             go.Scatter(
                 mode="lines",
                 name=t.label,
-                line={"color": color, "width": lw, "dash": dash_for(t.key)},
+                line={"color": color, "width": lw * nest[i], "dash": dash_for(t.key)},
                 **{**common, "showlegend": True},
             )
         )
@@ -492,7 +565,11 @@ def race_figure(
             go.Scatter(
                 mode="markers",
                 name=f"{t.label} now",
-                marker={"color": color, "size": ms, "line": {"width": 1.5, "color": "#ffffff"}},
+                marker={
+                    "color": color,
+                    "size": ms * (0.6 + 0.4 * nest[i]),
+                    "line": {"width": 1.5, "color": "#ffffff"},
+                },
                 **common,
             )
         )
@@ -502,9 +579,9 @@ def race_figure(
                 go.Scatter(
                     mode="lines+markers",
                     name=f"{t.label} dimer",
-                    line={"color": color, "width": lw * 1.2},
-                    marker={"size": ms * 0.7, "color": color, "symbol": "circle-open"},
-                    **common,
+                    line={"color": color, "width": lw * 1.6},
+                    marker={"size": ms, "color": color, "symbol": "circle-open"},
+                    **{**common, "legendgroup": "dimer"},
                 )
             )
             moving.append(("dimer", i))
@@ -516,7 +593,7 @@ def race_figure(
                     name=f"{t.label} −g",
                     line={"color": color, "width": lw * 0.8},
                     marker=head,
-                    **common,
+                    **{**common, "legendgroup": "g"},
                 )
             )
             moving.append(("g", i))
@@ -527,7 +604,7 @@ def race_figure(
                         name=f"{t.label} −g_mod",
                         line={"color": color, "width": lw * 1.4, "dash": "dash"},
                         marker=head,
-                        **common,
+                        **{**common, "legendgroup": "g_mod"},
                     )
                 )
                 moving.append(("g_mod", i))
@@ -537,7 +614,7 @@ def race_figure(
                         name=f"{t.label} removed",
                         line={"color": color, "width": lw * 0.8, "dash": "dot"},
                         marker=head,
-                        **common,
+                        **{**common, "legendgroup": "removed"},
                     )
                 )
                 moving.append(("removed", i))
@@ -547,7 +624,7 @@ def race_figure(
                     mode="lines",
                     name="exact min mode",
                     line={"color": EXACT_COLOR, "width": max(1.0, lw * 0.5), "dash": "dot"},
-                    **common,
+                    **{**common, "legendgroup": "vmin"},
                 )
             )
             moving.append(("vmin", i))
@@ -574,7 +651,7 @@ def race_figure(
     # below the plot, in pixels: tick labels and axis title, the Play/Pause row, then the slider
     font = FONT_SIZE[bool(large)]
     axis_px, buttons_px, slider_px = 2.2 * font + 20, 1.9 * font + 14, 2.5 * font + 40
-    margin = {"l": 60, "r": 130, "b": int(axis_px + buttons_px + slider_px), "t": 90}
+    margin = {"l": 60, "r": 300 if large else 240, "b": int(axis_px + buttons_px + slider_px), "t": 24}
     plot_height = height - margin["b"] - margin["t"]
     slider = {
         "active": 0,
@@ -617,7 +694,8 @@ def race_figure(
         hovermode="closest",
         images=[background_image(surface, grid)],
         uirevision=getattr(surface, "key", "surface"),
-        legend={"orientation": "h", "x": 0.0, "y": 1.01, "xanchor": "left", "yanchor": "bottom"},
+        # the legend beside the plot (top right, the colour bar below it): the plot keeps the height
+        legend={"orientation": "v", "x": 1.02, "y": 1.0, "xanchor": "left", "yanchor": "top"},
         meta={"dimer_zoom": zoom, "arrow_scale": scale, "frame_steps": len(frame_steps)},
         updatemenus=[
             {
@@ -712,7 +790,11 @@ def loss_figure(
 ) -> go.Figure:
     """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
     evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
-    ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×."""
+    ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×.
+
+    A diverged run never rescales the plot: the y range is that of the other runs (and the diverged
+    runs' starts), a diverged curve is clipped to it, and its last point is marked ▲/▼ "diverged"
+    with the value it reached in the hover text."""
     if x not in ("steps", "grad_evals"):
         raise ValueError(f"x must be 'steps' or 'grad_evals', got {x!r}")
     traces = list(traces)
@@ -723,16 +805,20 @@ def loss_figure(
     if log and low <= 0:
         shift = -low + 1e-12 * max(1.0, abs(low))
         ytitle = "loss − min over runs"
+    window = _loss_window(traces, shift, log)
     fig = go.Figure()
     for t in traces:
         if not len(t):
             continue
         idx = _subsample(len(t))
         xs = getattr(t, x)[idx]
+        y = t.loss[idx] + shift
+        if window is not None:
+            y = np.clip(y, *window)
         fig.add_trace(
             go.Scatter(
                 x=xs.tolist(),
-                y=_clean(t.loss[idx] + shift),
+                y=_clean(y),
                 mode="lines",
                 name=t.label,
                 legendgroup=t.key,
@@ -753,13 +839,60 @@ def loss_figure(
                     hovertemplate=f"{t.label} escaped at step {t.escape_step}<extra></extra>",
                 )
             )
+        if t.status == "diverged":
+            reached = float(t.loss[-1]) + shift
+            up = not math.isfinite(reached) or window is None or reached >= window[1]
+            shown = reached if window is None else float(np.clip(reached, *window))
+            fig.add_trace(
+                go.Scatter(
+                    x=[float(getattr(t, x)[-1])],
+                    y=_clean(np.array([shown if math.isfinite(shown) else (window or (0, 0))[1]])),
+                    mode="markers+text",
+                    text=["diverged"],
+                    textposition="middle left",
+                    textfont={"color": color_for(t.key)},
+                    name=f"{t.label} diverged",
+                    legendgroup=t.key,
+                    showlegend=False,
+                    marker={
+                        "symbol": "triangle-up" if up else "triangle-down",
+                        "size": marker_size(large) + 4,
+                        "color": color_for(t.key),
+                    },
+                    hovertemplate=f"{t.label} diverged at step {t.stop_step}: loss {reached - shift:.4g}"
+                    "<extra></extra>",
+                )
+            )
+    yaxis: dict = {"title": {"text": ytitle}, "type": "log" if log else "linear"}
+    if window is not None:
+        yaxis["range"] = [math.log10(v) for v in window] if log else list(window)
     fig.update_layout(
         height=height,
         xaxis={"title": {"text": "step" if x == "steps" else "gradient evaluations"}},
-        yaxis={"title": {"text": ytitle}, "type": "log" if log else "linear"},
+        yaxis=yaxis,
         hovermode="x unified",
     )
     return style_figure(fig, large)
+
+
+def _loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, float] | None:
+    """The y range of the loss plot when some run diverged (else ``None``: Plotly's autorange): the
+    finite losses of the runs that did not diverge and the first loss of those that did, padded by
+    5 % (on the log axis, in decades)."""
+    if not any(t.status == "diverged" and len(t) for t in traces):
+        return None
+    parts = [t.loss[:1] if t.status == "diverged" else t.loss for t in traces if len(t)]
+    values = np.concatenate(parts) + shift
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if not values.size:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if log:
+        a, b = math.log10(lo), math.log10(hi)
+        pad = 0.05 * max(b - a, 1.0)
+        return 10 ** (a - pad), 10 ** (b + pad)
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.05
+    return lo - pad, hi + pad
 
 
 def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -> go.Figure:
@@ -823,27 +956,51 @@ def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -
     return style_figure(fig, large)
 
 
-def results_rows(traces: Sequence, has_escape: bool = True) -> list[dict]:
-    """One row per run for the results table: label, colour, status, final loss, steps run, the step
-    and the gradient evaluations at which it escaped (None = never), total gradient evaluations.
+def _escape_evals(t) -> int | None:
+    if t.escape_step is None or not len(t):
+        return None
+    r = int(np.clip(np.searchsorted(t.steps, t.escape_step), 0, len(t) - 1))
+    return int(t.grad_evals[r])
 
-    A run that used its whole budget (status "running") reads "not escaped", or "ran all steps" when
-    the problem has no escape criterion (``has_escape=False``: no saddle near the start)."""
+
+def fate_line(t, budget: int | None = None) -> str:
+    """What happened to one run, in one short phrase of the shared vocabulary (``deo.trace.FATES``):
+    "escaped at step 101 (104 gradients)", "stuck: no escape in 300 steps", "diverged at step 4",
+    "escaped at step 29, converged at step 40"."""
+    from deo.trace import fate
+
+    word = fate(t.status)
+    last = int(t.steps[-1]) if len(t) else 0
+    escaped = f"escaped at step {t.escape_step}" if t.escape_step is not None else ""
+    if word == "escaped":
+        evals = _escape_evals(t)
+        return f"{escaped} ({evals} gradients)" if evals is not None and evals != t.escape_step else escaped
+    if word == "converged":
+        return f"{escaped}, converged at step {last}" if escaped else f"converged at step {last}"
+    if word == "diverged":
+        diverged = f"diverged at step {t.stop_step}"
+        return f"{escaped}, then {diverged}" if escaped else diverged
+    return f"stuck: no escape in {budget if budget is not None else last} steps"
+
+
+def results_rows(traces: Sequence, has_escape: bool = True) -> list[dict]:
+    """One row per run for the results table: label, colour, status (``deo.trace.FATES``: escaped,
+    converged, stuck, diverged), final loss, steps run, the step and the gradient evaluations at
+    which it escaped (None = never), total gradient evaluations, the step at which it diverged.
+
+    ``has_escape`` is kept for callers; a run that used its whole budget reads "stuck" either way."""
+    from deo.trace import fate
+
     out = []
     for t in traces:
-        escape_evals = None
-        if t.escape_step is not None and len(t):
-            r = int(np.clip(np.searchsorted(t.steps, t.escape_step), 0, len(t) - 1))
-            escape_evals = int(t.grad_evals[r])
+        escape_evals = _escape_evals(t)
         final_loss = float(t.loss[-1]) if len(t) else math.nan
         out.append(
             {
                 "optimizer": t.label,
                 "key": t.key,
                 "color": color_for(t.key),
-                "status": t.status
-                if t.status != "running"
-                else ("not escaped" if has_escape else "ran all steps"),
+                "status": fate(t.status),
                 "final loss": final_loss if math.isfinite(final_loss) else None,
                 "steps run": int(t.steps[-1]) if len(t) else 0,
                 "escape step": t.escape_step,

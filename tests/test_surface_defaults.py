@@ -1,0 +1,45 @@
+"""Every surface's default race (the app's Surfaces page on first load of that surface) works:
+its start, learning rates and budget (``landscapes.RaceDefaults``) keep every default preset finite
+and inside the window, and the default surface tells the story the page's caption promises."""
+
+from __future__ import annotations
+
+import pytest
+
+from deo.presets import PRESETS
+from deo.race import OptimizerSpec, race, surface_problem
+from landscapes import SURFACES
+
+DEFAULT_OPTIMIZERS = ("gd", "adam", "deo_paper", "deo_escape")  # pages/surfaces.py's default choice
+
+
+def default_race(surface_key: str) -> dict:
+    surface = SURFACES[surface_key]
+    specs = [
+        OptimizerSpec(key, surface.race.hyperparams(key, PRESETS[key].defaults), PRESETS[key].label)
+        for key in DEFAULT_OPTIMIZERS
+    ]
+    traces = race(surface_problem(surface, surface.default_start), specs, surface.race.steps, seed=0)
+    return {t.key: t for t in traces}
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("surface_key", sorted(SURFACES))
+def test_no_default_preset_diverges_in_the_default_race(surface_key):
+    surface = SURFACES[surface_key]
+    (x0, x1), (y0, y1) = surface.bounds
+    assert x0 <= surface.default_start[0] <= x1 and y0 <= surface.default_start[1] <= y1
+    for key, trace in default_race(surface_key).items():
+        assert trace.status != "diverged", (surface_key, key, trace.stop_step)
+        assert int(trace.steps[-1]) <= surface.race.steps
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_default_surface_shows_gd_slow_adam_fast_deo_paper_stuck_and_deo_escape_escaping():
+    runs = default_race("saddle_plateau")
+    gd, adam, paper, escape = (runs[k] for k in DEFAULT_OPTIMIZERS)
+    assert paper.escape_step is None  # DEO (paper) removes the escape direction ...
+    assert 0.3 < paper.position_2d[-1, 1] < 1.2 and paper.grad_norm[-1] > 0.5  # ... stalls on the slope
+    assert adam.escape_step is not None and escape.escape_step is not None
+    assert adam.escape_step < escape.escape_step  # Adam first, DEO-escape next ...
+    assert gd.escape_step is None or gd.escape_step > escape.escape_step + 50  # ... GD slow
