@@ -1,10 +1,11 @@
 """Sweeps on local Ray against a plain sequential loop: wall time, CPU use, per-task overhead.
 
-Part 1, the real sweep: ``benchmarks/sweeps/escape_table.toml`` (200 cells: 4 saddles × 5 presets ×
-10 seeds, up to 1 000 steps each) run once by a plain loop in this process and once on local Ray
-(``num_cpus`` = ``--cpus``, cells batched "auto"), side by side in one run. Both tables must be equal
-cell by cell (the script fails otherwise); the Ray table is the committed
-``benchmarks/results/sweep_escape_table.csv`` and its summary ``sweep_escape_table.md``.
+Part 1, a real sweep (``--config``; default ``benchmarks/sweeps/escape_table.toml``, 200 cells of up
+to 1 000 steps; ``bench_200.toml`` is 200 short Adam cells): run once by a plain loop in this process
+and once on local Ray (``num_cpus`` = ``--cpus``, cells batched "auto"), side by side in one run.
+Both tables must be equal cell by cell (the script fails otherwise). With the escape-table config
+the Ray table is written to ``benchmarks/results/sweep_escape_table.csv`` and its summary to
+``sweep_escape_table.md``.
 
 Part 2, tiny cells: 200 one-step cells (x²−y², GD, 200 seeds) by the plain loop, on Ray one cell per
 task, and on Ray batched (``cells_per_task="auto"``); medians over ``--repeats``. The per-task
@@ -84,8 +85,8 @@ def utilisation(frame, wall: float, cpus: int) -> float:
     return float(frame["cpu_s"].sum()) / (wall * cpus)
 
 
-def part_real(cpus: int) -> tuple[list[str], pd.DataFrame]:
-    config = load_config(CONFIG)
+def part_real(cpus: int, path: Path) -> tuple[list[str], pd.DataFrame]:
+    config = load_config(path)
     loop, loop_wall, loop_busy = run(config, "sequential")
     ray_frame, ray_wall, ray_busy = run(config, "ray")
     a = loop[RESULT_COLUMNS].reset_index(drop=True)
@@ -93,7 +94,7 @@ def part_real(cpus: int) -> tuple[list[str], pd.DataFrame]:
     pd.testing.assert_frame_equal(a, b)  # the same numbers, cell by cell
     n = len(ray_frame)
     lines = [
-        f"## 1. The escape-table sweep ({n} cells, `benchmarks/sweeps/escape_table.toml`)",
+        f"## 1. A real sweep ({n} cells, `{path.relative_to(ROOT)}`)",
         "",
         "| run | wall s | wall per cell s | cells' CPU / (wall × CPUs) | machine busy | speedup |",
         "|---|---:|---:|---:|---:|---:|",
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--part", nargs="+", default=["real", "tiny"], choices=["real", "tiny"])
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the sweep of part 1")
     args = parser.parse_args()
     torch.set_num_threads(1)
     import ray
@@ -203,14 +205,15 @@ def main() -> None:
     ]
     command = (
         f"python benchmarks/sweep_overhead.py --cpus {args.cpus} --repeats {args.repeats} "
-        f"--part {' '.join(args.part)}"
+        f"--part {' '.join(args.part)} --config {args.config}"
     )
     try:
         if "real" in args.part:
-            real, frame = part_real(args.cpus)
+            real, frame = part_real(args.cpus, args.config.resolve())
             lines += real
-            frame.to_csv(RESULTS / "sweep_escape_table.csv", index=False)
-            (RESULTS / "sweep_escape_table.md").write_text(escape_table_md(frame, command))
+            if args.config.resolve() == CONFIG:
+                frame.to_csv(RESULTS / "sweep_escape_table.csv", index=False)
+                (RESULTS / "sweep_escape_table.md").write_text(escape_table_md(frame, command))
         if "tiny" in args.part:
             lines += part_tiny(args.cpus, args.repeats)
     finally:
