@@ -307,7 +307,8 @@ def main() -> None:
         "# App benchmark (Surfaces page, escape map)",
         "",
         f"Command: `python benchmarks/app.py --repeats {args.repeats} "
-        f"--apptest-repeats {args.apptest_repeats} --escape-repeats {args.escape_repeats}`",
+        f"--apptest-repeats {args.apptest_repeats} --escape-repeats {args.escape_repeats} "
+        f"--side-repeats {args.side_repeats}{' --browser' if args.browser else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
         f"machine: {platform.processor() or 'unknown'} ({platform.machine()}); torch {torch.__version__}; "
         f"torch threads {torch.get_num_threads()}.",
