@@ -24,12 +24,13 @@ from deo.dimer import (
     _assemble_probe,
     batched_dot,
     fourier_rotation,
+    lanczos_rotation,
     probe_shifted,
     rotate_sd,
 )
 
 BASES: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": SGD, "adam": Adam, "adamw": AdamW}
-ROTATIONS = ("sd", "fourier")
+ROTATIONS = ("sd", "fourier", "lanczos")
 SCHEMES = ("forward", "central")
 TARGETS = ("gradient", "update")
 BATCH_DIMS = (0, 1)
@@ -134,7 +135,9 @@ class DEO(Optimizer):
     1. if :math:`t \bmod k = 0` (``k = rotate_every``), a rotation event: one dimer probe of the
        warm-started orientation N at θ, then ``rotations`` rotations
        (``"fourier"``: Kästner–Sherwood, ``"sd"``: :math:`N \leftarrow
-       \mathrm{normalize}(N + η_{rot} F_R)`), giving N, the curvature
+       \mathrm{normalize}(N + η_{rot} F_R)`; ``"lanczos"``: the probe and r more finite-difference
+       Hessian-vector products build a Krylov space from N, whose lowest Ritz vector is the new N —
+       the same r + 1 probes), giving N, the curvature
        :math:`C ≈ N^\top H N` and torque :math:`\lVert F_R \rVert` at the final N;
     2. :math:`g_{mod} = g_t − α\,(g_t·N)\,N` when :math:`C < \text{gate}` (always when
        ``gate=None``); α and gate may differ per parameter group (then α is applied block-wise);
@@ -191,8 +194,9 @@ class DEO(Optimizer):
         dimer_length: ΔR, 0 < ΔR ≤ 1e6, resolvable in the probe dtype at the parameters' scale.
         rotate_every: k ≥ 1, steps between rotation events (1 = every step).
         rotations: rotation iterations per event (0: only re-probe the curvature).
-        rotation: ``"fourier"`` or ``"sd"`` (needs ``rotation_step``, stable for
-            ``0 < rotation_step < 2/(λ_max − λ_min)``).
+        rotation: ``"fourier"``, ``"lanczos"`` (same cost per event; better per event when
+            ``rotations`` > 1, identical at 1 — ``benchmarks/results/engine_accuracy.md``) or ``"sd"``
+            (needs ``rotation_step``, stable for ``0 < rotation_step < 2/(λ_max − λ_min)``).
         scheme: ``"forward"`` (one end, O(ΔR)) or ``"central"`` (two ends, O(ΔR²)).
         alpha: α, |α| ≤ 1e6; 1 projects out the min-mode component (the paper), −1 doubles it,
             2 reflects it (saddle search).
@@ -586,18 +590,28 @@ class DEO(Optimizer):
         rows whose end gradient is not finite keep their previous N, curvature and torque."""
         state = self.dimer
         n = state["direction"]
-        current = probe_shifted(shift_grad, n, hp["dimer_length"], g0=g, scheme=hp["scheme"])
-        state["grad_evals"] += current.grad_evals
-        curvature = current.curvature
-        for _ in range(hp["rotations"] if hp["direction"] == "dimer" else 0):
-            n, curvature, current = self._rotate(shift_grad, n, current, hp)
-        valid = _finite_rows(batched_dot(n, n), curvature, current.torque)  # ‖N‖²: every entry of N
+        if hp["rotation"] == "lanczos" and hp["direction"] == "dimer":
+            # The probe at N is the first Krylov product; r more products, none skipped (fixed cost).
+            n, curvature, info = lanczos_rotation(
+                shift_grad, n, hp["dimer_length"], g0=g, max_iterations=hp["rotations"],
+                scheme=hp["scheme"], torque_tol=0.0, phi_tol=0.0,
+            )  # fmt: skip
+            state["grad_evals"] += info["grad_evals"]
+            torque = info["torque"]
+        else:
+            current = probe_shifted(shift_grad, n, hp["dimer_length"], g0=g, scheme=hp["scheme"])
+            state["grad_evals"] += current.grad_evals
+            curvature = current.curvature
+            for _ in range(hp["rotations"] if hp["direction"] == "dimer" else 0):
+                n, curvature, current = self._rotate(shift_grad, n, current, hp)
+            torque = current.torque
+        valid = _finite_rows(batched_dot(n, n), curvature, torque)  # ‖N‖²: every entry of N
         if bool(valid.all()):  # the usual case: no select over d (the step syncs for _check_finite anyway)
-            state["direction"], state["curvature"], state["torque"] = n, curvature, current.torque
+            state["direction"], state["curvature"], state["torque"] = n, curvature, torque
             return
         state["direction"] = torch.where(valid.unsqueeze(-1), n, state["direction"])
         state["curvature"] = torch.where(valid, curvature, state["curvature"])
-        state["torque"] = torch.where(valid, current.torque, state["torque"])
+        state["torque"] = torch.where(valid, torque, state["torque"])
 
     def _rotate(
         self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe, hp: dict[str, Any]

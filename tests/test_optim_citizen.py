@@ -501,3 +501,26 @@ def test_deo_trains_under_lightnings_automatic_optimization_protocol():
     assert diag["step"] == 40 and diag["grad_evals"] == loop.training_steps == loop.hooks == 80
     assert losses[-1] < 0.5 * losses[0]
     assert math.isfinite(diag["curvature"])
+
+
+def test_lanczos_rotation_in_the_optimizer_finds_the_min_mode_at_the_fourier_cost():
+    """rotation="lanczos": r + 1 probes per event like "fourier", N → the min eigenvector."""
+    h = torch.diag(torch.tensor([3.0, 1.0, -2.0, 0.5, 2.0], dtype=torch.float64))
+    runs = {}
+    for rotation in ("fourier", "lanczos"):
+        p = torch.nn.Parameter(torch.tensor([0.7, -0.4, 0.3, 0.9, 0.2], dtype=torch.float64))
+        opt = DEO([p], base="sgd", lr=1e-3, rotate_every=5, rotations=3, rotation=rotation, seed=0)
+
+        def closure(p=p, opt=opt):
+            opt.zero_grad()
+            loss = 0.5 * p @ h @ p
+            loss.backward()
+            return loss
+
+        for _ in range(20):
+            opt.step(closure)
+        runs[rotation] = opt.diagnostics()
+    lz = runs["lanczos"]
+    assert lz["grad_evals"] == runs["fourier"]["grad_evals"] == 20 + 4 * 4
+    assert abs(float(lz["curvature"]) + 2.0) < 1e-3
+    assert abs(float(lz["direction"][2])) > 0.999
