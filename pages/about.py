@@ -320,6 +320,27 @@ st.markdown("**Engine facts** (each a test in `tests/`; run all with `python -m 
 for fact in ENGINE_FACTS:
     _show_test_fact(fact)
 
+st.subheader("Does the rotating dimer beat a random direction?")
+with safe_block("Controls"):
+    controls = RESULTS / "controls.md"
+    if not controls.exists():
+        st.markdown(
+            "Not measured yet: run `python benchmarks/controls.py` (writes `benchmarks/results/controls.md`: "
+            "every DEO preset against its random-direction controls)."
+        )
+    else:
+        st.markdown(
+            "Each DEO preset has two controls with the same step and the same gradient charge: a random N "
+            "drawn once and never rotated, and one re-drawn at every rotation event. A DEO win that its "
+            "control shares is symmetry breaking, not the min mode. The tiny Transformer, per seed, from "
+            "`benchmarks/results/controls.md` (all problems in the expander below):"
+        )
+        found = re.search(
+            r"<!-- part:assembled:tiny_transformer -->\n(.*?)\n<!-- end:", controls.read_text(), re.S
+        )
+        if found:
+            st.markdown(re.sub(r"^#{1,6}\s+", "##### ", found.group(1), flags=re.M))
+
 st.subheader("Does DEO help anywhere, at tuned learning rates?")
 with safe_block("Tuned learning rates"):
     if not TUNED_CSV.exists():

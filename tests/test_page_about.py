@@ -164,3 +164,17 @@ def test_tuned_lr_figure_has_a_panel_per_problem_and_rings_each_optimizers_best_
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="evals_median"):
         tuned_lr_figure(pd.DataFrame(rows).drop(columns="evals_median"))
+
+
+def test_controls_are_shown_from_the_committed_table_or_said_absent():
+    at = run()
+    assert_clean(at)
+    texts = " ".join(m.value for m in at.markdown)
+    headers = [h.value for h in at.subheader]
+    assert "Does the rotating dimer beat a random direction?" in headers
+    if (RESULTS / "controls.md").exists():
+        section = (RESULTS / "controls.md").read_text().split("<!-- part:assembled:tiny_transformer -->")
+        if len(section) == 2:
+            assert "tiny_transformer" in texts and "Steps to escape per seed" in texts
+    else:
+        assert "not measured yet: run `python benchmarks/controls.py`" in texts.lower()
