@@ -494,6 +494,7 @@ def lanczos_rotation(
     betas: list[Tensor] = []
     scale = torch.zeros(batch_shape, dtype=n.dtype, device=n.device)  # max |T| entry so far, per row
     stopped = torch.zeros(batch_shape, dtype=torch.bool, device=n.device)
+    failed = torch.zeros(batch_shape, dtype=torch.bool, device=n.device)  # a non-finite product seen
     n_out, curvature, torque = n, None, None
     coefficients = torch.ones((*batch_shape, 1), dtype=n.dtype, device=n.device)  # of n_out in the basis
     history: list[dict] = []
@@ -517,9 +518,17 @@ def lanczos_rotation(
         if k > 1:
             off = torch.stack(betas, -1)
             tridiagonal = tridiagonal + torch.diag_embed(off, offset=1) + torch.diag_embed(off, offset=-1)
+        # A non-finite product (an end outside the function's domain) fails its row, not the batch:
+        # eigh of a NaN matrix raises, so such rows get a harmless zero matrix and NaN results.
+        bad = ~(torch.isfinite(tridiagonal).all(-1).all(-1) & torch.isfinite(beta))
+        failed = failed | (bad & ~stopped)
+        if bool(bad.any()):
+            tridiagonal = torch.where(bad[..., None, None], torch.zeros_like(tridiagonal), tridiagonal)
         ritz_values, ritz_vectors = torch.linalg.eigh(tridiagonal)
         theta, s = ritz_values[..., 0], ritz_vectors[..., :, 0]
         residual = beta * s[..., -1].abs()
+        theta = torch.where(failed, torch.full_like(theta, math.nan), theta)
+        residual = torch.where(failed, torch.full_like(residual, math.nan), residual)
         invariant = beta <= 10 * k * eps * scale
         residual = torch.where(invariant, torch.zeros_like(residual), residual)
         active = ~stopped
@@ -552,7 +561,7 @@ def lanczos_rotation(
         resolvable = 0.5 * torch.atan2(residual, theta.abs()) >= phi_tol  # the fourier stop, same angle
         finite = torch.isfinite(theta) & torch.isfinite(residual)  # a NaN row never counts as converged
         converged_now = (invariant | (residual < torque_tol) | ~resolvable) & finite
-        stopped = stopped | (active & converged_now)
+        stopped = stopped | (active & converged_now) | failed
         if iterations >= max_iterations or bool(stopped.all()):
             break
         iterations += 1
@@ -561,7 +570,8 @@ def lanczos_rotation(
         basis.append((w / safe.unsqueeze(-1)) * (~invariant).unsqueeze(-1))  # a stopped row's 0 is harmless
     if not (record and iterations > 0):
         n_out = ritz_vector(coefficients)
-    info = {"grad_evals": grad_evals, "iterations": iterations, "converged": stopped, "torque": torque}
+    converged = stopped & ~failed
+    info = {"grad_evals": grad_evals, "iterations": iterations, "converged": converged, "torque": torque}
     if record:
         info["history"] = history
     return n_out, curvature, info

@@ -550,3 +550,18 @@ def test_lanczos_rotation_with_both_tolerances_zero_makes_every_product():
     assert float(curvature) == pytest.approx(-1.0, abs=1e-9) and abs(float(n[1])) == pytest.approx(
         1.0, abs=1e-9
     )
+
+
+def test_lanczos_rotation_fails_a_row_whose_end_gradient_is_not_finite_without_raising():
+    """An end outside the function's domain: that row is NaN and not converged, the others go on."""
+
+    def grad_fn(x):
+        g = x.clone()
+        g[..., 0] = torch.where(x[..., 0] > 1.0005, torch.nan, x[..., 0])
+        return g
+
+    x = torch.tensor([[1.0, 0.5, 0.2], [0.0, 0.5, 0.2]], dtype=torch.float64)
+    n0 = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    _, curvature, info = min_mode(grad_fn, x, n0=n0, rotation="lanczos")
+    assert math.isnan(float(curvature[0])) and not bool(info["converged"][0])
+    assert abs(float(curvature[1]) - 1.0) < 1e-6 and bool(info["converged"][1])
