@@ -194,7 +194,11 @@ def main() -> None:
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     ray.init(
-        num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, runtime_env=_ray_runtime_env(None)
+        address="local",
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env=_ray_runtime_env(None),
     )
     init_s = time.perf_counter() - t0
     lines = [

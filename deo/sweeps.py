@@ -885,6 +885,7 @@ def _run_ray(groups, store, progress, on_result, address, num_cpus, max_retries,
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         else:
             ray.init(
+                address="local",  # always a new local instance, never a `ray start` found on the machine
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 include_dashboard=False,
                 runtime_env=runtime_env,

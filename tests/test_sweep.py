@@ -314,7 +314,13 @@ def local_ray():
 
     from deo.sweeps import _ray_runtime_env
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=_ray_runtime_env(None))
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env=_ray_runtime_env(None),
+    )
     yield ray
     ray.shutdown()
 
