@@ -172,7 +172,8 @@ def network_slice(
 st.title("Optimizers on small networks")
 st.caption(
     "Every optimizer starts from the same initial weights with the same seed, batches and step budget. "
-    "Small initial weights put the network near a saddle or plateau of its loss (NETWORKS.md)."
+    "Small initial weights put the network near a saddle or plateau of its loss (the problems and "
+    "their plateaus are defined in landscapes/networks.py)."
 )
 
 with controls("Networks"):
@@ -182,7 +183,7 @@ with controls("Networks"):
         index=list(landscapes.NETWORKS).index(DEFAULT_NETWORK),
         key=f"{P}problem",
         bind=URL,
-        help="Data generated in code from a seed; each problem has a known plateau (NETWORKS.md).",
+        help="Data generated in code from a seed; each problem has a known plateau (landscapes/networks.py).",
     )
     init_choice = st.select_slider(
         "Initial weight scale",
@@ -319,7 +320,7 @@ if traces:
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals")
         st.caption(
             "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
-            "gradients at its rotation events). Dotted: the plateau of NETWORKS.md."
+            "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."
         )
         download_buttons(
             "networks", config, traces=traces, html=lambda: loss_steps.to_html(include_plotlyjs=True)

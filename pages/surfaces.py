@@ -415,7 +415,8 @@ if traces:
     )
     st.dataframe(styled, hide_index=True, width="stretch")
     st.caption(
-        "Escape: the loss fell below the surface's threshold near the saddle (DEO.md). "
+        "Escape: the loss fell below the surface's threshold near the saddle (its escape_loss in "
+        "landscapes/surfaces.py, else f_saddle − 1 or 90 % of the way down to the nearest minimum). "
         "Diverged runs stop; the others go on."
     )
     for note in divergence_notes(traces, surface):  # why each diverged run stopped, in one sentence
@@ -439,10 +440,20 @@ if traces:
         if tab_curv.open:
             with tab_curv, safe_block("The curvature view"):
                 st.plotly_chart(curvature_figure(traces, large=large), key="curvature")
-                st.caption(
-                    "C = D·N, the dimer's curvature estimate, against the exact λ_min at the same point; "
-                    "|cos| = 1 when N is the exact min-mode eigenvector."
+                why = (
+                    "C = D·N, the dimer's curvature estimate along N, against the exact λ_min at the "
+                    "same point. The dimer measures where the run is, so C follows the *local* "
+                    "curvature as the run moves, not the saddle's. |cos| = 1 when N is the exact "
+                    "min-mode eigenvector. It can fall after an escape: rotation turns N only by its "
+                    "torque, and the torque vanishes on *any* eigenvector, the largest included."
                 )
+                if surface_key == "saddle_plateau":
+                    why += (
+                        " Here DEO-escape's N stays along y; past y ≈ 1.15 the smaller curvature is "
+                        "along x (λ_min = 2), so C reads the curvature along y (→ 4) and |cos| drops "
+                        "to 0 (tests/test_surface_defaults.py)."
+                    )
+                st.caption(why)
         if tab_3d.open:
             with tab_3d, safe_block("The 3-D view"):
                 st.plotly_chart(surface3d_figure(surface, traces, large=large), key="surface3d")

@@ -137,7 +137,7 @@ def new_page(browser):
     contexts = []
 
     def make(**options):
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, **options)
+        context = browser.new_context(**{"viewport": {"width": 1440, "height": 1000}, **options})
         contexts.append(context)
         return context.new_page()
 

@@ -11,10 +11,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-pytestmark = pytest.mark.browser
+# A browser flow on the shared 2-core machine at load ≈ 20 took 5 min (server start + a cold race):
+# the per-test limit is wider than the suite's 300 s; every wait inside is still on a state.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 SHORT = 60  # steps for flows that start new races (the default 300 is raced once, by the page test)
-RUN_TIMEOUT_MS = 120_000  # a cold race (torch warm-up on a shared 2-core machine) can take a while
+RUN_TIMEOUT_MS = 300_000  # a cold race (torch warm-up on a shared 2-core machine at load 15) can take minutes
 PAGES = [  # (url path, title pattern)
     ("", re.compile("Surfaces")),  # the default page lives at /
     ("dimer", re.compile("dimer", re.IGNORECASE)),
@@ -59,6 +61,55 @@ def no_exception(page) -> None:
     _expect()(page.locator('[data-testid="stException"]')).to_have_count(0)
 
 
+def wait_for_plot(page, condition: str, index: int = 0, timeout: int = RUN_TIMEOUT_MS):
+    """Until the JavaScript ``condition`` holds for ``gd``, the ``index``-th Plotly graph div of the
+    page (drawn: its ``_fullLayout`` exists); returns the condition's value. A state wait, polled
+    by the browser on every animation frame."""
+    handle = page.wait_for_function(
+        """([index, condition]) => {
+            const gd = document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')[index];
+            const full = gd && gd._fullLayout;
+            if (!full || !full.xaxis || !full.xaxis._length) return false;
+            return new Function("gd", "return (" + condition + ");")(gd) || false;
+        }""",
+        arg=[index, condition],
+        timeout=timeout,
+    )
+    return handle.json_value()
+
+
+def click_plot_at(page, x: float, y: float, index: int = 0, attempts: int = 5) -> None:
+    """Click the data point (x, y) of a 2-D Plotly chart the way a person does: move the mouse
+    there, wait until Plotly reports a hovered point within 0.3 of it (its hover handling is
+    throttled and lags on a loaded machine), then press and release. The pixel position is computed
+    from Plotly's own axes at that moment, so a late relayout cannot shift the click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    where = f"""(() => {{
+        const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [box.left + xa._offset + xa.l2p({x}), box.top + ya._offset + ya.l2p({y})];
+    }})()"""
+    hovered = f"(gd._hoverdata || []).some(p => Math.abs(p.x - ({x})) < 0.3 && Math.abs(p.y - ({y})) < 0.3)"
+    for attempt in range(attempts):
+        px, py = wait_for_plot(page, where, index)
+        page.mouse.move(px + 3, py + 3)
+        page.mouse.move(px, py, steps=3)
+        try:
+            wait_for_plot(page, hovered, index, timeout=30_000)
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                seen = wait_for_plot(
+                    page, "JSON.stringify((gd._hoverdata || []).map(p => [p.x, p.y]))", index
+                )
+                raise AssertionError(
+                    f"Plotly never hovered ({x}, {y}) at {(px, py)}; hovered: {seen}"
+                ) from None
+            continue
+        page.mouse.down()
+        page.mouse.up()
+        return
+
+
 @pytest.mark.parametrize(("path", "title"), PAGES, ids=[p or "surfaces" for p, _ in PAGES])
 def test_every_page_loads_without_exception_and_shows_its_title(
     app_url, new_page, screenshot_dir, path, title
@@ -80,7 +131,7 @@ def test_play_advances_the_frame_slider(app_url, new_page, screenshot_dir):
     current = frame_label(page)
     _expect()(current).to_have_text("step 0", timeout=RUN_TIMEOUT_MS)
     chart.locator(".updatemenu-button", has_text="Play").click()
-    _expect()(current).not_to_have_text("step 0", timeout=20_000)
+    _expect()(current).not_to_have_text("step 0", timeout=RUN_TIMEOUT_MS)
     chart.locator(".updatemenu-button", has_text="Pause").click()
     paused_at = current.text_content()
     assert re.fullmatch(r"step \d+", paused_at), paused_at
@@ -92,15 +143,18 @@ def test_changing_the_surface_changes_the_figure(app_url, new_page, screenshot_d
     page = open_page(new_page, f"{app_url}/?steps={SHORT}")
     formula = page.locator(".katex").first
     _expect()(formula).to_contain_text("y", timeout=RUN_TIMEOUT_MS)
-    x_ticks_before = page.locator('[data-testid="stPlotlyChart"]').first.locator(".xtick").all_inner_texts()
+    range_before = wait_for_plot(page, "gd._fullLayout.xaxis.range")
     select = page.locator('[data-testid="stSelectbox"]').filter(has_text="Surface").first
     select.click()
     page.get_by_role("option", name=re.compile("Rosenbrock")).click()
     _expect()(number_input(page, "x₀")).to_have_value("-2", timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     _expect()(formula).to_contain_text("100", timeout=RUN_TIMEOUT_MS)  # (1 − x)² + 100 (y − x²)²
-    x_ticks_after = page.locator('[data-testid="stPlotlyChart"]').first.locator(".xtick").all_inner_texts()
-    assert x_ticks_after != x_ticks_before  # window [−2, 2] instead of [−3, 3]
+    # Rosenbrock's window [−2, 2] replaces the default surface's (the redrawn figure, not a guess)
+    range_after = wait_for_plot(
+        page, f"gd._fullLayout.xaxis.range[0] !== {range_before[0]} && gd._fullLayout.xaxis.range"
+    )
+    assert range_after == [-2, 2], range_after
     assert parse_qs(urlparse(page.url).query)["surface"] == ["Rosenbrock"]  # the option as shown
     no_exception(page)
     page.screenshot(path=str(screenshot_dir / "surfaces_rosenbrock.png"), full_page=True)
@@ -109,16 +163,17 @@ def test_changing_the_surface_changes_the_figure(app_url, new_page, screenshot_d
 def test_clicking_the_contour_sets_the_start(app_url, new_page, screenshot_dir):
     page = open_page(new_page, f"{app_url}/?steps={SHORT}")
     x0, y0 = number_input(page, "x₀"), number_input(page, "y₀")
-    _expect()(x0).to_have_value("1", timeout=RUN_TIMEOUT_MS)
-    drag = page.locator('[data-testid="stPlotlyChart"]').first.locator(".nsewdrag").first
-    box = drag.bounding_box()
-    assert box is not None
-    # the window is [−3, 3]²: a quarter of the width from the left and from the top is (−1.5, 1.5)
-    drag.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.25})
-    _expect()(x0).not_to_have_value("1", timeout=RUN_TIMEOUT_MS)
+    _expect()(x0).to_have_value(re.compile(r"\S"), timeout=RUN_TIMEOUT_MS)
+    before = x0.input_value()
+    (xa, xb), (ya, yb) = wait_for_plot(page, "[gd._fullLayout.xaxis.range, gd._fullLayout.yaxis.range]")
+    # a quarter of the window from the left and from the top (a point of the click grid)
+    target = (xa + 0.25 * (xb - xa), yb - 0.25 * (yb - ya))
+    click_plot_at(page, *target)
+    _expect()(x0).not_to_have_value(before, timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     x, y = float(x0.input_value()), float(y0.input_value())
-    assert abs(x + 1.5) < 0.3 and abs(y - 1.5) < 0.3, (x, y)
+    tolerance = 0.06 * (xb - xa)  # the click grid's spacing is 1/30 of the window
+    assert abs(x - target[0]) < tolerance and abs(y - target[1]) < tolerance, (x, y, target)
     no_exception(page)
     page.screenshot(path=str(screenshot_dir / "surfaces_clicked_start.png"), full_page=True)
 
@@ -152,16 +207,122 @@ def test_a_copied_link_restores_the_configuration_in_a_fresh_browser(app_url, ne
     fresh.screenshot(path=str(screenshot_dir / "surfaces_restored_from_link.png"), full_page=True)
 
 
-def test_a_shared_link_opened_first_on_a_fresh_server_goes_through_the_app_navigation(new_page):
-    """A teacher's link is often the very first request a server sees: it must get the real page."""
+MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "About / findings"]
+# Records, from the first byte of the page on, every navigation menu or link to a page that is not
+# one of the five (Streamlit's legacy pages/ listing names app, common, ...).
+WATCH_MENUS = """
+window.__foreignMenus = [];
+new MutationObserver(() => {
+  for (const el of document.querySelectorAll('[data-testid="stSidebarNav"], [data-testid="stTopNav"]')) {
+    window.__foreignMenus.push("menu: " + el.textContent);
+  }
+  for (const a of document.querySelectorAll("a[href]")) {
+    const path = new URL(a.href, location.href).pathname.replace(/\\/$/, "");
+    if (/\\/(app|common|url_params)$/.test(path)) window.__foreignMenus.push("link: " + path);
+  }
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "title"), [("", PAGES[0][1]), ("about?big=true", PAGES[-1][1])], ids=["root", "deep-link"]
+)
+def test_the_first_visitor_of_a_fresh_server_sees_only_the_five_pages(new_page, path, title):
+    """A teacher's link is often the very first request a server sees: it must get the real page,
+    through app.py (its sidebar toggles, set from the URL), and no other menu, not even briefly."""
     from conftest import serve_app
 
     with serve_app() as fresh_url:
-        page = open_page(new_page, f"{fresh_url}/about?big=true")
-        _expect()(page.locator("h1").first).to_have_text(PAGES[-1][1], timeout=RUN_TIMEOUT_MS)
-        nav = page.locator('[data-testid="stSidebarNav"]')
-        _expect()(nav).to_contain_text("About / findings")  # app.py's st.navigation titles ...
-        _expect()(nav).not_to_contain_text("common")  # ... not the legacy pages/ folder listing
-        large_fonts = page.get_by_label("Large fonts (projector)").first
-        _expect()(large_fonts).to_be_checked()  # app.py's sidebar toggle, set from the URL
+        page = new_page()
+        page.add_init_script(WATCH_MENUS)
+        page.goto(f"{fresh_url}/{path}")
+        _expect()(page.locator("h1").first).to_have_text(title, timeout=RUN_TIMEOUT_MS)
+        wait_idle(page)
+        links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]')
+        _expect()(links).to_have_text(MENU, timeout=RUN_TIMEOUT_MS)  # app.py's menu, the five pages
+        for icon in links.locator('[data-testid="stIconMaterial"]').all():
+            assert re.fullmatch(r"[a-z_]+", icon.inner_text()), icon.inner_text()  # Material, not emoji
+        assert page.evaluate("window.__foreignMenus") == []
+        if "big=true" in path:
+            _expect()(page.get_by_label("Large fonts (projector)").first).to_be_checked()
+            assert parse_qs(urlparse(page.url).query)["big"] == ["true"]  # the link's parameters kept
         no_exception(page)
+
+
+LAYOUTS = {  # name: (viewport, query, collapse the sidebar)
+    "desktop-1400x900": ({"width": 1400, "height": 900}, "", False),
+    "projector-1280x720-large-fonts": ({"width": 1280, "height": 720}, "?big=true&lecture=true", True),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling(
+    app_url, new_page, screenshot_dir, layout
+):
+    viewport, query, collapse = LAYOUTS[layout]
+    page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/{query}")
+    if collapse:
+        page.locator('[data-testid="stSidebar"]').hover()
+        page.locator('[data-testid="stSidebarCollapseButton"] button').click()
+        _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("aria-expanded", "false")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
+    play = chart.locator(".updatemenu-button", has_text="Play")
+    _expect()(play).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    slider = chart.locator("g.slider-group").first
+    _expect()(slider).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / f"layout_{layout}.png"))
+    boxes = {"chart": chart.bounding_box(), "play": play.bounding_box(), "slider": slider.bounding_box()}
+    for name, box in boxes.items():  # nothing cut off: inside the window as it opens, no scrolling
+        assert box is not None, name
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, (name, box)
+        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"] + 1, (name, box)
+    main = page.locator('[data-testid="stMain"]').bounding_box()
+    assert boxes["chart"]["width"] >= 0.55 * main["width"], (boxes["chart"], main)  # it uses the width
+    no_exception(page)
+
+
+# Pages with animated charts over a contour: (path with a short, cheap configuration, label)
+# (the Networks page's animated slice goes through the same viz.dimer_figs.with_frames; its chart sits
+# behind a race that this flow does not start, so it is not pressed here)
+ANIMATED_PAGES = [("dimer", "dimer")]
+
+
+@pytest.mark.parametrize(("path", "name"), ANIMATED_PAGES, ids=[n for _, n in ANIMATED_PAGES])
+def test_play_on_every_animated_chart_keeps_its_background(app_url, new_page, screenshot_dir, path, name):
+    """plotly.js drops contour traces while an animation plays: every animated chart draws its
+    contour as a layout image, which must still be there after the last frame."""
+    page = open_page(new_page, f"{app_url}/{path}")
+    _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
+    charts = page.locator('[data-testid="stPlotlyChart"]:visible')
+    animated = 0
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        play = chart.locator(".updatemenu-button", has_text="Play")
+        if not play.count():
+            continue
+        animated += 1
+        gd = chart.locator(".js-plotly-plot")
+        contours = gd.evaluate("gd => gd.data.filter(t => t.type === 'contour').length")
+        play.first.click()
+        gd.evaluate(  # until the slider stands on the last frame (the animation has run through)
+            """gd => new Promise(resolve => {
+                const steps = gd._fullLayout.sliders[0].steps, last = steps[steps.length - 1].label;
+                const shown = () => gd.querySelector(".slider-group .slider-label").textContent.trim();
+                const timer = setInterval(() => {
+                    const want = ((gd._fullLayout.sliders[0].currentvalue.prefix || "") + last).trim();
+                    if (shown() === want) { clearInterval(timer); resolve(true); }
+                }, 100);
+            })"""
+        )
+        drawn = gd.evaluate(
+            "gd => ({images: gd.querySelectorAll('.layer-below image, .imagelayer image').length,"
+            " lines: gd.querySelectorAll('.scatterlayer .trace').length,"
+            " contours: gd.data.filter(t => t.type === 'contour').length})"
+        )
+        assert drawn["contours"] == contours, drawn  # the contour traces are still in the figure ...
+        assert drawn["images"] >= contours, drawn  # ... and their background images still drawn
+        assert drawn["lines"] > 0, drawn
+    assert animated >= 1, f"no animated chart on {path}"
+    page.screenshot(path=str(screenshot_dir / f"played_{name}.png"), full_page=True)
+    no_exception(page)

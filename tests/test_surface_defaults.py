@@ -43,3 +43,16 @@ def test_the_default_surface_shows_gd_slow_adam_fast_deo_paper_stuck_and_deo_esc
     assert adam.escape_step is not None and escape.escape_step is not None
     assert adam.escape_step < escape.escape_step  # Adam first, DEO-escape next ...
     assert gd.escape_step is None or gd.escape_step > escape.escape_step + 50  # ... GD slow
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_after_escape_the_dimer_keeps_an_eigenvector_that_is_no_longer_the_min_mode():
+    """What the curvature tab's caption explains: C follows the local curvature along N; the torque
+    vanishes on any eigenvector, so DEO-escape's N stays along y past y ≈ 1.15, where the smaller
+    curvature turns to x: C → 4 (along y), λ_min = 2 (along x), |cos| → 0."""
+    escape = default_race("saddle_plateau")["deo_escape"]
+    assert escape.curvature[0] == pytest.approx(-2.0, abs=1e-3)  # at the start: the saddle's λ_min
+    assert abs(escape.direction[-1, 1]) == pytest.approx(1.0, abs=1e-6)  # N still along y at the end
+    assert escape.curvature[-1] == pytest.approx(4.0, abs=0.1)
+    assert escape.exact_lambda_min[-1] == pytest.approx(2.0, abs=1e-3)
+    assert escape.cos_to_vmin[-1] < 0.05

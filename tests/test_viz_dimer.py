@@ -169,13 +169,16 @@ def test_rotation_frames_show_the_engines_fitted_orientation():
         fitted = fr[k]["data"][4]
         direction = np.array([fitted["x"][1] - fitted["x"][0], fitted["y"][1] - fitted["y"][0]]) / (2 * half)
         np.testing.assert_allclose(np.abs(direction @ data.orientations[k + 1]), 1.0, atol=1e-3)
-    assert fr[-1]["data"][4]["x"] == []  # the last frame has no next iteration
+    # the last frame has no next iteration: a null point, which (unlike empty lists) replaces the
+    # previous frame's drawing when the animation reaches it
+    assert fr[-1]["data"][4]["x"] == [None]
+    assert fr[-1]["data"][5]["x"] == [None]  # nor a model curve of an earlier iteration
 
 
 def test_sd_rotation_has_no_fourier_model_curve():
     data = rotation_data("sd", iterations=3)
     fr = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))
-    assert all(frame["data"][5]["x"] == [] for frame in fr)
+    assert all(frame["data"][5]["x"] == [None] for frame in fr)
 
 
 # ------------------------------------------------------------------------- comparison figures

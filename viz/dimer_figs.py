@@ -24,7 +24,9 @@ from numpy import ndarray
 from plotly.subplots import make_subplots
 
 from viz.palette import EXACT_COLOR, PRESET_COLORS, style_figure
-from viz.surface_figs import AnimatedFigure
+from viz.surface_figs import AnimatedFigure, _png_data_uri
+
+BACKGROUND_PIXELS = 360  # per side of a contour's background image in an animated figure
 
 MAX_FRAMES = 300
 SIGNIFICANT = 5
@@ -242,10 +244,88 @@ def finish(fig: go.Figure, large: bool = False, **layout) -> go.Figure:
     return fig
 
 
+def _upsample(values: ndarray, old: ndarray, new: ndarray, axis: int) -> ndarray:
+    """Linear interpolation of ``values`` along ``axis`` from grid ``old`` to grid ``new``."""
+    moved = np.moveaxis(values, axis, -1)
+    out = np.stack([np.interp(new, old, row) for row in moved.reshape(-1, moved.shape[-1])])
+    return np.moveaxis(out.reshape(*moved.shape[:-1], len(new)), -1, axis)
+
+
+def contour_image(trace: go.Contour, pixels: int = BACKGROUND_PIXELS) -> dict | None:
+    """A filled contour trace as a Plotly layout image (Viridis at the trace's opacity on white,
+    dark iso-lines at its ``ncontours`` levels), placed on the trace's axes below the traces, or
+    ``None`` for a trace without a regular grid."""
+    if trace.z is None or trace.x is None or trace.y is None:
+        return None
+    z = np.array(trace.z, dtype=np.float64)
+    xs, ys = np.asarray(trace.x, dtype=np.float64), np.asarray(trace.y, dtype=np.float64)
+    if z.ndim != 2 or z.shape != (len(ys), len(xs)) or min(z.shape) < 2:
+        return None
+    finite = np.isfinite(z)
+    lo, hi = (float(z[finite].min()), float(z[finite].max())) if finite.any() else (0.0, 1.0)
+    fine_x, fine_y = np.linspace(xs[0], xs[-1], pixels), np.linspace(ys[0], ys[-1], pixels)
+    t = np.clip((np.where(finite, z, lo) - lo) / max(hi - lo, 1e-300), 0.0, 1.0)
+    t = _upsample(_upsample(t, xs, fine_x, 1), ys, fine_y, 0)
+    bad = _upsample(_upsample((~finite).astype(float), xs, fine_x, 1), ys, fine_y, 0) > 0.5
+    stops = np.linspace(0.0, 1.0, len(VIRIDIS))
+    rgb = np.stack([np.interp(t, stops, [c[k] for c in VIRIDIS]) for k in range(3)], axis=-1)
+    n_levels = int(trace.ncontours or 30)
+    level = np.floor(t * n_levels).clip(0, n_levels - 1)
+    line = np.zeros(t.shape, dtype=bool)
+    line[:, :-1] |= level[:, 1:] != level[:, :-1]
+    line[:-1, :] |= level[1:, :] != level[:-1, :]
+    rgb[line] *= 0.7
+    alpha = 0.85 if trace.opacity is None else float(trace.opacity)
+    rgb = alpha * rgb + (1 - alpha) * 255.0
+    rgb[bad] = 255.0
+    image = np.ascontiguousarray(rgb[::-1].round().astype(np.uint8))  # image rows run from the top
+    return {
+        "source": _png_data_uri(image),
+        "xref": trace.xaxis or "x",
+        "yref": trace.yaxis or "y",
+        "x": float(xs[0]),
+        "y": float(ys[-1]),
+        "sizex": float(xs[-1] - xs[0]),
+        "sizey": float(ys[-1] - ys[0]),
+        "sizing": "stretch",
+        "layer": "below",
+    }
+
+
+# plotly's Viridis, as RGB triples
+VIRIDIS = [
+    tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))
+    for c in (
+        "#440154",
+        "#482878",
+        "#3e4989",
+        "#31688e",
+        "#26828e",
+        "#1f9e89",
+        "#35b779",
+        "#6ece58",
+        "#b5de2b",
+        "#fde725",
+    )
+]
+
+
 def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
     """``fig`` with animation ``frames`` kept as plain dicts (``{"name", "data", "traces"}``): Plotly's
     per-frame validation of hundreds of ``go.Frame`` s takes seconds. Read them back from
-    ``fig.to_dict()["frames"]`` (``fig.frames`` stays empty)."""
+    ``fig.to_dict()["frames"]`` (``fig.frames`` stays empty).
+
+    plotly.js drops contour and heatmap traces from the plot as soon as an animation plays
+    (plotly/plotly.py#2151), so every filled contour is drawn as a layout image below the traces
+    (:func:`contour_image`) and the contour trace itself is kept invisible: it still carries the
+    colour bar, the hover values and the axis ranges."""
+    for trace in fig.data:
+        if trace.type == "contour":
+            image = contour_image(trace)
+            if image is not None:
+                fig.add_layout_image(image)
+                trace.opacity = 0.0
+                trace.line.width = 0
     return AnimatedFigure(fig, plain_frames=frames)
 
 
@@ -448,7 +528,9 @@ def rotation_figure(
         arrow_len = 0.8 * half * float(np.linalg.norm(data.forces[k])) / max_torque
         tip = point + half * n_k
         c_true = true_curvature_on_circle(data.eigenvalues, data.eigenvectors, n_k, theta, phis)
-        empty = {"x": [], "y": []}
+        # a single null point, not empty lists: an animation frame with empty arrays leaves the
+        # previous frame's curve on screen (the last frame showed iteration K−1's model)
+        empty = {"x": [None], "y": [None]}
         trial = fitted = model_curve = empty
         markers = {"x": [0.0], "y": rounded([data.curvatures[k]])}
         if k < data.iterations:

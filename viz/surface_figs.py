@@ -49,7 +49,7 @@ from viz.palette import (
 MAX_FRAMES = 300
 # Heights of the race figure (px, Play/Pause and the slider included) that fit under the page title
 # in a 1400×900 window, and in a 1280×720 projector window with large fonts.
-RACE_HEIGHT, RACE_HEIGHT_LARGE = 640, 560
+RACE_HEIGHT, RACE_HEIGHT_LARGE = 640, 530
 MAX_PATH_VERTICES = 40  # per frame: the last 20 rows exact, earlier ones thinned (full path drawn faintly)
 MAX_CURVE_POINTS = 2000
 SIGNIFICANT = 5
@@ -70,6 +70,8 @@ CONTOUR_COLORS = [[0.0, "#aeb9c5"], [0.5, "#dde3ea"], [1.0, "#ffffff"]]
 LINE_RGB = (140, 152, 165)
 MASK_RGB = ((236, 200, 200), (196, 120, 120))  # diagonal hatch where f is not finite (log(x ≤ 0), 1/0, ...)
 MASK_STRIPE = 3  # hatch stripe width in image pixels
+# legend order: the runs first, then the stationary points and the start, then the kinds of drawing
+LEGEND_RANKS = {"runs": 10, "points": 500, "drawings": 800}
 KIND_SYMBOLS = {"min": "star", "saddle": "x", "max": "triangle-up", "degenerate": "diamond"}
 KIND_COLORS = {"min": MINIMUM_COLOR, "saddle": SADDLE_COLOR, "max": "#555555", "degenerate": "#882255"}
 
@@ -447,6 +449,7 @@ def race_figure(
                     y=[p.xy[1] for p in points],
                     mode="markers",
                     name=kind,
+                    legendrank=LEGEND_RANKS["points"],
                     hoverinfo="skip",
                     marker={
                         "symbol": KIND_SYMBOLS[kind],
@@ -463,6 +466,7 @@ def race_figure(
                 y=[float(start[1])],
                 mode="markers",
                 name="start",
+                legendrank=LEGEND_RANKS["points"],
                 hoverinfo="skip",
                 marker={
                     "symbol": "circle",
@@ -541,6 +545,7 @@ def race_figure(
                     name=name,
                     legendgroup=group,
                     showlegend=True,
+                    legendrank=LEGEND_RANKS["drawings"],
                     hoverinfo="skip",
                     line={**key_style, **line} if group != "vmin" else {**line, "color": EXACT_COLOR},
                     marker={**key_style, **(marker or {})},
@@ -557,7 +562,7 @@ def race_figure(
                 mode="lines",
                 name=t.label,
                 line={"color": color, "width": lw * nest[i], "dash": dash_for(t.key)},
-                **{**common, "showlegend": True},
+                **{**common, "showlegend": True, "legendrank": LEGEND_RANKS["runs"] + i},
             )
         )
         moving.append(("path", i))
@@ -717,7 +722,11 @@ def race_figure(
     )
     width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
     fig.update_layout(margin=margin, width=max(width, 560))
-    return style_figure(fig, large)
+    style_figure(fig, large)
+    if large:  # projector: the legend (a dozen entries) beside a short plot, without the colour bar
+        fig.update_layout(legend={"font": {"size": FONT_SIZE[True] - 7}})
+        fig.data[0].showscale = False
+    return fig
 
 
 def surface3d_figure(
