@@ -47,10 +47,11 @@ CHROMIUM_ARGS = [
 ]
 CHART_TIMEOUT_S = 240.0
 TICK = os.sysconf("SC_CLK_TCK")
-# the race chart is drawn: the first Plotly chart of the page has its traces and its frames
+# the race chart is drawn: the page's animated Plotly chart (the one with frames) has its SVG
 CHART_JS = (
-    "() => { const gd = document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot');"
-    " return !!(gd && gd.data && gd.data.length > 3 && gd._fullLayout && gd.querySelector('.main-svg')); }"
+    "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => gd._transitionData"
+    " && gd._transitionData._frames && gd._transitionData._frames.length > 0"
+    " && gd.querySelector('.main-svg'))"
 )
 
 
@@ -217,7 +218,10 @@ def measure_change(server: Server, page, act, done_js: str) -> tuple[float, floa
 def view_changes(browser, server: Server, repeats: int) -> dict:
     """Server CPU of view-only changes (fragment) and of a full rerun with the race cached."""
     context, page = open_page(browser, server, "/?seed=77")
-    meta = "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')._fullLayout.meta"
+    meta = (
+        "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".find(gd => gd._transitionData && gd._transitionData._frames.length)._fullLayout.meta"
+    )
     out: dict[str, list[float]] = {"zoom": [], "arrows": [], "tab": [], "full rerun (race cached)": []}
     page.get_by_text("View", exact=True).first.click()
     zooms = ["1000", "10", "100", "1"]
@@ -305,6 +309,14 @@ def main() -> None:
     env = {"MALLOC_ARENA_MAX": str(args.arena)} if args.arena else {}
     server = Server(env)
     lines: list[str] = []
+    nan = float("nan")
+    cold = {"dom": nan, "figure_message": nan, "chart": nan, "largest_message_chars": 0}
+    per_visitor: list[float] = []
+    views: dict = {}
+    waves: list = []
+    rss_warm = rss_peak = rss_5 = rss_20 = nan
+    heavy = None
+    stopped = None
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -313,7 +325,6 @@ def main() -> None:
                 cold = cold_first_visitor(browser, server)
                 say("first chart", cold)
                 rss_warm = server.rss_mb()
-                per_visitor = []
                 for _ in range(args.visitor_repeats):
                     cpu0 = server.cpu()
                     context, _page = open_page(browser, server, "/")
@@ -321,9 +332,12 @@ def main() -> None:
                     time.sleep(0.5)
                     per_visitor.append(server.cpu() - cpu0)
                 say("per visitor CPU", per_visitor)
-                views = view_changes(browser, server, args.view_repeats)
+                try:
+                    views = view_changes(browser, server, args.view_repeats)
+                except Exception as exc:  # a control not found on a changed page: report, go on
+                    views = {}
+                    say("view changes not measured:", repr(exc)[:300])
                 say("view changes", views)
-                waves = []
                 for n in ns:
                     if time.monotonic() - t_start > args.budget_s:
                         break
@@ -335,19 +349,21 @@ def main() -> None:
                     diff = wave(browser, server, [f"/?seed={2000 + 100 * n + i}" for i in range(n)])
                     waves.append(("different links", n, diff))
                     say("different links", n, diff)
-                rss_peak = max([server.rss_mb()] + [w[2]["rss_peak"] for w in waves])
                 time.sleep(5)
                 rss_5 = server.rss_mb()
                 time.sleep(15)
                 rss_20 = server.rss_mb()
-                heavy = None
                 if args.heavy and time.monotonic() - t_start < args.budget_s:
                     solo = [w for kind, n, w in waves if kind == "different links" and n == 4]
                     solo = [t for w in solo for t in w["times"]]
                     heavy = heavy_run(browser, server, solo)
             finally:
                 browser.close()
+    except (Exception, KeyboardInterrupt, SystemExit) as exc:  # stopped early: write what was measured
+        stopped = repr(exc)[:200]
+        say("stopped early:", stopped)
     finally:
+        rss_peak = max([server.rss_mb()] + [w[2]["rss_peak"] for w in waves])
         server.stop()
     load_after = os.getloadavg()
 
@@ -368,7 +384,8 @@ def main() -> None:
     lines.append("## Server CPU per interaction (medians)\n")
     lines.append("| interaction | server CPU s (median) | all |")
     lines.append("|---|---:|---|")
-    lines.append(f"| additional visitor of an already computed link | {statistics.median(per_visitor):.3f} | "
+    visitor = statistics.median(per_visitor or [nan])
+    lines.append(f"| additional visitor of an already computed link | {visitor:.3f} | "
                  f"{', '.join(f'{v:.2f}' for v in per_visitor)} |")  # fmt: skip
     for name, values in views.items():
         lines.append(f"| view change: {name} | {statistics.median(values):.3f} | "
@@ -389,6 +406,9 @@ def main() -> None:
     lines.append(f"| peak over the waves | {rss_peak:.0f} |")
     lines.append(f"| 5 s after the last contexts closed | {rss_5:.0f} |")
     lines.append(f"| 20 s after | {rss_20:.0f} ({100 * (rss_20 / rss_warm - 1):+.0f} % of warm) |")
+    if stopped is not None:
+        lines.append("")
+        lines.append(f"**Stopped early** ({stopped}): the rows above are what was measured before.")
     if heavy is not None:
         lines.append("")
         lines.append("## While one session computes a 100×100 escape map (600 steps, 3 optimizers)\n")
