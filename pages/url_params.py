@@ -23,6 +23,7 @@ notice too. Never a traceback.
 from __future__ import annotations
 
 import math
+import sys
 
 import streamlit as st
 
@@ -33,6 +34,8 @@ MAX_VALUE_CHARS = 600  # the longest legitimate value is a formula (landscapes.f
 MAX_ABS_NUMBER = 2.0**53
 NOTICE_KEY = "_url_notices"  # session state: notices carried over the cleaning rerun
 SNAPSHOT_KEY = "_url_snapshot"  # session state: the vetted link, compared with the widgets after the run
+SHOWN_KEY = "_url_notices_shown"  # session state: the dropped-value notice drawn in this run
+CARRIED_KEY = "_url_rejected"  # session state: rejected-value notices carried over a page's own rerun
 SHOWN = 80  # characters of a bad value quoted in a notice
 
 
@@ -117,6 +120,7 @@ def vet_query_params() -> None:
     pending = st.session_state.pop(NOTICE_KEY, None)
     if pending:
         _notice(pending)
+        st.session_state[SHOWN_KEY] = pending  # drawn again after a rerun (report_rejected_params)
     st.session_state[SNAPSHOT_KEY] = {key: values[-1] for key, values in kept.items() if len(values) == 1}
 
 
@@ -127,16 +131,33 @@ def _matches(url_value: str, value: object) -> bool:
     return number is not None and number == float(value)
 
 
+def _rerun_in_flight() -> bool:
+    """Whether the page is being left by ``st.rerun`` (this is called from a ``finally``)."""
+    error = sys.exc_info()[1]
+    return error is not None and type(error).__name__ == "RerunException"
+
+
 def report_rejected_params() -> None:
-    """After the page ran: a notice for each numeric or on/off link value that a control did not
-    take as given (out of its range, wrong type), naming the value used instead."""
+    """After the page ran (``app.py``, in a ``finally``): a notice for each numeric or on/off link
+    value that a control did not take as given (out of its range, wrong type), naming the value used
+    instead. When the page is rerunning itself, the notices (and :func:`vet_query_params`' own) are
+    carried to the next run instead, so a page that reruns on first load still shows them."""
     snapshot = st.session_state.pop(SNAPSHOT_KEY, None) or {}
-    notices = []
+    notices = list(st.session_state.pop(CARRIED_KEY, []))
     for key, url_value in snapshot.items():
         if key not in st.session_state:
             continue
         value = st.session_state[key]
         if isinstance(value, bool | int | float) and not _matches(url_value, value):
-            notices.append(f"{key}={_quote(url_value)}: not allowed here, {value!r} is used")
+            notice = f"{key}={_quote(url_value)}: not allowed here, {value!r} is used"
+            if notice not in notices:
+                notices.append(notice)
+    shown = st.session_state.pop(SHOWN_KEY, None)
+    if _rerun_in_flight():
+        if shown:
+            st.session_state[NOTICE_KEY] = shown
+        if notices:
+            st.session_state[CARRIED_KEY] = notices
+        return
     if notices:
         _notice(notices)
