@@ -1,9 +1,10 @@
 """One colour per optimizer preset, and the shared look of every DEO Lab figure.
 
 Colours are the Okabe–Ito palette (distinguishable with every common form of colour blindness;
-Okabe & Ito 2008), extended with two colours of Paul Tol's "muted" scheme for the ninth and tenth
-presets. Yellow is left out: it vanishes on the light contour backgrounds. The same key gets the same
-colour in every figure and table of the app, and the line dash adds a second, colour-free cue.
+Okabe & Ito 2008), extended with Paul Tol's "muted" scheme for the other presets and the
+random-direction controls. Yellow is left out: it vanishes on the light contour backgrounds. The
+same key gets the same colour in every figure and table of the app, and the line dash adds a
+second, colour-free cue.
 
 ``style_figure(fig, large=True)`` is the projector mode: bigger fonts, thicker lines and markers.
 """
@@ -22,6 +23,14 @@ PRESET_COLORS: dict[str, str] = {
     "deo_escape": "#D55E00",  # vermillion
     "dimer_saddle_search": "#882255",  # Tol wine
     "deo_published": "#999933",  # Tol olive
+    # The random-direction controls: a colour of their DEO preset's family (Tol muted), drawn dotted
+    # (fixed N) or dash-dotted (re-drawn N), so a control reads as "the same run without the dimer".
+    "deo_paper_random": "#332288",  # Tol indigo, beside DEO (paper)'s blue
+    "deo_paper_random_redrawn": "#88CCEE",  # Tol cyan
+    "deo_escape_random": "#CC6677",  # Tol rose, beside DEO-escape's vermillion
+    "deo_escape_random_redrawn": "#AA4499",  # Tol purple
+    "dimer_saddle_search_random": "#44AA99",  # Tol teal
+    "dimer_saddle_search_random_redrawn": "#117733",  # Tol green
 }
 
 PRESET_DASHES: dict[str, str] = {
@@ -34,10 +43,16 @@ PRESET_DASHES: dict[str, str] = {
     "deo_escape": "solid",
     "dimer_saddle_search": "longdash",
     "deo_published": "dot",
+    "deo_paper_random": "dot",
+    "deo_paper_random_redrawn": "dashdot",
+    "deo_escape_random": "dot",
+    "deo_escape_random_redrawn": "dashdot",
+    "dimer_saddle_search_random": "dot",
+    "dimer_saddle_search_random_redrawn": "dashdot",
 }
 
-# Colours for keys that are not presets (a custom label, a future preset): Tol muted, in order.
-_EXTRA_COLORS = ("#332288", "#44AA99", "#AA4499", "#117733", "#88CCEE", "#CC6677")
+# Colours for keys that are not presets (a custom label, a future preset).
+_EXTRA_COLORS = ("#661100", "#6699CC", "#004488", "#888888")
 
 # Reference colours for things that are not optimizers.
 EXACT_COLOR = "#555555"  # the exact min-mode eigenvector / exact λ_min
