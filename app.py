@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/dimer.py", title="Dimer", icon=":material/straighten:", url_path="dimer"),
     st.Page("pages/networks.py", title="Networks", icon=":material/hub:", url_path="networks"),
     st.Page("pages/escape_map.py", title="Escape map", icon=":material/map:", url_path="escape_map"),
+    st.Page("pages/sweeps.py", title="Sweeps", icon=":material/table_chart:", url_path="sweeps"),
     st.Page("pages/about.py", title="About / findings", icon=":material/menu_book:", url_path="about"),
 ]
 

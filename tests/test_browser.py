@@ -22,6 +22,7 @@ PAGES = [  # (url path, title pattern)
     ("dimer", re.compile("dimer", re.IGNORECASE)),
     ("networks", re.compile("network", re.IGNORECASE)),
     ("escape_map", re.compile("Escape map")),
+    ("sweeps", re.compile("Sweep")),
     ("about", re.compile("about|finding|DEO", re.IGNORECASE)),
 ]
 
@@ -207,9 +208,9 @@ def test_a_copied_link_restores_the_configuration_in_a_fresh_browser(app_url, ne
     fresh.screenshot(path=str(screenshot_dir / "surfaces_restored_from_link.png"), full_page=True)
 
 
-MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "About / findings"]
+MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "Sweeps", "About / findings"]
 # Records, from the first byte of the page on, every navigation menu or link to a page that is not
-# one of the five (Streamlit's legacy pages/ listing names app, common, ...).
+# one of the app's six (Streamlit's legacy pages/ listing names app, common, ...).
 WATCH_MENUS = """
 window.__foreignMenus = [];
 new MutationObserver(() => {
@@ -227,7 +228,7 @@ new MutationObserver(() => {
 @pytest.mark.parametrize(
     ("path", "title"), [("", PAGES[0][1]), ("about?big=true", PAGES[-1][1])], ids=["root", "deep-link"]
 )
-def test_the_first_visitor_of_a_fresh_server_sees_only_the_five_pages(new_page, path, title):
+def test_the_first_visitor_of_a_fresh_server_sees_only_the_apps_pages(new_page, path, title):
     """A teacher's link is often the very first request a server sees: it must get the real page,
     through app.py (its sidebar toggles, set from the URL), and no other menu, not even briefly."""
     from conftest import serve_app
@@ -239,7 +240,7 @@ def test_the_first_visitor_of_a_fresh_server_sees_only_the_five_pages(new_page, 
         _expect()(page.locator("h1").first).to_have_text(title, timeout=RUN_TIMEOUT_MS)
         wait_idle(page)
         links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]')
-        # app.py's menu, the five pages (each link's text is its Material icon's name, then the title)
+        # app.py's menu, the six pages (each link's text is its Material icon's name, then the title)
         menu = [re.compile(rf"^[a-z_]*{re.escape(title)}$") for title in MENU]
         _expect()(links).to_have_text(menu, timeout=RUN_TIMEOUT_MS)
         for icon in links.locator('[data-testid="stIconMaterial"]').all():
