@@ -74,6 +74,16 @@ def _url_flag(key: str) -> bool:
     return st.query_params.get(key, "") in ("1", "true", "True")
 
 
+def phone() -> bool:
+    """A phone's browser (its User-Agent says "Mobi", as Android's and iOS's browsers do): the race
+    chart then takes the screen's width with its legend above it (no server-side viewport exists)."""
+    try:
+        agent = st.context.headers.get("User-Agent", "") or ""
+    except Exception:  # no browser request behind this run (AppTest, a bare script)
+        return False
+    return "Mobi" in agent
+
+
 def large_fonts() -> bool:
     """Projector mode (bigger fonts and lines), set by app.py's sidebar toggle or ``?big=true``."""
     return _url_flag(LARGE_FONTS_KEY)

@@ -17,6 +17,7 @@ from pages.common import (
     get_surface,
     large_fonts,
     optimizer_picker,
+    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -112,6 +113,7 @@ st.title("Surfaces")
 # in a 1400×900 window and on a 1280×720 projector (tests/test_browser.py measures it).
 st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; }</style>")
 large = large_fonts()
+compact = phone()
 panel = controls()
 
 with panel:
@@ -321,6 +323,7 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
         "show_min_mode": show_min_mode,
         "frame_ms": 50.0 / float(speed),
         "large": large,
+        "compact": compact,
     }
     export_options.clear()
     export_options.update(figure_options)
@@ -332,10 +335,15 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
         st.plotly_chart(
             fig,
             key="race_chart",
-            width="content",
+            width="stretch" if compact else "content",
             on_select=_on_click,
             selection_mode="points",
-            config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}},
+            # on a phone the toolbar would sit on the legend; pinch-zoom and the downloads remain
+            config={
+                "displaylogo": False,
+                "toImageButtonOptions": {"scale": 2},
+                "displayModeBar": not compact,
+            },
         )
         meta = fig.layout.meta or {}
         notes = [

@@ -252,9 +252,16 @@ def test_the_first_visitor_of_a_fresh_server_sees_only_the_apps_pages(new_page, 
         no_exception(page)
 
 
-LAYOUTS = {  # name: (viewport, query, collapse the sidebar)
-    "desktop-1400x900": ({"width": 1400, "height": 900}, "", False),
-    "projector-1280x720-large-fonts": ({"width": 1280, "height": 720}, "?big=true&lecture=true", True),
+PHONE = {  # a phone's browser: its User-Agent is how the page knows (there is no server-side viewport)
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Mobile Safari/537.36",
+    "is_mobile": True,
+    "has_touch": True,
+}
+LAYOUTS = {  # name: (viewport, query, collapse the sidebar, other context options)
+    "desktop-1400x900": ({"width": 1400, "height": 900}, "", False, {}),
+    "projector-1280x720-large-fonts": ({"width": 1280, "height": 720}, "?big=true&lecture=true", True, {}),
+    "phone-420": ({"width": 420, "height": 860}, "", False, PHONE),
 }
 
 
@@ -262,8 +269,8 @@ LAYOUTS = {  # name: (viewport, query, collapse the sidebar)
 def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling(
     app_url, new_page, screenshot_dir, layout
 ):
-    viewport, query, collapse = LAYOUTS[layout]
-    page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/{query}")
+    viewport, query, collapse, options = LAYOUTS[layout]
+    page = open_page(lambda: new_page(viewport=viewport, **options), f"{app_url}/{query}")
     if collapse:
         page.locator('[data-testid="stSidebar"]').hover()
         page.locator('[data-testid="stSidebarCollapseButton"] button').click()
@@ -282,6 +289,11 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
         assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"] + 1, (name, box)
     main = page.locator('[data-testid="stMain"]').bounding_box()
     assert boxes["chart"]["width"] >= 0.5 * main["width"], (boxes["chart"], main)  # it uses the width
+    plot = chart.locator("rect.nsewdrag").first.bounding_box()  # the plot area itself
+    assert plot is not None and plot["width"] >= 240, plot  # not squeezed by the legend (was ~75 px)
+    if options:  # phone: the plot takes most of the chart's width and no toolbar sits on the legend
+        assert plot["width"] >= 0.7 * boxes["chart"]["width"], (plot, boxes["chart"])
+        _expect()(chart.locator(".modebar")).to_have_count(0)
     no_exception(page)
 
 

@@ -369,6 +369,7 @@ def race_figure(
     significant: int = SIGNIFICANT,
     large: bool = False,
     height: int | None = None,
+    compact: bool = False,
 ) -> AnimatedFigure:
     """The animated race on the contour of ``surface``.
 
@@ -383,6 +384,9 @@ def race_figure(
     g_mod, the removed part are drawn to the same scale as g in that frame; ``"scale"`` — every
     arrow is −s·vector with one s for the whole figure (:func:`arrow_scale`). The used k and s are in
     ``fig.layout.meta``. ``frame_ms``: duration of one frame when playing.
+
+    ``compact`` (phones): no fixed width (the chart takes its container's), the legend in rows above
+    the plot instead of a 240 px column beside it, no colour bar.
     """
     if arrows not in ("direction", "scale"):
         raise ValueError(f"arrows must be 'direction' or 'scale', got {arrows!r}")
@@ -720,8 +724,16 @@ def race_figure(
             }
         ],
     )
-    width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
-    fig.update_layout(margin=margin, width=max(width, 560))
+    if compact:  # the legend wraps into rows above the plot (auto margin); the plot keeps the width
+        margin.update(l=40, r=8)
+        fig.update_layout(
+            margin=margin,
+            legend={"orientation": "h", "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"},
+        )
+        fig.data[0].showscale = False
+    else:
+        width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
+        fig.update_layout(margin=margin, width=max(width, 560))
     style_figure(fig, large)
     if large:  # projector: the legend (a dozen entries) beside a short plot, without the colour bar
         fig.update_layout(legend={"font": {"size": FONT_SIZE[True] - 7}})
