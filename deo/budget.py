@@ -26,6 +26,8 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from deo.presets import PRESETS
+
 MAX_STEPS = 1_000_000
 MAX_ROTATIONS = 100
 MAX_STARTS = 250_000
@@ -71,8 +73,6 @@ def evals_per_step(key: str, hyperparams: Mapping[str, Any] | None = None) -> fl
     at most ``1 + 3/rotation_interval``. Raises :class:`BudgetError` for ``rotations`` above
     ``MAX_ROTATIONS``.
     """
-    from deo.presets import PRESETS
-
     preset = PRESETS.get(key)
     hp = {**(preset.defaults if preset is not None else {}), **(hyperparams or {})}
     if "rotations" in hp:
