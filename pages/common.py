@@ -6,7 +6,9 @@
 - Lecture settings: :func:`large_fonts` (projector mode) and :func:`controls` (the page's control
   panel, folded away when "hide controls" is on). Both toggles live in ``app.py``'s sidebar.
 - :func:`optimizer_picker`: a multiselect of ``deo.PRESETS`` plus one expander per chosen
-  optimizer with its hyperparameters as bounded inputs; returns ``deo.race.OptimizerSpec`` s.
+  optimizer with its hyperparameters as bounded inputs, built from the preset's own metadata
+  (``deo.presets.Hyperparameter``: words, bounds, help; the rest under "Advanced"); returns
+  ``deo.race.OptimizerSpec`` s.
 - :func:`safe_call` / :func:`safe_block`: exceptions become a readable ``st.error``, never a
   traceback. :func:`progress_reporter` adapts ``st.progress`` to the race's ``progress`` callback.
 - Bounded LRU caches (:func:`cache_runner`) and the cached surface race / escape map runners.
@@ -35,35 +37,6 @@ MAX_CACHE_ENTRIES = 16
 APP_RAN_KEY = "_deo_app_ran"  # session state: app.py's navigation has run in this session
 DEEP_LINK_KEY = "_deo_deep_link"  # session state: the page a link asked for before app.py had run
 MAX_CACHE_BYTES = 128 * 2**20  # all cache_runner caches together (estimated by nbytes)
-
-# Hyperparameters the optimizer picker knows: (min, max, step, help). Anything numeric not listed
-# gets the generic bounds; strings with a known set of values get a selectbox.
-HYPERPARAM_BOUNDS: dict[str, tuple[float, float, float, str]] = {
-    "lr": (1e-6, 10.0, 1e-3, "Learning rate η."),
-    "momentum": (0.0, 0.999, 0.05, "Heavy-ball momentum coefficient."),
-    "betas": (0.0, 0.9999, 0.001, "Adam's decay rates (β₁, β₂) of the first and second moments."),
-    "eps": (1e-12, 1e-2, 1e-8, "Adam's ε in the denominator."),
-    "weight_decay": (0.0, 1.0, 0.01, "Weight decay (decoupled for AdamW)."),
-    "dimer_length": (1e-7, 1.0, 1e-3, "ΔR: distance from the midpoint to the dimer end."),
-    "rotate_every": (1, 1000, 1, "k: one rotation event every k steps (1 = every step)."),
-    "rotations": (1, 50, 1, "r: rotation iterations per event (each ≈ one extra gradient)."),
-    "alpha": (-3.0, 3.0, 0.5, "g_mod = g − α (g·N) N. 1: project out N (paper); −1: amplify; 2: reflect."),
-    "nc_step": (0.0, 10.0, 0.01, "Explicit step along −sign(g·N) N when the curvature C < 0."),
-    "gate": (-1e4, 1e4, 0.1, "Modify the gradient only when C < gate (empty: always)."),
-    "g_thres": (0.0, 10.0, 1e-3, "PGD: perturb when ‖g‖ ≤ g_thres."),
-    "t_thres": (1, 100000, 1, "PGD: at most one perturbation per t_thres steps."),
-    "radius": (0.0, 10.0, 1e-3, "PGD: radius of the uniform perturbation ball."),
-    "phi_tol": (0.0, 1.0, 1e-3, "Skip a rotation when the trial angle is below this (rad)."),
-}
-GENERIC_BOUNDS = (-1e6, 1e6, 0.1, "")
-HYPERPARAM_CHOICES: dict[str, tuple[str, ...]] = {
-    "base": ("sgd", "momentum", "adam", "adamw"),
-    "rotation": ("fourier", "sd"),
-    "scheme": ("forward", "central"),
-    "target": ("gradient", "update"),
-    "plane": ("cg", "sd", "lbfgs"),
-}
-
 
 # --------------------------------------------------------------------------------------------- lecture
 
@@ -181,56 +154,69 @@ def progress_reporter(text: str) -> tuple[Callable[[float, str], None], Callable
 # ----------------------------------------------------------------------------------------- optimizers
 
 
-def _number_input(label: str, key: str, default: float | int, name: str, container) -> float | int:
-    lo, hi, step, help_text = HYPERPARAM_BOUNDS.get(name, GENERIC_BOUNDS)
-    if isinstance(default, bool):
-        return container.checkbox(label, value=default, key=key, bind=URL, help=help_text or None)
-    if isinstance(default, int) and isinstance(lo, int):
-        value = min(max(int(default), int(lo)), int(hi))
+def _number_input(label: str, key: str, default: float | int | None, meta, container) -> float | int | None:
+    """A bounded number input for ``meta`` (a ``deo.presets.Hyperparameter``), bound to the URL;
+    a ``None`` default shows as an empty input that says what empty means (``meta.none``)."""
+    if meta.integer:
+        value = min(max(int(default), int(meta.low)), int(meta.high))
         return container.number_input(
-            label, int(lo), int(hi), value, int(step), key=key, bind=URL, help=help_text or None
+            label, int(meta.low), int(meta.high), value, int(meta.step), key=key, bind=URL, help=meta.help
         )
-    value = None if default is None else min(max(float(default), float(lo)), float(hi))
+    value = None if default is None else min(max(float(default), meta.low), meta.high)
     return container.number_input(
         label,
-        float(lo),
-        float(hi),
+        float(meta.low),
+        float(meta.high),
         value,
-        float(step),
+        float(meta.step),
         format="%g",
         key=key,
         bind=URL,
-        help=help_text or None,
+        help=meta.help,
+        placeholder=meta.none or None,
     )
 
 
+def _hyperparameter_input(default: Any, meta, key: str, container) -> Any:
+    """The control of one hyperparameter (``meta``: its ``deo.presets.Hyperparameter``)."""
+    if meta.choices:
+        options = meta.choices if default in meta.choices else (default, *meta.choices)
+        return container.selectbox(
+            meta.label, options, index=options.index(default), key=key, bind=URL, help=meta.help
+        )
+    if isinstance(default, list | tuple):
+        cols = container.columns(len(default))
+        parts = meta.parts or tuple(f"{meta.label} {i + 1}" for i in range(len(default)))
+        value = [_number_input(parts[i], f"{key}.{i}", v, meta, cols[i]) for i, v in enumerate(default)]
+        return type(default)(value)
+    return _number_input(meta.label, key, default, meta, container)
+
+
 def hyperparameter_inputs(preset_key: str, defaults: dict, container, prefix: str = "") -> dict:
-    """Bounded inputs for one preset's hyperparameters; returns the values that differ from
+    """Bounded inputs for one preset's hyperparameters, built from the preset's metadata
+    (``deo.presets.Preset.hyperparameters``): the few that tell what the preset does first, in plain
+    words, the others inside an "Advanced" expander. Returns the values that differ from
     ``defaults`` (the overrides a ``deo.race.OptimizerSpec`` takes).
 
-    Widget keys (and URL parameters) are ``f"{prefix}{preset_key}.{name}"``.
+    Widget keys (and URL parameters) are ``f"{prefix}{preset_key}.{name}"`` (``.0``, ``.1``... for
+    the entries of a list such as Adam's betas).
     """
-    overrides: dict = {}
-    for name, default in defaults.items():
-        key = f"{prefix}{preset_key}.{name}"
-        if name in HYPERPARAM_CHOICES and isinstance(default, str):
-            choices = HYPERPARAM_CHOICES[name]
-            options = choices if default in choices else (default, *choices)
-            value = container.selectbox(name, options, index=options.index(default), key=key, bind=URL)
-        elif isinstance(default, list | tuple) and all(isinstance(v, int | float) for v in default):
-            cols = container.columns(len(default))
-            value = [
-                _number_input(f"{name}[{i}]", f"{key}.{i}", v, name, cols[i]) for i, v in enumerate(default)
-            ]
-            value = type(default)(value)
-        elif isinstance(default, bool | int | float) or (default is None and name in HYPERPARAM_BOUNDS):
-            value = _number_input(name, key, default, name, container)
-        else:
-            container.caption(f"{name} = {default!r}")
-            continue
-        if value != default:
-            overrides[name] = value
-    return overrides
+    from deo.presets import PRESETS
+
+    preset = PRESETS[preset_key]
+    main, advanced = preset.main_hyperparameters(), preset.advanced_hyperparameters()
+    values = {}
+    for name in main:
+        values[name] = _hyperparameter_input(
+            defaults[name], preset.hyperparameters[name], f"{prefix}{preset_key}.{name}", container
+        )
+    if advanced:
+        with container.expander("Advanced", expanded=False):
+            for name in advanced:
+                values[name] = _hyperparameter_input(
+                    defaults[name], preset.hyperparameters[name], f"{prefix}{preset_key}.{name}", st
+                )
+    return {name: value for name, value in values.items() if value != defaults[name]}
 
 
 def optimizer_picker(

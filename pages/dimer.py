@@ -23,7 +23,7 @@ import torch
 import landscapes
 from deo.dimer import min_mode, probe
 from deo.hessian import exact_eigh
-from deo.presets import PRESETS
+from deo.presets import DIMER_LENGTH, PRESETS
 from deo.race import OptimizerSpec
 from pages.common import (
     URL,
@@ -46,7 +46,7 @@ require_app_navigation()
 
 P = "dm."  # widget keys and URL parameters of this page
 GRID = 121
-DIMER_LENGTHS = tuple(10.0**e for e in range(-8, 0))
+DIMER_LENGTHS = DIMER_LENGTH.decades()  # the presets' ΔR bounds, one stop per power of ten
 FD_LENGTHS = np.logspace(-10, 0, 41)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 SADDLE_SURFACE = "muller_brown"
@@ -390,7 +390,7 @@ with controls("Dimer"):
         format_func=lambda v: f"{v:.0e}",
         key=f"{P}length",
         bind=URL,
-        help="Distance from the midpoint θ to the dimer end θ + ΔR·N.",
+        help=DIMER_LENGTH.help,
     )
     rotation = st.radio(
         "Rotation",
