@@ -3,8 +3,9 @@
 Every run starts from the same parameters (``params0(seed)``), sees the same batch at step t
 (``problem.batch(t)``), follows the paper's schedule (lr 1e-3 → 1e-4, cosine over 20 000 steps after
 100 linear warm-up steps; a shorter budget stops early on the same schedule, so its curves line up
-with the published ones) and clips the global gradient norm to 1.0 *in the update only*: the clip
-sits in front of the base optimizer's step, after the dimer has probed with raw gradients.
+with the published ones) and clips the global gradient norm to 1.0 *in the update only*: DEO's own
+``max_grad_norm`` clips g_mod after the dimer has probed with raw gradients; torch's baselines clip
+with ``torch.nn.utils.clip_grad_norm_`` in the closure, after ``backward``.
 
 Runs (``--optimizers``):
 
@@ -13,6 +14,8 @@ Runs (``--optimizers``):
 - ``adam_l2``: Adam with *coupled* L2 weight decay 0.1, the published "adam" baseline.
 - ``deo_paper``: DEO over Adam (α = 1, rotate every 10, one Fourier rotation, ΔR 1e-3).
 - ``deo_escape``: DEO over Adam with α = −1 gated to C < 0 (rotate every 10: the cost of deo_paper).
+- ``deo_paper_random``: the control of ``deo_paper``: the same step and cost with a random N drawn once
+  (``direction="random"``, never rotated).
 - ``deo_published_forward``: the published code (``PublishedDimer`` v4) with the training script's
   forward-only closure: N becomes NaN at step 10 and the run is plain (hand-written) Adam.
 - ``deo_published``: the same code with a working closure, to see where its direction goes.
@@ -87,6 +90,11 @@ RUNS: dict[str, dict[str, Any]] = {
     "adam_l2": {"label": "Adam + L2 0.1 (published 'adam')", "published": "adam", "lanczos": ()},
     "deo_paper": {"label": "DEO (paper) over Adam", "published": None, "lanczos": ("min",)},
     "deo_escape": {"label": "DEO-escape over Adam", "published": None, "lanczos": ("min",)},
+    "deo_paper_random": {
+        "label": "DEO (paper) over Adam — control: random fixed direction",
+        "published": None,
+        "lanczos": ("min",),
+    },
     "deo_published_forward": {
         "label": "DEO (published code), forward-only closure",
         "published": "dimerAdam",
@@ -103,7 +111,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "lanczos": ("min", "max"),
     },
 }
-DEFAULT_RUNS = tuple(key for key in RUNS if key != "deo_published_file_defaults")
+DEFAULT_RUNS = tuple(key for key in RUNS if key not in ("deo_published_file_defaults", "deo_paper_random"))
 # the optimizer file's own defaults, which the authors' train.py overrides with PUBLISHED_TRAIN_PY
 FILE_DEFAULTS = {"dimer_strength": 0.1, "displacement": 1e-4}
 
@@ -116,23 +124,6 @@ def learning_rate(step: int, decay_steps: int = DECAY_STEPS) -> float:
         return MIN_LR
     ratio = (step - WARMUP_STEPS) / (decay_steps - WARMUP_STEPS)
     return MIN_LR + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (LR - MIN_LR)
-
-
-def update_clipped(base: type[Optimizer], max_norm: float) -> type[Optimizer]:
-    """``base`` whose ``step`` first rescales the gradients it is about to use to global norm ≤ max_norm.
-
-    Given to DEO as its base optimizer this clips g_mod, the update's gradient, never the probe.
-    """
-
-    class UpdateClipped(base):  # type: ignore[misc, valid-type]
-        @torch.no_grad()
-        def step(self, closure=None):
-            grads = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(grads, max_norm)
-            return super().step(closure)
-
-    UpdateClipped.__name__ = UpdateClipped.__qualname__ = f"UpdateClipped{base.__name__}"
-    return UpdateClipped
 
 
 class UpdateClippedPublishedDimer(PublishedDimer):
@@ -163,14 +154,14 @@ def param_groups(params: dict[str, Tensor], weight_decay: float) -> list[dict[st
 def make_optimizer(key: str, params: dict[str, Tensor], seed: int) -> Optimizer:
     """The optimizer of run ``key`` on the named leaf tensors ``params`` (see the module docstring)."""
     if key == "adamw":
-        return update_clipped(AdamW, CLIP)(param_groups(params, WEIGHT_DECAY), lr=LR, betas=BETAS)
+        return AdamW(param_groups(params, WEIGHT_DECAY), lr=LR, betas=BETAS)
     if key == "adam":
-        return update_clipped(Adam, CLIP)(list(params.values()), lr=LR, betas=BETAS)
+        return Adam(list(params.values()), lr=LR, betas=BETAS)
     if key == "adam_l2":
-        return update_clipped(Adam, CLIP)(param_groups(params, WEIGHT_DECAY), lr=LR, betas=BETAS)
-    if key in ("deo_paper", "deo_escape"):
+        return Adam(param_groups(params, WEIGHT_DECAY), lr=LR, betas=BETAS)
+    if key in ("deo_paper", "deo_escape", "deo_paper_random"):
         hp = {**PRESETS[key].defaults, "lr": LR, "betas": BETAS, "eps": 1e-8, "rotate_every": 10}
-        hp["base"] = update_clipped(Adam, CLIP)
+        hp.update(base="adam", max_grad_norm=CLIP)  # DEO clips g_mod itself, never the dimer's probes
         return DEO(list(params.values()), seed=seed, **hp)
     if key in ("deo_published", "deo_published_forward", "deo_published_file_defaults"):
         hp = {**PRESETS["deo_published"].defaults, **PUBLISHED_TRAIN_PY, "lr": LR}
@@ -302,9 +293,13 @@ def train(key: str, args: argparse.Namespace, log: Callable[[str], None] = print
 
     batch = None
 
+    clip_in_closure = not isinstance(opt, DEO | PublishedDimer)  # torch's baselines: clip after backward
+
     def closure() -> Tensor:
         loss = problem.loss(params, batch)
         loss.backward()
+        if clip_in_closure:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), CLIP)
         return loss
 
     def evaluate(step: int) -> None:

@@ -179,13 +179,15 @@ def test_learning_rate_schedule_is_nanogpt_cosine_with_warmup():
     assert paper.learning_rate(25_000) == 1e-4
 
 
-def test_update_clip_rescales_only_the_gradient_the_base_optimizer_uses():
-    # SGD with lr 1 on a gradient of norm 5 clipped to norm 1 moves θ by exactly 1.
-    theta = torch.zeros(2, requires_grad=True)
-    opt = paper.update_clipped(torch.optim.SGD, 1.0)([theta], lr=1.0)
-    theta.grad = torch.tensor([3.0, 4.0])
-    opt.step()
-    assert torch.allclose(theta.detach(), torch.tensor([-0.6, -0.8]))
+def test_dimer_runs_clip_with_deos_own_max_grad_norm_and_baselines_in_the_closure(corpus):
+    problem = shakespeare_char(corpus, **TINY, seed=0)
+    params = {n: p.requires_grad_(True) for n, p in problem.params0(seed=0).items()}
+    for key in ("deo_paper", "deo_escape", "deo_paper_random"):
+        opt = paper.make_optimizer(key, params, seed=0)
+        assert isinstance(opt, DEO) and opt.defaults["max_grad_norm"] == paper.CLIP
+    for key in ("adam", "adamw", "adam_l2"):
+        opt = paper.make_optimizer(key, params, seed=0)
+        assert type(opt) in (torch.optim.Adam, torch.optim.AdamW)  # no patched step: train() clips
 
 
 @pytest.mark.parametrize("key", ["deo_paper", "deo_published"])
