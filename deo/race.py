@@ -6,7 +6,7 @@ cloned start and returns one :class:`~deo.trace.Trace` per optimizer. The proble
 batched escape map over many starts in :mod:`deo.escapes`; their public names are re-exported here.
 
 Fairness. Before each optimizer is built, ``torch.manual_seed(seed)`` is called and ``seed`` is
-passed to :func:`deo.presets.make_optimizer` (dimer's initial N, PGD's noise); the parameters are
+passed to the preset's :meth:`~deo.presets.Preset.build` (dimer's initial N, PGD's noise); the parameters are
 clones of ``problem.params0``; step t uses ``problem.batch(t)`` for every optimizer (and both dimer
 ends see that same batch, because they are evaluated by the same closure).
 
@@ -57,7 +57,6 @@ from deo.escapes import (  # noqa: F401  (re-exported: deo.race.escape_map, ...)
     map_escape,
 )
 from deo.hessian import exact_min_eig
-from deo.presets import make_optimizer
 from deo.problems import (  # noqa: F401  (re-exported: deo.race.Problem, deo.race.surface_problem, ...)
     EXACT_HESSIAN_MAX_PARAMS,
     LOWER_MINIMUM_FRACTION,
@@ -216,7 +215,7 @@ def _run_one(
     leaves = [p.detach().clone().requires_grad_(True) for p in problem.params0.values()]
     d = sum(p.numel() for p in leaves)
     torch.manual_seed(seed)
-    opt = make_optimizer(spec.key, leaves, seed=seed, **spec.hyperparams)
+    opt = preset.build(leaves, seed=seed, **spec.hyperparams)
     tap = _BaseStepTap(opt, clip, batch_dims=0) if preset.uses_dimer else None
     recorder = _Recorder(problem, leaves, None if preset.uses_dimer else clip)
     rows: list[_Row] = []
