@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deo.race import EscapeResult
-from viz.escape_figs import NEVER_COLOR, escape_histogram, escape_maps_figure
+from viz.escape_figs import FRAME_COLOR, NEVER_COLOR, escape_histogram, escape_maps_figure
 from viz.palette import color_for
 
 NX, NY = 4, 3
@@ -53,12 +53,26 @@ def test_one_map_per_optimizer_side_by_side_sharing_one_colour_scale(results):
     gd = np.asarray(maps[0].z)
     assert gd.shape == (NY, NX)
     assert gd[0, 1] == 20 and np.isnan(gd[0, 2])  # row-major: start b = (xs[b % nx], ys[b // nx])
-    assert fig.layout.plot_bgcolor == NEVER_COLOR  # "never escaped" shows the background
+
+
+def test_never_escaped_cells_have_their_own_colour_and_legend_entry_not_the_frame_grey(results):
+    fig = escape_maps_figure(XS, YS, results, steps_budget=200)
+    assert NEVER_COLOR != FRAME_COLOR == fig.layout.plot_bgcolor
+    never = [t for t in fig.data if t.type == "heatmap" and t.name == "GD never escaped"]
+    assert len(never) == 1 and never[0].colorscale[0][1] == NEVER_COLOR
+    z = np.asarray(never[0].z, dtype=float)
+    assert z[0, 2] == 1 and z[2, 2] == 1 and np.nansum(z) == 2  # GD's two starts that never escaped
+    assert not any(t.name == "ADAM never escaped" for t in fig.data)  # ADAM escaped (or diverged)
+    key = next(t for t in fig.data if t.type == "scatter" and t.name == "never escaped")
+    assert key.marker.color == NEVER_COLOR and key.showlegend is not False
+    assert "never escaped" in fig.layout.coloraxis.colorbar.title.text
 
 
 def test_diverged_starts_are_drawn_black_over_the_map(results):
     fig = escape_maps_figure(XS, YS, results, steps_budget=200)
-    overlays = [t for t in fig.data if t.type == "heatmap" and t.coloraxis is None]
+    overlays = [
+        t for t in fig.data if t.type == "heatmap" and t.coloraxis is None and "never" not in (t.name or "")
+    ]
     assert len(overlays) == 1  # only ADAM has a diverged start
     z = np.asarray(overlays[0].z, dtype=float)
     assert z[0, 0] == 1 and np.isnan(z).sum() == NX * NY - 1

@@ -5,8 +5,9 @@ Input: the grid axes ``xs (nx,)``, ``ys (ny,)`` and ``deo.race.escape_map``'s re
 ``EscapeResult`` per optimizer, rows in grid order: y outer, x inner, so row b is
 ``(xs[b % nx], ys[b // nx])``). Every map of one figure shares one colour scale.
 
-- ``mode="steps"``: colour = steps to escape (Viridis, colour-blind safe); grey = never escaped
-  within the budget; black = diverged.
+- ``mode="steps"``: colour = steps to escape (Viridis, colour-blind safe); white, in a black frame
+  = never escaped within the budget (its own legend entry "never escaped", not the grey of the
+  background); black = diverged.
 - ``mode="basin"``: colour = the minimum the run ended in (one Okabe–Ito colour per listed
   minimum); light grey = none of them; black = diverged.
 """
@@ -23,7 +24,9 @@ from plotly.subplots import make_subplots
 
 from viz.palette import SADDLE_COLOR, color_for, line_width, marker_size, style_figure
 
-NEVER_COLOR = "#bdbdbd"
+NEVER_COLOR = "#ffffff"  # steps mode: never escaped (drawn as cells, never the background)
+FRAME_COLOR = "#bdbdbd"  # the background under the maps (and, in basin mode, "no listed minimum")
+FRAME_LINE = "#000000"  # each map's frame
 DIVERGED_COLOR = "#000000"
 BASIN_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933")
 MAX_COLUMNS = 3
@@ -93,6 +96,23 @@ def escape_maps_figure(
                 row=row,
                 col=col,
             )
+            never = np.isnan(_grid(r.steps_to_escape, nx, ny)) & ~diverged
+            if never.any():  # its own colour, so it cannot be mistaken for the background
+                fig.add_trace(
+                    go.Heatmap(
+                        x=xs,
+                        y=ys,
+                        z=np.where(never, 1.0, np.nan),
+                        colorscale=[[0, NEVER_COLOR], [1, NEVER_COLOR]],
+                        showscale=False,
+                        name=f"{name} never escaped",
+                        hovertemplate="start (%{x:.3g}, %{y:.3g})<br>never escaped<extra>"
+                        + name
+                        + "</extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
         else:
             basin = _grid(r.basin, nx, ny)
             z = np.where((basin >= 0) & ~diverged, basin, np.nan)
@@ -186,7 +206,7 @@ def escape_maps_figure(
                 y=[None],
                 mode="markers",
                 name="no listed minimum",
-                marker={"symbol": "square", "size": marker_size(large), "color": NEVER_COLOR},
+                marker={"symbol": "square", "size": marker_size(large), "color": FRAME_COLOR},
             )
         )
     else:
@@ -196,7 +216,12 @@ def escape_maps_figure(
                 y=[None],
                 mode="markers",
                 name="never escaped",
-                marker={"symbol": "square", "size": marker_size(large), "color": NEVER_COLOR},
+                marker={
+                    "symbol": "square",
+                    "size": marker_size(large),
+                    "color": NEVER_COLOR,
+                    "line": {"width": 1.5, "color": FRAME_LINE},
+                },
             )
         )
         fig.update_layout(
@@ -204,7 +229,7 @@ def escape_maps_figure(
                 "colorscale": "Viridis",
                 "cmin": 0,
                 "cmax": top,
-                "colorbar": {"title": {"text": "steps to escape"}},
+                "colorbar": {"title": {"text": "steps to escape<br>(white: never escaped)"}},
             }
         )
     fig.add_trace(
@@ -216,11 +241,12 @@ def escape_maps_figure(
             marker={"symbol": "square", "size": marker_size(large), "color": DIVERGED_COLOR},
         )
     )
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
+    frame = {"showline": True, "mirror": True, "linecolor": FRAME_LINE, "linewidth": 1}
+    fig.update_xaxes(showgrid=False, zeroline=False, **frame)
+    fig.update_yaxes(showgrid=False, zeroline=False, **frame)
     fig.update_layout(
         height=panel_height * rows + 60,
-        plot_bgcolor=NEVER_COLOR,
+        plot_bgcolor=FRAME_COLOR,
         legend={"orientation": "h", "y": -0.08, "yanchor": "top"},
     )
     return style_figure(fig, large)
