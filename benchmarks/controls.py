@@ -50,6 +50,7 @@ from deo.presets import PRESETS, controls_of, make_optimizer  # noqa: E402
 from deo.race import OptimizerSpec, escape_map, network_problem, race, surface_escape  # noqa: E402
 
 PARTS = ("surfaces", "networks", "transformer", "diagnostics")
+SECTION_ORDER = ("summary", *PARTS)
 SURFACE_ROWS = (
     ("saddle", (1.0, 1e-3), "x²−y², (1, 1e-3)"),
     ("saddle", (1.0, 1e-6), "x²−y², (1, 1e-6)"),
@@ -65,6 +66,23 @@ NETWORK_RUNS = (  # (key, options, GD-family lr, init, budget)
     ("teacher_student", {"n_samples": 1000}, 0.5, 1e-1, 1500),
 )
 TRANSFORMER_OPTIMIZERS = ("adam", "deo_paper", *controls_of("deo_paper"))
+PROBLEM_ORDER = [*(name for _, _, name in SURFACE_ROWS), *(r[0] for r in NETWORK_RUNS), "tiny_transformer"]
+TRANSFORMER_GD_OPTIMIZERS = ("gd", "deo_escape", *controls_of("deo_escape"))
+CSV = RESULTS.with_suffix(".csv")
+ASSEMBLE_BUDGET = {"tiny_transformer": 400, **{r[0]: r[4] for r in NETWORK_RUNS}}  # the runs' defaults
+CSV_COLUMNS = ("problem", "seed", "optimizer", "steps", "grad_evals", "budget")
+RECORDS: list[dict] = []  # per-seed rows of this run, merged into controls.csv by main()
+
+
+def record(problem: str, seed: int, key: str, steps: float, evals: float, budget: int) -> None:
+    RECORDS.append(
+        dict(problem=problem, seed=seed, optimizer=key, steps=steps, grad_evals=evals, budget=budget)
+    )
+
+
+def seed_line(problem: str, seed: int, steps: dict, evals: dict) -> str:
+    """The per-seed log line ``--assemble`` reads: ``<problem> seed <s>: <key>=<steps>/<evals> ...``."""
+    return f"{problem} seed {seed}: " + " ".join(f"{k}={steps[k][-1]}/{evals[k][-1]}" for k in steps)
 
 
 def summary(values) -> str:
@@ -119,6 +137,9 @@ def part_surfaces(seeds: int, budget: int) -> tuple[list[str], dict]:
         steps = {k: results[label(k)].steps_to_escape for k in OPTIMIZERS}
         evals = {k: results[label(k)].grad_evals_to_escape for k in OPTIMIZERS}
         data[name] = steps
+        for k in OPTIMIZERS:
+            for seed, (st, ev) in enumerate(zip(steps[k], evals[k])):
+                record(name, seed, k, float(st), float(ev), budget)
         steps_rows.append([name, *(f"{summary(steps[k])} ({escaped_count(steps[k])})" for k in OPTIMIZERS)])
         evals_rows.append([name, *(summary(evals[k]) for k in OPTIMIZERS)])
         verdict_rows.append(
@@ -145,7 +166,7 @@ def part_surfaces(seeds: int, budget: int) -> tuple[list[str], dict]:
 def network_runs(key, options, lr, init, budget, seeds, optimizers) -> dict[str, dict[str, list]]:
     steps = {k: [] for k in optimizers}
     evals = {k: [] for k in optimizers}
-    for seed in range(seeds):
+    for seed in seeds:
         net = landscapes.make_network(key, **options)
         problem = network_problem(net, init_scale=init, seed=seed)
         specs = [OptimizerSpec(k, {"lr": 0.01 if k in ADAM_BASED else lr}) for k in optimizers]
@@ -154,7 +175,8 @@ def network_runs(key, options, lr, init, budget, seeds, optimizers) -> dict[str,
             hit = trace.escape_step is not None
             steps[k].append(trace.escape_step if hit else math.nan)
             evals[k].append(float(trace.grad_evals[-1]) if hit else math.nan)
-        print(f"{key} seed {seed}: " + " ".join(f"{k}={steps[k][-1]}" for k in optimizers), flush=True)
+            record(key, seed, k, steps[k][-1], evals[k][-1], budget)
+        print(seed_line(key, seed, steps, evals), flush=True)
     return {"steps": steps, "evals": evals}
 
 
@@ -176,7 +198,7 @@ def network_section(title: str, rows_in: list[tuple[str, dict]], optimizers) -> 
     return out
 
 
-def part_networks(seeds: int, keys: list[str]) -> list[str]:
+def part_networks(seeds: list[int], keys: list[str]) -> list[str]:
     rows = []
     for key, options, lr, init, budget in NETWORK_RUNS:
         if key not in keys:
@@ -192,38 +214,42 @@ def part_networks(seeds: int, keys: list[str]) -> list[str]:
             )
         )
     return network_section(
-        f"## Small networks ({seeds} seeds: init, initial N and redraws)", rows, OPTIMIZERS
+        f"## Small networks ({len(seeds)} seeds {seeds[0]}–{seeds[-1]}: init, initial N and redraws)",
+        rows,
+        OPTIMIZERS,
     )
 
 
-def part_transformer(seeds: list[int], budget: int) -> list[str]:
+def part_transformer(seeds: list[int], budget: int, optimizers=TRANSFORMER_OPTIMIZERS, lr: float = 0.01):
+    """tiny_transformer at init 1e-6: ``optimizers`` (the Adam-based or the GD-based family) at ``lr``."""
     t0 = time.perf_counter()
-    steps = {k: [] for k in TRANSFORMER_OPTIMIZERS}
-    evals = {k: [] for k in TRANSFORMER_OPTIMIZERS}
+    steps = {k: [] for k in optimizers}
+    evals = {k: [] for k in optimizers}
     for seed in seeds:
         net = landscapes.make_network("tiny_transformer")
         problem = network_problem(net, init_scale=1e-6, seed=seed)
-        specs = [OptimizerSpec(k, {"lr": 0.01}) for k in TRANSFORMER_OPTIMIZERS]
+        specs = [OptimizerSpec(k, {"lr": lr}) for k in optimizers]
         traces = race(problem, specs, budget, seed=seed, record_every=budget, stop_on_escape=True)
-        for k, trace in zip(TRANSFORMER_OPTIMIZERS, traces):
+        for k, trace in zip(optimizers, traces):
             hit = trace.escape_step is not None
             steps[k].append(trace.escape_step if hit else math.nan)
             evals[k].append(float(trace.grad_evals[-1]) if hit else math.nan)
-        print(f"tiny_transformer seed {seed}: " + " ".join(f"{k}={steps[k][-1]}" for k in steps), flush=True)
+            record("tiny_transformer", seed, k, steps[k][-1], evals[k][-1], budget)
+        print(seed_line("tiny_transformer", seed, steps, evals), flush=True)
     res = {"steps": steps, "evals": evals}
     setting = (
-        f"tiny_transformer, init 1e-6, lr 0.01, budget {budget}, seeds {seeds[0]}–{seeds[-1]} "
+        f"tiny_transformer, init 1e-6, lr {lr:g}, budget {budget}, seeds {seeds[0]}–{seeds[-1]} "
         f"({time.perf_counter() - t0:.0f} s)"
     )
     out = network_section(
         f"## tiny_transformer ({len(seeds)} seeds; escaped when the answer loss < ½ ln 3)",
         [(setting, res)],
-        TRANSFORMER_OPTIMIZERS,
+        optimizers,
     )
     per_seed = [[str(s), *("—" if math.isnan(steps[k][i]) else f"{steps[k][i]:.0f}" for k in steps)]
                 for i, s in enumerate(seeds)]  # fmt: skip
     out += ["", "Steps to escape per seed (— = not within the budget):", ""]
-    out += table(["seed", *(label(k) for k in TRANSFORMER_OPTIMIZERS)], per_seed)
+    out += table(["seed", *(label(k) for k in optimizers)], per_seed)
     return out
 
 
@@ -321,6 +347,126 @@ def fisher(a, b) -> float:
     return float(fisher_exact([[ka, len(a) - ka], [kb, len(b) - kb]]).pvalue)
 
 
+def mann_whitney(a, b, budget: float) -> float:
+    """Two-sided Mann–Whitney U p-value of steps to escape, a never-escaped run ranked last (budget + 1)."""
+    from scipy.stats import mannwhitneyu
+
+    fill = lambda v: np.where(np.isfinite(np.asarray(v, float)), np.asarray(v, float), budget + 1)  # noqa: E731
+    return float(mannwhitneyu(fill(a), fill(b), alternative="two-sided").pvalue)
+
+
+def tested_verdict(dimer, control, budget: float, alpha: float = 0.05) -> str:
+    """Yes / no / no difference shown, with the test: Fisher's exact test of the escape counts when
+    they differ, else (equal counts, > 0) Mann–Whitney on the steps to escape (never = last)."""
+    a, b = np.asarray(dimer, float), np.asarray(control, float)
+    ka, kb = int(np.isfinite(a).sum()), int(np.isfinite(b).sum())
+    counts = f"escaped {ka}/{a.size} vs {kb}/{b.size}"
+    if ka == kb == 0:
+        return f"neither escapes ({counts})"
+    if ka != kb:
+        p, test, better = fisher(a, b), "Fisher exact on escape counts", ka > kb
+    else:
+        ma, mb = (
+            float(np.percentile(np.where(np.isfinite(v), v, np.inf), 50, method="nearest")) for v in (a, b)
+        )
+        p, test, better = mann_whitney(a, b, budget), "Mann–Whitney on steps", ma < mb
+        counts += f", median steps {ma:.0f} vs {mb:.0f}"
+    if p >= alpha:
+        word = "no difference shown"
+    else:
+        word = "**yes**" if better else "**no, the control is better**"
+    return f"{word} ({counts}; {test} p = {p:.2g})"
+
+
+def read_csv(path: Path | None = None) -> list[dict]:
+    import csv
+
+    path = path or CSV
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def merge_csv(records: list[dict], path: Path | None = None) -> None:
+    """Replace the (problem, optimizer, seed) rows of this run in controls.csv, keep the others."""
+    import csv
+
+    path = path or CSV
+    new = {(r["problem"], r["optimizer"], str(r["seed"])): r for r in records}
+    rows = [r for r in read_csv(path) if (r["problem"], r["optimizer"], r["seed"]) not in new]
+    rows += [
+        {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in new.values()
+    ]
+    order = {name: i for i, name in enumerate(PROBLEM_ORDER)}
+    rows.sort(key=lambda r: (order.get(r["problem"], 99), r["problem"], r["optimizer"], int(r["seed"])))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def part_summary(rows: list[dict]) -> list[str]:
+    """The per-problem summary and verdicts, from the per-seed rows of controls.csv."""
+    val = lambda x: float(x) if x not in ("", None) else math.nan  # noqa: E731
+    problems = sorted({r["problem"] for r in rows}, key=lambda n: [*PROBLEM_ORDER, n].index(n))
+    out = [
+        "## Summary: every problem, every optimizer (from `controls.csv`)",
+        "",
+        "Cells: steps / gradient evaluations to escape, median [IQR] over seeds (never-escaped = ∞; "
+        '"—" when the median did not escape), then escaped/seeds. On the surfaces GD and Adam are '
+        "deterministic (the seed only draws the dimer's N); elsewhere the seed draws the init, N and "
+        'the redraws. "n/a": not run. Evaluations "?": the per-seed log kept steps only.',
+        "",
+    ]
+    summary_rows, verdict_rows = [], []
+    for problem in problems:
+        here = [r for r in rows if r["problem"] == problem]
+        budget = max(val(r["budget"]) for r in here)
+        steps, evals = {}, {}
+        for k in OPTIMIZERS:
+            rk = sorted((r for r in here if r["optimizer"] == k), key=lambda r: int(r["seed"]))
+            if rk:
+                steps[k] = [val(r["steps"]) for r in rk]
+                evals[k] = [val(r["grad_evals"]) for r in rk]
+        cells = []
+        for k in OPTIMIZERS:
+            if k not in steps:
+                cells.append("n/a")
+                continue
+            st, ev = np.asarray(steps[k]), np.asarray(evals[k])
+            ev_text = "?" if np.isnan(ev[np.isfinite(st)]).any() else summary(ev)
+            cells.append(f"{summary(st)} / {ev_text} ({escaped_count(st)})")
+        summary_rows.append([problem, f"{budget:.0f}", *cells])
+        verdict_rows.append(
+            [
+                problem,
+                *(
+                    tested_verdict(steps[k], steps[c], budget) if k in steps and c in steps else "n/a"
+                    for k in DIMER_KEYS
+                    for c in controls_of(k)
+                ),
+            ]
+        )
+    out += table(["problem", "budget (steps)", *(label(k) for k in OPTIMIZERS)], summary_rows)
+    out += [
+        "",
+        "### Does the dimer beat its random control? One line per problem",
+        "",
+        "Test (two-sided, 5 %): Fisher's exact test on the escape counts when they differ; when they are "
+        'equal, Mann–Whitney U on the steps to escape (a never-escaped run ranks last). "yes" = the '
+        'dimer is significantly better, "no, the control is better" = significantly worse, '
+        '"no difference shown" = p ≥ 0.05.',
+        "",
+    ]
+    out += table(
+        ["problem", *(f"{label(k)} beats its {label(c).split('control: ')[-1]}?" for k in DIMER_KEYS
+                      for c in controls_of(k))],
+        verdict_rows,
+    )  # fmt: skip
+    return out
+
+
 def compare(dimer, control) -> str:
     counts = f"escaped {escaped_count(dimer)} vs {escaped_count(control)}"
     return f"{verdict(dimer, control)} ({counts}; Fisher p = {fisher(dimer, control):.2g})"
@@ -338,7 +484,13 @@ def assemble(logs: list[str]) -> dict[str, str]:
             m = re.match(r"(\w+) seed (\d+): (.*)", line.strip())
             if m:
                 values = dict(kv.split("=") for kv in m.group(3).split())
-                per.setdefault(m.group(1), {})[int(m.group(2))] = {k: float(v) for k, v in values.items()}
+                per.setdefault(m.group(1), {})[int(m.group(2))] = {
+                    k: float(v.split("/")[0]) for k, v in values.items()
+                }
+                for k, v in values.items():
+                    st, _, ev = v.partition("/")
+                    budget = ASSEMBLE_BUDGET.get(m.group(1), math.nan)
+                    record(m.group(1), int(m.group(2)), k, float(st), float(ev or "nan"), budget)
     sections = {}
     for problem, rows in per.items():
         seeds = sorted(rows)
@@ -380,6 +532,12 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1000, help="surfaces")
     parser.add_argument("--transformer-seeds", default="0-19", help="a-b (inclusive)")
     parser.add_argument("--transformer-budget", type=int, default=400)
+    parser.add_argument(
+        "--transformer-family", default="adam", choices=("adam", "gd"),
+        help="adam: Adam, DEO (paper) and its controls; gd: GD, DEO-escape and its controls",
+    )  # fmt: skip
+    parser.add_argument("--transformer-gd-lr", type=float, default=0.5, help="lr of the gd family")
+    parser.add_argument("--network-seeds", default=None, help="a-b (inclusive); default 0-(seeds-1)")
     parser.add_argument("--diag-seeds", default="0-1")
     parser.add_argument("--diag-steps", default="25,75,125")
     parser.add_argument("--lanczos-maxiter", type=int, default=5)
@@ -390,7 +548,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    def seeds_of(text: str) -> list[int]:
+    def seeds_of(text: str) -> list[int]:  # "a-b" (inclusive) or "a,b,c"
+        if "," in text:
+            return [int(s) for s in text.split(",")]
         a, _, b = text.partition("-")
         return list(range(int(a), int(b or a) + 1))
 
@@ -407,9 +567,18 @@ def main() -> None:
         if part == "surfaces":
             lines, _ = part_surfaces(args.seeds, args.budget)
         elif part == "networks":
-            lines = part_networks(args.seeds, args.networks.split(","))
+            lines = part_networks(
+                seeds_of(args.network_seeds) if args.network_seeds else list(range(args.seeds)),
+                args.networks.split(","),
+            )
         elif part == "transformer":
-            lines = part_transformer(seeds_of(args.transformer_seeds), args.transformer_budget)
+            gd = args.transformer_family == "gd"
+            lines = part_transformer(
+                seeds_of(args.transformer_seeds),
+                args.transformer_budget,
+                TRANSFORMER_GD_OPTIMIZERS if gd else TRANSFORMER_OPTIMIZERS,
+                args.transformer_gd_lr if gd else 0.01,
+            )
         else:
             steps = [int(s) for s in args.diag_steps.split(",")]
             lines = part_diagnostics(seeds_of(args.diag_seeds), steps, args.lanczos_maxiter)
@@ -422,16 +591,28 @@ def main() -> None:
             f"torch {torch.__version__}, {torch.get_num_threads()} thread(s). Counts are deterministic "
             "given the seeds; wall times are not.",
         ]
-        sections[part] = "\n".join(lines)
-        print(sections[part], flush=True)
+        key = {
+            "networks": f"networks:{args.networks}",
+            "transformer": f"transformer:{args.transformer_family}",
+            "diagnostics": f"diagnostics:{args.diag_seeds}",
+        }
+        sections[key.get(part, part)] = "\n".join(lines)
+        print(sections[key.get(part, part)], flush=True)
     target = Path(args.out) if args.out else RESULTS
+    if RECORDS:
+        merge_csv(RECORDS, target.with_suffix(".csv"))
     existing = _read_sections(target)
     existing.update(sections)
+    if read_csv(target.with_suffix(".csv")):
+        existing["summary"] = "\n".join(part_summary(read_csv(target.with_suffix(".csv"))))
     text = (
         "# Controls: the dimer against a random direction\n\n"
         + __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0]
     )
-    for part in [*PARTS, *sorted(k for k in existing if k not in PARTS)]:
+    if target.exists():  # keep a hand-written preamble (how the tables were made)
+        text = target.read_text().split("\n\n<!-- part:", 1)[0]
+    order = [*SECTION_ORDER, *sorted(k for k in existing if k not in SECTION_ORDER)]
+    for part in order:
         if part in existing:
             text += f"\n\n<!-- part:{part} -->\n{existing[part]}\n<!-- end:{part} -->"
     target.parent.mkdir(parents=True, exist_ok=True)
