@@ -27,6 +27,7 @@ _EXPORTS = {
     "make_optimizer": "deo.presets",
     "race": "deo.race",
     "escape_map": "deo.race",
+    "surface_escape_map": "deo.escapes",
     "Problem": "deo.race",
     "EscapeCriterion": "deo.race",
     "OptimizerSpec": "deo.race",

@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,18 +32,11 @@ import numpy as np
 import torch
 
 from deo.budget import MAX_STARTS, MAX_STEPS
-from deo.race import (
-    OptimizerSpec,
-    escape_map,
-    escape_map_to_csv,
-    grid_starts,
-    map_escape,
-    network_problem,
-    race,
-    surface_bound,
-    surface_minima,
-    surface_problem,
-)
+from deo.escapes import escape_map_to_csv, surface_escape_map
+from deo.presets import PRESETS
+from deo.problems import network_problem, surface_problem
+from deo.race import OptimizerSpec, race
+from deo.sweeps import add_parser as add_sweep_parser  # sweep: problems × presets × grids × seeds
 from deo.trace import Trace, fate, traces_to_csv, traces_to_json
 
 
@@ -62,8 +56,6 @@ def _floats(text: str, count: int, what: str) -> tuple[float, ...]:
 
 def _specs(optimizers: str, overrides: Sequence[str]) -> list[OptimizerSpec]:
     """``gd,adam`` and ``--hp adam.lr=0.1`` (values parsed as JSON, else kept as text) → specs."""
-    from deo.presets import PRESETS
-
     keys = [k.strip() for k in optimizers.split(",") if k.strip()]
     unknown = [k for k in keys if k not in PRESETS]
     if unknown or not keys:
@@ -122,6 +114,43 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.{digits}g}"
+
+
+class ProgressLine:
+    """A one-line progress display on a terminal: ``progress(fraction, message)`` rewrites
+    ``\r[ 42%] GD: step 210/500`` on ``stream`` at most every ``interval`` seconds (always at 0 and
+    at 1); :meth:`close` ends the line. The race's and the escape map's ``progress`` callback."""
+
+    def __init__(self, stream=None, interval: float = 0.2):
+        self.stream = sys.stderr if stream is None else stream
+        self.interval = interval
+        self.last = -math.inf
+        self.width = 0
+        self.shown = False
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval and 0.0 < fraction < 1.0:
+            return
+        self.last = now
+        text = f"[{100 * min(max(fraction, 0.0), 1.0):3.0f}%] {message}"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = max(self.width, len(text))
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
+
+
+def _progress_line(args) -> ProgressLine | None:
+    """A :class:`ProgressLine` on stderr when it is a terminal and ``--quiet`` is not given."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    return ProgressLine(sys.stderr)
 
 
 def race_summary(traces: list[Trace]) -> str:
@@ -188,12 +217,22 @@ def run_race(args) -> int:
             "offset": args.offset,
         }
     specs = _specs(args.optimizers, args.hp)
+    progress = _progress_line(args)
     try:
         traces = race(
-            problem, specs, args.steps, seed=args.seed, clip=args.clip, record_every=args.record_every
+            problem,
+            specs,
+            args.steps,
+            seed=args.seed,
+            clip=args.clip,
+            record_every=args.record_every,
+            progress=progress,
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from error
+    finally:
+        if progress is not None:
+            progress.close()
     print(race_summary(traces))
     config = {
         "command": "race",
@@ -216,37 +255,46 @@ def run_race(args) -> int:
 
 
 def run_escape_map(args) -> int:
-    """``escape-map``: every optimizer from a grid of starts over the surface's window."""
+    """``escape-map``: every optimizer from a grid of starts over the window (default: the
+    surface's); :func:`deo.escapes.surface_escape_map`, the same map as the app's Escape map page."""
     surface = _surface(args)
-    starts = grid_starts(surface.bounds, args.grid)
-    escape = map_escape(surface)
-    minima = surface_minima(surface)
     specs = _specs(args.optimizers, args.hp)
-    bound = args.bound if args.bound is not None else surface_bound(surface)
+    window = None
+    if args.window is not None:
+        x0, x1, y0, y1 = args.window
+        window = ((x0, x1), (y0, y1))
+    progress = _progress_line(args)
     try:
-        results = escape_map(
-            surface.f,
-            starts,
+        result = surface_escape_map(
+            surface,
+            args.grid,
             specs,
             args.steps,
-            escape,
-            minima=minima,
-            clip=args.clip,
+            window=window,
             seed=args.seed,
-            bound=bound,
+            clip=args.clip,
+            bound=args.bound,
+            progress=progress,
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from error
-    print(escape_summary(results, len(starts)))
+    finally:
+        if progress is not None:
+            progress.close()
+    results, escape = result.results, result.criterion
+    print(escape_summary(results, len(result.starts)))
     criterion = {"center": escape.center.tolist(), "radius": escape.radius, "loss_below": escape.loss_below}
     payload = {
         "surface": surface.key,
         "formula": surface.formula,
         "grid": args.grid,
-        "starts": starts.tolist(),
+        "window": [list(w) for w in result.window],
+        "xs": result.xs.tolist(),
+        "ys": result.ys.tolist(),
+        "starts": result.starts.tolist(),
         "escape": criterion,
-        "minima": [list(m) for m in minima],
-        "bound": bound,
+        "minima": [list(m) for m in result.minima],
+        "bound": result.bound,
         "results": {name: r.to_dict() for name, r in results.items()},
     }
     config = {
@@ -254,17 +302,18 @@ def run_escape_map(args) -> int:
         "surface": surface.key,
         "formula": surface.formula,
         "grid": args.grid,
+        "window": [list(w) for w in result.window],
         "optimizers": [vars(s) for s in specs],
         "steps": args.steps,
         "seed": args.seed,
         "clip": args.clip,
-        "bound": bound,
+        "bound": result.bound,
     }
     _write(
         args.out,
         {
             "escape_map.json": json.dumps(payload),
-            "escape_map.csv": escape_map_to_csv(starts, results),
+            "escape_map.csv": escape_map_to_csv(result.starts, results),
             "config.json": json.dumps(config, indent=2),
         },
     )
@@ -362,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="torch intra-op threads (1 is often fastest for escape maps on a busy machine)",
         )
+        p.add_argument(
+            "--quiet", action="store_true", help="no progress line on stderr (off anyway when not a terminal)"
+        )
 
     race_parser = commands.add_parser("race", help="several optimizers from one start")
     where = race_parser.add_mutually_exclusive_group()
@@ -390,11 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=50,
         help=f"n: an n×n grid of starts, n ≤ {MAX_GRID}",
     )
+    map_parser.add_argument(
+        "--window",
+        type=lambda s: _floats(s, 4, "--window"),
+        default=None,
+        metavar="XMIN,XMAX,YMIN,YMAX",
+        help="the grid's window (default: the surface's bounds)",
+    )
     map_parser.add_argument("--bound", type=_real(0.0), default=None, help="|θ|∞ that counts as diverged")
     common(map_parser, "gd,adam,deo_escape")
     map_parser.set_defaults(run=run_escape_map)
-
-    from deo.sweeps import add_parser as add_sweep_parser  # sweep: problems × presets × grids × seeds
 
     add_sweep_parser(commands)
     return parser

@@ -2,8 +2,11 @@
 
 :func:`escape_map` runs each optimizer once with ``batch_dims=1`` (row b an independent problem) and
 reports per start the steps and gradient evaluations to escape, the final point and the basin
-reached (:class:`EscapeResult`); :func:`escape_map_to_csv` writes them in long format;
-:func:`grid_starts` and :func:`map_escape` are a surface map's starts and escape criterion.
+reached (:class:`EscapeResult`); :func:`escape_map_to_csv` writes them in long format.
+:func:`surface_escape_map` is the one definition of a surface's map that the app's Escape map page
+and ``python -m deo escape-map`` both call: an n×n grid of starts at the cell centres of a window
+(:func:`grid_axes`, :func:`grid_starts`), the map's escape criterion (:func:`map_escape`), the
+surface's minima as basins and its divergence bound.
 
 (The module is ``deo.escapes``, not ``deo.escape_map``: a submodule of that name would replace the
 function ``deo.escape_map`` on the package as soon as it is imported.)
@@ -12,6 +15,7 @@ function ``deo.escape_map`` on the package as soon as it is imported.)
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,9 +35,10 @@ from deo.entrants import (
     _optimizer_setup,
 )
 from deo.presets import make_optimizer
-from deo.problems import UNBOUNDED_ESCAPE_DROP, EscapeCriterion, surface_escape
+from deo.problems import UNBOUNDED_ESCAPE_DROP, EscapeCriterion, surface_bound, surface_escape, surface_minima
 
 BASIN_TOL = 0.1
+MAX_GRID = 1000  # grid_axes / grid_starts: at most 1000 × 1000 starts (deo.budget refuses earlier)
 
 
 @dataclass
@@ -69,11 +74,13 @@ def _nan_to_none(a: np.ndarray) -> list:
     return [None if math.isnan(v) else v for v in a.tolist()]
 
 
-def map_escape(surface) -> EscapeCriterion:
-    """The escape criterion of an escape map over the whole window: :func:`surface_escape` at the
-    window centre; for a surface that lists no saddle (a user formula), ``f ≤ f(c) − 1`` around the
-    window centre c (x²−y² typed as a formula gets the same criterion as the catalogue's saddle)."""
-    (x0, x1), (y0, y1) = surface.bounds
+def map_escape(surface, window=None) -> EscapeCriterion:
+    """The escape criterion of an escape map over ``window`` (default: the surface's ``bounds``):
+    :func:`surface_escape` at the window centre (centred on the saddle nearest to it); for a surface
+    that lists no saddle (a user formula), ``f ≤ f(c) − 1`` around the window centre c (x²−y² typed
+    as a formula gets the same criterion as the catalogue's saddle)."""
+    window = surface.bounds if window is None else window
+    (x0, x1), (y0, y1) = window
     centre = (0.5 * (x0 + x1), 0.5 * (y0 + y1))
     criterion = surface_escape(surface, centre)
     if criterion is not None:
@@ -81,7 +88,7 @@ def map_escape(surface) -> EscapeCriterion:
     c = torch.tensor(centre, dtype=torch.float64)
     value = float(surface.f(c))
     if not math.isfinite(value):  # f undefined at the centre (log(x), 1/x): the nearest finite grid point
-        grid = torch.as_tensor(grid_starts(surface.bounds, 21))
+        grid = torch.as_tensor(grid_starts(window, 21))
         values = surface.f(grid)
         distance = torch.where(torch.isfinite(values), torch.linalg.vector_norm(grid - c, dim=1), math.inf)
         if not bool(torch.isfinite(distance).any()):
@@ -93,15 +100,22 @@ def map_escape(surface) -> EscapeCriterion:
     return EscapeCriterion(center=c, loss_below=value - UNBOUNDED_ESCAPE_DROP)
 
 
+def grid_axes(window, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(xs (n,), ys (n,))``: the cell centres of an n×n grid over ``window`` ((xmin, xmax),
+    (ymin, ymax)) — each start is the centre of the pixel it colours."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= MAX_GRID:
+        raise ValueError(f"grid size must be an integer between 1 and {MAX_GRID}, got {n!r}")
+    (x0, x1), (y0, y1) = window
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    return xs, ys
+
+
 def grid_starts(bounds, n: int) -> np.ndarray:
     """An n×n grid of starts at the cell centres of the window ``((xmin, xmax), (ymin, ymax))``,
     shape ``(n·n, 2)``, y outer and x inner: ``starts.reshape(n, n, 2)[j, i] = (x_i, y_j)``, so a
     per-start result reshaped to ``(n, n)`` is a contour ``z`` with rows along y."""
-    if not 1 <= n <= 1000:
-        raise ValueError(f"grid size must be between 1 and 1000, got {n}")
-    (x0, x1), (y0, y1) = bounds
-    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
-    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    xs, ys = grid_axes(bounds, n)
     gx, gy = np.meshgrid(xs, ys)
     return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
@@ -278,3 +292,67 @@ def escape_map_to_csv(starts, results: dict[str, EscapeResult]) -> str:
                 )
             )
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class SurfaceEscapeMap:
+    """What :func:`surface_escape_map` computed: the grid, the settings it resolved and the results."""
+
+    xs: np.ndarray  # (n,) cell centres along x
+    ys: np.ndarray  # (n,) cell centres along y
+    starts: np.ndarray  # (n·n, 2), y outer and x inner (grid_starts)
+    window: tuple[tuple[float, float], tuple[float, float]]
+    criterion: EscapeCriterion
+    minima: list[tuple[float, float]]
+    bound: float | None
+    results: dict[str, EscapeResult]  # by display label, in the order of the optimizers
+
+
+def surface_escape_map(
+    surface,
+    grid: int,
+    optimizers: Sequence[OptimizerSpec],
+    steps: int,
+    window=None,
+    criterion: EscapeCriterion | None = None,
+    seed: int = 0,
+    clip: float | None = None,
+    bound: float | None = None,
+    progress: ProgressFn | None = None,
+    stop_when_escaped: bool = False,
+) -> SurfaceEscapeMap:
+    """The escape map of a 2-D surface: the one definition the app's Escape map page and
+    ``python -m deo escape-map`` both use.
+
+    ``surface`` is duck-typed (``f``, ``bounds``, ``stationary_points``). Starts: a ``grid``×``grid``
+    grid at the cell centres of ``window`` (default ``surface.bounds``; :func:`grid_axes`), y outer
+    and x inner. Escape criterion: ``criterion``, else :func:`map_escape` over the window (centred on
+    the saddle nearest to the window's centre). Basins: the surface's listed minima
+    (:func:`~deo.problems.surface_minima`). Divergence: ``‖θ‖_∞ > bound``, default
+    :func:`~deo.problems.surface_bound`. The run itself is :func:`escape_map`.
+    """
+    window = surface.bounds if window is None else window
+    (x0, x1), (y0, y1) = ((float(a), float(b)) for a, b in window)
+    if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or not (x0 < x1 and y0 < y1):
+        raise ValueError(f"window must be ((xmin, xmax), (ymin, ymax)) with min < max, got {window!r}")
+    window = ((x0, x1), (y0, y1))
+    xs, ys = grid_axes(window, grid)
+    gx, gy = np.meshgrid(xs, ys)
+    starts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    criterion = map_escape(surface, window) if criterion is None else criterion
+    minima = surface_minima(surface)
+    bound = surface_bound(surface) if bound is None else bound
+    results = escape_map(
+        surface.f,
+        starts,
+        optimizers,
+        steps,
+        criterion,
+        minima=minima,
+        clip=clip,
+        seed=seed,
+        bound=bound,
+        progress=progress,
+        stop_when_escaped=stop_when_escaped,
+    )
+    return SurfaceEscapeMap(xs, ys, starts, window, criterion, minima, bound, results)

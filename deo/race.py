@@ -51,10 +51,13 @@ from deo.entrants import (  # noqa: F401  (re-exported: deo.race.OptimizerSpec, 
 from deo.escapes import (  # noqa: F401  (re-exported: deo.race.escape_map, ...)
     BASIN_TOL,
     EscapeResult,
+    SurfaceEscapeMap,
     escape_map,
     escape_map_to_csv,
+    grid_axes,
     grid_starts,
     map_escape,
+    surface_escape_map,
 )
 from deo.hessian import exact_min_eig
 from deo.problems import (  # noqa: F401  (re-exported: deo.race.Problem, deo.race.surface_problem, ...)
