@@ -319,7 +319,7 @@ def nbytes(value: Any, _seen: set | None = None) -> int:
         return 56 + 8 * len(value) + sum(nbytes(v, seen) for v in value)
     if hasattr(value, "to_plotly_json") and hasattr(value, "_layout"):  # a Plotly figure: its data
         parts = (value._data, value._layout, getattr(value, "_plain_frames", None))
-        parts += (getattr(value, "_frozen", None),)
+        parts += (getattr(value, "_frozen", None), getattr(value, "_wire_json", None))
         return 64 + sum(nbytes(part, seen) for part in parts)
     if hasattr(value, "__dict__") and not isinstance(value, type):
         return 64 + nbytes(vars(value), seen)
@@ -488,7 +488,45 @@ def cached_race_figure(
     traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
     surface = get_surface(surface_key, formula)
     fig = race_figure(surface, traces, grid=cached_surface_grid(surface_key, formula), **dict(options))
-    return fig.freeze() if hasattr(fig, "freeze") else fig
+    from pages.plotly_wire import wire_ready  # serialised here once; reruns send that JSON
+
+    return wire_ready(fig.freeze() if hasattr(fig, "freeze") else fig)
+
+
+TRACE_FIGURES = ("loss_steps", "loss_evals", "curvature", "surface3d")  # cached_trace_figure's views
+
+
+@cache_runner(max_entries=32)
+def cached_trace_figure(
+    surface_key: str,
+    formula: str,
+    start: tuple[float, float],
+    offset: float | None,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    view: str,
+    options: tuple,
+):
+    """A static figure of :func:`cached_surface_race`'s traces (a cache hit: the race is not run
+    again), built once per race and view and shared by every session: ``view`` is one of
+    ``TRACE_FIGURES`` (``viz.surface_figs.loss_figure`` against steps or gradient evaluations,
+    ``curvature_figure``, ``surface3d_figure``), ``options`` their keyword arguments as sorted
+    ``(name, value)`` pairs (``log``, ``large``). A tab switch or a second visitor only serialises it."""
+    from viz.surface_figs import curvature_figure, loss_figure, surface3d_figure
+
+    if view not in TRACE_FIGURES:
+        raise ValueError(f"unknown view {view!r}; one of {TRACE_FIGURES}")
+    traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
+    kwargs = dict(options)
+    if view == "loss_steps":
+        return loss_figure(traces, "steps", **kwargs)
+    if view == "loss_evals":
+        return loss_figure(traces, "grad_evals", **kwargs)
+    if view == "curvature":
+        return curvature_figure(traces, **kwargs)
+    return surface3d_figure(get_surface(surface_key, formula), traces, **kwargs)
 
 
 @cache_runner

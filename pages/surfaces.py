@@ -11,6 +11,7 @@ from pages.common import (
     URL,
     cached_race_figure,
     cached_surface_race,
+    cached_trace_figure,
     controls,
     copy_link_button,
     download_buttons,
@@ -28,13 +29,10 @@ from viz.export import standalone_html
 from viz.palette import color_for
 from viz.surface_figs import (
     EXPORT_OPTIONS,
-    curvature_figure,
     divergence_notes,
     fate_line,
-    loss_figure,
     race_figure,
     results_rows,
-    surface3d_figure,
     surface_grid,
 )
 
@@ -438,8 +436,9 @@ if traces:
         if tab_loss.open:
             with tab_loss, safe_block("The loss curves"):
                 c1, c2 = st.columns(2)
-                c1.plotly_chart(loss_figure(traces, "steps", log=log_loss, large=large), key="loss_steps")
-                evals = loss_figure(traces, "grad_evals", log=log_loss, large=large)
+                opts = (("large", large), ("log", log_loss))  # built once per race, shared (cached)
+                c1.plotly_chart(cached_trace_figure(*race_key, "loss_steps", opts), key="loss_steps")
+                evals = cached_trace_figure(*race_key, "loss_evals", opts)
                 c2.plotly_chart(evals, key="loss_evals")
                 st.caption(
                     "Right: cost in gradient evaluations — a dimer step spends extra gradients on its "
@@ -447,7 +446,9 @@ if traces:
                 )
         if tab_curv.open:
             with tab_curv, safe_block("The curvature view"):
-                st.plotly_chart(curvature_figure(traces, large=large), key="curvature")
+                st.plotly_chart(
+                    cached_trace_figure(*race_key, "curvature", (("large", large),)), key="curvature"
+                )
                 why = (
                     "C = D·N, the dimer's curvature estimate along N, against the exact λ_min at the "
                     "same point. The dimer measures where the run is, so C follows the *local* "
@@ -464,7 +465,9 @@ if traces:
                 st.caption(why)
         if tab_3d.open:
             with tab_3d, safe_block("The 3-D view"):
-                st.plotly_chart(surface3d_figure(surface, traces, large=large), key="surface3d")
+                st.plotly_chart(
+                    cached_trace_figure(*race_key, "surface3d", (("large", large),)), key="surface3d"
+                )
                 st.caption("Static view of the full paths (drag to rotate).")
 
     detail_tabs(traces)

@@ -1,0 +1,81 @@
+"""One computation per link on the Surfaces page: a second visitor of a computed link and view-only
+changes reuse the cached race, its figures and the figure's JSON (counters of the cached functions,
+``pages.common.cache_runner``'s ``stats()``, and ``pages.plotly_wire.STATS``)."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from apptest_helpers import no_exception, page_runner
+
+from pages import plotly_wire
+from pages.common import cached_race_figure, cached_surface_race, cached_trace_figure
+
+run_page = page_runner("surfaces.py", 240)
+LINK = {"steps": "30", "seed": "424242"}  # a link of its own: no other test computes it
+
+
+def computations() -> dict:
+    return {
+        "race": cached_surface_race.stats()["computations"],
+        "race figure": cached_race_figure.stats()["computations"],
+        "trace figures": cached_trace_figure.stats()["computations"],
+    }
+
+
+def race_chart_spec(at) -> dict:
+    charts = [c for c in at.get("plotly_chart") if json.loads(c.proto.spec).get("frames")]
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def test_a_second_visitor_and_view_only_changes_never_recompute_the_race_or_rebuild_its_figures():
+    first = run_page(**LINK)
+    no_exception(first)
+    after_first = computations()
+    served = plotly_wire.STATS["served"]
+
+    second = run_page(**LINK)  # another session opens the same link
+    no_exception(second)
+    assert computations() == after_first  # nothing computed or built again
+    assert plotly_wire.STATS["served"] > served  # the race figure's JSON was not encoded again
+    assert race_chart_spec(second) == race_chart_spec(first)
+
+    second.selectbox(key="zoom").set_value("10").run()  # a view the link had not drawn yet
+    no_exception(second)
+    drawn = computations()
+    assert drawn["race"] == after_first["race"]
+    assert drawn["race figure"] == after_first["race figure"] + 1
+    assert race_chart_spec(second)["layout"]["meta"]["dimer_zoom"] == 10
+
+    second.selectbox(key="zoom").set_value("auto").run()  # back: the figure on screen before
+    second.checkbox(key="log_loss").check().run()  # the loss curves on a log axis: built once
+    second.checkbox(key="log_loss").uncheck().run()
+    no_exception(second)
+    assert computations() == {**drawn, "trace figures": drawn["trace figures"] + 2}
+    assert race_chart_spec(second) == race_chart_spec(first)
+
+
+def test_the_remembered_json_is_plotlys_own_serialisation_and_other_figures_pass_through():
+    plotly_wire.install()
+
+    class Frozen(go.Figure):  # to_dict returns one shared dict, like viz.surface_figs.AnimatedFigure
+        def freeze(self):
+            self._frozen = super().to_dict()
+            return self
+
+        def to_dict(self):
+            return getattr(self, "_frozen", None) or super().to_dict()
+
+    fig = plotly_wire.wire_ready(Frozen(go.Scatter(x=[1, 2, 3], y=[1.5, float("nan"), 2.0])).freeze())
+    expected = plotly_wire._ORIGINAL[0](fig.to_dict(), validate=False)
+    served = plotly_wire.STATS["served"]
+    assert pio.to_json(fig.to_dict(), validate=False) == expected
+    assert plotly_wire.STATS["served"] == served + 1
+    assert plotly_wire.wire_bytes(fig) == len(expected)
+    other = go.Figure(go.Scatter(x=[1], y=[2])).to_dict()  # not remembered: Plotly serialises it
+    assert json.loads(pio.to_json(other, validate=False))["data"][0]["y"] == [2]
+    assert plotly_wire.STATS["served"] == served + 1
+    assert plotly_wire.wire_ready(go.Figure()) is not None  # no freeze: returned unchanged
