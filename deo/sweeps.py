@@ -392,7 +392,7 @@ def run_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict:
     from deo.race import (
         OptimizerSpec,
         _algorithm_evals,
-        _BaseStepTap,
+        _clip_update,
         _Diverged,
         _flat,
         _flat_loss_fn,
@@ -433,8 +433,8 @@ def run_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict:
         state = saved["state"]
         state["attempt"] += 1
         resumed_from = state["t"]
-    if preset.uses_dimer:  # after load_state_dict: the tap wraps the live base optimizer's step
-        _BaseStepTap(opt, clip, batch_dims=0)
+    if preset.uses_dimer:  # DEO's own max_grad_norm on g_mod (as in deo.race)
+        _clip_update(opt, clip)
 
     def in_bounds(theta) -> bool:
         if not bool(torch.isfinite(theta).all()):
@@ -869,6 +869,27 @@ def _ray_runtime_env(working_dir: str | None) -> dict:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
+def cluster_token_auth() -> bool:
+    """Send the cluster's auth token when one is available; True when token auth is on for this driver.
+
+    Since Ray 2.59, ``ray start --head`` turns token authentication on by itself when a token exists
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), but ``ray.init(address=...)``
+    with an explicit address only sends that token when ``RAY_AUTH_MODE=token`` is set: the driver was
+    refused with ``InvalidAuthToken``. With ``RAY_AUTH_MODE`` unset this does what Ray does for
+    ``address="auto"`` (token mode when a token is found); an explicit ``RAY_AUTH_MODE`` is respected.
+    """
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None:
+        return mode.lower() == "token"
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return False
+    return bool(maybe_enable_token_auth_if_token_available(warn_if_disabled=False))
+
+
 def _run_ray(groups, store, progress, on_result, address, num_cpus, max_retries, working_dir) -> None:
     try:
         import ray
@@ -882,6 +903,7 @@ def _run_ray(groups, store, progress, on_result, address, num_cpus, max_retries,
     if not ray.is_initialized():
         runtime_env = _ray_runtime_env(working_dir)
         if address is not None:
+            cluster_token_auth()
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         else:
             ray.init(
