@@ -263,7 +263,8 @@ for fact in DEFECT_FACTS:
 st.subheader("The published curves")
 st.markdown(
     "The published evaluation curves (8 optimizers × two GPT sizes, 20 000 steps on tiny Shakespeare). "
-    "Per `DEO.md`, the published **adam** and **sgd** baselines carry *coupled* L2 weight decay 0.1 "
+    "Per `docs/findings.md` (finding 3), the published **adam** and **sgd** baselines carry *coupled* "
+    "L2 weight decay 0.1 "
     "(dashed) while the dimer classes have none, and per the tests above the dimer never rotated in "
     "those runs: compare the dimer classes with adamw, not with the dashed baselines."
 )
