@@ -19,10 +19,11 @@ from torch import Tensor
 from torch.optim import LBFGS, SGD, Adam, AdamW, Optimizer
 
 from deo.dimer import (
+    SMALL_D,
     DimerProbe,
     ShiftGradFn,
-    _assemble_probe,
     batched_dot,
+    difference_probe,
     fourier_rotation,
     lanczos_rotation,
     probe_shifted,
@@ -273,6 +274,7 @@ class DEO(Optimizer):
         check_resolution(hyper["dimer_length"], params_list, self._dtype, "dimer_length")
         self._theta: Tensor | None = None  # θ during a rotation event (allocated at the first)
         self._last: dict[str, Any] = {}  # g_mod and the removed component of the last step
+        self._g: list[Tensor] = []  # buffers for g_t, then g_mod (allocated at the first step)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         d = sum(p.numel() for p in params_list) // self._rows
@@ -302,8 +304,9 @@ class DEO(Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         """Everything (torch's Optimizer keeps only defaults, state and param_groups, which would
         lose the base optimizer and the layout); the hook registries are rebuilt on unpickling."""
+        self._settle()
         state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
-        state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
+        state["_theta"], state["_last"], state["_g"] = None, {}, []  # scratch buffers, not state
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -351,6 +354,7 @@ class DEO(Optimizer):
                 self.param_groups.pop()
                 raise
             return
+        self._settle()
         new = param_group["params"]
         new = [new] if isinstance(new, Tensor) else list(new)  # a generator is read once, here
         param_group["params"] = new
@@ -392,6 +396,7 @@ class DEO(Optimizer):
         ):
             state[key] = state[key].to(dtype=self._dtype, device=self._device)
         self._theta = None
+        self._g = []
         self._last = {}
 
     def _settings(self) -> dict[str, Any]:
@@ -431,10 +436,34 @@ class DEO(Optimizer):
     def _flat(self, tensors: list[Tensor | None], params: list[Tensor]) -> Tensor:
         return flatten_rows(tensors, params, self._rows, self._dtype)
 
-    def _gradient(self, closure: Callable[[], Any], params: list[Tensor]) -> tuple[Any, Tensor]:
-        """Call the closure with fresh ``.grad`` slots and return (loss, raw flat gradient)."""
+    def _gradient(
+        self, closure: Callable[[], Any], params: list[Tensor], into: Tensor | None = None
+    ) -> tuple[Any, Tensor]:
+        """Call the closure with fresh ``.grad`` slots and return (loss, raw flat gradient).
+
+        ``into``: a ``(rows, d)`` buffer that receives the gradient (one copy pass, no allocation);
+        otherwise a new tensor. The values are the same either way (a widening copy is exact)."""
         loss, grads = evaluate_closure(closure, params, "DEO.step")
-        return loss, self._flat(grads, params)
+        if into is None:
+            return loss, self._flat(grads, params)
+        views = unflatten_rows(into, params, self._rows)
+        present = [index for index, g in enumerate(grads) if g is not None]
+        torch._foreach_copy_([views[i] for i in present], [grads[i] for i in present])
+        for view, g in zip(views, grads):
+            if g is None:
+                view.zero_()
+        return loss, into
+
+    def _gradient_buffer(self, params: list[Tensor]) -> Tensor:
+        """A persistent ``(rows, d)`` buffer for g_t (then g_mod, which ``p.grad`` views): two
+        buffers taken in turn, so the last step's g_mod (``diagnostics()["modified_grad"]``) is
+        never overwritten, not even by a step that fails."""
+        d = sum(p.numel() for p in params) // self._rows
+        buffers = getattr(self, "_g", None)
+        shape = (self._rows, d)
+        if not buffers or buffers[0].shape != shape or buffers[0].dtype != self._dtype:
+            buffers = self._g = [torch.empty(shape, dtype=self._dtype, device=self._device) for _ in range(2)]
+        return buffers[1] if self._last.get("modified") is buffers[0] else buffers[0]
 
     @contextmanager
     def _widened(self, low: list[Tensor]) -> Iterator[None]:
@@ -468,7 +497,12 @@ class DEO(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One DEO step (see the class docstring). ``closure``: zero grads, forward, backward,
-        return the loss; it is called once at θ and again at every dimer end."""
+        return the loss; it is called once at θ and again at every dimer end.
+
+        Passes over the d parameters on a step without rotation event: g·N and the write of
+        g_mod (per parameter, straight from ``p.grad``, for a single problem of d ≥ ``SMALL_D``);
+        the norms that only the diagnostics need (‖g‖, ‖g_mod‖) are computed when
+        :meth:`diagnostics` or :meth:`state_dict` asks for them (from g and g_mod kept for it)."""
         if closure is None:
             raise ValueError(NO_CLOSURE)
         hp = self._settings()
@@ -481,19 +515,29 @@ class DEO(Optimizer):
         kept = {
             key: state[key] for key in ("grad_evals", "grad_evals_spent", "direction", "curvature", "torque")
         }
+        along = None  # g·N, from the rotation event when it has it
         try:
             with self._widened(low) if low else nullcontext():
-                loss, g = self._gradient(closure, params)
-                grad_sq = batched_dot(g, g)
-                _check_finite(loss, grad_sq, t)
+                if event or not self._per_parameter():
+                    loss, g = self._gradient(closure, params)
+                    grads = None
+                else:  # the per-parameter path: g stays in the .grad tensors autograd made
+                    loss, raw = evaluate_closure(closure, params, "DEO.step")
+                    g, grads = None, self._widen(raw, params)
+                _check_loss(loss, t)
                 state["grad_evals"] += 1
                 if event:
                     rng_after = self._rng_state()
                     redraw = hp["redraw_every"]
                     if hp["direction"] == "random" and redraw and t > 0 and t % redraw == 0:
                         state["direction"] = self._random_direction(t // redraw)
-                    self._rotation_event(self._shift_gradient(closure, params, rng_before), g, hp)
+                    with self._shifts(closure, params, rng_before) as shift_grad:
+                        along = self._rotation_event(shift_grad, g, hp)
                     self._set_rng_state(rng_after)
+            n = state["direction"]
+            if along is None:
+                along = batched_dot(g, n) if grads is None else _list_dot(grads, unflatten_rows(n, params, 1))
+            _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf and ±inf·N_i are not finite)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
             if event and hp["direction"] == "random":  # charged like the dimer run it controls
                 state["grad_evals"] += hp["rotations"] * (1 if hp["scheme"] == "forward" else 2)
@@ -510,7 +554,6 @@ class DEO(Optimizer):
             state["rotation_events"] += 1
             state["last_rotation_step"] = t
 
-        n = state["direction"]
         curvature = state["curvature"]
 
         def alpha_of(group: dict[str, Any]) -> Tensor:
@@ -520,15 +563,31 @@ class DEO(Optimizer):
             return alpha
 
         alpha = self._column_values(("alpha", "gate"), alpha_of)
-        along = batched_dot(g, n)
         coefficient = _coefficient(alpha, along)
-        g_mod = g.addcmul_(coefficient, n, value=-1) if hp["target"] == "gradient" else g  # g is done with
-        self._record_gradients(grad_sq, g_mod, along, hp["max_grad_norm"])
-        self._last = {"modified": g_mod, "direction": n, "coefficient": coefficient, "target": hp["target"]}
+        if grads is not None and alpha.dim() > 1:  # per-group α over columns: the flat path
+            g, grads = flatten_rows(grads, params, self._rows, self._dtype), None
+        if grads is None:
+            g_mod = torch.addcmul(g, coefficient, n, value=-1) if hp["target"] == "gradient" else g
+        else:
+            g_mod = self._gradient_buffer(params)
+            views = unflatten_rows(g_mod, params, 1)
+            shift = -float(coefficient) if hp["target"] == "gradient" else 0.0
+            if shift == 0.0:
+                torch._foreach_copy_(views, grads)
+            else:  # g − c·N into the buffer, one pass per parameter
+                for view, value, direction in zip(views, grads, unflatten_rows(n, params, 1)):
+                    torch.add(value, direction, alpha=shift, out=view)
+        self._last = {
+            "grad": g if grads is None else grads, "modified": g_mod, "along": along, "direction": n,
+            "coefficient": coefficient, "target": hp["target"], "pending": True,
+        }  # fmt: skip
+        if hp["max_grad_norm"] is not None:
+            self._settle()  # the norms of g and g_mod before the clip
+            self._clip(g_mod, hp["max_grad_norm"])
 
         theta_before = self._flat([p.detach() for p in params], params) if hp["target"] == "update" else None
         for p, value in zip(params, unflatten_rows(g_mod, params, self._rows)):
-            p.grad = value.to(p.dtype)  # views of the fresh g_mod: the base optimizer only reads them
+            p.grad = value.to(p.dtype)  # views of g_mod: the base optimizer only reads them
         self.base.step()
         if theta_before is not None:
             update = self._flat([p.detach() for p in params], params) - theta_before
@@ -539,6 +598,21 @@ class DEO(Optimizer):
             self._negative_curvature_step(along, params)
         state["step"] = t + 1
         return loss
+
+    def _per_parameter(self) -> bool:
+        """The step works per parameter (no flat copy of g) for a single problem of d ≥ SMALL_D;
+        batched rows and small d keep the flat path, whose dots are the same for a row alone and
+        in a batch (``batched_dot``)."""
+        d = self.dimer["direction"].shape[-1]
+        return self._rows == 1 and d >= SMALL_D
+
+    def _widen(self, grads: list[Tensor | None], params: list[Tensor]) -> list[Tensor]:
+        """The gradients in the dimer's dtype (the tensors themselves when the dtype is already
+        that), zeros for parameters without one."""
+        return [
+            torch.zeros(p.shape, dtype=self._dtype, device=p.device) if g is None else g.to(self._dtype)
+            for g, p in zip(grads, params)
+        ]
 
     def _random_direction(self, draw: int) -> Tensor:
         """Draw number ``draw`` of the random-direction control, ``(rows, d)``: draw 0 is the initial
@@ -558,36 +632,47 @@ class DEO(Optimizer):
             n = torch.stack(rows)
         return n.to(dtype=self._dtype, device=self._device)
 
-    def _shift_gradient(
+    @contextmanager
+    def _shifts(
         self, closure: Callable[[], Any], params: list[Tensor], rng: tuple[Tensor, Tensor | None]
-    ) -> ShiftGradFn:
-        """``shift_grad(v, s)`` = the raw flat gradient at θ + s·v, θ the parameters now.
+    ) -> Iterator[ShiftGradFn]:
+        """``shift_grad(v, s)`` = the raw flat gradient at θ + s·v, θ the parameters on entry.
 
-        θ is copied once into a persistent flat buffer; each call adds s·v to the parameters in
-        place, calls the closure from the RNG state ``rng`` and copies θ back (bit for bit, on
-        every exit).
+        θ is copied once into a persistent flat buffer; each call writes θ + s·v into the
+        parameters from that copy (one pass, the same values as adding s·v to θ), calls the closure
+        from the RNG state ``rng``; θ is copied back once, bit for bit, when the event ends (on
+        every exit: an exception or KeyboardInterrupt in the closure included).
         """
         if self._theta is None:
             d = sum(p.numel() for p in params) // self._rows
             self._theta = torch.empty(self._rows, d, dtype=self._dtype, device=self._device)
         saved = unflatten_rows(self._theta, params, self._rows)
         torch._foreach_copy_(saved, [p.detach() for p in params])
+        shifted = [False]
 
         def shift_grad(v: Tensor, s: float) -> Tensor:
-            steps = [part.to(p.dtype) for p, part in zip(params, unflatten_rows(v, params, self._rows))]
-            try:
-                torch._foreach_add_(params, steps, alpha=s)
-                self._set_rng_state(rng)
-                _, end_gradient = self._gradient(closure, params)
-            finally:  # θ back bit for bit on every exit (an exception or KeyboardInterrupt in the closure)
+            shifted[0] = True
+            for p, origin, part in zip(params, saved, unflatten_rows(v, params, self._rows)):
+                if origin.dtype == p.dtype:
+                    torch.add(origin, part, alpha=s, out=p.data)
+                else:  # a parameter narrower than the dimer's dtype: the shift in its own dtype
+                    p.copy_(origin.to(p.dtype).add_(part.to(p.dtype), alpha=s))
+            self._set_rng_state(rng)
+            return self._gradient(closure, params)[1]
+
+        try:
+            yield shift_grad
+        finally:
+            if shifted[0]:
                 torch._foreach_copy_(params, saved)
-            return end_gradient
 
-        return shift_grad
-
-    def _rotation_event(self, shift_grad: ShiftGradFn, g: Tensor, hp: dict[str, Any]) -> None:
+    def _rotation_event(self, shift_grad: ShiftGradFn, g: Tensor, hp: dict[str, Any]) -> Tensor | None:
         """Probe the warm-started N and rotate it ``rotations`` times (none for the random control);
-        rows whose end gradient is not finite keep their previous N, curvature and torque."""
+        rows whose end gradient is not finite keep their previous N, curvature and torque.
+
+        Returns g·N at the new N (the step's next dot product, which also checks every entry of N:
+        g is finite, so g·N is not finite exactly when an entry of N is not), or None when a row
+        kept its previous N."""
         state = self.dimer
         n = state["direction"]
         if hp["rotation"] == "lanczos" and hp["direction"] == "dimer":
@@ -605,13 +690,15 @@ class DEO(Optimizer):
             for _ in range(hp["rotations"] if hp["direction"] == "dimer" else 0):
                 n, curvature, current = self._rotate(shift_grad, n, current, hp)
             torque = current.torque
-        valid = _finite_rows(batched_dot(n, n), curvature, torque)  # ‖N‖²: every entry of N
+        along = batched_dot(g, n)
+        valid = _finite_rows(along, curvature, torque)
         if bool(valid.all()):  # the usual case: no select over d (the step syncs for _check_finite anyway)
             state["direction"], state["curvature"], state["torque"] = n, curvature, torque
-            return
+            return along
         state["direction"] = torch.where(valid.unsqueeze(-1), n, state["direction"])
         state["curvature"] = torch.where(valid, curvature, state["curvature"])
         state["torque"] = torch.where(valid, torque, state["torque"])
+        return None
 
     def _rotate(
         self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe, hp: dict[str, Any]
@@ -623,29 +710,36 @@ class DEO(Optimizer):
             new = probe_shifted(shift_grad, n_new, length, g0=current.g0, scheme=scheme)
             self.dimer["grad_evals"] += new.grad_evals
             return n_new, new.curvature, new
-        n_new, curvature, info = fourier_rotation(shift_grad, n, current, length, scheme=scheme)
+        n_new, curvature, info = fourier_rotation(shift_grad, n, current, length, scheme=scheme, ends=False)
         self.dimer["grad_evals"] += info["grad_evals"]
-        new = _assemble_probe(current.g0, info["g1_interp"], info.get("g_minus_interp"), n_new, length, 0)
-        return n_new, curvature, new
+        return n_new, curvature, difference_probe(current.g0, info["hn_interp"], n_new, 0)
 
-    def _record_gradients(
-        self, grad_sq: Tensor, g_mod: Tensor, along: Tensor, max_norm: float | None
-    ) -> None:
-        """‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² per row, from the dot products the step already has; the
-        clip of ``g_mod`` (in place) when ``max_norm`` is set."""
+    def _settle(self) -> None:
+        """Fill ‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² of the last step into the state, from the g and g_mod
+        the step kept (they are only read by the diagnostics, so a step does not pay for them)."""
+        last = getattr(self, "_last", None)
+        if not last or not last.get("pending"):
+            return
         state = self.dimer
+        grad, along = last["grad"], last["along"]
+        grad_sq = batched_dot(grad, grad) if isinstance(grad, Tensor) else _list_dot(grad, grad)
         state["grad_norm"] = torch.sqrt(grad_sq)
-        modified_norm = torch.sqrt(batched_dot(g_mod, g_mod))
-        scale = torch.ones_like(modified_norm)
-        if max_norm is not None:  # torch.nn.utils.clip_grad_norm_'s rule, per row
-            scale = torch.clamp(max_norm / (modified_norm + 1e-6), max=1.0)
-            if bool((scale < 1).any()):
-                g_mod.mul_(scale.unsqueeze(-1))
-                modified_norm = modified_norm * scale
-        state["clip_scale"] = scale
-        state["modified_grad_norm"] = modified_norm
+        state["modified_grad_norm"] = torch.sqrt(batched_dot(last["modified"], last["modified"]))
+        state["clip_scale"] = torch.ones_like(grad_sq)
         safe = torch.where(grad_sq > 0, grad_sq, torch.ones_like(grad_sq))
         state["removed_fraction"] = torch.where(grad_sq > 0, along * along / safe, torch.zeros_like(grad_sq))
+        last["pending"] = False
+
+    def _clip(self, g_mod: Tensor, max_norm: float) -> None:
+        """Rescale ``g_mod`` in place to norm ≤ ``max_norm`` per row (``torch.nn.utils.clip_grad_norm_``'s
+        rule) after :meth:`_settle` measured it."""
+        state = self.dimer
+        modified_norm = state["modified_grad_norm"]
+        scale = torch.clamp(max_norm / (modified_norm + 1e-6), max=1.0)
+        if bool((scale < 1).any()):
+            g_mod.mul_(scale.unsqueeze(-1))
+            state["modified_grad_norm"] = modified_norm * scale
+        state["clip_scale"] = scale
 
     def _add_to_params(self, delta: Tensor, params: list[Tensor]) -> None:
         for p, value in zip(params, unflatten_rows(delta, params, self._rows)):
@@ -691,6 +785,7 @@ class DEO(Optimizer):
         (gradients really evaluated), ``direction_mode``, ``rotation_events``,
         ``last_rotation_step`` (−1 before the first), ``dimer_length``, ``step``.
         """
+        self._settle()
         state = self.dimer
         rows = self.batch_dims == 0
 
@@ -728,6 +823,7 @@ class DEO(Optimizer):
         """``Optimizer.state_dict()``: the param groups (every hyperparameter), the base optimizer's
         per-parameter state and, under ``state["dimer"]``, the dimer state (N, C, counters, seed),
         copied so that later steps do not change it."""
+        self._settle()
         state_dict = super().state_dict()
         state_dict["state"]["dimer"] = {key: _copy(value) for key, value in self.dimer.items()}
         return state_dict
@@ -1016,19 +1112,25 @@ def row_count(params: list[Tensor], batch_dims: int, who: str = "DEO") -> int:
     return sizes.pop()
 
 
-def _check_finite(loss: Any, grad_sq: Tensor, step: int) -> None:
-    """ValueError when the closure's loss or gradient at θ is NaN or infinite.
-
-    The gradient is checked through ‖g‖² per row (one reduction that the diagnostics need anyway):
-    any NaN/Inf entry makes it NaN/Inf; so does a finite gradient whose ‖g‖² overflows the dtype.
-    """
+def _check_loss(loss: Any, step: int) -> None:
+    """ValueError when the closure's loss at θ is NaN or infinite."""
     if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
         raise ValueError(f"DEO.step: the closure returned a non-finite loss ({loss}) at step {step}")
-    if not bool(torch.isfinite(grad_sq).all()):
-        raise ValueError(
-            f"DEO.step: the closure produced a non-finite gradient (NaN/Inf, or ‖g‖² overflows) "
-            f"at step {step}"
-        )
+
+
+def _check_gradient(along: Tensor, step: int) -> None:
+    """ValueError when the gradient at θ has a NaN or infinite entry, seen through g·N per row (the
+    dot product the step needs anyway): N is finite, so a non-finite g_i makes g_i·N_i and the sum
+    NaN or infinite (0·inf is NaN)."""
+    if not bool(torch.isfinite(along).all()):
+        raise ValueError(f"DEO.step: the closure produced a non-finite gradient (NaN/Inf) at step {step}")
+
+
+def _list_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """``Σ_p a_p·b_p`` over per-parameter tensors of one problem, shape ``(1,)``: one BLAS dot per
+    parameter, no flat copy."""
+    dots = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]
+    return torch.stack(dots).sum().reshape(1)
 
 
 def _finite_rows(*values: Tensor) -> Tensor:
