@@ -11,7 +11,7 @@ length. Dot products and norms are over the last dim.
 - ``min_mode`` iterates rotations to the minimum-curvature eigenvector.
 - ``modify_gradient`` is DEO's gradient transformation ``g − α(g·N)N``.
 
-``probe_shifted`` and ``fourier_rotation`` are ``probe`` and ``rotate_fourier`` for a caller that
+``probe_shifted`` and ``rotate_fourier_shifted`` are ``probe`` and ``rotate_fourier`` for a caller that
 moves θ itself (the optimizer shifts its parameters in place): they take ``shift_grad(v, s)`` =
 ∇L(θ + s·v) instead of ``grad_fn`` and θ. Every function makes as few passes over d as it can (a
 dot product is one BLAS pass; per-row masks act on ``(...)`` coefficients, not on ``(..., d)``
@@ -267,7 +267,7 @@ def rotate_fourier(
     ``grad_evals``, ``g1_interp``
     and, central only, ``g_minus_interp``.
     """
-    n_new, curvature, info = fourier_rotation(
+    n_new, curvature, info = rotate_fourier_shifted(
         _shift_of(grad_fn, x), n, probe, length, phi_tol=phi_tol, scheme=scheme, search_dir=search_dir
     )
     cos_m, sin_m = torch.cos(info["angle"]).unsqueeze(-1), torch.sin(info["angle"]).unsqueeze(-1)
@@ -275,7 +275,7 @@ def rotate_fourier(
     return n_new, curvature, info
 
 
-def fourier_rotation(
+def rotate_fourier_shifted(
     shift_grad: ShiftGradFn,
     n: Tensor,
     probe: DimerProbe,
@@ -658,6 +658,11 @@ def min_mode(
         raise ValueError(f"max_iterations must be an integer >= 0, got {max_iterations!r}")
     _check_length(length)
     _check_scheme(scheme)
+    # deo.budget imports the presets, which import the optimizer, which imports this module: the
+    # budget check is imported here, when min_mode runs, not when deo.dimer loads.
+    from deo.budget import check_min_mode
+
+    check_min_mode(max_iterations, rows=math.prod(x.shape[:-1]), scheme=scheme)
     scale = max(1.0, float(x.detach().abs().max()) if x.numel() else 1.0)
     if bool(torch.tensor(scale, dtype=x.dtype) + length == scale):
         raise ValueError(

@@ -19,20 +19,20 @@ from torch import Tensor
 from torch.optim import LBFGS, SGD, Adam, AdamW, Optimizer
 
 from deo.dimer import (
+    ROTATIONS,
+    SCHEMES,
     SMALL_D,
     DimerProbe,
     ShiftGradFn,
     batched_dot,
     difference_probe,
-    fourier_rotation,
     lanczos_rotation,
     probe_shifted,
+    rotate_fourier_shifted,
     rotate_sd,
 )
 
 BASES: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": SGD, "adam": Adam, "adamw": AdamW}
-ROTATIONS = ("sd", "fourier", "lanczos")
-SCHEMES = ("forward", "central")
 TARGETS = ("gradient", "update")
 BATCH_DIMS = (0, 1)
 LOW_PRECISION = (torch.bfloat16, torch.float16)  # widened to float32 for the dimer probes
@@ -710,7 +710,9 @@ class DEO(Optimizer):
             new = probe_shifted(shift_grad, n_new, length, g0=current.g0, scheme=scheme)
             self.dimer["grad_evals"] += new.grad_evals
             return n_new, new.curvature, new
-        n_new, curvature, info = fourier_rotation(shift_grad, n, current, length, scheme=scheme, ends=False)
+        n_new, curvature, info = rotate_fourier_shifted(
+            shift_grad, n, current, length, scheme=scheme, ends=False
+        )
         self.dimer["grad_evals"] += info["grad_evals"]
         return n_new, curvature, difference_probe(current.g0, info["hn_interp"], n_new, 0)
 

@@ -565,3 +565,17 @@ def test_lanczos_rotation_fails_a_row_whose_end_gradient_is_not_finite_without_r
     _, curvature, info = min_mode(grad_fn, x, n0=n0, rotation="lanczos")
     assert math.isnan(float(curvature[0])) and not bool(info["converged"][0])
     assert abs(float(curvature[1]) - 1.0) < 1e-6 and bool(info["converged"][1])
+
+
+def test_min_mode_checks_its_budget_before_any_gradient():
+    from deo.budget import BudgetError
+
+    calls = []
+
+    def grad_fn(x):
+        calls.append(1)
+        return x
+
+    with pytest.raises(BudgetError, match="MAX_MIN_MODE_GRAD_EVALS"):
+        min_mode(grad_fn, torch.zeros(10_000, 2, dtype=torch.float64), max_iterations=100_000)
+    assert calls == []
