@@ -53,7 +53,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +261,13 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def train(key: str, args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
+def train(
+    key: str, args: argparse.Namespace, log: Callable[[str], None] = print, checkpoint: Path | None = None
+) -> dict[str, Any]:
     """Run ``key`` for ``args.steps`` steps (continuing a checkpoint with ``args.resume``).
+
+    ``checkpoint``: the checkpoint file (default ``benchmarks/checkpoints/<name>-<key>.pt``), saved at
+    every evaluation; an existing one is always continued (a sweep cell's retry or rerun).
 
     Returns ``{"key", "curve": [per-eval dict], "diagnostics": [per-eval dict], "ms_per_step": [...]}``.
     """
@@ -278,9 +282,9 @@ def train(key: str, args: argparse.Namespace, log: Callable[[str], None] = print
     truth = GroundTruth(problem, order, shapes, problem.eval_batches("train", 1)[0])
     n0 = direction_of(opt)
     config = run_config(args)
-    path = checkpoint_path(key, args.name)
+    path = checkpoint if checkpoint is not None else checkpoint_path(key, args.name)
     state: dict[str, Any] = {"step": 0, "curve": [], "diagnostics": [], "ms_per_step": [], "v": {}}
-    if args.resume and path.is_file():
+    if (args.resume or checkpoint is not None) and path.is_file():
         saved = torch.load(path, weights_only=False)
         if saved["config"] != config:
             raise ValueError(f"{path} was made with {saved['config']}, not {config}; drop --resume")
@@ -355,7 +359,7 @@ def train(key: str, args: argparse.Namespace, log: Callable[[str], None] = print
         state["step"] = step + 1
         if state["step"] % args.eval_every == 0 or state["step"] == args.steps:
             evaluate(state["step"])
-            CHECKPOINTS.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(
                 {
                     "config": config,
@@ -370,8 +374,85 @@ def train(key: str, args: argparse.Namespace, log: Callable[[str], None] = print
     return {"key": key, "curve": curve, "diagnostics": diagnostics, "ms_per_step": state["ms_per_step"]}
 
 
-def _train_in_worker(key: str, args: argparse.Namespace) -> dict[str, Any]:
-    return train(key, args, log=lambda line: print(line, flush=True))
+# ------------------------------------------------------------------------------------ sweep cells
+
+SWEEP_CONFIG = REPO / "benchmarks" / "sweeps" / "paper.toml"
+ARG_NAMES = {"path", "block_size", "batch_size", "n_layer", "n_head", "n_embd", "decay_steps", "eval_every",
+             "eval_batches", "diagnostics", "lanczos_tol", "lanczos_maxiter"}  # fmt: skip
+
+
+def cell_args(cell: dict) -> argparse.Namespace:
+    """paper.py's arguments of one sweep cell: the problem's ``args`` and the config's ``options``."""
+    spec = cell["spec"]
+    args = parse_args(["--steps", str(spec["budget"]), "--seed", str(spec["seed"]), "--jobs", "1",
+                       "--threads", str(cell.get("threads", 1))])  # fmt: skip
+    for name, value in {**spec["problem"].get("args", {}), **spec.get("options", {})}.items():
+        if name not in ARG_NAMES:
+            raise ValueError(f"unknown paper option {name!r}; allowed: {sorted(ARG_NAMES)}")
+        setattr(args, name, value)
+    return args
+
+
+def sweep_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict[str, Any]:
+    """One run (``cell["spec"]["preset"]``, a key of ``RUNS``) as a ``deo.sweep`` cell: its row.
+
+    With ``checkpoint_dir`` and ``checkpoint_every > 0`` the run checkpoints at every evaluation to
+    ``<checkpoint_dir>/<cell key>.pt`` and continues from it (removed when the run finishes).
+    """
+    args = cell_args(cell)
+    path = None
+    if checkpoint_dir is not None and int(cell.get("checkpoint_every", 0)) > 0:
+        path = Path(checkpoint_dir) / f"{cell['key']}.pt"
+    resumed_from = 0
+    if path is not None and path.is_file():
+        resumed_from = int(torch.load(path, weights_only=False)["state"]["step"])
+    result = train(cell["spec"]["preset"], args, log=lambda line: print(line, flush=True), checkpoint=path)
+    if path is not None and path.exists():
+        path.unlink()
+    last = result["curve"][-1]
+    diag = result["diagnostics"][-1] if result["diagnostics"] else {}
+    return {
+        "status": "finished" if last["step"] == args.steps else "diverged",
+        "steps": int(last["step"]),
+        "grad_evals": int(last["grad_evals"]),
+        "final_loss": float(last["train_loss"]),
+        "val_loss": float(last["val_loss"]),
+        "best_loss": float(min(c["val_loss"] for c in result["curve"])),
+        "ms_per_step": float(np.median(result["ms_per_step"])) if result["ms_per_step"] else math.nan,
+        **{name: float(diag.get(name, math.nan)) for name in
+           ("rayleigh", "lambda_min", "cos_min", "dimer_curvature", "n_change")},
+        "curve": json.dumps(result["curve"]),
+        "diagnostics": json.dumps(result["diagnostics"], default=float),
+        "resumed_from": resumed_from,
+    }  # fmt: skip
+
+
+def sweep_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep config of a ``paper.py`` command line: ``benchmarks/sweeps/paper.toml``'s cells with
+    this command's runs, budget, seed and model."""
+    from deo.sweeps import load_config
+
+    config = load_config(SWEEP_CONFIG)
+    model = {k: getattr(args, k) for k in ("block_size", "batch_size", "n_layer", "n_head", "n_embd")}
+    if args.path is not None:
+        model["path"] = args.path
+    options = {k: getattr(args, k) for k in ("decay_steps", "eval_every", "eval_batches", "diagnostics",
+                                             "lanczos_tol", "lanczos_maxiter")}  # fmt: skip
+    config.update(name=args.name, budget=args.steps, seeds=[args.seed], threads=args.threads,
+                  checkpoint_every=args.eval_every, options=options)  # fmt: skip
+    config["problems"] = [{**config["problems"][0], "args": model}]
+    keys = args.optimizers.split(",")
+    config["optimizers"] = [{"preset": key, "label": RUNS[key]["label"]} for key in keys]
+    return config
+
+
+def results_from_table(frame) -> list[dict[str, Any]]:
+    """``train``-like results (key, curve, diagnostics, ms_per_step) of a paper sweep's table rows."""
+    return [
+        {"key": row.preset, "curve": json.loads(row.curve), "diagnostics": json.loads(row.diagnostics),
+         "ms_per_step": [row.ms_per_step]}
+        for row in frame.itertuples()
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -616,14 +697,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     command = " ".join(["python benchmarks/paper.py", *(sys.argv[1:] if argv is None else argv)])
-    keys = args.optimizers.split(",")
+    from deo.sweeps import sweep
+
     t0 = time.perf_counter()
-    if args.jobs == 1:
-        results = [train(key, args) for key in keys]
-    else:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(_train_in_worker, keys, [args] * len(keys)))
-    out = write_report(results, args, time.perf_counter() - t0, command)
+    frame = sweep(
+        sweep_config(args),
+        REPO / "sweeps" / args.name,
+        executor="sequential" if args.jobs == 1 else "ray",
+        num_cpus=args.jobs,
+        cells_per_task=1,
+    )
+    if frame.attrs["meta"]["failed"] or len(frame) == 0:
+        raise SystemExit(f"failed cells: {frame.attrs['meta']['failed']}")
+    out = write_report(results_from_table(frame), args, time.perf_counter() - t0, command)
     print(out.read_text())
     print(json.dumps({"report": str(out.relative_to(REPO))}))
 

@@ -42,6 +42,14 @@ within the budget), ``steps`` (last step reached), ``grad_evals`` (the algorithm
 problems with an exact Hessian), ``wall_s`` and ``cpu_s`` (all attempts), ``resumed_from`` (the
 checkpointed step the last attempt continued from, 0 if none), ``attempt`` and ``worker``.
 
+Other cells (``runner``). A config may name ``runner = "package.module:function"`` and ``options = {...}``:
+each cell then calls ``function(cell, checkpoint_dir)`` instead of the race, with the problem's ``args``,
+the optimizer entry's ``preset`` (a run name the runner knows: a key of the module's ``RUNS`` when it
+has one) and ``hp``, the seed, the budget and the options in ``cell["spec"]``; it returns the row's
+metrics (scalars) and checkpoints itself under ``checkpoint_dir`` every ``checkpoint_every`` steps.
+The paper's char-GPT runs are such cells (``benchmarks/paper.py:sweep_cell``,
+``benchmarks/sweeps/paper.toml``).
+
 Resume and faults. Finished cells are stored one file each (``cells/<key>.json``, written by the
 driver when the task returns), so a rerun skips them and a cell is never in the table twice. A long
 cell saves ``checkpoints/<key>.pt`` every ``checkpoint_every`` steps and a later attempt continues
@@ -84,7 +92,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBLEM_KINDS = ("surface", "formula", "network", "factory")
 TOP_KEYS = {
     "name", "description", "budget", "seeds", "stop_on_escape", "threads", "checkpoint_every",
-    "cells_per_task", "clip", "max_retries", "problems", "optimizers",
+    "cells_per_task", "clip", "max_retries", "problems", "optimizers", "runner", "options",
 }  # fmt: skip
 PROBLEM_KEYS = {
     "label", "surface", "formula", "network", "factory", "start", "offset", "options", "init_scale",
@@ -259,6 +267,28 @@ def _problem_spec(table: dict, index: int) -> tuple[dict, str, float]:
     return spec, str(label), gpus
 
 
+def _runner(config: dict) -> tuple[str | None, list[str] | None]:
+    """(runner, the run names it knows or None) of a config; (None, None) for race cells."""
+    runner = config.get("runner")
+    if runner is None:
+        if "options" in config:
+            raise SweepError("options apply to a runner's cells only (runner = 'package.module:function')")
+        return None, None
+    if not isinstance(runner, str) or ":" not in runner:
+        raise SweepError(f"runner must be 'package.module:function', got {runner!r}")
+    if not isinstance(config.get("options", {}), dict):
+        raise SweepError("options must be a table")
+    module, _, name = runner.partition(":")
+    try:
+        found = importlib.import_module(module)
+    except ImportError as error:
+        raise SweepError(f"runner module {module!r} cannot be imported: {error}") from error
+    if not callable(getattr(found, name, None)):
+        raise SweepError(f"runner {runner!r}: {module} has no function {name!r}")
+    runs = getattr(found, "RUNS", None)
+    return runner, (sorted(runs) if runs is not None else None)
+
+
 def _default_problem_label(spec: dict) -> str:
     extra = ""
     if "start" in spec:
@@ -282,6 +312,7 @@ def expand(config: dict) -> list[Cell]:
         raise SweepError(f"stop_on_escape must be true or false, got {stop_on_escape!r}")
     problems = config.get("problems")
     optimizers = config.get("optimizers")
+    runner, runs = _runner(config)
     if not isinstance(problems, list) or not problems:
         raise SweepError("a sweep needs at least one [[problems]] entry")
     if not isinstance(optimizers, list) or not optimizers:
@@ -295,6 +326,11 @@ def expand(config: dict) -> list[Cell]:
     for index, opt in enumerate(optimizers):
         where = f"optimizers[{index}]"
         _unknown(opt, OPTIMIZER_KEYS, where)
+        if runner is not None:
+            if not isinstance(opt.get("preset"), str) or (runs is not None and opt["preset"] not in runs):
+                raise SweepError(f"{where}.preset {opt.get('preset')!r} unknown to {runner}; allowed: {runs}")
+            optimizer_labels.append(opt.get("label") or opt["preset"])
+            continue
         if opt.get("preset") not in PRESETS:
             raise SweepError(f"{where}.preset {opt.get('preset')!r} unknown; allowed: {sorted(PRESETS)}")
         preset = PRESETS[opt["preset"]]
@@ -333,6 +369,8 @@ def expand(config: dict) -> list[Cell]:
                         "clip": None if clip is None else float(clip),
                         "stop_on_escape": stop_on_escape,
                     }
+                    if runner is not None:
+                        spec.update(runner=runner, options=dict(config.get("options", {})))
                     cells.append(Cell(cell_key(spec), spec, plabel, olabel, values, threads, every, gpus))
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
@@ -403,6 +441,11 @@ def run_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     spec = cell["spec"]
     torch.set_num_threads(int(cell.get("threads", 1)))
+    if "runner" in spec:
+        module, _, name = spec["runner"].partition(":")
+        row = getattr(importlib.import_module(module), name)(cell, checkpoint_dir)
+        return {"wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0, **row,
+                "worker": f"{socket.gethostname()}:{os.getpid()}", **_versions()}  # fmt: skip
     seed, budget, clip = spec["seed"], spec["budget"], spec["clip"]
     problem = build_problem(spec["problem"], seed)
     opt_spec = OptimizerSpec(spec["preset"], dict(spec["hp"]))
