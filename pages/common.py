@@ -37,6 +37,7 @@ MAX_CACHE_ENTRIES = 16
 APP_RAN_KEY = "_deo_app_ran"  # session state: app.py's navigation has run in this session
 DEEP_LINK_KEY = "_deo_deep_link"  # session state: the page a link asked for before app.py had run
 MAX_CACHE_BYTES = 128 * 2**20  # all cache_runner caches together (estimated by nbytes)
+WAIT_POLL_S = 0.25  # a session waiting for another's computation checks it is still wanted
 
 # --------------------------------------------------------------------------------------------- lecture
 
@@ -395,8 +396,12 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
                     running[key] = threading.Event()
                     break
             # another session is computing this key: wait, then read its result (or compute it
-            # here when that computation failed)
-            event.wait()
+            # here when that computation failed). A progress callback is called while waiting, so a
+            # session that goes away stops waiting (Streamlit raises in its next st call).
+            waiting = bound.arguments.get("_progress")
+            while not event.wait(WAIT_POLL_S):
+                if waiting is not None:
+                    waiting(0.0, "(computed for another session; waiting for its result)")
         try:
             value = fn(*args, **kwargs)
             size = nbytes(value)
@@ -544,33 +549,31 @@ def cached_escape_map(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """``deo.race.escape_map`` over a ``resolution``² grid of starts in ``window`` (row-major: y
     outer, x inner), with the race's default escape criterion at ``saddle``, the surface's minima as
-    basins and its divergence bound. Returns ``(xs (n,), ys (n,), results by label)``."""
-    from deo.race import escape_map, surface_bound, surface_escape, surface_minima
+    basins and its divergence bound. Returns ``(xs (n,), ys (n,), results by label)``.
+
+    Runs in a worker process (``pages.workers.escape_map_job``): the server's event loop and the
+    other sessions never wait behind it; stopped when the session goes away or reruns."""
+    from pages import workers
     from pages.request_budget import check_map
 
-    check_map(specs_from_json(specs_json), steps, resolution**2)  # the page's budget, before any work
-    surface = get_surface(surface_key, formula)
-    (x0, x1), (y0, y1) = window
-    xs = np.linspace(x0, x1, resolution)
-    ys = np.linspace(y0, y1, resolution)
-    gx, gy = np.meshgrid(xs, ys)
-    starts = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    criterion = surface_escape(surface, saddle)
-    if criterion is None:
-        raise ValueError(f"surface {surface_key!r} lists no saddle to escape from")
-    results = escape_map(
-        surface.f,
-        starts,
-        specs_from_json(specs_json),
-        steps,
-        criterion,
-        minima=surface_minima(surface),
-        clip=clip,
-        seed=seed,
-        bound=surface_bound(surface),
-        progress=_progress,
-    )
-    return xs, ys, results
+    check_map(specs_from_json(specs_json), steps, resolution**2)  # refused here, before a worker starts
+    args = (surface_key, formula, saddle, window, resolution, specs_json, steps, seed, clip)
+    return workers.run(workers.escape_map_job, *args, progress=_progress)
+
+
+def _warm_workers() -> None:
+    """Under ``streamlit run app.py`` (not AppTest): start the worker pool in the background at low
+    priority, so the first escape map or network race does not wait for the workers' imports."""
+    import sys
+    from pathlib import Path
+
+    if Path(sys.argv[0]).name == "app.py":
+        from pages import workers
+
+        workers.warm_up()
+
+
+_warm_workers()
 
 
 # ------------------------------------------------------------------------------------------ downloads

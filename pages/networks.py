@@ -9,12 +9,10 @@ trajectory projected on the same plane, plus the true loss along each trajectory
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
-import torch
 
 import landscapes
-from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM, network_problem, race
+from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from pages.common import (
     URL,
     cache_runner,
@@ -26,7 +24,6 @@ from pages.common import (
     progress_reporter,
     require_app_navigation,
     safe_block,
-    specs_from_json,
     specs_to_json,
 )
 from viz import network_figs as figs
@@ -47,11 +44,8 @@ PLANES = {
 
 
 # ---------------------------------------------------------------------------------- cached engine
-
-
-def _random_plane(net, init_scale: float | None, seed: int, plane_seed: int, filter_normalize: bool):
-    params0 = net.params0(init_scale=init_scale, seed=seed)
-    return params0, landscapes.random_plane(params0, seed=plane_seed, filter_normalize=filter_normalize)
+# The race and the slice run in a worker process (pages/workers.py: the server's event loop and the
+# other sessions never wait behind them); the shared cache keeps one result per configuration.
 
 
 @cache_runner
@@ -66,51 +60,13 @@ def network_race(
     projection: tuple[int, bool] | None = None,
     _progress=None,
 ) -> list:
-    """The race on ``landscapes.make_network(network_key)`` from ``params0(init_scale, seed)``.
-
-    ``projection`` = (plane seed, filter-normalise): record each row's coordinates in that random
-    plane as ``position_2d`` during the race — for networks too large to record whole trajectories
-    (d > ``VECTOR_MAX_DIM``); smaller networks are projected afterwards from ``Trace.position``.
-    """
+    """``pages.workers.network_race_job`` in a worker process, cached on the plain arguments."""
+    from pages import workers
     from pages.request_budget import check_network_race
 
-    check_network_race(specs_from_json(specs_json), steps)  # the page's budget, before any work
-    net = landscapes.make_network(network_key)
-    problem = network_problem(net, init_scale=init_scale, seed=seed)
-    if projection is not None:
-        params0, (d1, d2) = _random_plane(net, init_scale, seed, *projection)
-
-        def project_2d(theta: torch.Tensor) -> torch.Tensor:
-            coords = landscapes.project_onto_plane(theta.detach().double().numpy()[None], params0, d1, d2)
-            return torch.as_tensor(coords[0])
-
-        problem.project_2d = project_2d
-    return race(
-        problem,
-        specs_from_json(specs_json),
-        steps,
-        seed=seed,
-        clip=clip,
-        record_every=record_every,
-        progress=_progress,
-    )
-
-
-def _describe(plane, grid) -> str:
-    """The plane (kind, normalisation, seed / eigenvalues / explained variance) and the radius."""
-    meta = plane.meta
-    if meta["kind"] == "random":
-        norm = "filter-normalised" if meta["normalisation"] == "filter" else "unit-norm"
-        text = f"random plane ({norm} directions, seed {meta['seed']})"
-    elif meta["kind"] == "min_curvature":
-        text = "min-curvature plane (two lowest Hessian eigenvectors at θ₀, λ = "
-        text += ", ".join(f"{v:.3g}" for v in meta["eigenvalues"]) + ")"
-    else:
-        text = "PCA plane of all trajectories (explained " + ", ".join(
-            f"{100 * v:.0f} %" for v in meta["explained"]
-        )
-        text += ")"
-    return f"{text}; through the common start θ₀; radius {grid.meta['radius']:.3g}"
+    check_network_race(workers.specs_from_json(specs_json), steps)  # refused here, before a worker starts
+    args = (network_key, init_scale, specs_json, steps, seed, clip, record_every, projection)
+    return workers.run(workers.network_race_job, *args, progress=_progress)
 
 
 @cache_runner
@@ -125,46 +81,14 @@ def network_slice(
     resolution: int,
     race_key: str,
     _traces=None,
+    _progress=None,
 ) -> dict:
-    """The loss on a plane through the start θ₀ and every trajectory projected on it.
+    """``pages.workers.network_slice_job`` in a worker process; ``race_key`` identifies ``_traces``
+    (the race's own arguments) in the cache key."""
+    from pages import workers
 
-    ``race_key`` identifies ``_traces`` (the race's own arguments). Trajectories come from
-    ``Trace.position`` (projected here by least squares) or, for large networks, from the race's own
-    ``position_2d`` (random plane only). ``radius`` 0 fits the window to the projected trajectories
-    (1.15 × their largest coordinate).
-    """
-    net = landscapes.make_network(network_key)
-    batch = net.batch(0)
-    if any(t.position is None for t in _traces):
-        if plane != "random":
-            raise ValueError(
-                f"{net.n_params} parameters: only the random plane is available for this network"
-            )
-        params0, directions = _random_plane(net, init_scale, seed, plane_seed, filter_normalize)
-        paths = [np.asarray(t.position_2d) for t in _traces]
-    else:
-        params0 = net.params0(init_scale=init_scale, seed=seed)
-        if plane == "random":
-            directions = landscapes.random_plane(params0, seed=plane_seed, filter_normalize=filter_normalize)
-        elif plane == "min_curvature":
-            directions = landscapes.min_curvature_plane(net, params0, batch)
-        elif plane == "pca":
-            directions = landscapes.pca_plane([t.position for t in _traces], params0)
-        else:
-            raise ValueError(f"plane must be one of {sorted(PLANES)}, got {plane!r}")
-        paths = [np.asarray(landscapes.project_onto_plane(t.position, params0, *directions)) for t in _traces]
-    if radius <= 0:
-        extent = max((float(np.nanmax(np.abs(p))) for p in paths if p.size), default=0.0)
-        radius = 1.15 * extent if extent > 0 else 1.0
-    grid = landscapes.loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch)
-    alphas, betas, z = grid
-    return {
-        "alphas": np.asarray(alphas),
-        "betas": np.asarray(betas),
-        "z": np.asarray(z),
-        "paths": paths,
-        "description": _describe(directions, grid),
-    }
+    args = (network_key, init_scale, seed, plane, plane_seed, filter_normalize, radius, resolution, _traces)
+    return workers.run(workers.network_slice_job, *args, progress=_progress)
 
 
 # ---------------------------------------------------------------------------------------------- page
@@ -353,19 +277,21 @@ if traces:
         race_key = (
             f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{projection}"
         )
-        with st.spinner("Evaluating the loss on the plane…"):
-            sl = network_slice(
-                network_key,
-                init_scale,
-                int(seed),
-                plane,
-                int(plane_seed),
-                bool(filter_normalize),
-                float(radius),
-                int(resolution),
-                race_key,
-                _traces=traces,
-            )
+        slice_report, slice_close = progress_reporter("Evaluating the loss on the plane…")
+        sl = network_slice(
+            network_key,
+            init_scale,
+            int(seed),
+            plane,
+            int(plane_seed),
+            bool(filter_normalize),
+            float(radius),
+            int(resolution),
+            race_key,
+            _traces=traces,
+            _progress=slice_report,
+        )
+        slice_close()
         slice_fig = figs.slice_figure(
             sl["alphas"],
             sl["betas"],

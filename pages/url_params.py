@@ -15,9 +15,10 @@ every page (``app.py`` before ``st.navigation``, and each page's ``require_app_n
 
 anything else is dropped from the URL, the run restarts with the cleaned link (Streamlit seeds
 widgets from the query string the run started with), and a short notice says what was ignored.
-Range and type checks per control stay Streamlit's (an out-of-range or wrong-type value falls back
-to the control's default); :func:`report_rejected_params`, called after the page ran, says so in a
-notice too. Never a traceback.
+Range and type checks per control stay Streamlit's (an out-of-range or wrong-type value, or a choice
+that is not offered, falls back to the control's default); :func:`report_rejected_params`, called
+by ``app.py`` after the page ran, says so in a notice, and names parameters no control of the page
+reads (``?lr=abc``). Never a traceback.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SNAPSHOT_KEY = "_url_snapshot"  # session state: the vetted link, compared with 
 SHOWN_KEY = "_url_notices_shown"  # session state: the dropped-value notice drawn in this run
 CARRIED_KEY = "_url_rejected"  # session state: rejected-value notices carried over a page's own rerun
 SHOWN = 80  # characters of a bad value quoted in a notice
+STREAMLIT_KEYS = ("embed", "embed_options")  # query parameters Streamlit itself reads
 
 
 def _quote(text: str) -> str:
@@ -121,7 +123,7 @@ def vet_query_params() -> None:
     if pending:
         _notice(pending)
         st.session_state[SHOWN_KEY] = pending  # drawn again after a rerun (report_rejected_params)
-    st.session_state[SNAPSHOT_KEY] = {key: values[-1] for key, values in kept.items() if len(values) == 1}
+    st.session_state[SNAPSHOT_KEY] = kept
 
 
 def _matches(url_value: str, value: object) -> bool:
@@ -129,6 +131,38 @@ def _matches(url_value: str, value: object) -> bool:
         return url_value.strip().lower() == str(value).lower()
     number = _as_number(url_value)
     return number is not None and number == float(value)
+
+
+def _choices(key: str) -> list[str] | None:
+    """The option labels a bound selectbox / radio / multiselect accepts in the URL, from
+    Streamlit's widget metadata (``formatted_options``); None when not known."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        state = get_script_run_ctx().session_state._state
+        metadata = state._new_widget_state.widget_metadata[state._key_id_mapper.get_id_from_key(key)]
+        options = metadata.formatted_options
+        return None if options is None else [str(o) for o in options]
+    except Exception:  # not in a script run, or Streamlit's internals moved: no notice
+        return None
+
+
+def _rejections(key: str, url_values: list[str]) -> list[str]:
+    """Notices for a link parameter the page did not take as given: no control of that name, a
+    number or on/off value out of range or of the wrong type, a choice that is not offered."""
+    if key in STREAMLIT_KEYS:
+        return []
+    if key not in st.session_state:
+        return [f"{key}={_quote(url_values[-1])}: this page has no setting {key!r}, ignored"]
+    value = st.session_state[key]
+    if isinstance(value, bool | int | float):
+        if len(url_values) == 1 and not _matches(url_values[0], value):
+            return [f"{key}={_quote(url_values[0])}: not allowed here, {value!r} is used"]
+        return []
+    choices = _choices(key)
+    if choices is None:
+        return []
+    return [f"{key}={_quote(v)}: not one of the choices, ignored" for v in url_values if v not in choices]
 
 
 def _rerun_in_flight() -> bool:
@@ -144,12 +178,8 @@ def report_rejected_params() -> None:
     carried to the next run instead, so a page that reruns on first load still shows them."""
     snapshot = st.session_state.pop(SNAPSHOT_KEY, None) or {}
     notices = list(st.session_state.pop(CARRIED_KEY, []))
-    for key, url_value in snapshot.items():
-        if key not in st.session_state:
-            continue
-        value = st.session_state[key]
-        if isinstance(value, bool | int | float) and not _matches(url_value, value):
-            notice = f"{key}={_quote(url_value)}: not allowed here, {value!r} is used"
+    for key, url_values in snapshot.items():
+        for notice in _rejections(key, url_values if isinstance(url_values, list) else [url_values]):
             if notice not in notices:
                 notices.append(notice)
     shown = st.session_state.pop(SHOWN_KEY, None)
