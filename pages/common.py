@@ -561,9 +561,23 @@ def cached_escape_map(
     return workers.run(workers.escape_map_job, *args, progress=_progress)
 
 
-def _warm_workers() -> None:
+TRIM_EVERY_S = 15.0  # the server hands freed heap pages back to the OS this often
+
+
+def _trim_forever() -> None:
+    import time
+
+    while True:
+        time.sleep(TRIM_EVERY_S)
+        release_memory()
+
+
+def _server_start() -> None:
     """Under ``streamlit run app.py`` (not AppTest): start the worker pool in the background at low
-    priority, so the first escape map or network race does not wait for the workers' imports."""
+    priority, so the first escape map or network race does not wait for the workers' imports; and
+    a thread that calls :func:`release_memory` every ``TRIM_EVERY_S`` s, so the memory of closed
+    sessions (their messages, figures and widget states, freed by Python) goes back to the OS
+    instead of staying in glibc's arenas (``benchmarks/soak.py``)."""
     import sys
     from pathlib import Path
 
@@ -571,9 +585,10 @@ def _warm_workers() -> None:
         from pages import workers
 
         workers.warm_up()
+        threading.Thread(target=_trim_forever, name="deo-lab-malloc-trim", daemon=True).start()
 
 
-_warm_workers()
+_server_start()
 
 
 # ------------------------------------------------------------------------------------------ downloads

@@ -10,7 +10,7 @@ to a ``concurrent.futures.ProcessPoolExecutor`` instead:
   fork server, so a new worker is a fork of an interpreter that already imported them (no
   Streamlit, no viz in the workers);
 - at most ``max(1, cores - 1)`` workers (``DEO_LAB_WORKERS`` overrides; ``0`` runs every job in the
-  calling thread), each at ``os.nice(WORKER_NICE)`` with one torch thread, and replaced after
+  calling thread), each ``WORKER_NICE`` nicer than the server, with one torch thread, and replaced after
   ``TASKS_PER_CHILD`` jobs so the memory a job used goes back to the operating system;
 - progress: the job's ``progress(fraction, message)`` calls are written (at most every
   ``STATUS_EVERY_S``) to a small status file the calling thread polls every ``POLL_S`` and passes to
@@ -94,9 +94,9 @@ def _on_signal(signum, frame) -> None:
     _check_stop()
 
 
-def _initializer() -> None:
+def _initializer(nice: int = WORKER_NICE) -> None:
     """Lower priority, one torch thread, and the stop signal's handler (in each worker)."""
-    _lower_priority()
+    _lower_priority(0, nice)
     import torch
 
     torch.set_num_threads(1)
@@ -175,9 +175,17 @@ class _Context(mp_context.ForkServerContext):
     Process = _Process
 
 
-def _lower_priority(pid: int = 0) -> None:
+def _worker_nice() -> int:
+    """The workers' niceness: ``WORKER_NICE`` above the server's own (at most 19)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, pid, max(WORKER_NICE, os.getpriority(os.PRIO_PROCESS, pid)))
+        return min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICE)
+    except (OSError, AttributeError):
+        return WORKER_NICE
+
+
+def _lower_priority(pid: int = 0, nice: int = WORKER_NICE) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
     except (OSError, AttributeError):
         pass
 
@@ -187,7 +195,7 @@ def _start_fork_server() -> None:
     compete with the server's own sessions, and the workers it forks inherit the priority."""
     try:
         forkserver.ensure_running()
-        _lower_priority(forkserver._forkserver._forkserver_pid)
+        _lower_priority(forkserver._forkserver._forkserver_pid, _worker_nice())
     except (OSError, AttributeError, ValueError):
         pass
 
@@ -218,6 +226,7 @@ def _executor() -> ProcessPoolExecutor:
                 max_workers=max_workers(),
                 mp_context=context,
                 initializer=_initializer,
+                initargs=(_worker_nice(),),
                 max_tasks_per_child=TASKS_PER_CHILD,
             )
         return _POOL["executor"]
