@@ -114,10 +114,18 @@ def escape_map_cost(optimizers: Sequence[Any], steps: int, starts: int) -> float
     return starts * race_cost(optimizers, steps)
 
 
-def min_mode_cost(max_iterations: int, rows: int = 1, scheme: str = "forward") -> float:
-    """Row-gradient evaluations of ``min_mode``: rows × (max_iterations + 1) × c (c = 2 central)."""
-    c = 2 if scheme == "central" else 1
-    return rows * (max_iterations + 1) * c
+def min_mode_cost(
+    max_iterations: int, rows: int = 1, scheme: str = "forward", rotation: str = "lanczos"
+) -> float:
+    """Row-gradient evaluations of ``min_mode`` run to ``max_iterations`` (``deo.dimer.min_mode``'s
+    own count): forward, every rotation: ``2 + max_iterations`` (the gradient at x, the first
+    end, one per iteration); central: ``2 + 2·max_iterations`` for lanczos (no gradient at x is
+    needed), ``3 + 2·max_iterations`` for fourier and sd; times ``rows``."""
+    if scheme == "central":
+        per_call = (2 if rotation == "lanczos" else 3) + 2 * max_iterations
+    else:
+        per_call = 2 + max_iterations
+    return rows * per_call
 
 
 def _refuse(cost: float, limit: float, unit: str, lower: str, limit_name: str, default: float) -> None:
@@ -172,11 +180,15 @@ def check_escape_map(
 
 
 def check_min_mode(
-    max_iterations: Any, rows: int = 1, scheme: str = "forward", limit: float = MAX_MIN_MODE_GRAD_EVALS
+    max_iterations: Any,
+    rows: int = 1,
+    scheme: str = "forward",
+    limit: float = MAX_MIN_MODE_GRAD_EVALS,
+    rotation: str = "lanczos",
 ) -> float:
     """Refuse a ``min_mode`` call above ``limit`` row-gradient evaluations; return its cost."""
     iterations = _count(max_iterations, "max_iterations", int(limit), 0, ": lower max_iterations")
-    cost = min_mode_cost(iterations, rows, scheme)
+    cost = min_mode_cost(iterations, rows, scheme, rotation)
     lower = "max_iterations or the number of rows"
     _refuse(
         cost, limit, "row-gradient evaluations", lower, "MAX_MIN_MODE_GRAD_EVALS", MAX_MIN_MODE_GRAD_EVALS

@@ -6,15 +6,16 @@ optional display label. :func:`_optimizer_setup` checks it and returns the hyper
 shows (preset defaults, overrides, ``clip`` and ``seed``); :func:`_algorithm_evals` is the
 algorithm's gradient count. Shared by :mod:`deo.race` and :mod:`deo.escapes`.
 
-Gradient clipping (``clip``, a maximum global norm ``‖g‖ ≤ clip``, per row when batched) acts on the
-*update* only, never on a dimer probe:
+Gradient clipping (``clip``, a maximum global norm, per row when batched) acts on the *update* only,
+never on a dimer probe, with one rule everywhere: ``torch.nn.utils.clip_grad_norm_``'s (scale
+``min(1, clip/(‖g‖ + 1e-6))``):
 
-* presets without a dimer (GD, momentum, Adam, AdamW, PGD): the closure rescales ``p.grad`` after
-  every backward, so the optimizer only ever sees clipped gradients;
-* DEO presets: the closure never clips (the dimer ends must be raw gradients, ``DEO.md``). DEO
-  writes g_mod into ``p.grad`` and calls its base optimizer's ``step``; the race wraps that one
-  bound method of the DEO instance (``opt.base.step``) to clip g_mod just before the base step.
-  The same wrapper records what the base optimizer received (the trace's ``modified_grad``);
+* presets without a dimer (GD, momentum, Adam, AdamW, PGD): the closure clips ``p.grad`` after every
+  backward (:func:`_clip_grads_`: ``clip_grad_norm_`` itself, or its rule per row when batched), so
+  the optimizer only ever sees clipped gradients;
+* DEO presets: the closure never clips (the dimer ends must be raw gradients, ``DEO.md``); DEO's own
+  ``max_grad_norm`` clips g_mod, the gradient its base optimizer receives (:func:`_clip_update`);
+  ``diagnostics()["modified_grad"]`` is that clipped g_mod (the trace's ``modified_grad``);
 * the published-code reproduction has no separate base optimizer: ``clip`` is refused for it.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from deo.optim import DEO
 from deo.presets import PRESETS
 from deo.trace import jsonable
 
@@ -45,17 +47,18 @@ def _flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.detach().reshape(-1) for t in tensors])
 
 
-def _clip_(grads: list[Tensor], max_norm: float, batch_dims: int = 0) -> None:
-    """Rescale gradients in place to a global norm ≤ ``max_norm`` (per row of dim 0 when batched)."""
+def _clip_grads_(params: Sequence[Tensor], max_norm: float, batch_dims: int = 0) -> None:
+    """Clip the gradients of ``params`` in place by ``torch.nn.utils.clip_grad_norm_``'s rule: the
+    global norm over all of them (``batch_dims=0``; clip_grad_norm_ itself), or per row of dim 0
+    (``batch_dims=1``: row b's norm over every parameter's row b, scale ``min(1, max/(‖g_b‖ + 1e-6))``,
+    the rule DEO's ``max_grad_norm`` applies per row)."""
     if batch_dims == 0:
-        total = torch.sqrt(sum((g.to(torch.float64) ** 2).sum() for g in grads))
-        scale = torch.clamp(max_norm / torch.clamp(total, min=torch.finfo(torch.float64).tiny), max=1.0)
-        for g in grads:
-            g.mul_(scale.to(g.dtype))
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
         return
+    grads = [p.grad for p in params]
     rows = grads[0].shape[0]
-    total = torch.sqrt(sum((g.reshape(rows, -1).to(torch.float64) ** 2).sum(1) for g in grads))
-    scale = torch.clamp(max_norm / torch.clamp(total, min=torch.finfo(torch.float64).tiny), max=1.0)
+    total = torch.sqrt(sum((g.reshape(rows, -1) ** 2).sum(1) for g in grads))
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for g in grads:
         g.mul_(scale.reshape(rows, *([1] * (g.dim() - 1))).to(g.dtype))
 
@@ -76,35 +79,19 @@ def _optimizer_setup(spec: OptimizerSpec, clip: float | None, seed: int):
     return preset, shown
 
 
-class _BaseStepTap:
-    """Sees (and clips) what a dimer optimizer's base optimizer receives.
-
-    DEO writes g_mod into ``p.grad`` and calls ``opt.base.step()``; the dimer ends were evaluated
-    before, from raw gradients. Wrapping that one call clips the *update* only and records the
-    gradient the base optimizer really received (g_mod, or g for ``target="update"``).
-    """
-
-    def __init__(self, opt, clip: float | None, batch_dims: int):
-        self.received: Tensor | None = None
-        if not isinstance(getattr(opt, "base", None), torch.optim.Optimizer):
-            if clip is not None:
-                raise ValueError(
-                    f"clip is not supported for {type(opt).__name__}: it has no base optimizer to clip "
-                    "the update before, and clipping in the closure would clip the dimer ends"
-                )
-            return
-        base = opt.base
-        inner = base.step
-
-        def step(*args, **kwargs):
-            grads = [p.grad for group in base.param_groups for p in group["params"] if p.grad is not None]
-            if clip is not None:
-                _clip_(grads, clip, batch_dims)
-            if batch_dims == 0:
-                self.received = _flat(grads).clone()
-            return inner(*args, **kwargs)
-
-        base.step = step
+def _clip_update(opt, clip: float | None) -> None:
+    """Clip a dimer optimizer's update with its own mechanism: DEO's ``max_grad_norm`` (set in every
+    parameter group; DEO reads it there at every step). ``clip=None`` leaves the optimizer as
+    built; a dimer optimizer without a base optimizer (the published-code reproduction) refuses it."""
+    if clip is None:
+        return
+    if not isinstance(opt, DEO):
+        raise ValueError(
+            f"clip is not supported for {type(opt).__name__}: it has no base optimizer to clip "
+            "the update before, and clipping in the closure would clip the dimer ends"
+        )
+    for group in opt.param_groups:
+        group["max_grad_norm"] = float(clip)
 
 
 def _algorithm_evals(opt, closure_calls: int) -> int:

@@ -29,8 +29,8 @@ from deo.entrants import (
     OptimizerSpec,
     ProgressFn,
     _algorithm_evals,
-    _BaseStepTap,
-    _clip_,
+    _clip_grads_,
+    _clip_update,
     _label,
     _optimizer_setup,
 )
@@ -151,7 +151,7 @@ def _escape_run(
     torch.manual_seed(seed)
     opt = make_optimizer(spec.key, [theta], batch_dims=1, seed=seed, **spec.hyperparams)
     if preset.uses_dimer:
-        _BaseStepTap(opt, clip, batch_dims=1)
+        _clip_update(opt, clip)  # DEO's own max_grad_norm, per row; the closure never clips a probe
     clip_in_closure = clip if not preset.uses_dimer else None
     calls = 0
     at_theta = False  # the next closure call is a step's first, at θ_t (not a dimer end or a re-evaluation)
@@ -172,7 +172,7 @@ def _escape_run(
             theta.grad = torch.where(diverged[:, None], torch.zeros_like(theta.grad), theta.grad)
         calls += 1
         if clip_in_closure is not None:
-            _clip_([theta.grad], clip_in_closure, batch_dims=1)
+            _clip_grads_([theta], clip_in_closure, batch_dims=1)
         return loss
 
     n = starts.shape[0]

@@ -42,8 +42,8 @@ from deo.entrants import (  # noqa: F401  (re-exported: deo.race.OptimizerSpec, 
     OptimizerSpec,
     ProgressFn,
     _algorithm_evals,
-    _BaseStepTap,
-    _clip_,
+    _clip_grads_,
+    _clip_update,
     _flat,
     _label,
     _optimizer_setup,
@@ -153,7 +153,7 @@ class _Recorder:
         if raw is not None and not bool(torch.isfinite((raw * raw).sum())):
             raise _Diverged  # f finite but ∇f (or ‖∇f‖²) not at θ_t (sqrt(y) at y = 0): the run stops
         if self.clip is not None:
-            _clip_([p.grad for p in self.leaves], self.clip)
+            _clip_grads_(self.leaves, self.clip)
         if self.first is None:
             self.first = (float(loss.detach()), raw, _flat([p.grad for p in self.leaves]).clone())
         return loss
@@ -219,7 +219,8 @@ def _run_one(
     d = sum(p.numel() for p in leaves)
     torch.manual_seed(seed)
     opt = preset.build(leaves, seed=seed, **spec.hyperparams)
-    tap = _BaseStepTap(opt, clip, batch_dims=0) if preset.uses_dimer else None
+    if preset.uses_dimer:
+        _clip_update(opt, clip)  # DEO's own max_grad_norm on g_mod; the closure never clips a probe
     recorder = _Recorder(problem, leaves, None if preset.uses_dimer else clip)
     rows: list[_Row] = []
     counters = {"diagnostic_evals": 0}
@@ -301,7 +302,7 @@ def _run_one(
             evals = recorder.calls if diagnostics is None else int(diagnostics["grad_evals"])
             if preset.uses_dimer:
                 dimer_state = _dimer_fields(diagnostics)
-                modified = tap.received
+                modified = diagnostics.get("modified_grad")  # what the base optimizer received
         else:
             loss, raw = recorder.evaluate()
             counters["diagnostic_evals"] += 1

@@ -7,10 +7,19 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import landscapes
 from deo import budget
-from deo.budget import BudgetError, check_escape_map, check_min_mode, check_race, evals_per_step
+from deo.budget import (
+    BudgetError,
+    check_escape_map,
+    check_min_mode,
+    check_race,
+    evals_per_step,
+    min_mode_cost,
+)
+from deo.dimer import min_mode
 from deo.presets import PRESETS
 from deo.race import OptimizerSpec, escape_map, map_escape, race, surface_problem
 from pages import request_budget
@@ -114,6 +123,7 @@ def test_a_tighter_request_budget_names_itself():
 
 def test_min_mode_budget():
     assert check_min_mode(50, rows=4, scheme="central") == 4 * 51 * 2
+    assert check_min_mode(50, rows=4) == 4 * 52  # forward Lanczos: the gradient at x, the end, 50 more
     with pytest.raises(BudgetError, match="MAX_MIN_MODE_GRAD_EVALS"):
         check_min_mode(10**6, rows=10**4)
     with pytest.raises(ValueError, match="max_iterations must be an integer"):
@@ -182,3 +192,19 @@ def test_a_progress_callback_that_raises_stops_the_work():
         )
     assert calls == [0.0, 0.02, 0.04]  # the map stopped at its third report (step 400 of 10 000)
     assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.parametrize("rotation", ["lanczos", "fourier", "sd"])
+@pytest.mark.parametrize("scheme", ["forward", "central"])
+def test_min_mode_cost_is_min_modes_own_count_at_max_iterations(rotation, scheme):
+    rows, d, iterations = 3, 60, 6
+    generator = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64, generator=generator))
+    h = q @ torch.diag(torch.linspace(-1.0, 1.0, d, dtype=torch.float64)) @ q.T  # no gap: no early stop
+    x = torch.randn(rows, d, dtype=torch.float64, generator=generator)
+    _, _, info = min_mode(
+        lambda y: y @ h, x, max_iterations=iterations, rotation=rotation, scheme=scheme, torque_tol=0.0,
+        seed=1, rotation_step=0.5,
+    )  # fmt: skip
+    assert info["iterations"] == iterations  # ran to the limit the estimate assumes
+    assert min_mode_cost(iterations, rows, scheme, rotation) == rows * info["grad_evals"]

@@ -100,10 +100,11 @@ def test_gradient_clipping_applies_to_the_update_only():
     clip = 0.5
     problem = surface_problem(SURFACES["saddle"], (1.0, 1e-3))
     gd, deo = race(problem, [OptimizerSpec("gd"), OptimizerSpec("deo_escape")], steps=3, clip=clip)
-    for trace in (gd, deo):
+    # torch.nn.utils.clip_grad_norm_'s rule, for both: scale min(1, clip / (‖·‖ + 1e-6))
+    for trace, norm in ((gd, math.hypot(2.0, 2e-3)), (deo, math.hypot(2.0, 4e-3))):
         assert trace.hyperparams["clip"] == clip
         assert trace.grad_norm[0] == pytest.approx(math.hypot(2.0, 2e-3))  # raw ‖g‖ is recorded
-        assert trace.modified_grad_norm[0] == pytest.approx(clip, rel=1e-12)
+        assert trace.modified_grad_norm[0] == pytest.approx(clip * norm / (norm + 1e-6), rel=1e-9)
         np.testing.assert_allclose(
             trace.position[1], trace.position[0] - LR * trace.modified_grad[0], rtol=1e-15
         )
