@@ -26,9 +26,21 @@ def test_default_page_races_gd_adam_and_both_deo_presets_without_errors():
     assert not at.error
     assert at.title[0].value == "Surfaces"
     assert at.selectbox(key="surface").value == "saddle_plateau"
-    assert at.multiselect(key="opt").value == ["gd", "adam", "deo_paper", "deo_escape"]
+    # DEO-escape's random-direction control runs beside it by default (issue 11)
+    assert at.multiselect(key="opt").value == ["gd", "adam", "deo_paper", "deo_escape", "deo_escape_random"]
     table = results(at)
-    assert list(table.index) == ["GD", "Adam", "DEO (paper)", "DEO-escape"]
+    assert list(table.index) == [
+        "GD",
+        "Adam",
+        "DEO (paper)",
+        "DEO-escape",
+        "DEO-escape — control: random fixed direction",
+    ]
+    # the story and the control's meaning are told beside the chart, with the table they rest on
+    told = " ".join(c.value for c in at.caption)
+    assert "control" in told and "controls.md" in told and "runs on GD's path" in told
+    fates = " ".join(m.value for m in at.markdown)
+    assert "escaped at step 269" in fates and "escaped at step 154" in fates
     assert (table["steps run"] <= 300).all()
     assert at.get("plotly_chart")  # the race figure and the loss curves
 
@@ -59,6 +71,24 @@ def test_a_bad_formula_shows_a_readable_error_and_no_exception():
     no_exception(at)
     assert not at.error
     assert at.dataframe  # the custom surface races
+
+
+def test_a_bad_formulas_message_shows_verbatim_as_code_in_the_main_area_and_the_page_stays():
+    at = run_page(surface="✏️ Type a formula", formula="x**2 - y**2", steps="20")
+    assert at.dataframe and not at.error
+    at.text_input(key="formula").set_value('__import__("os")').run()
+    no_exception(at)
+    # the input, the error and its message are in the main area (not the sidebar) ...
+    assert at.main.text_input(key="formula").value == '__import__("os")'
+    assert [e.value for e in at.main.error] == ["Formula not understood — fix it above:"]
+    assert not at.sidebar.error
+    # ... the message as code, so Markdown cannot turn __import__ into a bold "import"
+    messages = [c.value for c in at.main.code]
+    assert any("'__import__' is not allowed" in m for m in messages), messages
+    # ... and the rest of the page stays: the last formula that worked still races and is drawn
+    assert any("`x**2 - y**2`" in c.value for c in at.caption)
+    assert at.dataframe and at.get("plotly_chart")
+    assert results(at).index[0] == "GD"
 
 
 def test_gd_with_lr_10_on_rosenbrock_is_marked_diverged_and_the_others_go_on():

@@ -144,7 +144,7 @@ def test_default_race_figure_is_under_300_kb_on_the_wire():
     from viz.surface_figs import race_figure
 
     s = landscapes.SURFACES["saddle_plateau"]
-    keys = ["gd", "adam", "deo_paper", "deo_escape"]
+    keys = ["gd", "adam", "deo_paper", "deo_escape", "deo_escape_random"]  # the page's default five
     traces = race(surface_problem(s, s.starts[0]), [OptimizerSpec(k) for k in keys], 300)
     fig = race_figure(s, traces, start=s.starts[0])
     text = pio.to_json(fig, validate=False)

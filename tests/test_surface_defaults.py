@@ -4,15 +4,19 @@ and inside the window, and the default surface tells the story the page's captio
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from deo.presets import PRESETS
 from deo.race import OptimizerSpec, race, surface_problem
 from landscapes import SURFACES
 
-DEFAULT_OPTIMIZERS = ("gd", "adam", "deo_paper", "deo_escape")  # pages/surfaces.py's default choice
+# pages/surfaces.py's default choice: the four of the story and DEO-escape's random-direction control
+DEFAULT_OPTIMIZERS = ("gd", "adam", "deo_paper", "deo_escape", "deo_escape_random")
 
 
+@functools.lru_cache(maxsize=2)  # the default surface's race serves three tests (read only)
 def default_race(surface_key: str) -> dict:
     surface = SURFACES[surface_key]
     specs = [
@@ -37,7 +41,7 @@ def test_no_default_preset_diverges_in_the_default_race(surface_key):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_the_default_surface_shows_gd_slow_adam_fast_deo_paper_stuck_and_deo_escape_escaping():
     runs = default_race("saddle_plateau")
-    gd, adam, paper, escape = (runs[k] for k in DEFAULT_OPTIMIZERS)
+    gd, adam, paper, escape, _ = (runs[k] for k in DEFAULT_OPTIMIZERS)
     assert paper.escape_step is None  # DEO (paper) removes the escape direction ...
     assert 0.3 < paper.position_2d[-1, 1] < 1.2 and paper.grad_norm[-1] > 0.5  # ... stalls on the slope
     assert adam.escape_step is not None and escape.escape_step is not None
@@ -56,3 +60,22 @@ def test_after_escape_the_dimer_keeps_an_eigenvector_that_is_no_longer_the_min_m
     assert escape.curvature[-1] == pytest.approx(4.0, abs=0.1)
     assert escape.exact_lambda_min[-1] == pytest.approx(2.0, abs=1e-3)
     assert escape.cos_to_vmin[-1] < 0.05
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_deo_escapes_control_in_the_default_race_never_acts_and_runs_as_gd():
+    """What the page's caption says of the control beside DEO-escape (seed 0): its random N, never
+    rotated, points close to x where the curvature is positive, so the gate (C < 0) never opens and
+    every step is GD's; DEO-escape, whose N rotates to y, escapes well before both."""
+    import numpy as np
+
+    runs = default_race("saddle_plateau")
+    gd, escape, control = runs["gd"], runs["deo_escape"], runs["deo_escape_random"]
+    n = control.direction[0]
+    assert abs(n[0]) > 0.9 and abs(n[1]) < 0.3, n  # close to x, and never rotated:
+    assert np.allclose(control.direction, n)
+    assert np.all(control.curvature > 0)  # positive curvature along N all the way: the gate stays shut
+    assert np.array_equal(control.position_2d, gd.position_2d)  # on GD's path, step for step
+    assert control.escape_step == gd.escape_step == 269
+    assert escape.escape_step == 154
+    assert control.grad_evals[-1] == escape.grad_evals[-1]  # charged the dimer run's cost

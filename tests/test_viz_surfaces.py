@@ -325,3 +325,26 @@ def test_standalone_html_embeds_plotly_and_the_frames_and_stays_under_5_mb(grid)
     assert "test &lt;race&gt;" in html
     assert '"name":"300"' in html.replace(" ", "")  # the last frame is inside
     assert len(html.encode()) <= 5 * 1024 * 1024
+
+
+def test_projector_layout_keeps_the_plot_tall_with_play_beside_the_slider(grid):
+    """Large fonts (not a phone): Play/Pause sit right of the plot at the slider's height, so the
+    bottom margin holds only the x axis and the slider; the chart takes its container's width."""
+    traces = [make_trace("gd", 20, dimer=False), make_trace("deo_escape_random", 20)]
+    fig = sf.race_figure(SADDLE, traces, grid=grid, large=True)
+    layout = fig.layout
+    plot_height = layout.height - layout.margin.b - layout.margin.t
+    assert layout.height == sf.RACE_HEIGHT_LARGE and plot_height >= 0.6 * 720  # a 1280×720 projector
+    menu, slider = layout.updatemenus[0], fig.to_dict()["layout"]["sliders"][0]
+    assert menu.x > 1.0 and menu.y < 0  # right of the plot, below its bottom edge ...
+    assert slider["y"] < 0 and abs(menu.y - slider["y"]) * plot_height < 40  # ... beside the slider
+    assert layout.width is None  # the container's width (Streamlit's stretch)
+    desktop = sf.race_figure(SADDLE, traces, grid=grid)
+    assert desktop.layout.updatemenus[0].x == 0.0 and desktop.layout.width is not None
+
+
+def test_a_controls_legend_name_is_short_and_says_random_n():
+    assert sf.legend_label("DEO-escape — control: random fixed direction") == "DEO-escape: random N"
+    label = "DEO (paper) — control: random direction, re-drawn every 10 steps"
+    assert sf.legend_label(label) == "DEO (paper): re-drawn N"
+    assert sf.legend_label("Adam") == "Adam"

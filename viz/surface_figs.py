@@ -38,6 +38,7 @@ from viz.palette import (
     FONT_SIZE,
     MINIMUM_COLOR,
     SADDLE_COLOR,
+    STATIONARY_SYMBOLS,
     color_for,
     dash_for,
     line_width,
@@ -49,7 +50,7 @@ from viz.palette import (
 MAX_FRAMES = 300
 # Heights of the race figure (px, Play/Pause and the slider included) that fit under the page title
 # in a 1400×900 window, and in a 1280×720 projector window with large fonts.
-RACE_HEIGHT, RACE_HEIGHT_LARGE = 640, 530
+RACE_HEIGHT, RACE_HEIGHT_LARGE = 640, 610
 MAX_PATH_VERTICES = 40  # per frame: the last 20 rows exact, earlier ones thinned (full path drawn faintly)
 MAX_CURVE_POINTS = 2000
 SIGNIFICANT = 5
@@ -72,7 +73,7 @@ MASK_RGB = ((236, 200, 200), (196, 120, 120))  # diagonal hatch where f is not f
 MASK_STRIPE = 3  # hatch stripe width in image pixels
 # legend order: the runs first, then the stationary points and the start, then the kinds of drawing
 LEGEND_RANKS = {"runs": 10, "points": 500, "drawings": 800}
-KIND_SYMBOLS = {"min": "star", "saddle": "x", "max": "triangle-up", "degenerate": "diamond"}
+KIND_SYMBOLS = STATIONARY_SYMBOLS  # the same symbols as the dimer figures' (viz.palette)
 KIND_COLORS = {"min": MINIMUM_COLOR, "saddle": SADDLE_COLOR, "max": "#555555", "degenerate": "#882255"}
 
 
@@ -351,6 +352,16 @@ def _moving_xy(
     )
 
 
+def legend_label(label: str) -> str:
+    """A run's name short enough for the legend column: a random-direction control's preset label
+    ("DEO-escape — control: random fixed direction") becomes "DEO-escape: random N" (or
+    "DEO-escape: re-drawn N"); other labels are kept."""
+    base, sep, rest = label.partition(" — control: ")
+    if not sep:
+        return label
+    return f"{base}: {'re-drawn' if 're-drawn' in rest else 'random'} N"
+
+
 def race_figure(
     surface,
     traces: Sequence,
@@ -564,7 +575,7 @@ def race_figure(
         data.append(
             go.Scatter(
                 mode="lines",
-                name=t.label,
+                name=legend_label(t.label),
                 line={"color": color, "width": lw * nest[i], "dash": dash_for(t.key)},
                 **{**common, "showlegend": True, "legendrank": LEGEND_RANKS["runs"] + i},
             )
@@ -660,7 +671,15 @@ def race_figure(
     # below the plot, in pixels: tick labels and axis title, the Play/Pause row, then the slider
     font = FONT_SIZE[bool(large)]
     axis_px, buttons_px, slider_px = 2.2 * font + 20, 1.9 * font + 14, 2.5 * font + 40
+    # projector (large, not a phone): Play/Pause sit beside the slider, right of the plot under the
+    # legend, so the plot keeps the height a 1280×720 window has (tests/test_browser.py measures it)
+    beside = large and not compact
+    if beside:  # no x-axis title under the ticks (x is the horizontal axis of a map), no button row
+        axis_px, buttons_px, slider_px = 1.3 * font + 14, 0.0, 4.2 * font + 8
     margin = {"l": 60, "r": 300 if large else 240, "b": int(axis_px + buttons_px + slider_px), "t": 24}
+    if beside:  # the legend's font is smaller there (below): a narrower column leaves the plot square
+        # autoexpand off: the slider and buttons fit the margin as computed, the plot keeps its height
+        margin.update(t=14, l=50, r=235, autoexpand=False)  # t: room for the top tick label
     plot_height = height - margin["b"] - margin["t"]
     slider = {
         "active": 0,
@@ -704,19 +723,26 @@ def race_figure(
         images=[background_image(surface, grid)],
         uirevision=getattr(surface, "key", "surface"),
         # the legend beside the plot (top right, the colour bar below it): the plot keeps the height
-        legend={"orientation": "v", "x": 1.02, "y": 1.0, "xanchor": "left", "yanchor": "top"},
+        legend={
+            "orientation": "v",
+            "x": 1.02,
+            "y": 1.0,
+            "xanchor": "left",
+            "yanchor": "top",
+            "tracegroupgap": 0,  # one group per run: the default 10 px gaps would push rows off the plot
+        },
         meta={"dimer_zoom": zoom, "arrow_scale": scale, "frame_steps": len(frame_steps)},
         updatemenus=[
             {
                 "type": "buttons",
                 "direction": "left",
-                "x": 0.0,
-                "y": -axis_px / plot_height,
+                "x": 1.02 if beside else 0.0,
+                "y": -(axis_px + 0.5 * font) / plot_height if beside else -axis_px / plot_height,
                 "xanchor": "left",
                 "yanchor": "top",
                 "pad": {"r": 8, "t": 0},
                 "showactive": False,
-                "font": {"size": FONT_SIZE[bool(large)]},
+                "font": {"size": FONT_SIZE[bool(large)] - (3 if beside else 0)},
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [None, play]},
                     {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
@@ -724,17 +750,20 @@ def race_figure(
             }
         ],
     )
-    if compact:  # the legend wraps into rows above the plot (auto margin); the plot keeps the width
-        margin.update(l=40, r=8)
-        fig.update_layout(
-            margin=margin,
-            legend={"orientation": "h", "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"},
-        )
+    if compact or beside:  # no fixed width: the chart takes its container's (the plot stays square)
+        if compact:  # the legend wraps into rows above the plot (auto margin); the plot keeps the width
+            margin.update(l=40, r=8)
+            fig.update_layout(
+                legend={"orientation": "h", "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"}
+            )
+        fig.update_layout(margin=margin)
         fig.data[0].showscale = False
     else:
         width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
         fig.update_layout(margin=margin, width=max(width, 560))
     style_figure(fig, large)
+    if beside:
+        fig.update_xaxes(title_text=None)
     if large:  # projector: the legend (a dozen entries) beside a short plot, without the colour bar
         fig.update_layout(legend={"font": {"size": FONT_SIZE[True] - 7}})
         fig.data[0].showscale = False
