@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
-from viz.palette import EXACT_COLOR, PRESET_COLORS, style_figure
+from viz.palette import EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
 from viz.surface_figs import AnimatedFigure, _png_data_uri
 
 BACKGROUND_PIXELS = 360  # per side of a contour's background image in an animated figure
@@ -134,7 +134,7 @@ def click_grid_trace(xs: ndarray, ys: ndarray, n: int = 41) -> go.Scatter:
     )
 
 
-MARKER_SYMBOLS = {"min": "circle", "saddle": "x", "max": "triangle-up", "degenerate": "square"}
+MARKER_SYMBOLS = STATIONARY_SYMBOLS  # the same symbols as the race figure's (viz.palette)
 MARKER_NAMES = {"min": "minima", "saddle": "saddles", "max": "maxima", "degenerate": "degenerate points"}
 
 

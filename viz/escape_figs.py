@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
-from viz.palette import SADDLE_COLOR, color_for, line_width, marker_size, style_figure
+from viz.palette import SADDLE_COLOR, STATIONARY_SYMBOLS, color_for, line_width, marker_size, style_figure
 
 NEVER_COLOR = "#ffffff"  # steps mode: never escaped (drawn as cells, never the background)
 FRAME_COLOR = "#bdbdbd"  # the background under the maps (and, in basin mode, "no listed minimum")
@@ -154,7 +154,7 @@ def escape_maps_figure(
                     name="saddle",
                     showlegend=k == 0,
                     marker={
-                        "symbol": "x",
+                        "symbol": STATIONARY_SYMBOLS["saddle"],
                         "size": marker_size(large),
                         "color": SADDLE_COLOR,
                         "line": {"width": 1, "color": "#ffffff"},
@@ -175,7 +175,7 @@ def escape_maps_figure(
                     showlegend=k == 0,
                     hoverinfo="skip",
                     marker={
-                        "symbol": "star",
+                        "symbol": STATIONARY_SYMBOLS["min"],
                         "size": marker_size(large) + 2,
                         "color": "#ffffff",
                         "line": {"width": 1.5, "color": "#000000"},

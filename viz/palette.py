@@ -59,6 +59,9 @@ EXACT_COLOR = "#555555"  # the exact min-mode eigenvector / exact λ_min
 SADDLE_COLOR = "#D55E00"
 MINIMUM_COLOR = "#009E73"
 
+# One symbol per kind of listed stationary point, in every figure (contours, dimer views, escape maps).
+STATIONARY_SYMBOLS = {"min": "star", "saddle": "x", "max": "triangle-up", "degenerate": "diamond"}
+
 FONT_SIZE = {False: 14, True: 22}
 LINE_WIDTH = {False: 2.5, True: 4.5}
 MARKER_SIZE = {False: 10, True: 16}
