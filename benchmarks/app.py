@@ -16,7 +16,13 @@ Measures (medians over repeats):
    the race, the figure and its serialisation, and the bytes on the wire (permessage-deflate, as
    the server now sends them, against the raw JSON sent before);
 6. (``--browser``) a cold server's first visitor in Chromium, broken down: imports and server start,
-   page load, the script's first figure message, the chart drawn (``benchmarks/load.py``).
+   page load, the script's first figure message, the chart drawn (``benchmarks/load.py``); the
+   server's CPU per additional visitor of the computed link and per view-only change (/proc), and
+   the cold script's own parts in a fresh process (imports, race, figure, JSON; :func:`cold_parts`);
+7. (``--visitors N``) server CPU of the Surfaces script per additional visitor of an already computed
+   link (fresh ``AppTest`` sessions, CPU of the script thread), side by side with the previous path
+   (every visitor built the loss figures and serialised the race figure's JSON again, and
+   ``style_figure`` validated its template), alternating; target ≤ 0.1 s.
 
 Usage: ``python benchmarks/app.py [--repeats 5] [--escape-repeats 3] [--browser]``; writes
 benchmarks/results/app.md.
@@ -171,6 +177,132 @@ def apptest_run() -> float:
     return seconds
 
 
+def script_cpu_probe() -> list[float]:
+    """Thread CPU seconds of every Streamlit script run in this process from now on (the script
+    thread only: ``AppTest``'s own bookkeeping in the main thread is not the server's cost). Every
+    ``AppTest`` shares one compiled-script cache from now on, as a server's sessions do (``AppTest``
+    makes a new one per run and compiles the page again each time)."""
+    from streamlit.runtime.scriptrunner import script_runner
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test
+
+    shared = ScriptCache()
+    app_test.ScriptCache = lambda: shared
+
+    runs: list[float] = []
+    original = script_runner.ScriptRunner._run_script
+    if getattr(original, "_probe", None) is not None:
+        return original._probe
+
+    def timed_run(self, rerun_data):
+        t0 = time.thread_time()
+        try:
+            return original(self, rerun_data)
+        finally:
+            runs.append(time.thread_time() - t0)
+
+    timed_run._probe = runs
+    script_runner.ScriptRunner._run_script = timed_run
+    return runs
+
+
+def previous_path(on: bool) -> None:
+    """Switch this process to the previous per-visitor path (``on``) or back to today's: the race
+    figure's JSON encoded on every run (no ``pages.plotly_wire`` memo), the static figures rebuilt
+    by every visitor (the trace-figure cache emptied before each run) and ``style_figure``
+    validating its template through ``update_layout`` (see ``viz.palette._set_template``)."""
+    import plotly.io
+
+    import viz.palette as palette
+    from pages import plotly_wire
+
+    plotly_wire.install()
+    if not hasattr(palette, "_fast_set_template"):
+        palette._fast_set_template = palette._set_template
+    plotly.io.to_json = plotly_wire._ORIGINAL[0] if on else plotly_wire._to_json
+    palette._set_template = (
+        (lambda fig, name: fig.update_layout(template=name)) if on else palette._fast_set_template
+    )
+
+
+def visitors(repeats: int) -> dict:
+    """Script-thread CPU of fresh sessions opening the default Surfaces link, race computed:
+    today's path and the previous one (:func:`previous_path`), alternating."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages.common import cached_race_figure, cached_surface_race, cached_trace_figure
+
+    probe = script_cpu_probe()
+    out: dict[str, list[float]] = {"now": [], "before": []}
+
+    def visit() -> float:
+        at = AppTest.from_file(str(ROOT / "pages" / "surfaces.py"), default_timeout=600)
+        n = len(probe)
+        at.run()
+        if at.exception:
+            raise RuntimeError(f"the page raised: {[e.value for e in at.exception]}")
+        return sum(probe[n:])
+
+    visit()  # the first visitor computes the race and its figures (not measured)
+    race_runs = cached_surface_race.stats()["computations"]
+    figure_runs = cached_race_figure.stats()["computations"]
+    for r in range(repeats + 1):
+        for label in ("before", "now"):
+            previous_path(label == "before")
+            if label == "before":
+                cached_trace_figure.clear()
+            seconds = visit()
+            if r > 0:  # the first round warms both paths
+                out[label].append(seconds)
+    previous_path(False)
+    assert cached_surface_race.stats()["computations"] == race_runs, "a visitor recomputed the race"
+    assert cached_race_figure.stats()["computations"] == figure_runs, "a visitor rebuilt the figure"
+    return out
+
+
+COLD_SCRIPT = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+parts = {}
+def step(name, fn):
+    t0 = time.perf_counter(); value = fn(); parts[name] = time.perf_counter() - t0; return value
+step("import streamlit", lambda: __import__("streamlit"))
+torch = step("import torch", lambda: __import__("torch"))
+torch.set_num_threads(1)
+step("import plotly, pandas", lambda: (__import__("plotly.graph_objects"), __import__("pandas")))
+step("import deo, landscapes, viz, pages.common", lambda: [__import__(m) for m in
+     ("deo.race", "landscapes", "viz.surface_figs", "pages.common")])
+step("import torch._dynamo (first optimizer step)", lambda: __import__("torch._dynamo"))
+import landscapes
+from deo.presets import PRESETS
+from deo.race import OptimizerSpec, race, surface_problem
+from viz.surface_figs import race_figure, surface_grid
+import plotly.io as pio
+surface = landscapes.SURFACES["saddle_plateau"]
+keys = sys.argv[2].split(",")
+start = surface.race.start or surface.starts[0]
+specs = [OptimizerSpec(k, hyperparams=surface.race.hyperparams(k, PRESETS[k].defaults)) for k in keys]
+traces = step("race (cold process)", lambda: race(surface_problem(surface, start), specs, 300))
+fig = step("race figure (grid + animated figure)", lambda: race_figure(surface, traces, start=start,
+           grid=surface_grid(surface)))
+step("figure JSON", lambda: pio.to_json(fig.freeze(), validate=False))
+print(json.dumps(parts))
+"""
+
+
+def cold_parts(keys: list[str]) -> dict[str, float]:
+    """Wall seconds of the first visitor's script work in a fresh Python process, in the order the
+    server meets them: imports, the first race (its first optimizer step imports torch._dynamo,
+    done here as its own step), the figure and its JSON."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_SCRIPT, str(ROOT), ",".join(keys)],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def escape_run(surface) -> float:
     saddle = next(p for p in surface.stationary_points if p.kind == "saddle")
     xs = np.linspace(saddle.xy[0] - 1, saddle.xy[0] + 1, ESCAPE_GRID)
@@ -199,13 +331,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (app.py sets 1)")
     parser.add_argument("--side-repeats", type=int, default=5)
     parser.add_argument("--browser", action="store_true", help="also a cold server's first visitor")
+    parser.add_argument("--visitors", type=int, default=5, help="additional visitors per path (0: skip)")
+    parser.add_argument("--view-repeats", type=int, default=3, help="view-only changes (--browser)")
     args = parser.parse_args()
+    # pages.common.require_app_navigation takes a process whose sys.argv[0] is named app.py for a
+    # server of app.py; this script's AppTest sessions run the page files as entry scripts
+    sys.argv[0] = str(ROOT / "benchmarks" / "app_benchmark")
     load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
     surface = landscapes.SURFACES[SURFACE]
 
     data_path(surface)  # warm-up: torch / functorch first-call costs are paid once per server process
-    side = side_by_side(surface, args.side_repeats)
+    side = side_by_side(surface, args.side_repeats) if args.side_repeats > 0 else None
     runs = [data_path(surface) for _ in range(args.repeats)]
     last = runs[-1]
     html = standalone_html(
@@ -244,71 +381,153 @@ def main() -> None:
         ),
         (
             f"escape map {ESCAPE_GRID}×{ESCAPE_GRID} starts × 3 optimizers × {STEPS} steps",
-            f"{statistics.median(escapes):.2f} s",
+            f"{statistics.median(escapes):.2f} s" if escapes else "not run (--escape-repeats 0)",
             "",
         ),
     ]
     table = ["| measurement | median | target |", "|---|---|---|"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
 
-    def smed(name):
-        return statistics.median(side[name])
+    if side is not None:
 
-    table += [
-        "",
-        f"### A new default race on the Surfaces page, side by side (server CPU s, medians of "
-        f"{args.side_repeats}, alternating before / now)",
-        "",
-        f"Before = `deo/race.py` and `viz/surface_figs.py` at commit {BEFORE} (loaded from git, same "
-        "engine); 4 optimizers (GD, Adam, DEO (paper), DEO-escape) × 300 steps; identical step counts.",
-        "",
-        "| part | before | now | ratio | target |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for part, target in (("race", ""), ("grid", ""), ("figure", ""), ("json", ""), ("deflate", ""),
-                         ("total", "≤ 0.25 s")):  # fmt: skip
-        b, n = smed(f"{part} before"), smed(f"{part} now")
-        ratio = f"{b / n:.2f}×" if n > 0 else "—"
-        table.append(f"| {part} | {b:.3f} | {n:.3f} | {ratio} | {target} |")
-    again = smed("json again (cached figure)")
-    table.append(f"| serialise the cached figure again (a rerun) | — | {again:.3f} | | |")
-    table.append(
-        f"| figure on the wire | {smed('wire before') / 1e3:.0f} KB (raw JSON) | "
-        f"{smed('wire now') / 1e3:.0f} KB (deflate; raw {smed('raw now') / 1e3:.0f} KB) | "
-        f"{smed('wire before') / smed('wire now'):.1f}× | ≤ 300 KB |"
-    )
+        def smed(name):
+            return statistics.median(side[name])
+
+        table += [
+            "",
+            f"### A new default race on the Surfaces page, side by side (server CPU s, medians of "
+            f"{args.side_repeats}, alternating before / now)",
+            "",
+            f"Before = `deo/race.py` and `viz/surface_figs.py` at commit {BEFORE} (loaded from git, same "
+            "engine); 4 optimizers (GD, Adam, DEO (paper), DEO-escape) × 300 steps; identical step counts.",
+            "",
+            "| part | before | now | ratio | target |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for part, target in (("race", ""), ("grid", ""), ("figure", ""), ("json", ""), ("deflate", ""),
+                             ("total", "≤ 0.25 s")):  # fmt: skip
+            b, n = smed(f"{part} before"), smed(f"{part} now")
+            ratio = f"{b / n:.2f}×" if n > 0 else "—"
+            table.append(f"| {part} | {b:.3f} | {n:.3f} | {ratio} | {target} |")
+        again = smed("json again (cached figure)")
+        table.append(f"| serialise the cached figure again (a rerun) | — | {again:.3f} | | |")
+        table.append(
+            f"| figure on the wire | {smed('wire before') / 1e3:.0f} KB (raw JSON) | "
+            f"{smed('wire now') / 1e3:.0f} KB (deflate; raw {smed('raw now') / 1e3:.0f} KB) | "
+            f"{smed('wire before') / smed('wire now'):.1f}× | ≤ 300 KB |"
+        )
+    if args.visitors > 0:
+        seen = visitors(args.visitors)
+        b, n = statistics.median(seen["before"]), statistics.median(seen["now"])
+        table += [
+            "",
+            f"### An additional visitor of an already computed link (server CPU s of the script, "
+            f"medians of {args.visitors}, alternating)",
+            "",
+            "Fresh `AppTest` sessions of pages/surfaces.py with its default link, race and figures "
+            "cached (asserted: no race or race figure computed again); CPU of the script thread. "
+            "Before = the previous per-visitor path emulated in the same process: the loss figures "
+            "built again by every visitor, the race figure's JSON encoded again, `style_figure` "
+            "validating its template.",
+            "",
+            "| path | CPU s (median) | all | target |",
+            "|---|---:|---|---|",
+            f"| before | {b:.3f} | {', '.join(f'{v:.2f}' for v in seen['before'])} | |",
+            f"| now | **{n:.3f}** | {', '.join(f'{v:.2f}' for v in seen['now'])} | ≤ 0.1 s |",
+            f"| ratio | {b / n:.2f}× | | |",
+        ]
     if args.browser:
-        from load import CHROMIUM, CHROMIUM_ARGS, Server, cold_first_visitor
+        import ast
+        import re
+
+        from load import CHROMIUM, CHROMIUM_ARGS, Server, cold_first_visitor, open_page, view_changes
         from playwright.sync_api import sync_playwright
 
+        page_text = (ROOT / "pages" / "surfaces.py").read_text()
+        keys = re.search(r"DEFAULT_OPTIMIZERS = (\[.*?\])", page_text).group(1)
+        parts = cold_parts(ast.literal_eval(keys))  # the page's own list of preset keys
         server = Server()
+        per_visitor: list[float] = []
+        views: dict = {}
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 cold = cold_first_visitor(browser, server)
+                for _ in range(args.visitors):
+                    cpu0 = server.cpu()
+                    context, _page = open_page(browser, server, "/")
+                    context.close()
+                    time.sleep(0.5)  # the server finishes the session's last messages
+                    per_visitor.append(server.cpu() - cpu0)
+                if args.view_repeats > 0:
+                    try:
+                        views = view_changes(browser, server, args.view_repeats)
+                    except Exception as exc:  # a control not found on a changed page: say so, go on
+                        print(f"view changes not measured: {exc!r:.300}", file=sys.stderr)
                 browser.close()
         finally:
             server.stop()
+        preloaded = Server(launcher=[sys.executable, "serve.py"])  # the same, imports warmed at start
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                cold_pre = cold_first_visitor(browser, preloaded)
+                browser.close()
+        finally:
+            preloaded.stop()
         table += [
             "",
-            "### Cold server, first visitor (Chromium, one run)",
+            "### Cold server, first visitor (Chromium, one run each)",
+            "",
+            "`streamlit run app.py`, and `python serve.py` (the same server; its heavy imports warmed "
+            "in a background thread while it waits for the first browser).",
+            "",
+            "| step | streamlit run app.py | python serve.py |",
+            "|---|---:|---:|",
+            f"| imports + server start (spawn → health answers) | {server.t_health:.2f} | "
+            f"{preloaded.t_health:.2f} |",
+            f"| page load (navigation → DOM ready) | {cold['dom']:.2f} | {cold_pre['dom']:.2f} |",
+            f"| script: imports of the page, race, figure, transfer (→ largest websocket message) | "
+            f"{cold['figure_message'] - cold['dom']:.2f} | "
+            f"{cold_pre['figure_message'] - cold_pre['dom']:.2f} |",
+            f"| browser render (→ chart drawn) | {cold['chart'] - cold['figure_message']:.2f} | "
+            f"{cold_pre['chart'] - cold_pre['figure_message']:.2f} |",
+            f"| **total, spawn → chart** (target ≤ 4 s) | **{server.t_health + cold['chart']:.2f}** | "
+            f"**{preloaded.t_health + cold_pre['chart']:.2f}** |",
+            "",
+            "The script's part of it, step by step in a fresh Python process (wall s, one run; the "
+            "server meets them in this order in the first session's script thread):",
             "",
             "| step | s |",
             "|---|---:|",
-            f"| imports + server start (spawn → health answers) | {server.t_health:.2f} |",
-            f"| page load (navigation → DOM ready) | {cold['dom']:.2f} |",
-            f"| script: imports of the page, race, figure, transfer (→ largest websocket message) | "
-            f"{cold['figure_message'] - cold['dom']:.2f} |",
-            f"| browser render (→ chart drawn) | {cold['chart'] - cold['figure_message']:.2f} |",
-            f"| **total, spawn → chart** | **{server.t_health + cold['chart']:.2f}** (target ≤ 4 s) |",
         ]
+        table += [f"| {name} | {seconds:.2f} |" for name, seconds in parts.items()]
+        table += [f"| total | {sum(parts.values()):.2f} |", ""]
+        table += [
+            "### Server CPU per interaction, Chromium (s, from /proc: script, websocket, compression)",
+            "",
+            "| interaction | median | all | target |",
+            "|---|---:|---|---|",
+        ]
+        if per_visitor:
+            table.append(
+                f"| additional visitor of the computed default link | {statistics.median(per_visitor):.3f} | "
+                f"{', '.join(f'{v:.2f}' for v in per_visitor)} | ≤ 0.1 s |"
+            )
+        for name, values in views.items():
+            target = "" if name.startswith("full") else "≤ 0.05 s"
+            table.append(
+                f"| view change: {name} | {statistics.median(values):.3f} | "
+                f"{', '.join(f'{v:.2f}' for v in values)} | {target} |"
+            )
     load_after = os.getloadavg()
     header = [
         "# App benchmark (Surfaces page, escape map)",
         "",
         f"Command: `python benchmarks/app.py --repeats {args.repeats} "
         f"--apptest-repeats {args.apptest_repeats} --escape-repeats {args.escape_repeats} "
-        f"--side-repeats {args.side_repeats}{' --browser' if args.browser else ''}`",
+        f"--side-repeats {args.side_repeats} --visitors {args.visitors} --view-repeats {args.view_repeats}"
+        f"{' --browser' if args.browser else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
         f"machine: {platform.processor() or 'unknown'} ({platform.machine()}); torch {torch.__version__}; "
         f"torch threads {torch.get_num_threads()}.",

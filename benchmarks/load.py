@@ -64,7 +64,9 @@ def free_port() -> int:
 class Server:
     """``streamlit run app.py`` on 127.0.0.1:port; CPU and RSS from /proc."""
 
-    def __init__(self, env_extra: dict | None = None):
+    def __init__(self, env_extra: dict | None = None, launcher: list[str] | None = None):
+        """``launcher``: the command before the server options (default ``streamlit run app.py``;
+        ``benchmarks/app.py`` also starts ``python serve.py``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir = ROOT / "artifacts"
@@ -73,7 +75,7 @@ class Server:
         env = {**os.environ, **(env_extra or {})}
         self.t_spawn = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [*(launcher or [sys.executable, "-m", "streamlit", "run", "app.py"]), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(self.port),
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
              "--server.runOnSave", "false"],
