@@ -9,8 +9,13 @@ Examples::
         --steps 500 --out DIR
 
 ``race`` writes ``traces.json``, ``traces.csv`` and ``config.json`` into ``--out``; ``escape-map``
-writes ``escape_map.json`` (starts, criterion, per-optimizer results), ``escape_map.csv`` and
-``config.json``. Both print a short summary table.
+writes ``escape_map.json`` (window, axes, starts, criterion, per-optimizer results),
+``escape_map.csv`` and ``config.json``. Both print a short summary table, and a progress line on
+stderr while they run when stderr is a terminal (``--quiet``: none).
+
+``escape-map`` is :func:`deo.escapes.surface_escape_map`, the map the app's Escape map page draws:
+``--window XMIN,XMAX,YMIN,YMAX`` (default the surface's bounds) with the page's saddle ± half-width
+gives the page's map (``tests/test_escape_map_one.py``).
 
 This is an application-level entry point: it is the one place in ``deo`` that uses ``landscapes``
 (surfaces, formulas, networks), imported lazily inside the command functions so that the library
