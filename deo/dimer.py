@@ -578,6 +578,7 @@ def lanczos_rotation(
                     "a0": nan,
                     "a1": nan,
                     "b1": nan,
+                    "grad_evals": grad_evals,
                 }
             )
         resolvable = 0.5 * torch.atan2(residual, theta.abs()) >= phi_tol  # the fourier stop, same angle
@@ -642,7 +643,8 @@ def min_mode(
     and fourier; central: ``2 + 2·iterations`` lanczos, which needs no gradient at x, and
     ``3 + 2·iterations`` fourier), ``iterations``, ``converged`` (bool
     ``(...)``), ``torque`` ``(...)`` and, with ``record=True``, ``history``: one dict per iteration
-    with ``n``, ``curvature``, ``torque`` after it, and its rotation plane ``theta`` (Θ, unit,
+    with ``n``, ``curvature``, ``torque`` after it, ``grad_evals`` (counted up to and including it,
+    as ``info["grad_evals"]`` counts them), and its rotation plane ``theta`` (Θ, unit,
     ``(..., d)``: ``N(φ) = N_before cos φ + Θ sin φ``), ``trial_angle``, ``angle`` (φ_min) and
     Fourier model ``a0``, ``a1``, ``b1`` of C(φ) about the orientation before it (NaN for "sd"
     and "lanczos", whose step is not a rotation in one plane's model; ``trial_angle`` 0 there;
@@ -688,6 +690,8 @@ def min_mode(
             _shift_of(grad_fn, x), n, length, g0, max_iterations, scheme, torque_tol, record
         )
         info["grad_evals"] += 1 if scheme == "forward" else 0  # the gradient at x
+        for entry in info.get("history", ()):
+            entry["grad_evals"] += 1 if scheme == "forward" else 0
         return n, curvature, info
     current = probe(grad_fn, x, n, length, scheme=scheme)
     grad_evals = current.grad_evals
@@ -735,7 +739,15 @@ def min_mode(
         resolved = torch.isfinite(current.curvature) & torch.isfinite(current.torque)
         converged = converged | (active & stopped & resolved)
         if record:
-            history.append({"n": n, "curvature": current.curvature, "torque": current.torque, **model})
+            history.append(
+                {
+                    "n": n,
+                    "curvature": current.curvature,
+                    "torque": current.torque,
+                    "grad_evals": grad_evals,
+                    **model,
+                }
+            )
     info = {
         "grad_evals": grad_evals,
         "iterations": iterations,

@@ -174,8 +174,8 @@ def convergence_runs(
     iterations: int,
 ) -> list[dict]:
     """sd vs fourier × forward vs central from the same N₀: per iteration the cumulative gradient
-    evaluations (the engine's count: a run with 0 iterations gives the start cost, every iteration
-    of a run costs the same), |C − λ_min| and |cos∠(N, v_min)|."""
+    evaluations (the engine's count, measured: a run with 0 iterations gives the start cost, then
+    each iteration's ``history[j]["grad_evals"]``), |C − λ_min| and |cos∠(N, v_min)|."""
     f = landscapes.SURFACES[surface_key].f
     grad_fn = _grad_fn(f)
     x = torch.tensor(point, dtype=torch.float64)
@@ -196,15 +196,15 @@ def convergence_runs(
             }
             _, c0, start = min_mode(grad_fn, x, max_iterations=0, **kwargs)
             _, _, info = min_mode(grad_fn, x, max_iterations=iterations, record=True, **kwargs)
-            k = info["iterations"]
-            per_iteration = (info["grad_evals"] - start["grad_evals"]) / k if k else 0
             curvature = np.array([float(c0)] + [float(h["curvature"]) for h in info["history"]])
             directions = np.stack([n0.numpy()] + [h["n"].numpy() for h in info["history"]])
             runs.append(
                 {
                     "rotation": rotation,
                     "scheme": scheme,
-                    "grad_evals": start["grad_evals"] + per_iteration * np.arange(k + 1),
+                    "grad_evals": np.array(
+                        [start["grad_evals"]] + [h["grad_evals"] for h in info["history"]], dtype=np.float64
+                    ),
                     "curvature_error": np.abs(curvature - eigenvalues[0]),
                     "abs_cos": np.abs(directions @ v_min),
                 }

@@ -275,7 +275,9 @@ def test_min_mode_history_records_the_fourier_model_of_every_iteration():
     assert len(history) == info["iterations"] > 0
     before = n0
     for entry in history:
-        assert set(entry) == {"n", "curvature", "torque", "theta", "trial_angle", "angle", "a0", "a1", "b1"}
+        assert set(entry) == {
+            "n", "curvature", "torque", "theta", "trial_angle", "angle", "a0", "a1", "b1", "grad_evals"
+        }  # fmt: skip
         for phi in (-1.0, 0.3, 1.2):  # on a quadratic the model is C(φ) = N(φ)ᵀAN(φ) in the recorded plane
             n_phi = before * math.cos(phi) + entry["theta"] * math.sin(phi)
             exact = torch.einsum("...i,...ij,...j->...", n_phi, a, n_phi)
