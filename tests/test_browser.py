@@ -273,7 +273,7 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     page = open_page(lambda: new_page(viewport=viewport, **options), f"{app_url}/{query}")
     if collapse:
         page.locator('[data-testid="stSidebar"]').hover()
-        page.locator('[data-testid="stSidebarCollapseButton"] button').click()
+        page.locator('[data-testid="stSidebarCollapseButton"] button').click(timeout=RUN_TIMEOUT_MS)
         _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
@@ -294,22 +294,54 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     if options:  # phone: the plot takes most of the chart's width and no toolbar sits on the legend
         assert plot["width"] >= 0.7 * boxes["chart"]["width"], (plot, boxes["chart"])
         _expect()(chart.locator(".modebar")).to_have_count(0)
+        # the results table fits the screen: no wider than the window, nothing scrolled sideways
+        table = page.locator('[data-testid="stTable"]').first
+        table.scroll_into_view_if_needed()
+        _expect()(table).to_be_visible(timeout=RUN_TIMEOUT_MS)
+        box = table.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, box
+        widths = table.evaluate(
+            "el => [el.scrollWidth, el.clientWidth, el.querySelector('table').scrollWidth]"
+        )
+        assert widths[0] <= widths[1] + 1 and widths[2] <= widths[1] + 1, widths
+        rows = table.locator("tbody tr")
+        _expect()(rows).to_have_count(5)  # one row per default optimizer
+        page.screenshot(path=str(screenshot_dir / f"layout_{layout}_table.png"))
+    if collapse:  # the projector: the plot takes the height a lecture hall needs, the legend fits
+        assert plot["height"] >= 0.6 * viewport["height"], (plot, viewport)
+        legend = chart.locator("g.legend").first.bounding_box()
+        assert legend["y"] + legend["height"] <= boxes["play"]["y"] + 1, (legend, boxes["play"])
+        scroll = chart.locator("g.legend .scrollbar")  # every entry shown, none behind a scroll bar
+        assert (
+            scroll.count() == 0
+            or scroll.first.bounding_box() is None
+            or (scroll.first.bounding_box()["height"] == 0)
+        ), scroll.first.bounding_box()
     no_exception(page)
 
 
-# Pages with animated charts over a contour: (path with a short, cheap configuration, label)
-# (the Networks page's animated slice goes through the same viz.dimer_figs.with_frames; its chart sits
-# behind a race that this flow does not start, so it is not pressed here)
-ANIMATED_PAGES = [("dimer", "dimer")]
+# Pages with animated charts over a contour: (path with a short, cheap configuration, label, the tab
+# the chart sits in or None). The Networks page's 2-D loss slice is animated by the same
+# viz.dimer_figs.with_frames, behind its "2-D loss slice" tab.
+ANIMATED_PAGES = [("dimer", "dimer", None), ("networks?nw.steps=20", "networks", "2-D loss slice")]
 
 
-@pytest.mark.parametrize(("path", "name"), ANIMATED_PAGES, ids=[n for _, n in ANIMATED_PAGES])
-def test_play_on_every_animated_chart_keeps_its_background(app_url, new_page, screenshot_dir, path, name):
+@pytest.mark.parametrize(("path", "name", "tab"), ANIMATED_PAGES, ids=[n for _, n, _ in ANIMATED_PAGES])
+def test_play_on_every_animated_chart_keeps_its_background(
+    app_url, new_page, screenshot_dir, path, name, tab
+):
     """plotly.js drops contour traces while an animation plays: every animated chart draws its
     contour as a layout image, which must still be there after the last frame."""
     page = open_page(new_page, f"{app_url}/{path}")
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
+    if tab is not None:
+        page.get_by_role("tab", name=tab).click()
+        _expect()(page.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "true")
+        wait_idle(page)
     charts = page.locator('[data-testid="stPlotlyChart"]:visible')
+    _expect()(charts.locator(".updatemenu-button", has_text="Play").first).to_be_visible(
+        timeout=RUN_TIMEOUT_MS
+    )
     animated = 0
     for i in range(charts.count()):
         chart = charts.nth(i)
@@ -340,4 +372,58 @@ def test_play_on_every_animated_chart_keeps_its_background(app_url, new_page, sc
         assert drawn["lines"] > 0, drawn
     assert animated >= 1, f"no animated chart on {path}"
     page.screenshot(path=str(screenshot_dir / f"played_{name}.png"), full_page=True)
+    no_exception(page)
+
+
+def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, screenshot_dir):
+    """1280×720, large fonts, controls hidden, sidebar collapsed: on every animated Dimer chart the
+    slider's "step …" label sits below the x axis's title, the Play buttons beside the slider, and
+    the legend clear of all of them."""
+    viewport = {"width": 1280, "height": 720}
+    page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/dimer?big=true&lecture=true")
+    _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
+    page.locator('[data-testid="stSidebar"]').hover()
+    page.locator('[data-testid="stSidebarCollapseButton"] button').click(timeout=RUN_TIMEOUT_MS)
+    _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
+    _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
+    charts = page.locator('[data-testid="stPlotlyChart"]:visible')
+    _expect()(charts.locator(".updatemenu-button", has_text="Play").first).to_be_visible(
+        timeout=RUN_TIMEOUT_MS
+    )
+
+    def overlap(a: dict, b: dict) -> bool:
+        return not (
+            a["x"] + a["width"] <= b["x"]
+            or b["x"] + b["width"] <= a["x"]
+            or a["y"] + a["height"] <= b["y"]
+            or b["y"] + b["height"] <= a["y"]
+        )
+
+    checked = 0
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        if not chart.locator(".updatemenu-button", has_text="Play").count():
+            continue
+        chart.scroll_into_view_if_needed()
+        checked += 1
+        label = chart.locator("g.slider-group text.slider-label").first.bounding_box()
+        rail = chart.locator("g.slider-group rect.slider-rail-rect").first.bounding_box()
+        buttons = chart.locator("g.updatemenu-container").first.bounding_box()
+        legend = chart.locator("g.legend").first.bounding_box()
+        box = chart.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, box
+        for title in chart.locator("g.g-xtitle text, g.g-x2title text").all():  # every x-axis title
+            t = title.bounding_box()
+            assert t["y"] + t["height"] <= label["y"] + 1, (i, t, label)  # the label under the title
+            assert not overlap(t, buttons), (i, t, buttons)
+        assert not overlap(buttons, rail), (i, buttons, rail)  # Play beside the slider, not on it
+        if legend is not None:
+            for name, other in (("label", label), ("rail", rail), ("buttons", buttons)):
+                assert not overlap(legend, other), (i, name, legend, other)
+            font = chart.locator("g.legend text.legendtext").first.evaluate(
+                "el => parseFloat(getComputedStyle(el).fontSize)"
+            )
+            assert legend["height"] <= 3 * 2 * font, (i, legend, font)  # at most three rows
+    assert checked >= 1
+    page.screenshot(path=str(screenshot_dir / "layout_dimer_projector.png"), full_page=True)
     no_exception(page)

@@ -234,6 +234,17 @@ def _segment(center: ndarray, direction: ndarray, half: float, both: bool = True
 
 
 CONTROLS_MARGIN = 150  # px below the plot area for the play buttons and the frame slider
+CONTROLS_MARGIN_LARGE = 200  # the same with projector fonts (larger tick labels, axis title, buttons)
+
+
+# projector: legend entries at the desktop size (the axes' text grows), so that the rotation view's ten
+# entries keep to three rows under the slider
+LEGEND_FONT = {False: {}, True: {"font": {"size": 14}}}
+
+
+def controls_margin(large: bool = False) -> int:
+    """Pixels below the plot area that the x axis, the play buttons and the frame slider need."""
+    return CONTROLS_MARGIN_LARGE if large else CONTROLS_MARGIN
 
 
 def finish(fig: go.Figure, large: bool = False, **layout) -> go.Figure:
@@ -329,8 +340,13 @@ def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
     return AnimatedFigure(fig, plain_frames=frames)
 
 
-def play_controls(labels: Sequence[str], duration_ms: int, prefix: str) -> tuple[list, list]:
-    """Play/pause buttons and a frame slider for frames named by ``labels``."""
+def play_controls(
+    labels: Sequence[str], duration_ms: int, prefix: str, large: bool = False
+) -> tuple[list, list]:
+    """Play/pause buttons and a frame slider for frames named by ``labels``, below the x axis's tick
+    labels and title (``large``: projector fonts, so everything sits lower and the slider starts
+    further right of the wider buttons)."""
+    below_axis = 85 if large else 60  # px from the plot's bottom to the slider's "step …" label
     frame_args = {
         "frame": {"duration": duration_ms, "redraw": False},
         "mode": "immediate",
@@ -344,12 +360,12 @@ def play_controls(labels: Sequence[str], duration_ms: int, prefix: str) -> tuple
             "y": 0.0,
             "xanchor": "left",
             "yanchor": "top",
-            "pad": {"t": 85, "r": 10},
+            "pad": {"t": below_axis + (34 if large else 25), "r": 10},
             "showactive": False,
             "buttons": [
                 {"label": "▶ Play", "method": "animate", "args": [None, {**frame_args, "fromcurrent": True}]},
                 {
-                    "label": "⏸ Pause",
+                    "label": "❚❚ Pause",  # not ⏸: no glyph for it without an emoji font
                     "method": "animate",
                     "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
                 },
@@ -359,12 +375,12 @@ def play_controls(labels: Sequence[str], duration_ms: int, prefix: str) -> tuple
     slider = [
         {
             "active": 0,
-            "x": 0.14,
+            "x": 0.28 if large else 0.14,
             "y": 0.0,
-            "len": 0.86,
+            "len": 0.72 if large else 0.86,
             "xanchor": "left",
             "yanchor": "top",
-            "pad": {"t": 60},
+            "pad": {"t": below_axis},
             "font": {"color": "rgba(0,0,0,0)"},
             "currentvalue": {"prefix": prefix, "font": {"color": "#333333"}},
             "steps": [
@@ -618,7 +634,7 @@ def rotation_figure(
         {"name": labels[k], "data": frame_traces(k), "traces": moving_indices}
         for k in range(data.iterations + 1)
     ]
-    buttons, slider = play_controls(labels, duration_ms, "rotation iteration ")
+    buttons, slider = play_controls(labels, duration_ms, "rotation iteration ", large)
 
     curves = []
     for k in range(data.iterations):
@@ -647,9 +663,10 @@ def rotation_figure(
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=760,
-            margin={"l": 60, "r": 20, "t": 60, "b": CONTROLS_MARGIN + 110},
+            height=820 if large else 760,
+            margin={"l": 60, "r": 20, "t": 60, "b": controls_margin(large) + (90 if large else 110)},
             legend={
+                **LEGEND_FONT[large],
                 "orientation": "h",
                 "x": 0.0,
                 "xanchor": "left",
@@ -866,7 +883,7 @@ def saddle_search_figure(
     moving = list(range(first_moving, len(fig.data)))
     labels = [str(t) for t in rows]
     frames = [{"name": label, "data": frame_traces(i), "traces": moving} for i, label in enumerate(labels)]
-    buttons, slider = play_controls(labels, duration_ms, "step ")
+    buttons, slider = play_controls(labels, duration_ms, "step ", large)
     fig.update_xaxes(range=rounded([xs[0], xs[-1]]), title_text="x", constrain="domain")
     fig.update_yaxes(
         range=rounded([ys[0], ys[-1]]), title_text="y", scaleanchor="x", scaleratio=1, constrain="domain"
@@ -878,8 +895,8 @@ def saddle_search_figure(
             updatemenus=buttons,
             sliders=slider,
             height=700,
-            margin={"l": 50, "r": 20, "t": 50, "b": CONTROLS_MARGIN},
-            legend={"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
+            margin={"l": 50, "r": 20, "t": 50, "b": controls_margin(large)},
+            legend={**LEGEND_FONT[large], "orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
         ),
         frames,
     )
