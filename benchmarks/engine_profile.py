@@ -1,18 +1,26 @@
-"""Where does a DEO step's time go? torch.profiler over DEO (base Adam) and torch Adam steps on
-the ~1M MLP of ``benchmarks/engine.py``, one thread; prints the top operators by self CPU time.
+"""Where does a DEO step's time go? On the ~1M MLP of ``benchmarks/engine.py``, one thread:
 
-Run: ``python benchmarks/engine_profile.py [--batch 32] [--rotate-every 1] [--scheme forward]
-[--steps 20]``.
+- ``--passes`` (load-independent): the passes over the d parameters that DEO itself makes per
+  step, outside the closure (forward, backward) and the base optimizer's step, counted with a
+  ``TorchDispatchMode`` (every op weighted by the largest tensor or tensor list it touches / d;
+  views not counted);
+- otherwise torch.profiler over DEO (base Adam) or torch Adam steps: the top operators by self CPU
+  time (wall-clock, so disturbed by other jobs on a shared machine).
+
+Run: ``python benchmarks/engine_profile.py [--passes] [--batch 32] [--rotate-every 1]
+[--scheme forward] [--steps 20] [--optimizer deo|adam]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -20,6 +28,30 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.engine import mlp  # noqa: E402
 from deo.optim import DEO  # noqa: E402
+
+NOT_PASSES = ("view", "detach", "split", "reshape", "alias", "as_strided", "unsqueeze", "expand")  # no data
+
+
+class PassCounter(TorchDispatchMode):
+    """Counts ops touching ≥ ``minimum`` elements, weighted by (largest tensor or list touched)/d."""
+
+    def __init__(self, d: int, minimum: int = 100_000) -> None:
+        super().__init__()
+        self.d, self.minimum, self.on = d, minimum, True
+        self.passes: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = func.__name__
+        if self.on and name != "t.default" and not any(part in name for part in NOT_PASSES):
+            sizes = [0]  # a tensor list (a _foreach op, cat's inputs) counts with its total size
+            for value in list(args) + list(kwargs.values()):
+                items = value if isinstance(value, (list, tuple)) else [value]
+                sizes.append(sum(item.numel() for item in items if isinstance(item, torch.Tensor)))
+            if max(sizes) >= self.minimum:
+                self.passes[name] += max(sizes) / self.d
+        return out
 
 
 def main() -> None:
@@ -30,35 +62,59 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--optimizer", default="deo", choices=("deo", "adam"))
+    parser.add_argument("--passes", action="store_true", help="count DEO's passes over d instead of timing")
     args = parser.parse_args()
     torch.set_num_threads(1)
     widths = [512, 1024, 512, 1]
     model = mlp(widths, seed=0)
+    d = sum(p.numel() for p in model.parameters())
     gen = torch.Generator().manual_seed(1)
     data = torch.randn(args.batch, widths[0], generator=gen)
     target = torch.randn(args.batch, widths[-1], generator=gen)
-    if args.optimizer == "deo":
+    if args.optimizer == "deo" or args.passes:
         opt = DEO(model.parameters(), base="adam", lr=1e-3, rotate_every=args.rotate_every, rotations=1,
                   scheme=args.scheme, seed=0, foreach=True)  # fmt: skip
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    counter = PassCounter(d)
+    counter.on = False
 
     def closure():
+        on, counter.on = counter.on, False
         opt.zero_grad()
         loss = ((model(data) - target) ** 2).mean()
         loss.backward()
+        counter.on = on
         return loss
 
     for _ in range(3):
         opt.step(closure)
+    if args.passes:
+        base_step = opt.base.step
+
+        def uncounted_base_step(*a, **kw):
+            counter.on = False
+            result = base_step(*a, **kw)
+            counter.on = True
+            return result
+
+        opt.base.step = uncounted_base_step
+        with counter:
+            counter.on = True
+            for _ in range(args.steps):
+                opt.step(closure)
+        total = sum(counter.passes.values()) / args.steps
+        print(f"rotate_every={args.rotate_every} {args.scheme}: {total:.1f} passes over d per step")
+        for name, value in counter.passes.most_common():
+            print(f"  {name:32s} {value / args.steps:6.2f}")
+        return
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
             opt.step(closure)
-    print(
-        prof.key_averages().table(
-            sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40
-        )
+    table = prof.key_averages().table(
+        sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40
     )
+    print(table)
 
 
 if __name__ == "__main__":
