@@ -63,7 +63,7 @@ def run_args(seed: int, opts: argparse.Namespace) -> argparse.Namespace:
     argv = [
         "--steps", str(opts.steps), "--seed", str(seed), "--jobs", "1", "--threads", "1", "--resume",
         "--eval-every", str(opts.eval_every), "--eval-batches", str(opts.eval_batches),
-        "--name", f"paper_seeds-s{seed}",
+        "--name", f"paper_seeds-s{seed}", *([] if opts.diagnostics else ["--no-diagnostics"]),
     ]  # fmt: skip
     return paper.parse_args(argv)
 
@@ -154,6 +154,7 @@ def report(
         f"# Char-GPT (0.80M) paper runs over seeds — {opts.steps} steps, seeds {opts.seeds}",
         "",
         f"Command: `{command}`  ",
+        *([opts.note, ""] if opts.note else []),
         f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores shared with other jobs, 1 torch thread, one run at a time, nice 10; "
         f"torch {torch.__version__}. Load average (1, 5, 15 min) at start "
@@ -215,9 +216,11 @@ def report(
     for r in frame.itertuples():
         if not math.isfinite(r.diag_rayleigh):
             continue
+        lam = f"{r.diag_lambda_min:.4g}" if math.isfinite(r.diag_lambda_min) else "— (no Lanczos)"
+        cos = f"{r.diag_cos_min:.3g}" if math.isfinite(r.diag_cos_min) else "—"
         lines.append(
             f"| {r.label} | {r.seed} | {r.step} | {r.diag_n_change:.3g} | {r.diag_dimer_curvature:.4g} "
-            f"| {r.diag_rayleigh:.4g} | {r.diag_lambda_min:.4g} | {r.diag_cos_min:.3g} |"
+            f"| {r.diag_rayleigh:.4g} | {lam} | {cos} |"
         )
     lines += ["", "Rows: `paper_seeds.csv`.", ""]
     out = paper.RESULTS / "paper_seeds.md"
@@ -235,6 +238,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-batches", type=int, default=20)
     parser.add_argument("--eval-sets", type=int, default=8, help="eval batch sets at the fixed checkpoint")
     parser.add_argument("--report-only", action="store_true", help="no training: tabulate finished runs")
+    parser.add_argument(
+        "--no-diagnostics",
+        dest="diagnostics",
+        action="store_false",
+        help="no Lanczos (λ_min, |cos|) for the runs trained now; NᵀHN is still measured",
+    )
+    parser.add_argument("--note", default="", help="a line for the report (how the runs were made)")
     opts = parser.parse_args(argv)
     opts.seeds = [int(s) for s in opts.seeds.split(",")]
     opts.main = [k for k in opts.optimizers.split(",") if k]
