@@ -3,8 +3,6 @@ before any work, with a ValueError that names the limit."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -66,11 +64,11 @@ def test_the_race_estimate_is_the_algorithm_count(key, hyperparams):
 
 
 def test_race_with_a_billion_steps_is_refused_at_once_naming_the_limit():
-    t0 = time.perf_counter()
+    reports = []  # the race reports progress from step 0: no report = refused before any work
     for steps in (10**9, 1e9, float("inf")):
         with pytest.raises(ValueError, match=r"limit of 1,000,000 \(deo.budget.MAX_STEPS\)"):
-            race(problem(), [OptimizerSpec("gd")], steps)
-    assert time.perf_counter() - t0 < 1.0
+            race(problem(), [OptimizerSpec("gd")], steps, progress=lambda f, m: reports.append(f))
+    assert reports == []
     with pytest.raises(ValueError, match="steps must be an integer"):
         race(problem(), [OptimizerSpec("gd")], 10.5)
     with pytest.raises(ValueError, match="steps must be >= 0"):
@@ -109,10 +107,12 @@ def test_escape_map_grid_and_work_are_capped():
     heavy = [
         OptimizerSpec("deo_escape", {"rotations": 50, "scheme": "central"}, label=str(i)) for i in range(3)
     ]
-    t0 = time.perf_counter()
+    reports = []
     with pytest.raises(BudgetError, match=r"MAX_MAP_GRAD_EVALS.*lower the grid"):
-        escape_map(SADDLE.f, np.zeros((10_000, 2)), heavy, 1000, escape)
-    assert time.perf_counter() - t0 < 1.0
+        escape_map(
+            SADDLE.f, np.zeros((10_000, 2)), heavy, 1000, escape, progress=lambda f, m: reports.append(f)
+        )
+    assert reports == []  # refused before the first step
     assert check_escape_map(heavy, 300, 100) == pytest.approx(100 * 3 * (300 * 103 + 1))
 
 
@@ -181,8 +181,7 @@ def test_a_progress_callback_that_raises_stops_the_work():
         if len(calls) == 3:
             raise _Closed
 
-    t0 = time.perf_counter()
-    with pytest.raises(_Closed):
+    with pytest.raises(_Closed):  # raised at the third report: the race stopped there, not after 10 000 steps
         rosenbrock = surface_problem(landscapes.SURFACES["rosenbrock"], (-2.0, 2.0))  # slow, no divergence
         race(rosenbrock, [OptimizerSpec("gd", {"lr": 1e-4})], 10_000, progress=progress)
     with pytest.raises(_Closed):
@@ -191,7 +190,6 @@ def test_a_progress_callback_that_raises_stops_the_work():
             SADDLE.f, np.zeros((4, 2)), [OptimizerSpec("gd")], 100_000, map_escape(SADDLE), progress=progress
         )
     assert calls == [0.0, 0.02, 0.04]  # the map stopped at its third report (step 400 of 10 000)
-    assert time.perf_counter() - t0 < 60
 
 
 @pytest.mark.parametrize("rotation", ["lanczos", "fourier", "sd"])
