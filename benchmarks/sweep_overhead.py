@@ -18,6 +18,7 @@ includes the other jobs of a shared machine). Ray's start (``ray.init``) is time
 not in the walls above.
 
     python benchmarks/sweep_overhead.py [--cpus 2] [--repeats 3] [--part real tiny]
+    python benchmarks/sweep_overhead.py --part table   # only the escape table (a plain loop, no Ray)
 """
 
 from __future__ import annotations
@@ -187,10 +188,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--part", nargs="+", default=["real", "tiny"], choices=["real", "tiny"])
+    parser.add_argument("--part", nargs="+", default=["real", "tiny"], choices=["real", "tiny", "table"])
     parser.add_argument("--config", type=Path, default=CONFIG, help="the sweep of part 1")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.part == ["table"]:  # the committed escape table only: its cells by a plain loop
+        out = Path(tempfile.mkdtemp(prefix="escape_table"))
+        try:
+            frame = sweep(load_config(CONFIG), out, executor="sequential", progress=False)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        frame.to_csv(RESULTS / "sweep_escape_table.csv", index=False)
+        command = "python benchmarks/sweep_overhead.py --part table"
+        (RESULTS / "sweep_escape_table.md").write_text(escape_table_md(frame, command))
+        print((RESULTS / "sweep_escape_table.md").read_text())
+        return
     import ray
 
     load0 = os.getloadavg()
