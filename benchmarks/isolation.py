@@ -154,11 +154,98 @@ def heavy_window(browser, server: Server, link: str, seeds: list[int]) -> dict:
     }
 
 
+def health_window(browser, server: Server, link: str, seconds: float) -> dict:
+    """Health polls every 100 ms for ``seconds`` while one session computes ``link``."""
+    workers = WorkerCpu(server.proc.pid)
+    workers.sample()
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    heavy = context.new_page()
+    heavy.goto(server.url + link, wait_until="commit")
+    heavy.wait_for_function(PROGRESS_JS, timeout=240_000)
+    cpu0, t0, health = server.cpu(), time.perf_counter(), []
+    while time.perf_counter() - t0 < seconds:
+        health.append(health_ms(server.url))
+        workers.sample()
+        time.sleep(0.1)
+    out = {"health": health, "server_cpu": server.cpu() - cpu0, "worker_cpu": workers.used(),
+           "still_heavy": heavy.evaluate(PROGRESS_JS)}  # fmt: skip
+    context.close()
+    return out
+
+
+def health_only(args) -> None:
+    from playwright.sync_api import sync_playwright
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    load_before = os.getloadavg()
+    rows, stopped = [], None
+    try:
+        for mode, env in (("worker pool", {}), ("in the server process", {"DEO_LAB_WORKERS": "0"})):
+            server = Server(env)
+            try:
+                with sync_playwright() as p:
+                    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    try:
+                        for name, link in HEAVY.items():
+                            r = health_window(browser, server, link, args.window_s)
+                            rows.append((name, mode, r))
+                            say(
+                                name,
+                                mode,
+                                f"max {max(r['health']):.0f} ms",
+                                f"server {r['server_cpu']:.1f} s",
+                            )
+                    finally:
+                        browser.close()
+            finally:
+                server.stop()
+    except (Exception, KeyboardInterrupt, SystemExit) as exc:
+        stopped = repr(exc)[:200]
+        say("stopped early:", stopped)
+    load_after = os.getloadavg()
+    lines = [
+        "| heavy request | where it runs | health p50 ms | p95 ms | max ms | polls | server CPU s | "
+        "worker CPU s | still running at the end |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, mode, r in rows:
+        h = r["health"]
+        lines.append(f"| {name} | {mode} | {pct(h, 50):.0f} | {pct(h, 95):.0f} | {max(h):.0f} | {len(h)} | "
+                     f"{r['server_cpu']:.1f} | {r['worker_cpu']:.1f} | {r['still_heavy']} |")  # fmt: skip
+    lines += ["", f"Health polled every 100 ms for {args.window_s:.0f} s after the heavy page showed its "
+              "progress bar; no other sessions. CPU over the same window: the server process, and its "
+              "descendants (fork server and workers)."]  # fmt: skip
+    if stopped is not None:
+        lines += ["", f"**Stopped early** ({stopped}): the rows above are what was measured before."]
+    header = [
+        "# Isolation benchmark, health endpoint only (worker pool vs work in the server process)",
+        "",
+        f"Command: `python benchmarks/isolation.py --health-only --window-s {args.window_s:g}`",
+        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
+        f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
+        "",
+    ]
+    text = "\n".join(header + lines) + "\n"
+    print(text)
+    (ROOT / "benchmarks" / "results" / "isolation_health.md").write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="solo + heavy waves per heavy request")
     parser.add_argument("--budget-s", type=float, default=900, help="stop starting new waves after this")
+    parser.add_argument(
+        "--health-only",
+        action="store_true",
+        help="no Surfaces waves: health polls under each heavy request, with the worker pool and then "
+        "with the work in the server process (DEO_LAB_WORKERS=0), side by side",
+    )
+    parser.add_argument("--window-s", type=float, default=30, help="health polling window (--health-only)")
     args = parser.parse_args()
+    if args.health_only:
+        health_only(args)
+        return
     from playwright.sync_api import sync_playwright
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

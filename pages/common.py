@@ -534,6 +534,22 @@ def cached_trace_figure(
     return surface3d_figure(get_surface(surface_key, formula), traces, **kwargs)
 
 
+def session_alive() -> Callable[[], bool] | None:
+    """For ``pages.workers.run``: whether the session running this script still has a browser
+    connected (Streamlit keeps a closed tab's script running); None outside a server (AppTest)."""
+    try:
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is None or not Runtime.exists():
+            return None
+        runtime, session_id = Runtime.instance(), ctx.session_id
+    except Exception:
+        return None
+    return lambda: runtime.is_active_session(session_id)
+
+
 @cache_runner
 def cached_escape_map(
     surface_key: str,
@@ -558,7 +574,7 @@ def cached_escape_map(
 
     check_map(specs_from_json(specs_json), steps, resolution**2)  # refused here, before a worker starts
     args = (surface_key, formula, saddle, window, resolution, specs_json, steps, seed, clip)
-    return workers.run(workers.escape_map_job, *args, progress=_progress)
+    return workers.run(workers.escape_map_job, *args, progress=_progress, alive=session_alive())
 
 
 TRIM_EVERY_S = 15.0  # the server hands freed heap pages back to the OS this often

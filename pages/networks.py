@@ -24,6 +24,7 @@ from pages.common import (
     progress_reporter,
     require_app_navigation,
     safe_block,
+    session_alive,
     specs_to_json,
 )
 from viz import network_figs as figs
@@ -66,7 +67,7 @@ def network_race(
 
     check_network_race(workers.specs_from_json(specs_json), steps)  # refused here, before a worker starts
     args = (network_key, init_scale, specs_json, steps, seed, clip, record_every, projection)
-    return workers.run(workers.network_race_job, *args, progress=_progress)
+    return workers.run(workers.network_race_job, *args, progress=_progress, alive=session_alive())
 
 
 @cache_runner
@@ -88,7 +89,7 @@ def network_slice(
     from pages import workers
 
     args = (network_key, init_scale, seed, plane, plane_seed, filter_normalize, radius, resolution, _traces)
-    return workers.run(workers.network_slice_job, *args, progress=_progress)
+    return workers.run(workers.network_slice_job, *args, progress=_progress, alive=session_alive())
 
 
 # ---------------------------------------------------------------------------------------------- page

@@ -55,6 +55,8 @@ STATUS_EVERY_S = 0.1  # a worker writes its progress at most this often
 # in the fork server, instead of in every new worker
 PRELOAD = ["torch", "torch._dynamo", "numpy", "deo", "deo.race", "landscapes", "pages.workers"]
 ENV_WORKERS = "DEO_LAB_WORKERS"  # number of workers; 0 = run jobs in the calling thread
+WATCH_S = 2.0  # a worker checks this often that the server process still exists
+GONE_S = 5.0  # a job is stopped once its session has been disconnected this long (not a blip)
 
 
 class Cancelled(Exception):
@@ -94,9 +96,24 @@ def _on_signal(signum, frame) -> None:
     _check_stop()
 
 
-def _initializer(nice: int = WORKER_NICE) -> None:
-    """Lower priority, one torch thread, and the stop signal's handler (in each worker)."""
+def _watch_server(server_pid: int) -> None:
+    """Exit when the server process is gone (a job would otherwise run on, and its worker keep the
+    fork server alive)."""
+    while True:
+        time.sleep(WATCH_S)
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except OSError:
+            pass
+
+
+def _initializer(nice: int = WORKER_NICE, server_pid: int | None = None) -> None:
+    """Lower priority, one torch thread, the stop signal's handler, and a watch on the server."""
     _lower_priority(0, nice)
+    if server_pid is not None:
+        threading.Thread(target=_watch_server, args=(server_pid,), daemon=True).start()
     import torch
 
     torch.set_num_threads(1)
@@ -129,6 +146,8 @@ def _task(folder: str, task: str, fn: Callable, args: tuple, kwargs: dict) -> An
         return fn(*args, progress=progress, **kwargs)
     finally:
         _CURRENT.update(task=None, dir=None)
+        for path in (_status_path(folder, task), _stop_path(folder, task)):
+            path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------ server
@@ -226,7 +245,7 @@ def _executor() -> ProcessPoolExecutor:
                 max_workers=max_workers(),
                 mp_context=context,
                 initializer=_initializer,
-                initargs=(_worker_nice(),),
+                initargs=(_worker_nice(), os.getpid()),
                 max_tasks_per_child=TASKS_PER_CHILD,
             )
         return _POOL["executor"]
@@ -259,13 +278,21 @@ def _stop(future, folder: str, task: str) -> None:
             pass
 
 
-def run(fn: Callable, *args: Any, progress: Callable[[float, str], None] | None = None, **kwargs: Any) -> Any:
+def run(
+    fn: Callable,
+    *args: Any,
+    progress: Callable[[float, str], None] | None = None,
+    alive: Callable[[], bool] | None = None,
+    **kwargs: Any,
+) -> Any:
     """``fn(*args, progress=..., **kwargs)`` in a worker process; its result (or exception).
 
     ``fn`` must be a module-level function taking a ``progress`` keyword. ``progress`` (optional) is
     the caller's own callback, called from the calling thread with the worker's latest fraction and
     message about every ``POLL_S`` seconds; an exception it raises (Streamlit stopping the session's
-    run) stops the job and propagates. With ``DEO_LAB_WORKERS=0`` the job runs here."""
+    run) stops the job and propagates. ``alive`` (optional) says whether the asking session is still
+    connected; once it has said False for ``GONE_S`` seconds the job is stopped and
+    :class:`Cancelled` raised. With ``DEO_LAB_WORKERS=0`` the job runs here."""
     if max_workers() == 0:
         return fn(*args, progress=progress, **kwargs)
     executor = _executor()
@@ -278,12 +305,20 @@ def run(fn: Callable, *args: Any, progress: Callable[[float, str], None] | None 
         executor = _executor()
         folder = _POOL["dir"]
         future = executor.submit(_task, folder, task, fn, args, kwargs)
+    gone_since = None
     try:
         while True:
             try:
-                return future.result(timeout=POLL_S if progress is not None else None)
+                watched = progress is not None or alive is not None
+                return future.result(timeout=POLL_S if watched else None)
             except FutureTimeout:
                 pass
+            if alive is not None and not alive():
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= GONE_S:
+                    raise Cancelled("stopped: the session that asked for this was closed")
+            else:
+                gone_since = None
             status = _read_status(folder, task)
             if progress is not None:
                 if status is None:
@@ -299,8 +334,9 @@ def run(fn: Callable, *args: Any, progress: Callable[[float, str], None] | None 
         _stop(future, folder, task)
         raise
     finally:
-        for path in (_status_path(folder, task), _stop_path(folder, task)):
-            path.unlink(missing_ok=True)
+        if future.done():  # else the worker removes them when the stopped job ends
+            for path in (_status_path(folder, task), _stop_path(folder, task)):
+                path.unlink(missing_ok=True)
 
 
 def worker_pids() -> list[int]:

@@ -119,3 +119,13 @@ def test_a_budget_refusal_comes_back_as_the_same_error(pool):
     )
     with pytest.raises(BudgetError, match="ESCAPE_MAP_BUDGET"):
         workers.run(workers.escape_map_job, *args, 2000, 0, None)
+
+
+def test_a_job_whose_session_was_closed_is_stopped_after_the_grace_time(pool, monkeypatch):
+    monkeypatch.setattr(workers, "GONE_S", 0.3)
+    args = (*MAP, 60, _specs("gd", "adam", "deo_escape"), 2000, 0, None)  # minutes of work
+    t0 = time.monotonic()
+    with pytest.raises(workers.Cancelled):
+        workers.run(workers.escape_map_job, *args, alive=lambda: False)
+    assert workers.run(workers.pid_job) > 0  # the worker is free again
+    assert time.monotonic() - t0 < 60
