@@ -193,8 +193,9 @@ def load_average() -> str:
 def markdown(
     cost: list[dict], accuracy: list[dict] | None, batching: dict | None, command: str, loads: tuple[str, str]
 ) -> str:
+    title = "cost, accuracy, batching" if accuracy is not None else "cost of a DEO step against Adam"
     lines = [
-        "# Engine benchmark: cost, accuracy, batching",
+        f"# Engine benchmark: {title}",
         "",
         f"Command: `{command}`  ",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",

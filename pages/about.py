@@ -134,6 +134,12 @@ BENCHMARKS = (
         "What DEO costs per step against Adam, and what batching buys.",
     ),
     Benchmark(
+        "engine_cost.md",
+        "engine.py",
+        "python benchmarks/engine.py --repeats 5 --threads 1 --cost-only",
+        "What a DEO step costs against Adam(foreach=True) after the per-parameter step (part 1 only).",
+    ),
+    Benchmark(
         "engine_accuracy.md",
         "engine_accuracy.py",
         "python benchmarks/engine_accuracy.py 5",
