@@ -421,8 +421,10 @@ with watch:
             "to x, where the curvature is positive: it never acts and runs on GD's path step for "
             "step. Over 10 seeds on this surface (from (1, 10⁻⁶), benchmarks/results/controls.md) "
             "DEO-escape escapes in a median 389 steps, its fixed control in 734 (GD's time; lower "
-            "quartile 111, when N falls near y), and a control re-drawn every step in 192: the "
-            "dimer beats GD and its fixed control, not every random direction."
+            "quartile 111, when N falls near y; the difference is not significant, Mann–Whitney "
+            "p = 0.45), and a control re-drawn every step in 192 (significantly faster, p = 0.0001): "
+            "here the dimer beats GD, not its random controls — doubling the step along a direction "
+            "that catches y is what helps."
         )
     elif any("_random" in t.key for t in traces):
         st.caption(CONTROL_WORDS)
