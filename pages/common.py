@@ -368,7 +368,8 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     an element made outside the cached function (the progress bar) while it runs, and copies
     (unpickles) every hit. Results are shared, not copied: callers must not mutate them.
     ``wrapper.clear()`` empties this function's cache; ``wrapper.stats()`` gives ``computations``
-    (calls of ``fn``), ``hits``, ``entries`` and ``bytes``.
+    (calls of ``fn``), ``hits``, ``entries`` and ``bytes``; ``wrapper.contains(*args)`` says whether
+    those arguments' result is cached (a peek: it computes nothing).
     """
     if fn is None:
         return functools.partial(cache_runner, max_entries=max_entries)
@@ -380,11 +381,15 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     def mine() -> list:
         return [k for k in _CACHE if k[0] is fid]
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def key_of(args, kwargs) -> tuple:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        key = (fid, tuple((k, _freeze(v)) for k, v in bound.arguments.items() if not k.startswith("_")))
+        plain = tuple((k, _freeze(v)) for k, v in bound.arguments.items() if not k.startswith("_"))
+        return bound, (fid, plain)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        bound, key = key_of(args, kwargs)
         while True:
             with _CACHE_LOCK:
                 if key in _CACHE:
@@ -437,8 +442,15 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
             own = mine()
             return {**counts, "entries": len(own), "bytes": sum(_CACHE[k][1] for k in own)}
 
+    def contains(*args, **kwargs) -> bool:
+        """Whether a result for these arguments is in the cache now (computes nothing, counts no hit)."""
+        key = key_of(args, kwargs)[1]
+        with _CACHE_LOCK:
+            return key in _CACHE
+
     wrapper.clear = clear
     wrapper.stats = stats
+    wrapper.contains = contains
     return wrapper
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from deo.estimate import escape_map_estimate
 from pages.common import (
     URL,
     cached_escape_map,
@@ -20,6 +21,8 @@ from pages.common import (
     safe_call,
     specs_to_json,
 )
+from pages.estimates import escape_map_seconds_per_row_eval, should_run
+from pages.request_budget import check_map
 from viz.escape_figs import escape_histogram, escape_maps_figure
 
 require_app_navigation()
@@ -145,21 +148,20 @@ if not specs:
     st.info("Choose at least one optimizer in the controls to draw its escape map.")
     st.stop()
 
+map_args = (surface_key, "", tuple(saddle.xy), window, int(resolution), specs_to_json(specs), int(steps))
+map_args += (int(seed), config["clip"])
+try:  # the map's own budget check refuses an oversized request below, with its message
+    check_map(specs, int(steps), int(resolution) ** 2)
+    rate = escape_map_seconds_per_row_eval(surface, surface_key, "", int(resolution), window)
+    estimate = escape_map_estimate(specs, int(steps), int(resolution) ** 2, rate)
+except ValueError:
+    estimate = None
+if estimate is not None and not should_run(
+    estimate, repr(map_args), cached_escape_map.contains(*map_args), "This escape map", "em.map"
+):
+    st.stop()
 report, close = progress_reporter(f"Running {len(specs)} optimizers from {int(resolution) ** 2} starts…")
-outcome = safe_call(
-    cached_escape_map,
-    surface_key,
-    "",
-    tuple(saddle.xy),
-    window,
-    int(resolution),
-    specs_to_json(specs),
-    int(steps),
-    int(seed),
-    config["clip"],
-    _progress=report,
-    what="The escape map",
-)
+outcome = safe_call(cached_escape_map, *map_args, _progress=report, what="The escape map")
 close()
 if outcome is None:
     st.stop()

@@ -12,10 +12,10 @@ from __future__ import annotations
 import streamlit as st
 
 import landscapes
+from deo.estimate import race_estimate
 from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from pages.common import (
     URL,
-    cache_runner,
     controls,
     copy_link_button,
     download_buttons,
@@ -24,9 +24,10 @@ from pages.common import (
     progress_reporter,
     require_app_navigation,
     safe_block,
-    session_alive,
     specs_to_json,
 )
+from pages.estimates import network_race, network_seconds_per_eval, network_slice, should_run
+from pages.request_budget import check_network_race
 from viz import network_figs as figs
 
 require_app_navigation()
@@ -42,54 +43,6 @@ PLANES = {
     "min_curvature": "the two lowest-curvature Hessian eigenvectors at the start",
     "pca": "PCA of all optimizers' trajectories together",
 }
-
-
-# ---------------------------------------------------------------------------------- cached engine
-# The race and the slice run in a worker process (pages/workers.py: the server's event loop and the
-# other sessions never wait behind them); the shared cache keeps one result per configuration.
-
-
-@cache_runner
-def network_race(
-    network_key: str,
-    init_scale: float | None,
-    specs_json: str,
-    steps: int,
-    seed: int,
-    clip: float | None,
-    record_every: int,
-    projection: tuple[int, bool] | None = None,
-    _progress=None,
-) -> list:
-    """``pages.workers.network_race_job`` in a worker process, cached on the plain arguments."""
-    from pages import workers
-    from pages.request_budget import check_network_race
-
-    check_network_race(workers.specs_from_json(specs_json), steps)  # refused here, before a worker starts
-    args = (network_key, init_scale, specs_json, steps, seed, clip, record_every, projection)
-    return workers.run(workers.network_race_job, *args, progress=_progress, alive=session_alive())
-
-
-@cache_runner
-def network_slice(
-    network_key: str,
-    init_scale: float | None,
-    seed: int,
-    plane: str,
-    plane_seed: int,
-    filter_normalize: bool,
-    radius: float,
-    resolution: int,
-    race_key: str,
-    _traces=None,
-    _progress=None,
-) -> dict:
-    """``pages.workers.network_slice_job`` in a worker process; ``race_key`` identifies ``_traces``
-    (the race's own arguments) in the cache key."""
-    from pages import workers
-
-    args = (network_key, init_scale, seed, plane, plane_seed, filter_normalize, radius, resolution, _traces)
-    return workers.run(workers.network_slice_job, *args, progress=_progress, alive=session_alive())
 
 
 # ---------------------------------------------------------------------------------------------- page
@@ -210,19 +163,20 @@ if large_network:
 traces = None
 specs_json = specs_to_json(specs)
 projection = (int(plane_seed), bool(filter_normalize)) if large_network else None
+race_args = (network_key, init_scale, specs_json, int(steps), int(seed), float(clip) or None, record_every)
+race_args += (projection,)
+try:  # the race's own budget check refuses an oversized request below, with its message
+    check_network_race(specs, int(steps))
+    estimate = race_estimate(specs, int(steps), network_seconds_per_eval(network_key))
+except ValueError:
+    estimate = None
+if estimate is not None and not should_run(
+    estimate, repr(race_args), network_race.contains(*race_args), "This race", f"{P}race"
+):
+    st.stop()
 with safe_block("The race"):
     report, close = progress_reporter("Training…")
-    traces = network_race(
-        network_key,
-        init_scale,
-        specs_json,
-        int(steps),
-        int(seed),
-        float(clip) or None,
-        record_every,
-        projection,
-        _progress=report,
-    )
+    traces = network_race(*race_args, _progress=report)
     close()
 
 if traces:

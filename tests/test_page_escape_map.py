@@ -70,3 +70,47 @@ def test_the_url_restores_the_configuration():
     assert at.number_input(key="half_width").value == 0.5
     assert at.radio(key="mode").value == "basin"
     assert summary(at).loc["Adam", "escaped"].endswith("/49")
+
+
+# ------------------------------------------------------------------ heavy work waits for Run (issue 8)
+
+
+def test_a_large_map_shows_its_estimate_and_a_run_button_and_computes_nothing():
+    from pages.common import cached_escape_map
+
+    before = cached_escape_map.stats()["computations"]
+    at = run_page(resolution="100", steps="600", seed="11")  # 10 000 starts × 600 steps: not pressed
+    no_exception(at)
+    assert not at.error
+    assert at.button(key="em.map.run").label == "Run"
+    text = " ".join(m.value for m in at.markdown)
+    assert "about 30,030,000 row-gradient evaluations, roughly" in text
+    assert not at.get("plotly_chart") and not at.dataframe
+    assert cached_escape_map.stats()["computations"] == before
+
+
+def test_pressing_run_maps_and_a_changed_setting_asks_again(monkeypatch):
+    import pages.estimates
+    from pages.common import cached_escape_map
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", 0.0)  # every map waits: keep it small
+    before = cached_escape_map.stats()["computations"]
+    at = run_page(resolution="6", steps="20", seed="17")
+    no_exception(at)
+    assert not at.get("plotly_chart") and cached_escape_map.stats()["computations"] == before
+    at.button(key="em.map.run").click().run()
+    no_exception(at)
+    assert cached_escape_map.stats()["computations"] == before + 1
+    assert (summary(at)["escaped"].str.endswith("/36")).all() and len(at.get("plotly_chart")) == 2
+    at.radio(key="mode").set_value("basin").run()  # a view setting: the same map, still shown
+    assert len(at.get("plotly_chart")) == 2 and not at.button
+    at.slider(key="resolution").set_value(7).run()  # a new map: the estimate and Run again
+    no_exception(at)
+    assert at.button(key="em.map.run") and not at.get("plotly_chart")
+    assert cached_escape_map.stats()["computations"] == before + 1
+
+
+def test_a_small_map_runs_without_a_button():
+    at = run_page(resolution="6", steps="20", seed="19")
+    no_exception(at)
+    assert not at.button and len(at.get("plotly_chart")) == 2

@@ -82,3 +82,51 @@ def test_projector_mode_and_hidden_controls_render():
     at = run(**{"nw.problem": "xor", "nw.steps": "30", "big": "true", "lecture": "true"})
     assert_clean(at)
     assert len(results(at)) == 3
+
+
+# ------------------------------------------------------------------ heavy work waits for Run (issue 8)
+
+
+def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing():
+    from pages.estimates import network_race
+
+    before = network_race.stats()["computations"]
+    at = run(**{"nw.problem": "tiny_transformer", "nw.seed": "11"})  # ~50 s: not pressed here
+    assert_clean(at)
+    assert at.button(key="nw.race.run").label == "Run"
+    text = " ".join(m.value for m in at.markdown)
+    assert "about 643 gradient evaluations, roughly" in text and "on this server" in text
+    assert not at.get("plotly_chart") and not at.dataframe
+    assert network_race.stats()["computations"] == before
+
+
+def test_pressing_run_races_and_a_changed_setting_asks_again(monkeypatch):
+    import pages.estimates
+    from pages.estimates import network_race
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", 0.0)  # every race waits: keep it small
+    query = {"nw.problem": "xor", "nw.steps": "20", "nw.seed": "17"}
+    before = network_race.stats()["computations"]
+    at = run(**query)
+    assert_clean(at)
+    assert not at.get("plotly_chart") and network_race.stats()["computations"] == before
+    at.button(key="nw.race.run").click().run()
+    assert_clean(at)
+    assert network_race.stats()["computations"] == before + 1
+    assert (results(at)["steps run"] == 20).all() and len(at.get("plotly_chart")) == 7
+    at.checkbox(key="nw.log").check().run()  # a view setting: the same race, still shown
+    assert len(at.get("plotly_chart")) == 7 and not at.button
+    at.number_input(key="nw.steps").set_value(30).run()  # a new race: the estimate and Run again
+    assert_clean(at)
+    assert at.button(key="nw.race.run") and not at.get("plotly_chart")
+    assert network_race.stats()["computations"] == before + 1
+    # another session asking for the race already cached sees it at once (a peek, no button)
+    other = run(**query)
+    assert not other.button and len(other.get("plotly_chart")) == 7
+    assert network_race.stats()["computations"] == before + 1
+
+
+def test_a_light_race_runs_without_a_button():
+    at = run(**{"nw.problem": "xor", "nw.steps": "20", "nw.seed": "19"})
+    assert_clean(at)
+    assert not at.button and len(results(at)) == 3

@@ -1,0 +1,106 @@
+"""What a request will cost before it runs: the algorithm's gradient-evaluation count
+(:mod:`deo.budget`) times a *measured* seconds-per-gradient-evaluation of that problem.
+
+The count is exact for GD/Adam/DEO (an upper bound for PGD and the published dimer). The seconds
+per evaluation are not a constant: :func:`calibrate_race` and :func:`calibrate_escape_map` time a
+few GD steps of the same engine on the same problem (for an escape map: on the same number of
+starts, since a batched evaluation's cost per row depends on the batch) and divide by the
+gradient evaluations those steps spent. Work outside the gradient count (recording rows, the exact
+Hessian of small networks, an optimizer's own arithmetic beyond GD's) is not in the figure, so the
+time is a rough guide ("roughly X s"), not a promise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deo.budget import escape_map_cost, race_cost
+
+CALIBRATION_STEPS = 3  # GD steps timed per calibration (after one untimed warm-up)
+CALIBRATION_REPEATS = 2  # the fastest of this many timings (the least disturbed by other load)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """``grad_evals`` (gradient evaluations; row-gradient evaluations for an escape map) and the
+    measured ``seconds_per_eval`` of the problem; ``seconds`` is their product."""
+
+    grad_evals: float
+    seconds_per_eval: float
+    unit: str = "gradient evaluations"
+
+    @property
+    def seconds(self) -> float:
+        return self.grad_evals * self.seconds_per_eval
+
+    def describe(self) -> str:
+        """``"about 12,300 gradient evaluations, roughly 4 s on this server"``."""
+        return (
+            f"about {self.grad_evals:,.0f} {self.unit}, roughly {format_seconds(self.seconds)} on this server"
+        )
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration in words a person reads at a glance: "< 1 s", "4 s", "2.5 min"."""
+    if not math.isfinite(seconds):
+        return "an unknown time"
+    if seconds < 1:
+        return "< 1 s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def race_estimate(optimizers: Sequence[Any], steps: int, seconds_per_eval: float) -> Estimate:
+    """The cost of ``deo.race.race(problem, optimizers, steps)``: :func:`deo.budget.race_cost`
+    gradient evaluations × ``seconds_per_eval`` (from :func:`calibrate_race`)."""
+    return Estimate(race_cost(optimizers, int(steps)), float(seconds_per_eval))
+
+
+def escape_map_estimate(
+    optimizers: Sequence[Any], steps: int, starts: int, seconds_per_row_eval: float
+) -> Estimate:
+    """The cost of an escape map: :func:`deo.budget.escape_map_cost` row-gradient evaluations ×
+    ``seconds_per_row_eval`` (from :func:`calibrate_escape_map` on the same number of starts)."""
+    cost = escape_map_cost(optimizers, int(steps), int(starts))
+    return Estimate(cost, float(seconds_per_row_eval), "row-gradient evaluations")
+
+
+def _fastest(run: Callable[[], None], repeats: int) -> float:
+    run()  # warm-up: first-call costs (imports, allocator, autograd graph caches) are not the rate
+    best = math.inf
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def calibrate_race(problem, steps: int = CALIBRATION_STEPS, repeats: int = CALIBRATION_REPEATS) -> float:
+    """Seconds per gradient evaluation of ``problem`` in ``deo.race.race``: the fastest of
+    ``repeats`` timings of a ``steps``-step GD race, divided by its gradient evaluations."""
+    from deo.race import OptimizerSpec, race
+
+    specs = [OptimizerSpec("gd")]
+    problem = dataclasses.replace(problem, exact_hessian=False)  # the gradient rate, not the diagnostics
+    seconds = _fastest(lambda: race(problem, specs, steps, record_every=max(1, steps)), repeats)
+    return seconds / race_cost(specs, steps)
+
+
+def calibrate_escape_map(
+    surface, grid: int, window=None, steps: int = CALIBRATION_STEPS, repeats: int = CALIBRATION_REPEATS
+) -> float:
+    """Seconds per row-gradient evaluation of :func:`deo.escapes.surface_escape_map` on ``surface``
+    (duck-typed) with a ``grid``×``grid`` grid of starts in ``window``: the fastest of ``repeats``
+    timings of a ``steps``-step GD map, divided by its row-gradient evaluations."""
+    from deo.escapes import surface_escape_map
+    from deo.race import OptimizerSpec
+
+    specs = [OptimizerSpec("gd")]
+    seconds = _fastest(lambda: surface_escape_map(surface, grid, specs, steps, window=window), repeats)
+    return seconds / escape_map_cost(specs, steps, grid * grid)
