@@ -26,6 +26,20 @@ _RATES: dict = {}  # calibration key -> seconds per (row-)gradient evaluation, o
 _RATES_LOCK = threading.Lock()
 
 
+def _one_thread(measure) -> float:
+    """``measure()`` with one torch thread in the calling thread, as the workers run (OpenMP's
+    thread count is per thread: a script thread that app.py did not set up, e.g. under AppTest,
+    would otherwise time two spinning threads on a shared CPU, ~35× slower for a small network)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return measure()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _rate(key: tuple, measure) -> float:
     with _RATES_LOCK:
         if key in _RATES:
@@ -39,11 +53,11 @@ def network_seconds_per_eval(network_key: str) -> float:
     """Seconds per gradient evaluation of ``landscapes.make_network(network_key)`` in a race on
     this server (``deo.estimate.calibrate_race``: a few timed GD steps), measured once per process."""
 
-    def measure() -> float:  # the server runs torch on one thread (app.py), as the workers do
+    def measure() -> float:
         import landscapes
         from deo.problems import network_problem
 
-        return calibrate_race(network_problem(landscapes.make_network(network_key)))
+        return _one_thread(lambda: calibrate_race(network_problem(landscapes.make_network(network_key))))
 
     return _rate(("network", network_key), measure)
 
@@ -54,7 +68,7 @@ def escape_map_seconds_per_row_eval(surface, surface_key: str, formula: str, gri
     (the window of the first request is used; the rate hardly depends on it)."""
 
     def measure() -> float:
-        return calibrate_escape_map(surface, int(grid), window)
+        return _one_thread(lambda: calibrate_escape_map(surface, int(grid), window))
 
     return _rate(("escape_map", surface_key, formula, int(grid)), measure)
 
