@@ -31,6 +31,9 @@ from viz.dimer_figs import (
 from viz.palette import EXACT_COLOR, color_for, dash_for, rgba
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
+# Legends sit above the plot area (Plotly widens the top margin to fit them): below it, at a fixed
+# fraction of the plot's height, a short chart's legend covered the x-axis title "step".
+LEGEND_ABOVE = {"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"}
 SLICE_CAUTION = (
     "A 2-D slice of a high-dimensional loss can mislead: the contour is the loss on the plane, "
     "a projected point's contour value is not its loss."
@@ -106,7 +109,7 @@ def loss_figure(
         )
     fig.update_xaxes(title_text=X_AXES[x_axis])
     fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
-    return finish(fig, large, height=440, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+    return finish(fig, large, height=440, legend=LEGEND_ABOVE)
 
 
 def _no_data_note(fig: go.Figure, text: str) -> None:
@@ -156,7 +159,7 @@ def curvature_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
     fig.add_hline(y=0, line={"color": EXACT_COLOR, "width": 1})
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="curvature")
-    return finish(fig, large, height=440, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+    return finish(fig, large, height=440, legend=LEGEND_ABOVE)
 
 
 def _unit_interval_figure(
@@ -173,7 +176,7 @@ def _unit_interval_figure(
         _no_data_note(fig, empty_note)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text=y_title, range=[-0.02, 1.05])
-    return finish(fig, large, height=400, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+    return finish(fig, large, height=400, legend=LEGEND_ABOVE)
 
 
 def cos_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
@@ -351,7 +354,7 @@ def trajectory_loss_figure(
             )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
-    return finish(fig, large, height=400, legend={"orientation": "h", "x": 0.0, "y": -0.2, "yanchor": "top"})
+    return finish(fig, large, height=400, legend=LEGEND_ABOVE)
 
 
 def results_rows(traces: Sequence[Trace]) -> list[dict]:
