@@ -121,6 +121,7 @@ def heavy_window(browser, server: Server, link: str, seeds: list[int]) -> dict:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     heavy = context.new_page()
     heavy.goto(server.url + link, wait_until="commit")
+    heavy.get_by_role("button", name="Run").click(timeout=240_000)  # heavy work waits for Run (issue 8)
     heavy.wait_for_function(PROGRESS_JS, timeout=240_000)  # the heavy job is queued or running
     stop = threading.Event()
     health: list[float] = []
@@ -161,6 +162,7 @@ def health_window(browser, server: Server, link: str, seconds: float) -> dict:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     heavy = context.new_page()
     heavy.goto(server.url + link, wait_until="commit")
+    heavy.get_by_role("button", name="Run").click(timeout=240_000)  # heavy work waits for Run (issue 8)
     heavy.wait_for_function(PROGRESS_JS, timeout=240_000)
     cpu0, t0, health = server.cpu(), time.perf_counter(), []
     while time.perf_counter() - t0 < seconds:
