@@ -35,16 +35,28 @@ class Estimate:
     grad_evals: float
     seconds_per_eval: float
     unit: str = "gradient evaluations"
+    loss_evals: float = 0.0  # plain loss evaluations (no gradient), e.g. a loss slice's grid points
+    seconds_per_loss_eval: float = 0.0
 
     @property
     def seconds(self) -> float:
-        return self.grad_evals * self.seconds_per_eval
+        return self.grad_evals * self.seconds_per_eval + self.loss_evals * self.seconds_per_loss_eval
+
+    def plus_loss_evals(self, count: float, seconds_per_loss_eval: float) -> Estimate:
+        """This estimate and ``count`` more loss evaluations at the measured rate
+        (:func:`calibrate_loss`)."""
+        total = self.loss_evals + count
+        rate = seconds_per_loss_eval if count else self.seconds_per_loss_eval
+        return dataclasses.replace(self, loss_evals=total, seconds_per_loss_eval=rate)
 
     def describe(self) -> str:
-        """``"about 12,300 gradient evaluations, roughly 4 s on this server"``."""
-        return (
-            f"about {self.grad_evals:,.0f} {self.unit}, roughly {format_seconds(self.seconds)} on this server"
-        )
+        """``"about 12,300 gradient evaluations, roughly 4 s on this server"`` (with ``"and 961 loss
+        evaluations"`` when there are some)."""
+        parts = [f"{self.grad_evals:,.0f} {self.unit}"] if self.grad_evals else []
+        if self.loss_evals:
+            parts.append(f"{self.loss_evals:,.0f} loss evaluations")
+        counts = " and ".join(parts) or f"0 {self.unit}"
+        return f"about {counts}, roughly {format_seconds(self.seconds)} on this server"
 
 
 def format_seconds(seconds: float) -> str:
@@ -110,3 +122,17 @@ def calibrate_escape_map(
     specs = [OptimizerSpec("gd")]
     seconds = _fastest(lambda: surface_escape_map(surface, grid, specs, steps, window=window), repeats)
     return seconds / escape_map_cost(specs, steps, grid * grid)
+
+
+def calibrate_loss(problem, repeats: int = CALIBRATION_REPEATS) -> float:
+    """Seconds per plain loss evaluation (no gradient) of ``problem`` at its start, on its first
+    batch: the fastest of at least ``repeats`` timings (see :func:`calibrate_race`)."""
+    import torch
+
+    batch = problem.batch(0) if problem.batch is not None else None
+
+    def run() -> None:
+        with torch.no_grad():
+            problem.loss(problem.params0, batch)
+
+    return _fastest(run, repeats)

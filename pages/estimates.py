@@ -17,7 +17,7 @@ import threading
 
 import streamlit as st
 
-from deo.estimate import Estimate, calibrate_escape_map, calibrate_race
+from deo.estimate import Estimate, calibrate_escape_map, calibrate_loss, calibrate_race
 from pages.common import cache_runner, session_alive
 
 RUN_BUTTON_SECONDS = 3.0  # above this estimate a request waits for its Run button
@@ -60,6 +60,19 @@ def network_seconds_per_eval(network_key: str) -> float:
         return _one_thread(lambda: calibrate_race(network_problem(landscapes.make_network(network_key))))
 
     return _rate(("network", network_key), measure)
+
+
+def network_seconds_per_loss_eval(network_key: str) -> float:
+    """Seconds per plain loss evaluation of the network at its start (``deo.estimate.calibrate_loss``;
+    a 2-D slice evaluates the loss at its grid points), measured once per process."""
+
+    def measure() -> float:
+        import landscapes
+        from deo.problems import network_problem
+
+        return _one_thread(lambda: calibrate_loss(network_problem(landscapes.make_network(network_key))))
+
+    return _rate(("network_loss", network_key), measure)
 
 
 def escape_map_seconds_per_row_eval(surface, surface_key: str, formula: str, grid: int, window) -> float:

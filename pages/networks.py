@@ -26,7 +26,13 @@ from pages.common import (
     safe_block,
     specs_to_json,
 )
-from pages.estimates import network_race, network_seconds_per_eval, network_slice, should_run
+from pages.estimates import (
+    network_race,
+    network_seconds_per_eval,
+    network_seconds_per_loss_eval,
+    network_slice,
+    should_run,
+)
 from pages.request_budget import check_network_race
 from viz import network_figs as figs
 
@@ -165,13 +171,23 @@ specs_json = specs_to_json(specs)
 projection = (int(plane_seed), bool(filter_normalize)) if large_network else None
 race_args = (network_key, init_scale, specs_json, int(steps), int(seed), float(clip) or None, record_every)
 race_args += (projection,)
+race_key = f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{projection}"
+slice_plane = "random" if large_network else plane  # large networks: projected during the race
+slice_args = (network_key, init_scale, int(seed), slice_plane, int(plane_seed), bool(filter_normalize))
+slice_args += (float(radius), int(resolution), race_key)
+race_cached, slice_cached = network_race.contains(*race_args), network_slice.contains(*slice_args)
 try:  # the race's own budget check refuses an oversized request below, with its message
     check_network_race(specs, int(steps))
-    estimate = race_estimate(specs, int(steps), network_seconds_per_eval(network_key))
+    # what is not cached yet: the race's gradient evaluations, the slice's loss evaluations
+    pending = [] if race_cached else specs
+    estimate = race_estimate(pending, int(steps), network_seconds_per_eval(network_key))
+    if not slice_cached:
+        estimate = estimate.plus_loss_evals(int(resolution) ** 2, network_seconds_per_loss_eval(network_key))
 except ValueError:
     estimate = None
+what = "This race and its 2-D slice" if not race_cached else "This 2-D slice"
 if estimate is not None and not should_run(
-    estimate, repr(race_args), network_race.contains(*race_args), "This race", f"{P}race"
+    estimate, repr((race_args, slice_args)), race_cached and slice_cached, what, f"{P}race"
 ):
     st.stop()
 with safe_block("The race"):
@@ -228,24 +244,8 @@ if traces:
                 f"{n_params} parameters: trajectories are projected during the race, on the random "
                 "plane only; showing the random plane."
             )
-            plane = "random"
-        race_key = (
-            f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{projection}"
-        )
         slice_report, slice_close = progress_reporter("Evaluating the loss on the plane…")
-        sl = network_slice(
-            network_key,
-            init_scale,
-            int(seed),
-            plane,
-            int(plane_seed),
-            bool(filter_normalize),
-            float(radius),
-            int(resolution),
-            race_key,
-            _traces=traces,
-            _progress=slice_report,
-        )
+        sl = network_slice(*slice_args, _traces=traces, _progress=slice_report)
         slice_close()
         slice_fig = figs.slice_figure(
             sl["alphas"],

@@ -16,6 +16,7 @@ from deo.escapes import surface_escape_map
 from deo.estimate import (
     Estimate,
     calibrate_escape_map,
+    calibrate_loss,
     calibrate_race,
     escape_map_estimate,
     format_seconds,
@@ -74,9 +75,11 @@ def test_escape_map_estimate_counts_the_row_gradients_plus_one_per_start_and_opt
 
 
 def test_calibrations_measure_a_positive_rate_that_grows_with_the_network():
-    small = calibrate_race(network_problem(landscapes.make_network("xor")), steps=2, repeats=1)
-    large = calibrate_race(network_problem(landscapes.make_network("tiny_transformer")), steps=2, repeats=1)
+    xor, transformer = (network_problem(landscapes.make_network(k)) for k in ("xor", "tiny_transformer"))
+    small = calibrate_race(xor, steps=2, repeats=1)
+    large = calibrate_race(transformer, steps=2, repeats=1)
     assert 0 < small < large < 10  # 9 parameters vs 12 992: a transformer's gradient costs more
+    assert 0 < calibrate_loss(xor) < calibrate_loss(transformer) < large  # a forward pass is cheaper
     rate = calibrate_escape_map(landscapes.SURFACES["saddle_plateau"], 6, ((-1, 1), (-1, 1)), 2, 1)
     assert 0 < rate < 0.01 and math.isfinite(rate)
 
@@ -86,5 +89,12 @@ def test_the_estimate_reads_as_words():
         Estimate(12_345, 0.001).describe() == "about 12,345 gradient evaluations, roughly 12 s on this server"
     )
     assert Estimate(100, 1e-4).describe().endswith("roughly < 1 s on this server")
+    both = Estimate(643, 0.01).plus_loss_evals(961, 0.001)
+    assert both.seconds == pytest.approx(6.43 + 0.961)
+    assert (
+        both.describe()
+        == "about 643 gradient evaluations and 961 loss evaluations, roughly 7 s on this server"
+    )
+    assert Estimate(0, 0.01).plus_loss_evals(121, 0.1).describe().startswith("about 121 loss evaluations, ")
     assert format_seconds(300) == "5.0 min"
     assert format_seconds(math.nan) == "an unknown time"

@@ -95,7 +95,8 @@ def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing()
     assert_clean(at)
     assert at.button(key="nw.race.run").label == "Run"
     text = " ".join(m.value for m in at.markdown)
-    assert "about 643 gradient evaluations, roughly" in text and "on this server" in text
+    assert "**This race and its 2-D slice** will cost about 643 gradient evaluations and 961 loss" in text
+    assert "loss evaluations, roughly" in text and "on this server" in text
     assert not at.get("plotly_chart") and not at.dataframe
     assert network_race.stats()["computations"] == before
 
@@ -115,6 +116,12 @@ def test_pressing_run_races_and_a_changed_setting_asks_again(monkeypatch):
     assert network_race.stats()["computations"] == before + 1
     assert (results(at)["steps run"] == 20).all() and len(at.get("plotly_chart")) == 7
     at.checkbox(key="nw.log").check().run()  # a view setting: the same race, still shown
+    assert len(at.get("plotly_chart")) == 7 and not at.button
+    at.slider(key="nw.grid").set_value(11).run()  # the same race, a new slice: asks for the slice only
+    assert_clean(at)
+    assert at.button(key="nw.race.run") and not at.get("plotly_chart")
+    assert any("**This 2-D slice** will cost about 121 loss evaluations" in m.value for m in at.markdown)
+    at.slider(key="nw.grid").set_value(31).run()  # back: both cached, shown at once
     assert len(at.get("plotly_chart")) == 7 and not at.button
     at.number_input(key="nw.steps").set_value(30).run()  # a new race: the estimate and Run again
     assert_clean(at)
