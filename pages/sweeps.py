@@ -41,7 +41,15 @@ st.caption(
     "hyperparameters, seed, metrics, git revision and versions). See README, “Sweeps”."
 )
 tables = sweep_tables(RESULTS)
-choice = st.selectbox("Table", [*tables, UPLOAD], key="sw.table")
+
+
+def _new_table() -> None:
+    """Another table has other problems and axes: its choices start from their defaults."""
+    for key in ("sw.problem", "sw.x"):
+        st.session_state.pop(key, None)
+
+
+choice = st.selectbox("Table", [*tables, UPLOAD], key="sw.table", on_change=_new_table)
 frame = None
 if choice == UPLOAD:
     upload = st.file_uploader("A sweep table", type=["parquet", "csv"], key="sw.upload")
