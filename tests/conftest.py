@@ -121,14 +121,22 @@ def app_url():
 
 
 @pytest.fixture(scope="session")
-def browser(app_url):
-    """One headless Chromium for the session (Playwright sync API)."""
+def chromium():
+    """One headless Chromium for the whole test session (Playwright sync API). Playwright's sync API
+    allows one instance per thread at a time, so every browser test shares this one."""
+    _require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser(app_url, chromium):
+    """The session's Chromium, for tests against the app server at ``app_url``."""
+    return chromium
 
 
 @pytest.fixture

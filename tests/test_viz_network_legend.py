@@ -5,7 +5,6 @@ page (no server); the test waits for the drawn legend, then compares bounding bo
 from __future__ import annotations
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 
 import landscapes
 from deo.problems import network_problem
@@ -28,17 +27,6 @@ def figures() -> dict:
         "true loss along the trajectory": figs.trajectory_loss_figure(traces, on_slice),
         "true loss, projector": figs.trajectory_loss_figure(traces, on_slice, large=True),
     }
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def _overlap(a: dict, b: dict) -> bool:
