@@ -376,9 +376,10 @@ def test_play_on_every_animated_chart_keeps_its_background(
 
 
 def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, screenshot_dir):
-    """1280×720, large fonts, controls hidden, sidebar collapsed: on every animated Dimer chart the
-    slider's "step …" label sits below the x axis's title, the Play buttons beside the slider, and
-    the legend clear of all of them."""
+    """1280×720, large fonts, controls hidden, sidebar collapsed: every animated Dimer chart fits the
+    window (scrolled to its end, its plots start below the header and its legend ends inside the
+    window), the slider's "step …" label sits below the x axis's title, the Play buttons beside the
+    slider, and the legend clear of all of them."""
     viewport = {"width": 1280, "height": 720}
     page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/dimer?big=true&lecture=true")
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
@@ -405,7 +406,14 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
         if not chart.locator(".updatemenu-button", has_text="Play").count():
             continue
         chart.scroll_into_view_if_needed()
+        chart.evaluate("el => el.scrollIntoView({block: 'end'})")  # its bottom at the window's bottom
         checked += 1
+        header = page.locator('[data-testid="stHeader"]').bounding_box()
+        plots = chart.locator("g.draglayer rect.nsewdrag").all()  # each subplot's plot area
+        assert plots, i
+        for plot in plots:  # nothing cut off at the top ...
+            top = plot.bounding_box()
+            assert top["y"] >= header["y"] + header["height"] - 1, (i, top, header)
         label = chart.locator("g.slider-group text.slider-label").first.bounding_box()
         rail = chart.locator("g.slider-group rect.slider-rail-rect").first.bounding_box()
         buttons = chart.locator("g.updatemenu-container").first.bounding_box()
@@ -418,6 +426,7 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
             assert not overlap(t, buttons), (i, t, buttons)
         assert not overlap(buttons, rail), (i, buttons, rail)  # Play beside the slider, not on it
         if legend is not None:
+            assert legend["y"] + legend["height"] <= viewport["height"] + 1, (i, legend)  # ... nor below
             for name, other in (("label", label), ("rail", rail), ("buttons", buttons)):
                 assert not overlap(legend, other), (i, name, legend, other)
             font = chart.locator("g.legend text.legendtext").first.evaluate(

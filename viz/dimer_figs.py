@@ -663,8 +663,8 @@ def rotation_figure(
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=820 if large else 760,
-            margin={"l": 60, "r": 20, "t": 60, "b": controls_margin(large) + (90 if large else 110)},
+            height=680 if large else 760,  # large: the whole chart, legend included, fits a 720 px projector
+            margin={"l": 60, "r": 20, "t": 60, "b": controls_margin(large) + (70 if large else 110)},
             legend={
                 **LEGEND_FONT[large],
                 "orientation": "h",
