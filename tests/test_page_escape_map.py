@@ -75,7 +75,10 @@ def test_the_url_restores_the_configuration():
 # ------------------------------------------------------------------ heavy work waits for Run (issue 8)
 
 
-def test_a_large_map_shows_its_estimate_and_a_run_button_and_computes_nothing():
+def test_a_large_map_shows_its_estimate_and_a_run_button_and_computes_nothing(monkeypatch):
+    import pages.estimates
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
     from pages.common import cached_escape_map
 
     before = cached_escape_map.stats()["computations"]
@@ -110,7 +113,10 @@ def test_pressing_run_maps_and_a_changed_setting_asks_again(monkeypatch):
     assert cached_escape_map.stats()["computations"] == before + 1
 
 
-def test_a_small_map_runs_without_a_button():
+def test_a_small_map_runs_without_a_button(monkeypatch):
+    import pages.estimates
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
     at = run_page(resolution="6", steps="20", seed="19")
     no_exception(at)
     assert not at.button and len(at.get("plotly_chart")) == 2

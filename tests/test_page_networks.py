@@ -87,7 +87,10 @@ def test_projector_mode_and_hidden_controls_render():
 # ------------------------------------------------------------------ heavy work waits for Run (issue 8)
 
 
-def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing():
+def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing(monkeypatch):
+    import pages.estimates
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
     from pages.estimates import network_race
 
     before = network_race.stats()["computations"]
@@ -133,7 +136,10 @@ def test_pressing_run_races_and_a_changed_setting_asks_again(monkeypatch):
     assert network_race.stats()["computations"] == before + 1
 
 
-def test_a_light_race_runs_without_a_button():
+def test_a_light_race_runs_without_a_button(monkeypatch):
+    import pages.estimates
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
     at = run(**{"nw.problem": "xor", "nw.steps": "20", "nw.seed": "19"})
     assert_clean(at)
     assert not at.button and len(results(at)) == 3
