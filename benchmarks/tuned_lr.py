@@ -2,17 +2,19 @@
 
 A fair comparison tunes every optimizer. For every problem and optimizer (GD, Adam, DEO (paper),
 DEO-escape, and DEO (paper)'s random fixed-direction control) the learning rate runs over a grid
-spaced by 10 (coarse: the shared 2-core machine allowed no finer grid this session); the best grid
-point minimises the median gradient evaluations to escape over the seeds (never-escaped runs count
-as +∞; ties go to the smaller lr). A best lr at either end of the
-grid is marked "(edge)": the true optimum may lie outside. For networks the best final loss over
-the grid is reported too.
+spaced by half decades (×√10); the best grid point minimises the median gradient evaluations to
+escape over the seeds (never-escaped runs count as +∞; ties go to the smaller lr). A best lr at
+either end of the grid that is strictly better than its neighbour is marked "(edge)": the true
+optimum may lie outside (an end cell that ties its neighbour is on a plateau the grid reaches, e.g.
+one evaluation). For networks the best final loss over the grid is reported too.
 
 - ``surfaces``: three rows of the README's escape table (x²−y² from (1, 1e-3), x²−y²+y⁴/4 — escaped
   at f ≤ −0.9, its minimum being exactly −1 — and the monkey saddle; f ≤ −1 elsewhere), seeds as rows
-  of one batched run, budget 1 000 steps, grid 1e-3 … 10.
+  of one batched run, budget 1 000 steps, grid 1e-3 … 100.
 - ``networks``: two_moons (2-4-1, init 1e-3, 200 steps) and deep_linear (init 1e-3, 300 steps)
-  through ``deo.race.race`` (escaped below the problem's escape_loss), grid 1e-3 … 1.
+  through ``deo.race.race`` (escaped below the problem's escape_loss), grid 1e-3 … 10. On request
+  (``--networks``, ``--grid``): teacher_student (1 000 samples, init 0.1, 1 500 steps) and
+  tiny_transformer (init 1e-6, 400 steps), the settings of ``benchmarks/controls.py``.
 
 Gradient evaluations are the algorithm's (the DEO presets pay their dimer probes; the control is
 charged at the DEO (paper) rate). Outputs: ``benchmarks/results/tuned_lr.md`` and
@@ -51,10 +53,17 @@ SURFACE_ROWS = (
     ("saddle_plateau", (1.0, 1e-6), "x²−y²+y⁴/4, (1, 1e-6), f ≤ −0.9"),
     ("monkey_saddle", (0.5, 1e-3), "monkey saddle, (0.5, 1e-3)"),
 )
-SURFACE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+HALF_DECADES = tuple(float(f"{10 ** (k / 2):.3g}") for k in range(-6, 5))  # 1e-3, 0.00316, ..., 100
+SURFACE_GRID = HALF_DECADES
 SURFACE_BUDGET = 1000
-NETWORK_GRID = (1e-3, 1e-2, 1e-1, 1.0)
-NETWORK_RUNS = (("two_moons", {"hidden": 4}, 1e-3, 200), ("deep_linear", {}, 1e-3, 300))
+NETWORK_GRID = HALF_DECADES[:-2]  # 1e-3 ... 10
+NETWORK_RUNS = (  # (key, options, init, budget)
+    ("two_moons", {"hidden": 4}, 1e-3, 200),
+    ("deep_linear", {}, 1e-3, 300),
+    ("teacher_student", {"n_samples": 1000}, 1e-1, 1500),
+    ("tiny_transformer", {}, 1e-6, 400),
+)
+DEFAULT_NETWORKS = "two_moons,deep_linear"
 FIELDS = ("problem", "optimizer", "label", "lr", "seeds", "escaped", "evals_median", "evals_q25", "evals_q75",
           "steps_median", "final_loss_median")  # fmt: skip
 
@@ -100,20 +109,20 @@ def run_surfaces(seeds: int) -> list[dict]:
     return cells
 
 
-def run_networks(seeds: int, keys: list[str]) -> list[dict]:
+def run_networks(seeds: int, keys: list[str], grid: tuple[float, ...] = NETWORK_GRID) -> list[dict]:
     cells = []
     for key, options, init, budget in NETWORK_RUNS:
         if key not in keys:
             continue
         name = f"{key}{''.join(f' {n}={v}' for n, v in options.items())}, init {init:g}, {budget} steps"
-        results = {(o, lr): ([], [], []) for o in OPTIMIZERS for lr in NETWORK_GRID}
+        results = {(o, lr): ([], [], []) for o in OPTIMIZERS for lr in grid}
         for seed in range(seeds):
             net = landscapes.make_network(key, **options)
             problem = network_problem(net, init_scale=init, seed=seed)
             for opt in OPTIMIZERS:
-                specs = [OptimizerSpec(opt, {"lr": lr}, label=f"{opt}@{lr:g}") for lr in NETWORK_GRID]
+                specs = [OptimizerSpec(opt, {"lr": lr}, label=f"{opt}@{lr:g}") for lr in grid]
                 traces = race(problem, specs, budget, seed=seed, record_every=budget)
-                for lr, trace in zip(NETWORK_GRID, traces):
+                for lr, trace in zip(grid, traces):
                     steps, evals, final = results[opt, lr]
                     hit = trace.escape_step is not None
                     steps.append(trace.escape_step if hit else math.nan)
@@ -128,10 +137,19 @@ def run_networks(seeds: int, keys: list[str]) -> list[dict]:
 
 
 def best(cells: list[dict], grid: tuple[float, ...], by: str) -> dict:
-    """The grid cell with the smallest ``by`` (ties: smaller lr), with ``edge`` set."""
+    """The grid cell with the smallest ``by`` (ties: smaller lr), with ``edge`` set.
+
+    ``edge``: the best lr is an end of the grid *and* strictly better than its neighbour inside the
+    grid, so the optimum may lie outside. A best end cell that ties its neighbour sits on a plateau
+    that the grid already reaches (e.g. one gradient evaluation, the least possible): not an edge.
+    """
     ordered = sorted(cells, key=lambda c: (c[by], c["lr"]))
     top = dict(ordered[0])
-    top["edge"] = math.isfinite(top[by]) and top["lr"] in (grid[0], grid[-1])
+    by_lr = {c["lr"]: c[by] for c in cells}
+    neighbour = {grid[0]: grid[1], grid[-1]: grid[-2]}.get(top["lr"])
+    top["edge"] = (
+        math.isfinite(top[by]) and neighbour is not None and by_lr.get(neighbour, math.inf) > top[by]
+    )
     return top
 
 
@@ -197,16 +215,18 @@ def main() -> None:
     parser.add_argument("--part", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--networks", default=",".join(r[0] for r in NETWORK_RUNS), help="comma list")
+    parser.add_argument("--networks", default=DEFAULT_NETWORKS, help="comma list")
+    parser.add_argument("--grid", default=None, help="networks part: comma list of lrs (default 1e-3…10)")
     args = parser.parse_args()
+    net_grid = tuple(float(v) for v in args.grid.split(",")) if args.grid else NETWORK_GRID
     torch.set_num_threads(args.threads)
     csv_path, md_path = RESULTS / "tuned_lr.csv", RESULTS / "tuned_lr.md"
     new_cells, new_sections = [], {}
     for part in args.part:
         t0 = time.perf_counter()
         keys = args.networks.split(",")
-        cells = run_surfaces(args.seeds) if part == "surfaces" else run_networks(args.seeds, keys)
-        grid = SURFACE_GRID if part == "surfaces" else NETWORK_GRID
+        grid = SURFACE_GRID if part == "surfaces" else net_grid
+        cells = run_surfaces(args.seeds) if part == "surfaces" else run_networks(args.seeds, keys, grid)
         title = "Surfaces" if part == "surfaces" else "Small networks"
         lines = [f"## {title} (grid {', '.join(f'{g:g}' for g in grid)}; {args.seeds} seeds)", ""]
         lines += report(cells, grid, part == "networks")
@@ -214,7 +234,8 @@ def main() -> None:
             "",
             f"Command: `python benchmarks/tuned_lr.py --part {part} --seeds {args.seeds} "
             f"--threads {args.threads}"
-            f"{'' if part == 'surfaces' else ' --networks ' + args.networks}` "
+            f"{'' if part == 'surfaces' else ' --networks ' + args.networks}"
+            f"{' --grid ' + args.grid if args.grid and part == 'networks' else ''}` "
             f"({time.perf_counter() - t0:.0f} s wall).  ",
             f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
             f"{os.cpu_count()} cores shared with other jobs; load average {os.getloadavg()[0]:.1f}; torch "
