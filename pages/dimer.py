@@ -6,8 +6,9 @@ page shows each rotation iteration, the Fourier curvature model against the exac
 cost of sd vs fourier rotation and of forward vs central probes, the finite-difference error
 against the dimer length ΔR, and the dimer saddle search (α = 2) on Müller–Brown.
 
-Everything shown is computed by the engine (``deo.dimer``, ``deo.hessian``, ``deo.race``); the page
-only gathers its outputs into arrays for ``viz.dimer_figs``.
+Every study is a library call (``deo.dimer_studies``: the rotation run, sd vs fourier, the
+finite-difference errors; ``deo.race`` for the saddle search) cached here; the page draws the
+dataclasses they return with ``viz.dimer_figs``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import streamlit as st
 import torch
 
 import landscapes
-from deo.dimer import min_mode, probe
-from deo.hessian import exact_eigh
+from deo import dimer_studies as studies
 from deo.presets import DIMER_LENGTH, PRESETS
 from deo.race import OptimizerSpec
 from pages.common import (
@@ -47,8 +47,6 @@ require_app_navigation()
 P = "dm."  # widget keys and URL parameters of this page
 GRID = 121
 DIMER_LENGTHS = DIMER_LENGTH.decades()  # the presets' ΔR bounds, one stop per power of ten
-FD_LENGTHS = np.logspace(-10, 0, 41)
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 SADDLE_SURFACE = "muller_brown"
 SADDLE_PRESET = "dimer_saddle_search"
 SADDLE_DEFAULTS = {"lr": 1e-3}  # MB gradients are O(100): the preset's lr 0.01 overshoots
@@ -56,22 +54,6 @@ MAX_ITERATIONS = 50
 
 
 # ------------------------------------------------------------------------------ engine glue (cached)
-
-
-def _grad_fn(f):
-    """``(..., 2) -> (..., 2)``: the surface gradient by autograd, in the input's dtype."""
-
-    def grad_fn(x: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            return torch.autograd.grad(f(x).sum(), x)[0]
-
-    return grad_fn
-
-
-def _orientation(angle_deg: float) -> torch.Tensor:
-    a = math.radians(angle_deg)
-    return torch.tensor([math.cos(a), math.sin(a)], dtype=torch.float64)
 
 
 @cache_runner
@@ -87,19 +69,6 @@ def surface_grid(surface_key: str, window: tuple[tuple[float, float], tuple[floa
 
 
 @cache_runner
-def exact_spectrum(surface_key: str, point: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Hessian eigenvalues (2,) ascending and eigenvectors (2, 2) (columns) at θ."""
-    lam, vecs = exact_eigh(landscapes.SURFACES[surface_key].f, torch.tensor(point, dtype=torch.float64))
-    return lam.numpy(), vecs.numpy()
-
-
-def _rotation_step(eigenvalues: np.ndarray, step_rel: float) -> float:
-    """sd rotation step ``step_rel/(λ_max − λ_min)`` (stable for step_rel < 2)."""
-    spread = float(eigenvalues[-1] - eigenvalues[0])
-    return step_rel / spread if spread > 0 else step_rel
-
-
-@cache_runner
 def rotation_run(
     surface_key: str,
     point: tuple[float, float],
@@ -110,61 +79,16 @@ def rotation_run(
     plane: str,
     step_rel: float,
     iterations: int,
-) -> tuple[figs.RotationData, dict]:
-    """One recorded ``min_mode`` run at θ from N₀ and a fresh probe at every recorded orientation.
-
-    Returns the figure data and a summary (iterations, gradient evaluations, converged).
-    """
+) -> studies.RotationRun:
+    """``deo.dimer_studies.rotation_run`` on the surface at θ from N₀ at ``angle_deg``."""
     f = landscapes.SURFACES[surface_key].f
-    grad_fn = _grad_fn(f)
-    x = torch.tensor(point, dtype=torch.float64)
-    n0 = _orientation(angle_deg)
-    eigenvalues, eigenvectors = exact_spectrum(surface_key, point)
-    step = _rotation_step(eigenvalues, step_rel) if rotation == "sd" else None
-    _, _, info = min_mode(
-        grad_fn,
-        x,
-        n0=n0,
-        length=length,
-        max_iterations=iterations,
-        rotation=rotation,
-        scheme=scheme,
-        plane=plane,
-        record=True,
-        rotation_step=step,
+    return studies.rotation_run(
+        f, point, studies.orientation_2d(angle_deg), length, rotation, scheme, plane, step_rel, iterations
     )
-    history = info["history"]
-    orientations = [n0] + [h["n"] for h in history]
-    probes = [probe(grad_fn, x, n, length, scheme=scheme) for n in orientations]
-
-    def column(name: str) -> np.ndarray:
-        return np.array([float(h[name]) for h in history], dtype=np.float64)
-
-    data = figs.RotationData(
-        point=np.array(point, dtype=np.float64),
-        orientations=np.stack([n.numpy() for n in orientations]),
-        forces=np.stack([p.force.numpy() for p in probes]),
-        curvatures=np.array([float(probes[0].curvature)] + [float(h["curvature"]) for h in history]),
-        torques=np.array([float(probes[0].torque)] + [float(h["torque"]) for h in history]),
-        trial_angles=column("trial_angle"),
-        angles=column("angle"),
-        a0=column("a0"),
-        a1=column("a1"),
-        b1=column("b1"),
-        eigenvalues=eigenvalues,
-        eigenvectors=eigenvectors,
-    )
-    summary = {
-        "iterations": int(info["iterations"]),
-        "grad_evals": int(info["grad_evals"]),
-        "converged": bool(info["converged"]),
-        "rotation_step": step,
-    }
-    return data, summary
 
 
 @cache_runner
-def convergence_runs(
+def rotation_convergence(
     surface_key: str,
     point: tuple[float, float],
     angle_deg: float,
@@ -172,77 +96,21 @@ def convergence_runs(
     plane: str,
     step_rel: float,
     iterations: int,
-) -> list[dict]:
-    """sd vs fourier × forward vs central from the same N₀: per iteration the cumulative gradient
-    evaluations (the engine's count, measured: a run with 0 iterations gives the start cost, then
-    each iteration's ``history[j]["grad_evals"]``), |C − λ_min| and |cos∠(N, v_min)|."""
+) -> tuple[studies.RotationConvergence, ...]:
+    """``deo.dimer_studies.rotation_convergence``: sd vs fourier × forward vs central from N₀."""
     f = landscapes.SURFACES[surface_key].f
-    grad_fn = _grad_fn(f)
-    x = torch.tensor(point, dtype=torch.float64)
-    n0 = _orientation(angle_deg)
-    eigenvalues, eigenvectors = exact_spectrum(surface_key, point)
-    v_min = eigenvectors[:, 0]
-    runs = []
-    for rotation in ("fourier", "sd"):
-        step = _rotation_step(eigenvalues, step_rel) if rotation == "sd" else None
-        for scheme in ("forward", "central"):
-            kwargs = {
-                "n0": n0,
-                "length": length,
-                "rotation": rotation,
-                "scheme": scheme,
-                "plane": plane,
-                "rotation_step": step,
-            }
-            _, c0, start = min_mode(grad_fn, x, max_iterations=0, **kwargs)
-            _, _, info = min_mode(grad_fn, x, max_iterations=iterations, record=True, **kwargs)
-            curvature = np.array([float(c0)] + [float(h["curvature"]) for h in info["history"]])
-            directions = np.stack([n0.numpy()] + [h["n"].numpy() for h in info["history"]])
-            runs.append(
-                {
-                    "rotation": rotation,
-                    "scheme": scheme,
-                    "grad_evals": np.array(
-                        [start["grad_evals"]] + [h["grad_evals"] for h in info["history"]], dtype=np.float64
-                    ),
-                    "curvature_error": np.abs(curvature - eigenvalues[0]),
-                    "abs_cos": np.abs(directions @ v_min),
-                }
-            )
-    return runs
+    return studies.rotation_convergence(
+        f, point, studies.orientation_2d(angle_deg), length, plane, step_rel, iterations
+    )
 
 
 @cache_runner
-def finite_difference_sweep(surface_key: str, point: tuple[float, float], angle_deg: float) -> list[dict]:
-    """``deo.probe`` at θ along N₀ for every ΔR of ``FD_LENGTHS``, both schemes, float64 and float32;
-    errors against the exact ``HN`` (float64 Hessian at θ)."""
+def finite_difference_errors(
+    surface_key: str, point: tuple[float, float], angle_deg: float
+) -> tuple[studies.FiniteDifferenceErrors, ...]:
+    """``deo.dimer_studies.finite_difference_errors`` along N₀, both schemes, float64 and float32."""
     f = landscapes.SURFACES[surface_key].f
-    grad_fn = _grad_fn(f)
-    eigenvalues, eigenvectors = exact_spectrum(surface_key, point)
-    n = _orientation(angle_deg).numpy()
-    hn = eigenvectors @ (eigenvalues * (eigenvectors.T @ n))
-    scale = max(float(np.linalg.norm(hn)), 1e-300)
-    curvature = float(n @ hn)
-    sweeps = []
-    for scheme in ("forward", "central"):
-        for dtype_name, dtype in DTYPES.items():
-            x = torch.tensor(point, dtype=dtype)
-            direction = torch.tensor(n, dtype=dtype)
-            hn_error, c_error = [], []
-            for length in FD_LENGTHS:
-                p = probe(grad_fn, x, direction, float(length), scheme=scheme)
-                d = p.hn.to(torch.float64).numpy()
-                hn_error.append(np.linalg.norm(d - hn) / scale)
-                c_error.append(abs(float(p.curvature) - curvature) / scale)
-            sweeps.append(
-                {
-                    "scheme": scheme,
-                    "dtype": dtype_name,
-                    "hn_error": np.array(hn_error),
-                    "curvature_error": np.array(c_error),
-                }
-            )
-    return sweeps
+    return studies.finite_difference_errors(f, point, studies.orientation_2d(angle_deg))
 
 
 # ------------------------------------------------------------------------------------------ widgets
@@ -279,8 +147,9 @@ def _show(fig, key: str, **kwargs):
     return st.plotly_chart(fig, key=key, **kwargs)
 
 
-def _history_table(data: figs.RotationData) -> list[dict]:
+def _history_table(data: studies.RotationRun) -> list[dict]:
     rows = []
+    abs_cos = data.abs_cos
     for k in range(data.iterations + 1):
         rows.append(
             {
@@ -288,7 +157,7 @@ def _history_table(data: figs.RotationData) -> list[dict]:
                 "N": f"({data.orientations[k][0]:+.4f}, {data.orientations[k][1]:+.4f})",
                 "curvature C": data.curvatures[k],
                 "torque ‖F_R‖": data.torques[k],
-                "|cos∠(N, v_min)|": abs(float(data.orientations[k] @ data.eigenvectors[:, 0])),
+                "|cos∠(N, v_min)|": float(abs_cos[k]),
                 "trial angle φ₁ (°)": math.degrees(data.trial_angles[k - 1]) if k else None,
                 "fitted angle φ_min (°)": math.degrees(data.angles[k - 1]) if k else None,
             }
@@ -296,7 +165,7 @@ def _history_table(data: figs.RotationData) -> list[dict]:
     return rows
 
 
-def _rotation_json(data: figs.RotationData, summary: dict, config: dict) -> str:
+def _rotation_json(data: studies.RotationRun, summary: dict, config: dict) -> str:
     """Everything the rotation view shows, full precision; NaN (sd has no Fourier model) → null."""
 
     def plain(a: np.ndarray) -> list:
@@ -485,7 +354,7 @@ tab_rotation, tab_compare, tab_length, tab_saddle = st.tabs(
 )
 
 with tab_rotation, safe_block("The rotation view"):
-    data, summary = rotation_run(
+    data = rotation_run(
         surface_key,
         point,
         float(angle),
@@ -496,13 +365,19 @@ with tab_rotation, safe_block("The rotation view"):
         float(step_rel),
         int(iterations),
     )
+    summary = {
+        "iterations": data.iterations,
+        "grad_evals": data.grad_evals,
+        "converged": data.converged,
+        "rotation_step": data.rotation_step,
+    }
     lam = data.eigenvalues
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("exact λ_min", f"{lam[0]:.5g}")
     c2.metric(
         "dimer curvature C", f"{data.curvatures[-1]:.5g}", help="The engine's final curvature estimate."
     )
-    c3.metric("|cos∠(N, v_min)|", f"{abs(float(data.orientations[-1] @ data.eigenvectors[:, 0])):.6f}")
+    c3.metric("|cos∠(N, v_min)|", f"{float(data.abs_cos[-1]):.6f}")
     c4.metric(
         "gradient evaluations",
         summary["grad_evals"],
@@ -545,17 +420,17 @@ with tab_rotation, safe_block("The rotation view"):
     download_buttons("dimer-rotation", config, html=lambda: fig.to_html(include_plotlyjs=True))
 
 with tab_compare, safe_block("The sd vs fourier comparison"):
-    runs = convergence_runs(
+    runs = rotation_convergence(
         surface_key, point, float(angle), float(length), plane, float(step_rel), int(iterations)
     )
     series = [
         figs.ConvergenceSeries(
-            label=f"{r['rotation']}, {r['scheme']}",
-            color=figs.ROTATION_COLORS[r["rotation"]],
-            dash=figs.SCHEME_DASHES[r["scheme"]],
-            grad_evals=r["grad_evals"],
-            curvature_error=r["curvature_error"],
-            abs_cos=r["abs_cos"],
+            label=f"{r.rotation}, {r.scheme}",
+            color=figs.ROTATION_COLORS[r.rotation],
+            dash=figs.SCHEME_DASHES[r.scheme],
+            grad_evals=r.grad_evals,
+            curvature_error=r.curvature_error,
+            abs_cos=r.abs_cos,
         )
         for r in runs
     ]
@@ -570,32 +445,32 @@ with tab_compare, safe_block("The sd vs fourier comparison"):
         [
             {
                 "variant": s.label,
-                "iterations": len(s.abs_cos) - 1,
-                "gradient evaluations": float(s.grad_evals[-1]),
-                "final |C − λ_min|": float(s.curvature_error[-1]),
-                "final |cos|": float(s.abs_cos[-1]),
+                "iterations": r.iterations,
+                "gradient evaluations": float(r.grad_evals[-1]),
+                "final |C − λ_min|": float(r.curvature_error[-1]),
+                "final |cos|": float(r.abs_cos[-1]),
             }
-            for s in series
+            for s, r in zip(series, runs)
         ],
         hide_index=True,
     )
     download_buttons("dimer-compare", config, html=lambda: compare_fig.to_html(include_plotlyjs=True))
 
 with tab_length, safe_block("The finite-difference view"):
-    sweeps = finite_difference_sweep(surface_key, point, float(angle))
+    sweeps = finite_difference_errors(surface_key, point, float(angle))
     fd_series = [
         figs.FiniteDifferenceSeries(
-            label=f"{s['scheme']}, {s['dtype']}",
-            color=figs.SCHEME_COLORS[s["scheme"]],
-            dash=figs.DTYPE_DASHES[s["dtype"]],
-            hn_error=s["hn_error"],
-            curvature_error=s["curvature_error"],
+            label=f"{s.scheme}, {s.dtype}",
+            color=figs.SCHEME_COLORS[s.scheme],
+            dash=figs.DTYPE_DASHES[s.dtype],
+            hn_error=s.hn_error,
+            curvature_error=s.curvature_error,
         )
         for s in sweeps
     ]
-    fd_fig = figs.finite_difference_figure(FD_LENGTHS, fd_series, large=large)
+    fd_fig = figs.finite_difference_figure(sweeps[0].lengths, fd_series, large=large)
     _show(fd_fig, key=f"{P}fd_fig")
-    best = {s.label: float(FD_LENGTHS[int(np.nanargmin(s.hn_error))]) for s in fd_series}
+    best = {f"{s.scheme}, {s.dtype}": s.best_length for s in sweeps}
     st.caption(
         "One probe along N₀ at θ for each ΔR. Too small a ΔR: round-off (the gradients' rounding error "
         "ε·‖g‖ divided by ΔR, far worse in float32); too large: truncation (slope 1 forward, slope 2 "

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from deo.dimer import min_mode, probe
+from deo.dimer_studies import RotationRun, rotation_run
 from viz import dimer_figs as figs
 
 # ½θᵀAθ with eigenvalues 1 ± √(1 + 1.5²)·… : a strict saddle (one negative eigenvalue)
@@ -29,45 +29,11 @@ def quadratic(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((x @ a) * x).sum(-1)
 
 
-def grad_fn(x: torch.Tensor) -> torch.Tensor:
-    return x @ torch.tensor(A, dtype=x.dtype)
-
-
-def rotation_data(rotation: str, n0=(1.0, 0.0), iterations: int = 10) -> figs.RotationData:
-    """What the Dimer page gathers: a recorded min_mode run and a probe at every orientation."""
-    x = torch.tensor([0.3, 0.2], dtype=torch.float64)
+def rotation_data(rotation: str, n0=(1.0, 0.0), iterations: int = 10) -> RotationRun:
+    """What the Dimer page draws: ``deo.dimer_studies.rotation_run`` (sd step η_rot = 0.2)."""
     n0 = torch.tensor(n0, dtype=torch.float64)
-    _, _, info = min_mode(
-        grad_fn,
-        x,
-        n0=n0,
-        length=1e-3,
-        rotation=rotation,
-        max_iterations=iterations,
-        record=True,
-        rotation_step=0.2,
-    )
-    history = info["history"]
-    orientations = [n0] + [h["n"] for h in history]
-    probes = [probe(grad_fn, x, n, 1e-3) for n in orientations]
-
-    def col(name):
-        return np.array([float(h[name]) for h in history])
-
-    return figs.RotationData(
-        point=x.numpy(),
-        orientations=np.stack([n.numpy() for n in orientations]),
-        forces=np.stack([p.force.numpy() for p in probes]),
-        curvatures=np.array([float(probes[0].curvature)] + [float(h["curvature"]) for h in history]),
-        torques=np.array([float(p.torque) for p in probes]),
-        trial_angles=col("trial_angle"),
-        angles=col("angle"),
-        a0=col("a0"),
-        a1=col("a1"),
-        b1=col("b1"),
-        eigenvalues=LAM,
-        eigenvectors=V,
-    )
+    relative_step = 0.2 * (LAM[1] - LAM[0])
+    return rotation_run(quadratic, (0.3, 0.2), n0, 1e-3, rotation, "forward", "cg", relative_step, iterations)
 
 
 def grid(n: int = 41):
@@ -123,12 +89,6 @@ def test_true_curvature_on_circle_is_the_rayleigh_quotient():
     phis = np.linspace(-1.5, 1.5, 7)
     got = figs.true_curvature_on_circle(lam, np.eye(2), np.array([1.0, 0]), np.array([0, 1.0]), phis)
     np.testing.assert_allclose(got, lam[0] * np.cos(phis) ** 2 + lam[1] * np.sin(phis) ** 2)
-
-
-def test_rotation_data_refuses_inconsistent_shapes():
-    data = rotation_data("sd", iterations=3)
-    with pytest.raises(ValueError, match="orientations"):
-        figs.RotationData(**{**data.__dict__, "orientations": data.orientations[:-1]})
 
 
 # ------------------------------------------------------------------------------ rotation figure

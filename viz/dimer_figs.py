@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -25,6 +26,9 @@ from plotly.subplots import make_subplots
 
 from viz.palette import EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
 from viz.surface_figs import AnimatedFigure, _png_data_uri
+
+if TYPE_CHECKING:  # the study's result type only: viz imports no torch
+    from deo.dimer_studies import RotationRun
 
 BACKGROUND_PIXELS = 360  # per side of a contour's background image in an animated figure
 
@@ -396,61 +400,6 @@ def play_controls(
     return buttons, slider
 
 
-@dataclass
-class RotationData:
-    """What the page gathers from the engine for one ``min_mode(..., record=True)`` run at θ.
-
-    Shapes (K iterations, 2-D surface): ``orientations`` (K+1, 2) N₀ … N_K (N₀ the start, N_k the
-    orientation after iteration k); ``forces`` (K+1, 2) the rotational force F_R probed at each N_k;
-    ``curvatures`` / ``torques`` (K+1,) the engine's C and ‖F_R‖ at each N_k; ``trial_angles``,
-    ``angles``, ``a0``, ``a1``, ``b1`` (K,) of iteration k (angles in radians; a's NaN for "sd");
-    ``eigenvalues`` (2,) ascending and ``eigenvectors`` (2, 2) (columns) of the exact Hessian.
-    """
-
-    point: ndarray
-    orientations: ndarray
-    forces: ndarray
-    curvatures: ndarray
-    torques: ndarray
-    trial_angles: ndarray
-    angles: ndarray
-    a0: ndarray
-    a1: ndarray
-    b1: ndarray
-    eigenvalues: ndarray
-    eigenvectors: ndarray
-
-    def __post_init__(self) -> None:
-        k = len(self.angles)
-        for name, shape in (
-            ("orientations", (k + 1, 2)),
-            ("forces", (k + 1, 2)),
-            ("curvatures", (k + 1,)),
-            ("torques", (k + 1,)),
-            ("trial_angles", (k,)),
-            ("a0", (k,)),
-            ("a1", (k,)),
-            ("b1", (k,)),
-            ("point", (2,)),
-            ("eigenvalues", (2,)),
-            ("eigenvectors", (2, 2)),
-        ):
-            value = np.asarray(getattr(self, name), dtype=np.float64)
-            if value.shape != shape:
-                raise ValueError(f"{name} must have shape {shape} for {k} iterations, got {value.shape}")
-            setattr(self, name, value)
-
-    @property
-    def iterations(self) -> int:
-        return len(self.angles)
-
-    def rotation_direction(self, k: int) -> ndarray:
-        """Θ of iteration k+1: the unit rotational force at N_k (zero when the torque is 0)."""
-        force = self.forces[k]
-        norm = float(np.linalg.norm(force))
-        return force / norm if norm > 0 else np.zeros(2)
-
-
 def orientation_on_circle(n: ndarray, theta: ndarray, phi: ndarray | float) -> ndarray:
     """``N(φ) = N cos φ + Θ sin φ`` for each φ: ``(2,), (2,), (m,) -> (m, 2)`` (a float: ``(2,)``)."""
     phi = np.asarray(phi, dtype=np.float64)
@@ -472,7 +421,7 @@ def fourier_model(a0: float, a1: float, b1: float, phis: ndarray) -> ndarray:
 
 
 def rotation_figure(
-    data: RotationData,
+    data: RotationRun,
     xs: ndarray,
     ys: ndarray,
     z: ndarray,
