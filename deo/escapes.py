@@ -159,15 +159,19 @@ def _escape_run(
     def closure() -> Tensor:
         # Rows where f or ∇f is not finite at θ_t (outside a formula's domain) are marked diverged and
         # frozen; they enter the sum as 0 with a zero gradient, so they cannot poison the other rows.
+        # A row whose value is finite but so large that the sum over rows would overflow (no
+        # ``bound`` on a run that blows up) counts as diverged too, before the sum is taken.
         nonlocal calls, at_theta, diverged
         theta.grad = None
         values = f(theta)
+        if at_theta:
+            v = values.detach()
+            diverged = diverged | ~torch.isfinite(v) | (v.abs() > torch.finfo(v.dtype).max / (4 * v.numel()))
         loss = torch.where(diverged, torch.zeros_like(values), values).sum()
         loss.backward()
         if at_theta:
             at_theta = False
-            bad = ~torch.isfinite(values.detach()) | ~torch.isfinite((theta.grad * theta.grad).sum(dim=1))
-            diverged = diverged | bad
+            diverged = diverged | ~torch.isfinite((theta.grad * theta.grad).sum(dim=1))
         if bool(diverged.any()):
             theta.grad = torch.where(diverged[:, None], torch.zeros_like(theta.grad), theta.grad)
         calls += 1

@@ -11,7 +11,16 @@ import pytest
 from apptest_helpers import no_exception, page_runner
 
 import landscapes
-from deo.race import OptimizerSpec, escape_map, grid_starts, map_escape, race, surface_bound, surface_problem
+from deo.race import (
+    OptimizerSpec,
+    escape_map,
+    grid_starts,
+    map_escape,
+    race,
+    surface_bound,
+    surface_escape,
+    surface_problem,
+)
 from viz import surface_figs as sf
 
 ALL = [
@@ -111,3 +120,16 @@ def test_the_surfaces_page_says_why_a_run_into_log_of_a_negative_number_stopped(
     assert not at.error
     notes = [c.value for c in at.caption if "stopped at step" in c.value]
     assert notes and notes[0].startswith("⚠️ GD stopped at step") and "not finite" in notes[0]
+
+
+@pytest.mark.parametrize(("key", "leaves"), [("gd", True), ("deo_escape", True), ("deo_paper", False)])
+def test_escape_map_without_bound_survives_overflowing_rows(key, leaves):
+    """No ``bound`` and an lr that blows up (×201 per step on x²−y²): the rows' values stay finite
+    until their sum overflows. Those rows count as diverged; the run must not raise (it did: the DEO
+    step refused the infinite summed loss at step 67). DEO (paper) never leaves this saddle."""
+    surface = landscapes.SURFACES["saddle"]
+    starts = np.tile([1.0, 1e-3], (5, 1))
+    spec = OptimizerSpec(key, {"lr": 100.0}, label=key)
+    result = escape_map(surface.f, starts, [spec], 200, surface_escape(surface, (1.0, 1e-3)))[key]
+    assert np.isfinite(result.final).all()
+    assert (result.diverged | np.isfinite(result.steps_to_escape)).all() == leaves
