@@ -148,9 +148,9 @@ def network_slice(
     race_key: str,
     _traces=None,
     _progress=None,
-) -> dict:
-    """``pages.workers.network_slice_job`` in a worker process; ``race_key`` identifies ``_traces``
-    (the race's own arguments) in the cache key."""
+):
+    """``pages.workers.network_slice_job`` (a ``TrajectorySlice``) in a worker process; ``race_key``
+    identifies ``_traces`` (the race's own arguments) in the cache key."""
     from pages import workers
 
     args = (network_key, init_scale, seed, plane, plane_seed, filter_normalize, radius, resolution, _traces)

@@ -3,8 +3,9 @@
 The race (``deo.race.race`` on ``deo.race.network_problem``) gives one Trace per optimizer: same
 initial parameters, seed, batches and budget. The page shows the loss against steps and against
 gradient evaluations, the dimer curvature C against the exact λ_min, ``|cos∠(N, v_min)|``, the
-removed fraction ``(g·N)²/‖g‖²``, and a 2-D slice of the loss (``landscapes.slices``) with every
-trajectory projected on the same plane, plus the true loss along each trajectory.
+removed fraction ``(g·N)²/‖g‖²``, and a 2-D slice of the loss with every trajectory projected on the
+same plane, plus the true loss along each trajectory (``landscapes.trajectory_slices``: the plane is
+chosen before the race by ``slice_plan``, the slice computed after it by ``trajectory_slice``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import streamlit as st
 import landscapes
 from deo.estimate import race_estimate
 from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
+from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
 from pages.common import (
     URL,
     controls,
@@ -44,11 +46,7 @@ DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper"]
 INIT_SCALES = ("default", 1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 MAX_STEPS = 3000
 MAX_RECORDED_ROWS = 100
-PLANES = {
-    "random": "random directions (filter-normalised), seeded",
-    "min_curvature": "the two lowest-curvature Hessian eigenvectors at the start",
-    "pca": "PCA of all optimizers' trajectories together",
-}
+PLANE_LABELS = {"random": "random", "min_curvature": "min curvature", "pca": "PCA"}
 
 
 # ---------------------------------------------------------------------------------------------- page
@@ -98,8 +96,8 @@ with controls("Networks"):
     st.divider()
     plane = st.radio(
         "Slice plane",
-        list(PLANES),
-        format_func=lambda k: {"random": "random", "min_curvature": "min curvature", "pca": "PCA"}[k],
+        list(SLICE_PLANES),
+        format_func=PLANE_LABELS.get,
         horizontal=True,
         key=f"{P}plane",
         bind=URL,
@@ -157,10 +155,10 @@ if not specs:
 
 net = landscapes.make_network(network_key)
 n_params = net.n_params
-large_network = n_params > VECTOR_MAX_DIM
+plan = slice_plan(plane, n_params, VECTOR_MAX_DIM, int(plane_seed), bool(filter_normalize))
 plateau = "—" if net.plateau is None else f"{net.plateau:.4g}"
 st.markdown(f"**{net.label}** — {n_params} parameters; plateau {plateau}. {net.note}")
-if large_network:
+if not plan.recorded:
     st.info(
         f"{n_params} parameters: slow on a CPU (start with few steps); whole trajectories are not "
         "recorded, so the 2-D slice uses the random plane, fixed before the race."
@@ -168,12 +166,10 @@ if large_network:
 
 traces = None
 specs_json = specs_to_json(specs)
-projection = (int(plane_seed), bool(filter_normalize)) if large_network else None
 race_args = (network_key, init_scale, specs_json, int(steps), int(seed), float(clip) or None, record_every)
-race_args += (projection,)
-race_key = f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{projection}"
-slice_plane = "random" if large_network else plane  # large networks: projected during the race
-slice_args = (network_key, init_scale, int(seed), slice_plane, int(plane_seed), bool(filter_normalize))
+race_args += (plan.projection,)
+race_key = f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{plan.projection}"
+slice_args = (network_key, init_scale, int(seed), plan.plane, int(plane_seed), bool(filter_normalize))
 slice_args += (float(radius), int(resolution), race_key)
 race_cached, slice_cached = network_race.contains(*race_args), network_slice.contains(*slice_args)
 try:  # the race's own budget check refuses an oversized request below, with its message
@@ -239,7 +235,7 @@ if traces:
         col_b.caption("(g·N)²/‖g‖²: the share of the squared gradient along N that DEO removes (α = 1).")
 
     with tab_slice, safe_block("The 2-D slice"):
-        if large_network and plane != "random":
+        if plan.replaced:
             st.info(
                 f"{n_params} parameters: trajectories are projected during the race, on the random "
                 "plane only; showing the random plane."
@@ -248,19 +244,18 @@ if traces:
         sl = network_slice(*slice_args, _traces=traces, _progress=slice_report)
         slice_close()
         slice_fig = figs.slice_figure(
-            sl["alphas"],
-            sl["betas"],
-            sl["z"],
+            sl.alphas,
+            sl.betas,
+            sl.z,
             traces,
-            sl["paths"],
-            sl["description"],
+            sl.paths,
+            sl.description,
             log_z=log_y,
             large=large,
         )
         st.plotly_chart(slice_fig, key=f"{P}slice")
-        on_slice = [figs.slice_values(sl["alphas"], sl["betas"], sl["z"], p) for p in sl["paths"]]
         st.plotly_chart(
-            figs.trajectory_loss_figure(traces, on_slice, log_y, large=large), key=f"{P}true_loss"
+            figs.trajectory_loss_figure(traces, sl.path_losses, log_y, large=large), key=f"{P}true_loss"
         )
         st.caption(
             "Solid: the true training loss along each trajectory. Dashed: the slice's loss at the "

@@ -395,13 +395,6 @@ def escape_map_job(
     return out.xs, out.ys, out.results
 
 
-def _random_plane(net, init_scale: float | None, seed: int, plane_seed: int, filter_normalize: bool):
-    import landscapes
-
-    params0 = net.params0(init_scale=init_scale, seed=seed)
-    return params0, landscapes.random_plane(params0, seed=plane_seed, filter_normalize=filter_normalize)
-
-
 def network_race_job(
     network_key: str,
     init_scale: float | None,
@@ -429,7 +422,9 @@ def network_race_job(
     net = landscapes.make_network(network_key)
     problem = network_problem(net, init_scale=init_scale, seed=seed)
     if projection is not None:
-        params0, (d1, d2) = _random_plane(net, init_scale, seed, *projection)
+        from landscapes.trajectory_slices import start_plane
+
+        params0, (d1, d2) = start_plane(net, init_scale, seed, *projection)
 
         def project_2d(theta: torch.Tensor) -> torch.Tensor:
             coords = landscapes.project_onto_plane(theta.detach().double().numpy()[None], params0, d1, d2)
@@ -447,26 +442,6 @@ def network_race_job(
     )
 
 
-def _describe(plane, grid) -> str:
-    """The plane (kind, normalisation, seed / eigenvalues / explained variance) and the radius."""
-    meta = plane.meta
-    if meta["kind"] == "random":
-        norm = "filter-normalised" if meta["normalisation"] == "filter" else "unit-norm"
-        text = f"random plane ({norm} directions, seed {meta['seed']})"
-    elif meta["kind"] == "min_curvature":
-        text = "min-curvature plane (two lowest Hessian eigenvectors at θ₀, λ = "
-        text += ", ".join(f"{v:.3g}" for v in meta["eigenvalues"]) + ")"
-    else:
-        text = "PCA plane of all trajectories (explained " + ", ".join(
-            f"{100 * v:.0f} %" for v in meta["explained"]
-        )
-        text += ")"
-    return f"{text}; through the common start θ₀; radius {grid.meta['radius']:.3g}"
-
-
-SLICE_PLANES = ("random", "min_curvature", "pca")
-
-
 def network_slice_job(
     network_key: str,
     init_scale: float | None,
@@ -478,48 +453,18 @@ def network_slice_job(
     resolution: int,
     traces: list,
     progress: Callable[[float, str], None] | None = None,
-) -> dict:
-    """The loss on a plane through the start θ₀ and every trajectory projected on it.
-
-    Trajectories come from ``Trace.position`` (projected here by least squares) or, for large
-    networks, from the race's own ``position_2d`` (random plane only). ``radius`` 0 fits the window
-    to the projected trajectories (1.15 × their largest coordinate)."""
+):
+    """``landscapes.trajectory_slices.trajectory_slice`` of the race's ``traces`` (a
+    ``TrajectorySlice``): the loss on a plane through θ₀ and every trajectory projected on it."""
     import landscapes
+    from landscapes.trajectory_slices import trajectory_slice
 
     if progress is not None:
         progress(0.0, "evaluating the loss on the plane")
     net = landscapes.make_network(network_key)
-    batch = net.batch(0)
-    if any(t.position is None for t in traces):
-        if plane != "random":
-            raise ValueError(
-                f"{net.n_params} parameters: only the random plane is available for this network"
-            )
-        params0, directions = _random_plane(net, init_scale, seed, plane_seed, filter_normalize)
-        paths = [np.asarray(t.position_2d) for t in traces]
-    else:
-        params0 = net.params0(init_scale=init_scale, seed=seed)
-        if plane == "random":
-            directions = landscapes.random_plane(params0, seed=plane_seed, filter_normalize=filter_normalize)
-        elif plane == "min_curvature":
-            directions = landscapes.min_curvature_plane(net, params0, batch)
-        elif plane == "pca":
-            directions = landscapes.pca_plane([t.position for t in traces], params0)
-        else:
-            raise ValueError(f"plane must be one of {sorted(SLICE_PLANES)}, got {plane!r}")
-        paths = [np.asarray(landscapes.project_onto_plane(t.position, params0, *directions)) for t in traces]
-    if radius <= 0:
-        extent = max((float(np.nanmax(np.abs(p))) for p in paths if p.size), default=0.0)
-        radius = 1.15 * extent if extent > 0 else 1.0
-    grid = landscapes.loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch)
-    alphas, betas, z = grid
-    return {
-        "alphas": np.asarray(alphas),
-        "betas": np.asarray(betas),
-        "z": np.asarray(z),
-        "paths": paths,
-        "description": _describe(directions, grid),
-    }
+    return trajectory_slice(
+        net, init_scale, seed, plane, traces, plane_seed, filter_normalize, radius, resolution
+    )
 
 
 def pid_job(progress: Callable[[float, str], None] | None = None) -> int:

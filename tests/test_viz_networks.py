@@ -105,15 +105,6 @@ def test_unit_interval_figures_have_fixed_ranges():
         figure_json(fig)
 
 
-def test_slice_values_are_bilinear_in_the_grid_and_nan_outside():
-    alphas, betas = np.linspace(-1, 1, 11), np.linspace(-2, 2, 21)
-    z = 3.0 * alphas[None, :] - 2.0 * betas[:, None] + 1.0  # a plane is reproduced exactly
-    points = np.array([[0.33, -1.1], [-0.91, 1.77], [5.0, 0.0]])
-    got = figs.slice_values(alphas, betas, z, points)
-    np.testing.assert_allclose(got[:2], 3.0 * points[:2, 0] - 2.0 * points[:2, 1] + 1.0)
-    assert np.isnan(got[2])
-
-
 def test_slice_figure_animates_only_the_markers_over_a_static_contour():
     ts = traces()
     paths = [np.stack([np.linspace(0, 1, len(t)), np.linspace(0, -1, len(t))], axis=1) for t in ts]

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from numpy import ndarray
-from scipy.interpolate import RegularGridInterpolator
 
 from deo.trace import Trace
 from viz.dimer_figs import (
@@ -195,21 +194,6 @@ def removed_fraction_figure(traces: Sequence[Trace], large: bool = False) -> go.
     return _unit_interval_figure(
         traces, "removed_fraction", "(g·N)² / ‖g‖²", "no dimer optimizer chosen", large
     )
-
-
-def slice_values(alphas: ndarray, betas: ndarray, z: ndarray, points: ndarray) -> ndarray:
-    """The slice's loss at projected points (bilinear in the grid; NaN outside it): ``(T, 2) -> (T,)``.
-
-    ``z`` has shape ``(len(betas), len(alphas))`` (rows along β, the plane's second direction).
-    """
-    points = np.asarray(points, dtype=np.float64)
-    interp = RegularGridInterpolator(
-        (np.asarray(betas, float), np.asarray(alphas, float)),
-        np.asarray(z, float),
-        bounds_error=False,
-        fill_value=np.nan,
-    )
-    return interp(points[:, ::-1])
 
 
 def slice_figure(
