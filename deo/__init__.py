@@ -7,7 +7,7 @@ Public API (stable): ``DEO``, ``min_mode``, ``exact_min_eig``; see ``docs/API.md
 Submodules are imported on first use, so ``import deo`` stays cheap.
 """
 
-from importlib import import_module
+from deo.exports import lazy_exports
 
 _EXPORTS = {
     # dimer maths (functional, batched over leading dims)
@@ -22,6 +22,10 @@ _EXPORTS = {
     "exact_min_eig": "deo.hessian",
     "exact_eigh": "deo.hessian",
     "lanczos_min_eig": "deo.hessian",
+    # studies of one dimer at one point (the Dimer page's)
+    "rotation_run": "deo.dimer_studies",
+    "rotation_convergence": "deo.dimer_studies",
+    "finite_difference_errors": "deo.dimer_studies",
     # presets, the race and traces
     "PRESETS": "deo.presets",
     "make_optimizer": "deo.presets",
@@ -43,15 +47,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'deo' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

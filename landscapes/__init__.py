@@ -3,7 +3,7 @@
 Torch only (never imports ``viz`` or ``streamlit``). Submodules are imported on first use.
 """
 
-from importlib import import_module
+from deo.exports import lazy_exports
 
 _EXPORTS = {
     "Surface": "landscapes.surfaces",
@@ -20,18 +20,9 @@ _EXPORTS = {
     "pca_plane": "landscapes.slices",
     "loss_grid": "landscapes.slices",
     "project_onto_plane": "landscapes.slices",
+    "slice_plan": "landscapes.trajectory_slices",
+    "trajectory_slice": "landscapes.trajectory_slices",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'landscapes' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

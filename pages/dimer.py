@@ -23,6 +23,7 @@ import torch
 
 import landscapes
 from deo import dimer_studies as studies
+from deo.dimer import SCHEMES
 from deo.presets import DIMER_LENGTH, PRESETS
 from deo.race import OptimizerSpec
 from pages.common import (
@@ -139,8 +140,7 @@ def _window(surface, point: tuple[float, float], zoom: float):
 
 
 def _markers(surface) -> list[figs.Marker]:
-    names = {"min": "min", "saddle": "saddle", "max": "max", "degenerate": "degenerate"}
-    return [figs.Marker(tuple(p.xy), p.kind, names.get(p.kind, p.kind)) for p in surface.stationary_points]
+    return [figs.Marker(tuple(p.xy), p.kind, p.kind) for p in surface.stationary_points]
 
 
 def _show(fig, key: str, **kwargs):
@@ -263,7 +263,7 @@ with controls("Dimer"):
     )
     rotation = st.radio(
         "Rotation",
-        ("fourier", "sd"),
+        studies.STUDY_ROTATIONS,
         horizontal=True,
         key=f"{P}rotation",
         bind=URL,
@@ -272,7 +272,7 @@ with controls("Dimer"):
     )
     scheme = st.radio(
         "Finite difference",
-        ("forward", "central"),
+        SCHEMES,
         horizontal=True,
         key=f"{P}scheme",
         bind=URL,
@@ -583,7 +583,7 @@ with tab_saddle:
         _show(ss_fig, key=f"{P}ss_fig")
         st.caption(
             "Contour colours clipped (Müller–Brown's walls reach thousands). Crosses: the listed "
-            "saddles; circles: the minima; the black segment is the dimer N (not to scale)."
+            "saddles; stars: the minima; the black segment is the dimer N (not to scale)."
         )
         download_buttons(
             "dimer-saddle-search",
