@@ -44,6 +44,21 @@ PHI_TOL = 1e-3
 SMALL_D = 64  # below this many columns a dot product is a product and a matvec with ones
 
 
+_ONES: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}  # read-only vectors of ones, d < SMALL_D
+
+
+def _ones(like: Tensor) -> Tensor:
+    """``like.new_ones(d)`` for the last dim d < SMALL_D, made once per (d, dtype, device) and never
+    written (not under inference mode, whose tensors autograd could not save)."""
+    key = (like.shape[-1], like.dtype, like.device)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = like.new_ones(like.shape[-1])
+        if not torch.is_inference_mode_enabled():
+            _ONES[key] = ones
+    return ones
+
+
 def batched_dot(a: Tensor, b: Tensor) -> Tensor:
     """``a·b`` over the last dim: ``(..., d), (..., d) -> (...)`` (leading dims broadcast).
 
@@ -54,7 +69,7 @@ def batched_dot(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.shape[-1] < SMALL_D:
         product = a * b
-        return product @ product.new_ones(product.shape[-1])
+        return product @ _ones(product)
     if a.dtype != b.dtype or a.shape != b.shape:
         dtype = torch.promote_types(a.dtype, b.dtype)
         a, b = torch.broadcast_tensors(a.to(dtype), b.to(dtype))

@@ -275,6 +275,8 @@ class DEO(Optimizer):
         self._theta: Tensor | None = None  # θ during a rotation event (allocated at the first)
         self._last: dict[str, Any] = {}  # g_mod and the removed component of the last step
         self._g: list[Tensor] = []  # buffers for g_t, then g_mod (allocated at the first step)
+        self._alpha_cache: tuple | None = None  # (curvature, groups' α and gate, α): see _alpha
+        self._view_cache: dict[tuple[int, int], tuple[Tensor, list[Tensor]]] = {}  # see _views
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         d = sum(p.numel() for p in params_list) // self._rows
@@ -307,10 +309,13 @@ class DEO(Optimizer):
         self._settle()
         state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
         state["_theta"], state["_last"], state["_g"] = None, {}, []  # scratch buffers, not state
+        state["_alpha_cache"], state["_view_cache"] = None, {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("_alpha_cache", None)  # scratch, absent from older pickles
+        self.__dict__.setdefault("_view_cache", {})
         if "base" in state:
             self._link_base()
 
@@ -398,6 +403,7 @@ class DEO(Optimizer):
         self._theta = None
         self._g = []
         self._last = {}
+        self._alpha_cache, self._view_cache = None, {}
 
     def _settings(self) -> dict[str, Any]:
         """The dimer's settings from the groups (equal in every group), read at every step."""
@@ -536,7 +542,7 @@ class DEO(Optimizer):
                     self._set_rng_state(rng_after)
             n = state["direction"]
             if along is None:
-                along = batched_dot(g, n) if grads is None else _list_dot(grads, unflatten_rows(n, params, 1))
+                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 1))
             _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf and ±inf·N_i are not finite)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
             if event and hp["direction"] == "random":  # charged like the dimer run it controls
@@ -554,15 +560,7 @@ class DEO(Optimizer):
             state["rotation_events"] += 1
             state["last_rotation_step"] = t
 
-        curvature = state["curvature"]
-
-        def alpha_of(group: dict[str, Any]) -> Tensor:
-            alpha = torch.full_like(curvature, group["alpha"])
-            if group["gate"] is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
-                alpha = torch.where(curvature < group["gate"], alpha, torch.zeros_like(alpha))
-            return alpha
-
-        alpha = self._column_values(("alpha", "gate"), alpha_of)
+        alpha = self._alpha(state["curvature"])
         coefficient = _coefficient(alpha, along)
         if grads is not None and alpha.dim() > 1:  # per-group α over columns: the flat path
             g, grads = flatten_rows(grads, params, self._rows, self._dtype), None
@@ -570,12 +568,12 @@ class DEO(Optimizer):
             g_mod = torch.addcmul(g, coefficient, n, value=-1) if hp["target"] == "gradient" else g
         else:
             g_mod = self._gradient_buffer(params)
-            views = unflatten_rows(g_mod, params, 1)
+            views = self._views(g_mod, params, 1)
             shift = -float(coefficient) if hp["target"] == "gradient" else 0.0
             if shift == 0.0:
                 torch._foreach_copy_(views, grads)
             else:  # g − c·N into the buffer, one pass per parameter
-                for view, value, direction in zip(views, grads, unflatten_rows(n, params, 1)):
+                for view, value, direction in zip(views, grads, self._views(n, params, 1)):
                     torch.add(value, direction, alpha=shift, out=view)
         self._last = {
             "grad": g if grads is None else grads, "modified": g_mod, "along": along, "direction": n,
@@ -586,8 +584,8 @@ class DEO(Optimizer):
             self._clip(g_mod, hp["max_grad_norm"])
 
         theta_before = self._flat([p.detach() for p in params], params) if hp["target"] == "update" else None
-        for p, value in zip(params, unflatten_rows(g_mod, params, self._rows)):
-            p.grad = value.to(p.dtype)  # views of g_mod: the base optimizer only reads them
+        for p, value in zip(params, self._views(g_mod, params, self._rows)):
+            p.grad = value if value.dtype == p.dtype else value.to(p.dtype)  # the base only reads them
         self.base.step()
         if theta_before is not None:
             update = self._flat([p.detach() for p in params], params) - theta_before
@@ -598,6 +596,37 @@ class DEO(Optimizer):
             self._negative_curvature_step(along, params)
         state["step"] = t + 1
         return loss
+
+    def _alpha(self, curvature: Tensor) -> Tensor:
+        """α per row (or per row and column when groups differ), 0 where gated (C ≥ gate); kept
+        until the curvature tensor or a group's α / gate changes (a step without event reuses it)."""
+        key = tuple((group["alpha"], group["gate"]) for group in self.param_groups)
+        cached = self._alpha_cache
+        if cached is not None and cached[0] is curvature and cached[1] == key:
+            return cached[2]
+
+        def alpha_of(group: dict[str, Any]) -> Tensor:
+            alpha = torch.full_like(curvature, group["alpha"])
+            if group["gate"] is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
+                alpha = torch.where(curvature < group["gate"], alpha, torch.zeros_like(alpha))
+            return alpha
+
+        alpha = self._column_values(("alpha", "gate"), alpha_of)
+        self._alpha_cache = (curvature, key, alpha)
+        return alpha
+
+    def _views(self, flat: Tensor, params: list[Tensor], rows: int) -> list[Tensor]:
+        """:func:`unflatten_rows` of ``flat``, kept for the few flat tensors a run reuses (N between
+        events, the two gradient buffers), so a step does not rebuild the same views."""
+        cache = self._view_cache
+        entry = cache.get((id(flat), rows))
+        if entry is not None and entry[0] is flat and len(entry[1]) == len(params):
+            return entry[1]
+        views = unflatten_rows(flat, params, rows)
+        if len(cache) >= 6:
+            cache.pop(next(iter(cache)))
+        cache[(id(flat), rows)] = (flat, views)
+        return views
 
     def _per_parameter(self) -> bool:
         """The step works per parameter (no flat copy of g) for a single problem of d ≥ SMALL_D;
@@ -1115,8 +1144,17 @@ def row_count(params: list[Tensor], batch_dims: int, who: str = "DEO") -> int:
 
 
 def _check_loss(loss: Any, step: int) -> None:
-    """ValueError when the closure's loss at θ is NaN or infinite."""
-    if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
+    """ValueError when the closure's loss at θ is NaN or infinite (a one-element loss is read once,
+    ``item()``, instead of the tensor ops of ``isfinite(...).all()``)."""
+    if loss is None:
+        return
+    if isinstance(loss, Tensor) and loss.numel() == 1:
+        finite = math.isfinite(loss.item())
+    elif isinstance(loss, numbers.Real):
+        finite = math.isfinite(loss)
+    else:
+        finite = bool(torch.isfinite(torch.as_tensor(loss)).all())
+    if not finite:
         raise ValueError(f"DEO.step: the closure returned a non-finite loss ({loss}) at step {step}")
 
 
@@ -1124,7 +1162,8 @@ def _check_gradient(along: Tensor, step: int) -> None:
     """ValueError when the gradient at θ has a NaN or infinite entry, seen through g·N per row (the
     dot product the step needs anyway): N is finite, so a non-finite g_i makes g_i·N_i and the sum
     NaN or infinite (0·inf is NaN)."""
-    if not bool(torch.isfinite(along).all()):
+    finite = math.isfinite(along.item()) if along.numel() == 1 else bool(torch.isfinite(along).all())
+    if not finite:
         raise ValueError(f"DEO.step: the closure produced a non-finite gradient (NaN/Inf) at step {step}")
 
 
