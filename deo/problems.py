@@ -127,6 +127,11 @@ def _unstable_direction(surface, saddle) -> Tensor:
     return -v if float(v[v.abs().argmax()]) < 0 else v
 
 
+def identity_projection(theta: Tensor) -> Tensor:
+    """A surface's ``project_2d``: θ is already (x, y) (the race records θ itself, no call per row)."""
+    return theta
+
+
 def surface_problem(surface, start: Sequence[float], offset: float | None = None) -> Problem:
     """A race problem on a 2-D surface (duck-typed ``landscapes.Surface``: f, bounds, stationary_points).
 
@@ -153,7 +158,7 @@ def surface_problem(surface, start: Sequence[float], offset: float | None = None
         params0={"xy": xy},
         loss=lambda params, batch: f(params["xy"]),
         exact_hessian=True,
-        project_2d=lambda theta: theta,
+        project_2d=identity_projection,
         bound=surface_bound(surface),
         escape=surface_escape(surface, xy.tolist()),
         converge_tol=SURFACE_CONVERGE_TOL,

@@ -70,6 +70,7 @@ from deo.problems import (  # noqa: F401  (re-exported: deo.race.Problem, deo.ra
     UNBOUNDED_ESCAPE_DROP,
     EscapeCriterion,
     Problem,
+    identity_projection,
     nearest_saddle,
     network_problem,
     surface_bound,
@@ -88,7 +89,7 @@ class _Row:
 
     step: int
     loss: float
-    theta: Tensor | None  # kept for d ≤ VECTOR_MAX_DIM or when the exact Hessian is due
+    theta: Tensor | np.ndarray | None  # kept for d ≤ VECTOR_MAX_DIM or when the exact Hessian is due
     position_2d: np.ndarray | None
     grad: np.ndarray | None
     grad_norm: float
@@ -114,13 +115,15 @@ class _Recorder:
     """The closure handed to ``opt.step``: counts calls, records the first call of each step.
 
     The first call of step t is at θ_t (every optimizer evaluates g_t before moving or probing):
-    its loss, raw gradient and clipped gradient are kept. ``clip`` (non-dimer presets only) rescales
-    the gradient of every call (PGD's re-evaluation after a kick included).
+    its loss, raw gradient and clipped gradient are kept (``first``; without ``clip`` the clipped
+    gradient is the raw one, the same tensor). ``clip`` (non-dimer presets only) rescales the
+    gradient of every call (PGD's re-evaluation after a kick included).
     """
 
     def __init__(self, problem: Problem, leaves: list[Tensor], clip: float | None):
         self.problem, self.leaves, self.clip = problem, leaves, clip
         self.names = list(problem.params0)
+        self.params = dict(zip(self.names, leaves))  # the same leaves every call (updated in place)
         self.calls = 0
         self.batch = None
         self.first: tuple[float, Tensor, Tensor] | None = None
@@ -131,32 +134,56 @@ class _Recorder:
 
     def evaluate(self) -> tuple[float, Tensor]:
         """Loss and raw flat gradient at the current parameters (not counted as the algorithm's)."""
-        params = dict(zip(self.names, self.leaves))
         with torch.enable_grad():
-            loss = self.problem.loss(params, self.batch)
+            loss = self.problem.loss(self.params, self.batch)
             grads = torch.autograd.grad(loss, self.leaves, allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.leaves)]
         return float(loss.detach()), _flat(grads)
 
+    def _grad(self) -> Tensor:
+        """The flat gradient of the leaves, a copy (one leaf: reshaped and cloned, no concatenation)."""
+        leaves = self.leaves
+        if len(leaves) == 1:
+            return leaves[0].grad.detach().reshape(-1).clone()
+        return _flat([p.grad for p in leaves])  # torch.cat: already a new tensor
+
     def __call__(self) -> Tensor:
-        for p in self.leaves:
+        leaves = self.leaves
+        for p in leaves:
             p.grad = None
-        loss = self.problem.loss(dict(zip(self.names, self.leaves)), self.batch)
-        if self.first is None and not math.isfinite(float(loss.detach())):
-            raise _Diverged
+        loss = self.problem.loss(self.params, self.batch)
+        first = self.first is None
+        if first:
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise _Diverged
         loss.backward()
         self.calls += 1
-        for p in self.leaves:
+        for p in leaves:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        raw = _flat([p.grad for p in self.leaves]).clone() if self.first is None else None
-        if raw is not None and not bool(torch.isfinite((raw * raw).sum())):
+        if not first:
+            if self.clip is not None:
+                _clip_grads_(leaves, self.clip)
+            return loss
+        raw = self._grad()
+        if not _finite_square_sum(raw):
             raise _Diverged  # f finite but ∇f (or ‖∇f‖²) not at θ_t (sqrt(y) at y = 0): the run stops
+        clipped = raw
         if self.clip is not None:
-            _clip_grads_(self.leaves, self.clip)
-        if self.first is None:
-            self.first = (float(loss.detach()), raw, _flat([p.grad for p in self.leaves]).clone())
+            _clip_grads_(leaves, self.clip)
+            clipped = self._grad()
+        self.first = (value, raw, clipped)
         return loss
+
+
+def _finite_square_sum(g: Tensor) -> bool:
+    """Whether ``(g·g)`` (the sum of squares, as ``(g * g).sum()``) is finite; in numpy for a small
+    CPU vector (the same products and sum, fewer torch calls)."""
+    if g.device.type == "cpu" and g.numel() <= 16 and g.dtype in (torch.float64, torch.float32):
+        a = g.numpy()
+        return bool(np.isfinite((a * a).sum()))
+    return bool(torch.isfinite((g * g).sum()))
 
 
 def _flat_loss_fn(problem: Problem, shapes: list[tuple[str, torch.Size]], batch) -> Callable:
@@ -185,7 +212,7 @@ def _exact_min_eigs(problem: Problem, shapes, rows: list[_Row], chunk: int = 256
         stop = start + 1
         while stop < len(rows) and stop - start < chunk and rows[stop].batch is batch:
             stop += 1
-        thetas = torch.stack([r.theta for r in rows[start:stop]]).to(torch.float64)
+        thetas = torch.from_numpy(np.stack([_theta64(r.theta) for r in rows[start:stop]]))
         lam, v = exact_min_eig(_flat_loss_fn(problem, shapes, batch), thetas)
         for row, lam_i, v_i in zip(rows[start:stop], lam.tolist(), v.detach().numpy()):
             row.lam, row.v = lam_i, v_i
@@ -198,8 +225,32 @@ def _exact_min_eigs(problem: Problem, shapes, rows: list[_Row], chunk: int = 256
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    na, nb = _norm(a), _norm(b)
     return float(abs(a @ b) / (na * nb)) if na > 0 and nb > 0 else math.nan
+
+
+def _theta64(theta: Tensor | np.ndarray) -> np.ndarray:
+    """A recorded θ as float64 numpy (rows keep a float64 numpy copy, or the tensor in its dtype)."""
+    return theta if isinstance(theta, np.ndarray) else theta.to(torch.float64).numpy()
+
+
+def _unhooked_step(opt) -> Callable:
+    """``opt.step`` without ``torch.optim``'s per-call profiler wrapper (``record_function`` and the
+    hook loops) when no step hook is registered, anywhere: the same update, less Python per step.
+    Any hook (global or on ``opt``), or an optimizer whose step is not wrapped, keeps ``opt.step``."""
+    from torch.optim import optimizer as torch_optimizer
+
+    step = getattr(type(opt), "step", None)
+    inner = getattr(step, "__wrapped__", None)
+    hooks = (
+        getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
+        getattr(torch_optimizer, "_global_optimizer_post_hooks", None),
+        getattr(opt, "_optimizer_step_pre_hooks", None),
+        getattr(opt, "_optimizer_step_post_hooks", None),
+    )
+    if inner is None or not getattr(step, "hooked", False) or any(h is None or len(h) for h in hooks):
+        return opt.step
+    return lambda closure: inner(opt, closure)
 
 
 def _run_one(
@@ -222,43 +273,57 @@ def _run_one(
     if preset.uses_dimer:
         _clip_update(opt, clip)  # DEO's own max_grad_norm on g_mod; the closure never clips a probe
     recorder = _Recorder(problem, leaves, None if preset.uses_dimer else clip)
+    step_fn = _unhooked_step(opt)
+    has_diagnostics = hasattr(opt, "diagnostics")
     rows: list[_Row] = []
     counters = {"diagnostic_evals": 0}
     continuity: dict[str, np.ndarray] = {}
     status, stop_step, escape_step = "running", None, None
     dimer_state: dict = {}
+    small = d <= VECTOR_MAX_DIM
+    keep_theta = small or problem.exact_hessian
+    # A single float64 CPU leaf (a surface): θ_t is kept as a float64 numpy copy, no torch clone.
+    plain = len(leaves) == 1 and leaves[0].dtype == torch.float64 and leaves[0].device.type == "cpu"
+    project, identity_2d = problem.project_2d, problem.project_2d is identity_projection
+    exact = problem.exact_hessian
 
-    def make_row(t, theta, loss, raw, modified, evals, state) -> _Row:
+    def make_row(t, theta, theta64, loss, raw, g, grad_norm, modified, evals, state) -> _Row:
         """One recorded row; the exact Hessian (a diagnostic evaluation) only for recorded rows.
 
         Vectors (θ, g, g_mod, N) are kept only for d ≤ VECTOR_MAX_DIM (θ also when the exact Hessian
         is due), so a long race on a large network holds scalars and 2-D projections only.
         """
-        g = raw.to(torch.float64).numpy()
-        gm = modified.to(torch.float64).numpy() if modified is not None else np.full(d, np.nan)
+        if modified is raw:
+            gm, modified_norm = g, grad_norm
+        else:
+            gm = modified.to(torch.float64).numpy() if modified is not None else np.full(d, np.nan)
+            modified_norm = _norm(gm)
         direction = _continuous(continuity, "direction", state.get("direction"))
-        small = d <= VECTOR_MAX_DIM
         projected = None
-        if problem.project_2d is not None:
-            projected = problem.project_2d(theta).detach().to(torch.float64).numpy()
-        if problem.exact_hessian:
+        if identity_2d:
+            projected = theta64
+        elif project is not None:
+            if theta is None:
+                theta = torch.from_numpy(theta64)
+            projected = project(theta).detach().to(torch.float64).numpy()
+        if exact:
             counters["diagnostic_evals"] += 1
         return _Row(
             step=t,
             loss=loss,
-            theta=theta if small or problem.exact_hessian else None,
+            theta=(theta64 if plain else theta) if keep_theta else None,
             position_2d=projected,
             grad=g if small else None,
-            grad_norm=float(np.linalg.norm(g)),
+            grad_norm=grad_norm,
             modified_grad=gm if small else None,
-            modified_grad_norm=float(np.linalg.norm(gm)),
+            modified_grad_norm=modified_norm,
             direction=direction if small else None,
             grad_evals=evals,
             curvature=state.get("curvature", math.nan),
             torque=state.get("torque", math.nan),
             removed_fraction=state.get("removed_fraction", math.nan),
             diagnostic_evals=counters["diagnostic_evals"],
-            batch=recorder.batch if problem.exact_hessian else None,
+            batch=recorder.batch if exact else None,
         )
 
     # Per-step checks on a float64 numpy copy of θ: a handful of torch calls on a (d,) tensor cost
@@ -267,11 +332,17 @@ def _run_one(
     center = None
     if escape is not None and escape.radius is not None:
         center = escape.center.detach().to(torch.float64).reshape(-1).numpy()
+    bound, converge_tol = problem.bound, problem.converge_tol
 
     def in_bounds(theta64: np.ndarray) -> bool:
+        if d <= 8:  # a few Python floats: the same comparisons, no numpy call per check
+            values = theta64.tolist()
+            if not all(map(math.isfinite, values)):
+                return False
+            return bound is None or max(map(abs, values)) <= bound
         if not np.isfinite(theta64).all():
             return False
-        return problem.bound is None or float(np.abs(theta64).max()) <= problem.bound
+        return bound is None or float(np.abs(theta64).max()) <= bound
 
     def escaped(theta64: np.ndarray, loss: float) -> bool:
         """``problem.escape.met`` for one row, in numpy (the same float64 comparisons)."""
@@ -284,8 +355,11 @@ def _run_one(
     pending: tuple | None = None
     evals = 0
     for t in range(steps + 1):
-        theta = leaves[0].detach().reshape(-1).clone() if len(leaves) == 1 else _flat(leaves).clone()
-        theta64 = theta.to(torch.float64).numpy()
+        if plain:
+            theta, theta64 = None, leaves[0].detach().numpy().reshape(-1).copy()
+        else:
+            theta = leaves[0].detach().reshape(-1).clone() if len(leaves) == 1 else _flat(leaves).clone()
+            theta64 = theta.to(torch.float64).numpy()
         evals_before = evals
         recorder.start_step(t)
         if not in_bounds(theta64):
@@ -293,16 +367,19 @@ def _run_one(
             break
         if t < steps:
             try:
-                opt.step(recorder)
+                step_fn(recorder)
             except _Diverged:
                 status, stop_step = "diverged", t
                 break
             loss, raw, modified = recorder.first
-            diagnostics = opt.diagnostics() if hasattr(opt, "diagnostics") else None
-            evals = recorder.calls if diagnostics is None else int(diagnostics["grad_evals"])
-            if preset.uses_dimer:
-                dimer_state = _dimer_fields(diagnostics)
-                modified = diagnostics.get("modified_grad")  # what the base optimizer received
+            if has_diagnostics:
+                diagnostics = opt.diagnostics()
+                evals = int(diagnostics["grad_evals"])
+                if preset.uses_dimer:
+                    dimer_state = _dimer_fields(diagnostics)
+                    modified = diagnostics.get("modified_grad")  # what the base optimizer received
+            else:
+                evals = recorder.calls
         else:
             loss, raw = recorder.evaluate()
             counters["diagnostic_evals"] += 1
@@ -313,12 +390,17 @@ def _run_one(
         newly_escaped = escape_step is None and escaped(theta64, loss)
         if newly_escaped:
             escape_step = t
+        g = raw.to(torch.float64).numpy()
+        grad_norm = _norm(g)
+        # ‖g‖ below the tolerance, by torch's norm as always; numpy's ‖g‖ (a few ulps apart) rules
+        # out the common case (‖g‖ ≥ 2·tol) without the torch call
         converged = (
-            problem.converge_tol is not None
-            and float(raw.norm()) < problem.converge_tol
-            and (problem.escape is None or escape_step is not None)
+            converge_tol is not None
+            and grad_norm < 2 * converge_tol
+            and float(raw.norm()) < converge_tol
+            and (escape is None or escape_step is not None)
         )
-        args = (t, theta, loss, raw, modified, evals_before, dict(dimer_state))
+        args = (t, theta, theta64, loss, raw, g, grad_norm, modified, evals_before, dimer_state)
         last = t == steps or converged or (stop_on_escape and escape_step is not None)
         if t % record_every == 0 or last or newly_escaped:
             rows.append(make_row(*args))
@@ -342,6 +424,12 @@ def _run_one(
     )  # fmt: skip
 
 
+def _norm(a: np.ndarray) -> float:
+    """``float(np.linalg.norm(a))`` for a 1-D float64 array, without its checks (the same
+    ``sqrt(a·a)``, bit for bit)."""
+    return math.sqrt(float(a.dot(a)))
+
+
 def _continuous(previous: dict[str, np.ndarray], name: str, v: np.ndarray | None) -> np.ndarray | None:
     """Flip ``v`` when ``v·v_prev < 0`` (N and −N are the same mode; keeps the display continuous)."""
     if v is None:
@@ -356,7 +444,9 @@ def _dimer_fields(diag: dict) -> dict:
     """The per-step dimer quantities of ``opt.diagnostics()`` as numpy / floats."""
     out = {}
     direction = diag.get("direction")
-    if direction is not None:
+    if isinstance(direction, Tensor) and direction.dtype == torch.float64 and direction.device.type == "cpu":
+        out["direction"] = direction.detach().numpy().reshape(-1).copy()
+    elif direction is not None:
         out["direction"] = torch.as_tensor(direction).detach().reshape(-1).to(torch.float64).numpy().copy()
     for name in ("curvature", "torque", "removed_fraction"):
         if diag.get(name) is not None:
@@ -382,7 +472,7 @@ def _trace_from_rows(
 
     positions = None
     if small and n:
-        positions = np.stack([r.theta.to(torch.float64).numpy() for r in rows])
+        positions = np.stack([_theta64(r.theta) for r in rows])
     position_2d = np.stack([r.position_2d for r in rows]) if problem.project_2d is not None and n else None
     return Trace(
         key=spec.key,
