@@ -14,7 +14,6 @@ force arrows are not distorted; at most ``MAX_FRAMES`` frames.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ import plotly.graph_objects as go
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
+from viz.frames import MAX_FRAMES, frame_rows
 from viz.palette import EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
 from viz.surface_figs import AnimatedFigure, _png_data_uri
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # the study's result type only: viz imports no torch
 
 BACKGROUND_PIXELS = 360  # per side of a contour's background image in an animated figure
 
-MAX_FRAMES = 300
 SIGNIFICANT = 5
 GUIDE_COLOR = EXACT_COLOR
 COLOR_SCALES = ("linear", "log", "clip")
@@ -58,21 +57,6 @@ def rounded(values: ndarray | Sequence[float] | float, sig: int = SIGNIFICANT) -
     if out.ndim == 0:
         return float(out) if finite else None
     return np.where(finite, out, None).tolist()
-
-
-def stride_for(n_rows: int, max_frames: int = MAX_FRAMES) -> int:
-    """Frame stride so that ``ceil(n_rows / stride) <= max_frames``."""
-    if n_rows < 1:
-        raise ValueError(f"need at least one row to animate, got {n_rows}")
-    return max(1, math.ceil(n_rows / max_frames))
-
-
-def frame_rows(n_rows: int, max_frames: int = MAX_FRAMES) -> list[int]:
-    """Row indices shown as frames: every ``stride``-th row and always the last one."""
-    rows = list(range(0, n_rows, stride_for(n_rows, max_frames)))
-    if rows[-1] != n_rows - 1:
-        rows[-1] = n_rows - 1
-    return rows
 
 
 def display_z(z: ndarray, color_scale: str = "linear", clip: float | None = None) -> tuple[ndarray, str]:
@@ -138,7 +122,6 @@ def click_grid_trace(xs: ndarray, ys: ndarray, n: int = 41) -> go.Scatter:
     )
 
 
-MARKER_SYMBOLS = STATIONARY_SYMBOLS  # the same symbols as the race figure's (viz.palette)
 MARKER_NAMES = {"min": "minima", "saddle": "saddles", "max": "maxima", "degenerate": "degenerate points"}
 
 
@@ -154,7 +137,7 @@ class Marker:
 def marker_traces(markers: Sequence[Marker]) -> list[go.Scatter]:
     """One white-filled scatter trace per kind of listed stationary point (with text labels)."""
     traces = []
-    for kind, symbol in MARKER_SYMBOLS.items():
+    for kind, symbol in STATIONARY_SYMBOLS.items():  # the race figure's symbols (viz.palette)
         points = [m for m in markers if m.kind == kind]
         if points:
             traces.append(
