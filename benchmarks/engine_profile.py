@@ -29,7 +29,9 @@ if str(ROOT) not in sys.path:
 from benchmarks.engine import mlp  # noqa: E402
 from deo.optim import DEO  # noqa: E402
 
-NOT_PASSES = ("view", "detach", "split", "reshape", "alias", "as_strided", "unsqueeze", "expand")  # no data
+NOT_PASSES = (
+    "view", "detach", "split", "reshape", "alias", "as_strided", "unsqueeze", "expand", "slice", "select",
+)  # views: no data moved
 
 
 class PassCounter(TorchDispatchMode):

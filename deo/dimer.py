@@ -367,6 +367,120 @@ def rotate_fourier_shifted(
     return n_new, torch.where(rotate, curvature, c0), info
 
 
+@dataclass
+class GramEvent:
+    """What :func:`fourier_gram_event` finds: the new N as coefficients of the basis rows
+    (``direction``), its curvature C, the torque ‖F_R‖ at it and g₀·N (``along``)."""
+
+    direction: list[float]
+    curvature: float
+    torque: float
+    along: float
+
+
+def _gram_div(a: float, b: float) -> float:
+    """``a/b`` with float semantics (±inf, NaN) instead of ZeroDivisionError."""
+    if b != 0.0:
+        return a / b
+    return math.nan if a == 0.0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def fourier_gram_event(
+    end: Callable[[list[float]], list[list[float]]],
+    length: float,
+    scheme: str,
+    rotations: int,
+    phi_tol: float = PHI_TOL,
+) -> GramEvent:
+    """A DEO rotation event — a probe of N₀ and ``rotations`` Fourier rotations
+    (:func:`rotate_fourier_shifted` with ``ends=False``, then :func:`difference_probe`) — done on
+    the Gram matrix of a few d-vectors instead of on the vectors: the same formulas, with every
+    d-vector (N, D, F_R, Θ, the trial orientation, the interpolated D) a list of coefficients of the
+    basis rows and every dot product ``uᵀ·gram·v``.
+
+    Basis rows: 0 = g₀ (the gradient at θ), 1 = N₀, then the end gradients minus g₀ in the order
+    they are evaluated (forward: ``g(θ + ΔR·v) − g₀``; central: that and ``g(θ − ΔR·v) − g₀``).
+    ``end(v)`` (v a coefficient list) evaluates the end gradient(s) at θ ± ΔR·v, adds their rows
+    and returns the Gram matrix of all rows so far (rows 0–1 and the first ends come with the first
+    call: one matrix product). Scalars are
+    Python floats (float64). Norms of vectors that are nearly parallel to a basis vector lose
+    digits to cancellation (a torque below ~√ε·‖D‖ of the dots' precision reads as noise); the
+    rotation is skipped below ``phi_tol`` anyway.
+    """
+    g: list[list[float]] = []
+
+    def dot(u: list[float], v: list[float]) -> float:
+        total = 0.0
+        for i, ui in enumerate(u):
+            if ui != 0.0:
+                row = g[i]
+                for j, vj in enumerate(v):
+                    if vj != 0.0:
+                        total += ui * row[j] * vj
+        return total
+
+    def comb(a: float, u: list[float], b: float, v: list[float]) -> list[float]:
+        size = max(len(u), len(v))
+        u, v = u + [0.0] * (size - len(u)), v + [0.0] * (size - len(v))
+        return [a * x + b * y for x, y in zip(u, v)]
+
+    def basis(i: int, value: float) -> list[float]:
+        out = [0.0] * (i + 1)
+        out[i] = value
+        return out
+
+    def difference(first: int) -> list[float]:  # D from the end rows starting at ``first``
+        if scheme == "forward":
+            return basis(first, 1.0 / length)
+        return comb(1.0, basis(first, 0.5 / length), 1.0, basis(first + 1, -0.5 / length))
+
+    def norm(v: list[float]) -> float:
+        return math.sqrt(max(dot(v, v), 0.0)) if dot(v, v) == dot(v, v) else math.nan
+
+    n = basis(1, 1.0)
+    g = end(n)
+    hn = difference(2)
+    curvature_n = dot(hn, n)
+    force = comb(curvature_n, n, -1.0, hn)
+    torque = norm(force)
+    curvature = curvature_n
+    for _ in range(rotations):
+        # rotate_fourier_shifted(search_dir = F_R, ends=False)
+        theta_raw = comb(1.0, force, -dot(force, n), n)
+        plane_norm = norm(theta_raw)
+        has_plane = plane_norm >= 1e-12
+        theta = comb(_gram_div(1.0, plane_norm if has_plane else 1.0), theta_raw, 0.0, [])
+        c0 = curvature_n
+        b1 = dot(hn, theta)
+        trial = -0.5 * math.atan2(2.0 * b1, 2.0 * abs(c0))
+        rotate = has_plane and abs(trial) >= phi_tol
+        phi1 = trial if rotate else math.pi / 4
+        cos1, sin1 = math.cos(phi1), math.sin(phi1)
+        n_trial = comb(cos1, n, sin1, theta)
+        trial_norm = norm(n_trial)
+        n_trial = comb(_gram_div(1.0, trial_norm if trial_norm >= 1e-12 else 1.0), n_trial, 0.0, [])
+        first = len(g)
+        g = end(n_trial)
+        hn_trial = difference(first)
+        c_half = _gram_div(dot(hn_trial, theta) - cos1 * b1, sin1)
+        a1 = 0.5 * (c0 - c_half)
+        a0 = 2.0 * (c0 - a1)
+        phi_min = 0.5 * math.atan2(-b1, -a1) if rotate else 0.0
+        model = a0 / 2 - math.sqrt(a1 * a1 + b1 * b1) if a1 == a1 and b1 == b1 else math.nan
+        cos_m, sin_m = math.cos(phi_min), math.sin(phi_min)
+        rotated = comb(cos_m, n, sin_m, theta)
+        rotated_norm = norm(rotated) if rotate else 1.0
+        n = comb(_gram_div(1.0, rotated_norm), rotated, 0.0, [])
+        s0, s1 = _gram_div(math.sin(phi1 - phi_min), sin1), _gram_div(sin_m, sin1)
+        hn = comb(s0, hn, s1, hn_trial)
+        curvature = model if rotate else c0
+        # difference_probe(g₀, D, N)
+        curvature_n = dot(hn, n)
+        force = comb(curvature_n, n, -1.0, hn)
+        torque = norm(force)
+    return GramEvent(direction=n, curvature=curvature, torque=torque, along=dot(basis(0, 1.0), n))
+
+
 def _select_probe(mask: Tensor, new: DimerProbe, old: DimerProbe) -> DimerProbe:
     """Per row: ``new`` where ``mask`` (shape ``(...)``), else ``old``."""
     rows = mask.unsqueeze(-1)

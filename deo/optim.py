@@ -8,6 +8,7 @@ optimizer (torch's own SGD / Adam / AdamW, which keeps the moments).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from deo.dimer import (
     ShiftGradFn,
     batched_dot,
     difference_probe,
+    fourier_gram_event,
     lanczos_rotation,
     probe_shifted,
     rotate_fourier_shifted,
@@ -309,6 +311,7 @@ class DEO(Optimizer):
         self._settle()
         state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
         state["_theta"], state["_last"], state["_g"] = None, {}, []  # scratch buffers, not state
+        state["_basis"], state["_scratch"], state["_basis_views"] = None, None, None
         state["_alpha_cache"], state["_view_cache"] = None, {}
         return state
 
@@ -403,6 +406,7 @@ class DEO(Optimizer):
         self._theta = None
         self._g = []
         self._last = {}
+        self._basis, self._scratch, self._basis_views = None, None, None
         self._alpha_cache, self._view_cache = None, {}
 
     def _settings(self) -> dict[str, Any]:
@@ -522,9 +526,10 @@ class DEO(Optimizer):
             key: state[key] for key in ("grad_evals", "grad_evals_spent", "direction", "curvature", "torque")
         }
         along = None  # g·N, from the rotation event when it has it
+        gram = event and self._gram_event_fits(hp, params)
         try:
             with self._widened(low) if low else nullcontext():
-                if event or not self._per_parameter():
+                if (event and not gram) or not self._per_parameter():
                     loss, g = self._gradient(closure, params)
                     grads = None
                 else:  # the per-parameter path: g stays in the .grad tensors autograd made
@@ -537,8 +542,11 @@ class DEO(Optimizer):
                     redraw = hp["redraw_every"]
                     if hp["direction"] == "random" and redraw and t > 0 and t % redraw == 0:
                         state["direction"] = self._random_direction(t // redraw)
-                    with self._shifts(closure, params, rng_before) as shift_grad:
-                        along = self._rotation_event(shift_grad, g, hp)
+                    if gram:
+                        along = self._gram_event(closure, params, grads, hp, rng_before)
+                    else:
+                        with self._shifts(closure, params, rng_before) as shift_grad:
+                            along = self._rotation_event(shift_grad, g, hp)
                     self._set_rng_state(rng_after)
             n = state["direction"]
             if along is None:
@@ -728,6 +736,123 @@ class DEO(Optimizer):
         state["curvature"] = torch.where(valid, curvature, state["curvature"])
         state["torque"] = torch.where(valid, torque, state["torque"])
         return None
+
+    def _gram_event_fits(self, hp: dict[str, Any], params: list[Tensor]) -> bool:
+        """The rotation event runs from a Gram matrix (:meth:`_gram_event`) for a single problem of
+        d ≥ SMALL_D, the Fourier rotation (or the random control, which does not rotate), and
+        contiguous parameters in the dimer's dtype (bfloat16 / float16 ones are widened to it)."""
+        if not self._per_parameter() or (hp["rotation"] != "fourier" and hp["direction"] == "dimer"):
+            return False
+        widen = self._dtype == torch.float32
+        return all(
+            (p.dtype == self._dtype and p.is_contiguous()) or (widen and p.dtype in LOW_PRECISION)
+            for p in params
+        )
+
+    def _gram_event(
+        self,
+        closure: Callable[[], Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        hp: dict[str, Any],
+        rng: tuple[Tensor, Tensor | None],
+    ) -> Tensor | None:
+        """:meth:`_rotation_event` (probe, then ``rotations`` Fourier rotations) for one problem of
+        large d, in fewer passes over d: every vector of the event (N, D, F_R, Θ, the trial
+        orientation, the interpolated D) is a combination of a few d-vectors held as the rows of
+        one buffer W — g₀, N₀ and the end gradients minus g₀ — so every dot product is an entry of
+        their Gram matrix (computed by a matrix product as rows are added), the scalar work is done
+        on those entries (:func:`deo.dimer.fourier_gram_event`), and only the vectors the step needs
+        are written: each shifted θ (into scratch tensors swapped in as ``p.data``, so θ itself is
+        never written and needs no restore) and the new N. Returns g·N at the new N, or None when a
+        value is not finite (then N, C and the torque stay as they were)."""
+        state = self.dimer
+        c = 1 if hp["scheme"] == "forward" else 2
+        rotations = hp["rotations"] if hp["direction"] == "dimer" else 0
+        length = hp["dimer_length"]
+        k = 2 + c * (rotations + 1)
+        d = state["direction"].shape[-1]
+        basis = getattr(self, "_basis", None)
+        if basis is None or basis.shape[0] < k or basis.shape[1] != d or basis.dtype != self._dtype:
+            basis = self._basis = torch.empty(k, d, dtype=self._dtype, device=self._device)
+        layout = getattr(self, "_basis_views", None)
+        if layout is None or layout[0] is not basis or len(layout[2]) != len(params):
+            bounds = list(itertools.accumulate([p.numel() for p in params], initial=0))
+            columns = [basis[:, a:b] for a, b in itertools.pairwise(bounds)]  # per parameter, (k, n_p)
+            rows = [
+                [column[i].view(p.shape) for column, p in zip(columns, params)] for i in range(basis.shape[0])
+            ]
+            layout = self._basis_views = (basis, rows, columns)
+        _, rows, columns = layout
+        torch._foreach_copy_(rows[0], grads)  # row 0: g₀
+        basis[1].copy_(state["direction"][0])  # row 1: N₀
+        scratch = getattr(self, "_scratch", None)
+        if scratch is None or len(scratch) != len(params) or any(
+            a.shape != p.shape or a.dtype != p.dtype for a, p in zip(scratch, params)
+        ):
+            scratch = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in params]
+            self._scratch = scratch
+        originals = [p.data for p in params]
+        filled = [2]
+        gram: list[list[float]] = []
+
+        def extend_gram() -> list[list[float]]:
+            """Add the Gram entries of the rows filled since the last call (with every row)."""
+            start, m = len(gram), filled[0]
+            block = torch.mm(basis[:m], basis[start:m].t()).tolist()  # block[i][j] = W_i·W_{start+j}
+            grown = [row[:start] + [0.0] * (m - start) for row in gram] + [[0.0] * m for _ in range(start, m)]
+            for i in range(m):
+                for j in range(start, m):
+                    grown[i][j] = grown[j][i] = block[i][j - start]
+            gram[:] = grown
+            return gram
+
+        def end(direction: list[float]) -> list[list[float]]:
+            """The end gradients at θ ± ΔR·v, ``v = Σ_j direction[j]·W[j]`` (rows 0..), each stored as
+            a new row ``g_end − g₀``; returns the Gram matrix with them."""
+            support = max((j for j, value in enumerate(direction) if value != 0.0), default=1) + 1
+            for sign in (1.0, -1.0)[:c]:
+                scale = sign * length
+                if support == 2 and direction[0] == 0.0 and direction[1] == 1.0:  # N₀: θ + s·N₀
+                    for target, origin, part in zip(scratch, originals, rows[1]):
+                        torch.add(origin, part, alpha=scale, out=target)
+                else:
+                    weights = [[scale * value for value in direction[1:support]]]
+                    weights = torch.tensor(weights, dtype=self._dtype, device=self._device)
+                    # v has no g₀ part (row 0): it is a combination of N₀ and end differences
+                    for target, origin, block in zip(scratch, originals, columns):
+                        torch.addmm(origin.reshape(1, -1), weights, block[1:support], out=target.view(1, -1))
+                for p, target in zip(params, scratch):
+                    p.data = target
+                self._set_rng_state(rng)
+                _, raw = evaluate_closure(closure, params, "DEO.step")
+                for row, g_end, g0 in zip(rows[filled[0]], raw, grads):
+                    if g_end is None:
+                        torch.neg(g0, out=row)
+                    else:
+                        torch.sub(g_end, g0, out=row)
+                filled[0] += 1
+                state["grad_evals"] += 1
+            return extend_gram()
+
+        try:
+            result = fourier_gram_event(end, length, hp["scheme"], rotations)
+        finally:
+            for p, data in zip(params, originals):
+                p.data = data
+        support = max((j for j, value in enumerate(result.direction) if value != 0.0), default=1) + 1
+        n_new = torch.mm(
+            torch.tensor([result.direction[1:support]], dtype=self._dtype, device=self._device),
+            basis[1:support],
+        )
+        values = (result.along, result.curvature, result.torque)
+        if not all(math.isfinite(value) for value in values):
+            return None
+        state["direction"] = n_new
+        state["curvature"], state["torque"] = (
+            torch.tensor([value], dtype=self._dtype, device=self._device) for value in values[1:]
+        )
+        return torch.tensor([result.along], dtype=self._dtype, device=self._device)
 
     def _rotate(
         self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe, hp: dict[str, Any]
