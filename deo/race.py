@@ -83,7 +83,7 @@ from deo.trace import Trace
 VECTOR_MAX_DIM = 4096  # record position / gradients / directions only up to this d
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """One recorded row of a run; ``lam``, ``v`` and ``cos`` are filled after the run."""
 
@@ -154,7 +154,7 @@ class _Recorder:
         loss = self.problem.loss(self.params, self.batch)
         first = self.first is None
         if first:
-            value = float(loss.detach())
+            value = loss.item()
             if not math.isfinite(value):
                 raise _Diverged
         loss.backward()
