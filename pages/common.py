@@ -308,6 +308,8 @@ def nbytes(value: Any, _seen: set | None = None) -> int:
     if id(value) in seen:
         return 0
     seen.add(id(value))
+    if callable(getattr(value, "memory_bytes", None)):  # an object that knows its size cheaply
+        return int(value.memory_bytes())
     if isinstance(value, np.ndarray):
         return int(value.nbytes) + (nbytes(value.base, seen) if value.dtype == object else 0)
     if type(value).__module__.startswith("torch") and hasattr(value, "element_size"):
@@ -499,15 +501,36 @@ def cached_race_figure(
 ):
     """The animated race figure of :func:`cached_surface_race`'s traces (a cache hit: the race is
     not run again) with ``viz.surface_figs.race_figure`` keyword ``options`` (sorted ``(name,
-    value)`` pairs); frozen: serialised once, later serialisations reuse that dict."""
-    from viz.surface_figs import race_figure
+    value)`` pairs): the view options (``VIEW_OPTIONS``) drawn on :func:`cached_race_layers` (a
+    view never drawn before costs milliseconds), its JSON composed once and sent as it is."""
+    from pages.plotly_wire import wire_ready
+    from viz.surface_figs import VIEW_OPTIONS, race_view
+
+    race_key = (surface_key, formula, start, offset, specs_json, steps, seed, clip)
+    layers = cached_race_layers(*race_key, tuple((k, v) for k, v in options if k not in VIEW_OPTIONS))
+    return wire_ready(race_view(layers, **{k: v for k, v in options if k in VIEW_OPTIONS}))
+
+
+@cache_runner(max_entries=8)
+def cached_race_layers(
+    surface_key: str,
+    formula: str,
+    start: tuple[float, float],
+    offset: float | None,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    options: tuple,
+):
+    """``viz.surface_figs.race_layers`` of :func:`cached_surface_race`'s traces: what the race
+    figure draws whatever its view options, built once per race and layout (``options``: sorted
+    ``(name, value)`` pairs, no ``VIEW_OPTIONS``)."""
+    from viz.surface_figs import race_layers
 
     traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
     surface = get_surface(surface_key, formula)
-    fig = race_figure(surface, traces, grid=cached_surface_grid(surface_key, formula), **dict(options))
-    from pages.plotly_wire import wire_ready  # serialised here once; reruns send that JSON
-
-    return wire_ready(fig.freeze() if hasattr(fig, "freeze") else fig)
+    return race_layers(surface, traces, grid=cached_surface_grid(surface_key, formula), **dict(options))
 
 
 TRACE_FIGURES = ("loss_steps", "loss_evals", "curvature", "surface3d")  # cached_trace_figure's views

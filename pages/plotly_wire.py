@@ -49,6 +49,8 @@ def install() -> None:
 def wire_ready(fig: Any) -> Any:
     """Serialise a frozen figure (its ``to_dict`` returns one shared dict) once, as
     ``st.plotly_chart`` would, and serve that JSON for it from now on; returns ``fig``.
+    A figure that composes its own JSON (``wire_json()``, ``viz.surface_figs.RaceFigure``: the
+    JSON of its dict, assembled from pieces encoded once) is served that string instead.
     A figure without ``freeze`` is returned as it is."""
     if not hasattr(fig, "freeze"):
         return fig
@@ -56,7 +58,8 @@ def wire_ready(fig: Any) -> Any:
     frozen = fig.to_dict()
     if frozen is not fig.to_dict():  # not frozen: nothing stable to remember
         return fig
-    fig._wire_json = (frozen, _ORIGINAL[0](frozen, validate=False))
+    own = getattr(fig, "wire_json", None)
+    fig._wire_json = (frozen, own() if own is not None else _ORIGINAL[0](frozen, validate=False))
     with _LOCK:
         _BY_DICT_ID[id(frozen)] = fig
     return fig

@@ -29,13 +29,16 @@ from viz.export import standalone_html
 from viz.palette import color_for
 from viz.surface_figs import (
     EXPORT_OPTIONS,
+    VIEW_OPTIONS,
+    arrow_scale,
     divergence_notes,
     fate_line,
     legend_label,
-    race_figure,
+    race_layers,
     results_rows,
     surface_grid,
 )
+from viz.surface_figs import race_view as draw_race_view
 
 require_app_navigation()
 
@@ -340,7 +343,9 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
         if traces:
             fig = cached_race_figure(*race_key, tuple(sorted(figure_options.items())))
         else:
-            fig = race_figure(surface, [], grid=surface_grid(surface), **figure_options)
+            view = {k: v for k, v in figure_options.items() if k in VIEW_OPTIONS}
+            layout = {k: v for k, v in figure_options.items() if k not in VIEW_OPTIONS}
+            fig = draw_race_view(race_layers(surface, [], grid=surface_grid(surface), **layout), **view)
         st.plotly_chart(
             fig,
             key="race_chart",
@@ -354,13 +359,12 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
                 "displayModeBar": not (compact or large),
             },
         )
-        meta = fig.layout.meta or {}
         notes = [
             "▶ Play / ❚❚ Pause, drag the slider to scrub; click a legend entry to hide or show it. "
             "Arrows point downhill from the current point; the dimer is centred on it."
         ]
-        if arrows == "scale" and meta.get("arrow_scale"):
-            notes.append(f"Arrow = {meta['arrow_scale']:.3g} × vector.")
+        if arrows == "scale" and traces:
+            notes.append(f"Arrow = {arrow_scale(surface, traces):.3g} × vector.")
         if config["clip"] is not None:
             notes.append(f"Clipping on: ‖g‖ ≤ {config['clip']:g} for every optimizer.")
         st.caption(" ".join(notes))
@@ -519,8 +523,10 @@ if traces:
     detail_tabs(traces)
 
     def _html() -> str:
-        options = {**export_options, **EXPORT_OPTIONS, "large": False}
-        lite = race_figure(surface, traces, grid=surface_grid(surface), **options)
+        options = {**export_options, **EXPORT_OPTIONS, "large": False}  # the view on screen, lighter
+        view = {k: v for k, v in options.items() if k in VIEW_OPTIONS}
+        layout = {k: v for k, v in options.items() if k not in VIEW_OPTIONS}
+        lite = draw_race_view(race_layers(surface, traces, grid=surface_grid(surface), **layout), **view)
         return standalone_html(lite, f"DEO Lab — {surface.name}")
 
     download_buttons("deo-lab-surfaces", config, traces=traces, html=_html)

@@ -152,7 +152,7 @@ def test_dimer_is_a_segment_through_the_iterate_of_length_2k_dimer_length(grid):
     half = 100.0 * 1e-3  # k·ΔR along N = (0, 1)
     assert dimer["x"] == pytest.approx([theta[0], theta[0]], abs=1e-4)
     assert dimer["y"] == pytest.approx([theta[1] - half, theta[1] + half], abs=1e-4)
-    assert fig.layout.meta["dimer_zoom"] == 100.0
+    assert sf.race_dimer_zoom(SADDLE, [trace], 100.0) == 100.0
 
 
 def test_auto_dimer_zoom_is_a_round_factor_drawing_a_legible_dimer():
@@ -164,8 +164,10 @@ def test_auto_dimer_zoom_is_a_round_factor_drawing_a_legible_dimer():
 
 
 def test_the_legend_names_each_kind_of_drawing_and_toggles_it_for_every_run(grid):
-    fig = sf.race_figure(SADDLE, [make_trace("deo_paper", 10), make_trace("deo_escape", 10)], grid=grid)
-    zoom = fig.layout.meta["dimer_zoom"]
+    traces = [make_trace("deo_paper", 10), make_trace("deo_escape", 10)]
+    fig = sf.race_figure(SADDLE, traces, grid=grid)
+    zoom = sf.race_dimer_zoom(SADDLE, traces)
+    assert zoom == sf.auto_dimer_zoom(SADDLE, 1e-3)
     named = {t.legendgroup: t.name for t in fig.data if t.showlegend and t.x == (None,)}
     assert named == {
         "dimer": f"dimer (ΔR ×{zoom:g})",
@@ -348,3 +350,72 @@ def test_a_controls_legend_name_is_short_and_says_random_n():
     label = "DEO (paper) — control: random direction, re-drawn every 10 steps"
     assert sf.legend_label(label) == "DEO (paper): re-drawn N"
     assert sf.legend_label("Adam") == "Adam"
+
+
+VIEWS = [
+    {},
+    {"dimer_zoom": 10.0},
+    {"arrows": "scale"},
+    {"frame_ms": 200.0},
+    {"show_dimer": False, "show_arrows": False},
+    {"show_min_mode": False},
+]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_the_page_figure_composed_from_layers_is_the_validated_figure_and_its_json(grid, view):
+    traces = [make_trace("gd", 120, dimer=False), make_trace("deo_escape", 120)]
+    layers = sf.race_layers(SADDLE, traces, start=(1.0, 1e-3), grid=grid)
+    fast = sf.race_view(layers, **view)
+    assert json.loads(fast.wire_json()) == fast.to_dict()  # the JSON the page sends is the dict
+    validated = sf.race_figure(SADDLE, traces, start=(1.0, 1e-3), grid=grid, **view)
+    assert json.loads(validated.to_json()) == json.loads(fast.wire_json())
+    assert fast.to_dict() is fast.to_dict() and fast.freeze() is fast
+
+
+def test_a_view_change_draws_only_its_own_parts_and_reuses_the_rest(grid):
+    traces = [make_trace("gd", 60, dimer=False), make_trace("deo_paper", 60)]
+    layers = sf.race_layers(SADDLE, traces, grid=grid)
+    first = sf.race_view(layers)
+    before = dict(layers.parts)
+    zoomed = sf.race_view(layers, dimer_zoom=1000.0)
+    new = set(layers.parts) - set(before)
+    assert new == {("dimer", 1, 1000.0)}  # one dimer drawn at the new zoom; paths, arrows reused
+    assert all(layers.parts[key] is before[key] for key in before)
+    assert sf.race_view(layers, dimer_zoom=1000.0).wire_json() == zoomed.wire_json()
+    assert set(layers.parts) - set(before) == new  # drawn once
+    assert first.to_dict()["frames"][7]["data"][0] is zoomed.to_dict()["frames"][7]["data"][0]
+    sf.race_view(layers, arrows="scale")
+    arrows = {key[0] for key in set(layers.parts) - set(before) - new if key != "scale"}
+    assert arrows == {"g", "g_mod", "removed"}
+
+
+def test_the_path_so_far_stays_on_the_recorded_path_and_ends_at_the_current_point(grid):
+    t = make_trace("gd", 300, dimer=False)
+    t.position_2d[:, 0] += 0.3 * np.sin(np.arange(301) / 15.0)  # a wiggly path: many vertices kept
+    fig = sf.race_figure(SADDLE, [t], grid=grid, show_arrows=False, show_min_mode=False)
+    tolerance = sf.PATH_TOLERANCE * 4
+    for frame in frames_of(fig)[::7]:
+        path, point = frame["data"][:2]
+        step = int(frame["name"])
+        assert (path["x"][-1], path["y"][-1]) == (point["x"][0], point["y"][0])
+        assert (path["x"][0], path["y"][0]) == pytest.approx(tuple(t.position_2d[0]), abs=1e-4)
+        assert len(path["x"]) <= sf.MAX_PATH_VERTICES
+        # every recorded point up to this step lies within twice the tolerance (+ rounding) of the
+        # polyline: within it of the kept chords, and the chord into the exact tail adds at most once
+        xy = np.array([path["x"], path["y"]]).T
+        a, b = (xy[:-1], xy[1:]) if len(xy) > 1 else (xy, xy)
+        for p in t.position_2d[: step + 1 : 3]:
+            ab, ap = b - a, p - a
+            u = np.clip((ap * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-300), 0, 1)
+            assert np.min(np.hypot(*(ap - u[:, None] * ab).T)) <= 2 * tolerance + 2e-4
+
+
+def test_path_vertices_keeps_the_ends_and_drops_collinear_points():
+    line = np.stack([np.linspace(0, 1, 50), np.linspace(0, 2, 50)], axis=1)
+    assert sf.path_vertices(line, 1e-6).tolist() == [0, 49]
+    corner = np.concatenate([line, line[-1] + np.stack([np.linspace(0, 1, 20), np.zeros(20)], 1)[1:]])
+    assert sf.path_vertices(corner, 1e-6).tolist() == [0, 49, 68]
+    broken = line.copy()
+    broken[10] = np.nan  # a non-finite row is kept, never bridged
+    assert 10 in sf.path_vertices(broken, 1e-6).tolist()

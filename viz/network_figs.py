@@ -19,14 +19,13 @@ from numpy import ndarray
 from deo.trace import Trace
 from viz.dimer_figs import (
     CONTROLS_MARGIN,
-    MAX_FRAMES,
     contour_trace,
     finish,
-    frame_rows,
     play_controls,
     rounded,
     with_frames,
 )
+from viz.frames import MAX_FRAMES, frame_rows
 from viz.palette import EXACT_COLOR, color_for, dash_for, rgba
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}

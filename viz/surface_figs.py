@@ -11,16 +11,24 @@ Plotly practice (``UX.md``). The contour is ``fig.data[0]`` and never inside fra
 moves is a small scatter trace; frame j updates only those trace indices (``"traces"``). Frames are
 plain dicts (no Plotly validation: 300 frames × 20 traces of ``go.Frame`` objects take seconds to
 validate), floats rounded to ``SIGNIFICANT`` digits relative to the window, ``redraw: False``, at
-most ``MAX_FRAMES`` frames (long runs are subsampled with a stride; the full data stays in the
+most ``MAX_FRAMES`` frames (long runs: evenly spaced steps, ``viz.frames``; the full data stays in the
 traces). Axis ranges are fixed and ``scaleanchor`` makes one unit the same length on both axes, so
-arrows and the dimer are not distorted. The path so far is drawn from the frame positions, thinned
-to at most ``MAX_PATH_VERTICES`` vertices per frame (the last half exact) so that the figure's size
-grows linearly with the number of frames; the full path is drawn faintly underneath.
+arrows and the dimer are not distorted. The path so far is drawn, per frame, from the rows a
+polyline needs to stay within ``PATH_TOLERANCE`` of the recorded path (``path_vertices``, at most
+``MAX_PATH_VERTICES``, the last ``PATH_TAIL`` rows exact); the full path is drawn faintly underneath.
+
+Two stages, so that a view-only change (speed, dimer zoom, arrows, what is drawn) never builds the
+race figure again: :func:`race_layers` builds what does not depend on the view (static traces and
+layout as plain dicts, the path and the current point per frame with their JSON), once per race;
+:func:`race_view` adds the view's moving parts (each computed once per option value and kept in the
+layers) and composes the figure's dict and JSON from those pieces in milliseconds (no Plotly
+validation). :func:`race_figure` does both and returns a validated ``go.Figure`` of the same dict.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import struct
 import zlib
@@ -33,9 +41,12 @@ import torch
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
+from viz.frames import MAX_FRAMES, rows_at
+from viz.frames import frame_rows as _frame_rows
 from viz.palette import (
     EXACT_COLOR,
     FONT_SIZE,
+    LINE_WIDTH,
     MINIMUM_COLOR,
     SADDLE_COLOR,
     STATIONARY_SYMBOLS,
@@ -47,7 +58,6 @@ from viz.palette import (
     style_figure,
 )
 
-MAX_FRAMES = 300
 # Heights of the race figure (px, Play/Pause and the slider included) that fit under the page title
 # in a 1400×900 window, and in a 1280×720 projector window with large fonts.
 RACE_HEIGHT, RACE_HEIGHT_LARGE = 640, 610
@@ -248,18 +258,14 @@ def frame_rows(traces: Sequence, max_frames: int = MAX_FRAMES) -> tuple[ndarray,
     """The frames of the animation: ``(frame_steps (F,), rows (n_traces, F))``.
 
     Frame j shows step ``frame_steps[j]`` (evenly spaced from 0 to the longest run, F ≤
-    ``max_frames``); ``rows[i, j]`` is the last recorded row of trace i at or before that step (a
-    run that stopped early stays at its last row).
+    ``max_frames``: ``viz.frames.frame_rows``); ``rows[i, j]`` is the last recorded row of trace i at
+    or before that step (a run that stopped early stays at its last row).
     """
-    if max_frames < 2:
-        raise ValueError(f"max_frames must be >= 2, got {max_frames}")
     last = max((int(t.steps[-1]) for t in traces if len(t)), default=0)
-    n_frames = min(max_frames, last + 1)
-    frame_steps = np.unique(np.round(np.linspace(0, last, n_frames)).astype(np.int64))
+    frame_steps = np.asarray(_frame_rows(last + 1, max_frames), dtype=np.int64)
     rows = np.zeros((len(traces), len(frame_steps)), dtype=np.int64)
     for i, t in enumerate(traces):
-        if len(t):
-            rows[i] = np.clip(np.searchsorted(t.steps, frame_steps, side="right") - 1, 0, len(t) - 1)
+        rows[i] = rows_at(t.steps, frame_steps)
     return frame_steps, rows
 
 
@@ -282,6 +288,33 @@ def _thin(indices: ndarray, max_vertices: int) -> ndarray:
     return np.concatenate([indices[head], indices[len(indices) - tail :]])
 
 
+def path_vertices(xy: ndarray, tolerance: float) -> ndarray:
+    """The rows of a path that a polyline needs to stay within ``tolerance`` of every recorded point
+    (Ramer–Douglas–Peucker; the first and last rows always, non-finite rows always): sorted indices."""
+    n = len(xy)
+    if n <= 2:
+        return np.arange(n)
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, n - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        seg, pts = xy[b] - xy[a], xy[a + 1 : b] - xy[a]
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            # distance to the segment (not its line: a path that turns back beyond an end stays)
+            u = np.clip(pts @ seg / (seg @ seg), 0.0, 1.0) if seg @ seg > 0 else np.zeros(len(pts))
+            d = np.hypot(*(pts - u[:, None] * seg).T)
+        d = np.where(np.isfinite(d), d, np.inf)
+        k = int(np.argmax(d))
+        if d[k] > tolerance:
+            m = a + 1 + k
+            keep[m] = True
+            stack += [(a, m), (m, b)]
+    return np.flatnonzero(keep)
+
+
 def arrow_scale(surface, traces: Sequence) -> float:
     """The "to scale" arrow factor s (drawn vector = −s·g): the 90th percentile of ‖g‖ over all
     rows is drawn as 15 % of the window."""
@@ -290,6 +323,15 @@ def arrow_scale(surface, traces: Sequence) -> float:
     if norms.size == 0:
         return 1.0
     return 0.15 * window_scale(surface) / float(np.percentile(norms, 90))
+
+
+def race_dimer_zoom(surface, traces: Sequence, dimer_zoom: float | None = None) -> float:
+    """The k the race figure draws the dimer with (θ ± k·ΔR·N): ``dimer_zoom``, or when ``None``
+    :func:`auto_dimer_zoom` of the longest dimer of ``traces``."""
+    if dimer_zoom:
+        return float(dimer_zoom)
+    lengths = [t.dimer_length for t in traces if t.direction is not None and t.dimer_length]
+    return auto_dimer_zoom(surface, max(lengths) if lengths else None)
 
 
 def _nulls(a: ndarray) -> list:
@@ -307,24 +349,41 @@ def _nulls(a: ndarray) -> list:
     return out
 
 
+PATH_TAIL = 4  # the last rows of the path so far, always exact (the simplified part ends before them)
+
+
+def _path_xy(t, rows: ndarray, rnd, tolerance: float, max_vertices: int) -> tuple[list, list]:
+    """Per frame the path so far of run ``t``: the rows :func:`path_vertices` keeps before the last
+    ``PATH_TAIL`` rows (thinned to ``max_vertices − PATH_TAIL`` when longer), then those rows exact.
+    Within ``2 · tolerance`` of every recorded point unless thinned: the kept rows' chords are
+    within ``tolerance``, and the chord from the last kept row into the tail adds at most as much."""
+    xy = t.position_2d
+    px, py = _nulls(rnd(xy[:, 0])), _nulls(rnd(xy[:, 1]))
+    kept = path_vertices(xy, tolerance)
+    kx, ky = [px[k] for k in kept], [py[k] for k in kept]
+    xs, ys = [], []
+    for r in rows.tolist():
+        s = max(0, r - PATH_TAIL + 1)
+        c = int(np.searchsorted(kept, s))
+        if c > max_vertices - PATH_TAIL:  # a long wiggly path: evenly thinned, ending on the tail
+            pick = _thin(np.arange(c), max(2, max_vertices - PATH_TAIL)).tolist()
+            xs.append([kx[i] for i in pick] + px[s : r + 1])
+            ys.append([ky[i] for i in pick] + py[s : r + 1])
+        else:
+            xs.append(kx[:c] + px[s : r + 1])
+            ys.append(ky[:c] + py[s : r + 1])
+    return xs, ys
+
+
 def _moving_xy(
-    kind: str, t, rows: ndarray, rnd, zoom: float, scale: float | None, width: float, max_path_vertices: int
+    kind: str, t, rows: ndarray, rnd, zoom: float, scale: float | None, width: float
 ) -> tuple[list, list]:
-    """Per frame the x and y lists of one moving part of run ``t`` (``rows``: its row per frame)."""
+    """Per frame the x and y lists of one moving part (not the path) of run ``t`` (``rows``: its row
+    per frame)."""
     n_frames = len(rows)
     if not len(t) or t.position_2d is None:
         return [[]] * n_frames, [[]] * n_frames
     theta = t.position_2d[rows]  # (F, 2)
-    if kind == "path":
-        unique = np.unique(rows)
-        counts = np.searchsorted(unique, rows, side="right")
-        px, py = _nulls(rnd(t.position_2d[:, :1]).T)[0], _nulls(rnd(t.position_2d[:, 1:]).T)[0]
-        xs, ys = [], []
-        for c in counts:
-            upto = _thin(unique[:c], max_path_vertices)
-            xs.append([px[r] for r in upto])
-            ys.append([py[r] for r in upto])
-        return xs, ys
     if kind == "point":
         return _nulls(rnd(theta[:, :1])), _nulls(rnd(theta[:, 1:]))
     if kind in ("dimer", "vmin"):
@@ -362,69 +421,144 @@ def legend_label(label: str) -> str:
     return f"{base}: {'re-drawn' if 're-drawn' in rest else 'random'} N"
 
 
-def race_figure(
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+# race_figure's keyword arguments that only change the view: race_view draws them from RaceLayers
+VIEW_OPTIONS = ("dimer_zoom", "arrows", "show_dimer", "show_arrows", "show_min_mode", "frame_ms")
+# path_vertices' tolerance as a fraction of the window: the path so far stays within twice it of
+# every recorded point (the chord into the exact tail adds one), ≈ 0.3 px on a 600 px plot
+PATH_TOLERANCE = 2.5e-4
+
+
+def _pieces(xs: list, ys: list) -> tuple[list[dict], list[str]]:
+    """Per frame ``{"x": …, "y": …}`` and its JSON, encoded in one call (split at the frame
+    boundaries: within one frame's dict no ``},{`` occurs, its values are flat lists of numbers)."""
+    dicts = [{"x": x, "y": y} for x, y in zip(xs, ys)]
+    pieces = _ENCODE(dicts)[2:-2].split("},{")
+    if len(pieces) != len(dicts):  # cannot happen for flat lists; say so rather than send bad JSON
+        raise AssertionError("frame JSON did not split into one piece per frame")
+    return dicts, ["{" + p + "}" for p in pieces]
+
+
+def _widen(trace: dict, factor: float) -> dict:
+    """``style_figure``'s projector rule on a plain scatter dict: a set line width times ``factor``."""
+    line = trace.get("line")
+    if factor != 1.0 and trace.get("type", "scatter") == "scatter" and line and line.get("width"):
+        trace = {**trace, "line": {**line, "width": line["width"] * factor}}
+    return trace
+
+
+class RaceFigure(go.Figure):
+    """The race figure as :func:`race_view` builds it: its plain dict and that dict's JSON, composed
+    from the cached pieces of a :class:`RaceLayers`. ``to_dict`` returns the dict (shared: read it,
+    do not change it), ``wire_json`` its JSON (``pages.plotly_wire`` sends it as it is). ``data`` and
+    ``layout`` of the ``go.Figure`` are empty: validate with :func:`race_figure` when you need them."""
+
+    def __init__(self, plain: dict, wire: str):  # no go.Figure state: nothing to validate or copy
+        self._plain, self._wire = plain, wire
+
+    def __repr__(self) -> str:
+        return f"RaceFigure({len(self._plain['data'])} traces, {len(self._plain['frames'])} frames)"
+
+    def to_dict(self) -> dict:
+        return self._plain
+
+    def to_plotly_json(self) -> dict:
+        return self._plain
+
+    def wire_json(self) -> str:
+        return self._wire
+
+    def memory_bytes(self) -> int:
+        """What this figure adds to its :class:`RaceLayers` (whose per-frame dicts it shares): its
+        JSON and its frame lists (for a cache's byte budget, without walking ~10⁵ objects)."""
+        frames = self._plain["frames"]
+        return len(self._wire) + 49 + (120 + 8 * len(frames[0]["data"]) if frames else 0) * len(frames)
+
+    def freeze(self) -> RaceFigure:
+        return self
+
+
+@dataclass
+class RaceLayers:
+    """What the race figure draws whatever the view options (:data:`VIEW_OPTIONS`): the static traces
+    and the layout as plain dicts, the frames' steps and rows, the path and the current point per
+    frame (dicts and their JSON). :func:`race_view` adds the view's moving parts, computed once per
+    option value and remembered here (a dimer zoom or an arrow mode drawn before costs a lookup)."""
+
+    surface: object
+    traces: list
+    static: list[dict]
+    static_json: str
+    layout: dict
+    layout_json: str  # the layout's JSON without updatemenus (race_view adds them: Play's speed)
+    frame_steps: ndarray
+    rows: ndarray
+    nest: list[float]
+    large: bool
+    widen: float
+    rnd: object
+    width: float
+    parts: dict  # (kind, run index, option) -> (per-frame dicts, per-frame JSON)
+
+    def part(self, kind: str, i: int, option=None) -> tuple[list[dict], list[str]]:
+        key = (kind, i, option)
+        if key not in self.parts:
+            zoom, scale = (option, None) if kind == "dimer" else (1.0, option)
+            xs, ys = _moving_xy(kind, self.traces[i], self.rows[i], self.rnd, zoom, scale, self.width)
+            self.parts[key] = _pieces(xs, ys)
+        return self.parts[key]
+
+    def memory_bytes(self) -> int:
+        """An estimate for a cache's byte budget (walking ~10⁵ small objects would cost ~0.5 s): the
+        traces' arrays, and per JSON character of the static traces, the layout and the per-frame
+        parts about 5 bytes of Python objects (a float's 24 bytes plus its list slot per ~7 chars)."""
+        arrays = sum(v.nbytes for t in self.traces for v in vars(t).values() if isinstance(v, np.ndarray))
+        text = len(self.static_json) + len(self.layout_json)
+        text += sum(len(p) for value in self.parts.values() if isinstance(value, tuple) for p in value[1])
+        return arrays + 6 * text
+
+    def arrow_scale(self) -> float:
+        if "scale" not in self.parts:
+            self.parts["scale"] = arrow_scale(self.surface, self.traces)
+        return self.parts["scale"]
+
+
+def race_layers(
     surface,
     traces: Sequence,
     *,
     start: Sequence[float] | None = None,
     grid: SurfaceGrid | None = None,
-    dimer_zoom: float | None = None,
-    arrows: str = "direction",
-    show_dimer: bool = True,
-    show_arrows: bool = True,
-    show_min_mode: bool = True,
     clickable: bool = True,
-    frame_ms: float = BASE_FRAME_MS,
     max_frames: int = MAX_FRAMES,
     max_path_vertices: int = MAX_PATH_VERTICES,
     significant: int = SIGNIFICANT,
     large: bool = False,
     height: int | None = None,
     compact: bool = False,
-) -> AnimatedFigure:
-    """The animated race on the contour of ``surface``.
-
-    Static traces: ``data[0]`` the contour; then (``clickable``) an invisible grid of points that
-    makes a click select a start; the stationary points; the start; each run's full path, faint.
-    Moving traces per run i: the path so far, the current point θ, and when recorded the dimer
-    segment θ ± k·ΔR·N (k = ``dimer_zoom``, default :func:`auto_dimer_zoom`), the arrows −g,
-    −g_mod and the removed part g_mod − g (drawn from the tip of −g_mod to the tip of −g, so the
-    three close a triangle), and the exact min mode v_min as a thin line through θ.
-
-    ``arrows``: ``"direction"`` — −g has a fixed length (``ARROW_FRACTION`` of the window) and
-    g_mod, the removed part are drawn to the same scale as g in that frame; ``"scale"`` — every
-    arrow is −s·vector with one s for the whole figure (:func:`arrow_scale`). The used k and s are in
-    ``fig.layout.meta``. ``frame_ms``: duration of one frame when playing.
-
-    ``compact`` (phones): no fixed width (the chart takes its container's), the legend in rows above
-    the plot instead of a 240 px column beside it, no colour bar.
-    """
-    if arrows not in ("direction", "scale"):
-        raise ValueError(f"arrows must be 'direction' or 'scale', got {arrows!r}")
+) -> RaceLayers:
+    """The view-independent layers of :func:`race_figure` (its arguments but :data:`VIEW_OPTIONS`)."""
     height = height or (RACE_HEIGHT_LARGE if large else RACE_HEIGHT)
-    if frame_ms <= 0:
-        raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
     grid = grid or surface_grid(surface)
     rnd = _rounder(surface, significant)
     width = window_scale(surface)
     (x0, x1), (y0, y1) = surface.bounds
     lw, ms = line_width(large), marker_size(large)
     traces = list(traces)
-    dimer_lengths = [t.dimer_length for t in traces if t.direction is not None and t.dimer_length]
-    zoom = dimer_zoom or auto_dimer_zoom(surface, max(dimer_lengths) if dimer_lengths else None)
-    scale = arrow_scale(surface, traces) if arrows == "scale" else None
 
     sub = np.unique(np.linspace(0, len(grid.xs) - 1, COLORBAR_GRID).round().astype(np.int64))
-    data: list[go.BaseTraceType] = [
-        go.Contour(
-            x=rnd(grid.xs[sub]),
-            y=rnd(grid.ys[sub]),
-            z=grid.display[np.ix_(sub, sub)],
-            colorscale=CONTOUR_COLORS,
-            ncontours=N_CONTOURS,
-            opacity=0,
-            line={"width": 0},
-            colorbar={  # horizontal, under the legend (right of the plot)
+    beside = large and not compact
+    static: list[dict] = [
+        {
+            "type": "contour",
+            "x": _nulls(rnd(grid.xs[sub])),
+            "y": _nulls(rnd(grid.ys[sub])),
+            "z": _nulls(np.round(grid.display[np.ix_(sub, sub)], 6)),
+            "colorscale": CONTOUR_COLORS,
+            "ncontours": N_CONTOURS,
+            "opacity": 0,
+            "line": {"width": 0},
+            "colorbar": {  # horizontal, under the legend (right of the plot)
                 "title": {"text": grid.label, "side": "top"},
                 "orientation": "h",
                 "thickness": 10,
@@ -435,61 +569,65 @@ def race_figure(
                 "y": 0.0,
                 "yanchor": "bottom",
             },
-            hoverinfo="skip",
-            name="surface",
-        )
+            "showscale": not (compact or large),
+            "hoverinfo": "skip",
+            "name": "surface",
+        }
     ]
     if clickable:
         cx, cy = np.linspace(x0, x1, CLICK_GRID), np.linspace(y0, y1, CLICK_GRID)
         gx, gy = np.meshgrid(cx, cy)
-        data.append(
-            go.Scatter(
-                x=rnd(gx.ravel()),
-                y=rnd(gy.ravel()),
-                mode="markers",
-                name="click to start",
-                marker={"size": max(4.0, 600 / CLICK_GRID), "opacity": 0, "color": "#000000"},
-                selected={"marker": {"opacity": 0}},
-                unselected={"marker": {"opacity": 0}},
-                hovertemplate="start here: (%{x:.3g}, %{y:.3g})<extra></extra>",
-                showlegend=False,
-            )
+        static.append(
+            {
+                "type": "scatter",
+                "x": _nulls(rnd(gx.ravel())),
+                "y": _nulls(rnd(gy.ravel())),
+                "mode": "markers",
+                "name": "click to start",
+                "marker": {"size": max(4.0, 600 / CLICK_GRID), "opacity": 0, "color": "#000000"},
+                "selected": {"marker": {"opacity": 0}},
+                "unselected": {"marker": {"opacity": 0}},
+                "hovertemplate": "start here: (%{x:.3g}, %{y:.3g})<extra></extra>",
+                "showlegend": False,
+            }
         )
     for kind in ("min", "saddle", "degenerate", "max"):
         points = [p for p in surface.stationary_points if p.kind == kind]
         if points:
-            data.append(
-                go.Scatter(
-                    x=[p.xy[0] for p in points],
-                    y=[p.xy[1] for p in points],
-                    mode="markers",
-                    name=kind,
-                    legendrank=LEGEND_RANKS["points"],
-                    hoverinfo="skip",
-                    marker={
+            static.append(
+                {
+                    "type": "scatter",
+                    "x": [float(p.xy[0]) for p in points],
+                    "y": [float(p.xy[1]) for p in points],
+                    "mode": "markers",
+                    "name": kind,
+                    "legendrank": LEGEND_RANKS["points"],
+                    "hoverinfo": "skip",
+                    "marker": {
                         "symbol": KIND_SYMBOLS[kind],
                         "size": ms + 2,
                         "color": KIND_COLORS[kind],
                         "line": {"width": 1, "color": "#ffffff"},
                     },
-                )
+                }
             )
     if start is not None:
-        data.append(
-            go.Scatter(
-                x=[float(start[0])],
-                y=[float(start[1])],
-                mode="markers",
-                name="start",
-                legendrank=LEGEND_RANKS["points"],
-                hoverinfo="skip",
-                marker={
+        static.append(
+            {
+                "type": "scatter",
+                "x": [float(start[0])],
+                "y": [float(start[1])],
+                "mode": "markers",
+                "name": "start",
+                "legendrank": LEGEND_RANKS["points"],
+                "hoverinfo": "skip",
+                "marker": {
                     "symbol": "circle",
                     "size": ms + 4,
                     "color": "#ffffff",
                     "line": {"width": 2, "color": "#000000"},
                 },
-            )
+            }
         )
     # Paths that run along the same line (GD and DEO-escape up a saddle's unstable direction) must all
     # stay visible: the earlier a run in the list, the wider its lines and markers, so overlapping
@@ -499,181 +637,65 @@ def race_figure(
         if t.position_2d is None or not len(t):
             continue
         idx = np.unique(np.linspace(0, len(t) - 1, min(len(t), MAX_CURVE_POINTS)).round().astype(np.int64))
-        data.append(
-            go.Scatter(
-                x=rnd(t.position_2d[idx, 0]),
-                y=rnd(t.position_2d[idx, 1]),
-                mode="lines",
-                line={
+        static.append(
+            {
+                "type": "scatter",
+                "x": _nulls(rnd(t.position_2d[idx, 0])),
+                "y": _nulls(rnd(t.position_2d[idx, 1])),
+                "mode": "lines",
+                "line": {
                     "color": rgba(color_for(t.key), 0.35),
                     "width": lw * 0.6 * nest[i],
                     "dash": dash_for(t.key),
                 },
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=t.key,
-            )
+                "hoverinfo": "skip",
+                "showlegend": False,
+                "legendgroup": t.key,
+            }
         )
         if t.status == "diverged":  # where the run left: marked on the path (the table says when)
             x_end, y_end = (float(v) for v in t.position_2d[-1])
-            data.append(
-                go.Scatter(
-                    x=[min(max(x_end, x0), x1)],
-                    y=[min(max(y_end, y0), y1)],
-                    mode="markers+text",
-                    text=["diverged"],
-                    textposition="top center",
-                    textfont={"color": color_for(t.key)},
-                    marker={
+            static.append(
+                {
+                    "type": "scatter",
+                    "x": [min(max(x_end, x0), x1)],
+                    "y": [min(max(y_end, y0), y1)],
+                    "mode": "markers+text",
+                    "text": ["diverged"],
+                    "textposition": "top center",
+                    "textfont": {"color": color_for(t.key)},
+                    "marker": {
                         "symbol": "x-thin",
                         "size": ms * 2,
                         "line": {"width": 3, "color": color_for(t.key)},
                     },
-                    name=f"{t.label} diverged",
-                    hovertemplate=f"{t.label} diverged at step {t.stop_step}<extra></extra>",
-                    showlegend=False,
-                    legendgroup=t.key,
-                )
+                    "name": f"{t.label} diverged",
+                    "hovertemplate": f"{t.label} diverged at step {t.stop_step}<extra></extra>",
+                    "showlegend": False,
+                    "legendgroup": t.key,
+                }
             )
-
-    # One legend entry per kind of drawing (a student toggles all dimers, all −g arrows, ... at once):
-    # a grey legend-only trace names the kind, the runs' own traces join its legend group.
-    has_dimer = show_dimer and any(t.direction is not None for t in traces)
-    has_g = show_arrows and any(t.grad is not None for t in traces)
-    has_mod = has_g and any(t.direction is not None and t.modified_grad is not None for t in traces)
-    has_vmin = show_min_mode and any(t.exact_v_min is not None for t in traces)
-    dimer_name = f"dimer (ΔR ×{zoom:g})"
-    key_style = {"color": "#555555"}
-    for shown, group, name, line, marker in (
-        (has_dimer, "dimer", dimer_name, {"width": lw * 1.6}, {"symbol": "circle-open", "size": ms}),
-        (has_g, "g", "−g (gradient)", {"width": lw * 0.8}, None),
-        (has_mod, "g_mod", "−g_mod (DEO's step)", {"width": lw * 1.4, "dash": "dash"}, None),
-        (has_mod, "removed", "removed part", {"width": lw * 0.8, "dash": "dot"}, None),
-        (has_vmin, "vmin", "exact min mode", {"width": max(1.0, lw * 0.5), "dash": "dot"}, None),
-    ):
-        if shown:
-            data.append(
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="lines+markers" if marker else "lines",
-                    name=name,
-                    legendgroup=group,
-                    showlegend=True,
-                    legendrank=LEGEND_RANKS["drawings"],
-                    hoverinfo="skip",
-                    line={**key_style, **line} if group != "vmin" else {**line, "color": EXACT_COLOR},
-                    marker={**key_style, **(marker or {})},
-                )
-            )
+    widen = LINE_WIDTH[True] / LINE_WIDTH[False] if large else 1.0
+    static = [_widen(trace, widen) for trace in static]
 
     frame_steps, rows = frame_rows(traces, max_frames)
-    moving: list[tuple[str, int]] = []  # (part, trace index) in data order
+    names = [str(int(step)) for step in frame_steps]
+    parts: dict = {}
     for i, t in enumerate(traces):
-        color, group = color_for(t.key), t.key
-        common = {"legendgroup": group, "hoverinfo": "skip", "showlegend": False}
-        data.append(
-            go.Scatter(
-                mode="lines",
-                name=legend_label(t.label),
-                line={"color": color, "width": lw * nest[i], "dash": dash_for(t.key)},
-                **{**common, "showlegend": True, "legendrank": LEGEND_RANKS["runs"] + i},
-            )
-        )
-        moving.append(("path", i))
-        data.append(
-            go.Scatter(
-                mode="markers",
-                name=f"{t.label} now",
-                marker={
-                    "color": color,
-                    "size": ms * (0.6 + 0.4 * nest[i]),
-                    "line": {"width": 1.5, "color": "#ffffff"},
-                },
-                **common,
-            )
-        )
-        moving.append(("point", i))
-        if show_dimer and t.direction is not None:
-            data.append(
-                go.Scatter(
-                    mode="lines+markers",
-                    name=f"{t.label} dimer",
-                    line={"color": color, "width": lw * 1.6},
-                    marker={"size": ms, "color": color, "symbol": "circle-open"},
-                    **{**common, "legendgroup": "dimer"},
-                )
-            )
-            moving.append(("dimer", i))
-        if show_arrows and t.grad is not None:
-            head = {"symbol": "arrow", "angleref": "previous", "size": [0, ms * 1.2], "color": color}
-            data.append(
-                go.Scatter(
-                    mode="lines+markers",
-                    name=f"{t.label} −g",
-                    line={"color": color, "width": lw * 0.8},
-                    marker=head,
-                    **{**common, "legendgroup": "g"},
-                )
-            )
-            moving.append(("g", i))
-            if t.direction is not None and t.modified_grad is not None:
-                data.append(
-                    go.Scatter(
-                        mode="lines+markers",
-                        name=f"{t.label} −g_mod",
-                        line={"color": color, "width": lw * 1.4, "dash": "dash"},
-                        marker=head,
-                        **{**common, "legendgroup": "g_mod"},
-                    )
-                )
-                moving.append(("g_mod", i))
-                data.append(
-                    go.Scatter(
-                        mode="lines+markers",
-                        name=f"{t.label} removed",
-                        line={"color": color, "width": lw * 0.8, "dash": "dot"},
-                        marker=head,
-                        **{**common, "legendgroup": "removed"},
-                    )
-                )
-                moving.append(("removed", i))
-        if show_min_mode and t.exact_v_min is not None:
-            data.append(
-                go.Scatter(
-                    mode="lines",
-                    name="exact min mode",
-                    line={"color": EXACT_COLOR, "width": max(1.0, lw * 0.5), "dash": "dot"},
-                    **{**common, "legendgroup": "vmin"},
-                )
-            )
-            moving.append(("vmin", i))
-    first_moving = len(data) - len(moving)
-    indices = list(range(first_moving, len(data)))
+        if t.position_2d is None or not len(t):
+            empty = [[]] * len(names)
+            parts[("path", i, None)] = parts[("point", i, None)] = _pieces(empty, empty)
+            continue
+        xs, ys = _path_xy(t, rows[i], rnd, PATH_TOLERANCE * width, max_path_vertices)
+        parts[("path", i, None)] = _pieces(xs, ys)
+        parts[("point", i, None)] = _pieces(*_moving_xy("point", t, rows[i], rnd, 1.0, None, width))
 
-    parts = [
-        _moving_xy(kind, traces[i], rows[i], rnd, zoom, scale, width, max_path_vertices) for kind, i in moving
-    ]
-    frames = [
-        {"name": str(int(step)), "traces": indices, "data": [{"x": xy[0][j], "y": xy[1][j]} for xy in parts]}
-        for j, step in enumerate(frame_steps)
-    ]
-    for k in range(len(moving)):
-        data[first_moving + k].update(frames[0]["data"][k])
-
-    play = {
-        "frame": {"duration": float(frame_ms), "redraw": False},
-        "fromcurrent": True,
-        "transition": {"duration": 0},
-        "mode": "immediate",
-    }
     pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
     # below the plot, in pixels: tick labels and axis title, the Play/Pause row, then the slider
     font = FONT_SIZE[bool(large)]
     axis_px, buttons_px, slider_px = 2.2 * font + 20, 1.9 * font + 14, 2.5 * font + 40
     # projector (large, not a phone): Play/Pause sit beside the slider, right of the plot under the
     # legend, so the plot keeps the height a 1280×720 window has (tests/test_browser.py measures it)
-    beside = large and not compact
     if beside:  # no x-axis title under the ticks (x is the horizontal axis of a map), no button row
         axis_px, buttons_px, slider_px = 1.3 * font + 14, 0.0, 4.2 * font + 8
     margin = {"l": 60, "r": 300 if large else 240, "b": int(axis_px + buttons_px + slider_px), "t": 24}
@@ -691,16 +713,9 @@ def race_figure(
         "currentvalue": {"prefix": "step ", "visible": True, "xanchor": "left"},
         "transition": {"duration": 0},
         "font": {"size": FONT_SIZE[bool(large)] - 2},
-        "steps": [
-            {
-                "label": f["name"],
-                "method": "animate",
-                "args": [[f["name"]], {**pause, "frame": {"duration": 0, "redraw": False}}],
-            }
-            for f in frames
-        ],
+        "steps": [{"label": name, "method": "animate", "args": [[name], pause]} for name in names],
     }
-    fig = AnimatedFigure(data=data, plain_frames=frames, plain_layout={"sliders": [slider]})
+    fig = go.Figure()
     fig.update_layout(
         height=height,
         xaxis={
@@ -731,7 +746,6 @@ def race_figure(
             "yanchor": "top",
             "tracegroupgap": 0,  # one group per run: the default 10 px gaps would push rows off the plot
         },
-        meta={"dimer_zoom": zoom, "arrow_scale": scale, "frame_steps": len(frame_steps)},
         updatemenus=[
             {
                 "type": "buttons",
@@ -744,7 +758,7 @@ def race_figure(
                 "showactive": False,
                 "font": {"size": FONT_SIZE[bool(large)] - (3 if beside else 0)},
                 "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                    {"label": "▶ Play", "method": "animate", "args": [None, {}]},
                     {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
                 ],
             }
@@ -757,17 +771,280 @@ def race_figure(
                 legend={"orientation": "h", "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"}
             )
         fig.update_layout(margin=margin)
-        fig.data[0].showscale = False
     else:
-        width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
-        fig.update_layout(margin=margin, width=max(width, 560))
+        plot_width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
+        fig.update_layout(margin=margin, width=max(plot_width, 560))
     style_figure(fig, large)
     if beside:
         fig.update_xaxes(title_text=None)
     if large:  # projector: the legend (a dozen entries) beside a short plot, without the colour bar
         fig.update_layout(legend={"font": {"size": FONT_SIZE[True] - 7}})
-        fig.data[0].showscale = False
-    return fig
+    layout = fig.to_dict()["layout"]
+    layout["sliders"] = [slider]
+    return RaceLayers(
+        surface=surface,
+        traces=traces,
+        static=static,
+        static_json=_ENCODE(static),
+        layout=layout,
+        layout_json=_ENCODE({k: v for k, v in layout.items() if k != "updatemenus"}),
+        frame_steps=frame_steps,
+        rows=rows,
+        nest=nest,
+        large=large,
+        widen=widen,
+        rnd=rnd,
+        width=width,
+        parts=parts,
+    )
+
+
+def race_view(
+    layers: RaceLayers,
+    *,
+    dimer_zoom: float | None = None,
+    arrows: str = "direction",
+    show_dimer: bool = True,
+    show_arrows: bool = True,
+    show_min_mode: bool = True,
+    frame_ms: float = BASE_FRAME_MS,
+) -> RaceFigure:
+    """The race figure of ``layers`` with these view options (see :func:`race_figure`), composed
+    from the layers' cached pieces: no Plotly validation, the JSON assembled from pieces encoded
+    once per option value (a few ms for a value never drawn before)."""
+    if arrows not in ("direction", "scale"):
+        raise ValueError(f"arrows must be 'direction' or 'scale', got {arrows!r}")
+    if frame_ms <= 0:
+        raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
+    traces, large = layers.traces, layers.large
+    lw, ms = line_width(large), marker_size(large)
+    zoom = race_dimer_zoom(layers.surface, traces, dimer_zoom)
+    scale = layers.arrow_scale() if arrows == "scale" else None
+
+    # One legend entry per kind of drawing (a student toggles all dimers, all −g arrows, ... at once):
+    # a grey legend-only trace names the kind, the runs' own traces join its legend group.
+    has_dimer = show_dimer and any(t.direction is not None for t in traces)
+    has_g = show_arrows and any(t.grad is not None for t in traces)
+    has_mod = has_g and any(t.direction is not None and t.modified_grad is not None for t in traces)
+    has_vmin = show_min_mode and any(t.exact_v_min is not None for t in traces)
+    key_style = {"color": "#555555"}
+    data: list[dict] = []
+    for shown, group, name, line, marker in (
+        (
+            has_dimer,
+            "dimer",
+            f"dimer (ΔR ×{zoom:g})",
+            {"width": lw * 1.6},
+            {"symbol": "circle-open", "size": ms},
+        ),
+        (has_g, "g", "−g (gradient)", {"width": lw * 0.8}, None),
+        (has_mod, "g_mod", "−g_mod (DEO's step)", {"width": lw * 1.4, "dash": "dash"}, None),
+        (has_mod, "removed", "removed part", {"width": lw * 0.8, "dash": "dot"}, None),
+        (has_vmin, "vmin", "exact min mode", {"width": max(1.0, lw * 0.5), "dash": "dot"}, None),
+    ):
+        if shown:
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": [None],
+                    "y": [None],
+                    "mode": "lines+markers" if marker else "lines",
+                    "name": name,
+                    "legendgroup": group,
+                    "showlegend": True,
+                    "legendrank": LEGEND_RANKS["drawings"],
+                    "hoverinfo": "skip",
+                    "line": {**key_style, **line} if group != "vmin" else {**line, "color": EXACT_COLOR},
+                    "marker": {**key_style, **(marker or {})},
+                }
+            )
+
+    moving: list[tuple[dict, tuple]] = []  # (trace style, layers.part arguments) in data order
+    nest = layers.nest
+    for i, t in enumerate(traces):
+        color = color_for(t.key)
+        common = {"type": "scatter", "legendgroup": t.key, "hoverinfo": "skip", "showlegend": False}
+        path_style = {"color": color, "width": lw * nest[i], "dash": dash_for(t.key)}
+        moving.append(
+            (
+                {
+                    **common,
+                    "mode": "lines",
+                    "name": legend_label(t.label),
+                    "line": path_style,
+                    "showlegend": True,
+                    "legendrank": LEGEND_RANKS["runs"] + i,
+                },
+                ("path", i, None),
+            )
+        )
+        point = {
+            "color": color,
+            "size": ms * (0.6 + 0.4 * nest[i]),
+            "line": {"width": 1.5, "color": "#ffffff"},
+        }
+        moving.append(
+            ({**common, "mode": "markers", "name": f"{t.label} now", "marker": point}, ("point", i, None))
+        )
+        if show_dimer and t.direction is not None:
+            style = {
+                **common,
+                "mode": "lines+markers",
+                "name": f"{t.label} dimer",
+                "line": {"color": color, "width": lw * 1.6},
+                "marker": {"size": ms, "color": color, "symbol": "circle-open"},
+                "legendgroup": "dimer",
+            }
+            moving.append((style, ("dimer", i, zoom)))
+        if show_arrows and t.grad is not None:
+            head = {"symbol": "arrow", "angleref": "previous", "size": [0, ms * 1.2], "color": color}
+            arrow = {**common, "mode": "lines+markers", "marker": head}
+            moving.append(
+                (
+                    {
+                        **arrow,
+                        "name": f"{t.label} −g",
+                        "line": {"color": color, "width": lw * 0.8},
+                        "legendgroup": "g",
+                    },
+                    ("g", i, scale),
+                )
+            )
+            if t.direction is not None and t.modified_grad is not None:
+                moving.append(
+                    (
+                        {
+                            **arrow,
+                            "name": f"{t.label} −g_mod",
+                            "line": {"color": color, "width": lw * 1.4, "dash": "dash"},
+                            "legendgroup": "g_mod",
+                        },
+                        ("g_mod", i, scale),
+                    )
+                )
+                moving.append(
+                    (
+                        {
+                            **arrow,
+                            "name": f"{t.label} removed",
+                            "line": {"color": color, "width": lw * 0.8, "dash": "dot"},
+                            "legendgroup": "removed",
+                        },
+                        ("removed", i, scale),
+                    )
+                )
+        if show_min_mode and t.exact_v_min is not None:
+            style = {
+                **common,
+                "mode": "lines",
+                "name": "exact min mode",
+                "line": {"color": EXACT_COLOR, "width": max(1.0, lw * 0.5), "dash": "dot"},
+                "legendgroup": "vmin",
+            }
+            moving.append((style, ("vmin", i, None)))
+
+    parts = [layers.part(*args) for _, args in moving]
+    dict_lists, piece_lists = [p[0] for p in parts], [p[1] for p in parts]
+    first_moving = len(layers.static) + len(data)
+    indices = list(range(first_moving, first_moving + len(moving)))
+    for (style, _), (dicts, _) in zip(moving, parts):
+        data.append(_widen({**style, **(dicts[0] if dicts else {})}, layers.widen))
+    names = [str(int(step)) for step in layers.frame_steps]
+    rows = zip(*dict_lists) if dict_lists else ([] for _ in names)
+    frames = [{"name": name, "traces": indices, "data": list(row)} for name, row in zip(names, rows)]
+    play = {
+        "frame": {"duration": float(frame_ms), "redraw": False},
+        "fromcurrent": True,
+        "transition": {"duration": 0},
+        "mode": "immediate",
+    }
+    layout = dict(layers.layout)
+    menu = layout["updatemenus"][0]
+    play_button, pause_button = menu["buttons"]
+    layout["updatemenus"] = [{**menu, "buttons": [{**play_button, "args": [None, play]}, pause_button]}]
+    plain = {"data": [*layers.static, *data], "layout": layout, "frames": frames}
+
+    head = ',"traces":' + _ENCODE(indices) + ',"data":['
+    rows = zip(*piece_lists) if piece_lists else ([] for _ in names)
+    frame_json = ",".join(
+        '{"name":"' + name + '"' + head + ",".join(row) + "]}" for name, row in zip(names, rows)
+    )
+    data_json = layers.static_json[:-1] + ("," + _ENCODE(data)[1:] if data else "]")
+    menus_json = ',"updatemenus":' + _ENCODE(layout["updatemenus"]) + "}"
+    wire = '{"data":' + data_json + ',"layout":' + layers.layout_json[:-1] + menus_json
+    wire += ',"frames":[' + frame_json + "]}"
+    return RaceFigure(plain, wire)
+
+
+def race_figure(
+    surface,
+    traces: Sequence,
+    *,
+    start: Sequence[float] | None = None,
+    grid: SurfaceGrid | None = None,
+    dimer_zoom: float | None = None,
+    arrows: str = "direction",
+    show_dimer: bool = True,
+    show_arrows: bool = True,
+    show_min_mode: bool = True,
+    clickable: bool = True,
+    frame_ms: float = BASE_FRAME_MS,
+    max_frames: int = MAX_FRAMES,
+    max_path_vertices: int = MAX_PATH_VERTICES,
+    significant: int = SIGNIFICANT,
+    large: bool = False,
+    height: int | None = None,
+    compact: bool = False,
+) -> AnimatedFigure:
+    """The animated race on the contour of ``surface``, as a validated ``go.Figure`` (the page draws
+    the same figure without validation: :func:`race_layers` then :func:`race_view`).
+
+    Static traces: ``data[0]`` the contour; then (``clickable``) an invisible grid of points that
+    makes a click select a start; the stationary points; the start; each run's full path, faint.
+    Moving traces per run i: the path so far (the rows :func:`path_vertices` needs, at most
+    ``max_path_vertices``, the last ``PATH_TAIL`` rows exact), the current point θ, and when recorded
+    the dimer segment θ ± k·ΔR·N (k = ``dimer_zoom``, default :func:`auto_dimer_zoom`; the k used:
+    :func:`race_dimer_zoom`), the arrows −g, −g_mod and the removed part g_mod − g (drawn from the
+    tip of −g_mod to the tip of −g, so the three close a triangle), and the exact min mode v_min as a
+    thin line through θ.
+
+    ``arrows``: ``"direction"`` — −g has a fixed length (``ARROW_FRACTION`` of the window) and
+    g_mod, the removed part are drawn to the same scale as g in that frame; ``"scale"`` — every
+    arrow is −s·vector with one s for the whole figure (:func:`arrow_scale`). ``frame_ms``: duration
+    of one frame when playing.
+
+    ``compact`` (phones): no fixed width (the chart takes its container's), the legend in rows above
+    the plot instead of a 240 px column beside it, no colour bar.
+    """
+    layers = race_layers(
+        surface,
+        traces,
+        start=start,
+        grid=grid,
+        clickable=clickable,
+        max_frames=max_frames,
+        max_path_vertices=max_path_vertices,
+        significant=significant,
+        large=large,
+        height=height,
+        compact=compact,
+    )
+    plain = race_view(
+        layers,
+        dimer_zoom=dimer_zoom,
+        arrows=arrows,
+        show_dimer=show_dimer,
+        show_arrows=show_arrows,
+        show_min_mode=show_min_mode,
+        frame_ms=frame_ms,
+    ).to_dict()
+    layout = {k: v for k, v in plain["layout"].items() if k != "sliders"}
+    return AnimatedFigure(
+        data=plain["data"],
+        layout=layout,
+        plain_frames=plain["frames"],
+        plain_layout={"sliders": plain["layout"]["sliders"]},
+    )
 
 
 def surface3d_figure(
