@@ -24,6 +24,12 @@ Measures (medians over repeats):
    (every visitor built the loss figures and serialised the race figure's JSON again, and
    ``style_figure`` validated its template), alternating; target ≤ 0.1 s.
 
+8. (``--view-repeats N``) server CPU per view-only change on the Surfaces page, for every View
+   control (speed, dimer zoom, arrows, dimer / arrows / min-mode on or off), a value never drawn
+   and one drawn before: a fragment rerun's script CPU plus the deflate of the chart it sends,
+   side by side with the figure code before (:func:`view_only`); target ≤ 50 ms. When it is the
+   only section run (the others set to 0), the table goes to benchmarks/results/app_view.md.
+
 Usage: ``python benchmarks/app.py [--repeats 5] [--escape-repeats 3] [--browser]``; writes
 benchmarks/results/app.md.
 """
@@ -260,6 +266,148 @@ def visitors(repeats: int) -> dict:
     return out
 
 
+VIEW_BEFORE = "3ca237f"  # main before the race figure was composed from cached layers (view changes)
+# The Surfaces page's view controls: (widget, key, a value no one drew for the race, the default)
+VIEW_CONTROLS = [
+    ("select_slider", "speed", 4.0, 1.0),
+    ("selectbox", "zoom", "1000", "auto"),
+    ("radio", "arrows", "scale", "direction"),
+    ("checkbox", "show_dimer", False, True),
+    ("checkbox", "show_arrows", False, True),
+    ("checkbox", "show_vmin", False, True),
+]
+
+
+def previous_race_figure():
+    """``pages.common.cached_race_figure`` as it was at ``VIEW_BEFORE``: every new option combination
+    builds the whole validated figure with that commit's ``viz/surface_figs.py`` and Plotly encodes
+    its JSON (its own cache, so the two paths never share a figure)."""
+    from pages.common import (
+        cache_runner,
+        cached_surface_grid,
+        cached_surface_race,
+        get_surface,
+    )
+    from pages.plotly_wire import wire_ready
+
+    before = module_at(VIEW_BEFORE, "viz/surface_figs.py", "_surface_figs_view_before")
+
+    @cache_runner(max_entries=8)
+    def cached_race_figure(surface_key, formula, start, offset, specs_json, steps, seed, clip, options):
+        traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
+        surface = get_surface(surface_key, formula)
+        grid = cached_surface_grid(surface_key, formula)
+        return wire_ready(before.race_figure(surface, traces, grid=grid, **dict(options)).freeze())
+
+    return cached_race_figure
+
+
+def view_only(repeats: int) -> dict:
+    """Server CPU of each view control's change on the Surfaces page, as the server runs it: a
+    rerun of the chart's fragment only (``AppTest`` with the fragment's id in the rerun request,
+    as the browser sends it), CPU of the script thread, plus the permessage-deflate of the chart's
+    JSON that the server then sends (zlib level 6, raw deflate: what tornado does). For each control
+    a value never drawn for this race, then back to the default (drawn before: a cache hit).
+    Before (``VIEW_BEFORE``'s figure code) and now alternate; a new race (seed) per repeat, shared
+    by both paths."""
+    import json
+
+    from streamlit.testing.v1 import AppTest, local_script_runner
+
+    import pages.common as common
+
+    probe = script_cpu_probe()
+    now_figure, before_figure = common.cached_race_figure, previous_race_figure()
+    rerun_data = local_script_runner.RerunData
+    out: dict[tuple, list[float]] = {}
+
+    def race_fragment(at) -> str:
+        storage = at._fragment_storage
+        for fid, fn in storage._fragments.items():
+            names = [getattr(c.cell_contents, "__name__", "") for c in fn.__closure__ or []]
+            if "race_view" in names:
+                return fid
+        raise RuntimeError("the Surfaces page has no race_view fragment")
+
+    def chart_json(at) -> str:
+        specs = [c.proto.spec for c in at.get("plotly_chart") if '"frames"' in c.proto.spec]
+        if len(specs) != 1:
+            raise RuntimeError(f"expected the race chart in the fragment's output, got {len(specs)}")
+        return specs[0]
+
+    try:
+        for r in range(repeats):
+            seed = str(7000 + r)
+            order = ("before", "now") if r % 2 == 0 else ("now", "before")
+            for label in order:
+                common.cached_race_figure = before_figure if label == "before" else now_figure
+                at = AppTest.from_file(str(ROOT / "pages" / "surfaces.py"), default_timeout=600)
+                at.query_params.update({"seed": seed})
+                at.run()  # full run: the race (once per seed), the default view
+                if at.exception:
+                    raise RuntimeError(f"the page raised: {[e.value for e in at.exception]}")
+                fid = race_fragment(at)
+                local_script_runner.RerunData = lambda fid=fid, **kw: rerun_data(
+                    **kw, fragment_id_queue=[fid], is_fragment_scoped_rerun=True
+                )
+                races = common.cached_surface_race.stats()["computations"]
+                try:
+                    for widget, key, value, default in VIEW_CONTROLS:
+                        for kind, v in (("new value", value), ("drawn before", default)):
+                            n = len(probe)
+                            getattr(at, widget)(key=key).set_value(v).run()
+                            if at.exception:
+                                raise RuntimeError(f"{key}={v!r} raised: {[e.value for e in at.exception]}")
+                            script = sum(probe[n:])
+                            text = chart_json(at)
+                            deflate, _ = cpu(lambda text=text: deflated(text))
+                            for part, seconds in (("script", script), ("deflate", deflate)):
+                                out.setdefault((key, kind, label, part), []).append(seconds)
+                            out.setdefault((key, kind, label, "bytes"), []).append(len(text.encode()))
+                            json.loads(text)  # a whole figure went out
+                finally:
+                    local_script_runner.RerunData = rerun_data
+                assert common.cached_surface_race.stats()["computations"] == races, "a view change raced"
+    finally:
+        common.cached_race_figure = now_figure
+        local_script_runner.RerunData = rerun_data
+    return out
+
+
+def view_table(seen: dict, repeats: int) -> list[str]:
+    def med(*key):
+        return statistics.median(seen[key])
+
+    lines = [
+        "",
+        f"### View-only changes on the Surfaces page (server CPU ms per change, medians of {repeats})",
+        "",
+        "A rerun of the chart's fragment only, as the server runs it when a View control changes "
+        "(`AppTest` with the fragment's id in the rerun request; CPU of the script thread), plus the "
+        "permessage-deflate of the chart's JSON the server then sends (zlib level 6). *New value*: a "
+        "value no one drew for this race; *drawn before*: back to the default (cached). Before = the "
+        f"figure code of {VIEW_BEFORE} (every new combination builds and validates the whole figure, "
+        "Plotly encodes its JSON); now = the view drawn on the race's cached layers. The default race "
+        "(5 optimizers × 300 steps), a new seed per repeat, before and now alternating. Target ≤ 50 ms.",
+        "",
+        "| control | value | before: script | before: deflate | **before** | now: script | now: deflate "
+        "| **now** | ratio | JSON before → now |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for _, key, _, _ in VIEW_CONTROLS:
+        for kind in ("new value", "drawn before"):
+            b_s, b_d = med(key, kind, "before", "script"), med(key, kind, "before", "deflate")
+            n_s, n_d = med(key, kind, "now", "script"), med(key, kind, "now", "deflate")
+            b, n = b_s + b_d, n_s + n_d
+            kb_before, kb_now = med(key, kind, "before", "bytes") / 1e3, med(key, kind, "now", "bytes") / 1e3
+            lines.append(
+                f"| {key} | {kind} | {1e3 * b_s:.0f} | {1e3 * b_d:.0f} | **{1e3 * b:.0f}** | "
+                f"{1e3 * n_s:.0f} | {1e3 * n_d:.0f} | **{1e3 * n:.0f}** | {b / n:.1f}× | "
+                f"{kb_before:.0f} → {kb_now:.0f} KB |"
+            )
+    return lines
+
+
 COLD_SCRIPT = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -332,7 +480,18 @@ def main() -> None:
     parser.add_argument("--side-repeats", type=int, default=5)
     parser.add_argument("--browser", action="store_true", help="also a cold server's first visitor")
     parser.add_argument("--visitors", type=int, default=5, help="additional visitors per path (0: skip)")
-    parser.add_argument("--view-repeats", type=int, default=3, help="view-only changes (--browser)")
+    parser.add_argument(
+        "--view-repeats",
+        type=int,
+        default=3,
+        help="view-only changes: fragment reruns per control, before and now (0: skip); with --browser "
+        "also in Chromium",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="results file (default benchmarks/results/app.md; app_view.md when only the view section runs)",
+    )
     args = parser.parse_args()
     # pages.common.require_app_navigation takes a process whose sys.argv[0] is named app.py for a
     # server of app.py; this script's AppTest sessions run the page files as entry scripts
@@ -436,6 +595,8 @@ def main() -> None:
             f"| now | **{n:.3f}** | {', '.join(f'{v:.2f}' for v in seen['now'])} | ≤ 0.1 s |",
             f"| ratio | {b / n:.2f}× | | |",
         ]
+    if args.view_repeats > 0:
+        table += view_table(view_only(args.view_repeats), args.view_repeats)
     if args.browser:
         import ast
         import re
@@ -541,7 +702,10 @@ def main() -> None:
     ]
     text = "\n".join(header + table) + "\n"
     print(text)
-    out = ROOT / "benchmarks" / "results" / "app.md"
+    only_view = not (args.apptest_repeats or args.escape_repeats or args.side_repeats or args.visitors)
+    only_view = only_view and not args.browser and args.view_repeats > 0
+    name = args.out or ("app_view.md" if only_view else "app.md")  # a partial run never replaces app.md
+    out = ROOT / "benchmarks" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
 
