@@ -4,10 +4,13 @@
   step, outside the closure (forward, backward) and the base optimizer's step, counted with a
   ``TorchDispatchMode`` (every op weighted by the largest tensor or tensor list it touches / d;
   views not counted);
+- ``--small``: a step on one 2-vector (the race's 2-D surfaces, x² − y² + y⁴/4), per preset
+  (``deo_paper``, ``deo_escape``, GD and Adam for scale): torch ops per step that DEO itself
+  dispatches (load-independent) and µs per step (median of repeats; wall-clock, so loaded);
 - otherwise torch.profiler over DEO (base Adam) or torch Adam steps: the top operators by self CPU
   time (wall-clock, so disturbed by other jobs on a shared machine).
 
-Run: ``python benchmarks/engine_profile.py [--passes] [--batch 32] [--rotate-every 1]
+Run: ``python benchmarks/engine_profile.py [--passes | --small] [--batch 32] [--rotate-every 1]
 [--scheme forward] [--steps 20] [--optimizer deo|adam]``.
 """
 
@@ -15,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -56,6 +62,67 @@ class PassCounter(TorchDispatchMode):
         return out
 
 
+class OpCounter(TorchDispatchMode):
+    """Counts every torch op dispatched while ``on``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on, self.ops = True, collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.on:
+            self.ops[func.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def small_steps(key: str, steps: int, repeats: int) -> tuple[float, float]:
+    """(µs per step, DEO's own torch ops per step) of preset ``key`` on one 2-vector (float64)."""
+    from deo.presets import make_optimizer
+
+    def setup():
+        xy = torch.tensor([0.5, 1e-3], dtype=torch.float64, requires_grad=True)
+        opt = make_optimizer(key, [xy], seed=0)
+
+        def closure():
+            on, counter.on = counter.on, False
+            opt.zero_grad()
+            loss = xy[0] ** 2 - xy[1] ** 2 + xy[1] ** 4 / 4
+            loss.backward()
+            counter.on = on
+            return loss
+
+        for _ in range(20):
+            opt.step(closure)
+        return opt, closure
+
+    counter = OpCounter()
+    counter.on = False
+    times = []
+    for _ in range(repeats):
+        opt, closure = setup()
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.step(closure)
+        times.append((time.perf_counter() - start) / steps * 1e6)
+    opt, closure = setup()
+    if hasattr(opt, "base"):  # the base optimizer's own ops are not DEO's
+        base_step = opt.base.step
+
+        def uncounted(*a, **kw):
+            on, counter.on = counter.on, False
+            result = base_step(*a, **kw)
+            counter.on = on
+            return result
+
+        opt.base.step = uncounted
+    with counter:
+        counter.on = True
+        for _ in range(100):
+            opt.step(closure)
+        counter.on = False
+    return statistics.median(times), sum(counter.ops.values()) / 100
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -65,8 +132,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--optimizer", default="deo", choices=("deo", "adam"))
     parser.add_argument("--passes", action="store_true", help="count DEO's passes over d instead of timing")
+    parser.add_argument("--small", action="store_true", help="a step on one 2-vector, per preset")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.small:
+        print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print("preset       µs/step  torch ops/step (the optimizer's own, not the closure's or its base's)")
+        for key in ("gd", "adam", "deo_paper", "deo_escape"):
+            micros, ops = small_steps(key, steps=500, repeats=5)
+            print(f"{key:12s} {micros:7.0f}  {ops:6.1f}")
+        print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return
     widths = [512, 1024, 512, 1]
     model = mlp(widths, seed=0)
     d = sum(p.numel() for p in model.parameters())

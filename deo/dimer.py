@@ -398,11 +398,11 @@ def fourier_gram_event(
     d-vector (N, D, F_R, Θ, the trial orientation, the interpolated D) a list of coefficients of the
     basis rows and every dot product ``uᵀ·gram·v``.
 
-    Basis rows: 0 = g₀ (the gradient at θ), 1 = N₀, then the end gradients minus g₀ in the order
-    they are evaluated (forward: ``g(θ + ΔR·v) − g₀``; central: that and ``g(θ − ΔR·v) − g₀``).
-    ``end(v)`` (v a coefficient list) evaluates the end gradient(s) at θ ± ΔR·v, adds their rows
-    and returns the Gram matrix of all rows so far (rows 0–1 and the first ends come with the first
-    call: one matrix product). Scalars are
+    Basis rows: 0 = g₀ (the gradient at θ), 1 = N₀, then one row per probe of an orientation v, in
+    the order of the probes: forward ``g(θ + ΔR·v) − g₀``, central ``g(θ + ΔR·v) − g(θ − ΔR·v)``
+    (so D = row/ΔR or row/(2ΔR)). ``end(v)`` (v a coefficient list) evaluates the end gradient(s)
+    at θ ± ΔR·v, adds the row and returns the Gram matrix of all rows so far (g₀·g₀ may be left
+    0: it is never used). Scalars are
     Python floats (float64). Norms of vectors that are nearly parallel to a basis vector lose
     digits to cancellation (a torque below ~√ε·‖D‖ of the dots' precision reads as noise); the
     rotation is skipped below ``phi_tol`` anyway.
@@ -429,10 +429,8 @@ def fourier_gram_event(
         out[i] = value
         return out
 
-    def difference(first: int) -> list[float]:  # D from the end rows starting at ``first``
-        if scheme == "forward":
-            return basis(first, 1.0 / length)
-        return comb(1.0, basis(first, 0.5 / length), 1.0, basis(first + 1, -0.5 / length))
+    def difference(row: int) -> list[float]:  # D of the probe stored in ``row``
+        return basis(row, 1.0 / length if scheme == "forward" else 0.5 / length)
 
     def norm(v: list[float]) -> float:
         return math.sqrt(max(dot(v, v), 0.0)) if dot(v, v) == dot(v, v) else math.nan

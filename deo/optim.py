@@ -550,7 +550,7 @@ class DEO(Optimizer):
                     self._set_rng_state(rng_after)
             n = state["direction"]
             if along is None:
-                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 1))
+                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 0))
             _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf and ±inf·N_i are not finite)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
             if event and hp["direction"] == "random":  # charged like the dimer run it controls
@@ -625,12 +625,16 @@ class DEO(Optimizer):
 
     def _views(self, flat: Tensor, params: list[Tensor], rows: int) -> list[Tensor]:
         """:func:`unflatten_rows` of ``flat``, kept for the few flat tensors a run reuses (N between
-        events, the two gradient buffers), so a step does not rebuild the same views."""
+        events, the two gradient buffers), so a step does not rebuild the same views. ``rows=0``:
+        one-dimensional views of a single row's parameter blocks (for :func:`_list_dot`)."""
         cache = self._view_cache
         entry = cache.get((id(flat), rows))
         if entry is not None and entry[0] is flat and len(entry[1]) == len(params):
             return entry[1]
-        views = unflatten_rows(flat, params, rows)
+        if rows == 0:
+            views = [view.reshape(-1) for view in unflatten_rows(flat, params, 1)]
+        else:
+            views = unflatten_rows(flat, params, rows)
         if len(cache) >= 6:
             cache.pop(next(iter(cache)))
         cache[(id(flat), rows)] = (flat, views)
@@ -770,7 +774,7 @@ class DEO(Optimizer):
         c = 1 if hp["scheme"] == "forward" else 2
         rotations = hp["rotations"] if hp["direction"] == "dimer" else 0
         length = hp["dimer_length"]
-        k = 2 + c * (rotations + 1)
+        k = 3 + rotations  # g₀, N₀, one row per probe
         d = state["direction"].shape[-1]
         basis = getattr(self, "_basis", None)
         if basis is None or basis.shape[0] < k or basis.shape[1] != d or basis.dtype != self._dtype:
@@ -778,12 +782,12 @@ class DEO(Optimizer):
         layout = getattr(self, "_basis_views", None)
         if layout is None or layout[0] is not basis or len(layout[2]) != len(params):
             bounds = list(itertools.accumulate([p.numel() for p in params], initial=0))
-            columns = [basis[:, a:b] for a, b in itertools.pairwise(bounds)]  # per parameter, (k, n_p)
             rows = [
-                [column[i].view(p.shape) for column, p in zip(columns, params)] for i in range(basis.shape[0])
-            ]
-            layout = self._basis_views = (basis, rows, columns)
-        _, rows, columns = layout
+                [basis[i, a:b].view(p.shape) for (a, b), p in zip(itertools.pairwise(bounds), params)]
+                for i in range(basis.shape[0])
+            ]  # rows[i][number]: parameter ``number``'s block of row i
+            layout = self._basis_views = (basis, rows, params)
+        _, rows, _ = layout
         torch._foreach_copy_(rows[0], grads)  # row 0: g₀
         basis[1].copy_(state["direction"][0])  # row 1: N₀
         scratch = getattr(self, "_scratch", None)
@@ -797,42 +801,39 @@ class DEO(Optimizer):
         gram: list[list[float]] = []
 
         def extend_gram() -> list[list[float]]:
-            """Add the Gram entries of the rows filled since the last call (with every row)."""
+            """Add the Gram entries of the rows filled since the last call: row j against rows 0..j,
+            one matrix-vector product each (a single pass over those rows; g₀·g₀ is never needed)."""
             start, m = len(gram), filled[0]
-            block = torch.mm(basis[:m], basis[start:m].t()).tolist()  # block[i][j] = W_i·W_{start+j}
-            grown = [row[:start] + [0.0] * (m - start) for row in gram] + [[0.0] * m for _ in range(start, m)]
-            for i in range(m):
-                for j in range(start, m):
-                    grown[i][j] = grown[j][i] = block[i][j - start]
+            grown = [row + [0.0] * (m - len(row)) for row in gram] + [[0.0] * m for _ in range(start, m)]
+            for j in range(max(start, 1), m):
+                column = torch.mv(basis[: j + 1], basis[j]).tolist()
+                for i, value in enumerate(column):
+                    grown[i][j] = grown[j][i] = value
             gram[:] = grown
             return gram
 
         def end(direction: list[float]) -> list[list[float]]:
-            """The end gradients at θ ± ΔR·v, ``v = Σ_j direction[j]·W[j]`` (rows 0..), each stored as
-            a new row ``g_end − g₀``; returns the Gram matrix with them."""
-            support = max((j for j, value in enumerate(direction) if value != 0.0), default=1) + 1
+            """The end gradient(s) at θ ± ΔR·v, ``v = Σ_j direction[j]·W[j]``, stored as one new row
+            (forward ``g(θ + ΔR·v) − g₀``, central ``g(θ + ΔR·v) − g(θ − ΔR·v)``); returns the Gram
+            matrix with it."""
+            terms = [(j, value) for j, value in enumerate(direction) if value != 0.0]  # no g₀ part
             for sign in (1.0, -1.0)[:c]:
                 scale = sign * length
-                if support == 2 and direction[0] == 0.0 and direction[1] == 1.0:  # N₀: θ + s·N₀
-                    for target, origin, part in zip(scratch, originals, rows[1]):
-                        torch.add(origin, part, alpha=scale, out=target)
-                else:
-                    weights = [[scale * value for value in direction[1:support]]]
-                    weights = torch.tensor(weights, dtype=self._dtype, device=self._device)
-                    # v has no g₀ part (row 0): it is a combination of N₀ and end differences
-                    for target, origin, block in zip(scratch, originals, columns):
-                        torch.addmm(origin.reshape(1, -1), weights, block[1:support], out=target.view(1, -1))
+                for number, (target, origin) in enumerate(zip(scratch, originals)):
+                    _combine(target, origin, [(scale * value, rows[j][number]) for j, value in terms])
                 for p, target in zip(params, scratch):
                     p.data = target
                 self._set_rng_state(rng)
                 _, raw = evaluate_closure(closure, params, "DEO.step")
                 for row, g_end, g0 in zip(rows[filled[0]], raw, grads):
-                    if g_end is None:
-                        torch.neg(g0, out=row)
-                    else:
-                        torch.sub(g_end, g0, out=row)
-                filled[0] += 1
+                    if c == 1:  # forward: g(θ + ΔR·v) − g₀
+                        torch.sub(g_end, g0, out=row) if g_end is not None else torch.neg(g0, out=row)
+                    elif sign > 0:  # central: g(θ + ΔR·v) − g(θ − ΔR·v), in two passes
+                        row.copy_(g_end) if g_end is not None else row.zero_()
+                    elif g_end is not None:
+                        row.sub_(g_end)
                 state["grad_evals"] += 1
+            filled[0] += 1
             return extend_gram()
 
         try:
@@ -840,11 +841,9 @@ class DEO(Optimizer):
         finally:
             for p, data in zip(params, originals):
                 p.data = data
-        support = max((j for j, value in enumerate(result.direction) if value != 0.0), default=1) + 1
-        n_new = torch.mm(
-            torch.tensor([result.direction[1:support]], dtype=self._dtype, device=self._device),
-            basis[1:support],
-        )
+        n_new = torch.empty(1, d, dtype=self._dtype, device=self._device)
+        terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
+        _combine(n_new[0], None, terms)
         values = (result.along, result.curvature, result.torque)
         if not all(math.isfinite(value) for value in values):
             return None
@@ -1292,10 +1291,29 @@ def _check_gradient(along: Tensor, step: int) -> None:
         raise ValueError(f"DEO.step: the closure produced a non-finite gradient (NaN/Inf) at step {step}")
 
 
+def _combine(out: Tensor, base: Tensor | None, terms: list[tuple[float, Tensor]]) -> None:
+    """``out = base + Σ c·v`` over ``terms`` (c, v) (``base`` None: ``Σ c·v``), one pass per term
+    (an add with a scalar factor; on CPU much faster than a matrix product of this shape)."""
+    for number, (factor, vector) in enumerate(terms):
+        if number:
+            out.add_(vector, alpha=factor)
+        elif base is None:
+            torch.mul(vector, factor, out=out)
+        else:
+            torch.add(base, vector, alpha=factor, out=out)
+    if not terms and base is not None:
+        out.copy_(base)
+    elif not terms:
+        out.zero_()
+
+
 def _list_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """``Σ_p a_p·b_p`` over per-parameter tensors of one problem, shape ``(1,)``: one BLAS dot per
     parameter, no flat copy."""
-    dots = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]
+    dots = [
+        torch.dot(x.view(-1) if x.is_contiguous() else x.reshape(-1), y if y.dim() == 1 else y.reshape(-1))
+        for x, y in zip(a, b)
+    ]
     return torch.stack(dots).sum().reshape(1)
 
 
