@@ -28,9 +28,10 @@ gradient that records the final row.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,6 +254,175 @@ def _unhooked_step(opt) -> Callable:
     return lambda closure: inner(opt, closure)
 
 
+@dataclass(slots=True)
+class _Step:
+    """What :meth:`_Run.steps` yields for step t: θ_t (``theta``: a tensor, or None when only the
+    float64 numpy copy ``theta64`` is kept), the first call's loss and raw gradient (``g``, ``grad_norm``:
+    as float64 numpy), what the base optimizer received (``modified``), the gradient count before the
+    update, the dimer fields, and whether this step escaped first / converged / is the final evaluation."""
+
+    t: int
+    theta: Tensor | None
+    theta64: np.ndarray
+    loss: float
+    raw: Tensor
+    g: np.ndarray
+    grad_norm: float
+    modified: Tensor | None
+    evals_before: int
+    dimer_state: dict
+    newly_escaped: bool
+    converged: bool
+    final: bool
+
+
+class _Run:
+    """One optimizer's run on ``problem``, step by step: the race's loop (θ checks, the update through
+    the recording closure, gradient counts, escape, convergence) without its recording.
+
+    :meth:`steps` yields one :class:`_Step` per step t = ``self.t`` … ``steps`` (the last one only
+    evaluates) and sets ``status`` / ``stop_step`` / ``escape_step`` as the module docstring says.
+    Resume hook: :meth:`state_dict` taken in ``steps(before=...)`` (the state at the top of step t)
+    and :meth:`load_state_dict` on a fresh run continue it bit for bit (``deo.sweeps.run_cell``'s
+    checkpoints).
+    """
+
+    def __init__(self, problem: Problem, spec: OptimizerSpec, steps: int, seed: int = 0,
+                 clip: float | None = None, stop_on_escape: bool = False):  # fmt: skip
+        self.problem, self.spec, self.steps_total, self.stop_on_escape = problem, spec, steps, stop_on_escape
+        self.preset, self.shown = _optimizer_setup(spec, clip, seed)
+        self.leaves = [p.detach().clone().requires_grad_(True) for p in problem.params0.values()]
+        self.d = sum(p.numel() for p in self.leaves)
+        torch.manual_seed(seed)
+        self.opt = self.preset.build(self.leaves, seed=seed, **spec.hyperparams)
+        if self.preset.uses_dimer:
+            _clip_update(self.opt, clip)  # DEO's own max_grad_norm on g_mod; the closure never clips a probe
+        self.recorder = _Recorder(problem, self.leaves, None if self.preset.uses_dimer else clip)
+        self.t, self.evals = 0, 0
+        self.status, self.stop_step, self.escape_step = "running", None, None
+        self.dimer_state: dict = {}
+        self.final_evals = 0  # 1 once the final row's gradient was evaluated (finite or not)
+
+    def state_dict(self) -> dict:
+        """The run between steps: parameters, optimizer state, closure calls, torch's RNG, counters (a
+        snapshot: ``torch.optim``'s ``state_dict`` holds the live state tensors, so it is deep-copied)."""
+        return {
+            "leaves": [leaf.detach().clone() for leaf in self.leaves],
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+            "calls": self.recorder.calls,
+            "rng": torch.get_rng_state(),
+            "t": self.t,
+            "evals": self.evals,
+            "escape_step": self.escape_step,
+            "dimer_state": dict(self.dimer_state),
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Continue from :meth:`state_dict` (on a run built with the same problem, spec, seed, clip)."""
+        with torch.no_grad():
+            for leaf, value in zip(self.leaves, saved["leaves"]):
+                leaf.copy_(value)
+        self.opt.load_state_dict(saved["optimizer"])
+        self.recorder.calls = saved["calls"]
+        torch.set_rng_state(saved["rng"])
+        self.t, self.evals, self.escape_step = saved["t"], saved["evals"], saved["escape_step"]
+        self.dimer_state = dict(saved.get("dimer_state", {}))
+
+    def steps(self, before: Callable[[int], None] | None = None) -> Iterator[_Step]:
+        problem, leaves, recorder, opt = self.problem, self.leaves, self.recorder, self.opt
+        steps, d = self.steps_total, self.d
+        step_fn = _unhooked_step(opt)
+        has_diagnostics, uses_dimer = hasattr(opt, "diagnostics"), self.preset.uses_dimer
+        # A single float64 CPU leaf (a surface): θ_t is kept as a float64 numpy copy, no torch clone.
+        plain = len(leaves) == 1 and leaves[0].dtype == torch.float64 and leaves[0].device.type == "cpu"
+        # Per-step checks on a float64 numpy copy of θ: a handful of torch calls on a (d,) tensor
+        # cost more than the 2-D surface's own step (same arithmetic, same float64 results).
+        escape = problem.escape
+        center = None
+        if escape is not None and escape.radius is not None:
+            center = escape.center.detach().to(torch.float64).reshape(-1).numpy()
+        bound, converge_tol = problem.bound, problem.converge_tol
+
+        def in_bounds(theta64: np.ndarray) -> bool:
+            if d <= 8:  # a few Python floats: the same comparisons, no numpy call per check
+                values = theta64.tolist()
+                if not all(map(math.isfinite, values)):
+                    return False
+                return bound is None or max(map(abs, values)) <= bound
+            if not np.isfinite(theta64).all():
+                return False
+            return bound is None or float(np.abs(theta64).max()) <= bound
+
+        def escaped(theta64: np.ndarray, loss: float) -> bool:
+            """``problem.escape.met`` for one row, in numpy (the same float64 comparisons)."""
+            if escape is None:
+                return False
+            if center is not None and float(np.sqrt(np.sum((theta64 - center) ** 2))) > escape.radius:
+                return True
+            return escape.loss_below is not None and loss <= escape.loss_below
+
+        for t in range(self.t, steps + 1):
+            self.t = t
+            if before is not None:
+                before(t)
+            if plain:
+                theta, theta64 = None, leaves[0].detach().numpy().reshape(-1).copy()
+            else:
+                theta = leaves[0].detach().reshape(-1).clone() if len(leaves) == 1 else _flat(leaves).clone()
+                theta64 = theta.to(torch.float64).numpy()
+            evals_before = self.evals
+            recorder.start_step(t)
+            if not in_bounds(theta64):
+                self.status, self.stop_step = "diverged", t
+                return
+            if t < steps:
+                try:
+                    step_fn(recorder)
+                except _Diverged:
+                    self.status, self.stop_step = "diverged", t
+                    return
+                loss, raw, modified = recorder.first
+                if has_diagnostics:
+                    diagnostics = opt.diagnostics()
+                    self.evals = int(diagnostics["grad_evals"])
+                    if uses_dimer:
+                        self.dimer_state = _dimer_fields(diagnostics)
+                        modified = diagnostics.get("modified_grad")  # what the base optimizer received
+                else:
+                    self.evals = recorder.calls
+            else:
+                loss, raw = recorder.evaluate()
+                self.final_evals += 1  # a ground-truth gradient (the final row's), not the algorithm's
+                modified = None
+                if not math.isfinite(loss):
+                    self.status, self.stop_step = "diverged", t
+                    return
+            newly_escaped = self.escape_step is None and escaped(theta64, loss)
+            if newly_escaped:
+                self.escape_step = t
+            g = raw.to(torch.float64).numpy()
+            grad_norm = _norm(g)
+            # ‖g‖ below the tolerance, by torch's norm as always; numpy's ‖g‖ (a few ulps apart)
+            # rules out the common case (‖g‖ ≥ 2·tol) without the torch call
+            converged = (
+                converge_tol is not None
+                and grad_norm < 2 * converge_tol
+                and float(raw.norm()) < converge_tol
+                and (escape is None or self.escape_step is not None)
+            )
+            yield _Step(t, theta, theta64, loss, raw, g, grad_norm, modified, evals_before,
+                        self.dimer_state, newly_escaped, converged, t == steps)  # fmt: skip
+            if converged:
+                self.status = "converged"
+                return
+            if self.stop_on_escape and self.escape_step is not None:
+                return
+
+    def final_status(self) -> str:
+        """``status`` after :meth:`steps` ended: "escaped" for a run that escaped and kept running."""
+        return "escaped" if self.status == "running" and self.escape_step is not None else self.status
+
+
 def _run_one(
     problem: Problem,
     spec: OptimizerSpec,
@@ -263,37 +433,28 @@ def _run_one(
     report: Callable[[int], None],
     stop_on_escape: bool = False,
 ) -> Trace:
-    preset, shown = _optimizer_setup(spec, clip, seed)
     t0 = time.perf_counter()
+    run = _Run(problem, spec, steps, seed, clip, stop_on_escape)
     shapes = [(name, p.shape) for name, p in problem.params0.items()]
-    leaves = [p.detach().clone().requires_grad_(True) for p in problem.params0.values()]
-    d = sum(p.numel() for p in leaves)
-    torch.manual_seed(seed)
-    opt = preset.build(leaves, seed=seed, **spec.hyperparams)
-    if preset.uses_dimer:
-        _clip_update(opt, clip)  # DEO's own max_grad_norm on g_mod; the closure never clips a probe
-    recorder = _Recorder(problem, leaves, None if preset.uses_dimer else clip)
-    step_fn = _unhooked_step(opt)
-    has_diagnostics = hasattr(opt, "diagnostics")
+    d, recorder = run.d, run.recorder
     rows: list[_Row] = []
     counters = {"diagnostic_evals": 0}
     continuity: dict[str, np.ndarray] = {}
-    status, stop_step, escape_step = "running", None, None
-    dimer_state: dict = {}
     small = d <= VECTOR_MAX_DIM
     keep_theta = small or problem.exact_hessian
-    # A single float64 CPU leaf (a surface): θ_t is kept as a float64 numpy copy, no torch clone.
-    plain = len(leaves) == 1 and leaves[0].dtype == torch.float64 and leaves[0].device.type == "cpu"
+    leaf = run.leaves[0]
+    plain = len(run.leaves) == 1 and leaf.dtype == torch.float64 and leaf.device.type == "cpu"
     project, identity_2d = problem.project_2d, problem.project_2d is identity_projection
     exact = problem.exact_hessian
 
-    def make_row(t, theta, theta64, loss, raw, g, grad_norm, modified, evals, state) -> _Row:
+    def make_row(s: _Step) -> _Row:
         """One recorded row; the exact Hessian (a diagnostic evaluation) only for recorded rows.
 
         Vectors (θ, g, g_mod, N) are kept only for d ≤ VECTOR_MAX_DIM (θ also when the exact Hessian
         is due), so a long race on a large network holds scalars and 2-D projections only.
         """
-        if modified is raw:
+        g, grad_norm, modified, theta, state = s.g, s.grad_norm, s.modified, s.theta, s.dimer_state
+        if modified is s.raw:
             gm, modified_norm = g, grad_norm
         else:
             gm = modified.to(torch.float64).numpy() if modified is not None else np.full(d, np.nan)
@@ -301,126 +462,47 @@ def _run_one(
         direction = _continuous(continuity, "direction", state.get("direction"))
         projected = None
         if identity_2d:
-            projected = theta64
+            projected = s.theta64
         elif project is not None:
             if theta is None:
-                theta = torch.from_numpy(theta64)
+                theta = torch.from_numpy(s.theta64)
             projected = project(theta).detach().to(torch.float64).numpy()
         if exact:
             counters["diagnostic_evals"] += 1
         return _Row(
-            step=t,
-            loss=loss,
-            theta=(theta64 if plain else theta) if keep_theta else None,
+            step=s.t,
+            loss=s.loss,
+            theta=(s.theta64 if plain else theta) if keep_theta else None,
             position_2d=projected,
             grad=g if small else None,
             grad_norm=grad_norm,
             modified_grad=gm if small else None,
             modified_grad_norm=modified_norm,
             direction=direction if small else None,
-            grad_evals=evals,
+            grad_evals=s.evals_before,
             curvature=state.get("curvature", math.nan),
             torque=state.get("torque", math.nan),
             removed_fraction=state.get("removed_fraction", math.nan),
-            diagnostic_evals=counters["diagnostic_evals"],
+            diagnostic_evals=counters["diagnostic_evals"] + run.final_evals,
             batch=recorder.batch if exact else None,
         )
 
-    # Per-step checks on a float64 numpy copy of θ: a handful of torch calls on a (d,) tensor cost
-    # more than the 2-D surface's own step (same arithmetic, same float64 results).
-    escape = problem.escape
-    center = None
-    if escape is not None and escape.radius is not None:
-        center = escape.center.detach().to(torch.float64).reshape(-1).numpy()
-    bound, converge_tol = problem.bound, problem.converge_tol
-
-    def in_bounds(theta64: np.ndarray) -> bool:
-        if d <= 8:  # a few Python floats: the same comparisons, no numpy call per check
-            values = theta64.tolist()
-            if not all(map(math.isfinite, values)):
-                return False
-            return bound is None or max(map(abs, values)) <= bound
-        if not np.isfinite(theta64).all():
-            return False
-        return bound is None or float(np.abs(theta64).max()) <= bound
-
-    def escaped(theta64: np.ndarray, loss: float) -> bool:
-        """``problem.escape.met`` for one row, in numpy (the same float64 comparisons)."""
-        if escape is None:
-            return False
-        if center is not None and float(np.sqrt(np.sum((theta64 - center) ** 2))) > escape.radius:
-            return True
-        return escape.loss_below is not None and loss <= escape.loss_below
-
-    pending: tuple | None = None
-    evals = 0
-    for t in range(steps + 1):
-        if plain:
-            theta, theta64 = None, leaves[0].detach().numpy().reshape(-1).copy()
-        else:
-            theta = leaves[0].detach().reshape(-1).clone() if len(leaves) == 1 else _flat(leaves).clone()
-            theta64 = theta.to(torch.float64).numpy()
-        evals_before = evals
-        recorder.start_step(t)
-        if not in_bounds(theta64):
-            status, stop_step = "diverged", t
-            break
-        if t < steps:
-            try:
-                step_fn(recorder)
-            except _Diverged:
-                status, stop_step = "diverged", t
-                break
-            loss, raw, modified = recorder.first
-            if has_diagnostics:
-                diagnostics = opt.diagnostics()
-                evals = int(diagnostics["grad_evals"])
-                if preset.uses_dimer:
-                    dimer_state = _dimer_fields(diagnostics)
-                    modified = diagnostics.get("modified_grad")  # what the base optimizer received
-            else:
-                evals = recorder.calls
-        else:
-            loss, raw = recorder.evaluate()
-            counters["diagnostic_evals"] += 1
-            modified = None
-            if not math.isfinite(loss):
-                status, stop_step = "diverged", t
-                break
-        newly_escaped = escape_step is None and escaped(theta64, loss)
-        if newly_escaped:
-            escape_step = t
-        g = raw.to(torch.float64).numpy()
-        grad_norm = _norm(g)
-        # ‖g‖ below the tolerance, by torch's norm as always; numpy's ‖g‖ (a few ulps apart) rules
-        # out the common case (‖g‖ ≥ 2·tol) without the torch call
-        converged = (
-            converge_tol is not None
-            and grad_norm < 2 * converge_tol
-            and float(raw.norm()) < converge_tol
-            and (escape is None or escape_step is not None)
-        )
-        args = (t, theta, theta64, loss, raw, g, grad_norm, modified, evals_before, dimer_state)
-        last = t == steps or converged or (stop_on_escape and escape_step is not None)
-        if t % record_every == 0 or last or newly_escaped:
-            rows.append(make_row(*args))
+    pending: _Step | None = None
+    for s in run.steps():
+        stops = s.converged or (stop_on_escape and run.escape_step is not None)
+        if s.t % record_every == 0 or s.final or stops or s.newly_escaped:
+            rows.append(make_row(s))
             pending = None
         else:
-            pending = args
-        if converged:
-            status = "converged"
-            break
-        if stop_on_escape and escape_step is not None:
-            break
-        report(t)
+            pending = s
+        if not stops:
+            report(s.t)
     if pending is not None:
-        rows.append(make_row(*pending))
-    if status == "running" and escape_step is not None:
-        status = "escaped"
+        rows.append(make_row(pending))
     _exact_min_eigs(problem, shapes, rows)
     return _trace_from_rows(
-        spec, preset, shown, status, stop_step, escape_step, rows, problem, d,
-        dimer_state.get("dimer_length"), time.perf_counter() - t0,
+        spec, run.preset, run.shown, run.final_status(), run.stop_step, run.escape_step, rows, problem, d,
+        run.dimer_state.get("dimer_length"), time.perf_counter() - t0,
     )  # fmt: skip
 
 

@@ -31,8 +31,9 @@ A config::
 Cells. A cell is (problem, preset, overrides incl. one grid point, seed, budget, clip); its key is a
 hash of exactly those (labels, threads and checkpointing excluded: they do not change the result).
 The seed is the race's seed (``torch.manual_seed``, the dimer's initial N, PGD's noise) and, for
-networks, the initialisation seed. A cell runs the race's own closure, optimizer setup and clipping
-(``deo.race``) in a loop that can checkpoint and continue; :func:`run_cell` gives the same escape
+networks, the initialisation seed. A cell runs the race's own loop (``deo.race._Run``: closure,
+optimizer setup, clipping, checks), checkpointed and continued through its ``state_dict`` /
+``load_state_dict`` hook; :func:`run_cell` gives the same escape
 step, gradient evaluations and losses as :func:`deo.race.race` (``tests/test_sweep.py`` checks it).
 
 Metrics per cell: ``status`` (as the race's), ``escape_step`` and ``grad_evals_to_escape`` (NaN: not
@@ -426,17 +427,7 @@ def run_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict:
     """
     import torch
 
-    from deo.presets import make_optimizer
-    from deo.race import (
-        OptimizerSpec,
-        _algorithm_evals,
-        _clip_update,
-        _Diverged,
-        _flat,
-        _flat_loss_fn,
-        _optimizer_setup,
-        _Recorder,
-    )
+    from deo.race import OptimizerSpec, _flat_loss_fn, _Run
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     spec = cell["spec"]
@@ -448,13 +439,11 @@ def run_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict:
                 "worker": f"{socket.gethostname()}:{os.getpid()}", **_versions()}  # fmt: skip
     seed, budget, clip = spec["seed"], spec["budget"], spec["clip"]
     problem = build_problem(spec["problem"], seed)
-    opt_spec = OptimizerSpec(spec["preset"], dict(spec["hp"]))
-    preset, _ = _optimizer_setup(opt_spec, clip, seed)
     shapes = [(name, p.shape) for name, p in problem.params0.items()]
-    leaves = [p.detach().clone().requires_grad_(True) for p in problem.params0.values()]
-    torch.manual_seed(seed)
-    opt = make_optimizer(opt_spec.key, leaves, seed=seed, **opt_spec.hyperparams)
-    recorder = _Recorder(problem, leaves, None if preset.uses_dimer else clip)
+    # the race's own loop (deo.race._Run), resumed from a checkpoint through its state_dict hook
+    run = _Run(problem, OptimizerSpec(spec["preset"], dict(spec["hp"])), budget, seed, clip,
+               stop_on_escape=spec["stop_on_escape"])  # fmt: skip
+    leaves = run.leaves
     state: dict[str, Any] = {
         "t": 0, "evals": 0, "status": "running", "escape_step": None, "escape_evals": None,
         "best_loss": math.inf, "final_loss": math.nan, "final_grad_norm": math.nan, "steps": 0,
@@ -467,92 +456,41 @@ def run_cell(cell: dict, checkpoint_dir: str | Path | None = None) -> dict:
     resumed_from = 0
     if path is not None and path.exists():
         saved = torch.load(path, weights_only=False)
-        with torch.no_grad():
-            for leaf, value in zip(leaves, saved["leaves"]):
-                leaf.copy_(value)
-        opt.load_state_dict(saved["optimizer"])
-        recorder.calls = saved["calls"]
-        torch.set_rng_state(saved["rng"])
         state = saved["state"]
+        # a checkpoint of the run (older ones kept t, evals and escape_step in the cell's state only)
+        older = {"t": state["t"], "evals": state["evals"], "escape_step": state["escape_step"]}
+        run.load_state_dict({**older, **saved})
         state["attempt"] += 1
         resumed_from = state["t"]
-    if preset.uses_dimer:  # DEO's own max_grad_norm on g_mod (as in deo.race)
-        _clip_update(opt, clip)
-
-    def in_bounds(theta) -> bool:
-        if not bool(torch.isfinite(theta).all()):
-            return False
-        return problem.bound is None or float(theta.abs().max()) <= problem.bound
 
     def checkpoint(t: int) -> None:
+        if path is None or t % every != 0 or t <= resumed_from or t >= budget:
+            return
         elapsed = {
             "wall_s": state["wall_s"] + time.perf_counter() - wall0,
             "cpu_s": state["cpu_s"] + time.process_time() - cpu0,
         }
-        payload = {
-            "leaves": [leaf.detach().clone() for leaf in leaves],
-            "optimizer": opt.state_dict(),
-            "calls": recorder.calls,
-            "rng": torch.get_rng_state(),
-            "state": {**state, **elapsed, "t": t},
-        }
-        _save(path, payload)
+        _save(path, {**run.state_dict(), "state": {**state, **elapsed, "t": t, "evals": run.evals}})
 
     final_theta = None
-    for t in range(state["t"], budget + 1):
-        if path is not None and t % every == 0 and t > resumed_from and t < budget:
-            checkpoint(t)
-        theta = _flat(leaves).clone()
-        evals_before = state["evals"]
-        recorder.start_step(t)
-        if not in_bounds(theta):
-            state["status"] = "diverged"
-            break
-        if t < budget:
-            try:
-                opt.step(recorder)
-            except _Diverged:
-                state["status"] = "diverged"
-                break
-            loss, raw, _ = recorder.first
-            state["evals"] = _algorithm_evals(opt, recorder.calls)
-            if preset.uses_dimer:
-                diagnostics = opt.diagnostics()
-                for name in ("curvature", "torque"):
-                    if diagnostics.get(name) is not None:
-                        state[name] = float(diagnostics[name])
-        else:
-            loss, raw = recorder.evaluate()
-            if not math.isfinite(loss):
-                state["status"] = "diverged"
-                break
-        state["steps"], state["final_loss"], state["row_evals"] = t, loss, evals_before
-        final_theta = theta
-        state["final_grad_norm"] = float(raw.norm())
-        state["best_loss"] = min(state["best_loss"], loss)
-        if state["escape_step"] is None and problem.escape is not None:
-            met = problem.escape.met(theta.to(torch.float64), torch.tensor(loss, dtype=torch.float64))
-            if bool(met):
-                state["escape_step"], state["escape_evals"] = t, evals_before
-        converged = (
-            problem.converge_tol is not None
-            and state["final_grad_norm"] < problem.converge_tol
-            and (problem.escape is None or state["escape_step"] is not None)
-        )
-        if converged:
-            state["status"] = "converged"
-            break
-        if spec["stop_on_escape"] and state["escape_step"] is not None:
-            break
-    if state["status"] == "running" and state["escape_step"] is not None:
-        state["status"] = "escaped"
+    for step in run.steps(before=checkpoint):
+        if step.newly_escaped:
+            state["escape_step"], state["escape_evals"] = step.t, step.evals_before
+        for name in ("curvature", "torque"):
+            if name in step.dimer_state:
+                state[name] = step.dimer_state[name]
+        state["steps"], state["final_loss"], state["row_evals"] = step.t, step.loss, step.evals_before
+        final_theta = step.theta64
+        state["final_grad_norm"] = float(step.raw.norm())
+        state["best_loss"] = min(state["best_loss"], step.loss)
+    state["status"] = run.final_status()
     lambda_min = math.nan
     d = sum(leaf.numel() for leaf in leaves)
     if problem.exact_hessian and d <= EXACT_HESSIAN_FINAL_MAX_PARAMS and final_theta is not None:
         from deo.hessian import exact_min_eig
 
-        f = _flat_loss_fn(problem, shapes, recorder.batch)
-        lam, _ = exact_min_eig(f, final_theta.to(torch.float64))
+        f = _flat_loss_fn(problem, shapes, run.recorder.batch)
+        lam, _ = exact_min_eig(f, torch.from_numpy(final_theta))
         lambda_min = float(lam)
     if path is not None and path.exists():
         path.unlink()

@@ -170,6 +170,40 @@ def test_the_comparison_catches_a_changed_trace():
     assert math.isfinite(RTOL)
 
 
+def test_a_run_saved_between_steps_continues_bit_for_bit(one_torch_thread):
+    """The race's resume hook (``deo.race._Run.state_dict`` / ``load_state_dict``, what
+    ``deo.sweeps.run_cell`` checkpoints): stopped at step 23 and continued in a fresh run, every later
+    step is the uninterrupted run's."""
+    import landscapes
+    from deo.race import OptimizerSpec, _Run, surface_problem
+
+    surface = landscapes.SURFACES["saddle_plateau"]
+
+    def fresh(key):
+        problem = surface_problem(surface, surface.default_start)
+        return _Run(problem, OptimizerSpec(key, {"lr": 0.05}), 60, seed=4)
+
+    def interrupted(key, at):
+        run, saved = fresh(key), {}
+
+        def before(t):
+            if t == at:
+                saved["state"] = run.state_dict()
+
+        for s in run.steps(before=before):
+            if s.t == at:
+                return saved["state"]
+
+    for key in ("adam", "deo_escape"):
+        first = fresh(key)
+        whole = [(s.t, s.loss, s.g.tolist(), s.evals_before) for s in first.steps()]
+        second = fresh(key)
+        second.load_state_dict(interrupted(key, 23))
+        rest = [(s.t, s.loss, s.g.tolist(), s.evals_before) for s in second.steps()]
+        assert rest == whole[23:], key
+        assert (second.final_status(), second.escape_step) == (first.final_status(), first.escape_step)
+
+
 def _write(tree: Path) -> None:
     import torch
 
