@@ -44,13 +44,13 @@ PHI_TOL = 1e-3
 SMALL_D = 64  # below this many columns a dot product is a product and a matvec with ones
 
 
-_ONES: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}  # read-only vectors of ones, d < SMALL_D
+_ONES: dict[tuple[int, torch.dtype, int], Tensor] = {}  # read-only vectors of ones, d < SMALL_D
 
 
 def _ones(like: Tensor) -> Tensor:
     """``like.new_ones(d)`` for the last dim d < SMALL_D, made once per (d, dtype, device) and never
     written (not under inference mode, whose tensors autograd could not save)."""
-    key = (like.shape[-1], like.dtype, like.device)
+    key = (like.shape[-1], like.dtype, like.get_device())  # get_device: -1 on the CPU, cheap
     ones = _ONES.get(key)
     if ones is None:
         ones = like.new_ones(like.shape[-1])

@@ -569,7 +569,12 @@ class DEO(Optimizer):
             state["last_rotation_step"] = t
 
         alpha = self._alpha(state["curvature"])
-        coefficient = _coefficient(alpha, along)
+        if grads is not None and alpha.dim() == 1:  # one problem: α(g·N) as a Python float, exact
+            # (a product of two values of the dimer's dtype is exact in float64; the add below and
+            # diagnostics() round it to that dtype once, as the tensor product did)
+            coefficient = self._alpha_cache[3] * along.item()
+        else:
+            coefficient = _coefficient(alpha, along)
         if grads is not None and alpha.dim() > 1:  # per-group α over columns: the flat path
             g, grads = flatten_rows(grads, params, self._rows, self._dtype), None
         if grads is None:
@@ -620,7 +625,7 @@ class DEO(Optimizer):
             return alpha
 
         alpha = self._column_values(("alpha", "gate"), alpha_of)
-        self._alpha_cache = (curvature, key, alpha)
+        self._alpha_cache = (curvature, key, alpha, float(alpha[0]) if alpha.numel() == 1 else None)
         return alpha
 
     def _views(self, flat: Tensor, params: list[Tensor], rows: int) -> list[Tensor]:
@@ -953,7 +958,10 @@ class DEO(Optimizer):
             return value[0].clone() if rows else value.clone()
 
         last = self._last
-        removed = last["coefficient"] * last["direction"] if last else None
+        coefficient = last.get("coefficient")
+        if isinstance(coefficient, float):  # a single problem's α(g·N), rounded to the dtype here
+            coefficient = torch.full((1, 1), coefficient, dtype=self._dtype, device=self._device)
+        removed = coefficient * last["direction"] if last else None
         direction = state["direction"]
         return {
             "direction": vector(direction),
