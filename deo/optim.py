@@ -168,10 +168,14 @@ class DEO(Optimizer):
     ``direction``, ``redraw_every`` and ``max_grad_norm`` must be equal in every group (a step
     refuses groups that disagree).
 
-    The dimer ends are evaluated by shifting the parameters in place to θ ± ΔR·N, calling the
-    closure (same RNG state as for :math:`g_t`, so dropout masks match) and reading the raw
-    ``p.grad``; the parameters are then copied back exactly from a flat copy of θ kept for the
-    event (one buffer, allocated once), on every exit. Probes run in float32 at least: for the
+    The dimer ends are evaluated by shifting the parameters to θ ± ΔR·N, calling the closure (same
+    RNG state as for :math:`g_t`, so dropout masks match) and reading the raw ``p.grad``. For one
+    problem of d ≥ ``SMALL_D`` with the Fourier rotation (or the random control) θ is never
+    written: each ``p.data`` is swapped for a scratch tensor holding θ ± ΔR·v and swapped back on
+    every exit, and the event runs on the Gram matrix of g, N and the end gradients (see
+    :meth:`_gram_event`: the same formulas, ~19 passes over d per event forward instead of ~37).
+    Otherwise the parameters are shifted in place and copied back exactly from a flat copy of θ
+    kept for the event (one buffer, allocated once), on every exit. Probes run in float32 at least: for the
     whole rotation event (the gradient at θ included) bfloat16 / float16 parameters hold float32
     copies of themselves, so the closure must accept float32 parameters there (a model that
     upcasts, or a forward under ``torch.autocast``; otherwise the step stops with a how-to).
@@ -510,7 +514,8 @@ class DEO(Optimizer):
         return the loss; it is called once at θ and again at every dimer end.
 
         Passes over the d parameters on a step without rotation event: g·N and the write of
-        g_mod (per parameter, straight from ``p.grad``, for a single problem of d ≥ ``SMALL_D``);
+        g_mod (per parameter, straight from ``p.grad``, for a single problem of d ≥ ``SMALL_D``;
+        ``benchmarks/engine_profile.py --passes`` counts them);
         the norms that only the diagnostics need (‖g‖, ‖g_mod‖) are computed when
         :meth:`diagnostics` or :meth:`state_dict` asks for them (from g and g_mod kept for it)."""
         if closure is None:
