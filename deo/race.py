@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -624,3 +626,15 @@ def race(
     if progress is not None:
         progress(1.0, "done")
     return traces
+
+
+class _CallableModule(types.ModuleType):
+    """``deo.race`` is both this module and its function :func:`race`. Python binds the module on
+    the package whenever ``deo.race`` is imported as a submodule (``from deo.race import …``), so the
+    module calls :func:`race`: ``deo.race(problem, specs, steps)`` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return race(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
