@@ -685,8 +685,13 @@ def main() -> None:
                 f"{', '.join(f'{v:.2f}' for v in values)} | {target} |"
             )
     load_after = os.getloadavg()
+    only_view = not (args.apptest_repeats or args.escape_repeats or args.side_repeats or args.visitors)
+    only_view = only_view and not args.browser and args.view_repeats > 0
     header = [
-        "# App benchmark (Surfaces page, escape map)",
+        # distinct titles: the About page lists each results file under its title
+        "# App benchmark: view-only changes on the Surfaces page"
+        if only_view
+        else "# App benchmark (Surfaces page, escape map)",
         "",
         f"Command: `python benchmarks/app.py --repeats {args.repeats} "
         f"--apptest-repeats {args.apptest_repeats} --escape-repeats {args.escape_repeats} "
@@ -705,8 +710,6 @@ def main() -> None:
     ]
     text = "\n".join(header + table) + "\n"
     print(text)
-    only_view = not (args.apptest_repeats or args.escape_repeats or args.side_repeats or args.visitors)
-    only_view = only_view and not args.browser and args.view_repeats > 0
     name = args.out or ("app_view.md" if only_view else "app.md")  # a partial run never replaces app.md
     out = ROOT / "benchmarks" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
