@@ -296,8 +296,8 @@ with safe_block("The published curves"):
         st.dataframe(finals, hide_index=True)
         st.caption(
             "Last evaluation of each published run, read from the CSV. Eval noise measured on our runs "
-            "(benchmarks/results/paper_seeds.md, 3 seeds, 100 steps): sd 0.011 over 20-batch eval sets, "
-            "0.012 over seeds. Compare the dashed "
+            "(benchmarks/results/paper_seeds.md, 3 seeds, 250 steps): sd 0.011 over 20-batch eval sets at "
+            "a fixed checkpoint, 0.003 over seeds. Compare the dashed "
             "baselines with adamw and the dimer classes of the same model size."
         )
         st.download_button(
