@@ -109,17 +109,19 @@ def run_surfaces(seeds: int) -> list[dict]:
     return cells
 
 
-def run_networks(seeds: int, keys: list[str], grid: tuple[float, ...] = NETWORK_GRID) -> list[dict]:
+def run_networks(
+    seeds: int, keys: list[str], grid: tuple[float, ...] = NETWORK_GRID, optimizers: tuple = OPTIMIZERS
+) -> list[dict]:
     cells = []
     for key, options, init, budget in NETWORK_RUNS:
         if key not in keys:
             continue
         name = f"{key}{''.join(f' {n}={v}' for n, v in options.items())}, init {init:g}, {budget} steps"
-        results = {(o, lr): ([], [], []) for o in OPTIMIZERS for lr in grid}
+        results = {(o, lr): ([], [], []) for o in optimizers for lr in grid}
         for seed in range(seeds):
             net = landscapes.make_network(key, **options)
             problem = network_problem(net, init_scale=init, seed=seed)
-            for opt in OPTIMIZERS:
+            for opt in optimizers:
                 specs = [OptimizerSpec(opt, {"lr": lr}, label=f"{opt}@{lr:g}") for lr in grid]
                 traces = race(problem, specs, budget, seed=seed, record_every=budget)
                 for lr, trace in zip(grid, traces):
@@ -166,11 +168,12 @@ def _num(v: float) -> str:
 
 def report(cells: list[dict], grid: tuple[float, ...], networks: bool) -> list[str]:
     problems = list(dict.fromkeys(c["problem"] for c in cells))
-    header = ["problem", *(PRESETS[o].label for o in OPTIMIZERS)]
+    optimizers = [o for o in OPTIMIZERS if any(c["optimizer"] == o for c in cells)]
+    header = ["problem", *(PRESETS[o].label for o in optimizers)]
     rows, loss_rows, winners = [], [], []
     for problem in problems:
         row, lrow, bests = [problem], [problem], {}
-        for opt in OPTIMIZERS:
+        for opt in optimizers:
             mine = [c for c in cells if c["problem"] == problem and c["optimizer"] == opt]
             b = best(mine, grid, "evals_median")
             bests[opt] = b
@@ -184,8 +187,8 @@ def report(cells: list[dict], grid: tuple[float, ...], networks: bool) -> list[s
                 lrow.append(f"{bl['final_loss_median']:.3g} @ lr {bl['lr']:g}{edge}")
         rows.append(row)
         loss_rows.append(lrow)
-        base = min(bests["gd"]["evals_median"], bests["adam"]["evals_median"])
-        dimer = min(bests["deo_paper"]["evals_median"], bests["deo_escape"]["evals_median"])
+        base = min(bests[k]["evals_median"] for k in ("gd", "adam") if k in bests)
+        dimer = min(bests[k]["evals_median"] for k in ("deo_paper", "deo_escape") if k in bests)
         winners.append(
             [problem, _num(base), _num(dimer), "yes" if dimer < base else ("tie" if dimer == base else "no")]
         )
@@ -216,9 +219,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--networks", default=DEFAULT_NETWORKS, help="comma list")
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS), help="networks part: comma list")
     parser.add_argument("--grid", default=None, help="networks part: comma list of lrs (default 1e-3…10)")
     args = parser.parse_args()
     net_grid = tuple(float(v) for v in args.grid.split(",")) if args.grid else NETWORK_GRID
+    opts = tuple(args.optimizers.split(","))
     torch.set_num_threads(args.threads)
     csv_path, md_path = RESULTS / "tuned_lr.csv", RESULTS / "tuned_lr.md"
     new_cells, new_sections = [], {}
@@ -226,7 +231,7 @@ def main() -> None:
         t0 = time.perf_counter()
         keys = args.networks.split(",")
         grid = SURFACE_GRID if part == "surfaces" else net_grid
-        cells = run_surfaces(args.seeds) if part == "surfaces" else run_networks(args.seeds, keys, grid)
+        cells = run_surfaces(args.seeds) if part == "surfaces" else run_networks(args.seeds, keys, grid, opts)
         title = "Surfaces" if part == "surfaces" else "Small networks"
         lines = [f"## {title} (grid {', '.join(f'{g:g}' for g in grid)}; {args.seeds} seeds)", ""]
         lines += report(cells, grid, part == "networks")
@@ -235,7 +240,8 @@ def main() -> None:
             f"Command: `python benchmarks/tuned_lr.py --part {part} --seeds {args.seeds} "
             f"--threads {args.threads}"
             f"{'' if part == 'surfaces' else ' --networks ' + args.networks}"
-            f"{' --grid ' + args.grid if args.grid and part == 'networks' else ''}` "
+            f"{' --grid ' + args.grid if args.grid and part == 'networks' else ''}"
+            f"{' --optimizers ' + args.optimizers if args.optimizers != ','.join(OPTIMIZERS) else ''}` "
             f"({time.perf_counter() - t0:.0f} s wall).  ",
             f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
             f"{os.cpu_count()} cores shared with other jobs; load average {os.getloadavg()[0]:.1f}; torch "
