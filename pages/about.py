@@ -349,6 +349,13 @@ with safe_block("Controls"):
         )
         if found:
             st.markdown(re.sub(r"^#{1,6}\s+", "##### ", found.group(1), flags=re.M))
+        if (RESULTS / "controls_long.md").exists():
+            st.markdown(
+                "At 1 000 steps instead of 400 (`benchmarks/results/controls_long.md`, same 20 seeds) the "
+                "controls catch up in count — DEO (paper) 20/20, fixed control 16/20, re-drawn 14/20, Adam "
+                "9/20 — and DEO (paper) leaves the plateau about twice as early (median 369 against 747 and "
+                "754 steps)."
+            )
 
 st.subheader("Does DEO help anywhere, at tuned learning rates?")
 with safe_block("Tuned learning rates"):
