@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,7 +64,13 @@ class EscapeCriterion:
 
 @dataclass
 class Problem:
-    """What the race needs; :func:`surface_problem` and :func:`network_problem` build these."""
+    """What the race needs; :func:`surface_problem` and :func:`network_problem` build these.
+
+    ``loss`` may also carry a method ``loss.value_and_grad(params, batch)``: the loss and the gradient
+    of every parameter without autograd (a list of tensors), equal to autograd's to float rounding, or
+    None at a point where it cannot say (the race then runs autograd there). It belongs to that loss:
+    a problem whose ``loss`` is replaced (e.g. by a wrapper) runs autograd on the new one.
+    """
 
     name: str
     params0: dict[str, Tensor]
@@ -152,17 +159,48 @@ def surface_problem(surface, start: Sequence[float], offset: float | None = None
         center = torch.tensor(saddle.xy, dtype=torch.float64)
         v = _unstable_direction(surface, saddle)
         xy = xy - torch.dot(xy - center, v) * v + float(offset) * v
-    f = surface.f
     return Problem(
         name=getattr(surface, "key", "surface"),
         params0={"xy": xy},
-        loss=lambda params, batch: f(params["xy"]),
+        loss=_SurfaceLoss(surface, xy),
         exact_hessian=True,
         project_2d=identity_projection,
         bound=surface_bound(surface),
         escape=surface_escape(surface, xy.tolist()),
         converge_tol=SURFACE_CONVERGE_TOL,
     )
+
+
+class _SurfaceLoss:
+    """A surface problem's loss ``f(params["xy"])``, with the surface's own f and ∇f at one point when
+    it has them (``surface.value_and_grad(x, y)`` → Python floats or None, e.g. ``landscapes.Surface``'s
+    forward-mode derivatives) as ``value_and_grad`` (see :class:`Problem`), for a float64 CPU θ of
+    shape (2,). Without them, or when f uses an operation they do not cover (a TypeError at
+    the start), ``value_and_grad`` is None."""
+
+    def __init__(self, surface, xy: Tensor):
+        self.f = surface.f
+        self.point = getattr(surface, "value_and_grad", None)
+        if self.point is not None:
+            try:
+                self.point(*xy.tolist())
+            except TypeError:
+                self.point = None
+        if self.point is None:
+            self.value_and_grad = None
+
+    def __call__(self, params: dict[str, Tensor], batch) -> Tensor:
+        return self.f(params["xy"])
+
+    def value_and_grad(self, params: dict[str, Tensor], batch) -> tuple[Tensor, list[Tensor]] | None:
+        theta = params["xy"]
+        if theta.dtype != torch.float64 or theta.shape != (2,) or theta.device.type != "cpu":
+            return None
+        out = self.point(*theta.tolist())
+        if out is None:
+            return None
+        f, dx, dy = out
+        return torch.from_numpy(np.array(f)), [torch.from_numpy(np.array((dx, dy)))]
 
 
 def network_problem(net, init_scale: float | None = None, seed: int = 0) -> Problem:

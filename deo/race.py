@@ -16,6 +16,11 @@ run has escaped, or at any time when the problem has no escape criterion: the ru
 "escaped" when the criterion was met, else "running" (the budget ended first). A run that escaped
 and later left the bound (x²−y² is unbounded below) is "diverged" with its ``escape_step`` kept.
 
+Gradients: the closure runs ``problem.loss`` and ``backward``, except where the problem's loss has a
+``value_and_grad`` (a surface: f and ∇f at one point by forward-mode differentiation, no autograd
+graph; equal to autograd's to float rounding): its gradients are set as ``.grad`` directly, and
+autograd answers only at points where it gives None (a non-finite value or slope).
+
 Gradient clipping (``clip``): on the update only, never on a dimer probe (:mod:`deo.entrants`).
 Every trace shows ``clip`` and ``seed`` in its hyperparams.
 
@@ -129,6 +134,7 @@ class _Recorder:
         self.params = dict(zip(self.names, leaves))  # the same leaves every call (updated in place)
         self.calls = 0
         self.batch = None
+        self.value_and_grad = getattr(problem.loss, "value_and_grad", None)
         self.first: tuple[float, Tensor, Tensor] | None = None
 
     def start_step(self, step: int) -> None:
@@ -137,6 +143,9 @@ class _Recorder:
 
     def evaluate(self) -> tuple[float, Tensor]:
         """Loss and raw flat gradient at the current parameters (not counted as the algorithm's)."""
+        known = self.value_and_grad(self.params, self.batch) if self.value_and_grad is not None else None
+        if known is not None:
+            return float(known[0]), _flat(known[1])
         with torch.enable_grad():
             loss = self.problem.loss(self.params, self.batch)
             grads = torch.autograd.grad(loss, self.leaves, allow_unused=True)
@@ -152,15 +161,23 @@ class _Recorder:
 
     def __call__(self) -> Tensor:
         leaves = self.leaves
-        for p in leaves:
-            p.grad = None
-        loss = self.problem.loss(self.params, self.batch)
         first = self.first is None
-        if first:
-            value = loss.item()
-            if not math.isfinite(value):
-                raise _Diverged
-        loss.backward()
+        known = self.value_and_grad(self.params, self.batch) if self.value_and_grad is not None else None
+        if known is not None:  # finite loss and gradients without autograd (a surface's forward mode)
+            loss, grads = known
+            for p, g in zip(leaves, grads):
+                p.grad = g
+            if first:
+                value = loss.item()
+        else:
+            for p in leaves:
+                p.grad = None
+            loss = self.problem.loss(self.params, self.batch)
+            if first:
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise _Diverged
+            loss.backward()
         self.calls += 1
         for p in leaves:
             if p.grad is None:

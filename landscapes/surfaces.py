@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from landscapes import dual
+
 KINDS = ("min", "saddle", "max", "degenerate")
 COLOR_SCALES = ("linear", "log", "clip")
 MAX_WINDOW_COORDINATE = 1e6  # a view window lies inside [−1e6, 1e6]² (the formula parser's number bound)
@@ -120,6 +122,12 @@ class Surface:
     def default_start(self) -> tuple[float, float]:
         """The app's default start: ``race.start``, else ``starts[0]``."""
         return self.race.start if self.race.start is not None else self.starts[0]
+
+    def value_and_grad(self, x: float, y: float) -> tuple[float, float, float] | None:
+        """``(f, ∂f/∂x, ∂f/∂y)`` at one point as Python floats, by forward-mode differentiation of
+        ``f`` (:mod:`landscapes.dual`: equal to autograd's to float rounding, no graph); None where one
+        of them is not finite (autograd defines those points)."""
+        return dual.value_and_grad(self.f, x, y)
 
 
 def _xy(p: Tensor) -> tuple[Tensor, Tensor]:
