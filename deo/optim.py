@@ -91,6 +91,8 @@ def evaluate_closure(closure: Callable[[], Any], params: list[Tensor], who: str)
     grads = [p.grad for p in params]
     if all(g is None for g in grads):
         raise RuntimeError(f"{who}: {NO_BACKWARD}")
+    if all(g is None or g.layout == torch.strided for g in grads):
+        return loss, grads
     for index, g in enumerate(grads):
         if g is not None and g.layout != torch.strided:
             raise TypeError(
@@ -151,7 +153,8 @@ class DEO(Optimizer):
        batched). The dimer ends are never clipped (they must be raw gradients). One mechanism, so
        a training loop does not patch the base optimizer;
     4. the base optimizer steps with :math:`g_{mod}` written into ``p.grad``
-       (``target="gradient"``), or with :math:`g_t` after which its update u is replaced by
+       (``target="gradient"``; for one problem of d ≥ ``SMALL_D`` over the ``.grad`` tensors the
+       closure produced, in place), or with :math:`g_t` after which its update u is replaced by
        :math:`u − α\,(u·N)\,N` (``target="update"``: no motion along N whatever the
        preconditioner);
     5. when :math:`C < 0` and ``nc_step > 0``: :math:`θ \leftarrow θ − \text{nc\_step}·
@@ -280,7 +283,6 @@ class DEO(Optimizer):
         check_resolution(hyper["dimer_length"], params_list, self._dtype, "dimer_length")
         self._theta: Tensor | None = None  # θ during a rotation event (allocated at the first)
         self._last: dict[str, Any] = {}  # g_mod and the removed component of the last step
-        self._g: list[Tensor] = []  # buffers for g_t, then g_mod (allocated at the first step)
         self._alpha_cache: tuple | None = None  # (curvature, groups' α and gate, α): see _alpha
         self._view_cache: dict[tuple[int, int], tuple[Tensor, list[Tensor]]] = {}  # see _views
         if seed is None:
@@ -314,7 +316,7 @@ class DEO(Optimizer):
         lose the base optimizer and the layout); the hook registries are rebuilt on unpickling."""
         self._settle()
         state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
-        state["_theta"], state["_last"], state["_g"] = None, {}, []  # scratch buffers, not state
+        state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
         state["_basis"], state["_scratch"], state["_basis_views"] = None, None, None
         state["_alpha_cache"], state["_view_cache"] = None, {}
         return state
@@ -408,7 +410,6 @@ class DEO(Optimizer):
         ):
             state[key] = state[key].to(dtype=self._dtype, device=self._device)
         self._theta = None
-        self._g = []
         self._last = {}
         self._basis, self._scratch, self._basis_views = None, None, None
         self._alpha_cache, self._view_cache = None, {}
@@ -468,17 +469,6 @@ class DEO(Optimizer):
                 view.zero_()
         return loss, into
 
-    def _gradient_buffer(self, params: list[Tensor]) -> Tensor:
-        """A persistent ``(rows, d)`` buffer for g_t (then g_mod, which ``p.grad`` views): two
-        buffers taken in turn, so the last step's g_mod (``diagnostics()["modified_grad"]``) is
-        never overwritten, not even by a step that fails."""
-        d = sum(p.numel() for p in params) // self._rows
-        buffers = getattr(self, "_g", None)
-        shape = (self._rows, d)
-        if not buffers or buffers[0].shape != shape or buffers[0].dtype != self._dtype:
-            buffers = self._g = [torch.empty(shape, dtype=self._dtype, device=self._device) for _ in range(2)]
-        return buffers[1] if self._last.get("modified") is buffers[0] else buffers[0]
-
     @contextmanager
     def _widened(self, low: list[Tensor]) -> Iterator[None]:
         """During a rotation event, bfloat16 / float16 parameters hold float32 copies of themselves
@@ -514,10 +504,13 @@ class DEO(Optimizer):
         return the loss; it is called once at θ and again at every dimer end.
 
         Passes over the d parameters on a step without rotation event: g·N and the write of
-        g_mod (per parameter, straight from ``p.grad``, for a single problem of d ≥ ``SMALL_D``;
+        g_mod (per parameter, for a single problem of d ≥ ``SMALL_D``: g·N from the ``.grad``
+        tensors the closure produced, and g_mod written over them in place, one ``_foreach_add_``;
         ``benchmarks/engine_profile.py --passes`` counts them);
         the norms that only the diagnostics need (‖g‖, ‖g_mod‖) are computed when
-        :meth:`diagnostics` or :meth:`state_dict` asks for them (from g and g_mod kept for it)."""
+        :meth:`diagnostics` or :meth:`state_dict` asks for them, from g_mod kept for it (‖g‖ of
+        a modified step from ‖g_mod‖, g_mod·N, N·N and c = α(g·N), equal to ‖g‖ up to rounding;
+        for |α| > 2 it is measured before g is overwritten)."""
         if closure is None:
             raise ValueError(NO_CLOSURE)
         hp = self._settings()
@@ -556,7 +549,7 @@ class DEO(Optimizer):
             n = state["direction"]
             if along is None:
                 along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 0))
-            _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf and ±inf·N_i are not finite)
+            along_value = _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf, ±inf·N_i are not)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
             if event and hp["direction"] == "random":  # charged like the dimer run it controls
                 state["grad_evals"] += hp["rotations"] * (1 if hp["scheme"] == "forward" else 2)
@@ -574,37 +567,42 @@ class DEO(Optimizer):
             state["last_rotation_step"] = t
 
         alpha = self._alpha(state["curvature"])
+        grad_sq = None
         if grads is not None and alpha.dim() == 1:  # one problem: α(g·N) as a Python float, exact
             # (a product of two values of the dimer's dtype is exact in float64; the add below and
             # diagnostics() round it to that dtype once, as the tensor product did)
-            coefficient = self._alpha_cache[3] * along.item()
+            coefficient = self._alpha_cache[3] * along_value
         else:
             coefficient = _coefficient(alpha, along)
         if grads is not None and alpha.dim() > 1:  # per-group α over columns: the flat path
             g, grads = flatten_rows(grads, params, self._rows, self._dtype), None
         if grads is None:
             g_mod = torch.addcmul(g, coefficient, n, value=-1) if hp["target"] == "gradient" else g
-        else:
-            g_mod = self._gradient_buffer(params)
-            views = self._views(g_mod, params, 1)
-            shift = -float(coefficient) if hp["target"] == "gradient" else 0.0
-            if shift == 0.0:
-                torch._foreach_copy_(views, grads)
-            else:  # g − c·N into the buffer, one pass per parameter
-                for view, value, direction in zip(views, grads, self._views(n, params, 1)):
-                    torch.add(value, direction, alpha=shift, out=view)
+            raw = g
+        else:  # g − c·N written into the gradient tensors themselves: one pass, no other buffer
+            shift = -coefficient if hp["target"] == "gradient" else 0.0
+            raw = grads
+            if shift != 0.0:
+                if abs(self._alpha_cache[3]) > 2:  # ‖g‖ from g_mod would lose digits: keep it now
+                    grad_sq = _list_dot(grads, grads)
+                torch._foreach_add_(grads, self._views(n, params, 1), alpha=shift)
+                raw = None  # g is gone: _settle recovers ‖g‖ from g_mod, c and g·N
+            g_mod = grads
         self._last = {
-            "grad": g if grads is None else grads, "modified": g_mod, "along": along, "direction": n,
+            "grad": raw, "modified": g_mod, "along": along, "direction": n,
             "coefficient": coefficient, "target": hp["target"], "pending": True,
         }  # fmt: skip
+        if grad_sq is not None:
+            self._last["grad_sq"] = grad_sq
         if hp["max_grad_norm"] is not None:
             self._settle()  # the norms of g and g_mod before the clip
             self._clip(g_mod, hp["max_grad_norm"])
 
         theta_before = self._flat([p.detach() for p in params], params) if hp["target"] == "update" else None
-        for p, value in zip(params, self._views(g_mod, params, self._rows)):
+        values = g_mod if isinstance(g_mod, list) else self._views(g_mod, params, self._rows)
+        for p, value in zip(params, values):
             p.grad = value if value.dtype == p.dtype else value.to(p.dtype)  # the base only reads them
-        self.base.step()
+        self._base_step()
         if theta_before is not None:
             update = self._flat([p.detach() for p in params], params) - theta_before
             update_coefficient = _coefficient(alpha, batched_dot(update, n))
@@ -614,6 +612,20 @@ class DEO(Optimizer):
             self._negative_curvature_step(along, params)
         state["step"] = t + 1
         return loss
+
+    def _base_step(self) -> None:
+        """The base optimizer's step. Torch wraps every optimizer's ``step`` in a profiler record and
+        the step hooks; DEO's own ``step`` carries that wrapper, so the base's inner step is called
+        directly (global step hooks fire once per DEO step, not twice) unless hooks were registered
+        on the base itself."""
+        base = self.base
+        step = type(base).step
+        if getattr(step, "hooked", False) and not (
+            base._optimizer_step_pre_hooks or base._optimizer_step_post_hooks
+        ):
+            step.__wrapped__(base)
+        else:
+            base.step()
 
     def _alpha(self, curvature: Tensor) -> Tensor:
         """α per row (or per row and column when groups differ), 0 where gated (C ≥ gate); kept
@@ -660,8 +672,11 @@ class DEO(Optimizer):
     def _widen(self, grads: list[Tensor | None], params: list[Tensor]) -> list[Tensor]:
         """The gradients in the dimer's dtype (the tensors themselves when the dtype is already
         that), zeros for parameters without one."""
+        dtype = self._dtype
+        if all(g is not None and g.dtype == dtype for g in grads):
+            return grads
         return [
-            torch.zeros(p.shape, dtype=self._dtype, device=p.device) if g is None else g.to(self._dtype)
+            torch.zeros(p.shape, dtype=dtype, device=p.device) if g is None else g.to(dtype)
             for g, p in zip(grads, params)
         ]
 
@@ -886,23 +901,39 @@ class DEO(Optimizer):
         if not last or not last.get("pending"):
             return
         state = self.dimer
-        grad, along = last["grad"], last["along"]
-        grad_sq = batched_dot(grad, grad) if isinstance(grad, Tensor) else _list_dot(grad, grad)
+        grad, along, modified = last["grad"], last["along"], last["modified"]
+        if isinstance(modified, Tensor):
+            modified_sq = batched_dot(modified, modified)
+        else:
+            modified_sq = _list_dot(modified, modified)
+        if grad is modified:
+            grad_sq = modified_sq
+        elif grad is not None:
+            grad_sq = batched_dot(grad, grad) if isinstance(grad, Tensor) else _list_dot(grad, grad)
+        elif "grad_sq" in last:
+            grad_sq = last["grad_sq"]
+        else:  # g − c·N was written over g (|α| ≤ 2): ‖g‖² = ‖g_mod‖² + 2c·(g_mod·N) + c²·(N·N)
+            c, n = last["coefficient"], last["direction"]
+            along_modified = _list_dot(modified, self._views(n, self._params(), 0))
+            grad_sq = modified_sq + 2 * c * along_modified + c * c * batched_dot(n, n)
         state["grad_norm"] = torch.sqrt(grad_sq)
-        state["modified_grad_norm"] = torch.sqrt(batched_dot(last["modified"], last["modified"]))
+        state["modified_grad_norm"] = torch.sqrt(modified_sq)
         state["clip_scale"] = torch.ones_like(grad_sq)
         safe = torch.where(grad_sq > 0, grad_sq, torch.ones_like(grad_sq))
         state["removed_fraction"] = torch.where(grad_sq > 0, along * along / safe, torch.zeros_like(grad_sq))
         last["pending"] = False
 
-    def _clip(self, g_mod: Tensor, max_norm: float) -> None:
+    def _clip(self, g_mod: Tensor | list[Tensor], max_norm: float) -> None:
         """Rescale ``g_mod`` in place to norm ≤ ``max_norm`` per row (``torch.nn.utils.clip_grad_norm_``'s
         rule) after :meth:`_settle` measured it."""
         state = self.dimer
         modified_norm = state["modified_grad_norm"]
         scale = torch.clamp(max_norm / (modified_norm + 1e-6), max=1.0)
         if bool((scale < 1).any()):
-            g_mod.mul_(scale.unsqueeze(-1))
+            if isinstance(g_mod, list):  # one problem's per-parameter g_mod
+                torch._foreach_mul_(g_mod, scale.reshape(()))
+            else:
+                g_mod.mul_(scale.unsqueeze(-1))
             state["modified_grad_norm"] = modified_norm * scale
         state["clip_scale"] = scale
 
@@ -957,9 +988,11 @@ class DEO(Optimizer):
         def out(value: Tensor) -> float | Tensor:
             return float(value[0]) if rows else value.clone()
 
-        def vector(value: Tensor | None) -> Tensor | None:
+        def vector(value: Tensor | list[Tensor] | None) -> Tensor | None:
             if value is None:
                 return None
+            if isinstance(value, list):  # one problem's per-parameter tensors: a new flat copy
+                return torch.cat([part.reshape(-1).to(self._dtype) for part in value])
             return value[0].clone() if rows else value.clone()
 
         last = self._last
@@ -1295,13 +1328,15 @@ def _check_loss(loss: Any, step: int) -> None:
         raise ValueError(f"DEO.step: the closure returned a non-finite loss ({loss}) at step {step}")
 
 
-def _check_gradient(along: Tensor, step: int) -> None:
+def _check_gradient(along: Tensor, step: int) -> float | None:
     """ValueError when the gradient at θ has a NaN or infinite entry, seen through g·N per row (the
     dot product the step needs anyway): N is finite, so a non-finite g_i makes g_i·N_i and the sum
-    NaN or infinite (0·inf is NaN)."""
-    finite = math.isfinite(along.item()) if along.numel() == 1 else bool(torch.isfinite(along).all())
+    NaN or infinite (0·inf is NaN). Returns g·N as a float for a single row (read once), else None."""
+    value = along.item() if along.numel() == 1 else None
+    finite = math.isfinite(value) if value is not None else bool(torch.isfinite(along).all())
     if not finite:
         raise ValueError(f"DEO.step: the closure produced a non-finite gradient (NaN/Inf) at step {step}")
+    return value
 
 
 def _combine(out: Tensor, base: Tensor | None, terms: list[tuple[float, Tensor]]) -> None:
@@ -1323,11 +1358,8 @@ def _combine(out: Tensor, base: Tensor | None, terms: list[tuple[float, Tensor]]
 def _list_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """``Σ_p a_p·b_p`` over per-parameter tensors of one problem, shape ``(1,)``: one BLAS dot per
     parameter, no flat copy."""
-    dots = [
-        torch.dot(x.view(-1) if x.is_contiguous() else x.reshape(-1), y if y.dim() == 1 else y.reshape(-1))
-        for x, y in zip(a, b)
-    ]
-    return torch.stack(dots).sum().reshape(1)
+    dots = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]
+    return torch.stack(dots).sum(0, keepdim=True)
 
 
 def _finite_rows(*values: Tensor) -> Tensor:
