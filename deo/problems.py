@@ -194,7 +194,7 @@ class _SurfaceLoss:
 
     def value_and_grad(self, params: dict[str, Tensor], batch) -> tuple[Tensor, list[Tensor]] | None:
         theta = params["xy"]
-        if theta.dtype != torch.float64 or theta.shape != (2,) or theta.device.type != "cpu":
+        if theta.dtype != torch.float64 or not theta.is_cpu or theta.shape != (2,):
             return None
         out = self.point(*theta.tolist())
         if out is None:

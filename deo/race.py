@@ -167,26 +167,26 @@ class _Recorder:
             loss, grads = known
             for p, g in zip(leaves, grads):
                 p.grad = g
-            if first:
-                value = loss.item()
         else:
             for p in leaves:
                 p.grad = None
             loss = self.problem.loss(self.params, self.batch)
-            if first:
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise _Diverged
+            if first and not math.isfinite(loss.item()):
+                raise _Diverged
             loss.backward()
+            for p in leaves:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
         self.calls += 1
-        for p in leaves:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
         if not first:
             if self.clip is not None:
                 _clip_grads_(leaves, self.clip)
             return loss
-        raw = self._grad()
+        value = loss.item()
+        if known is not None and len(grads) == 1 and grads[0].device.type == "cpu":
+            raw = torch.from_numpy(grads[0].numpy().reshape(-1).copy())  # a fresh tensor's cheap clone
+        else:
+            raw = self._grad()
         if not _finite_square_sum(raw):
             raise _Diverged  # f finite but ∇f (or ‖∇f‖²) not at θ_t (sqrt(y) at y = 0): the run stops
         clipped = raw
@@ -198,11 +198,12 @@ class _Recorder:
 
 
 def _finite_square_sum(g: Tensor) -> bool:
-    """Whether ``(g·g)`` (the sum of squares, as ``(g * g).sum()``) is finite; in numpy for a small
-    CPU vector (the same products and sum, fewer torch calls)."""
+    """Whether ``(g·g)`` (the sum of squares, as ``(g * g).sum()``) is finite; for a small CPU vector
+    as numpy's ``g.dot(g)`` (the same squares; only a sum within rounding of the overflow threshold
+    could tell the two orders apart), fewer calls."""
     if g.device.type == "cpu" and g.numel() <= 16 and g.dtype in (torch.float64, torch.float32):
         a = g.numpy()
-        return bool(np.isfinite((a * a).sum()))
+        return math.isfinite(float(a.dot(a)))
     return bool(torch.isfinite((g * g).sum()))
 
 
@@ -216,16 +217,23 @@ def _flat_loss_fn(problem: Problem, shapes: list[tuple[str, torch.Size]], batch)
     return f
 
 
-def _exact_min_eigs(problem: Problem, shapes, rows: list[_Row], chunk: int = 256) -> None:
-    """Fill ``lam``, ``v`` (sign kept continuous) and ``cos`` of the recorded rows.
+def _exact_min_eigs(problem: Problem, shapes, runs: list[list[_Row]], chunk: int | None = None) -> None:
+    """Fill ``lam``, ``v`` (sign kept continuous along each run) and ``cos`` of the recorded rows of
+    every run.
 
-    Rows sharing a batch object are solved together, ``chunk`` at a time (one vmapped exact
-    Hessian, :func:`deo.hessian.exact_min_eig`); without ``problem.exact_hessian`` they stay NaN.
+    Rows sharing a batch object (every row of a surface race, all runs together) are solved together,
+    ``chunk`` at a time (one vmapped exact Hessian, :func:`deo.hessian.exact_min_eig`; by default as
+    many rows as hold 2²⁰ Hessian entries, at least 256); without ``problem.exact_hessian`` they stay
+    NaN.
     """
+    rows = [row for run in runs for row in run]
     for row in rows:
         row.lam, row.v, row.cos = math.nan, None, math.nan
     if not problem.exact_hessian or not rows:
         return
+    if chunk is None:
+        d = sum(math.prod(shape) for _, shape in shapes)
+        chunk = max(256, (1 << 20) // max(d * d, 1))
     start = 0
     while start < len(rows):
         batch = rows[start].batch
@@ -237,11 +245,12 @@ def _exact_min_eigs(problem: Problem, shapes, rows: list[_Row], chunk: int = 256
         for row, lam_i, v_i in zip(rows[start:stop], lam.tolist(), v.detach().numpy()):
             row.lam, row.v = lam_i, v_i
         start = stop
-    previous: dict[str, np.ndarray] = {}
-    for row in rows:
-        row.v = _continuous(previous, "v", row.v)
-        if row.direction is not None:
-            row.cos = _cos(row.direction, row.v)
+    for run in runs:
+        previous: dict[str, np.ndarray] = {}
+        for row in run:
+            row.v = _continuous(previous, "v", row.v)
+            if row.direction is not None:
+                row.cos = _cos(row.direction, row.v)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -451,10 +460,11 @@ def _run_one(
     record_every: int,
     report: Callable[[int], None],
     stop_on_escape: bool = False,
-) -> Trace:
+) -> tuple[list[_Row], Callable[[float], Trace], float]:
+    """One optimizer's run: its recorded rows (exact eigenpairs not yet filled), the function that
+    makes its Trace once they are (given the run's wall time) and the seconds the run took."""
     t0 = time.perf_counter()
     run = _Run(problem, spec, steps, seed, clip, stop_on_escape)
-    shapes = [(name, p.shape) for name, p in problem.params0.items()]
     d, recorder = run.d, run.recorder
     rows: list[_Row] = []
     counters = {"diagnostic_evals": 0}
@@ -518,11 +528,14 @@ def _run_one(
             report(s.t)
     if pending is not None:
         rows.append(make_row(pending))
-    _exact_min_eigs(problem, shapes, rows)
-    return _trace_from_rows(
-        spec, run.preset, run.shown, run.final_status(), run.stop_step, run.escape_step, rows, problem, d,
-        run.dimer_state.get("dimer_length"), time.perf_counter() - t0,
-    )  # fmt: skip
+
+    def trace(wall_time: float) -> Trace:
+        return _trace_from_rows(
+            spec, run.preset, run.shown, run.final_status(), run.stop_step, run.escape_step, rows, problem, d,
+            run.dimer_state.get("dimer_length"), wall_time,
+        )  # fmt: skip
+
+    return rows, trace, time.perf_counter() - t0
 
 
 def _norm(a: np.ndarray) -> float:
@@ -630,7 +643,7 @@ def race(
         raise ValueError(f"record_every must be >= 1, got {record_every}")
     if not optimizers:
         raise ValueError("race needs at least one optimizer")
-    traces = []
+    runs = []
     every = max(1, steps // 100)
     for i, spec in enumerate(optimizers):
         name = _label(spec)
@@ -639,7 +652,13 @@ def race(
             if progress is not None and t % every == 0:
                 progress((i + t / max(steps, 1)) / len(optimizers), f"{name}: step {t}/{steps}")
 
-        traces.append(_run_one(problem, spec, steps, seed, clip, record_every, report, stop_on_escape))
+        runs.append(_run_one(problem, spec, steps, seed, clip, record_every, report, stop_on_escape))
+    # the ground truth of every run's rows in one batched call; each trace's wall time gets its share
+    t0 = time.perf_counter()
+    shapes = [(key, p.shape) for key, p in problem.params0.items()]
+    _exact_min_eigs(problem, shapes, [rows for rows, _, _ in runs])
+    share = (time.perf_counter() - t0) / max(sum(len(rows) for rows, _, _ in runs), 1)
+    traces = [trace(seconds + share * len(rows)) for rows, trace, seconds in runs]
     if progress is not None:
         progress(1.0, "done")
     return traces
