@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import itertools
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,7 +79,24 @@ def time_steps(make_opt, widths: list[int], batch: int, steps: int) -> tuple[flo
     return wall / steps, cpu / steps, evals[0] / steps
 
 
-def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
+def load_baseline(root: str) -> type:
+    """The ``DEO`` class of another checkout of this repository (e.g. a ``git worktree`` of an earlier
+    commit), imported under its own module objects so that it runs side by side with this tree's."""
+    mine = {name: module for name, module in sys.modules.items() if name == "deo" or name.startswith("deo.")}
+    for name in mine:
+        del sys.modules[name]
+    sys.path.insert(0, str(Path(root).resolve()))
+    try:
+        baseline = importlib.import_module("deo.optim").DEO
+    finally:
+        sys.path.pop(0)
+        for name in [name for name in sys.modules if name == "deo" or name.startswith("deo.")]:
+            del sys.modules[name]
+        sys.modules.update(mine)
+    return baseline
+
+
+def cost_table(repeats: int, steps_small: int, steps_large: int, baseline: type | None = None) -> list[dict]:
     models = [
         ("small MLP", [32, 64, 48, 1], 64, steps_small),
         ("~1M MLP", [512, 1024, 512, 1], 256, steps_large),
@@ -89,7 +108,7 @@ def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
         for rotate_every, scheme in SETTINGS:
             c = 1 if scheme == "forward" else 2
             adam_times, deo_times, adam_cpu, deo_cpu, deo_evals = [], [], [], [], []
-            loads = []
+            before_times, before_cpu, loads = [], [], []
             for repeat in range(repeats):
 
                 def adam(p):
@@ -101,13 +120,24 @@ def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
                         foreach=True,
                     )  # fmt: skip
 
+                def before(p, k=rotate_every, s=scheme):
+                    return baseline(
+                        p, base="adam", lr=1e-3, rotate_every=k, rotations=ROTATIONS, scheme=s, seed=0,
+                        foreach=True,
+                    )  # fmt: skip
+
                 loads.append(os.getloadavg()[0])
-                if repeat % 2:  # alternate which runs first, so a load change hits both sides alike
-                    deo_t, deo_c, evals = time_steps(deo, widths, batch, steps)
-                    adam_t, adam_c, _ = time_steps(adam, widths, batch, steps)
-                else:
-                    adam_t, adam_c, _ = time_steps(adam, widths, batch, steps)
-                    deo_t, deo_c, evals = time_steps(deo, widths, batch, steps)
+                sides = ["adam", "deo"] + (["before"] if baseline is not None else [])
+                if repeat % 2:  # alternate which runs first, so a load change hits every side alike
+                    sides.reverse()
+                timed = {}
+                for side in sides:
+                    make = {"adam": adam, "deo": deo, "before": before}[side]
+                    timed[side] = time_steps(make, widths, batch, steps)
+                (adam_t, adam_c, _), (deo_t, deo_c, evals) = timed["adam"], timed["deo"]
+                if baseline is not None:
+                    before_times.append(timed["before"][0])
+                    before_cpu.append(timed["before"][1])
                 adam_times.append(adam_t)
                 deo_times.append(deo_t)
                 adam_cpu.append(adam_c)
@@ -136,6 +166,14 @@ def cost_table(repeats: int, steps_small: int, steps_large: int) -> list[dict]:
                     "load": statistics.median(loads),
                 }
             )
+            if baseline is not None:
+                before_ratio = statistics.median(b / a for b, a in zip(before_times, adam_times))
+                before_cpu_ratio = statistics.median(b / a for b, a in zip(before_cpu, adam_cpu))
+                rows[-1].update(
+                    before_ms=1e3 * statistics.median(before_times),
+                    before_off_by=before_ratio / predicted - 1,
+                    before_cpu_off_by=before_cpu_ratio / predicted - 1,
+                )
     return rows
 
 
@@ -191,7 +229,13 @@ def load_average() -> str:
 
 
 def markdown(
-    cost: list[dict], accuracy: list[dict] | None, batching: dict | None, command: str, loads: tuple[str, str]
+    cost: list[dict],
+    accuracy: list[dict] | None,
+    batching: dict | None,
+    command: str,
+    loads: tuple[str, str],
+    baseline: str | None = None,
+    baseline_commit: str | None = None,
 ) -> str:
     title = "cost, accuracy, batching" if accuracy is not None else "cost of a DEO step against Adam"
     lines = [
@@ -215,19 +259,37 @@ def markdown(
         "on the ~1M MLP, +15 % on the small MLP; load = median 1-minute load average at the repeats' "
         "starts.",
         "",
+    ]
+    before = bool(cost) and "before_ms" in cost[0]
+    if before:
+        lines += [
+            f"Before: `DEO` of the checkout `{baseline}` (its commit: {baseline_commit}), timed in the same "
+            "repeats as Adam and this tree's DEO (the three alternate); its wall and CPU excess over the "
+            "eval ratio are the 'before' columns.",
+            "",
+        ]
+    extra_head = " | before: DEO ms/step | before: wall vs eval | before: CPU vs eval" if before else ""
+    lines += [
         "| model | params | batch | rotate_every | scheme | Adam ms/step | DEO ms/step | DEO grad evals/step "
-        "| eval ratio | wall ratio | wall vs eval | CPU-time ratio | CPU vs eval | target | met | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| eval ratio | wall ratio | wall vs eval | CPU-time ratio | CPU vs eval | target | met "
+        f"| load{extra_head} |",
+        "|---" * (16 + (3 if before else 0)) + "|",
     ]
     for r in cost:
         met = "yes" if r["off_by"] <= r["target"] else "no"
+        extra = (
+            f" | {r['before_ms']:.2f} | {100 * r['before_off_by']:+.0f} % "
+            f"| {100 * r['before_cpu_off_by']:+.0f} %"
+            if before
+            else ""
+        )
         lines.append(
             f"| {r['model']} | {r['params']} | {r['batch']} | {r['rotate_every']} | {r['scheme']} "
             f"| {r['adam_ms']:.2f} "
             f"| {r['deo_ms']:.2f} | {r['evals_per_step']:.2f} | {r['eval_ratio']:.2f} "
             f"| {r['wall_ratio']:.2f} | {100 * r['off_by']:+.0f} % "
             f"| {r['cpu_ratio']:.2f} | {100 * r['cpu_off_by']:+.0f} % "
-            f"| +{100 * r['target']:.0f} % | {met} | {r['load']:.1f} |"
+            f"| +{100 * r['target']:.0f} % | {met} | {r['load']:.1f}{extra} |"
         )
     if accuracy is None:
         lines.append("")
@@ -276,17 +338,28 @@ def main(argv: list[str] | None = None) -> None:
         "--cost-only", action="store_true",
         help="only part 1, the cost table (written to benchmarks/results/engine_cost.md)",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline", default=None,
+        help="a checkout of an earlier commit (a git worktree): its DEO is timed side by side (cost table)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    baseline_commit = None
+    if args.baseline:
+        head = subprocess.run(
+            ["git", "-C", args.baseline, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        baseline_commit = head.stdout.strip() or "unknown"
     load_start = load_average()
     accuracy = batching = None
     if args.quick:
-        cost = cost_table(repeats=1, steps_small=10, steps_large=10)
+        cost = cost_table(repeats=1, steps_small=10, steps_large=10, baseline=baseline)
         if not args.cost_only:
             accuracy = accuracy_table(repeats=1)
             batching = batching_table(problems=500, loop_problems=3, steps=50)
     else:
-        cost = cost_table(repeats=args.repeats, steps_small=40, steps_large=20)
+        cost = cost_table(repeats=args.repeats, steps_small=40, steps_large=20, baseline=baseline)
         if not args.cost_only:
             accuracy = accuracy_table()
             batching = batching_table(problems=10_000, loop_problems=20, steps=500)
@@ -294,8 +367,11 @@ def main(argv: list[str] | None = None) -> None:
         f"python benchmarks/engine.py --repeats {args.repeats} --threads {args.threads}"
         + (" --quick" if args.quick else "")
         + (" --cost-only" if args.cost_only else "")
+        + (f" --baseline {args.baseline}" if args.baseline else "")
     )
-    text = markdown(cost, accuracy, batching, command, (load_start, load_average()))
+    text = markdown(
+        cost, accuracy, batching, command, (load_start, load_average()), args.baseline, baseline_commit
+    )
     print(text)
     if not args.quick:
         name = "engine_cost.md" if args.cost_only else "engine.md"
