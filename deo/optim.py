@@ -585,7 +585,9 @@ class DEO(Optimizer):
             if shift != 0.0:
                 if abs(self._alpha_cache[3]) > 2:  # ‖g‖ from g_mod would lose digits: keep it now
                     grad_sq = _list_dot(grads, grads)
-                torch._foreach_add_(grads, self._views(n, params, 1), alpha=shift)
+                # last parameter first: the base optimizer then starts on the blocks written last
+                # (still in cache), as this pass starts on those g·N read last (elementwise: exact)
+                torch._foreach_add_(grads[::-1], self._views(n, params, 1)[::-1], alpha=shift)
                 raw = None  # g is gone: _settle recovers ‖g‖ from g_mod, c and g·N
             g_mod = grads
         self._last = {
