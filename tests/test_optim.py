@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from deo.optim import DEO
 
@@ -643,3 +644,64 @@ def test_per_parameter_step_equals_the_flat_step():
         for key in ("grad_norm", "modified_grad_norm", "removed_fraction", "curvature", "torque"):
             assert ours[key] == pytest.approx(reference[key], rel=1e-8, abs=1e-12)
         assert torch.allclose(ours["modified_grad"], reference["modified_grad"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{"alpha": 1.0}, {"alpha": -1.0}, {"alpha": 5.0}, {"gate": -1e9}])
+def test_per_parameter_step_writes_g_mod_over_the_gradient_and_reports_the_raw_gradient_norm(kwargs):
+    """One problem of d >= SMALL_D: g_mod = g − α(g·N)N is written over the closure's .grad tensors
+    (in place), and ‖g‖, (g·N)²/‖g‖² in diagnostics() are those of the raw g the closure produced
+    (recovered from g_mod, g·N and N, or, for |α| > 2, measured before g is overwritten)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    x, y = torch.randn(32, 6, dtype=torch.float64), torch.randn(32, 1, dtype=torch.float64)
+    opt = DEO(model.parameters(), base="sgd", lr=0.1, rotate_every=3, seed=1, **kwargs)
+    assert opt._per_parameter()
+    raw = {}
+
+    def closure():
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        raw["g"] = torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()])
+        raw["tensors"] = [p.grad for p in model.parameters()]
+        return loss
+
+    for _ in range(5):
+        n = opt.diagnostics()["direction"]
+        opt.step(closure)  # step 4 has no rotation event: N is the one read before it
+    g, diag = raw["g"], opt.diagnostics()
+    alpha = 0.0 if "gate" in kwargs else kwargs["alpha"]
+    expected = g - alpha * torch.dot(g, n) * n
+    torch.testing.assert_close(diag["modified_grad"], expected, rtol=1e-12, atol=1e-15)
+    for p, tensor in zip(model.parameters(), raw["tensors"]):
+        assert p.grad is tensor  # the base optimizer read g_mod from the closure's own tensors
+    written = torch.cat([t.reshape(-1) for t in raw["tensors"]])
+    torch.testing.assert_close(written, expected, rtol=1e-12, atol=1e-15)
+    assert diag["grad_norm"] == pytest.approx(float(g.norm()), rel=1e-12)
+    assert diag["modified_grad_norm"] == pytest.approx(float(expected.norm()), rel=1e-12)
+    assert diag["removed_fraction"] == pytest.approx(float(torch.dot(g, n) ** 2 / g.norm() ** 2), rel=1e-9)
+
+
+def test_base_optimizer_step_hooks_fire_and_global_hooks_fire_once_per_step():
+    """DEO calls its base optimizer's inner step (without torch's second profiler wrapper): hooks
+    registered on DEO and the global optimizer hooks fire once per DEO step, hooks registered on the
+    base optimizer itself still fire."""
+    x = torch.tensor([0.5, 1e-3, 0.2], dtype=torch.float64, requires_grad=True)
+    opt = DEO([x], base="adam", lr=0.01, rotate_every=2, seed=0)
+    calls = {"deo": 0, "global": 0, "base": 0}
+    handles = [
+        opt.register_step_post_hook(lambda *_: calls.__setitem__("deo", calls["deo"] + 1)),
+        register_optimizer_step_post_hook(lambda *_: calls.__setitem__("global", calls["global"] + 1)),
+    ]
+    closure = quadratic_closure(opt, x)
+    try:
+        for _ in range(3):
+            opt.step(closure)
+        assert calls == {"deo": 3, "global": 3, "base": 0}
+        on_base = opt.base.register_step_post_hook(lambda *_: calls.__setitem__("base", calls["base"] + 1))
+        handles.append(on_base)
+        opt.step(closure)
+        assert calls == {"deo": 4, "global": 5, "base": 1}
+    finally:
+        for handle in handles:
+            handle.remove()
