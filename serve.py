@@ -1,11 +1,17 @@
 """Start DEO Lab with its heavy imports warmed while the server waits for its first visitor.
 
 ``python serve.py [streamlit options]`` is ``streamlit run app.py [streamlit options]`` plus one
-background thread that imports what the first visitor's script would otherwise import inside its
-own run (Streamlit runs app.py only when a browser connects): torch, ``torch._dynamo`` (torch
-imports it lazily at the first ``Optimizer.step``), plotly and its ``plotly_white`` template,
-pandas, and the app's own modules. ``benchmarks/app.py --browser`` measures the first visitor's
-time to the chart with both commands.
+background thread that does, while the server waits for its first browser, what the first visitor's
+script would otherwise do inside its own run (Streamlit runs app.py only when a browser connects):
+
+1. import torch, ``torch._dynamo`` (torch imports it lazily at the first ``Optimizer.step``),
+   plotly and its ``plotly_white`` template, pandas, and the app's own modules;
+2. run a few steps of every preset on the default surface (:func:`warm_race`): a cold process pays
+   several seconds for the first call of each torch operation, autograd path and optimizer class
+   (``benchmarks/app.py``: "race (cold process)" against the warm race).
+
+Nothing it computes is kept: it only warms the interpreter. ``benchmarks/app.py --browser``
+measures the first visitor's time to the chart with both commands.
 """
 
 from __future__ import annotations
@@ -41,6 +47,27 @@ def preload() -> None:
     import plotly.io as pio
 
     pio.templates["plotly_white"]  # Plotly loads a named template lazily
+    try:
+        warm_race()
+    except Exception:  # the page runs the real race and reports any error itself
+        return
+
+
+def warm_race(steps: int = 3) -> None:
+    """A ``steps``-step race of every preset on the default surface, from its default start."""
+    import torch
+
+    from deo.presets import PRESETS
+    from deo.race import OptimizerSpec, race, surface_problem
+    from pages.common import DEFAULT_SURFACE, get_surface
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as app.py sets it
+    try:
+        surface = get_surface(DEFAULT_SURFACE)
+        race(surface_problem(surface, surface.default_start), [OptimizerSpec(key) for key in PRESETS], steps)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main() -> None:

@@ -50,7 +50,9 @@ from landscapes import SURFACES
 import_s = time.perf_counter() - t_import
 page = open(os.path.join(tree, "pages", "surfaces.py")).read()
 keys = ast.literal_eval(re.search(r"DEFAULT_OPTIMIZERS = (\[.*?\])", page).group(1))
-surface_key = re.search(r'DEFAULT_SURFACE = "(.*?)"', page).group(1)
+common = open(os.path.join(tree, "pages", "common.py")).read()  # where DEFAULT_SURFACE lives since 42b802f+
+pattern = r'DEFAULT_SURFACE = "(.*?)"'
+surface_key = (re.search(pattern, page) or re.search(pattern, common)).group(1)
 surface = SURFACES[surface_key]
 
 

@@ -276,6 +276,8 @@ def specs_from_json(text: str) -> list:
 
 # ------------------------------------------------------------------------------------------ surfaces
 
+DEFAULT_SURFACE = "saddle_plateau"  # the surface the Surfaces and Escape map pages open on
+
 
 def get_surface(surface_key: str, formula: str = ""):
     """``landscapes.SURFACES[surface_key]``, or the parsed ``formula`` when the key is ``"custom"``

@@ -7,6 +7,7 @@ import streamlit as st
 
 from deo.estimate import escape_map_estimate
 from pages.common import (
+    DEFAULT_SURFACE,
     URL,
     cached_escape_map,
     controls,
@@ -27,7 +28,6 @@ from viz.escape_figs import escape_histogram, escape_maps_figure
 
 require_app_navigation()
 
-DEFAULT_SURFACE = "saddle_plateau"
 DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape"]
 SADDLE_KINDS = ("saddle", "degenerate")
 RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 5, 100, 30

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import (
+    DEFAULT_SURFACE,
     URL,
     cached_race_figure,
     cached_surface_race,
@@ -42,7 +43,6 @@ from viz.surface_figs import race_view as draw_race_view
 
 require_app_navigation()
 
-DEFAULT_SURFACE = "saddle_plateau"
 # DEO-escape's control (the same step and cost with a random N, never rotated) runs beside it by
 # default: a DEO win is never shown without the control that tells whether the dimer earned it.
 DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper", "deo_escape", "deo_escape_random"]

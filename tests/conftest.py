@@ -68,7 +68,8 @@ def one_torch_thread():
 
 @contextmanager
 def serve_app():
-    """``streamlit run app.py`` on a free port, yielding its base URL once it answers; stopped after."""
+    """The README's server, ``python serve.py`` (``streamlit run app.py`` plus its warm-up thread), on a
+    free port, yielding its base URL once it answers; stopped after."""
     _require_chromium()
     port = _free_port()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -76,10 +77,7 @@ def serve_app():
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
+            "serve.py",
             "--server.headless",
             "true",
             "--server.port",

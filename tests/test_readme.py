@@ -35,7 +35,7 @@ def test_the_library_snippet_runs_outside_the_repository(tmp_path):
 def test_the_two_commands_are_the_ones_ci_runs():
     commands = [line for b in _blocks("bash") for line in b.splitlines() if line.strip()]
     app, tests = commands[0], commands[1]
-    assert "pip install -r requirements.txt -e ." in app and app.endswith("streamlit run app.py")
+    assert "pip install -r requirements.txt -e ." in app and app.endswith(".venv/bin/python serve.py")
     assert tests.startswith("apt-get update && apt-get install -y chromium")
     assert "sudo" not in app + tests
     ci = (ROOT / ".ci" / "run").read_text()

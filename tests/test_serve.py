@@ -1,0 +1,37 @@
+"""serve.py: the README's server command warms the interpreter before its first visitor."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import serve  # noqa: E402
+
+
+def test_warm_race_runs_every_preset_on_the_default_surface(monkeypatch):
+    import deo.race
+    from deo.presets import PRESETS
+    from pages.common import DEFAULT_SURFACE
+
+    calls = []
+    real = deo.race.race
+
+    def spy(problem, optimizers, steps, **kwargs):
+        calls.append((problem.name, [s.key for s in optimizers], steps))
+        return real(problem, optimizers, steps, **kwargs)
+
+    monkeypatch.setattr(deo.race, "race", spy)
+    serve.warm_race(steps=2)
+    assert calls == [(DEFAULT_SURFACE, list(PRESETS), 2)]
+
+
+def test_serve_runs_the_app_script_with_the_given_options(monkeypatch):
+    from streamlit.web import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "main", lambda: seen.setdefault("argv", list(sys.argv)))
+    monkeypatch.setattr(serve, "preload", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["serve.py", "--server.port", "8502"])
+    serve.main()
+    assert seen["argv"] == ["streamlit", "run", str(ROOT / "app.py"), "--server.port", "8502"]
