@@ -302,6 +302,8 @@ def main() -> None:
     parser.add_argument("--heavy", action="store_true", help="also the escape-map interference run")
     parser.add_argument("--budget-s", type=float, default=900, help="stop starting new waves after this")
     parser.add_argument("--arena", type=int, default=None, help="MALLOC_ARENA_MAX for the server")
+    parser.add_argument("--launcher", choices=("serve", "streamlit"), default="serve",
+                        help="the README's `python serve.py` (default) or a bare `streamlit run app.py`")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -310,11 +312,13 @@ def main() -> None:
     t_start = time.monotonic()
     load_before = os.getloadavg()
     env = {"MALLOC_ARENA_MAX": str(args.arena)} if args.arena else {}
-    server = Server(env)
+    launcher = [sys.executable, "serve.py"] if args.launcher == "serve" else None
+    server = Server(env, launcher=launcher)
     lines: list[str] = []
     nan = float("nan")
     cold = {"dom": nan, "figure_message": nan, "chart": nan, "largest_message_chars": 0}
     per_visitor: list[float] = []
+    per_tab: list[float] = []
     views: dict = {}
     waves: list = []
     rss_warm = rss_peak = rss_5 = rss_20 = nan
@@ -335,6 +339,23 @@ def main() -> None:
                     time.sleep(0.5)
                     per_visitor.append(server.cpu() - cpu0)
                 say("per visitor CPU", per_visitor)
+                # the same, from a browser that already holds Streamlit's front-end files (a new tab):
+                # what the script, the session and the websocket cost, without serving the bundle
+                warm_context = browser.new_context(viewport={"width": 1400, "height": 900})
+                first = warm_context.new_page()
+                first.goto(server.url + "/", wait_until="commit")
+                wait_charts([first], [time.perf_counter()])
+                for _ in range(args.visitor_repeats):
+                    cpu0 = server.cpu()
+                    tab = warm_context.new_page()
+                    t0 = time.perf_counter()
+                    tab.goto(server.url + "/", wait_until="commit")
+                    wait_charts([tab], [t0])
+                    tab.close()
+                    time.sleep(0.5)
+                    per_tab.append(server.cpu() - cpu0)
+                warm_context.close()
+                say("per visitor CPU, front-end cached", per_tab)
                 try:
                     views = view_changes(browser, server, args.view_repeats)
                 except Exception as exc:  # a control not found on a changed page: report, go on
@@ -388,8 +409,11 @@ def main() -> None:
     lines.append("| interaction | server CPU s (median) | all |")
     lines.append("|---|---:|---|")
     visitor = statistics.median(per_visitor or [nan])
-    lines.append(f"| additional visitor of an already computed link | {visitor:.3f} | "
-                 f"{', '.join(f'{v:.2f}' for v in per_visitor)} |")  # fmt: skip
+    lines.append(f"| additional visitor of an already computed link (new browser: front-end files served) | "
+                 f"{visitor:.3f} | {', '.join(f'{v:.2f}' for v in per_visitor)} |")  # fmt: skip
+    tab = statistics.median(per_tab or [nan])
+    lines.append(f"| additional visitor, browser already holding the front-end files (new tab) | "
+                 f"{tab:.3f} | {', '.join(f'{v:.2f}' for v in per_tab)} |")  # fmt: skip
     for name, values in views.items():
         lines.append(f"| view change: {name} | {statistics.median(values):.3f} | "
                      f"{', '.join(f'{v:.2f}' for v in values)} |")  # fmt: skip
@@ -428,11 +452,13 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/load.py --ns {args.ns} --view-repeats {args.view_repeats} "
         f"--visitor-repeats {args.visitor_repeats}{' --heavy' if args.heavy else ''}"
+        f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"
         f"{f' --arena {args.arena}' if args.arena else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
-        "Server: `streamlit run app.py` on 127.0.0.1 (websocket compression on, `.streamlit/config.toml`); "
+        f"Server: `{'python serve.py' if args.launcher == 'serve' else 'streamlit run app.py'}` on 127.0.0.1 "
+        "(websocket compression on, no gc.collect after each run: `.streamlit/config.toml`); "
         "server CPU and RSS from /proc. Times are wall clock on a loaded machine: CPU seconds are the "
         "steadier figure.",
         "",
