@@ -35,10 +35,16 @@ PRELOAD = (
 )
 
 
-def preload() -> None:
-    """Import :data:`PRELOAD` (errors are left for the page to meet and report)."""
-    import importlib
+WARM_MESSAGE = "DEO Lab: warm-up done in"  # printed (with the seconds) when preload() has finished
 
+
+def preload() -> None:
+    """Import :data:`PRELOAD` and run :func:`warm_race` (errors are left for the page to meet and
+    report); says :data:`WARM_MESSAGE` on stderr when done."""
+    import importlib
+    import time
+
+    start = time.perf_counter()
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -51,6 +57,7 @@ def preload() -> None:
         warm_race()
     except Exception:  # the page runs the real race and reports any error itself
         return
+    print(f"{WARM_MESSAGE} {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def warm_race(steps: int = 3) -> None:

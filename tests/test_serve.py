@@ -35,3 +35,8 @@ def test_serve_runs_the_app_script_with_the_given_options(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["serve.py", "--server.port", "8502"])
     serve.main()
     assert seen["argv"] == ["streamlit", "run", str(ROOT / "app.py"), "--server.port", "8502"]
+
+
+def test_preload_says_when_the_warm_up_is_done(capsys):
+    serve.preload()
+    assert serve.WARM_MESSAGE in capsys.readouterr().err  # benchmarks/app.py waits for this line
