@@ -174,7 +174,7 @@ def surface_problem(surface, start: Sequence[float], offset: float | None = None
 class _SurfaceLoss:
     """A surface problem's loss ``f(params["xy"])``, with the surface's own f and ∇f at one point when
     it has them (``surface.value_and_grad(x, y)`` → Python floats or None, e.g. ``landscapes.Surface``'s
-    forward-mode derivatives) as ``value_and_grad`` (see :class:`Problem`), for a float64 CPU θ of
+    tape of floats) as ``value_and_grad`` (see :class:`Problem`), for a float64 CPU θ of
     shape (2,). Without them, or when f uses an operation they do not cover (a TypeError at
     the start), ``value_and_grad`` is None."""
 

@@ -17,7 +17,7 @@ run has escaped, or at any time when the problem has no escape criterion: the ru
 and later left the bound (x²−y² is unbounded below) is "diverged" with its ``escape_step`` kept.
 
 Gradients: the closure runs ``problem.loss`` and ``backward``, except where the problem's loss has a
-``value_and_grad`` (a surface: f and ∇f at one point by forward-mode differentiation, no autograd
+``value_and_grad`` (a surface: f and ∇f at one point on a tape of floats with autograd's formulas, no
 graph; equal to autograd's to float rounding): its gradients are set as ``.grad`` directly, and
 autograd answers only at points where it gives None (a non-finite value or slope).
 
@@ -163,7 +163,7 @@ class _Recorder:
         leaves = self.leaves
         first = self.first is None
         known = self.value_and_grad(self.params, self.batch) if self.value_and_grad is not None else None
-        if known is not None:  # finite loss and gradients without autograd (a surface's forward mode)
+        if known is not None:  # finite loss and gradients without autograd (a surface's tape)
             loss, grads = known
             for p, g in zip(leaves, grads):
                 p.grad = g

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from landscapes import dual
+from landscapes import autodiff
 
 KINDS = ("min", "saddle", "max", "degenerate")
 COLOR_SCALES = ("linear", "log", "clip")
@@ -124,10 +124,10 @@ class Surface:
         return self.race.start if self.race.start is not None else self.starts[0]
 
     def value_and_grad(self, x: float, y: float) -> tuple[float, float, float] | None:
-        """``(f, ∂f/∂x, ∂f/∂y)`` at one point as Python floats, by forward-mode differentiation of
-        ``f`` (:mod:`landscapes.dual`: equal to autograd's to float rounding, no graph); None where one
-        of them is not finite (autograd defines those points)."""
-        return dual.value_and_grad(self.f, x, y)
+        """``(f, ∂f/∂x, ∂f/∂y)`` at one point as Python floats, by reverse-mode differentiation of
+        ``f`` on a tape of floats (:mod:`landscapes.autodiff`: autograd's formulas in autograd's order,
+        no tensor graph); None where one of them is not finite (autograd defines those points)."""
+        return autodiff.value_and_grad(self.f, x, y)
 
 
 def _xy(p: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,16 +1,18 @@
-"""A surface's forward-mode f and ∇f at one point (landscapes.dual) equal autograd's to float rounding,
-and the race that uses them (no autograd graph per closure call) draws the same traces."""
+"""A surface's f and ∇f at one point without autograd (landscapes.autodiff) equal autograd's (bit for bit
+where torch's and Python's scalar functions agree), and the race that uses them (no autograd graph per
+closure call) draws the same traces."""
 
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import landscapes
 from deo.presets import PRESETS
 from deo.race import OptimizerSpec, race, surface_problem
-from landscapes.dual import UnsupportedOperation, value_and_grad
+from landscapes.autodiff import UnsupportedOperation, value_and_grad
 from landscapes.surfaces import SURFACES, Surface
 
 FLOAT_FIELDS = ("loss", "position", "grad", "modified_grad", "grad_norm", "direction", "curvature", "torque",
@@ -51,13 +53,13 @@ def _assert_close(surface: Surface, x: float, y: float) -> None:
 
 
 @pytest.mark.parametrize("key", sorted(SURFACES))
-def test_forward_mode_gradient_equals_autograd_on_every_surface(key):
+def test_tape_gradient_equals_autograd_on_every_surface(key):
     surface = SURFACES[key]
     for x, y in _points(surface, 200, seed=len(key)):
         _assert_close(surface, x, y)
 
 
-def test_forward_mode_covers_every_formula_function_and_operator():
+def test_tape_covers_every_formula_function_and_operator():
     surface = landscapes.parse_formula(ALL_FUNCTIONS)
     for x, y in _points(surface, 200, seed=1):
         _assert_close(surface, x, y)
@@ -79,6 +81,16 @@ def test_no_answer_where_autograd_is_not_finite(formula, x, y):
     assert not all(map(math.isfinite, _autograd(surface.f, x, y)))
 
 
+@pytest.mark.parametrize("key", sorted(set(SURFACES) - {"muller_brown", "ackley"}))
+def test_tape_is_autograd_bit_for_bit_without_exp(key):
+    """Autograd's derivative formulas in autograd's order: the same floats, not just close ones (so
+    a chaotic run, e.g. GD at lr·λ ≈ 4 on Rastrigin, follows the same path); Müller–Brown and Ackley
+    use exp, where Python's and torch's scalar exp can differ in the last bit."""
+    surface = SURFACES[key]
+    for x, y in _points(surface, 100, seed=7 + len(key)):
+        assert surface.value_and_grad(x, y) == _autograd(surface.f, x, y), (key, x, y)
+
+
 def test_abs_has_slope_zero_at_zero_as_in_torch():
     surface = landscapes.parse_formula("abs(x) + y^2")
     assert surface.value_and_grad(0.0, 1.0) == _autograd(surface.f, 0.0, 1.0) == (1.0, 0.0, 2.0)
@@ -97,9 +109,9 @@ def test_an_unsupported_torch_function_is_refused_and_the_race_uses_autograd():
     assert trace.status == "running" and len(trace.steps) == 4
 
 
-def test_default_race_with_forward_mode_equals_the_autograd_race():
+def test_default_race_with_the_tape_equals_the_autograd_race():
     """The default Surfaces race (five presets, the page's learning rates) with and without the
-    surface's forward-mode gradients: the same statuses, steps and counts, floats to rounding."""
+    surface's own gradients: the same traces, bit for bit."""
     surface = SURFACES["saddle_plateau"]
     specs = []
     for key in ["gd", "adam", "deo_paper", "deo_escape", "deo_escape_random"]:
@@ -119,6 +131,4 @@ def test_default_race_with_forward_mode_equals_the_autograd_race():
             if va is None:
                 assert vb is None
                 continue
-            torch.testing.assert_close(
-                torch.as_tensor(va), torch.as_tensor(vb), rtol=1e-9, atol=1e-12, equal_nan=True
-            )
+            assert np.array_equal(va, vb, equal_nan=True), (a.key, name)
