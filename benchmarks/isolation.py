@@ -266,19 +266,20 @@ def main() -> None:
                 for name, link in HEAVY.items():
                     solo: list[float] = []
                     heavy: list[dict] = []
-                    for _ in range(args.repeats):
+                    rows.append((name, solo, heavy))  # filled in place: a run stopped early keeps its repeats
+                    for repeat in range(args.repeats):
                         if time.monotonic() - t_start > args.budget_s:
                             break
                         solo += surfaces_wave(browser, server, list(range(seed, seed + 4)))
                         seed += 4
                         say(name, "solo", solo[-4:])
-                        heavy.append(heavy_window(browser, server, link, list(range(seed, seed + 4))))
+                        # a new heavy link each repeat (its seed): never a cached result without a Run button
+                        fresh = link.replace("seed=5", f"seed={5 + repeat}")
+                        heavy.append(heavy_window(browser, server, fresh, list(range(seed, seed + 4))))
                         seed += 4
                         h = heavy[-1]
                         cpu = f"server CPU {h['server_cpu']:.1f} s, workers {h['worker_cpu']:.1f} s"
                         say(name, "heavy", h["times"], f"health max {max(h['health']):.0f} ms", cpu)
-                    if heavy:
-                        rows.append((name, solo, heavy))
             finally:
                 browser.close()
     except (Exception, KeyboardInterrupt, SystemExit) as exc:
@@ -294,6 +295,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, solo, heavy in rows:
+        if not heavy:
+            continue
         during = [t for h in heavy for t in h["times"]]
         health = [v for h in heavy for v in h["health"]]
         ratio = pct(during, 95) / pct(solo, 95)
