@@ -1,4 +1,6 @@
-"""DEO Lab — watch optimizers at saddle points. Start with ``streamlit run app.py``."""
+"""DEO Lab — watch optimizers at saddle points. Start with ``python serve.py`` (the README's command:
+``streamlit run app.py`` with the interpreter warmed before the first visitor) or
+``streamlit run app.py``."""
 
 import streamlit as st
 import torch

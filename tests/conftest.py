@@ -1,6 +1,7 @@
 """Shared fixtures: the repository root on ``sys.path`` (pages import ``pages.common`` as a namespace
-package, as under ``streamlit run app.py``), and for the ``browser`` tests a real
-``streamlit run app.py`` on a free port plus Debian's Chromium driven by Playwright.
+package, as under ``streamlit run app.py``), and for the ``browser`` tests the README's
+server (``python serve.py``: ``streamlit run app.py`` plus its warm-up) on a free port plus Debian's
+Chromium driven by Playwright.
 
 The browser tests are skipped only when ``/usr/bin/chromium`` is missing and ``DEO_REQUIRE_BROWSER``
 is not ``"1"``; with ``DEO_REQUIRE_BROWSER=1`` (CI) a missing Chromium fails them.

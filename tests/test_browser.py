@@ -1,4 +1,4 @@
-"""A person in a real browser: Playwright + Debian Chromium against ``streamlit run app.py``.
+"""A person in a real browser: Playwright + Debian Chromium against the README's server (``python serve.py``).
 
 Waits are ``expect(...)`` conditions (the app's script state, element values), never fixed sleeps.
 Screenshots go to ``artifacts/screenshots/``.
