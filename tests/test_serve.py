@@ -10,18 +10,20 @@ import serve  # noqa: E402
 
 
 def test_warm_race_runs_every_preset_on_the_default_surface(monkeypatch):
-    import deo.race
+    import importlib
+
     from deo.presets import PRESETS
     from pages.common import DEFAULT_SURFACE
 
+    race_module = importlib.import_module("deo.race")  # the module (``deo.race`` may name the function)
     calls = []
-    real = deo.race.race
+    real = race_module.race
 
     def spy(problem, optimizers, steps, **kwargs):
         calls.append((problem.name, [s.key for s in optimizers], steps))
         return real(problem, optimizers, steps, **kwargs)
 
-    monkeypatch.setattr(deo.race, "race", spy)
+    monkeypatch.setattr(race_module, "race", spy)
     serve.warm_race(steps=2)
     assert calls == [(DEFAULT_SURFACE, list(PRESETS), 2)]
 
