@@ -53,6 +53,11 @@ def preload() -> None:
     import plotly.io as pio
 
     pio.templates["plotly_white"]  # Plotly loads a named template lazily
+    import torch
+
+    # one intra-op thread, as app.py sets it at every run (process-wide: set here once and left so,
+    # never restored from this thread while a visitor's script runs)
+    torch.set_num_threads(1)
     try:
         warm_race()
     except Exception:  # the page runs the real race and reports any error itself
@@ -62,19 +67,12 @@ def preload() -> None:
 
 def warm_race(steps: int = 3) -> None:
     """A ``steps``-step race of every preset on the default surface, from its default start."""
-    import torch
-
     from deo.presets import PRESETS
     from deo.race import OptimizerSpec, race, surface_problem
     from pages.common import DEFAULT_SURFACE, get_surface
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as app.py sets it
-    try:
-        surface = get_surface(DEFAULT_SURFACE)
-        race(surface_problem(surface, surface.default_start), [OptimizerSpec(key) for key in PRESETS], steps)
-    finally:
-        torch.set_num_threads(threads)
+    surface = get_surface(DEFAULT_SURFACE)
+    race(surface_problem(surface, surface.default_start), [OptimizerSpec(key) for key in PRESETS], steps)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ def test_serve_runs_the_app_script_with_the_given_options(monkeypatch):
     assert seen["argv"] == ["streamlit", "run", str(ROOT / "app.py"), "--server.port", "8502"]
 
 
-def test_preload_says_when_the_warm_up_is_done(capsys):
+def test_preload_says_when_the_warm_up_is_done(capsys, one_torch_thread):
+    # one_torch_thread restores the test process's thread count after preload() sets it to 1
     serve.preload()
     assert serve.WARM_MESSAGE in capsys.readouterr().err  # benchmarks/app.py waits for this line
