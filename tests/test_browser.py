@@ -291,6 +291,18 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     assert boxes["chart"]["width"] >= 0.5 * main["width"], (boxes["chart"], main)  # it uses the width
     plot = chart.locator("rect.nsewdrag").first.bounding_box()  # the plot area itself
     assert plot is not None and plot["width"] >= 240, plot  # not squeezed by the legend (was ~75 px)
+    if not options:  # desktop, projector: the figure's own margins hold every part (no margin push,
+        # which would make plotly.js draw the whole figure a second time), and nothing is cut off
+        sizes = wait_for_plot(
+            page, "['l', 't', 'r', 'b'].map(k => [gd._fullLayout._size[k], gd.layout.margin[k]])"
+        )
+        assert all(drawn == asked for drawn, asked in sizes), sizes
+        for part in ("g.legend", "g.colorbar", "g.xtitle", "g.slider-group"):
+            found = chart.locator(part)
+            if found.count():
+                box = found.first.bounding_box()
+                assert box["x"] + box["width"] <= boxes["chart"]["x"] + boxes["chart"]["width"] + 1, part
+                assert box["y"] + box["height"] <= boxes["chart"]["y"] + boxes["chart"]["height"] + 1, part
     if options:  # phone: the plot takes most of the chart's width and no toolbar sits on the legend
         assert plot["width"] >= 0.7 * boxes["chart"]["width"], (plot, boxes["chart"])
         _expect()(chart.locator(".modebar")).to_have_count(0)

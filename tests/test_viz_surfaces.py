@@ -345,6 +345,17 @@ def test_projector_layout_keeps_the_plot_tall_with_play_beside_the_slider(grid):
     assert desktop.layout.updatemenus[0].x == 0.0 and desktop.layout.width is not None
 
 
+def test_the_race_figure_keeps_its_margins_except_on_a_phone(grid):
+    """Desktop and projector: plotly.js may not push the margins (``autoexpand`` off), which would
+    draw the whole figure a second time in every visitor's browser; the margins are computed to hold
+    the legend, colour bar, buttons and slider (tests/test_browser.py checks nothing is cut off). A
+    phone's legend wraps into as many rows above the plot as its width needs: there it may push."""
+    traces = [make_trace("gd", 20, dimer=False), make_trace("deo_escape", 20)]
+    for large in (False, True):
+        assert sf.race_figure(SADDLE, traces, grid=grid, large=large).layout.margin.autoexpand is False
+    assert sf.race_figure(SADDLE, traces, grid=grid, compact=True).layout.margin.autoexpand is not False
+
+
 def test_a_controls_legend_name_is_short_and_says_random_n():
     assert sf.legend_label("DEO-escape — control: random fixed direction") == "DEO-escape: random N"
     label = "DEO (paper) — control: random direction, re-drawn every 10 steps"

@@ -558,10 +558,20 @@ def _geometry(large: bool, compact: bool, height: int) -> tuple:
     # legend, so the plot keeps the height a 1280×720 window has (tests/test_browser.py measures it)
     if beside:  # no x-axis title under the ticks (x is the horizontal axis of a map), no button row
         axis_px, buttons_px, slider_px = 1.3 * font + 14, 0.0, 4.2 * font + 8
-    margin = {"l": 60, "r": 300 if large else 240, "b": int(axis_px + buttons_px + slider_px), "t": 24}
+    # autoexpand off: every part (legend, colour bar, buttons, slider, tick labels) fits the margin
+    # as computed. With it on, plotly.js measures those parts after the first draw, finds them pushing
+    # the margin by a few pixels and draws the whole figure a second time (≈ 0.9 s of a visitor's
+    # browser on the 2-core machine; benchmarks/app.py). Phones keep it: their legend wraps into rows
+    # above the plot, as many as the width needs.
+    margin = {
+        "l": 60,
+        "r": 300 if large else 240,
+        "b": int(axis_px + buttons_px + slider_px),
+        "t": 24,
+        "autoexpand": compact,
+    }
     if beside:  # the legend's font is smaller there (below): a narrower column leaves the plot square
-        # autoexpand off: the slider and buttons fit the margin as computed, the plot keeps its height
-        margin.update(t=14, l=50, r=235, autoexpand=False)  # t: room for the top tick label
+        margin.update(t=14, l=50, r=235)  # t: room for the top tick label
     plot_height = height - margin["b"] - margin["t"]
     return font, axis_px, buttons_px, slider_px, margin, plot_height, beside
 
