@@ -8,10 +8,12 @@ script would otherwise do inside its own run (Streamlit runs app.py only when a 
    plotly and its ``plotly_white`` template, pandas, and the app's own modules;
 2. run a few steps of every preset on the default surface (:func:`warm_race`): a cold process pays
    several seconds for the first call of each torch operation, autograd path and optimizer class
-   (``benchmarks/app.py``: "race (cold process)" against the warm race).
+   (``benchmarks/app.py``: "race (cold process)" against the warm race);
+3. compute what a visitor of the plain link is shown — the default race, its animated figure and
+   loss curves on a desktop, a projector and a phone — into the caches every session shares
+   (``pages.surface_defaults.precompute``): the first visitor of the shared link then only draws.
 
-Nothing it computes is kept: it only warms the interpreter. ``benchmarks/app.py --browser``
-measures the first visitor's time to the chart with both commands.
+``benchmarks/app.py --browser`` measures the first visitor's time to the chart with both commands.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ PRELOAD = (
     "landscapes",
     "viz.surface_figs",
     "pages.common",
+    "pages.surface_defaults",
 )
 
 
@@ -60,6 +63,9 @@ def preload() -> None:
     torch.set_num_threads(1)
     try:
         warm_race()
+        from pages.surface_defaults import precompute
+
+        precompute()
     except Exception:  # the page runs the real race and reports any error itself
         return
     print(f"{WARM_MESSAGE} {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)

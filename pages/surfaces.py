@@ -24,7 +24,19 @@ from pages.common import (
     require_app_navigation,
     safe_block,
     safe_call,
-    specs_to_json,
+)
+from pages.surface_defaults import (
+    ARROWS,
+    DEFAULT_OPTIMIZERS,
+    DEFAULT_SPEED,
+    SPEEDS,
+    ZOOMS,
+    loss_options,
+    preset_defaults,
+    race_defaults,
+    race_figure_options,
+    race_start,
+    surface_race_key,
 )
 from viz.export import standalone_html
 from viz.palette import color_for
@@ -43,13 +55,8 @@ from viz.surface_figs import race_view as draw_race_view
 
 require_app_navigation()
 
-# DEO-escape's control (the same step and cost with a random N, never rotated) runs beside it by
-# default: a DEO win is never shown without the control that tells whether the dimer earned it.
-DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper", "deo_escape", "deo_escape_random"]
 DEFAULT_FORMULA = "x**2 - y**2 + y**4/4"
-SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
-ZOOMS = ("auto", "1", "10", "100", "1000", "10000")
-STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 5000, 300
+STEPS_MIN, STEPS_MAX = 10, 5000
 LAST_GOOD_FORMULA = "_last_good_formula"  # session state: the race stays on it while a typed one is bad
 
 
@@ -63,31 +70,16 @@ def _surface_label(key: str) -> str:
     return "✏️ Type a formula" if key == "custom" else _surfaces()[key].name
 
 
-def _race_defaults(surface_key: str):
-    """The surface's default race (``landscapes.RaceDefaults``: start, learning rates, steps)."""
-    from landscapes.surfaces import RaceDefaults
-
-    return RaceDefaults(start=(1.0, 1e-3)) if surface_key == "custom" else _surfaces()[surface_key].race
-
-
-def _preset_defaults(surface_key: str) -> dict[str, dict]:
-    """Per preset, the learning rate the surface gives it (``RaceDefaults.hyperparams``)."""
-    from deo.presets import PRESETS
-
-    race = _race_defaults(surface_key)
-    return {key: race.hyperparams(key, preset.defaults) for key, preset in PRESETS.items()}
-
-
 def _reset_start() -> None:
     """On a new surface: its default start, learning rates and steps; no offset."""
     key = st.session_state.get("surface", DEFAULT_SURFACE)
-    race = _race_defaults(key)
+    race = race_defaults(key)
     start = race.start if race.start is not None else _surfaces()[key].starts[0]
     st.session_state["x0"], st.session_state["y0"] = float(start[0]), float(start[1])
     st.session_state["offset"] = None
     st.session_state["steps"] = int(race.steps)
     for preset_key in st.session_state.get("opt") or []:  # the inputs on screen (others start there)
-        for name, value in _preset_defaults(key).get(preset_key, {}).items():
+        for name, value in preset_defaults(key).get(preset_key, {}).items():
             st.session_state[f"{preset_key}.{name}"] = value
 
 
@@ -205,12 +197,12 @@ with panel:
         help="Replaces the start's component along the nearest saddle's unstable direction by this "
         "distance (e.g. 1e-6). GD's escape time grows like ln(1/offset); Adam's hardly changes.",
     )
-    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, preset_defaults=_preset_defaults(surface_key))
+    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, preset_defaults=preset_defaults(surface_key))
     steps = st.number_input(
         "Steps",
         STEPS_MIN,
         STEPS_MAX,
-        _race_defaults(surface_key).steps,
+        race_defaults(surface_key).steps,
         10,
         key="steps",
         bind=URL,
@@ -265,37 +257,21 @@ config = {
     "clip": None if clip is None else float(clip),
 }
 
+race_key = surface_race_key(surface_key, formula, start, offset_value, specs, steps, seed, config["clip"])
 traces = []
 if not specs:
     st.info("Choose at least one optimizer in the controls to start a race.")
 else:
     report, close = progress_reporter("Racing…")
-    traces = (
-        safe_call(
-            cached_surface_race,
-            surface_key,
-            formula,
-            start,
-            offset_value,
-            specs_to_json(specs),
-            int(steps),
-            int(seed),
-            config["clip"],
-            _progress=report,
-            what="The race",
-        )
-        or []
-    )
+    traces = safe_call(cached_surface_race, *race_key, _progress=report, what="The race") or []
     close()
 
-race_start = traces[0].position_2d[0].tolist() if traces and traces[0].position_2d is not None else start
-race_key = (surface_key, formula, start, offset_value, specs_to_json(specs), int(steps), int(seed))
-race_key += (config["clip"],)
+shown_start = race_start(traces, start)
 export_options: dict = {}  # the view options of the chart on screen (the HTML download draws the same)
 
 
 @st.fragment
-def race_view(traces: list, race_start: list, export_options: dict) -> None:
+def race_view(traces: list, shown_start: list, export_options: dict) -> None:
     """The animated chart and its view-only controls. A view change (speed, dimer zoom, arrows,
     what is drawn) reruns only this fragment: the race comes from the cache, never recomputed."""
     if st.session_state.pop("_new_start", False):
@@ -304,7 +280,12 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
     with st.expander("View", expanded=False):
         c1, c2, c3 = st.columns(3)
         speed = c1.select_slider(
-            "Playback speed", SPEEDS, value=1.0, format_func=lambda s: f"{s:g}×", key="speed", bind=URL
+            "Playback speed",
+            SPEEDS,
+            value=DEFAULT_SPEED,
+            format_func=lambda s: f"{s:g}×",
+            key="speed",
+            bind=URL,
         )
         zoom_choice = c2.selectbox(
             "Dimer zoom ×k",
@@ -315,7 +296,7 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
         )
         arrows = c3.radio(
             "Arrows",
-            ("direction", "scale"),
+            ARROWS,
             horizontal=True,
             key="arrows",
             bind=URL,
@@ -326,17 +307,17 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
         show_dimer = c1.checkbox("Dimer", True, key="show_dimer", bind=URL)
         show_arrows = c2.checkbox("Gradient arrows", True, key="show_arrows", bind=URL)
         show_min_mode = c3.checkbox("Exact min mode", True, key="show_vmin", bind=URL)
-    figure_options = {
-        "start": race_start,
-        "dimer_zoom": None if zoom_choice == "auto" else float(zoom_choice),
-        "arrows": arrows,
-        "show_dimer": show_dimer,
-        "show_arrows": show_arrows,
-        "show_min_mode": show_min_mode,
-        "frame_ms": 50.0 / float(speed),
-        "large": large,
-        "compact": compact,
-    }
+    figure_options = race_figure_options(
+        shown_start,
+        speed=speed,
+        zoom=zoom_choice,
+        arrows=arrows,
+        show_dimer=show_dimer,
+        show_arrows=show_arrows,
+        show_min_mode=show_min_mode,
+        large=large,
+        compact=compact,
+    )
     export_options.clear()
     export_options.update(figure_options)
     with chart, safe_block("The race figure"):
@@ -371,7 +352,7 @@ def race_view(traces: list, race_start: list, export_options: dict) -> None:
 
 
 with main:
-    race_view(traces, race_start, export_options)
+    race_view(traces, shown_start, export_options)
 
 
 def _tells_the_story(traces: list) -> bool:
@@ -486,7 +467,7 @@ if traces:
         if tab_loss.open:
             with tab_loss, safe_block("The loss curves"):
                 c1, c2 = st.columns(2)
-                opts = (("large", large), ("log", log_loss))  # built once per race, shared (cached)
+                opts = loss_options(large, log_loss)  # built once per race, shared (cached)
                 c1.plotly_chart(cached_trace_figure(*race_key, "loss_steps", opts), key="loss_steps")
                 evals = cached_trace_figure(*race_key, "loss_evals", opts)
                 c2.plotly_chart(evals, key="loss_evals")

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -43,3 +45,23 @@ def test_preload_says_when_the_warm_up_is_done(capsys, one_torch_thread):
     # one_torch_thread restores the test process's thread count after preload() sets it to 1
     serve.preload()
     assert serve.WARM_MESSAGE in capsys.readouterr().err  # benchmarks/app.py waits for this line
+
+
+@pytest.mark.parametrize("query", [{}, {"big": "true"}], ids=["desktop", "projector"])
+def test_after_the_warm_up_a_visit_of_the_plain_link_computes_nothing(one_torch_thread, query):
+    """serve.py's precompute and the Surfaces page build the same request (pages/surface_defaults.py):
+    the first visitor of the shared link gets the race, its figure and loss curves from the cache."""
+    from pages.common import cached_race_figure, cached_surface_race, cached_trace_figure
+    from pages.surface_defaults import precompute
+    from tests.apptest_helpers import assert_clean, page_runner
+
+    cached = {"race": cached_surface_race, "figure": cached_race_figure, "curves": cached_trace_figure}
+    precompute()
+    before = {name: fn.stats() for name, fn in cached.items()}
+    at = page_runner("surfaces.py", 240)(**query)
+    assert_clean(at)
+    after = {name: fn.stats() for name, fn in cached.items()}
+    assert len(at.get("plotly_chart")) == 3  # the race and the two loss curves, drawn
+    for name in cached:
+        assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
+        assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
