@@ -613,15 +613,12 @@ def main() -> None:
     if args.view_repeats > 0:
         table += view_table(view_only(args.view_repeats), args.view_repeats)
     if args.browser:
-        import ast
-        import re
-
         from load import CHROMIUM, CHROMIUM_ARGS, Server, cold_first_visitor, open_page, view_changes
         from playwright.sync_api import sync_playwright
 
-        page_text = (ROOT / "pages" / "surfaces.py").read_text()
-        keys = re.search(r"DEFAULT_OPTIMIZERS = (\[.*?\])", page_text).group(1)
-        parts = cold_parts(ast.literal_eval(keys))  # the page's own list of preset keys
+        from pages.surface_defaults import DEFAULT_OPTIMIZERS
+
+        parts = cold_parts(DEFAULT_OPTIMIZERS)  # the page's own list of preset keys
         server = Server()
         per_visitor: list[float] = []
         views: dict = {}
@@ -666,8 +663,9 @@ def main() -> None:
             "### Cold server, first visitor (Chromium, one run each)",
             "",
             "`streamlit run app.py`; `python serve.py` (the README's command: the same server, its heavy "
-            "imports and a 3-step race of every preset warmed in a background thread while it waits for "
-            "the first browser), the visitor arriving as soon as the server answers; and `python serve.py` "
+            "imports and a 3-step race of every preset warmed, then the plain link's race, figure and loss "
+            "curves computed into the shared caches, in a background thread while it waits for the first "
+            "browser), the visitor arriving as soon as the server answers; and `python serve.py` "
             f"with the visitor arriving after that warm-up ({warm_s:.1f} s after the server answered: a "
             "server started before the class). Seconds.",
             "",
