@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,7 @@ def main() -> None:
     finally:
         for w in workers.values():
             w.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     load1 = os.getloadavg()
     identical, worst, differ = compare(texts["base"], texts["now"])
 
