@@ -6,12 +6,14 @@ script would otherwise do inside its own run (Streamlit runs app.py only when a 
 
 1. import torch, ``torch._dynamo`` (torch imports it lazily at the first ``Optimizer.step``),
    plotly and its ``plotly_white`` template, pandas, and the app's own modules;
-2. run a few steps of every preset on the default surface (:func:`warm_race`): a cold process pays
+2. compute what a visitor of the plain link is shown on a desktop — the default race, its animated
+   figure and loss curves — into the caches every session shares
+   (``pages.surface_defaults.precompute``): the first visitor of the shared link then only draws, and
+   one who arrives meanwhile waits for this computation instead of running a second one beside it;
+3. run a few steps of every preset on the default surface (:func:`warm_race`): a cold process pays
    several seconds for the first call of each torch operation, autograd path and optimizer class
    (``benchmarks/app.py``: "race (cold process)" against the warm race);
-3. compute what a visitor of the plain link is shown — the default race, its animated figure and
-   loss curves on a desktop, a projector and a phone — into the caches every session shares
-   (``pages.surface_defaults.precompute``): the first visitor of the shared link then only draws.
+4. the plain link's figures for a projector and a phone.
 
 ``benchmarks/app.py --browser`` measures the first visitor's time to the chart with both commands.
 """
@@ -62,10 +64,11 @@ def preload() -> None:
     # never restored from this thread while a visitor's script runs)
     torch.set_num_threads(1)
     try:
-        warm_race()
-        from pages.surface_defaults import precompute
+        from pages.surface_defaults import DEFAULT_VIEWS, precompute
 
-        precompute()
+        precompute(views=DEFAULT_VIEWS[:1])  # desktop first: what most first visitors ask for
+        warm_race()
+        precompute(views=DEFAULT_VIEWS[1:])
     except Exception:  # the page runs the real race and reports any error itself
         return
     print(f"{WARM_MESSAGE} {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
