@@ -663,9 +663,9 @@ def main() -> None:
             "### Cold server, first visitor (Chromium, one run each)",
             "",
             "`streamlit run app.py`; `python serve.py` (the README's command: the same server, its heavy "
-            "imports and a 3-step race of every preset warmed, then the plain link's race, figure and loss "
-            "curves computed into the shared caches, in a background thread while it waits for the first "
-            "browser), the visitor arriving as soon as the server answers; and `python serve.py` "
+            "imports warmed, the plain link's race, figure and loss curves computed into the shared "
+            "caches and a 3-step race of every preset run, in a background thread while it waits for "
+            "the first browser), the visitor arriving as soon as the server answers; and `python serve.py` "
             f"with the visitor arriving after that warm-up ({warm_s:.1f} s after the server answered: a "
             "server started before the class). Seconds.",
             "",
