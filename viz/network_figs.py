@@ -26,12 +26,9 @@ from viz.dimer_figs import (
     with_frames,
 )
 from viz.frames import MAX_FRAMES, frame_rows
-from viz.palette import EXACT_COLOR, color_for, dash_for, rgba
+from viz.palette import EXACT_COLOR, LEGEND_ABOVE, color_for, dash_for, rgba
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
-# Legends sit above the plot area (Plotly widens the top margin to fit them): below it, at a fixed
-# fraction of the plot's height, a short chart's legend covered the x-axis title "step".
-LEGEND_ABOVE = {"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"}
 SLICE_CAUTION = (
     "A 2-D slice of a high-dimensional loss can mislead: the contour is the loss on the plane, "
     "a projected point's contour value is not its loss."

@@ -65,6 +65,11 @@ STATIONARY_SYMBOLS = {"min": "star", "saddle": "x", "max": "triangle-up", "degen
 FONT_SIZE = {False: 14, True: 22}
 LINE_WIDTH = {False: 2.5, True: 4.5}
 MARKER_SIZE = {False: 10, True: 16}
+# Legends of line charts sit above the plot area in rows (Plotly widens the top margin to fit them):
+# beside the plot, a long run name ("DEO-escape — control: random fixed direction") squeezed a
+# half-width chart's plot to ~60 px; below it, at a fixed fraction of the plot's height, a short
+# chart's legend covered the x-axis title "step".
+LEGEND_ABOVE = {"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"}
 
 
 def color_for(key: str) -> str:

@@ -48,6 +48,7 @@ from viz.frames import frame_rows as _frame_rows
 from viz.palette import (
     EXACT_COLOR,
     FONT_SIZE,
+    LEGEND_ABOVE,
     LINE_WIDTH,
     MINIMUM_COLOR,
     SADDLE_COLOR,
@@ -1177,11 +1178,13 @@ def _clean(values: ndarray) -> list:
 
 
 def loss_figure(
-    traces: Sequence, x: str = "steps", log: bool = False, large: bool = False, height: int = 380
+    traces: Sequence, x: str = "steps", log: bool = False, large: bool = False, height: int | None = None
 ) -> go.Figure:
     """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
     evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
     ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×.
+    The legend sits in rows above the plot; ``height`` defaults to 380 px (500 with ``large``, whose
+    legend takes more rows).
 
     A diverged run never rescales the plot: the y range is that of the other runs (and the diverged
     runs' starts), a diverged curve is clipped to it, and its last point is marked ▲/▼ "diverged"
@@ -1211,7 +1214,7 @@ def loss_figure(
                 x=xs.tolist(),
                 y=_clean(y),
                 mode="lines",
-                name=t.label,
+                name=legend_label(t.label),
                 legendgroup=t.key,
                 line={"color": color_for(t.key), "width": line_width(large), "dash": dash_for(t.key)},
             )
@@ -1258,12 +1261,14 @@ def loss_figure(
     if window is not None:
         yaxis["range"] = [math.log10(v) for v in window] if log else list(window)
     fig.update_layout(
-        height=height,
+        height=height or (500 if large else 380),
         xaxis={"title": {"text": "step" if x == "steps" else "gradient evaluations"}},
         yaxis=yaxis,
         hovermode="x unified",
     )
-    return style_figure(fig, large)
+    style_figure(fig, large)
+    fig.update_layout(legend=LEGEND_ABOVE)  # in rows above: the plot keeps a half-width column's width
+    return fig
 
 
 def _loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, float] | None:
