@@ -468,9 +468,12 @@ if traces:
             with tab_loss, safe_block("The loss curves"):
                 c1, c2 = st.columns(2)
                 opts = loss_options(large, log_loss)  # built once per race, shared (cached)
-                c1.plotly_chart(cached_trace_figure(*race_key, "loss_steps", opts), key="loss_steps")
+                # on a phone the toolbar would sit on the legend (above the plot), as on the race chart
+                bar = {"displayModeBar": not compact}
+                steps_fig = cached_trace_figure(*race_key, "loss_steps", opts)
+                c1.plotly_chart(steps_fig, key="loss_steps", config=bar)
                 evals = cached_trace_figure(*race_key, "loss_evals", opts)
-                c2.plotly_chart(evals, key="loss_evals")
+                c2.plotly_chart(evals, key="loss_evals", config=bar)
                 st.caption(
                     "Right: cost in gradient evaluations — a dimer step spends extra gradients on its "
                     "rotations."

@@ -306,6 +306,10 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     if options:  # phone: the plot takes most of the chart's width and no toolbar sits on the legend
         assert plot["width"] >= 0.7 * boxes["chart"]["width"], (plot, boxes["chart"])
         _expect()(chart.locator(".modebar")).to_have_count(0)
+        loss_charts = page.locator('[data-testid="stPlotlyChart"]').nth(2)  # the race, then 2 loss charts
+        _expect()(loss_charts.locator(".main-svg").first).to_be_attached(timeout=RUN_TIMEOUT_MS)
+        for i in (1, 2):  # nor on the loss curves' legends (above their plots)
+            _expect()(page.locator('[data-testid="stPlotlyChart"]').nth(i).locator(".modebar")).to_have_count(0)
         # the results table fits the screen: no wider than the window, nothing scrolled sideways
         table = page.locator('[data-testid="stTable"]').first
         table.scroll_into_view_if_needed()
