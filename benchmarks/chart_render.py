@@ -58,31 +58,13 @@ st.plotly_chart(spec, **json.loads({kwargs!r}), on_select=lambda: None)
 def default_figure_json() -> tuple[str, dict]:
     """The page's default race figure (desktop) as its JSON text, and ``st.plotly_chart``'s other
     arguments as the page passes them."""
-    from pages.common import DEFAULT_SURFACE, cached_race_figure, cached_surface_race, get_surface
-    from pages.surface_defaults import (
-        default_specs,
-        race_defaults,
-        race_figure_options,
-        race_start,
-        surface_race_key,
-    )
-
-    surface = get_surface(DEFAULT_SURFACE)
-    start = (float(surface.default_start[0]), float(surface.default_start[1]))
-    specs, steps = default_specs(DEFAULT_SURFACE), race_defaults(DEFAULT_SURFACE).steps
-    key = surface_race_key(DEFAULT_SURFACE, "", start, None, specs, steps, 0, None)
-    traces = cached_surface_race(*key)
-    options = race_figure_options(race_start(traces, start))
-    fig = cached_race_figure(*key, tuple(sorted(options.items())))
-    kwargs = {
-        "key": "race_chart",
-        "width": "content",
-        "selection_mode": "points",
-        "config": {"displaylogo": False, "toImageButtonOptions": {"scale": 2}, "displayModeBar": True},
-    }
     import plotly.io as pio
 
-    return pio.to_json(fig.to_dict(), validate=False), kwargs  # the JSON the page sends (its memo)
+    from pages.surface_defaults import default_race_figure, race_chart_arguments
+
+    fig = default_race_figure()
+    # the JSON the page sends (pages/plotly_wire.py's memo)
+    return pio.to_json(fig.to_dict(), validate=False), race_chart_arguments(large=False, compact=False)
 
 
 def settled_ms(page) -> float:

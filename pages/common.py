@@ -220,6 +220,15 @@ def hyperparameter_inputs(preset_key: str, defaults: dict, container, prefix: st
     return {name: value for name, value in values.items() if value != defaults[name]}
 
 
+def preset_overrides(preset_key: str, extra: dict) -> dict:
+    """Of ``extra`` (a surface's values for a preset, ``landscapes.RaceDefaults``), those that differ
+    from the preset's own defaults: what an ``OptimizerSpec`` carries for them."""
+    from deo.presets import PRESETS
+
+    defaults = PRESETS[preset_key].defaults
+    return {k: v for k, v in extra.items() if v != defaults.get(k)}
+
+
 def optimizer_picker(
     container,
     default: list[str],
@@ -253,7 +262,7 @@ def optimizer_picker(
         with container.expander(f"{preset.label} — hyperparameters", expanded=False):
             st.caption(preset.description)
             overrides = hyperparameter_inputs(preset_key, {**preset.defaults, **extra}, st, prefix=prefix)
-        overrides = {**{k: v for k, v in extra.items() if v != preset.defaults.get(k)}, **overrides}
+        overrides = {**preset_overrides(preset_key, extra), **overrides}
         specs.append(OptimizerSpec(key=preset_key, hyperparams=overrides, label=preset.label))
     return specs
 

@@ -14,6 +14,7 @@ from pages.common import (
     cached_surface_race,
     cached_trace_figure,
     get_surface,
+    preset_overrides,
     specs_to_json,
 )
 
@@ -55,12 +56,10 @@ def default_specs(surface_key: str) -> list:
     from deo.race import OptimizerSpec
 
     extra = preset_defaults(surface_key)
-    specs = []
-    for key in DEFAULT_OPTIMIZERS:
-        preset = PRESETS[key]
-        overrides = {k: v for k, v in extra.get(key, {}).items() if v != preset.defaults.get(k)}
-        specs.append(OptimizerSpec(key=key, hyperparams=overrides, label=preset.label))
-    return specs
+    return [
+        OptimizerSpec(key=k, hyperparams=preset_overrides(k, extra.get(k, {})), label=PRESETS[k].label)
+        for k in DEFAULT_OPTIMIZERS
+    ]
 
 
 def surface_race_key(surface_key, formula, start, offset, specs, steps, seed, clip) -> tuple:
@@ -106,17 +105,43 @@ def loss_options(large: bool, log: bool = False) -> tuple:
     return (("large", large), ("log", log))
 
 
-def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS) -> None:
-    """Compute what a visitor of the plain link (``surface_key`` with its defaults) is shown — the
-    race, the animated figure and the loss curves for each of ``views`` — into the shared caches."""
+def race_chart_arguments(large: bool, compact: bool) -> dict:
+    """``st.plotly_chart``'s arguments for the race figure (but the figure and the click callback)."""
+    return {
+        "key": "race_chart",
+        "width": "stretch" if compact or large else "content",
+        "selection_mode": "points",
+        # on a phone the toolbar would sit on the legend; pinch-zoom and the downloads remain
+        "config": {
+            "displaylogo": False,
+            "toImageButtonOptions": {"scale": 2},
+            "displayModeBar": not (compact or large),
+        },
+    }
+
+
+def default_race(surface_key: str = DEFAULT_SURFACE) -> tuple[tuple, list]:
+    """The plain link's race: its key (:func:`surface_race_key`) and where its figure marks the
+    start, computed into (or read from) the shared cache."""
     surface = get_surface(surface_key)
     start = (float(surface.default_start[0]), float(surface.default_start[1]))
     specs, steps = default_specs(surface_key), race_defaults(surface_key).steps
     key = surface_race_key(surface_key, "", start, None, specs, steps, 0, None)
-    traces = cached_surface_race(*key)
-    marked = race_start(traces, start)
+    return key, race_start(cached_surface_race(*key), start)
+
+
+def default_race_figure(surface_key: str = DEFAULT_SURFACE, large: bool = False, compact: bool = False):
+    """The plain link's animated race figure for one view, from the shared cache."""
+    key, marked = default_race(surface_key)
+    options = race_figure_options(marked, large=large, compact=compact)
+    return cached_race_figure(*key, tuple(sorted(options.items())))
+
+
+def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS) -> None:
+    """Compute what a visitor of the plain link (``surface_key`` with its defaults) is shown — the
+    race, the animated figure and the loss curves for each of ``views`` — into the shared caches."""
+    key, _ = default_race(surface_key)
     for large, compact in views:
-        options = race_figure_options(marked, large=large, compact=compact)
-        cached_race_figure(*key, tuple(sorted(options.items())))
+        default_race_figure(surface_key, large, compact)
         for view in ("loss_steps", "loss_evals"):
             cached_trace_figure(*key, view, loss_options(large))

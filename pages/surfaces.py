@@ -33,6 +33,7 @@ from pages.surface_defaults import (
     ZOOMS,
     loss_options,
     preset_defaults,
+    race_chart_arguments,
     race_defaults,
     race_figure_options,
     race_start,
@@ -327,19 +328,7 @@ def race_view(traces: list, shown_start: list, export_options: dict) -> None:
             view = {k: v for k, v in figure_options.items() if k in VIEW_OPTIONS}
             layout = {k: v for k, v in figure_options.items() if k not in VIEW_OPTIONS}
             fig = draw_race_view(race_layers(surface, [], grid=surface_grid(surface), **layout), **view)
-        st.plotly_chart(
-            fig,
-            key="race_chart",
-            width="stretch" if compact or large else "content",
-            on_select=_on_click,
-            selection_mode="points",
-            # on a phone the toolbar would sit on the legend; pinch-zoom and the downloads remain
-            config={
-                "displaylogo": False,
-                "toImageButtonOptions": {"scale": 2},
-                "displayModeBar": not (compact or large),
-            },
-        )
+        st.plotly_chart(fig, on_select=_on_click, **race_chart_arguments(large, compact))
         notes = [
             "▶ Play / ❚❚ Pause, drag the slider to scrub; click a legend entry to hide or show it. "
             "Arrows point downhill from the current point; the dimer is centred on it."

@@ -9,6 +9,7 @@ import pytest
 import landscapes
 from deo.problems import network_problem
 from deo.race import OptimizerSpec, race
+from tests.boxes import overlap
 from viz import network_figs as figs
 
 WIDTHS = (700, 420)  # a half-width column of the page at 1400 px, and a phone
@@ -29,15 +30,6 @@ def figures() -> dict:
     }
 
 
-def _overlap(a: dict, b: dict) -> bool:
-    return (
-        a["x"] < b["x"] + b["width"]
-        and b["x"] < a["x"] + a["width"]
-        and a["y"] < b["y"] + b["height"]
-        and b["y"] < a["y"] + a["height"]
-    )
-
-
 @pytest.mark.parametrize("width", WIDTHS)
 def test_no_legend_covers_the_x_axis_title_or_tick_labels(chromium, figures, width):
     page = chromium.new_page(viewport={"width": width, "height": 900})
@@ -53,7 +45,7 @@ def test_no_legend_covers_the_x_axis_title_or_tick_labels(chromium, figures, wid
             title = page.locator("g.g-xtitle").first.bounding_box()
             ticks = page.locator("g.xaxislayer-above").first.bounding_box()
             assert legend and title and ticks, name
-            assert not _overlap(legend, title), (name, width, legend, title)
-            assert not _overlap(legend, ticks), (name, width, legend, ticks)
+            assert not overlap(legend, title), (name, width, legend, title)
+            assert not overlap(legend, ticks), (name, width, legend, ticks)
     finally:
         page.close()

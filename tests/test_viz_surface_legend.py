@@ -8,6 +8,7 @@ import pytest
 
 import landscapes
 from deo.race import OptimizerSpec, race, surface_problem
+from tests.boxes import overlap
 from viz import surface_figs as sf
 
 WIDTHS = (450, 380)  # one of the two loss charts at 1400 px, and a phone's column
@@ -23,15 +24,6 @@ def figures() -> dict:
         "loss against evaluations": sf.loss_figure(traces, "grad_evals"),
         "projector": sf.loss_figure(traces, "steps", large=True),
     }
-
-
-def _overlap(a: dict, b: dict) -> bool:
-    return (
-        a["x"] < b["x"] + b["width"]
-        and b["x"] < a["x"] + a["width"]
-        and a["y"] < b["y"] + b["height"]
-        and b["y"] < a["y"] + a["height"]
-    )
 
 
 def test_a_long_control_name_is_shortened_in_the_legend(figures):
@@ -57,6 +49,6 @@ def test_the_legend_leaves_the_plot_its_width_and_covers_no_axis(chromium, figur
             assert plot["width"] >= 0.6 * width and plot["height"] >= 150, (name, width, plot)
             assert legend["y"] + legend["height"] <= plot["y"] + 1, (name, width, legend, plot)  # above
             assert legend["x"] + legend["width"] <= width + 1, (name, width, legend)
-            assert not _overlap(legend, title) and not _overlap(legend, ticks), (name, width, legend)
+            assert not overlap(legend, title) and not overlap(legend, ticks), (name, width, legend)
     finally:
         page.close()
