@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from landscapes.networks import make_network  # noqa: E402
-from landscapes.slices import loss_grid, random_plane  # noqa: E402
+from landscapes.slices import LOOP_MIN_PARAMS, loss_grid, random_plane  # noqa: E402
 
 THREADS = 1
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
@@ -79,7 +79,9 @@ def measure(key: str, method: str, n: int, repeats: int) -> dict:
     torch.set_num_threads(THREADS)
     problem, batch, center, d1, d2 = _setup(key)
     evaluate = {
-        "vectorised": lambda m: loss_grid(problem, center, d1, d2, n=m, batch=batch, chunk=CASES[key][4])[2],
+        "vectorised": lambda m: loss_grid(
+            problem, center, d1, d2, n=m, batch=batch, chunk=CASES[key][4], method="vmap"
+        )[2],
         "loop": lambda m: per_point_loop(problem, batch, center, d1, d2, m),
     }[method]
     evaluate(2)  # warm-up
@@ -137,14 +139,15 @@ def run_all() -> str:
 PEER_N = 51
 
 
-def peer_compare(key: str, n: int = PEER_N) -> dict:
+def peer_compare(key: str, n: int = PEER_N, repeats: int = 3) -> dict:
     """Our ``loss_grid`` against the ``loss-landscapes`` package (``planar_interpolation``, its
     per-point loop with its own ``Metric`` protocol) on the same plane, in this process.
 
     loss-landscapes walks the plane with in-place steps and evaluates the even columns at
     β_{k+1} and the odd columns at β_k (it adds the β step before the first point of an even
     column, subtracts it before each point of an odd one): we evaluate our grid at both offsets
-    and compare each column where loss-landscapes put it.
+    and compare each column where loss-landscapes put it. Ours (``method="auto"``, what the page
+    runs), ours by vmap and the peer alternate ``repeats`` times; medians.
     """
     import copy
 
@@ -175,15 +178,30 @@ def peer_compare(key: str, n: int = PEER_N) -> dict:
     end2 = {k: start[k] + n * step * d2[k] for k in center}
     models = [model_at(start), model_at(end1), model_at(end2)]
     shifted = {k: center[k] + step * d2[k] for k in center}
-    ours = lambda c: loss_grid(problem, c, d1, d2, n=n, batch=batch, chunk=CASES[key][4])[2]  # noqa: E731
-    ours(center)  # warm-up
-    t0, c0 = time.perf_counter(), time.process_time()
-    z = ours(center)
-    t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
-    z_shift = ours(shifted)
-    t0, c0 = time.perf_counter(), time.process_time()
-    peer = loss_landscapes.planar_interpolation(*models, Loss(), steps=n, deepcopy_model=True)
-    t_peer, c_peer = time.perf_counter() - t0, time.process_time() - c0
+    chunk = CASES[key][4]
+
+    def ours(c, method="auto"):
+        return loss_grid(problem, c, d1, d2, n=n, batch=batch, chunk=chunk, method=method)
+
+    def timed(fn) -> tuple[float, float, object]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        value = fn()
+        return time.perf_counter() - t0, time.process_time() - c0, value
+
+    ours(center, "vmap"), ours(center)  # warm-up
+    times: dict[str, list[tuple[float, float]]] = {"auto": [], "vmap": [], "peer": []}
+    for _ in range(repeats):
+        wall, cpu, grid = timed(lambda: ours(center))
+        times["auto"].append((wall, cpu))
+        wall, cpu, _ = timed(lambda: ours(center, "vmap"))
+        times["vmap"].append((wall, cpu))
+        wall, cpu, peer = timed(
+            lambda: loss_landscapes.planar_interpolation(*models, Loss(), steps=n, deepcopy_model=True)
+        )
+        times["peer"].append((wall, cpu))
+    z, method = grid[2], grid.meta["method"]
+    z_shift = ours(shifted)[2]
+    med = {k: tuple(statistics.median(t[i] for t in v) for i in (0, 1)) for k, v in times.items()}
     expected = np.where((np.arange(n) % 2 == 0)[:, None], z_shift.T, z.T)  # peer[i, k]: α_i, β_k(+1)
     diff = np.abs(peer - expected)
     scale = np.abs(expected).max()
@@ -191,26 +209,30 @@ def peer_compare(key: str, n: int = PEER_N) -> dict:
         "problem": key,
         "d": problem.n_params,
         "dtype": str(next(iter(center.values())).dtype).replace("torch.", ""),
-        "ours_s": t_ours,
-        "peer_s": t_peer,
-        "ours_cpu": c_ours,
-        "peer_cpu": c_peer,
+        "method": method,
+        "repeats": repeats,
+        "ours_s": med["auto"][0],
+        "peer_s": med["peer"][0],
+        "ours_cpu": med["auto"][1],
+        "peer_cpu": med["peer"][1],
+        "vmap_cpu": med["vmap"][1],
         "max_abs": float(diff.max()),
         "max_rel": float(diff.max() / scale),
         "unshifted_max_abs": float(np.abs(peer - z.T).max()),
     }
 
 
-def peer_main() -> None:
+def peer_main(repeats: int) -> None:
     import loss_landscapes  # noqa: F401  (fail early when it is not installed)
 
+    load_before = os.getloadavg()
     rows = []
     for key in ("two_moons", "tiny_transformer"):
-        r = peer_compare(key)
+        r = peer_compare(key, repeats=repeats)
         print(r, flush=True)
         rows.append(
-            f"| {r['problem']} (d = {r['d']}, {r['dtype']}) | {PEER_N}×{PEER_N} | "
-            f"{r['ours_cpu'] * 1e3:.0f} | {r['peer_cpu'] * 1e3:.0f} | "
+            f"| {r['problem']} (d = {r['d']}, {r['dtype']}) | {PEER_N}×{PEER_N} | {r['method']} | "
+            f"{r['ours_cpu'] * 1e3:.0f} | {r['vmap_cpu'] * 1e3:.0f} | {r['peer_cpu'] * 1e3:.0f} | "
             f"**{r['peer_cpu'] / r['ours_cpu']:.1f}×** | "
             f"{r['ours_s'] * 1e3:.0f} / {r['peer_s'] * 1e3:.0f} | {r['max_abs']:.2e} "
             f"({r['max_rel']:.1e} rel.) | {r['unshifted_max_abs']:.2e} |"
@@ -220,12 +242,14 @@ def peer_main() -> None:
 
     text = f"""# 2-D loss slices: ours vs the loss-landscapes package
 
-| problem | grid | ours CPU ms | loss-landscapes CPU ms | speed-up (CPU) | wall ms ours / theirs \
-| max abs difference | without the column shift |
-|---|---|---:|---:|---:|---:|---:|---:|
+| problem | grid | ours: how (auto) | ours CPU ms | ours by vmap CPU ms | loss-landscapes CPU ms \
+| speed-up (CPU, ours / theirs) | wall ms ours / theirs | max abs difference | without the column shift |
+|---|---|---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-- Ours: `landscapes.loss_grid` (vmap over chunks). loss-landscapes {md.version("loss-landscapes")}
+- Ours: `landscapes.loss_grid` as the Networks page runs it (`method="auto"`: vmap over chunks of
+  256 / 64 grid points below {LOOP_MIN_PARAMS} parameters, one forward per point from there on); the
+  vmap column is the same call with `method="vmap"`. loss-landscapes {md.version("loss-landscapes")}
   (`pip install --no-deps loss-landscapes`; it needs only numpy and runs on torch {torch.__version__}):
   `planar_interpolation(start, end_one, end_two, metric, steps={PEER_N})` on the same plane
   (random, filter-normalised, seed 0, α, β ∈ [−1, 1]) with a `Metric` that runs the module's forward
@@ -234,11 +258,17 @@ def peer_main() -> None:
   steps before the first point of an even column); compared where it evaluated, the grids agree to
   the difference shown (in-place accumulation of the steps in float32 for tiny_transformer).
   Compared naively (last column) the shift shows as the difference in the last column.
-- One timed run each after a warm-up of ours, in one process, {THREADS} torch thread; CPU time of
-  the process (`time.process_time`), steadier than wall time on the shared machine; load average
-  {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (2 cores shared with other jobs).
+- Ours, ours by vmap and the peer alternate, {repeats} times each after a warm-up of ours, in one
+  process, {THREADS} torch thread; medians of the process's CPU time (`time.process_time`), steadier
+  than wall time on the shared machine; load average (1, 5, 15 min) {load_before[0]:.2f},
+  {load_before[1]:.2f}, {load_before[2]:.2f} before, {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} after
+  (2 cores, shared with other jobs).
+- Why not 10× on tiny_transformer: both sides then run the same per-point forward, one matrix
+  product per layer over the batch, and that arithmetic is the time; vmap's batched products of
+  per-point weights are slower still. Only less arithmetic (lower precision, fewer points) would
+  go faster, and either changes the values.
 
-Command: `python benchmarks/slices.py --peer` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
+Command: `python benchmarks/slices.py --peer --repeats {repeats}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 
 """
     out = ROOT / "benchmarks" / "results" / "slices_peer.md"
@@ -250,9 +280,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", nargs=4, metavar=("KEY", "METHOD", "N", "REPEATS"))
     parser.add_argument("--peer", action="store_true", help="against the loss-landscapes package")
+    parser.add_argument("--repeats", type=int, default=3, help="--peer: timed repeats of each side")
     args = parser.parse_args()
     if args.peer:
-        peer_main()
+        peer_main(args.repeats)
         return
     if args.measure:
         key, method, n, repeats = args.measure

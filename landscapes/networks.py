@@ -120,6 +120,15 @@ class NetworkProblem:
             return functional_call(self.model, params, (inputs, targets))
         return self.criterion(functional_call(self.model, params, (inputs,)), targets)
 
+    def module_loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """The loss of ``model`` — a copy of :attr:`model` holding other parameter values — on
+        ``batch``: :meth:`loss` without ``functional_call``'s swap of the parameters at every call
+        (0.3 ms of tiny_transformer's 1.8 ms forward), for loops over many parameter points."""
+        inputs, targets = batch
+        if self.criterion is None:
+            return model(inputs, targets)
+        return self.criterion(model(inputs), targets)
+
     def batch(self, step: int) -> Batch:
         """The batch of step ``step``: the full data set, or ``batch_size`` samples drawn without
         replacement from a generator seeded by (data_seed, step) — a pure function of the step."""

@@ -10,7 +10,7 @@ makes that choice before the race; :func:`trajectory_slice` computes the slice a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,13 +129,15 @@ def trajectory_slice(
     filter_normalize: bool = True,
     radius: float = 0.0,
     resolution: int = 31,
+    progress: Callable[[float], None] | None = None,
 ) -> TrajectorySlice:
     """The loss of ``net`` on ``plane`` through θ₀ and each trace's trajectory projected on it.
 
     Trajectories come from ``trace.position`` (T, d), projected by least squares, or, when a trace
     has none (a race too large to record them), from its ``position_2d`` recorded in the random plane
     of (``plane_seed``, ``filter_normalize``) during the race. ``radius`` 0 fits the window to the
-    projected trajectories (``FIT_MARGIN`` × their largest coordinate).
+    projected trajectories (``FIT_MARGIN`` × their largest coordinate). ``progress(fraction)``: the
+    grid's evaluation (:func:`landscapes.slices.loss_grid`), the part that takes the time.
     """
     if plane not in SLICE_PLANES:
         raise ValueError(f"plane must be one of {list(SLICE_PLANES)}, got {plane!r}")
@@ -159,7 +161,7 @@ def trajectory_slice(
     if radius <= 0:
         extent = max((float(np.nanmax(np.abs(p))) for p in paths if p.size), default=0.0)
         radius = FIT_MARGIN * extent if extent > 0 else 1.0
-    grid = loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch)
+    grid = loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch, progress=progress)
     alphas, betas, z = (np.asarray(a) for a in grid)
     return TrajectorySlice(
         plane=plane,

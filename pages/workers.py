@@ -459,11 +459,18 @@ def network_slice_job(
     import landscapes
     from landscapes.trajectory_slices import trajectory_slice
 
+    points = resolution * resolution
     if progress is not None:
-        progress(0.0, "evaluating the loss on the plane")
+        progress(0.0, f"0 of {points} points")
     net = landscapes.make_network(network_key)
+
+    def grid_progress(fraction: float) -> None:
+        if progress is not None:
+            done = round(fraction * points)
+            progress(fraction, f"{done} of {points} points")
+
     return trajectory_slice(
-        net, init_scale, seed, plane, traces, plane_seed, filter_normalize, radius, resolution
+        net, init_scale, seed, plane, traces, plane_seed, filter_normalize, radius, resolution, grid_progress
     )
 
 

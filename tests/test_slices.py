@@ -2,13 +2,21 @@
 
 import copy
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from landscapes.networks import make_network
-from landscapes.slices import loss_grid, min_curvature_plane, pca_plane, project_onto_plane, random_plane
+from landscapes.slices import (
+    LOOP_MIN_PARAMS,
+    loss_grid,
+    min_curvature_plane,
+    pca_plane,
+    project_onto_plane,
+    random_plane,
+)
 
 torch.set_num_threads(1)
 
@@ -59,10 +67,40 @@ def test_grid_vectorises_through_the_tiny_transformer():
     problem = make_network("tiny_transformer", n_sequences=8)
     center = problem.params0()
     d1, d2 = random_plane(center, seed=0)
-    alphas, betas, Z = loss_grid(problem, center, d1, d2, n=3, chunk=4)
+    alphas, betas, Z = loss_grid(problem, center, d1, d2, n=3, chunk=4, method="vmap")
     loop = np.array([[problem.loss(shifted(center, d1, d2, a, b), problem.batch(0)).item() for a in alphas]
                      for b in betas])
     np.testing.assert_allclose(Z, loop, rtol=1e-5)  # float32 model
+    by_loop = loss_grid(problem, center, d1, d2, n=3)  # auto: d = 12 992 evaluates point by point
+    assert by_loop.meta["method"] == "loop"
+    np.testing.assert_array_equal(by_loop[2], loop)  # the same calls, bit for bit
+
+
+@pytest.mark.parametrize("method", ["vmap", "loop"])
+def test_both_ways_give_the_grid_and_report_progress_to_the_end(moons, method):
+    center = moons.params0(0.5, seed=3)
+    d1, d2 = random_plane(center, seed=1)
+    seen = []
+    grid = loss_grid(moons, center, d1, d2, n=6, chunk=8, method=method, progress=seen.append)
+    reference = loss_grid(moons, center, d1, d2, n=6, chunk=8, method="vmap")[2]
+    np.testing.assert_allclose(grid[2], reference, rtol=1e-13, atol=0)
+    assert grid.meta["method"] == method
+    assert seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
+    assert len(seen) == (5 if method == "vmap" else 6)  # per chunk of 8 of 36 points / per grid row
+
+
+def test_auto_loops_over_points_only_for_models_of_many_parameters(moons):
+    center = moons.params0(0.5)
+    d1, d2 = random_plane(center, seed=4)
+    assert moons.n_params < LOOP_MIN_PARAMS
+    assert loss_grid(moons, center, d1, d2, n=3).meta["method"] == "vmap"
+    with pytest.raises(ValueError, match="method must be one of"):
+        loss_grid(moons, center, d1, d2, method="scan")
+    spirals = make_network("spirals")
+    assert spirals.n_params >= LOOP_MIN_PARAMS
+    center = spirals.params0()
+    grid = loss_grid(spirals, center, *random_plane(center, seed=0), n=3)
+    assert grid.meta["method"] == "loop"
 
 
 def test_filter_normalisation_matches_each_row_norm_and_zeroes_1d_parameters(moons):
@@ -145,3 +183,12 @@ def test_planes_and_grids_survive_pickling_with_their_metadata(moons):
         for restored in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj)):
             assert type(restored) is type(obj) and restored.meta == obj.meta and len(restored) == len(obj)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(grid))[2], grid[2])
+
+
+def test_the_loop_calls_problem_loss_for_a_problem_without_a_module(moons):
+    center = moons.params0(0.5, seed=2)
+    d1, d2 = random_plane(center, seed=3)
+    functional = SimpleNamespace(loss=moons.loss, batch=moons.batch)  # no model, no module_loss
+    grid = loss_grid(functional, center, d1, d2, n=4, method="loop")
+    np.testing.assert_array_equal(grid[2], loss_grid(moons, center, d1, d2, n=4, method="loop")[2])
+    np.testing.assert_allclose(grid[2], loss_grid(moons, center, d1, d2, n=4, method="vmap")[2], rtol=1e-13)

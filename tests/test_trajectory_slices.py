@@ -94,3 +94,17 @@ def test_min_curvature_and_pca_slices_describe_their_planes(moons):
     assert pca.plane == "pca" and pca.description.startswith("PCA plane of all trajectories (explained")
     curvature = trajectory_slice(moons, INIT, SEED, "min_curvature", traces, resolution=5)
     assert curvature.description.startswith("min-curvature plane (two lowest Hessian eigenvectors")
+
+
+def test_the_worker_job_reports_the_grids_progress_point_by_point():
+    from pages.workers import network_slice_job
+
+    traces = [SimpleNamespace(position=None, position_2d=np.array([[0.0, 0.0], [0.3, -0.2]]))]
+    seen = []
+    sl = network_slice_job(
+        "two_moons", INIT, SEED, "random", 0, True, 0.0, 7, traces, progress=lambda f, m: seen.append((f, m))
+    )
+    assert sl.z.shape == (7, 7)
+    assert seen[0] == (0.0, "0 of 49 points") and seen[-1] == (1.0, "49 of 49 points")
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)
