@@ -49,11 +49,17 @@ from deo.race import OptimizerSpec, race, surface_problem
 from deo.trace import traces_to_json
 from landscapes import SURFACES
 import_s = time.perf_counter() - t_import
-page = open(os.path.join(tree, "pages", "surfaces.py")).read()
-keys = ast.literal_eval(re.search(r"DEFAULT_OPTIMIZERS = (\[.*?\])", page).group(1))
-common = open(os.path.join(tree, "pages", "common.py")).read()  # where DEFAULT_SURFACE lives since 42b802f+
-pattern = r'DEFAULT_SURFACE = "(.*?)"'
-surface_key = (re.search(pattern, page) or re.search(pattern, common)).group(1)
+# where the page's defaults have lived: surfaces.py, common.py (42b802f+), surface_defaults.py (3806d8c+)
+paths = [os.path.join(tree, "pages", name) for name in ("surfaces.py", "common.py", "surface_defaults.py")]
+sources = [open(path).read() for path in paths if os.path.exists(path)]
+
+
+def found(pattern):
+    return next(m for m in (re.search(pattern, text) for text in sources) if m).group(1)
+
+
+keys = ast.literal_eval(found(r"DEFAULT_OPTIMIZERS = (\[.*?\])"))
+surface_key = found(r'DEFAULT_SURFACE = "(.*?)"')
 surface = SURFACES[surface_key]
 
 
