@@ -452,3 +452,47 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     assert checked >= 1
     page.screenshot(path=str(screenshot_dir / "layout_dimer_projector.png"), full_page=True)
     no_exception(page)
+
+
+COUNT_DRAWS = """
+new MutationObserver(() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if (gd.__draws !== undefined || !gd.on) continue;
+    gd.__draws = 0;
+    gd.on('plotly_afterplot', () => { gd.__draws += 1; });
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
+"""
+RACE_DRAWS = """() => {
+  const race = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .find(gd => gd._transitionData && gd._transitionData._frames && gd._transitionData._frames.length > 0);
+  return race ? race.__draws : null;
+}"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="upstream, Streamlit 1.67 (pinned): st.plotly_chart draws every figure twice when it mounts. "
+    "Its PlotlyChart element re-applies the theme in a mount effect (setState(Le(figure, theme)): a "
+    "JSON.stringify / replace / JSON.parse of the whole figure, its 300 frames included, even with "
+    "theme=None), so react-plotly calls Plotly.react a second time with new objects and the race chart "
+    "is drawn again: ≈ 0.3–0.45 s of a first visitor's 2.5 s in the browser (benchmarks/chart_render.py "
+    "measures the page). Our own figure adds no draw (margins fixed: no autoexpand redraw).",
+)
+def test_the_race_chart_is_drawn_once_when_the_page_opens(app_url, new_page):
+    """Counts plotly.js's ``plotly_afterplot`` events of the race chart from its creation. Waits for a
+    second draw (a state); if none comes, Streamlit has fixed the double draw, the assertion passes
+    and this strict xfail fails the run: then drop the mark."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page = new_page(viewport={"width": 1400, "height": 900})
+    page.add_init_script(COUNT_DRAWS)
+    page.goto(app_url)
+    page.wait_for_function(f"({RACE_DRAWS})() >= 1", timeout=RUN_TIMEOUT_MS)
+    try:
+        page.wait_for_function(f"({RACE_DRAWS})() >= 2", timeout=120_000)
+    except PlaywrightTimeout:
+        pass  # drawn once: the upstream double draw is gone
+    wait_idle(page)
+    assert page.evaluate(RACE_DRAWS) == 1
