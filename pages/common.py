@@ -21,7 +21,9 @@ import functools
 import inspect
 import json
 import math
+import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ MAX_CACHE_ENTRIES = 16
 APP_RAN_KEY = "_deo_app_ran"  # session state: app.py's navigation has run in this session
 DEEP_LINK_KEY = "_deo_deep_link"  # session state: the page a link asked for before app.py had run
 MAX_CACHE_BYTES = 128 * 2**20  # all cache_runner caches together (estimated by nbytes)
+RACE_COMPUTED = "DEO Lab: race computed:"  # logged (stderr) for every race computed, not for cache hits
 WAIT_POLL_S = 0.25  # a session waiting for another's computation checks it is still wanted
 
 # --------------------------------------------------------------------------------------------- lecture
@@ -487,7 +490,15 @@ def cached_surface_race(
     check_surface_race(specs_from_json(specs_json), steps, formula if surface_key == "custom" else "")
     surface = get_surface(surface_key, formula)
     problem = surface_problem(surface, start, offset=offset)
-    return race(problem, specs_from_json(specs_json), steps, seed=seed, clip=clip, progress=_progress)
+    began = time.perf_counter()
+    traces = race(problem, specs_from_json(specs_json), steps, seed=seed, clip=clip, progress=_progress)
+    print(
+        f"{RACE_COMPUTED} {surface_key}, {len(traces)} optimizers × {steps} steps from {start} "
+        f"in {time.perf_counter() - began:.2f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return traces
 
 
 @cache_runner(max_entries=4)

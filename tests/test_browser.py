@@ -7,6 +7,7 @@ Screenshots go to ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -451,6 +452,50 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
             assert legend["height"] <= 3 * 2 * font, (i, legend, font)  # at most three rows
     assert checked >= 1
     page.screenshot(path=str(screenshot_dir / "layout_dimer_projector.png"), full_page=True)
+    no_exception(page)
+
+
+
+def _has_trace(suffix: str) -> str:
+    """A ``wait_for_plot`` condition: the chart has a trace whose name ends with ``suffix``."""
+    return f"gd.data.some(t => (t.name || '').endsWith({suffix!r}))"
+
+
+def test_view_changes_redraw_the_race_chart_without_computing_the_race_again(app_url, new_page):
+    """The server logs ``RACE_COMPUTED`` for every race it computes, never for one served from the
+    shared cache (``pages/common.cached_surface_race``). A person opens the plain link, then
+    changes the dimer zoom and switches the arrows and the dimer off: the chart shows each change,
+    the log gains no race; a change of the race itself (the seed) adds exactly one."""
+    from conftest import ROOT
+
+    from pages.common import RACE_COMPUTED
+
+    log = ROOT / "artifacts" / f"streamlit-test-{urlparse(app_url).port}.log"
+    page = open_page(new_page, f"{app_url}/")
+    wait_for_plot(page, _has_trace(" −g") + " && " + _has_trace(" dimer"))
+    computed = log.read_text().count(RACE_COMPUTED)
+    assert computed >= 1, "the plain link's race was computed (by the warm-up or a visitor) and logged"
+    page.locator('[data-testid="stExpander"] summary').filter(has_text="View").click()
+    zoom = page.locator('[data-testid="stSelectbox"]').filter(has_text="Dimer zoom")
+    zoom.click()
+    page.get_by_role("option", name="10", exact=True).click()
+    wait_for_plot(page, "gd.data.some(t => t.name === 'dimer (ΔR ×10)')")
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="Gradient arrows").locator("label").click()
+    wait_for_plot(page, "!" + _has_trace(" −g"))
+    page.locator('[data-testid="stCheckbox"]').filter(has_text=re.compile(r"^Dimer$")).locator("label").click()
+    wait_for_plot(page, "!" + _has_trace(" dimer"))
+    wait_idle(page)
+    assert log.read_text().count(RACE_COMPUTED) == computed, "a view change computed a race"
+    seed = number_input(page, "Seed")
+    seed.fill("1")
+    seed.press("Enter")
+    _expect()(page).to_have_url(re.compile(r"[?&]seed=1(&|$)"), timeout=RUN_TIMEOUT_MS)
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while log.read_text().count(RACE_COMPUTED) == computed:  # a state: the server's log line
+        assert time.monotonic() < deadline, "the new seed's race was never computed"
+        page.wait_for_timeout(200)
+    wait_idle(page)
+    assert log.read_text().count(RACE_COMPUTED) == computed + 1, "a new seed is one new race"
     no_exception(page)
 
 
