@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -128,6 +129,20 @@ class Surface:
         ``f`` on a tape of floats (:mod:`landscapes.autodiff`: autograd's formulas in autograd's order,
         no tensor graph); None where one of them is not finite (autograd defines those points)."""
         return autodiff.value_and_grad(self.f, x, y)
+
+
+def f_on_grid(f: Callable[[Tensor], Tensor], window, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xs (n,), ys (n,), z (n, n))``: ``f`` on an ``n × n`` grid over ``window`` ((xmin, xmax),
+    (ymin, ymax)), endpoints included, in float64, one batched call; rows along y (``z[j, i] =
+    f(xs[i], ys[j])``, as a contour plot takes it). No gradient is taken."""
+    if n < 2:
+        raise ValueError(f"grid size must be >= 2, got {n}")
+    (x0, x1), (y0, y1) = window
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    gx, gy = np.meshgrid(xs, ys)
+    with torch.no_grad():
+        z = f(torch.tensor(np.stack([gx, gy], axis=-1), dtype=torch.float64)).numpy()
+    return xs, ys, z
 
 
 def _xy(p: Tensor) -> tuple[Tensor, Tensor]:

@@ -19,13 +19,13 @@ import math
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 import landscapes
 from deo import dimer_studies as studies
 from deo.dimer import SCHEMES
 from deo.presets import DIMER_LENGTH, PRESETS
 from deo.race import OptimizerSpec
+from landscapes.surfaces import f_on_grid
 from pages.common import (
     URL,
     cache_runner,
@@ -60,13 +60,7 @@ MAX_ITERATIONS = 50
 @cache_runner
 def surface_grid(surface_key: str, window: tuple[tuple[float, float], tuple[float, float]], n: int = GRID):
     """``(xs (n,), ys (n,), z (n, n))``: f on a grid over ``window`` (rows along y)."""
-    f = landscapes.SURFACES[surface_key].f
-    (x0, x1), (y0, y1) = window
-    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
-    gx, gy = np.meshgrid(xs, ys)
-    with torch.no_grad():
-        z = f(torch.tensor(np.stack([gx, gy], axis=-1), dtype=torch.float64)).numpy()
-    return xs, ys, z
+    return f_on_grid(landscapes.SURFACES[surface_key].f, window, n)
 
 
 @cache_runner

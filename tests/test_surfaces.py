@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.func import grad, hessian, vmap
@@ -233,3 +234,23 @@ def test_ackley_is_smooth_enough_at_its_cone_tip(dtype):
     assert torch.equal(grad(f)(origin), torch.zeros(2, dtype=dtype))
     h = hessian(f)(origin)
     assert torch.isfinite(h).all() and torch.linalg.eigvalsh(h.double()).min() > 0
+
+
+def test_f_on_grid_is_f_at_every_node_with_rows_along_y():
+    from landscapes.surfaces import f_on_grid
+    from viz.surface_figs import surface_grid
+
+    surface = SURFACES["monkey_saddle"]
+    window = ((-1.0, 2.0), (-0.5, 0.5))
+    xs, ys, z = f_on_grid(surface.f, window, 7)
+    np.testing.assert_array_equal(xs, np.linspace(-1.0, 2.0, 7))
+    np.testing.assert_array_equal(ys, np.linspace(-0.5, 0.5, 7))
+    assert z.shape == (7, 7) and z.dtype == np.float64
+    for j, i in ((0, 0), (2, 5), (6, 3)):
+        point = torch.tensor([xs[i], ys[j]], dtype=torch.float64)
+        assert z[j, i] == float(surface.f(point))
+    # the Surfaces page's contour image evaluates f the same way (one definition)
+    grid = surface_grid(surface, n=9)
+    np.testing.assert_array_equal(grid.z, f_on_grid(surface.f, surface.bounds, 9)[2])
+    with pytest.raises(ValueError, match="grid size"):
+        f_on_grid(surface.f, window, 1)

@@ -43,6 +43,7 @@ import torch
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
+from landscapes.surfaces import f_on_grid
 from viz.frames import MAX_FRAMES, rows_at
 from viz.frames import frame_rows as _frame_rows
 from viz.palette import (
@@ -163,13 +164,7 @@ def display_values(z: ndarray, mode: str, z_min: float, clip: float | None = Non
 
 def surface_grid(surface, n: int = IMAGE_GRID) -> SurfaceGrid:
     """Evaluate ``surface.f`` on an ``n × n`` grid of ``surface.bounds`` (float64)."""
-    if n < 2:
-        raise ValueError(f"grid size must be >= 2, got {n}")
-    (x0, x1), (y0, y1) = surface.bounds
-    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
-    gx, gy = np.meshgrid(xs, ys)
-    with torch.no_grad():
-        z = surface.f(torch.tensor(np.stack([gx, gy], axis=-1), dtype=torch.float64)).numpy()
+    xs, ys, z = f_on_grid(surface.f, surface.bounds, n)
     finite = np.isfinite(z)
     z_min = float(z[finite].min()) if finite.any() else 0.0
     mode = color_mode(surface, z)
