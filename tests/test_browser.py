@@ -456,6 +456,25 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
 
 
 
+def choose_option(page, select, name: str, attempts: int = 5) -> None:
+    """Pick ``name`` in the Streamlit selectbox ``select``. Opening the list and clicking the option
+    are repeated if the list closes under the click (a rerender while it is open); each step is a
+    state wait. The caller waits for the choice's effect."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    _expect()(select).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    option = page.get_by_role("option", name=name, exact=True)
+    for attempt in range(attempts):
+        try:
+            select.get_by_role("combobox").click(timeout=15_000)
+            option.click(timeout=15_000)
+            return
+        except (PlaywrightTimeout, AssertionError):
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def _has_trace(suffix: str) -> str:
     """A ``wait_for_plot`` condition: the chart has a trace whose name ends with ``suffix``."""
     return f"gd.data.some(t => (t.name || '').endsWith({suffix!r}))"
@@ -476,9 +495,8 @@ def test_view_changes_redraw_the_race_chart_without_computing_the_race_again(app
     computed = log.read_text().count(RACE_COMPUTED)
     assert computed >= 1, "the plain link's race was computed (by the warm-up or a visitor) and logged"
     page.locator('[data-testid="stExpander"] summary').filter(has_text="View").click()
-    zoom = page.locator('[data-testid="stSelectbox"]').filter(has_text="Dimer zoom")
-    zoom.click()
-    page.get_by_role("option", name="10", exact=True).click()
+    choose_option(page, page.locator('[data-testid="stSelectbox"]').filter(has_text="Dimer zoom"), "10")
+    _expect()(page).to_have_url(re.compile(r"[?&]zoom=10(&|$)"), timeout=RUN_TIMEOUT_MS)
     wait_for_plot(page, "gd.data.some(t => t.name === 'dimer (ΔR ×10)')")
     page.locator('[data-testid="stCheckbox"]').filter(has_text="Gradient arrows").locator("label").click()
     wait_for_plot(page, "!" + _has_trace(" −g"))
