@@ -146,8 +146,7 @@ def test_changing_the_surface_changes_the_figure(app_url, new_page, screenshot_d
     _expect()(formula).to_contain_text("y", timeout=RUN_TIMEOUT_MS)
     range_before = wait_for_plot(page, "gd._fullLayout.xaxis.range")
     select = page.locator('[data-testid="stSelectbox"]').filter(has_text="Surface").first
-    select.click()
-    page.get_by_role("option", name=re.compile("Rosenbrock")).click()
+    choose_option(page, select, re.compile("Rosenbrock"))
     _expect()(number_input(page, "x₀")).to_have_value("-2", timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     _expect()(formula).to_contain_text("100", timeout=RUN_TIMEOUT_MS)  # (1 − x)² + 100 (y − x²)²
@@ -454,21 +453,21 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     no_exception(page)
 
 
-
-def choose_option(page, select, name: str, attempts: int = 5) -> None:
-    """Pick ``name`` in the Streamlit selectbox ``select``. Opening the list and clicking the option
-    are repeated if the list closes under the click (a rerender while it is open); each step is a
-    state wait. The caller waits for the choice's effect."""
+def choose_option(page, select, name: str | re.Pattern, attempts: int = 5) -> None:
+    """Pick the option ``name`` (its exact text, or a pattern) in the Streamlit selectbox
+    ``select``. Opening the list and clicking the option are repeated if the list closes under the
+    click (a rerender while it is open); each step is a state wait. The caller waits for the
+    choice's effect."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     _expect()(select).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    option = page.get_by_role("option", name=name, exact=True)
+    option = page.get_by_role("option", name=name, exact=isinstance(name, str))
     for attempt in range(attempts):
         try:
             select.get_by_role("combobox").click(timeout=15_000)
             option.click(timeout=15_000)
             return
-        except (PlaywrightTimeout, AssertionError):
+        except PlaywrightTimeout:
             if attempt == attempts - 1:
                 raise
             page.keyboard.press("Escape")
