@@ -347,14 +347,21 @@ def release_memory() -> bool:
     """Give freed heap pages back to the operating system (glibc ``malloc_trim(0)``); False where
     that call does not exist (not glibc). Called after a cache eviction: without it the server's
     RSS stays at its peak after the evicted results are freed (``benchmarks/soak.py``)."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once: ``ctypes.util.find_library`` runs ``ldconfig -p`` in a
+    subprocess, which the server's trim thread would otherwise fork every ``TRIM_EVERY_S``."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None
 
 
 _CACHE: OrderedDict = OrderedDict()  # (function id, key) -> (value, bytes), least recently used first

@@ -176,3 +176,22 @@ def test_the_server_does_not_collect_all_garbage_after_every_run():
     # the option exists under that name in the pinned Streamlit, and the server (started from the
     # repository root, as the README and the tests start it) reads it
     assert st_config.get_option("runner.postScriptGC") is False
+
+
+def test_release_memory_looks_up_malloc_trim_once(monkeypatch):
+    """The trim thread calls release_memory every TRIM_EVERY_S: libc is found once, not by running
+    ``ldconfig -p`` (ctypes.util.find_library) on every call."""
+    import ctypes.util
+
+    import pages.common as common
+
+    calls = []
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: calls.append(name) or real(name))
+    common._malloc_trim.cache_clear()
+    try:
+        first = [common.release_memory() for _ in range(3)]
+    finally:
+        common._malloc_trim.cache_clear()
+    assert calls == ["c"]
+    assert all(isinstance(done, bool) for done in first)
