@@ -7,6 +7,8 @@ figure as the page sends it) is drawn, side by side in one run and alternating, 
 - ``autoexpand``: the same figure with ``layout.margin.autoexpand`` on (plotly.js's default, and the
   figure before 6f393f8): the legend, colour bar and slider push the margins by a few pixels after
   the first draw, and plotly.js draws the whole figure again;
+- ``every_frame``: the same figure with a slider stop at every one of its 300 frames (the figure
+  before ``viz.frames.slider_stops``: plotly.js lays out and measures each stop's label per draw);
 - ``plotly.js``: plotly.js alone (the Python package's bundle, offline) in a bare page,
   ``Plotly.newPlot`` with the figure's data, layout and 300 frames: the floor under Streamlit's element.
 
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from load import CHART_JS, CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 
-VARIANTS = ("page", "autoexpand")
+VARIANTS = ("page", "autoexpand", "every_frame")
 SETTLE_QUIET_MS = 1500
 LONG_TASKS = (
     "window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries())"
@@ -51,6 +53,11 @@ import streamlit as st
 spec = json.loads(open({spec!r}).read())
 if st.query_params.get("v") == "autoexpand":
     spec["layout"]["margin"]["autoexpand"] = True
+if st.query_params.get("v") == "every_frame":  # a slider stop at every frame (before viz.frames.slider_stops)
+    stop = spec["layout"]["sliders"][0]["steps"][0]
+    spec["layout"]["sliders"][0]["steps"] = [
+        dict(stop, label=f["name"], args=[[f["name"]], *stop["args"][1:]]) for f in spec["frames"]
+    ]
 st.plotly_chart(spec, **json.loads({kwargs!r}), on_select=lambda: None)
 '''
 
@@ -169,6 +176,7 @@ def main() -> None:
     names = {
         "page": "`st.plotly_chart`, the figure as built (margins fixed)",
         "autoexpand": "`st.plotly_chart`, margin autoexpand on (before 6f393f8)",
+        "every_frame": "`st.plotly_chart`, a slider stop at every frame (300; before `slider_stops`)",
     }
     table = [
         "# Browser cost of the default race chart",
@@ -188,11 +196,13 @@ def main() -> None:
     for variant, fig_s, chart_s, settle_s, total_s in rows:
         table.append(f"| {names[variant]} | {fig_s:.2f} | {chart_s:.2f} | {settle_s:.2f} | {total_s:.2f} |")
     table.append(f"| plotly.js alone (bare page, `newPlot` with the frames) | — | {alone:.2f} | | |")
-    page_settle, auto_settle = rows[0][3], rows[1][3]
+    page_settle, auto_settle, every_settle = rows[0][3], rows[1][3], rows[2][3]
     table += [
         "",
         f"Margins fixed against autoexpand, figure message → settled: {auto_settle:.2f} → "
         f"{page_settle:.2f} s ({page_settle - auto_settle:+.2f} s; {auto_settle / page_settle:.2f}× faster). "
+        f"Slider stops, {len(json.loads(spec)['layout']['sliders'][0]['steps'])} against one per frame: "
+        f"{every_settle:.2f} → {page_settle:.2f} s ({page_settle - every_settle:+.2f} s). "
         "Settled: the end of the last long task (> 50 ms) with none for "
         f"{SETTLE_QUIET_MS / 1000:g} s after.",
         "",

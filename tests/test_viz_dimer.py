@@ -71,6 +71,30 @@ def test_frame_rows_stay_within_the_frame_budget_and_end_on_the_last_row(n_rows)
     assert rows == sorted(set(rows))
 
 
+@pytest.mark.parametrize("n_frames", [0, 1, 2, 100, 101, 300])
+def test_slider_stops_are_evenly_spaced_frames_from_the_first_to_the_last(n_frames):
+    from viz.frames import MAX_SLIDER_STOPS, slider_stops
+
+    names = [f"f{i}" for i in range(n_frames)]
+    stops = slider_stops(names)
+    assert len(stops) == min(n_frames, MAX_SLIDER_STOPS)
+    assert stops == [n for n in names if n in set(stops)]  # in frame order, no repeats
+    if n_frames:
+        assert stops[0] == names[0] and stops[-1] == names[-1]
+    gaps = np.diff([names.index(s) for s in stops])
+    assert len(gaps) == 0 or gaps.max() - gaps.min() <= 1  # evenly spaced
+
+
+def test_the_play_controls_slider_stands_on_at_most_max_slider_stops_frames():
+    from viz.frames import MAX_SLIDER_STOPS
+
+    labels = [str(i) for i in range(300)]
+    _, slider = figs.play_controls(labels, 40, "step ")
+    stops = [s["label"] for s in slider[0]["steps"]]
+    assert len(stops) == MAX_SLIDER_STOPS and stops[0] == "0" and stops[-1] == "299"
+    assert all(s["args"][0] == [s["label"]] for s in slider[0]["steps"])
+
+
 def test_display_z_clips_logs_and_refuses_unknown_scales():
     z = np.array([[-5.0, 0.0], [50.0, 500.0]])
     clipped, _ = figs.display_z(z, "clip", 100.0)

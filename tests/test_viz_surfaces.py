@@ -20,6 +20,7 @@ import landscapes
 from deo.trace import Trace
 from viz import surface_figs as sf
 from viz.export import standalone_html
+from viz.frames import MAX_SLIDER_STOPS
 from viz.palette import PRESET_COLORS, color_for, rgba
 
 SADDLE = landscapes.SURFACES["saddle"]  # x² − y² on [−2, 2]²
@@ -104,7 +105,12 @@ def test_one_frame_per_step_for_short_runs_and_at_most_300_frames_for_long_ones(
     assert len(names) == sf.MAX_FRAMES == 300
     assert names[0] == 0 and names[-1] == 1000 and names == sorted(set(names))
     slider = long.to_dict()["layout"]["sliders"][0]
-    assert [s["label"] for s in slider["steps"]] == [str(n) for n in names]
+    stops = [s["label"] for s in slider["steps"]]  # the slider stands on every third frame or so
+    assert len(stops) == MAX_SLIDER_STOPS and stops[0] == "0" and stops[-1] == "1000"
+    assert set(stops) <= {str(n) for n in names} and stops == sorted(stops, key=int)
+    assert all(s["args"][0] == [s["label"]] for s in slider["steps"])  # each stop shows its frame
+    short_stops = [s["label"] for s in short.to_dict()["layout"]["sliders"][0]["steps"]]
+    assert short_stops == [str(s) for s in range(51)]  # a short race: a stop at every frame
 
 
 def test_axis_ranges_are_fixed_to_the_window_with_equal_aspect(grid):

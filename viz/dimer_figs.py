@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
-from viz.frames import MAX_FRAMES, frame_rows
+from viz.frames import MAX_FRAMES, frame_rows, slider_stops
 from viz.palette import EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
 from viz.surface_figs import AnimatedFigure, _png_data_uri
 
@@ -376,7 +376,7 @@ def play_controls(
                     "method": "animate",
                     "args": [[label], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
                 }
-                for label in labels
+                for label in slider_stops(labels)
             ],
         }
     ]

@@ -44,7 +44,7 @@ from numpy import ndarray
 from plotly.subplots import make_subplots
 
 from landscapes.surfaces import f_on_grid
-from viz.frames import MAX_FRAMES, rows_at
+from viz.frames import MAX_FRAMES, rows_at, slider_stops
 from viz.frames import frame_rows as _frame_rows
 from viz.palette import (
     EXACT_COLOR,
@@ -833,7 +833,9 @@ def race_layers(
         "currentvalue": {"prefix": "step ", "visible": True, "xanchor": "left"},
         "transition": {"duration": 0},
         "font": {"size": FONT_SIZE[bool(large)] - 2},
-        "steps": [{"label": name, "method": "animate", "args": [[name], PAUSE]} for name in names],
+        "steps": [
+            {"label": name, "method": "animate", "args": [[name], PAUSE]} for name in slider_stops(names)
+        ],
     }
     layout = dict(
         _styled_layout((x0, x1, y0, y1), getattr(surface, "key", "surface"), large, compact, height)
