@@ -217,6 +217,26 @@ def measure_change(server: Server, page, act, done_js: str) -> tuple[float, floa
     return server.cpu() - cpu0, wall
 
 
+def choose_option(page, select, name, attempts: int = 5, visible_timeout_ms: float = 120_000) -> None:
+    """Pick the option ``name`` (its exact text, or a ``re.Pattern``) in the Streamlit selectbox
+    ``select``. Opening the list and clicking the option are repeated if the list closes under the
+    click (a rerender while it is open); each step is a state wait. The caller waits for the
+    choice's effect. (``tests/test_browser.py`` picks options through this too.)"""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    select.wait_for(state="visible", timeout=visible_timeout_ms)
+    option = page.get_by_role("option", name=name, exact=isinstance(name, str))
+    for attempt in range(attempts):
+        try:
+            select.get_by_role("combobox").click(timeout=15_000)
+            option.click(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def view_changes(browser, server: Server, repeats: int) -> dict:
     """Server CPU of view-only changes (fragment) and of a full rerun with the race cached."""
     context, page = open_page(browser, server, "/?seed=77")
@@ -231,8 +251,8 @@ def view_changes(browser, server: Server, repeats: int) -> dict:
         z = zooms[r % len(zooms)]
 
         def pick(z=z):
-            page.locator('[data-testid="stSelectbox"]').filter(has_text="Dimer zoom").first.click()
-            page.get_by_role("option", name=z, exact=True).click()
+            select = page.locator('[data-testid="stSelectbox"]').filter(has_text="Dimer zoom").first
+            choose_option(page, select, z)
 
         cpu, _ = measure_change(server, page, pick, f"() => {race}.some(t => t.name === 'dimer (ΔR ×{z})')")
         out["zoom"].append(cpu)

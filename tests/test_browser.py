@@ -453,24 +453,12 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     no_exception(page)
 
 
-def choose_option(page, select, name: str | re.Pattern, attempts: int = 5) -> None:
-    """Pick the option ``name`` (its exact text, or a pattern) in the Streamlit selectbox
-    ``select``. Opening the list and clicking the option are repeated if the list closes under the
-    click (a rerender while it is open); each step is a state wait. The caller waits for the
-    choice's effect."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+def choose_option(page, select, name: str | re.Pattern) -> None:
+    """Pick the option ``name`` in the Streamlit selectbox ``select`` (``benchmarks/load.py``'s
+    helper: it reopens the list if a rerender closes it under the click; state waits only)."""
+    from benchmarks.load import choose_option as choose
 
-    _expect()(select).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    option = page.get_by_role("option", name=name, exact=isinstance(name, str))
-    for attempt in range(attempts):
-        try:
-            select.get_by_role("combobox").click(timeout=15_000)
-            option.click(timeout=15_000)
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
-            page.keyboard.press("Escape")
+    choose(page, select, name, visible_timeout_ms=RUN_TIMEOUT_MS)
 
 
 def _has_trace(suffix: str) -> str:
