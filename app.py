@@ -8,7 +8,10 @@ import torch
 from pages.common import APP_RAN_KEY, DEEP_LINK_KEY, HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL, link_params
 from pages.url_params import report_rejected_params, vet_query_params
 
-st.set_page_config(page_title="DEO Lab", page_icon=":material/explore:", layout="wide")
+# An emoji favicon is drawn in the browser (an SVG data URL); a Material icon here would be fetched
+# from fonts.gstatic.com on every visit, which fails offline (tests/test_browser.py checks no request
+# leaves the server).
+st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
 
 # One intra-op thread per run: the app's tensors are small or many-row elementwise work, where a
 # second thread only adds contention between concurrent sessions (benchmarks/escape_map.py: a

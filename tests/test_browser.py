@@ -40,9 +40,12 @@ def wait_idle(page) -> None:
     )
 
 
-def open_page(new_page, url: str):
-    """A fresh page at ``url``, once its first script run has finished (a title is shown first)."""
+def open_page(new_page, url: str, requests: list | None = None):
+    """A fresh page at ``url``, once its first script run has finished (a title is shown first);
+    ``requests``: a list that receives the URL of every request the page makes."""
     page = new_page()
+    if requests is not None:
+        page.on("request", lambda request: requests.append(request.url))
     page.goto(url)
     _expect()(page.locator("h1").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
@@ -116,7 +119,8 @@ def test_every_page_loads_without_exception_and_shows_its_title(
     app_url, new_page, screenshot_dir, path, title
 ):
     query = "?resolution=10&steps=50" if path == "escape_map" else ""
-    page = open_page(new_page, f"{app_url}/{path}{query}")
+    requests: list[str] = []
+    page = open_page(new_page, f"{app_url}/{path}{query}", requests)
     _expect()(page.locator("h1").first).to_have_text(title, timeout=RUN_TIMEOUT_MS)
     no_exception(page)
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)  # loaded
@@ -124,6 +128,16 @@ def test_every_page_loads_without_exception_and_shows_its_title(
     for i in range(charts.count()):  # every shown figure has been drawn before the screenshot
         _expect()(charts.nth(i).locator(".main-svg").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
     page.screenshot(path=str(screenshot_dir / f"page_{path or 'surfaces'}.png"), full_page=True)
+    # Offline-capable (a classroom network, a laptop on a train): every request goes to the app's
+    # server. The page's favicon is set from app.py's page config (index.html's own is favicon.png);
+    # a Material icon there would be fetched from fonts.gstatic.com on every visit.
+    _expect()(page.locator("link[rel='shortcut icon']")).not_to_have_attribute(
+        "href", re.compile(r"favicon\.png$"), timeout=RUN_TIMEOUT_MS
+    )
+    server = urlparse(app_url).netloc
+    elsewhere = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                 and urlparse(u).netloc != server]  # fmt: skip
+    assert not elsewhere, elsewhere
 
 
 def test_play_advances_the_frame_slider(app_url, new_page, screenshot_dir):
