@@ -729,17 +729,26 @@ def main() -> None:
     load_after = os.getloadavg()
     only_view = not (args.apptest_repeats or args.escape_repeats or args.side_repeats or args.visitors)
     only_view = only_view and not args.browser and args.view_repeats > 0
+    others = args.escape_repeats or args.side_repeats
+    first_visitor_only = args.browser and not (args.apptest_repeats or others)
+    data_path_only = not args.browser and args.apptest_repeats and not others
+    if only_view:  # distinct titles: the About page lists each results file under its title
+        title = "# App benchmark: view-only changes on the Surfaces page"
+    elif first_visitor_only:
+        title = "# App benchmark: a cold server's first visitor and additional visitors (Surfaces page)"
+    elif data_path_only:
+        title = "# App benchmark: the data path and a full page run (Surfaces page)"
+    else:
+        title = "# App benchmark (Surfaces page, escape map)"
     header = [
-        # distinct titles: the About page lists each results file under its title
-        "# App benchmark: view-only changes on the Surfaces page"
-        if only_view
-        else "# App benchmark (Surfaces page, escape map)",
+        title,
         "",
         f"Command: `python benchmarks/app.py --repeats {args.repeats} "
         f"--apptest-repeats {args.apptest_repeats} --escape-repeats {args.escape_repeats} "
         f"--side-repeats {args.side_repeats} --visitors {args.visitors} --view-repeats {args.view_repeats}"
         f"{' --browser' if args.browser else ''}"
-        f"{f' --first-visits {args.first_visits}' if args.browser and args.first_visits != 1 else ''}`",
+        f"{f' --first-visits {args.first_visits}' if args.browser and args.first_visits != 1 else ''}"
+        f"{f' --out {args.out}' if args.out else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
         f"machine: {platform.processor() or 'unknown'} ({platform.machine()}); torch {torch.__version__}; "
         f"torch threads {torch.get_num_threads()}.",
@@ -753,8 +762,11 @@ def main() -> None:
     ]
     text = "\n".join(header + table) + "\n"
     print(text)
-    name = args.out or ("app_view.md" if only_view else "app.md")  # a partial run never replaces app.md
-    out = ROOT / "benchmarks" / "results" / name
+    # a partial run never replaces app.md; --out: a bare name goes to benchmarks/results/, a path is
+    # taken as given (relative to the working directory)
+    out = Path(args.out or ("app_view.md" if only_view else "app.md"))
+    if not out.is_absolute():
+        out = ROOT / "benchmarks" / "results" / out if out.parent == Path(".") else Path.cwd() / out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
 
