@@ -29,7 +29,9 @@ PAGES = [
     st.Page("pages/about.py", title="About / findings", icon=":material/menu_book:", url_path="about"),
 ]
 
-vet_query_params()  # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding
+# before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding; what it drops is
+# named after the page, in report_rejected_params' one notice
+vet_query_params(defer=True)
 # The menu is drawn below with st.page_link; Streamlit's own is hidden (position="hidden" here and
 # client.showSidebarNavigation = false in .streamlit/config.toml, which also hides the legacy pages/
 # listing a cold server shows before this line has run once).

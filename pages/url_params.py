@@ -35,7 +35,7 @@ MAX_VALUE_CHARS = 600  # the longest legitimate value is a formula (landscapes.f
 MAX_ABS_NUMBER = 2.0**53
 NOTICE_KEY = "_url_notices"  # session state: notices carried over the cleaning rerun
 SNAPSHOT_KEY = "_url_snapshot"  # session state: the vetted link, compared with the widgets after the run
-SHOWN_KEY = "_url_notices_shown"  # session state: the dropped-value notice drawn in this run
+SHOWN_KEY = "_url_notices_shown"  # session state: this run's dropped-value notices, drawn after the page
 CARRIED_KEY = "_url_rejected"  # session state: rejected-value notices carried over a page's own rerun
 SHOWN = 80  # characters of a bad value quoted in a notice
 STREAMLIT_KEYS = ("embed", "embed_options")  # query parameters Streamlit itself reads
@@ -99,9 +99,11 @@ def _notice(notices: list[str]) -> None:
     st.warning(head + "; ".join(shown) + ".", icon="🔗")
 
 
-def vet_query_params() -> None:
+def vet_query_params(defer: bool = False) -> None:
     """Drop the link's query parameters that no control can take (see the module docstring), before
-    any widget is built; show a short notice for what was dropped. Call it at the top of a run;
+    any widget is built, and name what was dropped in a notice: drawn here, or with ``defer``
+    (``app.py``, which calls :func:`report_rejected_params` after the page) in that function's
+    notice, together with the values the controls did not take. Call it at the top of a run;
     idempotent (a clean link costs a dict comprehension)."""
     query = st.query_params
     params = {key: query.get_all(key) for key in query}
@@ -121,8 +123,9 @@ def vet_query_params() -> None:
         st.rerun()  # widgets seed from the query string the run started with: start from the clean one
     pending = st.session_state.pop(NOTICE_KEY, None)
     if pending:
-        _notice(pending)
-        st.session_state[SHOWN_KEY] = pending  # drawn again after a rerun (report_rejected_params)
+        if not defer:
+            _notice(pending)
+        st.session_state[SHOWN_KEY] = pending  # report_rejected_params: drawn (deferred) or carried
     st.session_state[SNAPSHOT_KEY] = kept
 
 
@@ -172,22 +175,25 @@ def _rerun_in_flight() -> bool:
 
 
 def report_rejected_params() -> None:
-    """After the page ran (``app.py``, in a ``finally``): a notice for each numeric or on/off link
-    value that a control did not take as given (out of its range, wrong type), naming the value used
-    instead. When the page is rerunning itself, the notices (and :func:`vet_query_params`' own) are
-    carried to the next run instead, so a page that reruns on first load still shows them."""
+    """After the page ran (``app.py``, in a ``finally``): one notice naming what the link asked for
+    and did not get — the values :func:`vet_query_params` dropped, then each numeric or on/off value
+    a control did not take as given (out of its range, wrong type), with the value used instead.
+    (``app.py`` calls :func:`vet_query_params` with ``defer``, so its notices are drawn here.)
+    When the page is rerunning itself, the notices are carried to the next run instead, so a page
+    that reruns on first load still shows them."""
     snapshot = st.session_state.pop(SNAPSHOT_KEY, None) or {}
     notices = list(st.session_state.pop(CARRIED_KEY, []))
     for key, url_values in snapshot.items():
         for notice in _rejections(key, url_values if isinstance(url_values, list) else [url_values]):
             if notice not in notices:
                 notices.append(notice)
-    shown = st.session_state.pop(SHOWN_KEY, None)
+    shown = st.session_state.pop(SHOWN_KEY, None) or []
     if _rerun_in_flight():
         if shown:
             st.session_state[NOTICE_KEY] = shown
         if notices:
             st.session_state[CARRIED_KEY] = notices
         return
-    if notices:
+    notices = shown + [notice for notice in notices if notice not in shown]
+    if notices:  # one notice: what vet_query_params dropped, then what the controls did not take
         _notice(notices)

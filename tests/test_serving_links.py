@@ -36,3 +36,13 @@ def test_a_clean_link_gets_no_notice(one_torch_thread):
     at = run({"steps": "40", "seed": "3", "surface": "Rosenbrock", "opt": ["GD", "Adam"]})
     assert notices(at) == ""
     assert at.number_input(key="steps").value == 40
+
+
+def test_dropped_and_refused_link_values_are_named_in_one_notice(one_torch_thread):
+    """``steps=inf`` is dropped before any widget (vet_query_params), ``seed=-5`` is refused by its
+    control: a person sees one notice naming both, not one notice per mechanism."""
+    at = run({"steps": "inf", "seed": "-5"})
+    shown = [w.value for w in at.warning if "link were ignored" in w.value]
+    assert len(shown) == 1, shown
+    assert "steps='inf': not a finite number" in shown[0] and "seed='-5'" in shown[0]
+    assert at.number_input(key="steps").value == 300 and at.number_input(key="seed").value == 0
