@@ -66,12 +66,15 @@ def no_exception(page) -> None:
 
 
 def wait_for_plot(page, condition: str, index: int = 0, timeout: int = RUN_TIMEOUT_MS):
-    """Until the JavaScript ``condition`` holds for ``gd``, the ``index``-th Plotly graph div of the
-    page (drawn: its ``_fullLayout`` exists); returns the condition's value. A state wait, polled
-    by the browser on every animation frame."""
+    """Until the JavaScript ``condition`` holds for ``gd``, the graph div of the page's ``index``-th
+    Plotly chart element (drawn: its ``_fullLayout`` exists); returns the condition's value. A state
+    wait, polled by the browser on every animation frame. Counted by chart element, in page order:
+    a chart below can have its graph div before the race chart above it has mounted (a loaded
+    machine), so counting graph divs could pick the loss chart."""
     handle = page.wait_for_function(
         """([index, condition]) => {
-            const gd = document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')[index];
+            const chart = document.querySelectorAll('[data-testid="stPlotlyChart"]')[index];
+            const gd = chart && chart.querySelector('.js-plotly-plot');
             const full = gd && gd._fullLayout;
             if (!full || !full.xaxis || !full.xaxis._length) return false;
             return new Function("gd", "return (" + condition + ");")(gd) || false;
