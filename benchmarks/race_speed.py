@@ -140,11 +140,60 @@ def breakdown():
     return per
 
 
+PAGE = {}
+
+
+def page(seed):
+    # A new race on the Surfaces page as the server runs it: a full script run of a fresh session
+    # whose link names a seed no one raced (AppTest; the thread CPU of the script thread, which
+    # runs the race, builds every figure and serialises them) plus the permessage-deflate of the
+    # race chart's JSON the server then sends (zlib level 6, raw deflate, as tornado does).
+    import zlib
+    if not PAGE:
+        from streamlit.runtime.scriptrunner import script_runner
+        from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+        from streamlit.testing.v1 import AppTest, app_test, local_script_runner
+        shared = ScriptCache()  # one compiled page for every session, as in a server
+        app_test.ScriptCache = lambda: shared
+        local_script_runner.ScriptCache = lambda: shared
+        runs, original = [], script_runner.ScriptRunner._run_script
+
+        def timed_run(self, rerun_data):
+            t0 = time.thread_time()
+            try:
+                return original(self, rerun_data)
+            finally:
+                runs.append(time.thread_time() - t0)
+
+        script_runner.ScriptRunner._run_script = timed_run
+        PAGE.update(runs=runs, AppTest=AppTest)
+    runs = PAGE["runs"]
+    at = PAGE["AppTest"].from_file(os.path.join(tree, "pages", "surfaces.py"), default_timeout=600)
+    at.query_params["seed"] = str(seed)
+    n = len(runs)
+    w = time.perf_counter()
+    at.run()
+    w = time.perf_counter() - w
+    if at.exception:
+        raise RuntimeError(f"the page raised: {[e.value for e in at.exception]}")
+    specs = [c.proto.spec for c in at.get("plotly_chart") if '"frames"' in c.proto.spec]
+    if len(specs) != 1:
+        raise RuntimeError(f"expected one race chart, got {len(specs)}")
+    t = time.process_time()
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    wire = len(packer.compress(specs[0].encode()) + packer.flush(zlib.Z_SYNC_FLUSH))
+    deflate = time.process_time() - t
+    return {"script": sum(runs[n:]), "deflate": deflate, "wall": w, "wire": wire}
+
+
 print(json.dumps({"ready": True, "import_s": import_s}), flush=True)
 for line in sys.stdin:
     cmd = line.strip()
     if cmd == "quit":
         break
+    if cmd.startswith("page "):
+        print(json.dumps({"page": page(int(cmd.split()[1]))}), flush=True)
+        continue
     if cmd == "breakdown":
         print(json.dumps({"breakdown": breakdown()}), flush=True)
         continue
@@ -229,6 +278,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument(
+        "--page", type=int, default=0, metavar="N",
+        help="also N new races through the whole Surfaces page (AppTest, a new seed each), alternating",
+    )  # fmt: skip
     parser.add_argument("--note", default="")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -245,6 +298,14 @@ def main() -> None:
             order = list(workers) if r % 2 == 0 else list(reversed(workers))
             for name in order:
                 seen[name].append(workers[name].ask())
+        pages: dict[str, list[dict]] = {name: [] for name in trees}
+        if args.page:
+            for w in workers.values():  # warm-up: Streamlit's imports, the page's first run
+                w.ask("page 9000")
+            for r in range(args.page):
+                order = list(workers) if r % 2 == 0 else list(reversed(workers))
+                for name in order:  # the same new seed in both trees
+                    pages[name].append(workers[name].ask(f"page {9001 + r}")["page"])
         breakdown = workers["now"].ask("breakdown")["breakdown"] if args.breakdown else None
         texts = {name: (tmp / f"{name}.json").read_text() for name in trees}
     finally:
@@ -272,7 +333,8 @@ def main() -> None:
         f"Command: `python benchmarks/race_speed.py --base {args.base} "
         + (f"--now {args.now} " if args.now.resolve() != ROOT else "")
         + f"--repeats {args.repeats} "
-        f"--threads {args.threads}{' --breakdown' if args.breakdown else ''}`  ",
+        f"--threads {args.threads}{' --breakdown' if args.breakdown else ''}"
+        + (f" --page {args.page}" if args.page else "") + "`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.node()} "
         f"({os.cpu_count()} CPUs, {platform.processor() or platform.machine()}); load average at start "
         f"{load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, "
@@ -311,6 +373,37 @@ def main() -> None:
         + ("**identical** (bit for bit, JSON `repr` floats)." if identical else
            f"differ in {', '.join(differ[:12])}; largest relative difference {worst:.3g}."),
     ]
+    if args.page:
+
+        def pmed(name, key):
+            return statistics.median(p[key] for p in pages[name])
+
+        def server(name):
+            return [p["script"] + p["deflate"] for p in pages[name]]
+
+        b_total, n_total = statistics.median(server("base")), statistics.median(server("now"))
+        lines += [
+            "",
+            f"A new race through the whole Surfaces page, as the server runs it (medians of {args.page}, "
+            "alternating; each round a seed no one raced, the same in both trees, so the race, the "
+            "loss charts and the figure are all computed): the script thread's CPU of one full run of "
+            "a fresh session (`AppTest`, compiled page shared as in a server) plus the permessage-deflate "
+            "of the race chart it sends. After one warm-up run per tree.",
+            "",
+            "| | base (today) | this tree | ratio base/now | target |",
+            "|---|---:|---:|---:|---|",
+            f"| script CPU s | {pmed('base', 'script'):.3f} | {pmed('now', 'script'):.3f} | "
+            f"{pmed('base', 'script') / pmed('now', 'script'):.2f}× | |",
+            f"| deflate CPU s | {pmed('base', 'deflate'):.3f} | {pmed('now', 'deflate'):.3f} | | |",
+            f"| **server s per new race** | {b_total:.3f} | **{n_total:.3f}** | {b_total / n_total:.2f}× "
+            "| ≤ 0.25 s |",
+            f"| all (script + deflate) | {', '.join(f'{v:.3f}' for v in server('base'))} | "
+            f"{', '.join(f'{v:.3f}' for v in server('now'))} | | |",
+            f"| AppTest wall s (its own bookkeeping included) | {pmed('base', 'wall'):.3f} | "
+            f"{pmed('now', 'wall'):.3f} | | |",
+            f"| race chart on the wire (deflate) | {pmed('base', 'wire') / 1e3:.0f} KB | "
+            f"{pmed('now', 'wire') / 1e3:.0f} KB | | ≤ 300 KB |",
+        ]
     if breakdown:
         lines += [
             "",

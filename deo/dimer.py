@@ -86,13 +86,13 @@ def row_norm(v: Tensor) -> Tensor:
 def normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
     """``v/‖v‖`` per row, ``(..., d) -> (..., d)``; rows with ``‖v‖ < eps`` are returned unchanged."""
     norm = row_norm(v).unsqueeze(-1)
-    return v / torch.where(norm < eps, torch.ones_like(norm), norm)  # v/1 is v, bit for bit
+    return v / torch.where(norm < eps, 1.0, norm)  # v/1 is v, bit for bit
 
 
 def _normalize_(v: Tensor, eps: float = 1e-12) -> Tensor:
     """:func:`normalize` in place (for a fresh ``v``): the same values, no new ``(..., d)`` tensor."""
     norm = row_norm(v).unsqueeze(-1)
-    return v.div_(torch.where(norm < eps, torch.ones_like(norm), norm))
+    return v.div_(torch.where(norm < eps, 1.0, norm))
 
 
 def perp(v: Tensor, n: Tensor) -> Tensor:
@@ -306,7 +306,8 @@ def rotate_fourier_shifted(
     ``hn_interp``, D at φ_min interpolated the same way, ``s₀·D(0) + s₁·D(φ₁)`` (the g₀ terms
     cancel: ``s₀ + s₁ + s_g = 1``); two passes over d instead of three plus a finite difference,
     for a caller that only needs D (the optimizer's rotation event; build the next probe with
-    :func:`difference_probe`).
+    :func:`difference_probe`); its info then holds only ``angle``, ``b1``, ``theta``, ``grad_evals``
+    and ``hn_interp`` (not the model's ``trial_angle``, ``a0``, ``a1``, ``skipped``).
 
     The same model in fewer passes over d: ``C(π/2) = Θ·HΘ = (D(φ₁)·Θ − cos φ₁·b₁)/sin φ₁`` is one
     dot product, and a skipped row gets the coefficients (1, 0) for (N, Θ) and (1, 0, 0) for
@@ -320,12 +321,12 @@ def rotate_fourier_shifted(
     theta_raw = perp(search_dir, n)
     plane_norm = row_norm(theta_raw)
     has_plane = plane_norm >= 1e-12
-    theta = theta_raw.div_(torch.where(has_plane, plane_norm, torch.ones_like(plane_norm)).unsqueeze(-1))
+    theta = theta_raw.div_(torch.where(has_plane, plane_norm, 1.0).unsqueeze(-1))
     c0 = probe.curvature
     b1 = batched_dot(probe.hn, theta)
     trial_angle = -0.5 * torch.atan2(2.0 * b1, 2.0 * c0.abs())
     rotate = has_plane & (trial_angle.abs() >= phi_tol)
-    phi1 = torch.where(rotate, trial_angle, torch.full_like(trial_angle, math.pi / 4))
+    phi1 = torch.where(rotate, trial_angle, math.pi / 4)
     cos1, sin1 = torch.cos(phi1), torch.sin(phi1)
 
     n_trial = _normalize_(torch.mul(n, cos1.unsqueeze(-1)).addcmul_(theta, sin1.unsqueeze(-1)))
@@ -337,30 +338,23 @@ def rotate_fourier_shifted(
     phi_min = 0.5 * torch.atan2(-b1, -a1)
     curvature = a0 / 2 - torch.sqrt(a1 * a1 + b1 * b1)
 
-    zero = torch.zeros_like(c0)
-    one = torch.ones_like(c0)
-    phi_min = torch.where(rotate, phi_min, zero)
+    phi_min = torch.where(rotate, phi_min, 0.0)
     cos_m, sin_m = torch.cos(phi_min), torch.sin(phi_min)
     rotated = torch.mul(n, cos_m.unsqueeze(-1)).addcmul_(theta, sin_m.unsqueeze(-1))
-    rotated_norm = torch.where(rotate, row_norm(rotated), one)
+    rotated_norm = torch.where(rotate, row_norm(rotated), 1.0)
     n_new = rotated.div_(rotated_norm.unsqueeze(-1))
 
     s0 = (torch.sin(phi1 - phi_min) / sin1).unsqueeze(-1)
     s1 = (sin_m / sin1).unsqueeze(-1)
-    sg = (1 - cos_m - sin_m * torch.tan(phi1 / 2)).unsqueeze(-1) if ends else None
-    info = {
-        "trial_angle": torch.where(has_plane, trial_angle, zero),
-        "angle": phi_min,
-        "a0": torch.where(rotate, a0, 2.0 * c0),
-        "a1": torch.where(rotate, a1, zero),
-        "b1": b1,
-        "skipped": ~rotate,
-        "theta": theta,
-        "grad_evals": 1 if scheme == "forward" else 2,
-    }
-    if not ends:
+    info = {"angle": phi_min, "b1": b1, "theta": theta, "grad_evals": 1 if scheme == "forward" else 2}
+    if not ends:  # the optimizer's rotation event: D at φ_min, and no model fields it does not read
         info["hn_interp"] = (s0 * probe.hn).addcmul_(s1, hn_trial)
         return n_new, torch.where(rotate, curvature, c0), info
+    info["trial_angle"] = torch.where(has_plane, trial_angle, 0.0)
+    info["a0"] = torch.where(rotate, a0, 2.0 * c0)
+    info["a1"] = torch.where(rotate, a1, 0.0)
+    info["skipped"] = ~rotate
+    sg = (1 - cos_m - sin_m * torch.tan(phi1 / 2)).unsqueeze(-1)
     info["g1_interp"] = (s0 * probe.g1).addcmul_(s1, g1_trial).addcmul_(sg, probe.g0)
     if scheme == "central":
         info["g_minus_interp"] = (s0 * probe.g_minus).addcmul_(s1, g_minus_trial).addcmul_(sg, probe.g0)

@@ -64,11 +64,15 @@ def flatten_rows(tensors: list[Tensor | None], params: list[Tensor], rows: int, 
     parts = [
         (torch.zeros_like(p) if t is None else t).reshape(rows, -1).to(dtype) for t, p in zip(tensors, params)
     ]
+    if len(parts) == 1:  # one parameter: the copy torch.cat would make, without the concatenation
+        return parts[0].clone(memory_format=torch.contiguous_format)
     return torch.cat(parts, dim=1)
 
 
 def unflatten_rows(flat: Tensor, params: list[Tensor], rows: int) -> list[Tensor]:
     """Inverse of :func:`flatten_rows`: views of ``flat`` shaped like ``params``."""
+    if len(params) == 1:  # the whole of ``flat`` (the view torch.split would give, without the split)
+        return [flat.reshape(params[0].shape)]
     sizes = [p.numel() // rows for p in params]
     chunks = torch.split(flat.reshape(rows, -1), sizes, dim=1)
     return [chunk.reshape(p.shape) for chunk, p in zip(chunks, params)]
@@ -637,6 +641,16 @@ class DEO(Optimizer):
         if cached is not None and cached[0] is curvature and cached[1] == key:
             return cached[2]
 
+        groups = self.param_groups
+        if curvature.numel() == 1 and len(groups) == 1:  # one problem, one group: α from the number C
+            alpha_value = groups[0]["alpha"]
+            gate = groups[0]["gate"]
+            if gate is not None and not float(curvature) < gate:
+                alpha_value = 0.0  # α = 0 (g unchanged, bit for bit) where C ≥ gate (or C is NaN)
+            alpha = torch.full_like(curvature, alpha_value)
+            self._alpha_cache = (curvature, key, alpha, float(alpha))  # α in the dimer's dtype
+            return alpha
+
         def alpha_of(group: dict[str, Any]) -> Tensor:
             alpha = torch.full_like(curvature, group["alpha"])
             if group["gate"] is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
@@ -759,10 +773,14 @@ class DEO(Optimizer):
                 n, curvature, current = self._rotate(shift_grad, n, current, hp)
             torque = current.torque
         along = batched_dot(g, n)
-        valid = _finite_rows(along, curvature, torque)
-        if bool(valid.all()):  # the usual case: no select over d (the step syncs for _check_finite anyway)
+        if self._rows == 1:  # three numbers: checked in Python (two torch calls instead of nine)
+            finite = all(map(math.isfinite, torch.cat((along, curvature, torque)).tolist()))
+        else:
+            finite = bool(_finite_rows(along, curvature, torque).all())
+        if finite:  # the usual case: no select over d (the step syncs for _check_finite anyway)
             state["direction"], state["curvature"], state["torque"] = n, curvature, torque
             return along
+        valid = _finite_rows(along, curvature, torque)
         state["direction"] = torch.where(valid.unsqueeze(-1), n, state["direction"])
         state["curvature"] = torch.where(valid, curvature, state["curvature"])
         state["torque"] = torch.where(valid, torque, state["torque"])
@@ -921,8 +939,9 @@ class DEO(Optimizer):
         state["grad_norm"] = torch.sqrt(grad_sq)
         state["modified_grad_norm"] = torch.sqrt(modified_sq)
         state["clip_scale"] = torch.ones_like(grad_sq)
-        safe = torch.where(grad_sq > 0, grad_sq, torch.ones_like(grad_sq))
-        state["removed_fraction"] = torch.where(grad_sq > 0, along * along / safe, torch.zeros_like(grad_sq))
+        positive = grad_sq > 0
+        safe = torch.where(positive, grad_sq, 1.0)
+        state["removed_fraction"] = torch.where(positive, along * along / safe, 0.0)
         last["pending"] = False
 
     def _clip(self, g_mod: Tensor | list[Tensor], max_norm: float) -> None:
@@ -988,7 +1007,7 @@ class DEO(Optimizer):
         rows = self.batch_dims == 0
 
         def out(value: Tensor) -> float | Tensor:
-            return float(value[0]) if rows else value.clone()
+            return float(value) if rows else value.clone()  # rows: one problem, a (1,) tensor
 
         def vector(value: Tensor | list[Tensor] | None) -> Tensor | None:
             if value is None:

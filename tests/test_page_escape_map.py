@@ -79,6 +79,9 @@ def test_a_large_map_shows_its_estimate_and_a_run_button_and_computes_nothing(mo
     import pages.estimates
 
     monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
+    # this machine's measured rate decides whether 30 M row-gradients take more than 3 s (on a fast,
+    # quiet day they did not, and the map ran): a rate of 1 µs per row-gradient makes it 30 s
+    monkeypatch.setattr(pages.estimates, "escape_map_seconds_per_row_eval", lambda *args: 1e-6)
     from pages.common import cached_escape_map
 
     before = cached_escape_map.stats()["computations"]

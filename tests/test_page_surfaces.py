@@ -170,3 +170,40 @@ def test_runner_cache_is_bounded_lru_and_ignores_underscore_arguments():
         square(100 + x, {})
     square(3, {"a": [1, 2]})  # evicted by the newer entries: computed again
     assert calls.count(3) == 2
+
+
+def test_the_progress_bar_is_redrawn_at_most_every_tenth_of_a_second_and_at_the_end(monkeypatch):
+    """A race reports every 1 % of its steps; the bar sends a message only when 0.1 s has passed
+    since the last one it sent, and always for the end (fraction 1)."""
+    import pages.common as common
+
+    drawn = []
+
+    class Bar:
+        def progress(self, value, text=""):
+            drawn.append((value, text))
+            return self
+
+    class Slot:
+        def progress(self, value, text=""):
+            drawn.append((value, text))
+            return Bar()
+
+        def empty(self):
+            drawn.append("closed")
+
+    monkeypatch.setattr(common.st, "empty", lambda: Slot())
+    now = [100.0]
+    report, close = common.progress_reporter("Racing…", clock=lambda: now[0])
+    assert drawn == [(0.0, "Racing…")]
+    for step in range(1, 100):  # 99 reports within 0.05 s: none drawn
+        now[0] += 0.0005
+        report(step / 100, f"step {step}")
+    assert drawn == [(0.0, "Racing…")]
+    now[0] += 0.06  # 0.1 s after the bar was drawn
+    report(0.995, "step 199")
+    report(0.996, "step 200")  # at once after: not drawn
+    report(1.0, "done")  # the end: always drawn
+    close()
+    assert drawn == [(0.0, "Racing…"), (0.995, "Racing… step 199"), (1.0, "Racing… done"), "closed"]
+    assert common.PROGRESS_EVERY_S == 0.1
