@@ -16,6 +16,14 @@ if not, the largest relative difference.
 ``--breakdown`` adds, for this tree only, where a step's time goes: the optimizer's ``step`` (the
 closure included), the closure (loss, backward, recording), ``diagnostics()`` and the rest of the
 race loop (recording rows, checks, the exact eigenpairs after the run).
+
+``--page N`` adds N new races through the whole Surfaces page in each tree (``AppTest`` with a link
+naming a seed no one raced, the same seed in both trees, alternating): the script thread's CPU of
+the full run plus the permessage-deflate of the race chart — the server's time for a new race, the
+race, every figure and the table included — and that CPU until the race chart's message is queued
+(what the user waits for before the race is on screen; the loss charts below it follow).
+``--page-opt "GD,Adam,DEO (paper),DEO-escape"`` runs those optimizers (by label, as a link names
+them) instead of the page's default; ``--out`` names the table's file.
 """
 
 from __future__ import annotations
@@ -143,7 +151,7 @@ def breakdown():
 PAGE = {}
 
 
-def page(seed):
+def page(seed, opt):
     # A new race on the Surfaces page as the server runs it: a full script run of a fresh session
     # whose link names a seed no one raced (AppTest; the thread CPU of the script thread, which
     # runs the race, builds every figure and serialises them) plus the permessage-deflate of the
@@ -156,20 +164,34 @@ def page(seed):
         shared = ScriptCache()  # one compiled page for every session, as in a server
         app_test.ScriptCache = lambda: shared
         local_script_runner.ScriptCache = lambda: shared
+        from streamlit.runtime.scriptrunner_utils import script_run_context
         runs, original = [], script_runner.ScriptRunner._run_script
+        chart = {"t0": 0.0, "at": None}  # script CPU until the race chart's message is queued
 
         def timed_run(self, rerun_data):
-            t0 = time.thread_time()
+            chart["t0"], chart["at"] = time.thread_time(), None
             try:
                 return original(self, rerun_data)
             finally:
-                runs.append(time.thread_time() - t0)
+                runs.append(time.thread_time() - chart["t0"])
+
+        enqueue = script_run_context.ScriptRunContext.enqueue
+
+        def watched_enqueue(self, msg):
+            enqueue(self, msg)
+            if chart["at"] is None and msg.WhichOneof("type") == "delta":
+                element = msg.delta.new_element
+                if element.WhichOneof("type") == "plotly_chart" and '"frames"' in element.plotly_chart.spec:
+                    chart["at"] = time.thread_time() - chart["t0"]
 
         script_runner.ScriptRunner._run_script = timed_run
-        PAGE.update(runs=runs, AppTest=AppTest)
+        script_run_context.ScriptRunContext.enqueue = watched_enqueue
+        PAGE.update(runs=runs, AppTest=AppTest, chart=chart)
     runs = PAGE["runs"]
     at = PAGE["AppTest"].from_file(os.path.join(tree, "pages", "surfaces.py"), default_timeout=600)
     at.query_params["seed"] = str(seed)
+    if opt:  # the optimizers by their labels, as a link names them (default: the page's own)
+        at.query_params["opt"] = opt
     n = len(runs)
     w = time.perf_counter()
     at.run()
@@ -183,7 +205,10 @@ def page(seed):
     packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
     wire = len(packer.compress(specs[0].encode()) + packer.flush(zlib.Z_SYNC_FLUSH))
     deflate = time.process_time() - t
-    return {"script": sum(runs[n:]), "deflate": deflate, "wall": w, "wire": wire}
+    if PAGE["chart"]["at"] is None:
+        raise RuntimeError("the race chart's message was not seen")
+    return {"script": sum(runs[n:]), "deflate": deflate, "wall": w, "wire": wire,
+            "chart": PAGE["chart"]["at"] + deflate}
 
 
 print(json.dumps({"ready": True, "import_s": import_s}), flush=True)
@@ -192,7 +217,8 @@ for line in sys.stdin:
     if cmd == "quit":
         break
     if cmd.startswith("page "):
-        print(json.dumps({"page": page(int(cmd.split()[1]))}), flush=True)
+        _, seed, *opt = cmd.split(" ", 2)
+        print(json.dumps({"page": page(int(seed), json.loads(opt[0]) if opt else None)}), flush=True)
         continue
     if cmd == "breakdown":
         print(json.dumps({"breakdown": breakdown()}), flush=True)
@@ -282,8 +308,16 @@ def main() -> None:
         "--page", type=int, default=0, metavar="N",
         help="also N new races through the whole Surfaces page (AppTest, a new seed each), alternating",
     )  # fmt: skip
+    parser.add_argument(
+        "--page-opt", default="",
+        help="the page's optimizers for --page, by label, comma-separated (default: the page's default)",
+    )  # fmt: skip
     parser.add_argument("--note", default="")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "race_speed.md",
+        help="where the table goes (default benchmarks/results/race_speed.md)",
+    )  # fmt: skip
     args = parser.parse_args()
     load0 = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="race_speed_"))
@@ -300,12 +334,13 @@ def main() -> None:
                 seen[name].append(workers[name].ask())
         pages: dict[str, list[dict]] = {name: [] for name in trees}
         if args.page:
+            opt = " " + json.dumps([o.strip() for o in args.page_opt.split(",")]) if args.page_opt else ""
             for w in workers.values():  # warm-up: Streamlit's imports, the page's first run
-                w.ask("page 9000")
+                w.ask(f"page 9000{opt}")
             for r in range(args.page):
                 order = list(workers) if r % 2 == 0 else list(reversed(workers))
                 for name in order:  # the same new seed in both trees
-                    pages[name].append(workers[name].ask(f"page {9001 + r}")["page"])
+                    pages[name].append(workers[name].ask(f"page {9001 + r}{opt}")["page"])
         breakdown = workers["now"].ask("breakdown")["breakdown"] if args.breakdown else None
         texts = {name: (tmp / f"{name}.json").read_text() for name in trees}
     finally:
@@ -325,16 +360,21 @@ def main() -> None:
     def walls(name):
         return ", ".join(f"{s['wall']:.2f}" for s in seen[name])
 
+    default_out = RESULTS / "race_speed.md"
     keys = list(seen["now"][0]["per"])
     steps = seen["now"][0]["steps"]
     lines = [
-        "# The default Surfaces race: today's path vs this tree (issue 9, item 2)",
+        (f"# A new race of {args.page_opt} on the Surfaces page: today's path vs this tree (issue 9, item 2)"
+         if args.page_opt else "# The default Surfaces race: today's path vs this tree (issue 9, item 2)"),
         "",
         f"Command: `python benchmarks/race_speed.py --base {args.base} "
         + (f"--now {args.now} " if args.now.resolve() != ROOT else "")
         + f"--repeats {args.repeats} "
         f"--threads {args.threads}{' --breakdown' if args.breakdown else ''}"
-        + (f" --page {args.page}" if args.page else "") + "`  ",
+        + (f" --page {args.page}" if args.page else "")
+        + (f" --page-opt '{args.page_opt}'" if args.page_opt else "")
+        + (f" --out {args.out}" if args.out.resolve() != default_out.resolve() else "")
+        + "`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.node()} "
         f"({os.cpu_count()} CPUs, {platform.processor() or platform.machine()}); load average at start "
         f"{load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, "
@@ -382,9 +422,11 @@ def main() -> None:
             return [p["script"] + p["deflate"] for p in pages[name]]
 
         b_total, n_total = statistics.median(server("base")), statistics.median(server("now"))
+        which = f"optimizers {args.page_opt}" if args.page_opt else "its default optimizers"
         lines += [
             "",
-            f"A new race through the whole Surfaces page, as the server runs it (medians of {args.page}, "
+            f"A new race through the whole Surfaces page ({which}), "
+            f"as the server runs it (medians of {args.page}, "
             "alternating; each round a seed no one raced, the same in both trees, so the race, the "
             "loss charts and the figure are all computed): the script thread's CPU of one full run of "
             "a fresh session (`AppTest`, compiled page shared as in a server) plus the permessage-deflate "
@@ -399,6 +441,9 @@ def main() -> None:
             "| ≤ 0.25 s |",
             f"| all (script + deflate) | {', '.join(f'{v:.3f}' for v in server('base'))} | "
             f"{', '.join(f'{v:.3f}' for v in server('now'))} | | |",
+            f"| **server s until the race chart is sent** (script CPU until its message is queued, "
+            f"+ its deflate; the loss charts below it follow) | {pmed('base', 'chart'):.3f} | "
+            f"**{pmed('now', 'chart'):.3f}** | {pmed('base', 'chart') / pmed('now', 'chart'):.2f}× | |",
             f"| AppTest wall s (its own bookkeeping included) | {pmed('base', 'wall'):.3f} | "
             f"{pmed('now', 'wall'):.3f} | | |",
             f"| race chart on the wire (deflate) | {pmed('base', 'wire') / 1e3:.0f} KB | "
@@ -423,8 +468,8 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "race_speed.md").write_text(text)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":
