@@ -332,6 +332,8 @@ def main() -> None:
             order = list(workers) if r % 2 == 0 else list(reversed(workers))
             for name in order:
                 seen[name].append(workers[name].ask())
+        # before the page runs: their Streamlit objects would make this worker's collections slower
+        breakdown = workers["now"].ask("breakdown")["breakdown"] if args.breakdown else None
         pages: dict[str, list[dict]] = {name: [] for name in trees}
         if args.page:
             opt = " " + json.dumps([o.strip() for o in args.page_opt.split(",")]) if args.page_opt else ""
@@ -341,7 +343,7 @@ def main() -> None:
                 order = list(workers) if r % 2 == 0 else list(reversed(workers))
                 for name in order:  # the same new seed in both trees
                     pages[name].append(workers[name].ask(f"page {9001 + r}{opt}")["page"])
-        breakdown = workers["now"].ask("breakdown")["breakdown"] if args.breakdown else None
+
         texts = {name: (tmp / f"{name}.json").read_text() for name in trees}
     finally:
         for w in workers.values():
