@@ -91,10 +91,14 @@ def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing(m
     import pages.estimates
 
     monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
+    # this machine's measured rates would decide whether the race takes more than 3 s (≈ 10 s on a
+    # fast, quiet day: too close); 12 ms per gradient and 2 ms per loss make it ≈ 9.6 s everywhere
+    monkeypatch.setattr(pages.estimates, "network_seconds_per_eval", lambda key: 0.012)
+    monkeypatch.setattr(pages.estimates, "network_seconds_per_loss_eval", lambda key: 0.002)
     from pages.estimates import network_race
 
     before = network_race.stats()["computations"]
-    at = run(**{"nw.problem": "tiny_transformer", "nw.seed": "11"})  # ~50 s: not pressed here
+    at = run(**{"nw.problem": "tiny_transformer", "nw.seed": "11"})  # ~10 s: not pressed here
     assert_clean(at)
     assert at.button(key="nw.race.run").label == "Run"
     text = " ".join(m.value for m in at.markdown)
