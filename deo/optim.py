@@ -1020,18 +1020,20 @@ class DEO(Optimizer):
         coefficient = last.get("coefficient")
         if isinstance(coefficient, float):  # a single problem's α(g·N), rounded to the dtype here
             coefficient = torch.full((1, 1), coefficient, dtype=self._dtype, device=self._device)
-        removed = coefficient * last["direction"] if last else None
+        removed = coefficient * last["direction"] if last else None  # a new tensor: no copy needed
+        if removed is not None:
+            removed = removed[0] if rows else removed
         direction = state["direction"]
+        numbers = [state[key] for key in SCALAR_DIAGNOSTICS]
+        if rows and all(value.shape == (1,) for value in numbers):  # one read for the six numbers
+            scalars = dict(zip(SCALAR_DIAGNOSTICS, torch.cat(numbers).tolist()))
+        else:
+            scalars = {key: out(value) for key, value in zip(SCALAR_DIAGNOSTICS, numbers)}
         return {
             "direction": vector(direction),
-            "curvature": out(state["curvature"]),
-            "torque": out(state["torque"]),
-            "grad_norm": out(state["grad_norm"]),
-            "modified_grad_norm": out(state["modified_grad_norm"]),
-            "removed_fraction": out(state["removed_fraction"]),
-            "clip_scale": out(state["clip_scale"]),
+            **scalars,
             "modified_grad": vector(last.get("modified")),
-            "removed": vector(removed),
+            "removed": removed,
             "grad_evals": state["grad_evals"],
             "grad_evals_spent": state["grad_evals_spent"],
             "direction_mode": self.param_groups[0]["direction"],
@@ -1181,6 +1183,10 @@ def _coefficient(value: Tensor, along: Tensor) -> Tensor:
     return value * along.unsqueeze(-1)
 
 
+# diagnostics()' per-step numbers (floats for one problem, ``(B,)`` tensors for a batch), in its order
+SCALAR_DIAGNOSTICS = (
+    "curvature", "torque", "grad_norm", "modified_grad_norm", "removed_fraction", "clip_scale",
+)  # fmt: skip
 LIMIT = 1e6  # the largest |value| accepted for dimer_length, alpha, nc_step (beyond: overflow, not a dimer)
 DIRECTIONS = ("dimer", "random")
 # One dimer over all groups: these must be equal in every group. Per group: lr, the base's, these:
