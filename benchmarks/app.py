@@ -45,7 +45,6 @@ import subprocess
 import sys
 import time
 import types
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +53,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from script_probe import deflated, script_cpu_probe  # noqa: E402
 
 import landscapes  # noqa: E402
 from deo.race import (  # noqa: E402
@@ -87,11 +88,6 @@ def module_at(commit: str, path: str, name: str) -> types.ModuleType:
     sys.modules[name] = module
     exec(compile(text, module.__file__, "exec"), module.__dict__)
     return module
-
-
-def deflated(text: str) -> int:
-    c = zlib.compressobj(6, zlib.DEFLATED, -15)  # what permessage-deflate sends
-    return len(c.compress(text.encode()) + c.flush())
 
 
 def cpu(fn):
@@ -181,38 +177,6 @@ def apptest_run() -> float:
     if at.exception:
         raise RuntimeError(f"the page raised: {[e.value for e in at.exception]}")
     return seconds
-
-
-def script_cpu_probe() -> list[float]:
-    """Thread CPU seconds of every Streamlit script run in this process from now on (the script
-    thread only: ``AppTest``'s own bookkeeping in the main thread is not the server's cost). Every
-    ``AppTest`` shares one compiled-script cache from now on, as a server's sessions do (``AppTest``
-    makes a new one per run and compiles the page again each time)."""
-    from streamlit.runtime.scriptrunner import script_runner
-    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
-    from streamlit.testing.v1 import app_test, local_script_runner
-
-    shared = ScriptCache()
-    app_test.ScriptCache = lambda: shared
-    # the script runner AppTest starts makes its own cache too (streamlit 1.67): without this, every
-    # run compiled the page again (tens of ms of script CPU a server never spends after its first run)
-    local_script_runner.ScriptCache = lambda: shared
-
-    runs: list[float] = []
-    original = script_runner.ScriptRunner._run_script
-    if getattr(original, "_probe", None) is not None:
-        return original._probe
-
-    def timed_run(self, rerun_data):
-        t0 = time.thread_time()
-        try:
-            return original(self, rerun_data)
-        finally:
-            runs.append(time.thread_time() - t0)
-
-    timed_run._probe = runs
-    script_runner.ScriptRunner._run_script = timed_run
-    return runs
 
 
 def previous_path(on: bool) -> None:

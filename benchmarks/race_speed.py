@@ -42,10 +42,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+PROBE = ROOT / "benchmarks" / "script_probe.py"  # the workers measure page runs with this file
 
 WORKER = r"""
 import json, os, sys, time
-tree, threads, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tree, threads, out, probe_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 sys.path.insert(0, tree)
 os.chdir(tree)
 t_import = time.perf_counter()
@@ -155,39 +156,17 @@ def page(seed, opt):
     # A new race on the Surfaces page as the server runs it: a full script run of a fresh session
     # whose link names a seed no one raced (AppTest; the thread CPU of the script thread, which
     # runs the race, builds every figure and serialises them) plus the permessage-deflate of the
-    # race chart's JSON the server then sends (zlib level 6, raw deflate, as tornado does).
-    import zlib
+    # race chart's JSON the server then sends. Measured by benchmarks/script_probe.py of the
+    # repository that runs this script (loaded by path: the same code measures both trees).
     if not PAGE:
-        from streamlit.runtime.scriptrunner import script_runner
-        from streamlit.runtime.scriptrunner.script_cache import ScriptCache
-        from streamlit.testing.v1 import AppTest, app_test, local_script_runner
-        shared = ScriptCache()  # one compiled page for every session, as in a server
-        app_test.ScriptCache = lambda: shared
-        local_script_runner.ScriptCache = lambda: shared
-        from streamlit.runtime.scriptrunner_utils import script_run_context
-        runs, original = [], script_runner.ScriptRunner._run_script
-        chart = {"t0": 0.0, "at": None}  # script CPU until the race chart's message is queued
-
-        def timed_run(self, rerun_data):
-            chart["t0"], chart["at"] = time.thread_time(), None
-            try:
-                return original(self, rerun_data)
-            finally:
-                runs.append(time.thread_time() - chart["t0"])
-
-        enqueue = script_run_context.ScriptRunContext.enqueue
-
-        def watched_enqueue(self, msg):
-            enqueue(self, msg)
-            if chart["at"] is None and msg.WhichOneof("type") == "delta":
-                element = msg.delta.new_element
-                if element.WhichOneof("type") == "plotly_chart" and '"frames"' in element.plotly_chart.spec:
-                    chart["at"] = time.thread_time() - chart["t0"]
-
-        script_runner.ScriptRunner._run_script = timed_run
-        script_run_context.ScriptRunContext.enqueue = watched_enqueue
-        PAGE.update(runs=runs, AppTest=AppTest, chart=chart)
-    runs = PAGE["runs"]
+        import importlib.util
+        from streamlit.testing.v1 import AppTest
+        spec = importlib.util.spec_from_file_location("script_probe", probe_path)
+        probe = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(probe)
+        PAGE.update(runs=probe.script_cpu_probe(), probe=probe, AppTest=AppTest)
+        probe.race_chart_probe()
+    runs, probe = PAGE["runs"], PAGE["probe"]
     at = PAGE["AppTest"].from_file(os.path.join(tree, "pages", "surfaces.py"), default_timeout=600)
     at.query_params["seed"] = str(seed)
     if opt:  # the optimizers by their labels, as a link names them (default: the page's own)
@@ -202,13 +181,12 @@ def page(seed, opt):
     if len(specs) != 1:
         raise RuntimeError(f"expected one race chart, got {len(specs)}")
     t = time.process_time()
-    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
-    wire = len(packer.compress(specs[0].encode()) + packer.flush(zlib.Z_SYNC_FLUSH))
+    wire = probe.deflated(specs[0])
     deflate = time.process_time() - t
-    if PAGE["chart"]["at"] is None:
+    chart = probe.race_chart_cpu()
+    if chart is None:
         raise RuntimeError("the race chart's message was not seen")
-    return {"script": sum(runs[n:]), "deflate": deflate, "wall": w, "wire": wire,
-            "chart": PAGE["chart"]["at"] + deflate}
+    return {"script": sum(runs[n:]), "deflate": deflate, "wall": w, "wire": wire, "chart": chart + deflate}
 
 
 print(json.dumps({"ready": True, "import_s": import_s}), flush=True)
@@ -239,7 +217,7 @@ class Worker:
         self.out = out
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(tree), str(threads), str(out)],
+            [sys.executable, "-c", WORKER, str(tree), str(threads), str(out), str(PROBE)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(tree),
         )  # fmt: skip
         self.ready = self._read()
