@@ -154,17 +154,16 @@ def progress_reporter(
     The bar is redrawn at most every ``every_s`` seconds (and always at the end, fraction 1): a
     race reports every 1 % of its steps, 500 times in a 0.2 s race, and each redraw is a message
     to the browser that costs the script thread more than the steps between two reports."""
+    from pages.workers import Throttle
+
     slot = st.empty()
     bar = slot.progress(0.0, text=text)
-    last = [clock()]
+    throttle = Throttle(every_s, clock)
 
     def report(fraction: float, message: str = "") -> None:
         value = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else 0.0
-        now = clock()
-        if value < 1.0 and now - last[0] < every_s:
-            return
-        last[0] = now
-        bar.progress(value, text=f"{text} {message}".strip())
+        if throttle.due(value):
+            bar.progress(value, text=f"{text} {message}".strip())
 
     return report, slot.empty
 

@@ -59,6 +59,22 @@ WATCH_S = 2.0  # a worker checks this often that the server process still exists
 GONE_S = 5.0  # a job is stopped once its session has been disconnected this long (not a blip)
 
 
+class Throttle:
+    """Whether a progress report is due: at most one every ``every_s`` seconds (counted from the
+    throttle's creation), and always the end (fraction ≥ 1). A race reports every 1 % of its steps;
+    each report let through costs (a status file written, a message to the browser)."""
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic):
+        self.every_s, self.clock, self.last = every_s, clock, clock()
+
+    def due(self, fraction: float) -> bool:
+        now = self.clock()
+        if not fraction >= 1.0 and now - self.last < self.every_s:
+            return False
+        self.last = now
+        return True
+
+
 class Cancelled(Exception):
     """The job was stopped because the session that asked for it went away or reran."""
 
@@ -130,13 +146,11 @@ def _write_status(folder: str, task: str, status: dict) -> None:
 def _task(folder: str, task: str, fn: Callable, args: tuple, kwargs: dict) -> Any:
     """Run ``fn(*args, progress=..., **kwargs)`` in a worker, reporting to the status file."""
     _CURRENT.update(task=task, dir=folder)
-    last = [0.0]
+    throttle = Throttle(STATUS_EVERY_S)  # "started" is written below
     pid = os.getpid()
 
     def progress(fraction: float, message: str = "") -> None:
-        now = time.monotonic()
-        if now - last[0] >= STATUS_EVERY_S or fraction >= 1.0:
-            last[0] = now
+        if throttle.due(fraction):
             _write_status(folder, task, {"pid": pid, "fraction": float(fraction), "message": str(message)})
             _check_stop()
 
