@@ -641,24 +641,14 @@ class DEO(Optimizer):
         if cached is not None and cached[0] is curvature and cached[1] == key:
             return cached[2]
 
-        groups = self.param_groups
-        if curvature.numel() == 1 and len(groups) == 1:  # one problem, one group: α from the number C
-            alpha_value = groups[0]["alpha"]
-            gate = groups[0]["gate"]
-            if gate is not None and not float(curvature) < gate:
-                alpha_value = 0.0  # α = 0 (g unchanged, bit for bit) where C ≥ gate (or C is NaN)
-            alpha = torch.full_like(curvature, alpha_value)
-            self._alpha_cache = (curvature, key, alpha, float(alpha))  # α in the dimer's dtype
-            return alpha
-
         def alpha_of(group: dict[str, Any]) -> Tensor:
             alpha = torch.full_like(curvature, group["alpha"])
             if group["gate"] is not None:  # α = 0 (g unchanged, bit for bit) where C ≥ gate
-                alpha = torch.where(curvature < group["gate"], alpha, torch.zeros_like(alpha))
+                alpha = torch.where(curvature < group["gate"], alpha, 0.0)
             return alpha
 
         alpha = self._column_values(("alpha", "gate"), alpha_of)
-        self._alpha_cache = (curvature, key, alpha, float(alpha[0]) if alpha.numel() == 1 else None)
+        self._alpha_cache = (curvature, key, alpha, float(alpha) if alpha.numel() == 1 else None)
         return alpha
 
     def _views(self, flat: Tensor, params: list[Tensor], rows: int) -> list[Tensor]:
