@@ -162,6 +162,8 @@ def _rejections(key: str, url_values: list[str]) -> list[str]:
         if len(url_values) == 1 and not _matches(url_values[0], value):
             return [f"{key}={_quote(url_values[0])}: not allowed here, {value!r} is used"]
         return []
+    if isinstance(value, list) and url_values == [""]:  # how Streamlit writes an emptied multiselect
+        return []
     choices = _choices(key)
     if choices is None:
         return []

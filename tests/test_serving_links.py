@@ -46,3 +46,13 @@ def test_dropped_and_refused_link_values_are_named_in_one_notice(one_torch_threa
     assert len(shown) == 1, shown
     assert "steps='inf': not a finite number" in shown[0] and "seed='-5'" in shown[0]
     assert at.number_input(key="steps").value == 300 and at.number_input(key="seed").value == 0
+
+
+def test_an_emptied_optimizer_selection_is_not_reported_as_a_bad_link(one_torch_thread):
+    """Clearing the Optimizers box writes ``?opt=`` (Streamlit's URL of an empty multiselect; seen
+    in Chromium). The page then asks for an optimizer; the link is not called wrong."""
+    at = run({"opt": ""})
+    assert notices(at) == ""
+    assert at.multiselect(key="opt").value == []
+    assert any("Choose at least one optimizer" in i.value for i in at.info)
+
