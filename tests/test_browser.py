@@ -85,6 +85,40 @@ def wait_for_plot(page, condition: str, index: int = 0, timeout: int = RUN_TIMEO
     return handle.json_value()
 
 
+def wait_for_settled_charts(page, timeout: int = RUN_TIMEOUT_MS) -> None:
+    """Until every shown Plotly chart is drawn at its element's width and its drawing has stopped
+    changing: the same sizes and the same boxes of its titles, slider, buttons and legend on three
+    polls in a row. A state wait for a layout change (the sidebar folding, a window resize): the
+    element widens over several frames and plotly.js redraws behind it, so a box read in between can
+    come from an older drawing than the next (CI once read an x title from one and the slider label
+    from another)."""
+    page.wait_for_function(
+        """() => {
+            const shown = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                .filter(c => c.clientWidth > 0);
+            const state = shown.map(c => {
+                const gd = c.querySelector('.js-plotly-plot');
+                const full = gd && gd._fullLayout;
+                if (!full || !full.width) return null;
+                const parts = [...gd.querySelectorAll(
+                    'g.g-xtitle, g.g-x2title, g.slider-group, g.updatemenu-container, g.legend'
+                )].map(e => {
+                    const r = e.getBoundingClientRect();
+                    return [r.x, r.y, r.width, r.height].map(Math.round).join(',');
+                });
+                const fits = Math.abs(full.width - c.clientWidth) <= 1;
+                return {fits, key: c.clientWidth + '|' + parts.join(';')};
+            });
+            if (!shown.length || state.some(s => !s || !s.fits)) { window.__deoSettled = null; return false; }
+            const key = JSON.stringify(state.map(s => s.key));
+            const last = window.__deoSettled;
+            window.__deoSettled = {key, polls: last && last.key === key ? last.polls + 1 : 1};
+            return window.__deoSettled.polls >= 3;
+        }""",
+        timeout=timeout,
+    )
+
+
 def click_plot_at(page, x: float, y: float, index: int = 0, attempts: int = 5) -> None:
     """Click the data point (x, y) of a 2-D Plotly chart the way a person does: move the mouse
     there, wait until Plotly reports a hovered point within 0.3 of it (its hover handling is
@@ -293,6 +327,8 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
         _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
+    if collapse:  # the chart widens behind the folding sidebar: measure its last drawing
+        wait_for_settled_charts(page)
     play = chart.locator(".updatemenu-button", has_text="Play")
     _expect()(play).to_be_visible(timeout=RUN_TIMEOUT_MS)
     slider = chart.locator("g.slider-group").first
@@ -423,6 +459,7 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     _expect()(charts.locator(".updatemenu-button", has_text="Play").first).to_be_visible(
         timeout=RUN_TIMEOUT_MS
     )
+    wait_for_settled_charts(page)  # the charts widen behind the folding sidebar: measure their last drawing
 
     def overlap(a: dict, b: dict) -> bool:
         return not (
