@@ -142,6 +142,28 @@ def test_a_run_that_stopped_early_stays_at_its_last_point(grid):
     assert point["y"][0] == pytest.approx(stopped.position_2d[-1, 1], abs=1e-4)
 
 
+def test_the_diverged_label_stays_inside_the_plot_at_its_edges(grid):
+    """A run that leaves the window is marked where it left, at the edge; its "diverged" label
+    turns toward the plot there (half of a centred label was cut off at the left edge: "rged")."""
+    bounds = (-2.0, 2.0, -2.0, 2.0)
+    assert sf.text_inside(0.0, 0.0, bounds) == "top center"
+    assert sf.text_inside(-2.0, 0.0, bounds) == "top right"
+    assert sf.text_inside(2.0, 0.5, bounds) == "top left"
+    assert sf.text_inside(0.3, 2.0, bounds) == "bottom center"
+    assert sf.text_inside(-2.0, 2.0, bounds) == "bottom right"
+    assert sf.text_inside(1.9, -2.0, bounds) == "top left"
+
+    left = make_trace("gd", 60, dimer=False, status="diverged", stop_step=61)
+    left.position_2d[:, 0] = np.linspace(-1.0, -3.0, 61)  # leaves through the left edge
+    left.position_2d[:, 1] = 0.1
+    middle = make_trace("adam", 60, dimer=False, status="diverged", stop_step=61)
+    middle.position_2d[:] = [0.2, -0.3]
+    fig = sf.race_figure(SADDLE, [left, middle], grid=grid, show_arrows=False, show_min_mode=False)
+    marks = {t.name: t for t in fig.data if t.text == ("diverged",)}
+    assert marks["GD diverged"].x == (-2.0,) and marks["GD diverged"].textposition == "top right"
+    assert marks["ADAM diverged"].textposition == "top center"
+
+
 def test_dimer_is_a_segment_through_the_iterate_of_length_2k_dimer_length(grid):
     fig = sf.race_figure(
         SADDLE,

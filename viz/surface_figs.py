@@ -655,6 +655,23 @@ def _background_memo(surface, grid: SurfaceGrid) -> dict:
     return memo[key]
 
 
+# How far (a fraction of the plot's width or height) from an edge a marker's label turns inward: a
+# label ("diverged", ≈ 70 px at projector size) centred on a marker at the edge of a ≥ 500 px plot
+# would lose its outer half to the plot's clip.
+EDGE_FRACTION = 0.15
+
+
+def text_inside(x: float, y: float, bounds: tuple[float, float, float, float]) -> str:
+    """Plotly ``textposition`` for a label on the marker at (x, y) that keeps it inside the plot
+    ``bounds`` (x0, x1, y0, y1): above and centred in the middle, turned toward the plot near an edge
+    (at the left edge it starts at the marker, at the top it hangs below it)."""
+    x0, x1, y0, y1 = bounds
+    fx, fy = (x - x0) / (x1 - x0), (y - y0) / (y1 - y0)
+    vertical = "bottom" if fy > 1 - EDGE_FRACTION else "top"
+    horizontal = "right" if fx < EDGE_FRACTION else "left" if fx > 1 - EDGE_FRACTION else "center"
+    return f"{vertical} {horizontal}"
+
+
 @_gc_paused
 def race_layers(
     surface,
@@ -787,14 +804,15 @@ def race_layers(
         )
         if t.status == "diverged":  # where the run left: marked on the path (the table says when)
             x_end, y_end = (float(v) for v in t.position_2d[-1])
+            x_mark, y_mark = min(max(x_end, x0), x1), min(max(y_end, y0), y1)
             static.append(
                 {
                     "type": "scatter",
-                    "x": [min(max(x_end, x0), x1)],
-                    "y": [min(max(y_end, y0), y1)],
+                    "x": [x_mark],
+                    "y": [y_mark],
                     "mode": "markers+text",
                     "text": ["diverged"],
-                    "textposition": "top center",
+                    "textposition": text_inside(x_mark, y_mark, (x0, x1, y0, y1)),
                     "textfont": {"color": color_for(t.key)},
                     "marker": {
                         "symbol": "x-thin",
