@@ -1,7 +1,8 @@
 """Start DEO Lab with its heavy imports warmed while the server waits for its first visitor.
 
-``python serve.py [streamlit options]`` is ``streamlit run app.py [streamlit options]`` plus one
-background thread that does, while the server waits for its first browser, what the first visitor's
+``python serve.py [streamlit options]`` serves app.py as ``streamlit run app.py [streamlit options]``
+does (through ``streamlit run serve.py``: see ``app`` below, and the compressed front-end files) plus
+one background thread that does, while the server waits for its first browser, what the first visitor's
 script would otherwise do inside its own run (Streamlit runs app.py only when a browser connects):
 
 1. import torch, ``torch._dynamo`` (torch imports it lazily at the first ``Optimizer.step``),
@@ -15,6 +16,11 @@ script would otherwise do inside its own run (Streamlit runs app.py only when a 
    (``benchmarks/app.py``: "race (cold process)" against the warm race);
 4. the plain link's figures for a projector and a phone.
 
+The server is Streamlit's own ``st.App`` (``app`` below, which ``streamlit run serve.py`` finds and
+runs with uvicorn, the same server ``streamlit run app.py`` uses) with one middleware,
+:class:`pages.compressed_static.CompressedStatic`: Streamlit's ≈ 10 MB of front-end files go to each
+new browser gzipped (≈ 3 MB), compressed once per process instead of sent raw.
+
 ``benchmarks/app.py --browser`` measures the first visitor's time to the chart with both commands.
 """
 
@@ -25,6 +31,16 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+
+from pages.compressed_static import CompressedStatic  # noqa: E402
+
+# what ``streamlit run serve.py`` serves (Streamlit finds the assignment ``app = st.App(...)``)
+app = st.App(str(ROOT / "app.py"), middleware=[Middleware(CompressedStatic)])
 
 PRELOAD = (
     "torch",
@@ -87,9 +103,8 @@ def warm_race(steps: int = 3) -> None:
 def main() -> None:
     from streamlit.web import cli  # Streamlit's own imports first, in this thread
 
-    sys.path.insert(0, str(ROOT))
     threading.Thread(target=preload, name="deo-preload", daemon=True).start()
-    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *sys.argv[1:]]
+    sys.argv = ["streamlit", "run", str(ROOT / "serve.py"), *sys.argv[1:]]
     cli.main()
 
 

@@ -665,16 +665,27 @@ def _trim_forever() -> None:
         release_memory()
 
 
+# The scripts a real server runs the app from: ``streamlit run app.py`` and ``python serve.py``
+# (``streamlit run serve.py``, Streamlit's st.App over app.py). Under AppTest the entry is pytest's.
+SERVER_SCRIPTS = ("app.py", "serve.py")
+
+
+def under_server() -> bool:
+    """Whether this process is the app's server (``sys.argv[0]`` is one of :data:`SERVER_SCRIPTS`,
+    as Streamlit sets it), not a test or a script importing the pages."""
+    import sys
+    from pathlib import Path
+
+    return Path(sys.argv[0]).name in SERVER_SCRIPTS
+
+
 def _server_start() -> None:
-    """Under ``streamlit run app.py`` (not AppTest): start the worker pool in the background at low
+    """Under a server (:func:`under_server`; not AppTest): start the worker pool in the background at low
     priority, so the first escape map or network race does not wait for the workers' imports; and
     a thread that calls :func:`release_memory` every ``TRIM_EVERY_S`` s, so the memory of closed
     sessions (their messages, figures and widget states, freed by Python) goes back to the OS
     instead of staying in glibc's arenas (``benchmarks/soak.py``)."""
-    import sys
-    from pathlib import Path
-
-    if Path(sys.argv[0]).name == "app.py":
+    if under_server():
         from pages import workers
 
         workers.warm_up()
@@ -756,14 +767,14 @@ def require_app_navigation() -> None:
     kept); ``app.py`` runs its ``st.navigation`` and switches on to the page asked for. Nothing is
     drawn before that, and the legacy page list is never shown (``client.showSidebarNavigation =
     false``). A no-op once ``app.py`` has run in the session, and when the page is the entry script
-    itself (AppTest of a page file): under ``streamlit run app.py``, ``sys.argv[0]`` is app.py.
+    itself (AppTest of a page file, where :func:`under_server` is false).
     """
     import sys
     from pathlib import Path
 
     from pages.url_params import vet_query_params
 
-    if not st.session_state.get(APP_RAN_KEY) and Path(sys.argv[0]).name == "app.py":
+    if not st.session_state.get(APP_RAN_KEY) and under_server():
         caller = sys._getframe(1).f_globals.get("__file__") or ""
         st.session_state[DEEP_LINK_KEY] = Path(caller).stem
         st.switch_page("app.py", query_params=link_params())

@@ -1,7 +1,7 @@
 """Shared fixtures: the repository root on ``sys.path`` (pages import ``pages.common`` as a namespace
-package, as under ``streamlit run app.py``), and for the ``browser`` tests the README's
-server (``python serve.py``: ``streamlit run app.py`` plus its warm-up) on a free port plus Debian's
-Chromium driven by Playwright.
+package, as under ``streamlit run app.py``), and for the ``browser`` tests the README's server
+(``python serve.py``: app.py as ``st.App`` with gzipped front-end files, plus its warm-up) on a free
+port plus Debian's Chromium driven by Playwright.
 
 The browser tests are skipped only when ``/usr/bin/chromium`` is missing and ``DEO_REQUIRE_BROWSER``
 is not ``"1"``; with ``DEO_REQUIRE_BROWSER=1`` (CI) a missing Chromium fails them.
@@ -69,7 +69,7 @@ def one_torch_thread():
 
 @contextmanager
 def serve_app():
-    """The README's server, ``python serve.py`` (``streamlit run app.py`` plus its warm-up thread), on a
+    """The README's server, ``python serve.py`` (app.py as ``st.App``, plus its warm-up thread), on a
     free port, yielding its base URL once it answers; stopped after."""
     _require_chromium()
     port = _free_port()

@@ -30,15 +30,22 @@ def test_warm_race_runs_every_preset_on_the_default_surface(monkeypatch):
     assert calls == [(DEFAULT_SURFACE, list(PRESETS), 2)]
 
 
-def test_serve_runs_the_app_script_with_the_given_options(monkeypatch):
+def test_serve_runs_its_st_app_with_the_given_options(monkeypatch):
+    """``streamlit run serve.py``: Streamlit finds ``serve.app`` (``st.App`` over app.py with the
+    compressed-static middleware) and serves it with the options given to serve.py."""
+    import streamlit as st
     from streamlit.web import cli
+    from streamlit.web.server.app_discovery import discover_asgi_app
 
     seen = {}
     monkeypatch.setattr(cli, "main", lambda: seen.setdefault("argv", list(sys.argv)))
     monkeypatch.setattr(serve, "preload", lambda: None)
     monkeypatch.setattr(sys, "argv", ["serve.py", "--server.port", "8502"])
     serve.main()
-    assert seen["argv"] == ["streamlit", "run", str(ROOT / "app.py"), "--server.port", "8502"]
+    assert seen["argv"] == ["streamlit", "run", str(ROOT / "serve.py"), "--server.port", "8502"]
+    found = discover_asgi_app(ROOT / "serve.py")
+    assert found.is_asgi_app and found.app_name == "app", found
+    assert isinstance(serve.app, st.App)  # its middleware is checked on a live server (test_browser.py)
 
 
 def test_preload_says_when_the_warm_up_is_done(capsys, one_torch_thread):

@@ -1,0 +1,154 @@
+"""What a new browser costs the server and the network: ``python serve.py`` (Streamlit's front-end
+files gzipped once, ``pages/compressed_static.py``) against ``streamlit run app.py`` (Streamlit
+1.67 sends them raw), side by side.
+
+Both servers run at once on 127.0.0.1 (free ports). Each is visited once first, so the plain link's
+race is computed and cached (and serve.py has compressed the files it serves); then, alternating
+between the two servers, ``--repeats`` new browsers (a fresh Chromium context each: no cached files)
+open the plain link and wait for the race chart. Per visit: the server's CPU seconds (/proc, until
+0.5 s after the chart), the bytes on the wire and decoded (Chromium's DevTools ``Network`` events,
+HTTP responses; the websocket's figure message is not among them), and the time to the chart. With
+``--mbps`` the same is repeated with Chromium's network emulation at that download rate (a fair
+share of a classroom's Wi-Fi), where the bytes become seconds.
+
+Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10]``; prints a table and writes
+``benchmarks/results/front_end.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.load import CHROMIUM, CHROMIUM_ARGS, Server, say, wait_charts  # noqa: E402
+from serve import WARM_MESSAGE  # noqa: E402
+
+LAUNCHERS = {  # name -> command before the server options
+    "python serve.py (gzipped once)": [sys.executable, "serve.py"],
+    "streamlit run app.py (raw)": None,
+}
+
+
+def visit(browser, server: Server, mbps: float | None) -> dict:
+    """A new browser opens the plain link: server CPU, wire and decoded bytes, seconds to chart."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    if mbps:
+        rate = mbps * 1e6 / 8
+        conditions = {"offline": False, "latency": 20, "downloadThroughput": rate, "uploadThroughput": rate}
+        cdp.send("Network.emulateNetworkConditions", conditions)
+    wire: dict[str, float] = {}
+    decoded: dict[str, float] = {}
+    cdp.on("Network.loadingFinished", lambda e: wire.__setitem__(e["requestId"], e["encodedDataLength"]))
+    cdp.on("Network.dataReceived", lambda e: decoded.__setitem__(
+        e["requestId"], decoded.get(e["requestId"], 0) + e["dataLength"]))  # fmt: skip
+    cpu0 = server.cpu()
+    t0 = time.perf_counter()
+    page.goto(server.url + "/", wait_until="commit")
+    (chart,) = wait_charts([page], [t0])
+    time.sleep(0.5)
+    cpu = server.cpu() - cpu0
+    context.close()
+    return {"cpu": cpu, "wire_mb": sum(wire.values()) / 1e6, "decoded_mb": sum(decoded.values()) / 1e6,
+            "chart_s": chart}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--mbps", type=float, default=10.0, help="emulated download rate; 0: none")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    load_before = os.getloadavg()
+    servers = {name: Server(launcher=launcher) for name, launcher in LAUNCHERS.items()}
+    serve_log = Path(servers[next(iter(LAUNCHERS))].log.name)
+    deadline = time.monotonic() + 300
+    while WARM_MESSAGE not in serve_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)  # serve.py's warm-up has finished: its CPU is not counted as the first visit's
+    rows: dict[tuple[str, float | None], list[dict]] = {}
+    first: dict[str, dict] = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                for name, server in servers.items():  # the race computed, serve.py's files compressed
+                    first[name] = visit(browser, server, None)
+                    say(name, "first visit", first[name])
+                for mbps in [None, *([args.mbps] if args.mbps else [])]:
+                    for r in range(args.repeats):
+                        order = list(servers) if r % 2 == 0 else list(reversed(servers))
+                        for name in order:
+                            rows.setdefault((name, mbps), []).append(visit(browser, servers[name], mbps))
+                        say(mbps, r, {n: rows[(n, mbps)][-1] for n in order})
+            finally:
+                browser.close()
+    finally:
+        for server in servers.values():
+            server.stop()
+    load_after = os.getloadavg()
+
+    def med(name, mbps, key):
+        return statistics.median(v[key] for v in rows[(name, mbps)])
+
+    lines = [
+        "# A new browser on an already computed link: Streamlit's front-end files gzipped once vs raw",
+        "",
+        f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}` — "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
+        f"{os.cpu_count()} cores, Debian Chromium; load average (1, 5, 15 min) before "
+        f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
+        f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}.",
+        "",
+        "Both servers ran at the same time; the visits alternated between them (which one first "
+        "alternated too). Medians over the repeats; server CPU from /proc until 0.5 s after the chart; "
+        "bytes from Chromium's DevTools (HTTP responses only: the websocket's figure message, "
+        "≈ 0.1 MB deflated, is the same for both).",
+        "",
+        "| network | server | new-browser server CPU s | wire MB | decoded MB | time to chart s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for mbps in [None, *([args.mbps] if args.mbps else [])]:
+        for name in servers:
+            lines.append(
+                f"| {'loopback' if mbps is None else f'{mbps:g} Mbit/s, 20 ms'} | {name} | "
+                f"{med(name, mbps, 'cpu'):.3f} | {med(name, mbps, 'wire_mb'):.2f} | "
+                f"{med(name, mbps, 'decoded_mb'):.2f} | {med(name, mbps, 'chart_s'):.2f} |"
+            )
+        a, b = list(servers)
+        lines.append(
+            f"| {'loopback' if mbps is None else f'{mbps:g} Mbit/s'} | ratio raw / gzipped | "
+            f"{med(b, mbps, 'cpu') / med(a, mbps, 'cpu'):.2f}× | "
+            f"{med(b, mbps, 'wire_mb') / med(a, mbps, 'wire_mb'):.2f}× | | "
+            f"{med(b, mbps, 'chart_s') / med(a, mbps, 'chart_s'):.2f}× |"
+        )
+    lines += [
+        "",
+        "The first new browser of each server, after serve.py's warm-up (which computed the race; bare "
+        "Streamlit computes it in this visit; serve.py compresses each file the first time it serves it):",
+        "",
+    ]
+    for name, v in first.items():
+        lines.append(
+            f"- {name}: server CPU {v['cpu']:.2f} s, wire {v['wire_mb']:.2f} MB, chart {v['chart_s']:.2f} s"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = ROOT / "benchmarks" / "results" / "front_end.md"
+    out.write_text(text)
+    say("wrote", out)
+
+
+if __name__ == "__main__":
+    main()

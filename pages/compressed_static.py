@@ -1,0 +1,167 @@
+"""Streamlit's front-end files, gzip-compressed once per server process and then served from memory.
+
+Streamlit 1.67 sends its JavaScript uncompressed: its ``SelectiveGZipMiddleware`` skips
+``/static/`` on purpose (gzip per request would cost CPU on every hit; it expects a proxy or a CDN in
+front to compress and cache). A lecturer's laptop serving one link to a class has neither: every
+new browser then downloads ≈ 9.9 MB (3.1 MB gzipped), thirty of them ≈ 300 MB over the room's
+Wi-Fi, and the server's Python pushes every byte (≈ 0.3 s of its CPU per new browser,
+``benchmarks/load.py``).
+
+:class:`CompressedStatic` is an ASGI middleware (given to ``st.App`` by ``serve.py``): the first
+``GET /static/…`` of a file that accepts gzip is answered by Streamlit as usual, compressed (in a
+worker thread, once however many browsers ask at the same moment), kept, and every later request for
+that path is answered from memory. Only responses Streamlit marks ``immutable`` are kept: its asset
+names carry a content hash, so those bytes never change while the process runs, and the set of such
+paths is the package's own (an unknown path gets the ``no-cache`` index page, which is passed on).
+Memory is bounded by ``max_bytes`` (a response that does not fit is compressed for that request
+only); Streamlit 1.67's text assets are 23 MB, 6.9 MB compressed.
+
+Left as Streamlit answers them: other paths, other methods, ``Range`` requests, browsers that do not
+accept gzip, responses that are not 200 and ``immutable``, already encoded, already small, of a type
+that does not compress (fonts, images), or that set a cookie (a cached cookie would go to every
+visitor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+PREFIX = "/static/"  # Streamlit's front-end assets (with no ``server.baseUrlPath``)
+COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
+MIN_SIZE = 1024  # bytes: below this gzip's header and a round trip outweigh the saving
+LEVEL = 6  # zlib's default: level 9 saves 1 % more of PlotlyChart.js for twice the CPU
+MAX_BYTES = 32 << 20  # compressed bytes kept per process (Streamlit 1.67's assets need 6.9 MB)
+HOP_HEADERS = {b"content-length", b"etag", b"content-encoding"}  # rewritten for the gzip body
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A compressed 200 response: its headers (ready to send) and body."""
+
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    etag: bytes | None
+
+
+class CompressedStatic:
+    """ASGI middleware: gzip ``/static/`` responses once, then serve them from memory (module doc)."""
+
+    def __init__(self, app, max_bytes: int = MAX_BYTES, level: int = LEVEL) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.level = level
+        self.cached: dict[str, Compressed] = {}
+        self.cached_bytes = 0
+        self.plain: set[str] = set()  # paths Streamlit answered with something this leaves alone
+        self._pending: dict[str, asyncio.Future] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if not self._eligible(scope, path):
+            await self.app(scope, receive, send)
+            return
+        entry = self.cached.get(path)
+        if entry is None:
+            pending = self._pending.get(path)
+            if pending is not None:  # another browser's request is compressing it: wait for that one
+                entry = await asyncio.shield(pending)
+            if entry is None:
+                entry = await self._fetch(scope, receive, send, path)
+                if entry is None:  # already answered as Streamlit answered it
+                    return
+        etag = entry.etag
+        if etag is not None and etag in _header(scope, b"if-none-match").split(b", "):
+            headers = [(k, v) for k, v in entry.headers if k in (b"cache-control", b"etag", b"vary")]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": list(entry.headers)})
+        await send({"type": "http.response.body", "body": entry.body})
+
+    def _eligible(self, scope: Scope, path: str) -> bool:
+        return (
+            scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and path.startswith(PREFIX)
+            and path not in self.plain
+            and b"gzip" in _header(scope, b"accept-encoding")
+            and not _header(scope, b"range")
+        )
+
+    async def _fetch(self, scope: Scope, receive: Receive, send: Send, path: str) -> Compressed | None:
+        """Ask Streamlit for ``path``; compress and keep a 200 response that qualifies and return it,
+        or send any other response unchanged and return None."""
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[path] = future
+        entry = None
+        try:
+            start, body = await _capture(self.app, scope, receive)
+            headers = {k.lower(): v for k, v in start.get("headers", [])}
+            immutable = start["status"] == 200 and b"immutable" in headers.get(b"cache-control", b"")
+            if (
+                not immutable
+                or b"content-encoding" in headers
+                or b"set-cookie" in headers
+                or len(body) < MIN_SIZE
+                or not headers.get(b"content-type", b"").decode("latin-1").startswith(COMPRESSIBLE)
+            ):
+                if immutable:  # a font or an image: never asked again (a bounded set of asset names)
+                    self.plain.add(path)
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return None
+            packed = await anyio.to_thread.run_sync(lambda: gzip.compress(body, self.level, mtime=0))
+            entry = _compressed(start["headers"], packed)
+            if self.cached_bytes + len(packed) <= self.max_bytes:
+                self.cached[path] = entry
+                self.cached_bytes += len(packed)
+            return entry
+        finally:
+            del self._pending[path]
+            future.set_result(entry)  # waiting requests fetch for themselves when this is None
+
+
+async def _capture(app, scope: Scope, receive: Receive) -> tuple[Message, bytes]:
+    """Run ``app`` for one HTTP request; its response start message and whole body."""
+    start: Message = {}
+    chunks: list[bytes] = []
+
+    async def collect(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, collect)
+    return start, b"".join(chunks)
+
+
+def _compressed(headers, body: bytes) -> Compressed:
+    kept = [(k, v) for k, v in headers if k.lower() not in HOP_HEADERS and k.lower() != b"vary"]
+    etag = next((v for k, v in headers if k.lower() == b"etag"), None)
+    if etag is not None:  # another representation, another tag: "abc" -> "abc-gzip"
+        etag = etag[:-1] + b'-gzip"' if etag.endswith(b'"') else etag + b"-gzip"
+        kept.append((b"etag", etag))
+    vary = [v for k, v in headers if k.lower() == b"vary"]
+    kept += [
+        (b"content-encoding", b"gzip"),
+        (b"vary", b", ".join([*vary, b"Accept-Encoding"])),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return Compressed(tuple(kept), body, etag)
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    """The request header ``name`` (lower case), its values joined by ", "; b"" when absent."""
+    return b", ".join(v for k, v in scope.get("headers", []) if k.lower() == name)
