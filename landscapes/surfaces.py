@@ -453,7 +453,7 @@ _SURFACE_LIST = [
         name="Six-hump camel",
         f=_six_hump_camel,
         formula="(4 − 2.1x² + x⁴/3)x² + xy + (−4 + 4y²)y²",
-        latex=r"\left(4 - 2.1 x^2 + \frac{x^4}{3}\right) x^2 + x y + (-4 + 4 y^2)\, y^2",
+        latex=r"\bigl(4 - 2.1 x^2 + \frac{x^4}{3}\bigr) x^2 + x y + (-4 + 4 y^2)\, y^2",
         bounds=((-3.0, 3.0), (-2.0, 2.0)),
         starts=((1e-3, 1e-3), (-1.5, 1.0)),
         stationary_points=(
@@ -503,8 +503,8 @@ _SURFACE_LIST = [
         formula="Σₖ Aₖ exp[aₖ(x−x0ₖ)² + bₖ(x−x0ₖ)(y−y0ₖ) + cₖ(y−y0ₖ)²], "
         "A=(−200,−100,−170,15), a=(−1,−1,−6.5,0.7), b=(0,0,11,0.6), c=(−10,−10,−6.5,0.7), "
         "x0=(1,0,−0.5,−1), y0=(0,0.5,1.5,1)",
-        latex=r"\sum_{k=1}^{4} A_k \exp\!\left[a_k (x - x^0_k)^2 + b_k (x - x^0_k)(y - y^0_k)"
-        r" + c_k (y - y^0_k)^2\right]",
+        latex=r"\sum_{k=1}^{4} A_k \allowbreak \exp\!\bigl[a_k (x - x^0_k)^2 + b_k (x - x^0_k)(y - y^0_k)"
+        r" + c_k (y - y^0_k)^2\bigr]",
         bounds=((-1.5, 1.2), (-0.2, 2.0)),
         starts=((0.22, 0.29), (-0.55, 1.44)),
         stationary_points=(
@@ -525,7 +525,7 @@ _SURFACE_LIST = [
         name="Rastrigin",
         f=_rastrigin,
         formula="20 + Σᵢ[xᵢ² − 10 cos 2πxᵢ]",
-        latex=r"20 + \sum_{i} \left[x_i^2 - 10 \cos(2 \pi x_i)\right]",
+        latex=r"20 + \sum_{i} \bigl[x_i^2 - 10 \cos(2 \pi x_i)\bigr]",
         bounds=((-5.12, 5.12), (-5.12, 5.12)),
         starts=((0.51, 0.01), (3.3, -2.7)),
         stationary_points=_rastrigin_points(),
@@ -538,8 +538,8 @@ _SURFACE_LIST = [
         name="Ackley",
         f=_ackley,
         formula="−20 exp(−0.2√(½(x² + y²))) − exp(½(cos 2πx + cos 2πy)) + e + 20",
-        latex=r"-20 \exp\!\left(-0.2 \sqrt{\tfrac{1}{2}(x^2 + y^2)}\right)"
-        r" - \exp\!\left(\tfrac{1}{2}(\cos 2\pi x + \cos 2\pi y)\right) + e + 20",
+        latex=r"-20\, e^{-0.2\, r} - e^{(\cos 2\pi x + \cos 2\pi y)/2} + e + 20,\allowbreak\ "
+        r"r = \sqrt{(x^2 + y^2)/2}",
         bounds=((-5.0, 5.0), (-5.0, 5.0)),
         starts=((2.5, 2.5), (-3.2, 1.8)),
         stationary_points=(_p(0, 0, "min", 0, None),),
@@ -553,8 +553,8 @@ _SURFACE_LIST = [
         f=_goldstein_price,
         formula="[1 + (x+y+1)²(19 − 14x + 3x² − 14y + 6xy + 3y²)]"
         "·[30 + (2x−3y)²(18 − 32x + 12x² + 48y − 36xy + 27y²)]",
-        latex=r"\left[1 + (x + y + 1)^2 (19 - 14x + 3x^2 - 14y + 6xy + 3y^2)\right]"
-        r"\left[30 + (2x - 3y)^2 (18 - 32x + 12x^2 + 48y - 36xy + 27y^2)\right]",
+        latex=r"\bigl[1 + (x + y + 1)^2 (19 - 14x + 3x^2 - 14y + 6xy + 3y^2)\bigr]"
+        r"\bigl[30 + (2x - 3y)^2 (18 - 32x + 12x^2 + 48y - 36xy + 27y^2)\bigr]",
         bounds=((-2.0, 2.0), (-2.0, 2.0)),
         starts=((-0.41, -0.6), (1.5, 1.5)),
         stationary_points=(
@@ -578,7 +578,7 @@ _SURFACE_LIST = [
         name="Styblinski–Tang",
         f=_styblinski_tang,
         formula="½ Σᵢ(xᵢ⁴ − 16xᵢ² + 5xᵢ)",
-        latex=r"\frac{1}{2} \sum_i \left(x_i^4 - 16 x_i^2 + 5 x_i\right)",
+        latex=r"\frac{1}{2} \sum_i \bigl(x_i^4 - 16 x_i^2 + 5 x_i\bigr)",
         bounds=((-5.0, 5.0), (-5.0, 5.0)),
         starts=((0.17, -2.9), (4.5, 4.5)),
         stationary_points=_styblinski_tang_points(),

@@ -45,6 +45,15 @@ WAIT_POLL_S = 0.25  # a session waiting for another's computation checks it is s
 # --------------------------------------------------------------------------------------------- lecture
 
 
+def show_formula(latex: str, container=None) -> None:
+    r"""``f(x, y) = latex`` as inline KaTeX (Markdown ``$…$``), which breaks after a top-level ``+``,
+    ``−`` or ``=`` to fit its column. ``st.latex`` (display mode) never breaks: in the Surfaces page's
+    side column eleven of the sixteen formulas were cut off at 1400 px, and on a phone the long ones
+    anywhere. A surface's ``latex`` keeps long brackets breakable (``\bigl[ … \bigr]``: a
+    ``\left … \right`` group is one unbreakable box)."""
+    (container or st).markdown(f"$f(x, y) = {latex}$")
+
+
 def _url_flag(key: str) -> bool:
     if key in st.session_state:
         return bool(st.session_state[key])

@@ -20,6 +20,7 @@ from pages.common import (
     require_app_navigation,
     safe_block,
     safe_call,
+    show_formula,
     specs_to_json,
 )
 from pages.estimates import escape_map_seconds_per_row_eval, should_run
@@ -127,7 +128,7 @@ saddle = saddles[saddle_index]
 sx, sy = saddle.xy
 window = ((sx - half_width, sx + half_width), (sy - half_width, sy + half_width))
 head, link = st.columns([4, 1], vertical_alignment="center")
-head.latex(f"f(x, y) = {surface.latex}")
+show_formula(surface.latex, head)
 head.caption(surface.note)
 with link:
     copy_link_button()

@@ -24,6 +24,7 @@ from pages.common import (
     require_app_navigation,
     safe_block,
     safe_call,
+    show_formula,
 )
 from pages.surface_defaults import (
     ARROWS,
@@ -242,7 +243,7 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
 main, side = st.columns([3, 1], gap="small")  # the chart uses the width; its story beside it
 with side:
     watch = st.container()  # what to watch and each run's fate (filled after the race)
-    st.latex(f"f(x, y) = {surface.latex}")
+    show_formula(surface.latex)
     st.caption(surface.note)
     copy_link_button()
 

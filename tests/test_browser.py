@@ -328,8 +328,7 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
         _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
-    if collapse:  # the chart widens behind the folding sidebar: measure its last drawing
-        wait_for_settled_charts(page)
+    wait_for_settled_charts(page)  # its last drawing (the sidebar folding, a scroll bar appearing)
     play = chart.locator(".updatemenu-button", has_text="Play")
     _expect()(play).to_be_visible(timeout=RUN_TIMEOUT_MS)
     slider = chart.locator("g.slider-group").first
@@ -386,6 +385,51 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
             or scroll.first.bounding_box() is None
             or (scroll.first.bounding_box()["height"] == 0)
         ), scroll.first.bounding_box()
+    no_exception(page)
+
+
+
+# The surfaces whose formulas are widest (display-mode KaTeX cut each of them off in the side column)
+LONG_FORMULAS = ["Goldstein–Price", "Müller–Brown", "Ackley", "Six-hump camel"]
+
+
+@pytest.mark.parametrize("layout", ["desktop-1400x900", "projector-1280x720-large-fonts", "phone-420"])
+def test_every_long_formula_fits_its_column(app_url, new_page, layout):
+    """pages.common.show_formula: the surface's f(x, y) wraps inside the column it sits in — no
+    glyph beyond the column's edges (st.latex cut 11 of the 16 formulas off at 1400 px). KaTeX keeps
+    a binary operator at the end of the line it breaks, which may hang into the gap beside the
+    column: up to half of the columns' 1 rem gap (8 px) is allowed, never more."""
+    from urllib.parse import urlencode
+
+    viewport, query, _, options = LAYOUTS[layout]
+    page = new_page(viewport=viewport, **options)
+    for name in LONG_FORMULAS:
+        params = dict(parse_qs(query.lstrip("?")), surface=name, steps="10", opt="GD")
+        page.goto(f"{app_url}/?{urlencode(params, doseq=True)}")
+        formula = page.locator('[data-testid="stMarkdownContainer"] .katex').filter(has_text="f(x,y)")
+        _expect()(formula.first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+        wait_idle(page)
+        # measured once KaTeX's fonts are in (before, fallback metrics wrap differently) and the
+        # column and the formula have kept their boxes for three polls (no layout in flight)
+        outside = page.wait_for_function(
+            """() => {
+                const k = [...document.querySelectorAll('[data-testid="stMarkdownContainer"] .katex')]
+                    .find(e => e.textContent.includes('f(x,y)'));
+                if (!k || document.fonts.status !== 'loaded') return false;
+                const column = k.closest('[data-testid="stColumn"]') || k.closest('[data-testid="stMain"]');
+                const c = column.getBoundingClientRect(), f = k.getBoundingClientRect();
+                const key = [c.left, c.right, f.width, f.height].map(Math.round).join();
+                const last = window.__deoFormula;
+                window.__deoFormula = {key, polls: last && last.key === key ? last.polls + 1 : 1};
+                if (window.__deoFormula.polls < 3) return false;
+                const glyphs = [...k.querySelectorAll('.katex-html *')]
+                    .filter(e => !e.children.length && e.textContent.trim());
+                return {outside: glyphs.map(e => e.getBoundingClientRect())
+                    .filter(r => r.right > c.right + 8 || r.left < c.left - 1).length};
+            }""",
+            timeout=RUN_TIMEOUT_MS,
+        ).json_value()["outside"]
+        assert outside == 0, (layout, name, outside)
     no_exception(page)
 
 
