@@ -246,13 +246,14 @@ st.markdown(
     "orientation N with gradients only, and **rotations** turn N toward the Hessian's "
     "minimum-curvature eigenvector. Every few steps DEO removes the gradient's component along N:"
 )
-st.latex(
-    r"D = \frac{g(\theta + \Delta R\,N) - g(\theta)}{\Delta R} \approx HN,\qquad "
-    r"C = D\cdot N,\qquad F_R = -\bigl(D - (D\cdot N)\,N\bigr)"
-)
-st.latex(r"g_{\mathrm{mod}} = g - \alpha\,(g\cdot N)\,N\qquad(\alpha = 1\text{: the paper's projection})")
+# one equation per line: a display equation never wraps, and on a phone (≈ 390 px of text) the three
+# in one row (667 px) or g_mod with its note (482 px) were cut off behind a horizontal scroll
+st.latex(r"D = \frac{g(\theta + \Delta R\,N) - g(\theta)}{\Delta R} \approx HN")
+st.latex(r"C = D\cdot N,\qquad F_R = -\bigl(D - (D\cdot N)\,N\bigr)")
+st.latex(r"g_{\mathrm{mod}} = g - \alpha\,(g\cdot N)\,N")
 st.caption(
-    "C is the curvature estimate, F_R the rotational force (its norm: the torque). α = 2 reflects the "
+    "C is the curvature estimate, F_R the rotational force (its norm: the torque). α = 1 is the "
+    "paper's projection, α = 2 reflects the "
     "component (the chemists' saddle search), α = −1 amplifies it. Cost: one gradient per step plus, "
     "at every rotation event (every k steps), (r + 1)·c more (a probe of N and one per rotation "
     "iteration; c = 1 forward or 2 central differences). See the Dimer page."

@@ -433,6 +433,22 @@ def test_every_long_formula_fits_its_column(app_url, new_page, layout):
     no_exception(page)
 
 
+
+def test_the_about_pages_equations_fit_a_phone(app_url, new_page):
+    """A display equation never wraps: on a 420 px phone each of the About page's must fit its width
+    (the three dimer equations in one row were 667 px wide, behind a horizontal scroll)."""
+    viewport, _, _, options = LAYOUTS["phone-420"]
+    page = open_page(lambda: new_page(viewport=viewport, **options), f"{app_url}/about")
+    _expect()(page.locator(".katex-display").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    widths = page.wait_for_function(
+        """() => document.fonts.status === 'loaded'
+            && [...document.querySelectorAll('.katex-display')].map(e => [e.scrollWidth, e.clientWidth])""",
+        timeout=RUN_TIMEOUT_MS,
+    ).json_value()
+    assert len(widths) >= 3 and all(scroll <= client + 1 for scroll, client in widths), widths
+    no_exception(page)
+
+
 # Pages with animated charts over a contour: (path with a short, cheap configuration, label, the tab
 # the chart sits in or None). The Networks page's 2-D loss slice is animated by the same
 # viz.dimer_figs.with_frames, behind its "2-D loss slice" tab.
