@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.boxes import overlap
+
 # A browser flow on the shared 2-core machine at load ≈ 20 took 5 min (server start + a cold race):
 # the per-test limit is wider than the suite's 300 s; every wait inside is still on a state.
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
@@ -312,6 +314,8 @@ PHONE = {  # a phone's browser: its User-Agent is how the page knows (there is n
 LAYOUTS = {  # name: (viewport, query, collapse the sidebar, other context options)
     "desktop-1400x900": ({"width": 1400, "height": 900}, "", False, {}),
     "projector-1280x720-large-fonts": ({"width": 1280, "height": 720}, "?big=true&lecture=true", True, {}),
+    # the same with the sidebar left open: a narrower chart whose plot fills its width
+    "projector-1280x720-sidebar-open": ({"width": 1280, "height": 720}, "?big=true&lecture=true", False, {}),
     "phone-420": ({"width": 420, "height": 860}, "", False, PHONE),
 }
 
@@ -343,6 +347,9 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     assert boxes["chart"]["width"] >= 0.5 * main["width"], (boxes["chart"], main)  # it uses the width
     plot = chart.locator("rect.nsewdrag").first.bounding_box()  # the plot area itself
     assert plot is not None and plot["width"] >= 240, plot  # not squeezed by the legend (was ~75 px)
+    y_title = chart.locator("g.g-ytitle").first.bounding_box()
+    y_ticks = chart.locator("g.yaxislayer-above").first.bounding_box()
+    assert not overlap(y_title, y_ticks), (y_title, y_ticks)  # the "y" beside its tick labels, not on the "0"
     if not options:  # desktop, projector: the figure's own margins hold every part (no margin push,
         # which would make plotly.js draw the whole figure a second time), and nothing is cut off
         sizes = wait_for_plot(
@@ -556,14 +563,6 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
         timeout=RUN_TIMEOUT_MS
     )
     wait_for_settled_charts(page)  # the charts widen behind the folding sidebar: measure their last drawing
-
-    def overlap(a: dict, b: dict) -> bool:
-        return not (
-            a["x"] + a["width"] <= b["x"]
-            or b["x"] + b["width"] <= a["x"]
-            or a["y"] + a["height"] <= b["y"]
-            or b["y"] + b["height"] <= a["y"]
-        )
 
     checked = 0
     for i in range(charts.count()):

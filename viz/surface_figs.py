@@ -567,7 +567,9 @@ def _geometry(large: bool, compact: bool, height: int) -> tuple:
         "autoexpand": compact,
     }
     if beside:  # the legend's font is smaller there (below): a narrower column leaves the plot square
-        margin.update(t=14, l=50, r=235)  # t: room for the top tick label
+        # t: room for the top tick label; l: the y tick labels ("−3", ≈ 30 px at 22 px) and the y title
+        # beside them (plotly.js keeps a title inside a fixed margin: at l = 50 it sat on the "0")
+        margin.update(t=14, l=72, r=235)
     plot_height = height - margin["b"] - margin["t"]
     return font, axis_px, buttons_px, slider_px, margin, plot_height, beside
 
