@@ -14,7 +14,9 @@ script would otherwise do inside its own run (Streamlit runs app.py only when a 
 3. run a few steps of every preset on the default surface (:func:`warm_race`): a cold process pays
    several seconds for the first call of each torch operation, autograd path and optimizer class
    (``benchmarks/app.py``: "race (cold process)" against the warm race);
-4. the plain link's figures for a projector and a phone.
+4. the plain link's figures for a projector and a phone;
+5. ask the server for each of Streamlit's front-end files once, so that they are gzipped (below)
+   before the first browser asks.
 
 The server is Streamlit's own ``st.App`` (``app`` below, which ``streamlit run serve.py`` finds and
 runs with uvicorn, the same server ``streamlit run app.py`` uses) with one middleware,
@@ -59,9 +61,10 @@ PRELOAD = (
 WARM_MESSAGE = "DEO Lab: warm-up done in"  # printed (with the seconds) when preload() has finished
 
 
-def preload() -> None:
+def preload(front_end: bool = False) -> None:
     """Import :data:`PRELOAD` and run :func:`warm_race` (errors are left for the page to meet and
-    report); says :data:`WARM_MESSAGE` on stderr when done."""
+    report); with ``front_end`` (the running server's warm-up) also :func:`warm_front_end`. Says
+    :data:`WARM_MESSAGE` on stderr when done."""
     import importlib
     import time
 
@@ -87,6 +90,8 @@ def preload() -> None:
         precompute(views=DEFAULT_VIEWS[1:])
     except Exception:  # the page runs the real race and reports any error itself
         return
+    if front_end:
+        warm_front_end()
     print(f"{WARM_MESSAGE} {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
@@ -100,10 +105,27 @@ def warm_race(steps: int = 3) -> None:
     race(surface_problem(surface, surface.default_start), [OptimizerSpec(key) for key in PRESETS], steps)
 
 
+def warm_front_end() -> int:
+    """Have this server gzip Streamlit's front-end files before its first browser asks for them
+    (:func:`pages.compressed_static.warm` through the server's own address): otherwise the first
+    visitor waits while the ≈ 10 MB it loads are compressed. Returns how many files; 0 when the
+    server is not reachable over TCP on a loopback-able address or serves under a base URL path."""
+    from streamlit import config
+
+    from pages.compressed_static import warm
+
+    address = config.get_option("server.address") or "127.0.0.1"
+    if config.get_option("server.baseUrlPath") or address.startswith("unix://"):
+        return 0
+    host = "127.0.0.1" if address in ("0.0.0.0", "::", "localhost") else address
+    host = f"[{host}]" if ":" in host else host
+    return warm(f"http://{host}:{config.get_option('server.port')}")
+
+
 def main() -> None:
     from streamlit.web import cli  # Streamlit's own imports first, in this thread
 
-    threading.Thread(target=preload, name="deo-preload", daemon=True).start()
+    threading.Thread(target=preload, args=(True,), name="deo-preload", daemon=True).start()
     sys.argv = ["streamlit", "run", str(ROOT / "serve.py"), *sys.argv[1:]]
     cli.main()
 

@@ -11,8 +11,14 @@ HTTP responses; the websocket's figure message is not among them), and the time 
 ``--mbps`` the same is repeated with Chromium's network emulation at that download rate (a fair
 share of a classroom's Wi-Fi), where the bytes become seconds.
 
-Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10]``; prints a table and writes
-``benchmarks/results/front_end.md``.
+With ``--base DIR --first-visits N`` (DIR: a checkout of an earlier commit, e.g. a ``git worktree``
+from before serve.py compressed anything), a cold server's first visitor is measured too: N fresh
+``python serve.py`` servers of each tree, alternating, each visited once by a fresh Chromium after
+its warm-up (the README's class set-up: the server started before the class), navigation → race
+chart.
+
+Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10] [--base DIR --first-visits 5]``;
+prints a table and writes ``benchmarks/results/front_end.md``.
 """
 
 from __future__ import annotations
@@ -64,10 +70,44 @@ def visit(browser, server: Server, mbps: float | None) -> dict:
             "chart_s": chart}  # fmt: skip
 
 
+def first_visitors(base: Path, visits: int) -> dict[str, list[float]]:
+    """Navigation → chart of the first visitor of a fresh ``python serve.py`` after its warm-up, for
+    the ``base`` checkout and this one, alternating; ``visits`` each."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.app import wait_for_warm_up
+    from benchmarks.load import cold_first_visitor
+
+    trees = {f"the base ({_commit(base)})": base, f"this tree ({_commit(ROOT)})": ROOT}
+    times: dict[str, list[float]] = {name: [] for name in trees}
+    for r in range(visits):
+        for name in list(trees) if r % 2 == 0 else list(reversed(trees)):
+            server = Server(launcher=[sys.executable, str(trees[name] / "serve.py")])
+            try:
+                wait_for_warm_up(server)
+                with sync_playwright() as p:
+                    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    times[name].append(cold_first_visitor(browser, server)["chart"])
+                    browser.close()
+            finally:
+                server.stop()
+            say("first visitor", name, times[name][-1])
+    return times
+
+
+def _commit(tree: Path) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or "?"  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--mbps", type=float, default=10.0, help="emulated download rate; 0: none")
+    parser.add_argument("--base", type=Path, default=None, help="an earlier checkout, for --first-visits")
+    parser.add_argument("--first-visits", type=int, default=0, help="cold servers per tree (needs --base)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -97,6 +137,7 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
+    first_visits = first_visitors(args.base, args.first_visits) if args.base and args.first_visits else {}
     load_after = os.getloadavg()
 
     def med(name, mbps, key):
@@ -143,6 +184,22 @@ def main() -> None:
         lines.append(
             f"- {name}: server CPU {v['cpu']:.2f} s, wire {v['wire_mb']:.2f} MB, chart {v['chart_s']:.2f} s"
         )
+    if first_visits:
+        (base_name, base_times), (now_name, now_times) = first_visits.items()
+        lines += [
+            "",
+            f"A cold server's first visitor after serve.py's warm-up (`--base {args.base} --first-visits "
+            f"{args.first_visits}`: a fresh server and Chromium per visit, the trees alternating), "
+            "navigation → race chart, seconds:",
+            "",
+            "| serve.py of | median | all |",
+            "|---|---:|---|",
+        ]
+        for name, times in first_visits.items():
+            every = ", ".join(f"{t:.2f}" for t in times)
+            lines.append(f"| {name} | {statistics.median(times):.2f} | {every} |")
+        lines.append(f"| ratio {base_name} / {now_name} | "
+                     f"{statistics.median(base_times) / statistics.median(now_times):.2f}× | |")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     out = ROOT / "benchmarks" / "results" / "front_end.md"

@@ -28,6 +28,7 @@ import asyncio
 import gzip
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -160,6 +161,42 @@ def _compressed(headers, body: bytes) -> Compressed:
         (b"content-length", str(len(body)).encode()),
     ]
     return Compressed(tuple(kept), body, etag)
+
+
+TEXT_SUFFIXES = (".js", ".css", ".json", ".svg", ".txt")  # what Streamlit serves with a COMPRESSIBLE type
+
+
+def front_end_paths() -> list[str]:
+    """The URL paths of Streamlit's own front-end text files (``/static/…``, ≥ :data:`MIN_SIZE`
+    bytes): what a browser may ask for and :class:`CompressedStatic` keeps (Streamlit 1.67: 323
+    files, 23 MB, 6.9 MB gzipped)."""
+    import streamlit
+
+    root = Path(streamlit.__file__).parent / "static"
+    return sorted(
+        "/" + path.relative_to(root).as_posix()
+        for path in (root / PREFIX.strip("/")).rglob("*")
+        if path.suffix in TEXT_SUFFIXES and path.is_file() and path.stat().st_size >= MIN_SIZE
+    )
+
+
+def warm(base_url: str, paths: list[str] | None = None, timeout_s: float = 30.0) -> int:
+    """Ask the server at ``base_url`` once for each of ``paths`` (default :func:`front_end_paths`),
+    accepting gzip, so that its :class:`CompressedStatic` has compressed them before the first
+    browser asks (≈ 0.5 s of CPU, once). Returns how many came back gzipped; stops at the first
+    connection error (no server there)."""
+    import urllib.request
+
+    done = 0
+    for path in front_end_paths() if paths is None else paths:
+        request = urllib.request.Request(base_url + path, headers={"Accept-Encoding": "gzip"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                response.read()
+                done += response.headers.get("Content-Encoding") == "gzip"
+        except OSError:
+            break
+    return done
 
 
 def _header(scope: Scope, name: bytes) -> bytes:

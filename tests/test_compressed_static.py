@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
 
 import pytest
 
@@ -154,3 +157,45 @@ def test_memory_is_bounded_and_a_file_that_does_not_fit_is_compressed_for_its_re
         assert gzip.decompress(body) == routes[path][2]
     assert len(app.cached) == 2 and app.cached_bytes <= app.max_bytes
     assert len(streamlit.calls) == 2 + 2 * 2  # the two that fit were asked once, the others each time
+
+
+def test_the_front_end_paths_are_streamlits_own_text_files():
+    import streamlit
+
+    from pages.compressed_static import TEXT_SUFFIXES, front_end_paths
+
+    paths = front_end_paths()
+    root = Path(streamlit.__file__).parent / "static"
+    assert len(paths) > 100 and all(p.startswith("/static/") and p.endswith(TEXT_SUFFIXES) for p in paths)
+    assert all((root / p.lstrip("/")).stat().st_size >= MIN_SIZE for p in paths)
+    assert any("PlotlyChart" in p for p in paths)  # the largest a page of ours loads (≈ 4.7 MB)
+
+
+def test_warm_asks_for_every_path_once_accepting_gzip_and_stops_where_no_server_answers():
+    from pages.compressed_static import warm
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Accept-Encoding")))
+            body = gzip.compress(b"x" * 2000)
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert warm(base, ["/static/js/a.js", "/static/css/b.css"]) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/static/js/a.js", "gzip"), ("/static/css/b.css", "gzip")]
+    assert warm(base, ["/static/js/a.js", "/static/js/b.js"], timeout_s=2) == 0  # nobody there now

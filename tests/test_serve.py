@@ -39,7 +39,7 @@ def test_serve_runs_its_st_app_with_the_given_options(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(cli, "main", lambda: seen.setdefault("argv", list(sys.argv)))
-    monkeypatch.setattr(serve, "preload", lambda: None)
+    monkeypatch.setattr(serve, "preload", lambda front_end=False: None)
     monkeypatch.setattr(sys, "argv", ["serve.py", "--server.port", "8502"])
     serve.main()
     assert seen["argv"] == ["streamlit", "run", str(ROOT / "serve.py"), "--server.port", "8502"]
@@ -72,3 +72,28 @@ def test_after_the_warm_up_a_visit_of_the_plain_link_computes_nothing(one_torch_
     for name in cached:
         assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
         assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
+
+
+@pytest.mark.parametrize(
+    "address, base_path, expected",
+    [
+        (None, "", "http://127.0.0.1:8599"),
+        ("0.0.0.0", "", "http://127.0.0.1:8599"),
+        ("::", "", "http://127.0.0.1:8599"),
+        ("192.0.2.7", "", "http://192.0.2.7:8599"),
+        ("::1", "", "http://[::1]:8599"),
+        (None, "lab", None),  # under a base URL path the middleware leaves the files alone
+        ("unix:///tmp/deo.sock", "", None),
+    ],
+)
+def test_the_warm_up_asks_its_own_server_for_the_front_end_files(monkeypatch, address, base_path, expected):
+    from streamlit import config
+
+    import pages.compressed_static as compressed_static
+
+    options = {"server.address": address, "server.baseUrlPath": base_path, "server.port": 8599}
+    monkeypatch.setattr(config, "get_option", lambda key: options[key])
+    asked = []
+    monkeypatch.setattr(compressed_static, "warm", lambda base: asked.append(base) or 7)
+    assert serve.warm_front_end() == (7 if expected else 0)
+    assert asked == ([expected] if expected else [])
