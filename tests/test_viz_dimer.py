@@ -71,6 +71,36 @@ def test_frame_rows_stay_within_the_frame_budget_and_end_on_the_last_row(n_rows)
     assert rows == sorted(set(rows))
 
 
+@pytest.mark.parametrize(
+    "steps, spacing",
+    [
+        (range(301), 5),  # the default race: 0, 5, …, 300 (plotly.js labels 0, 30, 60, …)
+        (range(0, 1001, 10), 20),  # every 10th step recorded: stops every 20 steps
+        (range(40, 541), 5),  # a window that does not start at 0
+        (range(100), 1),  # no more frames than stops: every frame
+        (range(0, 2000, 5), 25),
+    ],
+)
+def test_slider_stops_of_numbered_frames_stand_on_round_steps(steps, spacing):
+    from viz.frames import MAX_SLIDER_STOPS, slider_stops
+
+    names = [str(s) for s in steps]
+    stops = [int(s) for s in slider_stops(names)]
+    assert stops[0] == steps[0] and stops[-1] == steps[-1] and len(stops) <= MAX_SLIDER_STOPS
+    assert all(s % spacing == 0 for s in stops[1:-1]), stops
+    assert stops == sorted(set(stops))
+
+
+def test_slider_stops_of_long_runs_sampled_into_frames_are_the_frames_nearest_round_steps():
+    from viz.frames import MAX_FRAMES, frame_rows, slider_stops
+
+    names = [str(s) for s in frame_rows(1001, MAX_FRAMES)]  # 1 000 steps drawn as 301 frames
+    stops = [int(s) for s in slider_stops(names)]
+    marks = range(0, 1001, 20)
+    assert stops[0] == 0 and stops[-1] == 1000 and len(stops) == len(marks)
+    assert all(abs(s - m) <= 2 for s, m in zip(stops, marks)), stops  # frames are ≈ 3.3 steps apart
+
+
 @pytest.mark.parametrize("n_frames", [0, 1, 2, 100, 101, 300])
 def test_slider_stops_are_evenly_spaced_frames_from_the_first_to_the_last(n_frames):
     from viz.frames import MAX_SLIDER_STOPS, slider_stops
@@ -91,7 +121,8 @@ def test_the_play_controls_slider_stands_on_at_most_max_slider_stops_frames():
     labels = [str(i) for i in range(300)]
     _, slider = figs.play_controls(labels, 40, "step ")
     stops = [s["label"] for s in slider[0]["steps"]]
-    assert len(stops) == MAX_SLIDER_STOPS and stops[0] == "0" and stops[-1] == "299"
+    assert len(stops) <= MAX_SLIDER_STOPS and stops[0] == "0" and stops[-1] == "299"
+    assert [int(s) for s in stops[:-1]] == list(range(0, 300, 5))  # round steps, the last frame too
     assert all(s["args"][0] == [s["label"]] for s in slider[0]["steps"])
 
 
