@@ -146,7 +146,8 @@ def main() -> None:
     lines = [
         "# A new browser on an already computed link: Streamlit's front-end files gzipped once vs raw",
         "",
-        f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}` — "
+        f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}"
+        f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}` — "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
         f"{os.cpu_count()} cores, Debian Chromium; load average (1, 5, 15 min) before "
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
@@ -176,8 +177,8 @@ def main() -> None:
         )
     lines += [
         "",
-        "The first new browser of each server, after serve.py's warm-up (which computed the race; bare "
-        "Streamlit computes it in this visit; serve.py compresses each file the first time it serves it):",
+        "The first new browser of each server, after serve.py's warm-up (which computed the race and had "
+        "the front-end files gzipped; bare Streamlit computes the race in this visit):",
         "",
     ]
     for name, v in first.items():
