@@ -88,37 +88,55 @@ def wait_for_plot(page, condition: str, index: int = 0, timeout: int = RUN_TIMEO
     return handle.json_value()
 
 
+STEADY_POLLS = 3  # a layout is taken as settled when it has not changed over this many polls
+
+
+def wait_until_steady(page, snapshot: str, timeout: int = RUN_TIMEOUT_MS):
+    """Until the JavaScript function ``snapshot`` gives the same ``key`` on :data:`STEADY_POLLS`
+    polls in a row (one per animation frame); returns its ``value`` then. ``snapshot`` returns
+    ``null`` while the page is not ready, else ``{key, value}``. A state wait for a layout in flight
+    (the sidebar folding, fonts arriving, a window resize): boxes read in between can come from
+    different drawings (CI once read an x title from one and the slider label from the one before)."""
+    page.evaluate("window.__deoSteady = null")
+    return page.wait_for_function(
+        """([snapshot, polls]) => {
+            const now = new Function("return (" + snapshot + ")();")();
+            if (!now) { window.__deoSteady = null; return false; }
+            const last = window.__deoSteady;
+            const count = last && last.key === now.key ? last.count + 1 : 1;
+            window.__deoSteady = {key: now.key, count};
+            return count >= polls ? {value: now.value === undefined ? null : now.value} : false;
+        }""",
+        arg=[snapshot, STEADY_POLLS],
+        timeout=timeout,
+    ).json_value()["value"]
+
+
 def wait_for_settled_charts(page, timeout: int = RUN_TIMEOUT_MS) -> None:
-    """Until every shown Plotly chart is drawn at its element's width and its drawing has stopped
-    changing: the same sizes and the same boxes of its titles, slider, buttons and legend on three
-    polls in a row. A state wait for a layout change (the sidebar folding, a window resize): the
-    element widens over several frames and plotly.js redraws behind it, so a box read in between can
-    come from an older drawing than the next (CI once read an x title from one and the slider label
-    from another)."""
-    page.wait_for_function(
+    """Until every shown Plotly chart is drawn at its element's width and the boxes of its titles,
+    slider, buttons and legend are steady (:func:`wait_until_steady`): the element widens over
+    several frames as the sidebar folds, and plotly.js redraws behind it."""
+    wait_until_steady(
+        page,
         """() => {
             const shown = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
                 .filter(c => c.clientWidth > 0);
-            const state = shown.map(c => {
+            const keys = [];
+            for (const c of shown) {
                 const gd = c.querySelector('.js-plotly-plot');
                 const full = gd && gd._fullLayout;
-                if (!full || !full.width) return null;
+                if (!full || !full.width || Math.abs(full.width - c.clientWidth) > 1) return null;
                 const parts = [...gd.querySelectorAll(
                     'g.g-xtitle, g.g-x2title, g.slider-group, g.updatemenu-container, g.legend'
                 )].map(e => {
                     const r = e.getBoundingClientRect();
                     return [r.x, r.y, r.width, r.height].map(Math.round).join(',');
                 });
-                const fits = Math.abs(full.width - c.clientWidth) <= 1;
-                return {fits, key: c.clientWidth + '|' + parts.join(';')};
-            });
-            if (!shown.length || state.some(s => !s || !s.fits)) { window.__deoSettled = null; return false; }
-            const key = JSON.stringify(state.map(s => s.key));
-            const last = window.__deoSettled;
-            window.__deoSettled = {key, polls: last && last.key === key ? last.polls + 1 : 1};
-            return window.__deoSettled.polls >= 3;
+                keys.push(c.clientWidth + '|' + parts.join(';'));
+            }
+            return shown.length ? {key: keys.join('/')} : null;
         }""",
-        timeout=timeout,
+        timeout,
     )
 
 
@@ -418,24 +436,23 @@ def test_every_long_formula_fits_its_column(app_url, new_page, layout):
         wait_idle(page)
         # measured once KaTeX's fonts are in (before, fallback metrics wrap differently) and the
         # column and the formula have kept their boxes for three polls (no layout in flight)
-        outside = page.wait_for_function(
+        outside = wait_until_steady(
+            page,
             """() => {
                 const k = [...document.querySelectorAll('[data-testid="stMarkdownContainer"] .katex')]
                     .find(e => e.textContent.includes('f(x,y)'));
-                if (!k || document.fonts.status !== 'loaded') return false;
+                if (!k || document.fonts.status !== 'loaded') return null;
                 const column = k.closest('[data-testid="stColumn"]') || k.closest('[data-testid="stMain"]');
                 const c = column.getBoundingClientRect(), f = k.getBoundingClientRect();
-                const key = [c.left, c.right, f.width, f.height].map(Math.round).join();
-                const last = window.__deoFormula;
-                window.__deoFormula = {key, polls: last && last.key === key ? last.polls + 1 : 1};
-                if (window.__deoFormula.polls < 3) return false;
                 const glyphs = [...k.querySelectorAll('.katex-html *')]
                     .filter(e => !e.children.length && e.textContent.trim());
-                return {outside: glyphs.map(e => e.getBoundingClientRect())
-                    .filter(r => r.right > c.right + 8 || r.left < c.left - 1).length};
+                return {
+                    key: [c.left, c.right, f.width, f.height].map(Math.round).join(),
+                    value: glyphs.map(e => e.getBoundingClientRect())
+                        .filter(r => r.right > c.right + 8 || r.left < c.left - 1).length,
+                };
             }""",
-            timeout=RUN_TIMEOUT_MS,
-        ).json_value()["outside"]
+        )
         assert outside == 0, (layout, name, outside)
     no_exception(page)
 
