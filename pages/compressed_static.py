@@ -63,9 +63,13 @@ class CompressedStatic:
         self.max_bytes = max_bytes
         self.level = level
         self.cached: dict[str, Compressed] = {}
-        self.cached_bytes = 0
         self.plain: set[str] = set()  # paths Streamlit answered with something this leaves alone
         self._pending: dict[str, asyncio.Future] = {}
+
+    @property
+    def cached_bytes(self) -> int:
+        """Compressed bytes kept (≤ ``max_bytes``)."""
+        return sum(len(entry.body) for entry in self.cached.values())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -126,7 +130,6 @@ class CompressedStatic:
             entry = _compressed(start["headers"], packed)
             if self.cached_bytes + len(packed) <= self.max_bytes:
                 self.cached[path] = entry
-                self.cached_bytes += len(packed)
             return entry
         finally:
             del self._pending[path]
