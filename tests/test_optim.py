@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from deo.optim import DEO
+from deo.dimer import batched_dot
+from deo.optim import DEO, LIST_DOT_CAT, _list_dot
 
 A = torch.diag(torch.tensor([3.0, 1.0, -2.0], dtype=torch.float64))
 
@@ -705,3 +706,22 @@ def test_base_optimizer_step_hooks_fire_and_global_hooks_fire_once_per_step():
     finally:
         for handle in handles:
             handle.remove()
+
+
+@pytest.mark.parametrize("sizes", [[40, 30, 1], [LIST_DOT_CAT // 2, LIST_DOT_CAT // 2, 3]])
+def test_list_dot_of_parameter_blocks_is_the_flat_dot(sizes):
+    """``_list_dot`` over per-parameter blocks (the per-parameter path: d ≥ SMALL_D): below
+    LIST_DOT_CAT one dot of the concatenated blocks, the flat path's own ``batched_dot`` bit for bit;
+    above it one dot per block (equal to rounding)."""
+    gen = torch.Generator().manual_seed(0)
+    a = [torch.randn(size, generator=gen, dtype=torch.float64) for size in sizes]
+    b = [torch.randn(size, generator=gen, dtype=torch.float64) for size in sizes]
+    flat = batched_dot(torch.cat(a).unsqueeze(0), torch.cat(b).unsqueeze(0))
+    ours = _list_dot(a, b)
+    assert ours.shape == (1,)
+    if sum(sizes) < LIST_DOT_CAT:
+        assert ours.item() == flat.item()
+        row = torch.cat(a).unsqueeze(0)
+        assert _list_dot(a, a).item() == batched_dot(row, row).item()
+    else:
+        assert ours.item() == pytest.approx(flat.item(), rel=1e-12)
