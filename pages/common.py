@@ -604,20 +604,25 @@ def cached_trace_figure(
     again), built once per race and view and shared by every session: ``view`` is one of
     ``TRACE_FIGURES`` (``viz.surface_figs.loss_figure`` against steps or gradient evaluations,
     ``curvature_figure``, ``surface3d_figure``), ``options`` their keyword arguments as sorted
-    ``(name, value)`` pairs (``log``, ``large``). A tab switch or a second visitor only serialises it."""
-    from viz.surface_figs import curvature_figure, loss_figure, surface3d_figure
+    ``(name, value)`` pairs (``log``, ``large``). Frozen and serialised once: a rerun, a tab switch or
+    a second visitor sends the JSON made then (``pages.plotly_wire``)."""
+    from pages.plotly_wire import wire_ready
+    from viz.surface_figs import FrozenFigure, curvature_figure, loss_figure, surface3d_figure
 
     if view not in TRACE_FIGURES:
         raise ValueError(f"unknown view {view!r}; one of {TRACE_FIGURES}")
     traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
     kwargs = dict(options)
     if view == "loss_steps":
-        return loss_figure(traces, "steps", **kwargs)
-    if view == "loss_evals":
-        return loss_figure(traces, "grad_evals", **kwargs)
-    if view == "curvature":
-        return curvature_figure(traces, **kwargs)
-    return surface3d_figure(get_surface(surface_key, formula), traces, **kwargs)
+        fig = loss_figure(traces, "steps", **kwargs)
+    elif view == "loss_evals":
+        fig = loss_figure(traces, "grad_evals", **kwargs)
+    elif view == "curvature":
+        fig = curvature_figure(traces, **kwargs)
+    else:
+        fig = surface3d_figure(get_surface(surface_key, formula), traces, **kwargs)
+    # serialised once for every rerun and visitor (the figure was validated as it was built)
+    return wire_ready(FrozenFigure(fig, _validate=False).freeze())
 
 
 def session_alive() -> Callable[[], bool] | None:

@@ -91,7 +91,28 @@ KIND_SYMBOLS = STATIONARY_SYMBOLS  # the same symbols as the dimer figures' (viz
 KIND_COLORS = {"min": MINIMUM_COLOR, "saddle": SADDLE_COLOR, "max": "#555555", "degenerate": "#882255"}
 
 
-class AnimatedFigure(go.Figure):
+class FrozenFigure(go.Figure):
+    """A ``go.Figure`` that can be serialised once (:meth:`freeze`): a cached figure that every rerun
+    sends again. ``st.plotly_chart`` calls ``to_dict`` (a deep copy of every trace) and then encodes
+    that dict on every run; a frozen figure returns one shared dict, whose JSON
+    ``pages.plotly_wire.wire_ready`` remembers. ``FrozenFigure(fig)`` copies ``fig``."""
+
+    def to_dict(self) -> dict:
+        frozen = getattr(self, "_frozen", None)
+        return frozen if frozen is not None else self._fresh_dict()
+
+    def _fresh_dict(self) -> dict:
+        return super().to_dict()
+
+    def freeze(self) -> FrozenFigure:
+        """Serialise once: later ``to_dict`` calls return that same dict (read it, do not change it).
+        Changes to the figure after ``freeze`` are not seen; returns ``self``."""
+        self._frozen = None
+        self._frozen = self.to_dict()
+        return self
+
+
+class AnimatedFigure(FrozenFigure):
     """A ``go.Figure`` whose animation frames are plain dicts, added by :func:`to_dict`.
 
     Everything that serialises a figure (``st.plotly_chart``, ``fig.to_json``, ``fig.to_html``,
@@ -106,22 +127,12 @@ class AnimatedFigure(go.Figure):
         self._plain_frames = list(plain_frames or [])
         self._plain_layout = dict(plain_layout or {})
 
-    def to_dict(self) -> dict:
-        if getattr(self, "_frozen", None) is not None:
-            return self._frozen
-        out = super().to_dict()
+    def _fresh_dict(self) -> dict:
+        out = super()._fresh_dict()
         if self._plain_frames:
             out["frames"] = self._plain_frames
         out.setdefault("layout", {}).update(self._plain_layout)
         return out
-
-    def freeze(self) -> AnimatedFigure:
-        """Serialise once: later ``to_dict`` calls return that same dict (read it, do not change it).
-        For a cached figure that every rerun sends again (``to_dict`` deep-copies ~30 traces).
-        Changes to the figure after ``freeze`` are not seen; returns ``self``."""
-        self._frozen = None
-        self._frozen = self.to_dict()
-        return self
 
 
 @dataclass
