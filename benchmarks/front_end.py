@@ -17,8 +17,14 @@ from before serve.py compressed anything), a cold server's first visitor is meas
 its warm-up (the README's class set-up: the server started before the class), navigation → race
 chart.
 
-Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10] [--base DIR --first-visits 5]``;
-prints a table and writes ``benchmarks/results/front_end.md``.
+With ``--http-ab`` the two servers are both ``python serve.py``, one as installed (uvicorn then
+parses HTTP with httptools and runs on uvloop) and one with those two packages hidden (a stub on
+its ``PYTHONPATH`` that raises ImportError: uvicorn falls back to h11 and asyncio's own loop, as
+before requirements.txt named them); the table says which modules each server process loaded.
+
+Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10] [--base DIR --first-visits 5]
+[--http-ab]``; prints a table and writes ``benchmarks/results/front_end.md`` (``--http-ab``:
+``front_end_http.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +49,33 @@ LAUNCHERS = {  # name -> command before the server options
     "python serve.py (gzipped once)": [sys.executable, "serve.py"],
     "streamlit run app.py (raw)": None,
 }
+HIDDEN = ("httptools", "uvloop")  # --http-ab: hidden from the second server
+
+
+def http_ab_servers(stub_dir: Path) -> dict[str, Server]:
+    """``python serve.py`` as installed, and with :data:`HIDDEN` made unimportable (stub packages
+    in ``stub_dir`` that raise ImportError, first on the second server's ``PYTHONPATH``)."""
+    for name in HIDDEN:
+        (stub_dir / name).mkdir(exist_ok=True)
+        stub = stub_dir / name / "__init__.py"
+        stub.write_text("raise ImportError('hidden by benchmarks/front_end.py')\n")
+    hidden_path = os.pathsep.join(filter(None, [str(stub_dir), os.environ.get("PYTHONPATH")]))
+    return {
+        "serve.py, httptools + uvloop": Server(launcher=[sys.executable, "serve.py"]),
+        "serve.py, h11 + asyncio loop": Server(
+            launcher=[sys.executable, "serve.py"], env_extra={"PYTHONPATH": hidden_path}
+        ),
+    }
+
+
+def loaded(server: Server) -> str:
+    """Which of :data:`HIDDEN` the server process has mapped (its compiled modules), from /proc."""
+    try:
+        maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+    except OSError:
+        return "?"
+    found = [name for name in HIDDEN if f"/{name}/" in maps]
+    return ", ".join(found) if found else "neither"
 
 
 def visit(browser, server: Server, mbps: float | None) -> dict:
@@ -108,15 +142,22 @@ def main() -> None:
     parser.add_argument("--mbps", type=float, default=10.0, help="emulated download rate; 0: none")
     parser.add_argument("--base", type=Path, default=None, help="an earlier checkout, for --first-visits")
     parser.add_argument("--first-visits", type=int, default=0, help="cold servers per tree (needs --base)")
+    parser.add_argument("--http-ab", action="store_true", help="serve.py with and without httptools/uvloop")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     load_before = os.getloadavg()
-    servers = {name: Server(launcher=launcher) for name, launcher in LAUNCHERS.items()}
-    serve_log = Path(servers[next(iter(LAUNCHERS))].log.name)
+    stubs = tempfile.TemporaryDirectory()
+    if args.http_ab:
+        servers = http_ab_servers(Path(stubs.name))
+    else:
+        servers = {name: Server(launcher=launcher) for name, launcher in LAUNCHERS.items()}
     deadline = time.monotonic() + 300
-    while WARM_MESSAGE not in serve_log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)  # serve.py's warm-up has finished: its CPU is not counted as the first visit's
+    for server in servers.values() if args.http_ab else list(servers.values())[:1]:
+        serve_log = Path(server.log.name)
+        while WARM_MESSAGE not in serve_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)  # serve.py's warm-up has finished: its CPU is not counted as the first visit's
+    modules = {name: loaded(server) for name, server in servers.items()}
     rows: dict[tuple[str, float | None], list[dict]] = {}
     first: dict[str, dict] = {}
     try:
@@ -137,17 +178,23 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
+        stubs.cleanup()
     first_visits = first_visitors(args.base, args.first_visits) if args.base and args.first_visits else {}
     load_after = os.getloadavg()
 
     def med(name, mbps, key):
         return statistics.median(v[key] for v in rows[(name, mbps)])
 
+    title = (
+        "uvicorn with httptools + uvloop vs h11 + asyncio's loop" if args.http_ab
+        else "Streamlit's front-end files gzipped once vs raw"
+    )
     lines = [
-        "# A new browser on an already computed link: Streamlit's front-end files gzipped once vs raw",
+        f"# A new browser on an already computed link: {title}",
         "",
         f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}"
-        f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}` — "
+        f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}"
+        f"{' --http-ab' if args.http_ab else ''}` — "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
         f"{os.cpu_count()} cores, Debian Chromium; load average (1, 5, 15 min) before "
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
@@ -157,6 +204,8 @@ def main() -> None:
         "alternated too). Medians over the repeats; server CPU from /proc until 0.5 s after the chart; "
         "bytes from Chromium's DevTools (HTTP responses only: the websocket's figure message, "
         "≈ 0.1 MB deflated, is the same for both).",
+        "",
+        *(f"- {name}: compiled modules in the server process: {found}" for name, found in modules.items()),
         "",
         "| network | server | new-browser server CPU s | wire MB | decoded MB | time to chart s |",
         "|---|---|---:|---:|---:|---:|",
@@ -170,7 +219,7 @@ def main() -> None:
             )
         a, b = list(servers)
         lines.append(
-            f"| {'loopback' if mbps is None else f'{mbps:g} Mbit/s'} | ratio raw / gzipped | "
+            f"| {'loopback' if mbps is None else f'{mbps:g} Mbit/s'} | ratio second / first | "
             f"{med(b, mbps, 'cpu') / med(a, mbps, 'cpu'):.2f}× | "
             f"{med(b, mbps, 'wire_mb') / med(a, mbps, 'wire_mb'):.2f}× | | "
             f"{med(b, mbps, 'chart_s') / med(a, mbps, 'chart_s'):.2f}× |"
@@ -178,7 +227,7 @@ def main() -> None:
     lines += [
         "",
         "The first new browser of each server, after serve.py's warm-up (which computed the race and had "
-        "the front-end files gzipped; bare Streamlit computes the race in this visit):",
+        "the front-end files gzipped; bare Streamlit, if measured, computes the race in this visit):",
         "",
     ]
     for name, v in first.items():
@@ -203,7 +252,7 @@ def main() -> None:
                      f"{statistics.median(base_times) / statistics.median(now_times):.2f}× | |")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
-    out = ROOT / "benchmarks" / "results" / "front_end.md"
+    out = ROOT / "benchmarks" / "results" / ("front_end_http.md" if args.http_ab else "front_end.md")
     out.write_text(text)
     say("wrote", out)
 

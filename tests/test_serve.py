@@ -97,3 +97,22 @@ def test_the_warm_up_asks_its_own_server_for_the_front_end_files(monkeypatch, ad
     monkeypatch.setattr(compressed_static, "warm", lambda base: asked.append(base) or 7)
     assert serve.warm_front_end() == (7 if expected else 0)
     assert asked == ([expected] if expected else [])
+
+
+def test_the_server_parses_http_with_httptools_and_runs_on_uvloop():
+    """requirements.txt installs httptools and uvloop. Streamlit leaves uvicorn's ``http`` at "auto",
+    which then takes httptools (HTTP parsed in C, not pure-Python h11), and its bootstrap runs the
+    server's event loop on uvloop when it imports (benchmarks/front_end.py --http-ab measures the
+    difference and lists the modules the server process loaded)."""
+    import uvicorn
+    import uvloop
+    from streamlit.web import bootstrap
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    async def asgi(scope, receive, send):  # pragma: no cover - never called
+        raise AssertionError
+
+    config = uvicorn.Config(asgi)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    assert bootstrap._get_uvloop_loop_factory() is uvloop.new_event_loop
