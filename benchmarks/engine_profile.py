@@ -7,10 +7,13 @@
 - ``--small``: a step on one 2-vector (the race's 2-D surfaces, x² − y² + y⁴/4), per preset
   (``deo_paper``, ``deo_escape``, GD and Adam for scale): torch ops per step that DEO itself
   dispatches (load-independent) and µs per step (median of repeats; wall-clock, so loaded);
+- ``--list-dot``: g·N of the per-parameter path (``deo.optim._list_dot``) on the small MLP's six
+  blocks scaled up, one dot of the concatenated blocks against one dot per block, µs per call
+  (median of repeats; where the two cross sets ``deo.optim.LIST_DOT_CAT``);
 - otherwise torch.profiler over DEO (base Adam) or torch Adam steps: the top operators by self CPU
   time (wall-clock, so disturbed by other jobs on a shared machine).
 
-Run: ``python benchmarks/engine_profile.py [--passes | --small] [--batch 32] [--rotate-every 1]
+Run: ``python benchmarks/engine_profile.py [--passes | --small | --list-dot] [--batch 32] [--rotate-every 1]
 [--scheme forward] [--steps 20] [--optimizer deo|adam]``.
 """
 
@@ -122,6 +125,34 @@ def small_steps(key: str, steps: int, repeats: int) -> tuple[float, float]:
     return statistics.median(times), sum(counter.ops.values()) / 100
 
 
+def list_dot_times(repeats: int = 5, calls: int = 3000) -> list[tuple[int, float, float]]:
+    """(d, µs concatenated, µs per block) of ``_list_dot`` for the blocks of MLP 32→64k→48→1."""
+    from deo import optim
+
+    rows = []
+    for k in (1, 2, 4, 8, 16, 32):
+        shapes = [(64 * k, 32), (64 * k,), (48, 64 * k), (48,), (1, 48), (1,)]
+        g = [torch.randn(shape) for shape in shapes]
+        d = sum(x.numel() for x in g)
+        n = list(torch.split(torch.randn(d), [x.numel() for x in g]))
+        micros = []
+        threshold = optim.LIST_DOT_CAT
+        try:
+            for forced in (d + 1, 0):  # concatenated, then per block
+                optim.LIST_DOT_CAT = forced
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        optim._list_dot(g, n)
+                    times.append((time.perf_counter() - start) / calls * 1e6)
+                micros.append(statistics.median(times))
+        finally:
+            optim.LIST_DOT_CAT = threshold
+        rows.append((d, *micros))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -132,8 +163,15 @@ def main() -> None:
     parser.add_argument("--optimizer", default="deo", choices=("deo", "adam"))
     parser.add_argument("--passes", action="store_true", help="count DEO's passes over d instead of timing")
     parser.add_argument("--small", action="store_true", help="a step on one 2-vector, per preset")
+    parser.add_argument("--list-dot", action="store_true", help="g·N over blocks: concatenated vs per block")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.list_dot:
+        print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print("d          concatenated µs  per block µs")
+        for d, joined, apart in list_dot_times():
+            print(f"{d:<10d} {joined:15.1f}  {apart:12.1f}")
+        return
     if args.small:
         print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print("preset       µs/step  torch ops/step (the optimizer's own, not the closure's or its base's)")
