@@ -91,14 +91,21 @@ def test_slider_stops_of_numbered_frames_stand_on_round_steps(steps, spacing):
     assert stops == sorted(set(stops))
 
 
-def test_slider_stops_of_long_runs_sampled_into_frames_are_the_frames_nearest_round_steps():
-    from viz.frames import MAX_FRAMES, frame_rows, slider_stops
+@pytest.mark.parametrize(
+    "n_rows, stride, spacing",
+    [(1001, 4, 20), (602, 3, 15), (302, 2, 10), (1502, 10, 20), (5000, 20, 100), (100_001, 500, 2000)],
+)
+def test_long_runs_are_drawn_every_kth_step_and_the_slider_stands_on_round_steps(n_rows, stride, spacing):
+    """A run of more rows than MAX_FRAMES: frames every k-th step (k up to 5, then 10, 20, 25, 50, …)
+    and the last; the slider's stops are frames on multiples of a round spacing that k divides."""
+    from viz.frames import MAX_FRAMES, MAX_SLIDER_STOPS, frame_rows, slider_stops
 
-    names = [str(s) for s in frame_rows(1001, MAX_FRAMES)]  # 1 000 steps drawn as 301 frames
-    stops = [int(s) for s in slider_stops(names)]
-    marks = range(0, 1001, 20)
-    assert stops[0] == 0 and stops[-1] == 1000 and len(stops) == len(marks)
-    assert all(abs(s - m) <= 2 for s, m in zip(stops, marks)), stops  # frames are ≈ 3.3 steps apart
+    rows = frame_rows(n_rows, MAX_FRAMES)
+    assert len(rows) <= MAX_FRAMES and rows[-1] == n_rows - 1
+    assert rows[:-1] == list(range(0, n_rows - 1, stride)) or rows == list(range(0, n_rows, stride))
+    stops = [int(s) for s in slider_stops([str(r) for r in rows])]
+    assert len(stops) <= MAX_SLIDER_STOPS and stops[0] == 0 and stops[-1] == n_rows - 1
+    assert stops[1:-1] == list(range(spacing, n_rows - 1, spacing))[: len(stops) - 2], stops
 
 
 @pytest.mark.parametrize("n_frames", [0, 1, 2, 100, 101, 300])

@@ -4,6 +4,7 @@ networks). Pure numpy, no Plotly."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,14 +21,22 @@ MAX_SLIDER_STOPS = 100
 
 
 def frame_rows(n_rows: int, max_frames: int = MAX_FRAMES) -> list[int]:
-    """The row indices an animation of ``n_rows`` recorded rows shows: evenly spaced from the first
-    row to the last, both included, at most ``max_frames`` of them (every row when there are fewer)."""
+    """The row indices an animation of ``n_rows`` recorded rows shows: every k-th row from the first,
+    k the smallest stride that keeps them within ``max_frames`` (every row when there are no more;
+    above 5 the next of 10, 20, 25, 50, 100, …), and the last row. A whole stride, not evenly
+    rounded positions: for a run recorded every step the frames stand on multiples of k (1 000
+    steps: 0, 4, 8, …), so the slider's round steps are frames (:func:`slider_stops`) and it reads
+    0, 100, 200 rather than 0, 161, 322."""
     if n_rows < 1:
         raise ValueError(f"need at least one row to animate, got {n_rows}")
     if max_frames < 2:
         raise ValueError(f"max_frames must be >= 2, got {max_frames}")
-    n = min(max_frames, n_rows)
-    return np.unique(np.round(np.linspace(0, n_rows - 1, n)).astype(np.int64)).tolist()
+    least = max(1, -(-(n_rows - 1) // (max_frames - 1)))
+    stride = least if least <= 5 else next(s for s in _nice_spacings() if s >= least)  # 17 → 20
+    rows = list(range(0, n_rows, stride))
+    if rows[-1] != n_rows - 1:  # within max_frames: (n_rows − 1)/stride < max_frames − 1 then
+        rows.append(n_rows - 1)
+    return rows
 
 
 def slider_stops(names: Sequence[str], max_stops: int = MAX_SLIDER_STOPS) -> list[str]:
@@ -36,18 +45,24 @@ def slider_stops(names: Sequence[str], max_stops: int = MAX_SLIDER_STOPS) -> lis
 
     Frames named by increasing step numbers (every animation of a run) get stops at round steps:
     the multiples of the smallest of 1, 2, 5, 10, 20, 25, 50, 100, … that keeps them within
-    ``max_stops`` (each the frame nearest to it). plotly.js labels every k-th stop under the slider,
-    so a 300-step race reads 0, 30, 60, … rather than 0, 27, 54, 82, … (100 evenly spaced stops).
-    Other names: evenly spaced (``frame_rows``' rule)."""
+    ``max_stops`` (each the frame nearest to it); for frames every k steps, the smallest of their
+    least common multiples with k (k = 4: 20, 100, …), so each stop is a frame on a round step.
+    plotly.js labels every k-th stop under the slider, so a 300-step race reads 0, 30, 60, …
+    rather than 0, 27, 54, 82, … (100 evenly spaced stops).
+    Other names: ``max_stops`` evenly spaced frames."""
     if not len(names):
         return []
     if len(names) <= max_stops:
         return list(names)
     steps = _steps(names)
-    if steps is None:
-        return [names[i] for i in frame_rows(len(names), max_stops)]
+    if steps is None:  # evenly spaced positions from the first to the last
+        positions = np.unique(np.round(np.linspace(0, len(names) - 1, max_stops)).astype(np.int64))
+        return [names[i] for i in positions.tolist()]
     first, last = steps[0], steps[-1]
-    spacing = next(s for s in _nice_spacings() if (last - first) // s + 2 <= max_stops)
+    # frames sampled every k steps (frame_rows): round steps that are multiples of k (k = 3: 30, 60, …)
+    stride = math.gcd(*(b - a for a, b in itertools.pairwise(steps[:-1]))) if len(steps) > 2 else 1
+    spacings = (math.lcm(nice, stride) for nice in _nice_spacings())
+    spacing = next(s for s in spacings if (last - first) // s + 2 <= max_stops)
     marks = np.arange(-(-first // spacing) * spacing, last + 1, spacing)
     nearest = np.abs(np.asarray(steps)[None, :] - marks[:, None]).argmin(axis=1)
     return [names[i] for i in sorted({0, *nearest.tolist(), len(names) - 1})]

@@ -11,7 +11,7 @@ Plotly practice (``UX.md``). The contour is ``fig.data[0]`` and never inside fra
 moves is a small scatter trace; frame j updates only those trace indices (``"traces"``). Frames are
 plain dicts (no Plotly validation: 300 frames × 20 traces of ``go.Frame`` objects take seconds to
 validate), floats rounded to ``SIGNIFICANT`` digits relative to the window, ``redraw: False``, at
-most ``MAX_FRAMES`` frames (long runs: evenly spaced steps, ``viz.frames``; the full data stays in the
+most ``MAX_FRAMES`` frames (long runs: every k-th step, ``viz.frames``; the full data stays in the
 traces). Axis ranges are fixed and ``scaleanchor`` makes one unit the same length on both axes, so
 arrows and the dimer are not distorted. The path so far is drawn, per frame, from the rows a
 polyline needs to stay within ``PATH_TOLERANCE`` of the recorded path (``path_vertices``, at most
@@ -266,7 +266,7 @@ def auto_dimer_zoom(surface, dimer_length: float | None) -> float:
 def frame_rows(traces: Sequence, max_frames: int = MAX_FRAMES) -> tuple[ndarray, ndarray]:
     """The frames of the animation: ``(frame_steps (F,), rows (n_traces, F))``.
 
-    Frame j shows step ``frame_steps[j]`` (evenly spaced from 0 to the longest run, F ≤
+    Frame j shows step ``frame_steps[j]`` (every k-th step from 0 and the longest run's last, F ≤
     ``max_frames``: ``viz.frames.frame_rows``); ``rows[i, j]`` is the last recorded row of trace i at
     or before that step (a run that stopped early stays at its last row).
     """
