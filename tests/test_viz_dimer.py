@@ -251,6 +251,23 @@ def test_overview_figure_offers_an_invisible_click_grid_and_marks_theta():
     figure_json(fig)
 
 
+def test_overview_legend_shows_the_zoom_window_and_labels_read_over_the_contour():
+    """The zoom window is drawn white (over the contour) and listed with a dark swatch (a white one
+    vanishes on the white legend); both in one legend group, so a click on the entry hides the
+    window. Marker labels are dark with plotly.js's contrasting halo (``shadow: "auto"``)."""
+    xs, ys, z = grid()
+    markers = [figs.Marker((0.0, 0.0), "saddle", "saddle")]
+    fig = figs.overview_figure(xs, ys, z, (0.3, 0.2), ((0.2, 0.4), (0.1, 0.3)), markers)
+    window = [t for t in fig.data if t.name == "zoom window"]
+    drawn = [t for t in window if t.showlegend is False]
+    listed = [t for t in window if t.showlegend is not False]
+    assert len(drawn) == len(listed) == 1 and drawn[0].line.color == "white" and len(drawn[0].x) == 5
+    assert listed[0].line.color != "white" and listed[0].line.dash == "dash"
+    assert drawn[0].legendgroup == listed[0].legendgroup == "zoom window"
+    (labels,) = [t for t in fig.data if getattr(t, "mode", None) == "markers+text"]
+    assert labels.textfont.shadow == "auto" and labels.textfont.color == "#222222"
+
+
 def test_saddle_search_figure_subsamples_long_runs_and_stays_small():
     t = np.linspace(0, 1, 3001)
     path = np.stack([np.cos(3 * t), np.sin(3 * t)], axis=1)

@@ -147,6 +147,8 @@ def marker_traces(markers: Sequence[Marker]) -> list[go.Scatter]:
                     mode="markers+text",
                     text=[m.label for m in points],
                     textposition="top right",
+                    # dark text with a light halo: readable over any colour of the contour
+                    textfont={"color": "#222222", "shadow": "auto"},
                     name=MARKER_NAMES[kind],
                     hoverinfo="name+x+y",
                     marker={
@@ -185,7 +187,20 @@ def overview_figure(
             y=rounded([y0, y0, y1, y1, y0]),
             mode="lines",
             name="zoom window",
+            legendgroup="zoom window",
+            showlegend=False,
             line={"color": "white", "width": 1.5, "dash": "dash"},
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(  # its legend entry: a white swatch would not show on the white legend
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            name="zoom window",
+            legendgroup="zoom window",
+            line={"color": "#555555", "width": 1.5, "dash": "dash"},
             hoverinfo="skip",
         )
     )
