@@ -22,9 +22,13 @@ parses HTTP with httptools and runs on uvloop) and one with those two packages h
 its ``PYTHONPATH`` that raises ImportError: uvicorn falls back to h11 and asyncio's own loop, as
 before requirements.txt named them); the table says which modules each server process loaded.
 
+With ``--against DIR`` the two servers are ``python serve.py`` of this tree and of DIR (a checkout
+of an earlier commit, e.g. a ``git worktree``), side by side: what a change to the server costs or
+saves a new browser.
+
 Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10] [--base DIR --first-visits 5]
-[--http-ab]``; prints a table and writes ``benchmarks/results/front_end.md`` (``--http-ab``:
-``front_end_http.md``).
+[--http-ab | --against DIR [--out NAME]]``; prints a table and writes
+``benchmarks/results/front_end.md`` (``--http-ab``: ``front_end_http.md``; ``--against``: ``--out``).
 """
 
 from __future__ import annotations
@@ -143,6 +147,8 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=None, help="an earlier checkout, for --first-visits")
     parser.add_argument("--first-visits", type=int, default=0, help="cold servers per tree (needs --base)")
     parser.add_argument("--http-ab", action="store_true", help="serve.py with and without httptools/uvloop")
+    parser.add_argument("--against", type=Path, default=None, help="serve.py of this tree vs this checkout's")
+    parser.add_argument("--out", default="front_end_against.md", help="results file name for --against")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -150,10 +156,17 @@ def main() -> None:
     stubs = tempfile.TemporaryDirectory()
     if args.http_ab:
         servers = http_ab_servers(Path(stubs.name))
+    elif args.against:
+        servers = {
+            f"serve.py of this tree ({_commit(ROOT)})": Server(launcher=[sys.executable, "serve.py"]),
+            f"serve.py of {_commit(args.against)}": Server(
+                launcher=[sys.executable, str(args.against / "serve.py")]
+            ),
+        }
     else:
         servers = {name: Server(launcher=launcher) for name, launcher in LAUNCHERS.items()}
     deadline = time.monotonic() + 300
-    for server in servers.values() if args.http_ab else list(servers.values())[:1]:
+    for server in servers.values() if args.http_ab or args.against else list(servers.values())[:1]:
         serve_log = Path(server.log.name)
         while WARM_MESSAGE not in serve_log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)  # serve.py's warm-up has finished: its CPU is not counted as the first visit's
@@ -187,6 +200,7 @@ def main() -> None:
 
     title = (
         "uvicorn with httptools + uvloop vs h11 + asyncio's loop" if args.http_ab
+        else f"this tree's serve.py vs {args.against}'s" if args.against
         else "Streamlit's front-end files gzipped once vs raw"
     )
     lines = [
@@ -194,7 +208,7 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}"
         f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}"
-        f"{' --http-ab' if args.http_ab else ''}` — "
+        f"{' --http-ab' if args.http_ab else ''}{f' --against {args.against}' if args.against else ''}` — "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
         f"{os.cpu_count()} cores, Debian Chromium; load average (1, 5, 15 min) before "
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
@@ -252,7 +266,8 @@ def main() -> None:
                      f"{statistics.median(base_times) / statistics.median(now_times):.2f}× | |")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
-    out = ROOT / "benchmarks" / "results" / ("front_end_http.md" if args.http_ab else "front_end.md")
+    name = "front_end_http.md" if args.http_ab else args.out if args.against else "front_end.md"
+    out = ROOT / "benchmarks" / "results" / name
     out.write_text(text)
     say("wrote", out)
 

@@ -16,10 +16,14 @@ paths is the package's own (an unknown path gets the ``no-cache`` index page, wh
 Memory is bounded by ``max_bytes`` (a response that does not fit is compressed for that request
 only); Streamlit 1.67's text assets are 23 MB, 6.9 MB compressed.
 
+Immutable responses that gzip would not shrink — under ``MIN_SIZE`` (Streamlit 1.67 has ~50 such
+script chunks in a page load) or of a type that does not compress (fonts, images) — are kept as they
+are, and served from memory the same way: a new browser's ~140 requests then never reach Streamlit's
+file handler (a file ``stat``, ``open`` and ``read`` in worker threads per request).
+
 Left as Streamlit answers them: other paths, other methods, ``Range`` requests, browsers that do not
-accept gzip, responses that are not 200 and ``immutable``, already encoded, already small, of a type
-that does not compress (fonts, images), or that set a cookie (a cached cookie would go to every
-visitor).
+accept gzip, responses that are not 200 and ``immutable``, already encoded, or that set a cookie (a
+cached cookie would go to every visitor).
 """
 
 from __future__ import annotations
@@ -42,13 +46,13 @@ PREFIX = "/static/"  # Streamlit's front-end assets (with no ``server.baseUrlPat
 COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 MIN_SIZE = 1024  # bytes: below this gzip's header and a round trip outweigh the saving
 LEVEL = 6  # zlib's default: level 9 saves 1 % more of PlotlyChart.js for twice the CPU
-MAX_BYTES = 32 << 20  # compressed bytes kept per process (Streamlit 1.67's assets need 6.9 MB)
+MAX_BYTES = 32 << 20  # bytes kept per process (Streamlit 1.67: 6.9 MB gzipped text, 2.3 MB fonts and images)
 HOP_HEADERS = {b"content-length", b"etag", b"content-encoding"}  # rewritten for the gzip body
 
 
 @dataclass(frozen=True)
 class Compressed:
-    """A compressed 200 response: its headers (ready to send) and body."""
+    """A kept 200 response, gzipped or as it was: its headers (ready to send) and body."""
 
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
@@ -68,7 +72,7 @@ class CompressedStatic:
 
     @property
     def cached_bytes(self) -> int:
-        """Compressed bytes kept (≤ ``max_bytes``)."""
+        """Bytes kept, compressed or as they were (≤ ``max_bytes``)."""
         return sum(len(entry.body) for entry in self.cached.values())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,21 +118,19 @@ class CompressedStatic:
             start, body = await _capture(self.app, scope, receive)
             headers = {k.lower(): v for k, v in start.get("headers", [])}
             immutable = start["status"] == 200 and b"immutable" in headers.get(b"cache-control", b"")
-            if (
-                not immutable
-                or b"content-encoding" in headers
-                or b"set-cookie" in headers
-                or len(body) < MIN_SIZE
-                or not headers.get(b"content-type", b"").decode("latin-1").startswith(COMPRESSIBLE)
-            ):
-                if immutable:  # a font or an image: never asked again (a bounded set of asset names)
+            if not immutable or b"content-encoding" in headers or b"set-cookie" in headers:
+                if immutable:  # never asked again (a bounded set of asset names)
                     self.plain.add(path)
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
                 return None
-            packed = await anyio.to_thread.run_sync(lambda: gzip.compress(body, self.level, mtime=0))
-            entry = _compressed(start["headers"], packed)
-            if self.cached_bytes + len(packed) <= self.max_bytes:
+            compressible = headers.get(b"content-type", b"").decode("latin-1").startswith(COMPRESSIBLE)
+            if len(body) < MIN_SIZE or not compressible:  # kept as it is: a small chunk, a font, an image
+                entry = _as_is(start["headers"], body)
+            else:
+                packed = await anyio.to_thread.run_sync(lambda: gzip.compress(body, self.level, mtime=0))
+                entry = _compressed(start["headers"], packed)
+            if self.cached_bytes + len(entry.body) <= self.max_bytes:
                 self.cached[path] = entry
             return entry
         finally:
@@ -149,6 +151,14 @@ async def _capture(app, scope: Scope, receive: Receive) -> tuple[Message, bytes]
 
     await app(scope, receive, collect)
     return start, b"".join(chunks)
+
+
+def _as_is(headers, body: bytes) -> Compressed:
+    """Streamlit's own 200 response, kept as it was sent (with its length, for a body sent whole)."""
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    kept.append((b"content-length", str(len(body)).encode()))
+    etag = next((v for k, v in headers if k.lower() == b"etag"), None)
+    return Compressed(tuple(kept), body, etag)
 
 
 def _compressed(headers, body: bytes) -> Compressed:

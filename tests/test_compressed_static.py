@@ -1,5 +1,6 @@
-"""pages/compressed_static.py: Streamlit's immutable front-end files are gzipped once and then served
-from memory; everything else passes through as Streamlit answered it. Driven as ASGI directly, with
+"""pages/compressed_static.py: Streamlit's immutable front-end files are gzipped once (or kept as they
+are when gzip would not shrink them) and then served from memory; everything else passes through as
+Streamlit answered it. Driven as ASGI directly, with
 a stand-in for Streamlit that counts its calls."""
 
 from __future__ import annotations
@@ -126,13 +127,11 @@ def test_a_revalidation_with_the_gzip_tag_is_answered_not_modified():
         ("/static/js/a.js", asset(), {"accept_encoding": "gzip", "method": "HEAD"}),
         ("/media/a.js", asset(), {"accept_encoding": "gzip"}),  # not a front-end file
         ("/static/js/x.js", asset(b"<html>" * 400, b"text/html", b"no-cache"), {"accept_encoding": "gzip"}),
-        ("/static/a.woff2", asset(b"\x00\x01" * 4000, b"font/woff2"), {"accept_encoding": "gzip"}),
-        ("/static/js/tiny.js", asset(b"x" * (MIN_SIZE - 1)), {"accept_encoding": "gzip"}),
         ("/static/js/a.js", asset(extra=[(b"set-cookie", b"s=1")]), {"accept_encoding": "gzip"}),
         ("/static/js/a.js", asset(extra=[(b"content-encoding", b"br")]), {"accept_encoding": "gzip"}),
         ("/static/js/missing.js", None, {"accept_encoding": "gzip"}),  # 404
     ],
-    ids=["no-gzip", "range", "head", "media", "no-cache", "font", "small", "cookie", "encoded", "404"],
+    ids=["no-gzip", "range", "head", "media", "no-cache", "cookie", "encoded", "404"],
 )
 def test_everything_else_passes_through_as_streamlit_answered_it(path, route, headers):
     streamlit = FakeStreamlit({path: route} if route else {})
@@ -141,6 +140,28 @@ def test_everything_else_passes_through_as_streamlit_answered_it(path, route, he
     for _ in range(2):
         assert run(get(app, path, **dict(headers))) == direct
     assert not app.cached and app.cached_bytes == 0
+
+
+@pytest.mark.parametrize(
+    "path, route",
+    [
+        ("/static/a.woff2", asset(b"\x00\x01" * 4000, b"font/woff2")),  # does not compress
+        ("/static/js/tiny.js", asset(b"x" * (MIN_SIZE - 1))),  # too small to gain from gzip
+    ],
+    ids=["font", "small"],
+)
+def test_an_immutable_file_gzip_would_not_shrink_is_kept_as_it_is_and_served_from_memory(path, route):
+    streamlit = FakeStreamlit({path: route})
+    app = CompressedStatic(streamlit)
+    status, headers, body = run(get(streamlit, path, accept_encoding="gzip"))
+    for _ in range(3):
+        assert run(get(app, path, accept_encoding="gzip")) == (
+            status, {**headers, "content-length": str(len(body))}, body,
+        )  # fmt: skip
+    assert streamlit.calls == [path, path]  # the direct request above, then once through the app
+    assert "content-encoding" not in headers and app.cached_bytes == len(body) == len(route[2])
+    revalidated = run(get(app, path, accept_encoding="gzip", if_none_match='"abc"'))
+    assert revalidated[0] == 304 and revalidated[2] == b""
 
 
 def test_memory_is_bounded_and_a_file_that_does_not_fit_is_compressed_for_its_request_only():
