@@ -208,7 +208,8 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}"
         f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}"
-        f"{' --http-ab' if args.http_ab else ''}{f' --against {args.against}' if args.against else ''}` — "
+        f"{' --http-ab' if args.http_ab else ''}"
+        f"{f' --against {args.against} --out {args.out}' if args.against else ''}` — "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
         f"{os.cpu_count()} cores, Debian Chromium; load average (1, 5, 15 min) before "
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
@@ -238,6 +239,11 @@ def main() -> None:
             f"{med(b, mbps, 'wire_mb') / med(a, mbps, 'wire_mb'):.2f}× | | "
             f"{med(b, mbps, 'chart_s') / med(a, mbps, 'chart_s'):.2f}× |"
         )
+    lines += ["", "Every new browser's server CPU s, in the order measured:", ""]
+    for mbps in [None, *([args.mbps] if args.mbps else [])]:
+        for name in servers:
+            every = ", ".join(f"{v['cpu']:.2f}" for v in rows[(name, mbps)])
+            lines.append(f"- {'loopback' if mbps is None else f'{mbps:g} Mbit/s'}, {name}: {every}")
     lines += [
         "",
         "The first new browser of each server, after serve.py's warm-up (which computed the race and had "
