@@ -247,7 +247,8 @@ def main() -> None:
     lines += [
         "",
         "The first new browser of each server, after serve.py's warm-up (which computed the race and had "
-        "the front-end files gzipped; bare Streamlit, if measured, computes the race in this visit):",
+        "the front-end files gzipped; bare Streamlit, if measured, computes the race in this visit). "
+        "One visit each, in this order, and the first is also this Chromium's first page:",
         "",
     ]
     for name, v in first.items():
