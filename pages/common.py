@@ -607,7 +607,7 @@ def cached_trace_figure(
     ``(name, value)`` pairs (``log``, ``large``). Frozen and serialised once: a rerun, a tab switch or
     a second visitor sends the JSON made then (``pages.plotly_wire``)."""
     from pages.plotly_wire import wire_ready
-    from viz.surface_figs import FrozenFigure, curvature_figure, loss_figure, surface3d_figure
+    from viz.surface_figs import curvature_figure, loss_figure, surface3d_figure
 
     if view not in TRACE_FIGURES:
         raise ValueError(f"unknown view {view!r}; one of {TRACE_FIGURES}")
@@ -621,8 +621,8 @@ def cached_trace_figure(
         fig = curvature_figure(traces, **kwargs)
     else:
         fig = surface3d_figure(get_surface(surface_key, formula), traces, **kwargs)
-    # serialised once for every rerun and visitor (the figure was validated as it was built)
-    return wire_ready(FrozenFigure(fig, _validate=False).freeze())
+    # serialised once for every rerun and visitor (each builder returns a FrozenFigure)
+    return wire_ready(fig.freeze())
 
 
 def session_alive() -> Callable[[], bool] | None:

@@ -457,3 +457,22 @@ def test_path_vertices_keeps_the_ends_and_drops_collinear_points():
     broken = line.copy()
     broken[10] = np.nan  # a non-finite row is kept, never bridged
     assert 10 in sf.path_vertices(broken, 1e-6).tolist()
+
+
+def test_static_figures_are_plain_figures_until_frozen_then_one_shared_dict(grid):
+    """loss, curvature and 3-D builders return a FrozenFigure: a go.Figure that can still be changed;
+    ``freeze()`` (pages.common's cache) makes ``to_dict`` return one shared dict, changes after it
+    unseen."""
+    traces = [make_trace("deo_paper", 30)]
+    for fig in (
+        sf.loss_figure(traces),
+        sf.curvature_figure(traces),
+        sf.surface3d_figure(SADDLE, traces, grid=grid),
+    ):
+        assert isinstance(fig, sf.FrozenFigure)
+        fig.update_layout(title="before")
+        assert fig.to_dict() is not fig.to_dict() and fig.to_dict()["layout"]["title"]["text"] == "before"
+        frozen = fig.freeze().to_dict()
+        fig.update_layout(title="after")
+        assert fig.to_dict() is frozen and frozen["layout"]["title"]["text"] == "before"
+        assert json.loads(fig.to_json())["layout"]["title"]["text"] == "before"

@@ -1182,7 +1182,7 @@ def surface3d_figure(
             )
         )
     (x0, x1), (y0, y1) = surface.bounds
-    fig = go.Figure(data=data)
+    fig = FrozenFigure(data=data)  # a go.Figure until frozen (pages.common caches it frozen)
     fig.update_layout(
         height=height,
         scene={
@@ -1228,7 +1228,7 @@ def loss_figure(
         shift = -low + 1e-12 * max(1.0, abs(low))
         ytitle = "loss − min over runs"
     window = _loss_window(traces, shift, log)
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.common caches it frozen)
     for t in traces:
         if not len(t):
             continue
@@ -1322,7 +1322,10 @@ def _loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, floa
 def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -> go.Figure:
     """Top: the dimer curvature estimate C (solid) and the exact λ_min along the same run (dotted),
     per dimer run. Bottom: |cos∠(N, v_min)| (1 = N is the exact min mode)."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
+        figure=FrozenFigure(),  # a go.Figure until frozen (pages.common caches it frozen)
+    )  # fmt: skip
     dimer = [t for t in traces if len(t) and np.isfinite(t.curvature).any()]
     for t in dimer:
         idx = _subsample(len(t))
