@@ -73,14 +73,19 @@ def wait_for_plot(page, condition: str, index: int = 0, timeout: int = RUN_TIMEO
     Plotly chart element (drawn: its ``_fullLayout`` exists); returns the condition's value. A state
     wait, polled by the browser on every animation frame. Counted by chart element, in page order:
     a chart below can have its graph div before the race chart above it has mounted (a loaded
-    machine), so counting graph divs could pick the loss chart."""
+    machine), so counting graph divs could pick the loss chart. A condition that throws (a race chart's
+    field read on another chart) counts as not met: the wait goes on."""
     handle = page.wait_for_function(
         """([index, condition]) => {
             const chart = document.querySelectorAll('[data-testid="stPlotlyChart"]')[index];
             const gd = chart && chart.querySelector('.js-plotly-plot');
             const full = gd && gd._fullLayout;
             if (!full || !full.xaxis || !full.xaxis._length) return false;
-            return new Function("gd", "return (" + condition + ");")(gd) || false;
+            try {  // a condition that cannot be evaluated on this chart yet is not met yet
+                return new Function("gd", "return (" + condition + ");")(gd) || false;
+            } catch (error) {
+                return false;
+            }
         }""",
         arg=[index, condition],
         timeout=timeout,
