@@ -15,13 +15,14 @@ script would otherwise do inside its own run (Streamlit runs app.py only when a 
    several seconds for the first call of each torch operation, autograd path and optimizer class
    (``benchmarks/app.py``: "race (cold process)" against the warm race);
 4. the plain link's figures for a projector and a phone;
-5. ask the server for each of Streamlit's front-end files once, so that they are gzipped (below)
-   before the first browser asks.
+5. ask the server for each of Streamlit's front-end files once, so that they are gzipped, or kept as
+   they are (fonts, small chunks), in memory (below) before the first browser asks.
 
 The server is Streamlit's own ``st.App`` (``app`` below, which ``streamlit run serve.py`` finds and
 runs with uvicorn, the same server ``streamlit run app.py`` uses) with one middleware,
 :class:`pages.compressed_static.CompressedStatic`: Streamlit's ≈ 10 MB of front-end files go to each
-new browser gzipped (≈ 3 MB), compressed once per process instead of sent raw.
+new browser gzipped (≈ 3 MB), compressed once per process instead of sent raw, and every front-end
+file is answered from memory.
 
 ``benchmarks/app.py --browser`` measures the first visitor's time to the chart with both commands.
 """
@@ -106,7 +107,7 @@ def warm_race(steps: int = 3) -> None:
 
 
 def warm_front_end() -> int:
-    """Have this server gzip Streamlit's front-end files before its first browser asks for them
+    """Have this server gzip (or keep) Streamlit's front-end files before its first browser asks for them
     (:func:`pages.compressed_static.warm` through the server's own address): otherwise the first
     visitor waits while the ≈ 10 MB it loads are compressed. Returns how many files; 0 when the
     server is not reachable over TCP on a loopback-able address or serves under a base URL path."""

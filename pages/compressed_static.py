@@ -176,28 +176,22 @@ def _compressed(headers, body: bytes) -> Compressed:
     return Compressed(tuple(kept), body, etag)
 
 
-TEXT_SUFFIXES = (".js", ".css", ".json", ".svg", ".txt")  # what Streamlit serves with a COMPRESSIBLE type
-
-
 def front_end_paths() -> list[str]:
-    """The URL paths of Streamlit's own front-end text files (``/static/…``, ≥ :data:`MIN_SIZE`
-    bytes): what a browser may ask for and :class:`CompressedStatic` keeps (Streamlit 1.67: 323
-    files, 23 MB, 6.9 MB gzipped)."""
+    """The URL paths of Streamlit's own front-end files (``/static/…``: scripts, styles, fonts,
+    images): what a browser may ask for, and what :class:`CompressedStatic` keeps, gzipped or as
+    they are (Streamlit 1.67: 357 files, 25 MB; ≈ 9 MB kept)."""
     import streamlit
 
     root = Path(streamlit.__file__).parent / "static"
-    return sorted(
-        "/" + path.relative_to(root).as_posix()
-        for path in (root / PREFIX.strip("/")).rglob("*")
-        if path.suffix in TEXT_SUFFIXES and path.is_file() and path.stat().st_size >= MIN_SIZE
-    )
+    files = (path for path in (root / PREFIX.strip("/")).rglob("*") if path.is_file())
+    return sorted("/" + path.relative_to(root).as_posix() for path in files)
 
 
 def warm(base_url: str, paths: list[str] | None = None, timeout_s: float = 30.0) -> int:
     """Ask the server at ``base_url`` once for each of ``paths`` (default :func:`front_end_paths`),
-    accepting gzip, so that its :class:`CompressedStatic` has compressed them before the first
-    browser asks (≈ 0.5 s of CPU, once). Returns how many came back gzipped; stops at the first
-    connection error (no server there)."""
+    accepting gzip, so that its :class:`CompressedStatic` has compressed or kept them before the
+    first browser asks (≈ 0.6 s of CPU, once). Returns how many were answered (200); stops at the
+    first connection error (no server there)."""
     import urllib.request
 
     done = 0
@@ -206,7 +200,7 @@ def warm(base_url: str, paths: list[str] | None = None, timeout_s: float = 30.0)
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 response.read()
-                done += response.headers.get("Content-Encoding") == "gzip"
+                done += response.status == 200
         except OSError:
             break
     return done
