@@ -51,7 +51,7 @@ HOP_HEADERS = {b"content-length", b"etag", b"content-encoding"}  # rewritten for
 
 
 @dataclass(frozen=True)
-class Compressed:
+class Kept:
     """A kept 200 response, gzipped or as it was: its headers (ready to send) and body."""
 
     headers: tuple[tuple[bytes, bytes], ...]
@@ -66,7 +66,7 @@ class CompressedStatic:
         self.app = app
         self.max_bytes = max_bytes
         self.level = level
-        self.cached: dict[str, Compressed] = {}
+        self.cached: dict[str, Kept] = {}
         self.plain: set[str] = set()  # paths Streamlit answered with something this leaves alone
         self._pending: dict[str, asyncio.Future] = {}
 
@@ -108,7 +108,7 @@ class CompressedStatic:
             and not _header(scope, b"range")
         )
 
-    async def _fetch(self, scope: Scope, receive: Receive, send: Send, path: str) -> Compressed | None:
+    async def _fetch(self, scope: Scope, receive: Receive, send: Send, path: str) -> Kept | None:
         """Ask Streamlit for ``path``; compress and keep a 200 response that qualifies and return it,
         or send any other response unchanged and return None."""
         future: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -153,17 +153,20 @@ async def _capture(app, scope: Scope, receive: Receive) -> tuple[Message, bytes]
     return start, b"".join(chunks)
 
 
-def _as_is(headers, body: bytes) -> Compressed:
+def _etag(headers) -> bytes | None:
+    return next((v for k, v in headers if k.lower() == b"etag"), None)
+
+
+def _as_is(headers, body: bytes) -> Kept:
     """Streamlit's own 200 response, kept as it was sent (with its length, for a body sent whole)."""
     kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
     kept.append((b"content-length", str(len(body)).encode()))
-    etag = next((v for k, v in headers if k.lower() == b"etag"), None)
-    return Compressed(tuple(kept), body, etag)
+    return Kept(tuple(kept), body, _etag(headers))
 
 
-def _compressed(headers, body: bytes) -> Compressed:
+def _compressed(headers, body: bytes) -> Kept:
     kept = [(k, v) for k, v in headers if k.lower() not in HOP_HEADERS and k.lower() != b"vary"]
-    etag = next((v for k, v in headers if k.lower() == b"etag"), None)
+    etag = _etag(headers)
     if etag is not None:  # another representation, another tag: "abc" -> "abc-gzip"
         etag = etag[:-1] + b'-gzip"' if etag.endswith(b'"') else etag + b"-gzip"
         kept.append((b"etag", etag))
@@ -173,7 +176,7 @@ def _compressed(headers, body: bytes) -> Compressed:
         (b"vary", b", ".join([*vary, b"Accept-Encoding"])),
         (b"content-length", str(len(body)).encode()),
     ]
-    return Compressed(tuple(kept), body, etag)
+    return Kept(tuple(kept), body, etag)
 
 
 def front_end_paths() -> list[str]:
