@@ -555,7 +555,7 @@ class DEO(Optimizer):
                     self._set_rng_state(rng_after)
             n = state["direction"]
             if along is None:
-                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 0))
+                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 0), n)
             along_value = _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf, ±inf·N_i are not)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
             if event and hp["direction"] == "random":  # charged like the dimer run it controls
@@ -927,7 +927,7 @@ class DEO(Optimizer):
             grad_sq = last["grad_sq"]
         else:  # g − c·N was written over g (|α| ≤ 2): ‖g‖² = ‖g_mod‖² + 2c·(g_mod·N) + c²·(N·N)
             c, n = last["coefficient"], last["direction"]
-            along_modified = _list_dot(modified, self._views(n, self._params(), 0))
+            along_modified = _list_dot(modified, self._views(n, self._params(), 0), n)
             grad_sq = modified_sq + 2 * c * along_modified + c * c * batched_dot(n, n)
         state["grad_norm"] = torch.sqrt(grad_sq)
         state["modified_grad_norm"] = torch.sqrt(modified_sq)
@@ -1375,13 +1375,18 @@ def _combine(out: Tensor, base: Tensor | None, terms: list[tuple[float, Tensor]]
         out.zero_()
 
 
-def _list_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+def _list_dot(a: list[Tensor], b: list[Tensor], b_flat: Tensor | None = None) -> Tensor:
     """``Σ_p a_p·b_p`` over per-parameter tensors of one problem, shape ``(1,)``: one BLAS dot per
     parameter, no flat copy; below ``LIST_DOT_CAT`` elements, where a call costs more than the data,
-    one dot of the concatenated blocks (the flat path's own dot, so the same value)."""
+    one dot of the concatenated blocks (the flat path's own dot, so the same value). ``b_flat``: the
+    row that ``b``'s blocks are consecutive views of (N), dotted as it is instead of concatenating
+    ``b`` again (6.5 of 17 µs on the 5 281-parameter MLP)."""
     if sum(x.numel() for x in a) < LIST_DOT_CAT:
         flat_a = torch.cat([x.reshape(-1) for x in a])
-        flat_b = flat_a if b is a else torch.cat([y.reshape(-1) for y in b])
+        if b_flat is not None:
+            flat_b = b_flat.reshape(-1)
+        else:
+            flat_b = flat_a if b is a else torch.cat([y.reshape(-1) for y in b])
         return torch.dot(flat_a, flat_b).reshape(1)
     dots = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]
     return torch.stack(dots).sum(0, keepdim=True)
