@@ -13,7 +13,9 @@ Measured (server figures from ``/proc/<pid>``: CPU = utime + stime, RSS = VmRSS)
    next to a full rerun of the page with the race cached (what every view change cost before);
 4. p50 / p95 time to chart for N concurrent browsers on the same (not yet computed) link and on N
    different links; the server's CPU over the wave;
-5. server RSS: warm baseline, peak, and after the contexts closed (5 s and 20 s later);
+5. server RSS: warm baseline, peak, and after the contexts closed (5 s and 20 s later, and once
+   Streamlit has dropped the closed sessions: its ``server.disconnectedSessionTTL`` plus one of the
+   server's malloc_trim periods, unless ``--no-ttl``);
 6. (``--heavy``) four Surfaces visitors and the health endpoint while one session computes a
    100×100 escape map.
 
@@ -114,6 +116,14 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def session_ttl_s() -> int:
+    """Streamlit's ``server.disconnectedSessionTTL`` (seconds a closed browser's session is kept):
+    the server runs with this repository's ``.streamlit/config.toml``, which leaves the default."""
+    from streamlit import config
+
+    return int(config.get_option("server.disconnectedSessionTTL"))
 
 
 def health_ms(url: str) -> float:
@@ -322,6 +332,8 @@ def main() -> None:
     parser.add_argument("--heavy", action="store_true", help="also the escape-map interference run")
     parser.add_argument("--budget-s", type=float, default=900, help="stop starting new waves after this")
     parser.add_argument("--arena", type=int, default=None, help="MALLOC_ARENA_MAX for the server")
+    parser.add_argument("--no-ttl", action="store_true",
+                        help="skip the RSS reading after Streamlit's disconnected-session TTL (≈ 2.5 min)")
     parser.add_argument("--launcher", choices=("serve", "streamlit"), default="serve",
                         help="the README's `python serve.py` (default) or a bare `streamlit run app.py`")
     args = parser.parse_args()
@@ -341,7 +353,12 @@ def main() -> None:
     per_tab: list[float] = []
     views: dict = {}
     waves: list = []
-    rss_warm = rss_peak = rss_5 = rss_20 = nan
+    rss_warm = rss_peak = rss_5 = rss_20 = rss_ttl = nan
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from pages.common import TRIM_EVERY_S  # the server's malloc_trim period
+
+    ttl_wait = session_ttl_s() + TRIM_EVERY_S + 5
     heavy = None
     stopped = None
     try:
@@ -393,10 +410,15 @@ def main() -> None:
                     diff = wave(browser, server, [f"/?seed={2000 + 100 * n + i}" for i in range(n)])
                     waves.append(("different links", n, diff))
                     say("different links", n, diff)
+                closed = time.monotonic()
                 time.sleep(5)
                 rss_5 = server.rss_mb()
                 time.sleep(15)
                 rss_20 = server.rss_mb()
+                if not args.no_ttl:  # Streamlit keeps a closed session this long before dropping it
+                    say(f"waiting {ttl_wait:.0f} s after the close for the session TTL")
+                    time.sleep(max(0.0, closed + ttl_wait - time.monotonic()))
+                    rss_ttl = server.rss_mb()
                 if args.heavy and time.monotonic() - t_start < args.budget_s:
                     solo = [w for kind, n, w in waves if kind == "different links" and n == 4]
                     solo = [t for w in solo for t in w["times"]]
@@ -453,6 +475,10 @@ def main() -> None:
     lines.append(f"| peak over the waves | {rss_peak:.0f} |")
     lines.append(f"| 5 s after the last contexts closed | {rss_5:.0f} |")
     lines.append(f"| 20 s after | {rss_20:.0f} ({100 * (rss_20 / rss_warm - 1):+.0f} % of warm) |")
+    if rss_ttl == rss_ttl:  # measured (not NaN)
+        lines.append(f"| {ttl_wait:.0f} s after: Streamlit's disconnected-session TTL "
+                     f"({session_ttl_s()} s) and a malloc_trim period passed | {rss_ttl:.0f} "
+                     f"({100 * (rss_ttl / rss_warm - 1):+.0f} % of warm) |")  # fmt: skip
     if stopped is not None:
         lines.append("")
         lines.append(f"**Stopped early** ({stopped}): the rows above are what was measured before.")
