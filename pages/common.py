@@ -413,8 +413,9 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     an element made outside the cached function (the progress bar) while it runs, and copies
     (unpickles) every hit. Results are shared, not copied: callers must not mutate them.
     ``wrapper.clear()`` empties this function's cache; ``wrapper.stats()`` gives ``computations``
-    (calls of ``fn``), ``hits``, ``entries`` and ``bytes``; ``wrapper.contains(*args)`` says whether
-    those arguments' result is cached (a peek: it computes nothing).
+    (calls of ``fn``), ``hits``, ``entries``, ``max_entries`` (its bound) and ``bytes``;
+    ``wrapper.contains(*args)`` says whether those arguments' result is cached (a peek: it
+    computes nothing).
     """
     if fn is None:
         return functools.partial(cache_runner, max_entries=max_entries)
@@ -485,7 +486,9 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     def stats() -> dict:
         with _CACHE_LOCK:
             own = mine()
-            return {**counts, "entries": len(own), "bytes": sum(_CACHE[k][1] for k in own)}
+            most = MAX_CACHE_ENTRIES if max_entries is None else max_entries
+            held = sum(_CACHE[k][1] for k in own)
+            return {**counts, "entries": len(own), "max_entries": most, "bytes": held}
 
     def contains(*args, **kwargs) -> bool:
         """Whether a result for these arguments is in the cache now (computes nothing, counts no hit)."""
