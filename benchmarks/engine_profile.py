@@ -10,11 +10,16 @@
 - ``--list-dot``: g·N of the per-parameter path (``deo.optim._list_dot``) on the small MLP's six
   blocks scaled up, one dot of the concatenated blocks against one dot per block, µs per call
   (median of repeats; where the two cross sets ``deo.optim.LIST_DOT_CAT``);
+- ``--step-parts``: the parts of a step without rotation event, each timed alone (µs, median of
+  repeats, wall-clock) on the small MLP (batch 64) and the ~1M MLP (batch 32): the closure
+  (forward and backward), torch Adam's ``foreach`` update, DEO's g·N over the gradient blocks and
+  its g_mod write over them, and a whole DEO step (never an event) against a whole Adam step —
+  what the gradient count does not charge, next to the step it is added to;
 - otherwise torch.profiler over DEO (base Adam) or torch Adam steps: the top operators by self CPU
   time (wall-clock, so disturbed by other jobs on a shared machine).
 
-Run: ``python benchmarks/engine_profile.py [--passes | --small | --list-dot] [--batch 32] [--rotate-every 1]
-[--scheme forward] [--steps 20] [--optimizer deo|adam]``.
+Run: ``python benchmarks/engine_profile.py [--passes | --small | --list-dot | --step-parts] [--batch 32]
+[--rotate-every 1] [--scheme forward] [--steps 20] [--optimizer deo|adam]``.
 """
 
 from __future__ import annotations
@@ -125,6 +130,98 @@ def small_steps(key: str, steps: int, repeats: int) -> tuple[float, float]:
     return statistics.median(times), sum(counter.ops.values()) / 100
 
 
+def step_parts(widths: list[int], batch: int, repeats: int = 9, calls: int = 30) -> dict[str, float]:
+    """µs per call of the parts of a DEO step without rotation event (see the module docstring), on
+    ``mlp(widths)`` with a batch of ``batch``: every repeat times each part for ``calls`` calls, the
+    parts one after the other (so a change of load hits them all), and each part's median over the
+    repeats is returned."""
+    from deo import optim
+
+    sides = {}
+    for name in ("adam", "deo"):
+        model = mlp(widths, seed=0)
+        gen = torch.Generator().manual_seed(1)
+        data = torch.randn(batch, widths[0], generator=gen)
+        target = torch.randn(batch, widths[-1], generator=gen)
+        params = list(model.parameters())
+        if name == "adam":
+            opt = torch.optim.Adam(params, lr=1e-3, foreach=True)
+        else:  # a rotation event only at step 0 (below): every timed step is a plain one
+            opt = DEO(params, base="adam", lr=1e-3, rotate_every=10**9, rotations=1, seed=0, foreach=True)
+
+        def closure(opt=opt, model=model, data=data, target=target):
+            opt.zero_grad()
+            loss = ((model(data) - target) ** 2).mean()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        sides[name] = (opt, closure, params)
+    adam, adam_closure, _ = sides["adam"]
+    deo, deo_closure, deo_params = sides["deo"]
+    deo_closure()
+    grads = [p.grad for p in deo_params]
+    n = deo.dimer["direction"]
+    flat_views, views = deo._views(n, deo_params, 0), deo._views(n, deo_params, 1)
+    pairs = (grads[::-1], views[::-1])
+    parts = {
+        "adam step": lambda: adam.step(adam_closure),
+        "deo step": lambda: deo.step(deo_closure),
+        "closure (forward, backward)": adam_closure,
+        "Adam foreach update": adam.step,
+        "DEO g·N": lambda: optim._list_dot(grads, flat_views, n),
+        "DEO g_mod write": lambda: torch._foreach_add_(*pairs, alpha=-1e-9),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(repeats):
+        for name, fn in parts.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            runs[name].append((time.perf_counter() - start) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
+def write_step_parts() -> None:
+    """``--step-parts``: print the table and write it to ``benchmarks/results/engine_profile.md``."""
+    import datetime
+    import platform
+
+    load = os.getloadavg()
+    models = (("small MLP", [32, 64, 48, 1], 64), ("~1M MLP", [512, 1024, 512, 1], 32))
+    measured = [(label, widths, batch, step_parts(widths, batch)) for label, widths, batch in models]
+    names = list(measured[0][3])
+    lines = [
+        "# Where a DEO step's time goes: the parts of a step without rotation event",
+        "",
+        "Command: `python benchmarks/engine_profile.py --step-parts`  ",
+        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+        f"torch {torch.__version__}, 1 thread; load average at the start "
+        f"{', '.join(f'{x:.1f}' for x in load)}, at the end "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}.",
+        "",
+        "µs per call, medians of 9 repeats of 30 calls, the parts timed one after the other in every "
+        "repeat. A DEO step here never has a rotation event (`rotate_every` 10⁹ after one at the "
+        "start): by the gradient count it should cost what an Adam step costs. g·N and the g_mod write "
+        "are timed alone, on the gradient blocks a closure left (cache warm); in a step they run after "
+        "the backward and before Adam's update.",
+        "",
+        "| part | " + " | ".join(f"{label} (d = {sum(p.numel() for p in mlp(w, 0).parameters()):,}, "
+                                 f"batch {b})" for label, w, b, _ in measured) + " |",
+        "|---|" + "---:|" * len(measured),
+    ]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{m[3][name]:.1f}" for m in measured) + " |")
+    extra = [m[3]["deo step"] - m[3]["adam step"] for m in measured]
+    lines.append("| **DEO step − Adam step** | " + " | ".join(
+        f"**{e:.1f}** ({100 * e / m[3]['adam step']:+.1f} %)" for e, m in zip(extra, measured)) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = ROOT / "benchmarks" / "results" / "engine_profile.md"
+    out.write_text(text)
+    print(f"written to {out}", file=sys.stderr)
+
+
 def list_dot_times(repeats: int = 5, calls: int = 3000) -> list[tuple[int, float, float]]:
     """(d, µs concatenated, µs per block) of ``_list_dot`` for the blocks of MLP 32→64k→48→1."""
     from deo import optim
@@ -164,8 +261,12 @@ def main() -> None:
     parser.add_argument("--passes", action="store_true", help="count DEO's passes over d instead of timing")
     parser.add_argument("--small", action="store_true", help="a step on one 2-vector, per preset")
     parser.add_argument("--list-dot", action="store_true", help="g·N over blocks: concatenated vs per block")
+    parser.add_argument("--step-parts", action="store_true", help="the parts of a step without event, timed")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.step_parts:
+        write_step_parts()
+        return
     if args.list_dot:
         print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print("d          concatenated µs  per block µs")
