@@ -312,7 +312,8 @@ def heavy_run(browser, server: Server, solo: list[float]) -> dict:
 
     context = browser.new_context()
     heavy = context.new_page()
-    heavy.goto(server.url + "/escape_map?resolution=100&steps=600&seed=5", wait_until="commit")
+    link = "/escape_map?resolution=100&steps=600&seed=5&opt=GD&opt=Adam&opt=DEO-escape"
+    heavy.goto(server.url + link, wait_until="commit")
     heavy.get_by_role("button", name="Run").click(timeout=120_000)  # heavy work waits for Run (issue 8)
     time.sleep(2.0)  # the map is running
     poller = threading.Thread(target=poll, daemon=True)

@@ -16,6 +16,7 @@ from pages.common import (
     get_surface,
     large_fonts,
     optimizer_picker,
+    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -26,10 +27,12 @@ from pages.common import (
 from pages.estimates import escape_map_seconds_per_row_eval, should_run
 from pages.request_budget import check_map
 from viz.escape_figs import escape_histogram, escape_maps_figure
+from viz.palette import legend_label
 
 require_app_navigation()
 
-DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape"]
+# DEO-escape with its control (the same step and cost, a random N never rotated) beside it
+DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape", "deo_escape_random"]
 SADDLE_KINDS = ("saddle", "degenerate")
 RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 5, 100, 30
 STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 2000, 300
@@ -169,16 +172,34 @@ if outcome is None:
 xs, ys, results = outcome
 minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
 
+# on a phone the toolbar would sit on the titles and the legend; pinch-zoom remains
+chart_config = {"displaylogo": False, "displayModeBar": not phone()}
 with safe_block("The escape maps"):
     st.plotly_chart(
         escape_maps_figure(
-            xs, ys, results, mode=mode, steps_budget=int(steps), saddle=saddle.xy, minima=minima, large=large
+            xs,
+            ys,
+            results,
+            mode=mode,
+            steps_budget=int(steps),
+            saddle=saddle.xy,
+            minima=minima,
+            large=large,
+            compact=phone(),
         ),
         key="escape_maps",
-        config={"displaylogo": False},
+        config=chart_config,
     )
+    control_names = [legend_label(name) for name in results if legend_label(name) != name]
+    if control_names:
+        st.caption(
+            f"{', '.join(control_names)}: a control — the same step and gradient cost as the preset it is "
+            "named after, with a random unit N (one per start) in place of the dimer's rotated one. Where "
+            "its map matches the preset's, the dimer's direction is not what made the difference."
+        )
 with safe_block("The histogram"):
-    st.plotly_chart(escape_histogram(results, steps_budget=int(steps), large=large), key="escape_hist")
+    histogram = escape_histogram(results, steps_budget=int(steps), large=large, compact=phone())
+    st.plotly_chart(histogram, key="escape_hist", config=chart_config)
     st.caption(
         "Steps to escape over all starts; starts that never escaped within the budget are not counted."
     )

@@ -41,14 +41,13 @@ from pages.surface_defaults import (
     surface_race_key,
 )
 from viz.export import standalone_html
-from viz.palette import color_for
+from viz.palette import color_for, legend_label
 from viz.surface_figs import (
     EXPORT_OPTIONS,
     VIEW_OPTIONS,
     arrow_scale,
     divergence_notes,
     fate_line,
-    legend_label,
     race_layers,
     results_rows,
     surface_grid,

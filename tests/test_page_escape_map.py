@@ -15,15 +15,17 @@ def summary(at: AppTest):
     return at.dataframe[0].value.set_index("optimizer")
 
 
-def test_default_page_maps_three_optimizers_over_a_30_by_30_grid():
+def test_default_page_maps_four_optimizers_dimer_beside_its_control_over_a_30_by_30_grid():
     at = run_page()
     no_exception(at)
     assert not at.error
     assert at.title[0].value == "Escape map"
     table = summary(at)
-    assert list(table.index) == ["GD", "Adam", "DEO-escape"]
+    control = "DEO-escape — control: random fixed direction"
+    assert list(table.index) == ["GD", "Adam", "DEO-escape", control]
     assert (table["escaped"].str.endswith("/900")).all()
     assert len(at.get("plotly_chart")) == 2  # the maps and the histogram
+    assert any(c.value.startswith("DEO-escape: random N: a control") for c in at.caption)
 
 
 def test_colouring_by_basin_and_changing_the_grid_rerun_cleanly():
@@ -79,8 +81,8 @@ def test_a_large_map_shows_its_estimate_and_a_run_button_and_computes_nothing(mo
     import pages.estimates
 
     monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
-    # this machine's measured rate decides whether 30 M row-gradients take more than 3 s (on a fast,
-    # quiet day they did not, and the map ran): a rate of 1 µs per row-gradient makes it 30 s
+    # this machine's measured rate decides whether 48 M row-gradients take more than 3 s (on a fast,
+    # quiet day they did not, and the map ran): a rate of 1 µs per row-gradient makes it 48 s
     monkeypatch.setattr(pages.estimates, "escape_map_seconds_per_row_eval", lambda *args: 1e-6)
     from pages.common import cached_escape_map
 
@@ -90,7 +92,8 @@ def test_a_large_map_shows_its_estimate_and_a_run_button_and_computes_nothing(mo
     assert not at.error
     assert at.button(key="em.map.run").label == "Run"
     text = " ".join(m.value for m in at.markdown)
-    assert "about 30,030,000 row-gradient evaluations, roughly" in text
+    # GD, Adam 6 M each; DEO-escape and its control (charged the same) 18.01 M each
+    assert "about 48,040,000 row-gradient evaluations, roughly" in text
     assert not at.get("plotly_chart") and not at.dataframe
     assert cached_escape_map.stats()["computations"] == before
 

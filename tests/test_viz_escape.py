@@ -118,3 +118,23 @@ def test_bad_mode_and_empty_results_are_refused(results):
         escape_maps_figure(XS, YS, results, mode="colour")
     with pytest.raises(ValueError, match="at least one"):
         escape_maps_figure(XS, YS, {})
+
+
+@pytest.mark.parametrize("n, grid", [(1, (1, 1)), (3, (1, 3)), (4, (2, 2)), (5, (2, 3)), (7, (3, 3))])
+def test_maps_fill_as_few_rows_as_they_need_as_evenly_as_they_can(n, grid):
+    """At most three maps per row, the rows balanced: four maps are two rows of two, not three and
+    one; a random-direction control's panel is titled by its short name."""
+    keys = ["gd", "adam", "deo_escape", "deo_escape_random", "deo_paper", "momentum", "adamw"][:n]
+    labels = {"deo_escape_random": "DEO-escape — control: random fixed direction"}
+    runs = {labels.get(k, k.upper()): result(k, [5] * (NX * NY), [0] * (NX * NY)) for k in keys}
+    fig = escape_maps_figure(XS, YS, runs, steps_budget=10)
+    maps = [t for t in fig.data if t.type == "heatmap" and t.coloraxis == "coloraxis"]
+
+    def domain(axis: str) -> tuple:  # "x3" -> layout.xaxis3.domain
+        return tuple(fig.layout[axis[0] + "axis" + axis[1:]].domain)
+
+    rows, columns = {domain(m.yaxis) for m in maps}, {domain(m.xaxis) for m in maps}
+    assert (len(rows), len(columns)) == grid
+    if n >= 4:
+        assert fig.layout.annotations[3].text == "DEO-escape: random N"
+        assert maps[3].name == "DEO-escape — control: random fixed direction"  # hover keeps the full name

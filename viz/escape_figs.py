@@ -22,7 +22,16 @@ import plotly.graph_objects as go
 from numpy import ndarray
 from plotly.subplots import make_subplots
 
-from viz.palette import SADDLE_COLOR, STATIONARY_SYMBOLS, color_for, line_width, marker_size, style_figure
+from viz.palette import (
+    LEGEND_ABOVE,
+    SADDLE_COLOR,
+    STATIONARY_SYMBOLS,
+    color_for,
+    legend_label,
+    line_width,
+    marker_size,
+    style_figure,
+)
 
 NEVER_COLOR = "#ffffff"  # steps mode: never escaped (drawn as cells, never the background)
 FRAME_COLOR = "#bdbdbd"  # the background under the maps (and, in basin mode, "no listed minimum")
@@ -30,6 +39,12 @@ FRAME_LINE = "#000000"  # each map's frame
 DIVERGED_COLOR = "#000000"
 BASIN_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933")
 MAX_COLUMNS = 3
+COMPACT_COLUMNS = 2  # a phone: two maps per row
+COMPACT_PANEL_HEIGHT = 210
+COMPACT_BELOW_PX = 90
+COMPACT_TITLE_SIZE = 13
+COMPACT_COLORBAR = {"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.1, "yanchor": "top",
+                    "len": 1.0, "thickness": 12}  # fmt: skip
 
 
 def _grid(values: ndarray, nx: int, ny: int) -> ndarray:
@@ -57,8 +72,13 @@ def escape_maps_figure(
     minima: Sequence[Sequence[float]] = (),
     large: bool = False,
     panel_height: int = 380,
+    compact: bool = False,
 ) -> go.Figure:
-    """Maps side by side (at most ``MAX_COLUMNS`` per row), one per optimizer, equal aspect."""
+    """Maps side by side, one per optimizer, equal aspect: in as few rows of at most ``MAX_COLUMNS``
+    as they need, the rows as even as they can be (four maps: two rows of two). Panel titles are
+    the runs' short names (a random-direction control: "DEO-escape: random N"). ``compact`` (a
+    phone): at most two maps per row, ``COMPACT_PANEL_HEIGHT`` high, the colour bar laid flat under
+    them and the legend under it, so the maps get the screen's width."""
     if mode not in ("steps", "basin"):
         raise ValueError(f"mode must be 'steps' or 'basin', got {mode!r}")
     if not results:
@@ -66,11 +86,20 @@ def escape_maps_figure(
     xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
     nx, ny = len(xs), len(ys)
     names = list(results)
-    cols = min(len(names), MAX_COLUMNS)
-    rows = math.ceil(len(names) / cols)
+    per_row = COMPACT_COLUMNS if compact else MAX_COLUMNS
+    rows = math.ceil(len(names) / per_row)
+    cols = math.ceil(len(names) / rows)
+    if compact:
+        panel_height = COMPACT_PANEL_HEIGHT
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06, vertical_spacing=0.12
+        rows=rows,
+        cols=cols,
+        subplot_titles=[legend_label(name) for name in names],
+        horizontal_spacing=0.08,  # room for the next map's y tick labels
+        vertical_spacing=0.12,
     )
+    # the titles clear the frame of a map that fills its panel's height (rows of two: square panels)
+    fig.update_annotations(yshift=8)
     if mode == "steps":
         finite = [r.steps_to_escape[np.isfinite(r.steps_to_escape)] for r in results.values()]
         top = steps_budget or max((float(f.max()) for f in finite if f.size), default=1.0)
@@ -229,7 +258,12 @@ def escape_maps_figure(
                 "colorscale": "Viridis",
                 "cmin": 0,
                 "cmax": top,
-                "colorbar": {"title": {"text": "steps to escape<br>(white: never escaped)"}},
+                "colorbar": (
+                    {"title": {"text": "steps to escape (white: never escaped)", "side": "top"},
+                     **COMPACT_COLORBAR}
+                    if compact
+                    else {"title": {"text": "steps to escape<br>(white: never escaped)"}}
+                ),
             }
         )
     fig.add_trace(
@@ -244,26 +278,42 @@ def escape_maps_figure(
     frame = {"showline": True, "mirror": True, "linecolor": FRAME_LINE, "linewidth": 1}
     fig.update_xaxes(showgrid=False, zeroline=False, **frame)
     fig.update_yaxes(showgrid=False, zeroline=False, **frame)
+    below = COMPACT_BELOW_PX if compact else 0  # the flat colour bar and the legend under the maps
+    legend_y = -(0.08 + below / (panel_height * rows)) if compact else -0.08
     fig.update_layout(
-        height=panel_height * rows + 60,
+        height=panel_height * rows + 60 + below,
         plot_bgcolor=FRAME_COLOR,
-        legend={"orientation": "h", "y": -0.08, "yanchor": "top"},
+        legend={"orientation": "h", "y": legend_y, "yanchor": "top"},
     )
-    return style_figure(fig, large)
+    if compact:  # one window for every map: its ticks once, left and under the bottom row
+        fig.update_layout(margin={"l": 40, "r": 10, "b": below})
+        for col in range(2, cols + 1):
+            fig.update_yaxes(showticklabels=False, col=col)
+        for row in range(1, rows):
+            fig.update_xaxes(showticklabels=False, row=row)
+    fig = style_figure(fig, large)
+    if compact:
+        fig.update_annotations(font={"size": COMPACT_TITLE_SIZE})
+    return fig
 
 
 def escape_histogram(
-    results: dict, steps_budget: int | None = None, large: bool = False, height: int = 340
+    results: dict,
+    steps_budget: int | None = None,
+    large: bool = False,
+    height: int = 340,
+    compact: bool = False,
 ) -> go.Figure:
     """Overlaid histograms of the steps to escape, one per optimizer (its preset colour); the
-    legend says how many of the starts escaped within the budget."""
+    legend (the runs' short names) says how many of the starts escaped within the budget.
+    ``compact`` (a phone): the legend above the plot, which then gets the screen's width."""
     fig = go.Figure()
     for name, r in results.items():
         steps = r.steps_to_escape[np.isfinite(r.steps_to_escape)]
         fig.add_trace(
             go.Histogram(
                 x=steps,
-                name=f"{name} ({steps.size}/{r.steps_to_escape.size} escaped)",
+                name=f"{legend_label(name)} ({steps.size}/{r.steps_to_escape.size} escaped)",
                 opacity=0.6,
                 marker={
                     "color": color_for(r.key),
@@ -282,4 +332,7 @@ def escape_histogram(
         xaxis={"title": {"text": "steps to escape"}},
         yaxis={"title": {"text": "starts"}},
     )
-    return style_figure(fig, large)
+    fig = style_figure(fig, large)
+    if compact:
+        fig.update_layout(legend=LEGEND_ABOVE, height=height + 30 * len(results))
+    return fig

@@ -84,6 +84,16 @@ def dash_for(key: str) -> str:
     return PRESET_DASHES.get(key, "solid")
 
 
+def legend_label(label: str) -> str:
+    """A run's name short enough for a legend column or a panel title: a random-direction
+    control's preset label ("DEO-escape — control: random fixed direction") becomes
+    "DEO-escape: random N" (or "DEO-escape: re-drawn N"); other labels are kept."""
+    base, sep, rest = label.partition(" — control: ")
+    if not sep:
+        return label
+    return f"{base}: {'re-drawn' if 're-drawn' in rest else 'random'} N"
+
+
 def line_width(large: bool = False) -> float:
     """Path / curve line width in px, thicker in projector mode."""
     return LINE_WIDTH[bool(large)]

@@ -56,6 +56,7 @@ from viz.palette import (
     STATIONARY_SYMBOLS,
     color_for,
     dash_for,
+    legend_label,
     line_width,
     marker_size,
     rgba,
@@ -418,16 +419,6 @@ def _moving_xy(
         _nulls(rnd(np.stack([a[:, 0], b[:, 0]], axis=1))),
         _nulls(rnd(np.stack([a[:, 1], b[:, 1]], axis=1))),
     )
-
-
-def legend_label(label: str) -> str:
-    """A run's name short enough for the legend column: a random-direction control's preset label
-    ("DEO-escape — control: random fixed direction") becomes "DEO-escape: random N" (or
-    "DEO-escape: re-drawn N"); other labels are kept."""
-    base, sep, rest = label.partition(" — control: ")
-    if not sep:
-        return label
-    return f"{base}: {'re-drawn' if 're-drawn' in rest else 'random'} N"
 
 
 def _gc_paused(fn):
