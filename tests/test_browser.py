@@ -487,6 +487,38 @@ def test_the_about_pages_equations_fit_a_phone(app_url, new_page):
     no_exception(page)
 
 
+def test_the_escape_map_reads_on_a_phone_with_the_control_beside_deo_escape(app_url, new_page):
+    """At 420 px with a phone's User-Agent the default escape map (four maps: DEO-escape and its
+    random-direction control among them) is two rows of two: each map at least 140 px wide, the
+    panel titles whole and apart, the colour bar laid flat (it took half the width and the maps were
+    60 px wide before)."""
+    viewport, _, _, options = LAYOUTS["phone-420"]
+    page = open_page(lambda: new_page(viewport=viewport, **options), f"{app_url}/escape_map?resolution=8")
+    boxes = wait_for_plot(
+        page,
+        """gd._fullLayout._subplots.cartesian.length === 4 && (() => {
+            const titles = [...gd.querySelectorAll('.annotation-text')]
+                .map(t => t.getBoundingClientRect()).map(r => [r.left, r.right, r.top, r.bottom]);
+            const maps = gd._fullLayout._subplots.cartesian.map(id => gd._fullLayout[id.replace(/y.*/, '')
+                .replace('x', 'xaxis')]._length);
+            const bar = gd._fullLayout.coloraxis.colorbar.orientation;
+            const texts = [...gd.querySelectorAll('.annotation-text')].map(t => t.textContent);
+            const box = gd.getBoundingClientRect();
+            return {titles, texts, maps, bar, left: box.left, right: box.right};
+        })()""",
+    )
+    assert boxes["bar"] == "h"
+    assert len(boxes["maps"]) == 4 and min(boxes["maps"]) >= 140, boxes
+    assert boxes["texts"] == ["GD", "Adam", "DEO-escape", "DEO-escape: random N"]
+    titles = boxes["titles"]
+    inside = [boxes["left"] - 1 <= left and right <= boxes["right"] + 1 for left, right, _, _ in titles]
+    assert all(inside), boxes
+    for i, a in enumerate(titles):  # no two titles overlap
+        for b in titles[i + 1 :]:
+            assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
+    no_exception(page)
+
+
 # Pages with animated charts over a contour: (path with a short, cheap configuration, label, the tab
 # the chart sits in or None). The Networks page's 2-D loss slice is animated by the same
 # viz.dimer_figs.with_frames, behind its "2-D loss slice" tab.

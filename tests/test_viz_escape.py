@@ -138,3 +138,21 @@ def test_maps_fill_as_few_rows_as_they_need_as_evenly_as_they_can(n, grid):
     if n >= 4:
         assert fig.layout.annotations[3].text == "DEO-escape: random N"
         assert maps[3].name == "DEO-escape — control: random fixed direction"  # hover keeps the full name
+
+
+def test_on_a_phone_two_maps_per_row_the_colour_bar_lies_under_them_and_ticks_show_once(results):
+    """``compact`` (a phone, 420 px): three maps are two rows of two, the right column's y ticks and
+    the top row's x ticks are hidden (one window for every map), the colour bar is horizontal under
+    the maps; the histogram's legend goes above its plot."""
+    fig = escape_maps_figure(XS, YS, results, steps_budget=200, compact=True)
+    maps = [t for t in fig.data if t.type == "heatmap" and t.coloraxis == "coloraxis"]
+    assert [(m.xaxis, m.yaxis) for m in maps] == [("x", "y"), ("x2", "y2"), ("x3", "y3")]
+    assert fig.layout.yaxis2.showticklabels is False and fig.layout.yaxis.showticklabels is not False
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.xaxis3.showticklabels is not False
+    bar = fig.layout.coloraxis.colorbar
+    assert bar.orientation == "h" and bar.y < 0
+    assert fig.layout.legend.y < bar.y  # the legend under the colour bar
+    wide = escape_maps_figure(XS, YS, results, steps_budget=200)
+    assert wide.layout.coloraxis.colorbar.orientation != "h"
+    hist = escape_histogram(results, steps_budget=200, compact=True)
+    assert hist.layout.legend.orientation == "h" and hist.layout.legend.y > 1
