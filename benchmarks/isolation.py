@@ -41,7 +41,8 @@ HEAVY = {
     # the three optimizers it was measured with (the page's default now adds DEO-escape's control)
     "escape map 100×100, 990 steps": "/escape_map?resolution=100&steps=990&seed=5"
     "&opt=GD&opt=Adam&opt=DEO-escape",
-    "tiny_transformer race, 3000 steps": "/networks?nw.problem=tiny_transformer&nw.steps=3000&nw.seed=5",
+    "tiny_transformer race, 3000 steps": "/networks?nw.problem=tiny_transformer&nw.steps=3000&nw.seed=5"
+    "&nw.opt=GD&nw.opt=Adam&nw.opt=DEO%20(paper)",
 }
 PROGRESS_JS = "() => document.querySelector('[data-testid=\"stProgress\"]') !== null"
 

@@ -42,7 +42,8 @@ require_app_navigation()
 
 P = "nw."  # widget keys and URL parameters of this page
 DEFAULT_NETWORK = "two_moons"
-DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper"]
+# DEO (paper) with its control beside it: the same step and cost with a random N that is never rotated
+DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper", "deo_paper_random"]
 INIT_SCALES = ("default", 1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 MAX_STEPS = 3000
 MAX_RECORDED_ROWS = 100

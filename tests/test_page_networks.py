@@ -24,11 +24,13 @@ def test_default_run_races_the_default_optimizers_without_error():
     at = run()
     assert_clean(at)
     table = results(at)
-    assert list(table.index) == ["GD", "Adam", "DEO (paper)"]
+    control = "DEO (paper) — control: random fixed direction"
+    assert list(table.index) == ["GD", "Adam", "DEO (paper)", control]
     assert "diverged" not in set(table["status"])
     assert (table["steps run"] == 200).all()
-    # the dimer pays extra gradients at its rotation events
+    # the dimer pays extra gradients at its rotation events; its control is charged the same
     assert table.loc["DEO (paper)", "gradient evaluations"] > table.loc["GD", "gradient evaluations"]
+    assert table.loc[control, "gradient evaluations"] == table.loc["DEO (paper)", "gradient evaluations"]
 
 
 def test_a_diverging_learning_rate_is_marked_and_the_others_finish():
@@ -81,7 +83,7 @@ def test_changing_the_problem_and_removing_every_optimizer():
 def test_projector_mode_and_hidden_controls_render():
     at = run(**{"nw.problem": "xor", "nw.steps": "30", "big": "true", "lecture": "true"})
     assert_clean(at)
-    assert len(results(at)) == 3
+    assert len(results(at)) == 4  # GD, Adam, DEO (paper) and its control
 
 
 # ------------------------------------------------------------------ heavy work waits for Run (issue 8)
@@ -92,7 +94,7 @@ def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing(m
 
     monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
     # this machine's measured rates would decide whether the race takes more than 3 s (≈ 10 s on a
-    # fast, quiet day: too close); 12 ms per gradient and 2 ms per loss make it ≈ 9.6 s everywhere
+    # fast, quiet day: too close); 12 ms per gradient and 2 ms per loss make it ≈ 12.5 s everywhere
     monkeypatch.setattr(pages.estimates, "network_seconds_per_eval", lambda key: 0.012)
     monkeypatch.setattr(pages.estimates, "network_seconds_per_loss_eval", lambda key: 0.002)
     from pages.estimates import network_race
@@ -102,7 +104,8 @@ def test_a_heavy_race_shows_its_estimate_and_a_run_button_and_computes_nothing(m
     assert_clean(at)
     assert at.button(key="nw.race.run").label == "Run"
     text = " ".join(m.value for m in at.markdown)
-    assert "**This race and its 2-D slice** will cost about 643 gradient evaluations and 961 loss" in text
+    # GD, Adam 200 each, DEO (paper) and its control (charged the same) 242 each
+    assert "**This race and its 2-D slice** will cost about 884 gradient evaluations and 961 loss" in text
     assert "loss evaluations, roughly" in text and "on this server" in text
     assert not at.get("plotly_chart") and not at.dataframe
     assert network_race.stats()["computations"] == before
@@ -146,4 +149,4 @@ def test_a_light_race_runs_without_a_button(monkeypatch):
     monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", pages.estimates.DEFAULT_RUN_BUTTON_SECONDS)
     at = run(**{"nw.problem": "xor", "nw.steps": "20", "nw.seed": "19"})
     assert_clean(at)
-    assert not at.button and len(results(at)) == 3
+    assert not at.button and len(results(at)) == 4

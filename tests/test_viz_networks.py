@@ -148,3 +148,18 @@ def test_results_rows_report_status_escape_and_costs():
     assert rows["Adam"]["escape step"] == 40 and rows["Adam"]["escape grad evals"] == 40
     assert rows["DEO (paper)"]["gradient evaluations"] == 300
     assert rows["GD"]["escape step"] is None
+
+
+def test_a_controls_curvature_is_solid_and_named_short_like_the_dimers():
+    """The curvature figure's convention — solid: the dimer's C, dotted: the exact λ_min — holds for
+    a random-direction control too, although the control's own lines are dotted elsewhere; its
+    legend names are short ("DEO (paper): random N: dimer C")."""
+    from viz.network_figs import curvature_figure
+
+    dimer = make_trace("deo_paper", "DEO (paper)", 20, dimer=True)
+    control = make_trace("deo_paper_random", "DEO (paper) — control: random fixed direction", 20, dimer=True)
+    fig = curvature_figure([dimer, control])
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["DEO (paper): random N: dimer C"].line.dash == "solid"
+    assert by_name["DEO (paper): random N: exact λ_min"].line.dash == "dot"
+    assert by_name["DEO (paper): dimer C"].line.dash == "solid"

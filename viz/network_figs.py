@@ -26,7 +26,7 @@ from viz.dimer_figs import (
     with_frames,
 )
 from viz.frames import MAX_FRAMES, frame_rows
-from viz.palette import EXACT_COLOR, LEGEND_ABOVE, color_for, dash_for, rgba
+from viz.palette import EXACT_COLOR, LEGEND_ABOVE, color_for, dash_for, legend_label, rgba
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
 SLICE_CAUTION = (
@@ -42,10 +42,11 @@ def _x_values(trace: Trace, x_axis: str) -> ndarray:
 
 
 def _line(trace: Trace, x: ndarray, y: ndarray, **kwargs) -> go.Scatter:
-    """A line in the optimizer's colour and dash (``line`` overrides merge into that style)."""
+    """A line in the optimizer's colour and dash (``line`` overrides merge into that style), named by
+    the run's short name (:func:`viz.palette.legend_label`: a control is "DEO (paper): random N")."""
     style = {"color": color_for(trace.key), "dash": dash_for(trace.key), "width": 2.5}
     style.update(kwargs.pop("line", {}))
-    kwargs.setdefault("name", trace.label)
+    kwargs.setdefault("name", legend_label(trace.label))
     return go.Scatter(x=rounded(x), y=rounded(y), mode="lines", legendgroup=trace.label, line=style, **kwargs)
 
 
@@ -132,7 +133,9 @@ def curvature_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
     for trace in traces:
         if np.isfinite(trace.curvature).any():
             has_dimer = True
-            fig.add_trace(_line(trace, trace.steps, trace.curvature, name=f"{trace.label}: dimer C"))
+            # solid whatever the run's own dash (a control's is dotted): solid is C, dotted λ_min
+            name = f"{legend_label(trace.label)}: dimer C"
+            fig.add_trace(_line(trace, trace.steps, trace.curvature, name=name, line={"dash": "solid"}))
         if np.isfinite(trace.exact_lambda_min).any():
             has_exact = True
             fig.add_trace(
@@ -140,7 +143,7 @@ def curvature_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
                     trace,
                     trace.steps,
                     trace.exact_lambda_min,
-                    name=f"{trace.label}: exact λ_min",
+                    name=f"{legend_label(trace.label)}: exact λ_min",
                     line={"dash": "dot", "width": 1.5},
                 )
             )
@@ -235,7 +238,7 @@ def slice_figure(
                 x=rounded(path[:, 0]),
                 y=rounded(path[:, 1]),
                 mode="lines",
-                name=trace.label,
+                name=legend_label(trace.label),
                 legendgroup=trace.label,
                 line={"color": rgba(color_for(trace.key), 0.7), "width": 2, "dash": dash_for(trace.key)},
             )
@@ -267,7 +270,7 @@ def slice_figure(
             go.Scatter(
                 **start,
                 mode="markers",
-                name=f"{trace.label} now",
+                name=f"{legend_label(trace.label)} now",
                 showlegend=False,
                 legendgroup=trace.label,
                 marker={"size": 13, "color": color_for(trace.key), "line": {"color": "white", "width": 2}},
@@ -320,7 +323,7 @@ def trajectory_loss_figure(
     fig = go.Figure()
     for i, trace in enumerate(traces):
         y = _positive_floor(trace.loss) if log_y else trace.loss
-        fig.add_trace(_line(trace, trace.steps, y, name=f"{trace.label}: true loss"))
+        fig.add_trace(_line(trace, trace.steps, y, name=f"{legend_label(trace.label)}: true loss"))
         if on_slice is not None:
             s = _positive_floor(on_slice[i]) if log_y else on_slice[i]
             fig.add_trace(
@@ -328,7 +331,7 @@ def trajectory_loss_figure(
                     trace,
                     trace.steps,
                     s,
-                    name=f"{trace.label}: slice at projection",
+                    name=f"{legend_label(trace.label)}: slice at projection",
                     line={"dash": "dash", "width": 1.2},
                 )
             )
