@@ -152,7 +152,9 @@ def test_on_a_phone_two_maps_per_row_the_colour_bar_lies_under_them_and_ticks_sh
     bar = fig.layout.coloraxis.colorbar
     assert bar.orientation == "h" and bar.y < 0
     assert fig.layout.legend.y < bar.y  # the legend under the colour bar
-    wide = escape_maps_figure(XS, YS, results, steps_budget=200)
+    wide = escape_maps_figure(XS, YS, results, steps_budget=200, large=True)
     assert wide.layout.coloraxis.colorbar.orientation != "h"
+    # beside every map a projector's large tick labels were drawn over the map to their left
+    assert wide.layout.yaxis2.showticklabels is False and wide.layout.yaxis3.showticklabels is False
     hist = escape_histogram(results, steps_budget=200, compact=True)
     assert hist.layout.legend.orientation == "h" and hist.layout.legend.y > 1

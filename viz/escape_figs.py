@@ -95,7 +95,7 @@ def escape_maps_figure(
         rows=rows,
         cols=cols,
         subplot_titles=[legend_label(name) for name in names],
-        horizontal_spacing=0.08,  # room for the next map's y tick labels
+        horizontal_spacing=0.06,
         vertical_spacing=0.12,
     )
     # the titles clear the frame of a map that fills its panel's height (rows of two: square panels)
@@ -285,12 +285,14 @@ def escape_maps_figure(
         plot_bgcolor=FRAME_COLOR,
         legend={"orientation": "h", "y": legend_y, "yanchor": "top"},
     )
-    if compact:  # one window for every map: its ticks once, left and under the bottom row
+    # one window for every map: its tick labels once, left of the first column and under the
+    # bottom row (beside every map, a projector's large labels were drawn over the map to their left)
+    for col in range(2, cols + 1):
+        fig.update_yaxes(showticklabels=False, col=col)
+    for row in range(1, rows):
+        fig.update_xaxes(showticklabels=False, row=row)
+    if compact:
         fig.update_layout(margin={"l": 40, "r": 10, "b": below})
-        for col in range(2, cols + 1):
-            fig.update_yaxes(showticklabels=False, col=col)
-        for row in range(1, rows):
-            fig.update_xaxes(showticklabels=False, row=row)
     fig = style_figure(fig, large)
     if compact:
         fig.update_annotations(font={"size": COMPACT_TITLE_SIZE})
