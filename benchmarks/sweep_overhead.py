@@ -1,6 +1,6 @@
 """Sweeps on local Ray against a plain sequential loop: wall time, CPU use, per-task overhead.
 
-Part 1, a real sweep (``--config``; default ``benchmarks/sweeps/escape_table.toml``, 200 cells of up
+Part 1, a real sweep (``--config``; default ``benchmarks/sweeps/escape_table.toml``, 280 cells of up
 to 1 000 steps; ``bench_200.toml`` is 200 short Adam cells): run once by a plain loop in this process
 and once on local Ray (``num_cpus`` = ``--cpus``, cells batched "auto"), side by side in one run.
 Both tables must be equal cell by cell (the script fails otherwise). With the escape-table config

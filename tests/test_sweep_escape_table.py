@@ -1,7 +1,8 @@
 """Rerunning cells of ``benchmarks/sweeps/escape_table.toml`` reproduces the committed table
 ``benchmarks/results/sweep_escape_table.csv`` (written by ``python benchmarks/sweep_overhead.py --part
-table``) exactly: a subset of 7 of its 200 cells, one per optimizer on x²−y² from (1, 1e-3) plus two
-monkey-saddle DEO-escape seeds, compared column by column."""
+table``) exactly: a subset of 9 of its 280 cells, one per optimizer (the two random-direction
+controls included) on x²−y² from (1, 1e-3) plus two monkey-saddle DEO-escape seeds, compared column
+by column."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ CLOSE = ["final_loss", "best_loss", "final_grad_norm", "lambda_min"]
 def test_the_committed_table_is_complete_and_keyed_by_the_configs_cells():
     committed = pd.read_csv(TABLE)
     cells = expand(load_config(CONFIG))
-    assert len(committed) == len(cells) == 200
+    assert len(committed) == len(cells) == 280
     assert sorted(committed["cell"]) == sorted(c.key for c in cells)
 
 
@@ -38,6 +39,6 @@ def test_rerunning_a_subset_reproduces_the_committed_rows(tmp_path):
                   tmp_path / "b", executor="sequential", progress=False)  # fmt: skip
     fresh = pd.concat([part1, part2]).set_index("cell")
     committed = pd.read_csv(TABLE).set_index("cell").loc[fresh.index]
-    assert len(fresh) == 7
+    assert len(fresh) == 9
     pd.testing.assert_frame_equal(fresh[EXACT], committed[EXACT], check_dtype=False)
     pd.testing.assert_frame_equal(fresh[CLOSE], committed[CLOSE], check_dtype=False, rtol=1e-12, atol=0)

@@ -54,6 +54,7 @@ def sweep_heatmaps(
     cols = min(n, MAX_COLUMNS)
     rows = math.ceil(n / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(panels), horizontal_spacing=0.08)
+    fig.update_annotations(yshift=8)  # the panel titles clear the heatmaps' frames
     for k, (title, (xs, ys, z)) in enumerate(panels.items()):
         z = np.asarray(z, dtype=float)
         xl, yl = _labels(xs), _labels(ys)
