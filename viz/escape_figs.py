@@ -278,8 +278,9 @@ def escape_maps_figure(
     frame = {"showline": True, "mirror": True, "linecolor": FRAME_LINE, "linewidth": 1}
     fig.update_xaxes(showgrid=False, zeroline=False, **frame)
     fig.update_yaxes(showgrid=False, zeroline=False, **frame)
-    below = COMPACT_BELOW_PX if compact else 0  # the flat colour bar and the legend under the maps
-    legend_y = -(0.08 + below / (panel_height * rows)) if compact else -0.08
+    # on a phone the flat colour bar (steps mode; basins have a legend only) goes under the maps
+    below = COMPACT_BELOW_PX if compact and mode == "steps" else 0
+    legend_y = -(0.12 + below / (panel_height * rows)) if compact else -0.08  # clear of the x ticks
     fig.update_layout(
         height=panel_height * rows + 60 + below,
         plot_bgcolor=FRAME_COLOR,
@@ -292,7 +293,7 @@ def escape_maps_figure(
     for row in range(1, rows):
         fig.update_xaxes(showticklabels=False, row=row)
     if compact:
-        fig.update_layout(margin={"l": 40, "r": 10, "b": below})
+        fig.update_layout(margin={"l": 40, "r": 10, "b": below or None})
     fig = style_figure(fig, large)
     if compact:
         fig.update_annotations(font={"size": COMPACT_TITLE_SIZE})
