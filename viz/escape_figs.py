@@ -39,6 +39,8 @@ FRAME_LINE = "#000000"  # each map's frame
 DIVERGED_COLOR = "#000000"
 BASIN_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933")
 MAX_COLUMNS = 3
+PANEL_HEIGHT = 380  # a single row of maps
+ROWS_PANEL_HEIGHT = 260  # each of two or more rows: the 2 × 2 default fits under the page's header
 COMPACT_COLUMNS = 2  # a phone: two maps per row
 COMPACT_PANEL_HEIGHT = 210
 COMPACT_BELOW_PX = 90
@@ -71,12 +73,13 @@ def escape_maps_figure(
     saddle: Sequence[float] | None = None,
     minima: Sequence[Sequence[float]] = (),
     large: bool = False,
-    panel_height: int = 380,
+    panel_height: int | None = None,
     compact: bool = False,
 ) -> go.Figure:
     """Maps side by side, one per optimizer, equal aspect: in as few rows of at most ``MAX_COLUMNS``
     as they need, the rows as even as they can be (four maps: two rows of two). Panel titles are
-    the runs' short names (a random-direction control: "DEO-escape: random N"). ``compact`` (a
+    the runs' short names (a random-direction control: "DEO-escape: random N"). ``panel_height``
+    (px per row) defaults to ``PANEL_HEIGHT`` for one row, ``ROWS_PANEL_HEIGHT`` for more. ``compact`` (a
     phone): at most two maps per row, ``COMPACT_PANEL_HEIGHT`` high, the colour bar laid flat under
     them and the legend under it, so the maps get the screen's width."""
     if mode not in ("steps", "basin"):
@@ -89,8 +92,8 @@ def escape_maps_figure(
     per_row = COMPACT_COLUMNS if compact else MAX_COLUMNS
     rows = math.ceil(len(names) / per_row)
     cols = math.ceil(len(names) / rows)
-    if compact:
-        panel_height = COMPACT_PANEL_HEIGHT
+    if panel_height is None:  # one row: 380 px; more rows: lower, so two rows fit a 900 px screen
+        panel_height = COMPACT_PANEL_HEIGHT if compact else (PANEL_HEIGHT if rows == 1 else ROWS_PANEL_HEIGHT)
     fig = make_subplots(
         rows=rows,
         cols=cols,
