@@ -158,3 +158,15 @@ def test_on_a_phone_two_maps_per_row_the_colour_bar_lies_under_them_and_ticks_sh
     assert wide.layout.yaxis2.showticklabels is False and wide.layout.yaxis3.showticklabels is False
     hist = escape_histogram(results, steps_budget=200, compact=True)
     assert hist.layout.legend.orientation == "h" and hist.layout.legend.y > 1
+
+
+def test_two_rows_of_maps_are_lower_so_the_default_four_fit_a_laptop_screen(results):
+    """One row keeps 380 px; two or more rows are 260 px each, so the escape map page's default
+    2 × 2 (DEO-escape and its control in the bottom row) fits under its header on a 900 px screen."""
+    from viz.escape_figs import PANEL_HEIGHT, ROWS_PANEL_HEIGHT
+
+    one_row = escape_maps_figure(XS, YS, results, steps_budget=200)
+    four = dict(results, CONTROL=result("deo_escape_random", [4] * (NX * NY), [0] * (NX * NY)))
+    two_rows = escape_maps_figure(XS, YS, four, steps_budget=200)
+    assert one_row.layout.height == PANEL_HEIGHT + 60
+    assert two_rows.layout.height == 2 * ROWS_PANEL_HEIGHT + 60 <= 600
