@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime
 import os
+import platform
 import statistics
 import sys
 import time
@@ -184,9 +186,6 @@ def step_parts(widths: list[int], batch: int, repeats: int = 9, calls: int = 30)
 
 def write_step_parts() -> None:
     """``--step-parts``: print the table and write it to ``benchmarks/results/engine_profile.md``."""
-    import datetime
-    import platform
-
     load = os.getloadavg()
     models = (("small MLP", [32, 64, 48, 1], 64), ("~1M MLP", [512, 1024, 512, 1], 32))
     measured = [(label, widths, batch, step_parts(widths, batch)) for label, widths, batch in models]

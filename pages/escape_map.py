@@ -54,6 +54,7 @@ st.caption(
     "Colour = steps until the loss fell below the escape threshold of the saddle, or the minimum reached."
 )
 large = large_fonts()
+compact = phone()  # a phone: two maps per row, the colour bar flat under them, no toolbar
 surfaces = _surfaces_with_saddles()
 panel = controls()
 
@@ -173,7 +174,7 @@ xs, ys, results = outcome
 minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
 
 # on a phone the toolbar would sit on the titles and the legend; pinch-zoom remains
-chart_config = {"displaylogo": False, "displayModeBar": not phone()}
+chart_config = {"displaylogo": False, "displayModeBar": not compact}
 with safe_block("The escape maps"):
     st.plotly_chart(
         escape_maps_figure(
@@ -185,12 +186,12 @@ with safe_block("The escape maps"):
             saddle=saddle.xy,
             minima=minima,
             large=large,
-            compact=phone(),
+            compact=compact,
         ),
         key="escape_maps",
         config=chart_config,
     )
-    control_names = [legend_label(name) for name in results if legend_label(name) != name]
+    control_names = [short for name in results if (short := legend_label(name)) != name]
     if control_names:
         st.caption(
             f"{', '.join(control_names)}: a control — the same step and gradient cost as the preset it is "
@@ -198,7 +199,7 @@ with safe_block("The escape maps"):
             "its map matches the preset's, the dimer's direction is not what made the difference."
         )
 with safe_block("The histogram"):
-    histogram = escape_histogram(results, steps_budget=int(steps), large=large, compact=phone())
+    histogram = escape_histogram(results, steps_budget=int(steps), large=large, compact=compact)
     st.plotly_chart(histogram, key="escape_hist", config=chart_config)
     st.caption(
         "Steps to escape over all starts; starts that never escaped within the budget are not counted."
