@@ -4,8 +4,10 @@ Computes what a desktop visitor of a new link makes the server compute (the race
 figure and the two loss figures, through the same cached functions ``pages/surfaces.py`` calls),
 for ``--links`` new seeds, and reads after every few links: the process RSS (``/proc/self/statm``,
 after ``gc.collect`` and glibc's ``malloc_trim``), the caches' own estimate (``pages.common.nbytes``)
-and each cached function's entry count. Then every cache is cleared and the RSS read again: what
-stays above the warm baseline then is the allocator's, not the caches'.
+and each cached function's entry count. The new links are asked for as a server session asks (the
+plain link's results, computed as serve.py's warm-up does, outside a session); then that session
+leaves and the server's ``drop_unused`` runs, and finally every cache is cleared. What stays above
+the warm baseline then is the allocator's, not the caches'.
 
 This separates the server's memory after many new links (``benchmarks/load.py``: warm → 20 s after
 the browsers closed) into what the shared cache keeps by design (bounded by ``MAX_CACHE_ENTRIES``,
@@ -23,6 +25,7 @@ import gc
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,10 +83,14 @@ def main() -> None:
     key, marked = default_race(DEFAULT_SURFACE)
     warm = settle()
     rows = [("warm (the plain link, 3 views)", warm, common.cache_bytes(), entries())]
+    common._session_id = lambda: "visitor"  # the new links are asked for by a server session
     for i in range(args.links):
         visit(key, marked, 10_000 + i)
         if (i + 1) % args.every == 0 or i + 1 == args.links:
             rows.append((f"{i + 1} new links", settle(), common.cache_bytes(), entries()))
+    # the server's trim thread once that session has left (not connected, idle for the session TTL)
+    common.drop_unused(now=time.monotonic() + common.unused_after_s() + 1, connected=lambda s: False)
+    rows.append(("the visitor's session has left (`drop_unused`)", settle(), common.cache_bytes(), entries()))
     for name in CACHED:
         getattr(common, name).clear()
     common.cached_surface_grid.clear()
@@ -99,7 +106,10 @@ def main() -> None:
         "",
         "Each new link: the default Surfaces race with a new seed, its animated figure (desktop view) "
         "and both loss figures, through `pages.common`'s cached functions, serialised as "
-        "`st.plotly_chart` does. RSS after `gc.collect()` and `malloc_trim(0)`; the estimate is "
+        "`st.plotly_chart` does, asked for by one server session; when that session has left, the "
+        "server's trim thread drops what only it asked for (`pages.common.drop_unused`) and keeps the "
+        "plain link's results (computed outside a session, as serve.py's warm-up does). "
+        "RSS after `gc.collect()` and `malloc_trim(0)`; the estimate is "
         "`pages.common.cache_bytes()` (`nbytes`). Bounds: "
         + ", ".join(f"{getattr(common, n).stats()['max_entries']} {what}" for n, what in zip(CACHED, KINDS))
         + f", {common.MAX_CACHE_BYTES / 2**20:.0f} MiB estimated in all.",

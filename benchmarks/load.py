@@ -333,6 +333,8 @@ def main() -> None:
     parser.add_argument("--heavy", action="store_true", help="also the escape-map interference run")
     parser.add_argument("--budget-s", type=float, default=900, help="stop starting new waves after this")
     parser.add_argument("--arena", type=int, default=None, help="MALLOC_ARENA_MAX for the server")
+    parser.add_argument("--allocator", choices=("malloc", "pymalloc"), default=None,
+                        help="PYTHONMALLOC for the server (default: Python's own, pymalloc)")
     parser.add_argument("--no-ttl", action="store_true",
                         help="skip the RSS reading after Streamlit's disconnected-session TTL (≈ 2.5 min)")
     parser.add_argument("--launcher", choices=("serve", "streamlit"), default="serve",
@@ -345,6 +347,8 @@ def main() -> None:
     t_start = time.monotonic()
     load_before = os.getloadavg()
     env = {"MALLOC_ARENA_MAX": str(args.arena)} if args.arena else {}
+    if args.allocator:
+        env["PYTHONMALLOC"] = args.allocator
     launcher = [sys.executable, "serve.py"] if args.launcher == "serve" else None
     server = Server(env, launcher=launcher)
     lines: list[str] = []
@@ -500,12 +504,14 @@ def main() -> None:
         f"Command: `python benchmarks/load.py --ns {args.ns} --view-repeats {args.view_repeats} "
         f"--visitor-repeats {args.visitor_repeats}{' --heavy' if args.heavy else ''}"
         f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"
-        f"{f' --arena {args.arena}' if args.arena else ''}`",
+        f"{f' --arena {args.arena}' if args.arena else ''}"
+        f"{f' --allocator {args.allocator}' if args.allocator else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
         f"Server: `{'python serve.py' if args.launcher == 'serve' else 'streamlit run app.py'}` on 127.0.0.1 "
-        "(websocket compression on, no gc.collect after each run: `.streamlit/config.toml`); "
+        "(websocket compression on, no gc.collect after each run: `.streamlit/config.toml`; Python's "
+        f"objects from {'glibc malloc' if args.allocator == 'malloc' else 'pymalloc'} (PYTHONMALLOC)); "
         "server CPU and RSS from /proc. Times are wall clock on a loaded machine: CPU seconds are the "
         "steadier figure.",
         "",

@@ -40,6 +40,7 @@ APP_RAN_KEY = "_deo_app_ran"  # session state: app.py's navigation has run in th
 DEEP_LINK_KEY = "_deo_deep_link"  # session state: the page a link asked for before app.py had run
 MAX_CACHE_BYTES = 128 * 2**20  # all cache_runner caches together (estimated by nbytes)
 RACE_COMPUTED = "DEO Lab: race computed:"  # logged (stderr) for every race computed, not for cache hits
+DROPPED = "DEO Lab: cached results dropped:"  # logged (stderr) when drop_unused drops some
 WAIT_POLL_S = 0.25  # a session waiting for another's computation checks it is still wanted
 
 # --------------------------------------------------------------------------------------------- lecture
@@ -389,6 +390,72 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _CACHE: OrderedDict = OrderedDict()  # (function id, key) -> (value, bytes), least recently used first
 _CACHE_LOCK = threading.Lock()
 _CACHE_BYTES = [0]
+# (function id, key) -> (ids of the server sessions that asked for it, last use (time.monotonic()));
+# a result asked for outside a session (serve.py's warm-up, a script, AppTest) has no entry: kept
+_USERS: dict = {}
+
+
+def _session_id() -> str | None:
+    """The server session running this script; None outside a running server (warm-up thread, AppTest)."""
+    try:
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        ctx = get_script_run_ctx(suppress_warning=True)
+        return ctx.session_id if ctx is not None and Runtime.exists() else None
+    except Exception:
+        return None
+
+
+def _session_connected(session_id: str) -> bool:
+    from streamlit.runtime import Runtime
+
+    return Runtime.exists() and Runtime.instance().is_active_session(session_id)
+
+
+def _note_use(key: tuple, session: str | None, new: bool) -> None:
+    """Under ``_CACHE_LOCK``: remember which session asked for ``key`` (just computed: ``new``) and
+    when. Asked for outside any session (``session`` None): kept until the bounds evict it."""
+    if session is None:
+        _USERS.pop(key, None)
+    elif new or key in _USERS:
+        sessions = _USERS[key][0] if key in _USERS else set()
+        sessions.add(session)
+        _USERS[key] = (sessions, time.monotonic())
+
+
+def _drop(key: tuple) -> None:
+    """Under ``_CACHE_LOCK``: remove one result."""
+    _CACHE_BYTES[0] -= _CACHE.pop(key)[1]
+    _USERS.pop(key, None)
+
+
+def unused_after_s() -> float:
+    """How long a result no connected session uses is kept: as long as Streamlit keeps a disconnected
+    session that may come back and ask for it (``server.disconnectedSessionTTL``, 120 s by default)."""
+    return float(st.get_option("server.disconnectedSessionTTL"))
+
+
+def drop_unused(now: float | None = None, connected: Callable[[str], bool] | None = None) -> int:
+    """Drop the results that only server sessions asked for, once none of those sessions is connected
+    and the last of them asked :func:`unused_after_s` ago or more: when a class has left, its links'
+    races and figures go (and their memory back to the OS). Results computed outside a session
+    (serve.py's warm-up of the plain link) stay. Returns how many were dropped. The server's trim
+    thread calls it every ``TRIM_EVERY_S``."""
+    now = time.monotonic() if now is None else now
+    connected = _session_connected if connected is None else connected
+    idle = unused_after_s()
+    with _CACHE_LOCK:
+        candidates = [(k, set(v[0])) for k, v in _USERS.items() if now - v[1] >= idle]
+    gone = [k for k, sessions in candidates if not any(connected(s) for s in sessions)]
+    with _CACHE_LOCK:
+        gone = [k for k in gone if k in _CACHE and k in _USERS and now - _USERS[k][1] >= idle]
+        for key in gone:
+            _drop(key)
+    if gone:
+        release_memory()
+        print(f"{DROPPED} {len(gone)} (no session that asked for them is connected)", file=sys.stderr)
+    return len(gone)
 
 
 def cache_bytes() -> int:
@@ -404,7 +471,8 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     ``MAX_CACHE_BYTES`` for all cached functions together (estimated by :func:`nbytes`; the least
     recently used result of any function goes first; a result larger than the whole budget is
     returned but not kept). Freed memory is handed back to the OS after an eviction
-    (:func:`release_memory`).
+    (:func:`release_memory`). A result only server sessions asked for goes once they have all left
+    (:func:`drop_unused`); one asked for outside a session (serve.py's warm-up) stays.
 
     The key is the arguments (lists, dicts and arrays made hashable); parameters whose name starts
     with ``_`` (a progress callback) are not part of it. One computation per key: a session asking
@@ -413,7 +481,8 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     an element made outside the cached function (the progress bar) while it runs, and copies
     (unpickles) every hit. Results are shared, not copied: callers must not mutate them.
     ``wrapper.clear()`` empties this function's cache; ``wrapper.stats()`` gives ``computations``
-    (calls of ``fn``), ``hits``, ``entries``, ``max_entries`` (its bound) and ``bytes``;
+    (calls of ``fn``), ``hits``, ``entries``, ``max_entries`` (its bound), ``bytes`` and
+    ``session_entries`` (entries :func:`drop_unused` will drop once their sessions have left);
     ``wrapper.contains(*args)`` says whether those arguments' result is cached (a peek: it
     computes nothing).
     """
@@ -436,11 +505,13 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         bound, key = key_of(args, kwargs)
+        session = _session_id()
         while True:
             with _CACHE_LOCK:
                 if key in _CACHE:
                     _CACHE.move_to_end(key)
                     counts["hits"] += 1
+                    _note_use(key, session, new=False)
                     return _CACHE[key][0]
                 event = running.get(key)
                 if event is None:
@@ -462,13 +533,14 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
                 if size <= MAX_CACHE_BYTES:
                     _CACHE[key] = (value, size)
                     _CACHE_BYTES[0] += size
+                    _note_use(key, session, new=True)
                 own = mine()
                 most = MAX_CACHE_ENTRIES if max_entries is None else max_entries
                 for old in own[: max(0, len(own) - most)]:
-                    _CACHE_BYTES[0] -= _CACHE.pop(old)[1]
+                    _drop(old)
                     evicted = True
                 while _CACHE and _CACHE_BYTES[0] > MAX_CACHE_BYTES:
-                    _CACHE_BYTES[0] -= _CACHE.popitem(last=False)[1][1]
+                    _drop(next(iter(_CACHE)))
                     evicted = True
         finally:
             with _CACHE_LOCK:
@@ -480,7 +552,7 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     def clear() -> None:
         with _CACHE_LOCK:
             for old in mine():
-                _CACHE_BYTES[0] -= _CACHE.pop(old)[1]
+                _drop(old)
         release_memory()
 
     def stats() -> dict:
@@ -488,7 +560,9 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
             own = mine()
             most = MAX_CACHE_ENTRIES if max_entries is None else max_entries
             held = sum(_CACHE[k][1] for k in own)
-            return {**counts, "entries": len(own), "max_entries": most, "bytes": held}
+            by_sessions = sum(k in _USERS for k in own)
+            return {**counts, "entries": len(own), "max_entries": most, "bytes": held,
+                    "session_entries": by_sessions}
 
     def contains(*args, **kwargs) -> bool:
         """Whether a result for these arguments is in the cache now (computes nothing, counts no hit)."""
@@ -675,11 +749,14 @@ TRIM_EVERY_S = 15.0  # the server hands freed heap pages back to the OS this oft
 
 
 def _trim_forever() -> None:
-    import time
-
     while True:
         time.sleep(TRIM_EVERY_S)
-        release_memory()
+        try:
+            dropped = drop_unused()  # it trims when it drops something
+        except Exception:  # the runtime going down: keep trimming, never end the thread
+            dropped = 0
+        if not dropped:
+            release_memory()
 
 
 # The scripts a real server runs the app from: ``streamlit run app.py`` and ``python serve.py``
@@ -699,9 +776,10 @@ def under_server() -> bool:
 def _server_start() -> None:
     """Under a server (:func:`under_server`; not AppTest): start the worker pool in the background at low
     priority, so the first escape map or network race does not wait for the workers' imports; and
-    a thread that calls :func:`release_memory` every ``TRIM_EVERY_S`` s, so the memory of closed
-    sessions (their messages, figures and widget states, freed by Python) goes back to the OS
-    instead of staying in glibc's arenas (``benchmarks/soak.py``)."""
+    a thread that every ``TRIM_EVERY_S`` s drops the cached results of sessions that have left
+    (:func:`drop_unused`) and calls :func:`release_memory`, so the memory of closed sessions (their
+    messages, figures and widget states, freed by Python) goes back to the OS instead of staying in
+    glibc's arenas (``benchmarks/soak.py``)."""
     if under_server():
         from pages import workers
 

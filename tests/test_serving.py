@@ -52,7 +52,8 @@ def test_a_result_larger_than_the_budget_is_returned_but_not_kept(monkeypatch):
 
     assert big(1).shape == (10_000,)
     bound = common.MAX_CACHE_ENTRIES
-    expected = {"computations": 1, "hits": 0, "entries": 0, "max_entries": bound, "bytes": 0}
+    expected = {"computations": 1, "hits": 0, "entries": 0, "max_entries": bound, "bytes": 0,
+                "session_entries": 0}
     assert big.stats() == expected
 
 
@@ -197,3 +198,48 @@ def test_release_memory_looks_up_malloc_trim_once(monkeypatch):
         common._malloc_trim.cache_clear()
     assert calls == ["c"]
     assert all(isinstance(done, bool) for done in first)
+
+
+def test_results_of_sessions_that_left_are_dropped_and_the_warm_up_s_are_kept(monkeypatch):
+    """A class's links go once its sessions have all left (not connected, unused for
+    unused_after_s()); what serve.py's warm-up computed outside any session stays; a result a connected
+    session asked for stays however long it is idle."""
+    import pages.common as common
+
+    session = {"id": None}
+    monkeypatch.setattr(common, "_session_id", lambda: session["id"])
+    connected = {"a": True, "b": True}
+    is_connected = lambda s: connected.get(s, True)  # noqa: E731  (other tests' sessions: kept)
+    calls = []
+
+    @common.cache_runner
+    def result(i):
+        calls.append(i)
+        return np.zeros(10)
+
+    try:
+        result(0)  # the warm-up: no session
+        session["id"] = "a"
+        result(0)  # a session reads the warm-up's result: it stays pinned
+        result(1)
+        session["id"] = "b"
+        result(1)
+        result(2)
+        assert result.stats()["session_entries"] == 2
+        later = time.monotonic() + common.unused_after_s() + 1
+        assert common.drop_unused(now=later, connected=is_connected) == 0  # both still connected
+        connected["b"] = False
+        assert common.drop_unused(now=later, connected=is_connected) == 1  # 2: only b asked for it
+        assert common.drop_unused(now=time.monotonic(), connected=lambda s: False) == 0  # used just now
+        connected["a"] = False
+        assert common.drop_unused(now=later, connected=is_connected) == 1  # 1: a and b have left
+        assert result.stats()["entries"] == 1 and result.stats()["session_entries"] == 0
+        session["id"] = None
+        result(0)
+        assert calls == [0, 1, 2]  # the warm-up's result was never computed again
+        session["id"] = "c"
+        result(1)  # asked for again: computed again
+        assert calls == [0, 1, 2, 1]
+    finally:
+        result.clear()
+    assert set(common._USERS) <= set(common._CACHE)  # no user record outlives its result
