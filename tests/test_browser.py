@@ -117,6 +117,31 @@ def wait_until_steady(page, snapshot: str, timeout: int = RUN_TIMEOUT_MS):
     ).json_value()["value"]
 
 
+def collapse_sidebar(page) -> None:
+    """Fold the sidebar and wait until the page's content has followed it: the main column at the
+    window's left edge, the title and the first chart shown at the block's left padding. The
+    content can hold the open sidebar's layout for some frames after the main column has moved (a
+    full local run once read the race chart at x = 400 with the main column at x = 0)."""
+    page.locator('[data-testid="stSidebar"]').hover()
+    page.locator('[data-testid="stSidebarCollapseButton"] button').click(timeout=RUN_TIMEOUT_MS)
+    _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
+    page.wait_for_function(
+        """() => {
+            const main = document.querySelector('[data-testid="stMain"]');
+            const block = document.querySelector('[data-testid="stMainBlockContainer"]');
+            const title = block && block.querySelector('h1');
+            if (!main || !title) return false;
+            const chart = [...block.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                .find(c => c.clientWidth > 0);  // the first one shown starts at the left edge too
+            const pad = parseFloat(getComputedStyle(block).paddingLeft);
+            const x0 = block.getBoundingClientRect().left + pad;
+            return main.getBoundingClientRect().left <= 1
+                && [title, chart].every(e => !e || Math.abs(e.getBoundingClientRect().left - x0) <= 1);
+        }""",
+        timeout=RUN_TIMEOUT_MS,
+    )
+
+
 def wait_for_settled_charts(page, timeout: int = RUN_TIMEOUT_MS) -> None:
     """Until every shown Plotly chart is drawn at its element's width and the boxes of its titles,
     slider, buttons and legend are steady (:func:`wait_until_steady`): the element widens over
@@ -359,9 +384,7 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
     viewport, query, collapse, options = LAYOUTS[layout]
     page = open_page(lambda: new_page(viewport=viewport, **options), f"{app_url}/{query}")
     if collapse:
-        page.locator('[data-testid="stSidebar"]').hover()
-        page.locator('[data-testid="stSidebarCollapseButton"] button').click(timeout=RUN_TIMEOUT_MS)
-        _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
+        collapse_sidebar(page)
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
     wait_for_settled_charts(page)  # its last drawing (the sidebar folding, a scroll bar appearing)
@@ -617,9 +640,7 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     viewport = {"width": 1280, "height": 720}
     page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/dimer?big=true&lecture=true")
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
-    page.locator('[data-testid="stSidebar"]').hover()
-    page.locator('[data-testid="stSidebarCollapseButton"] button').click(timeout=RUN_TIMEOUT_MS)
-    _expect()(page.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
+    collapse_sidebar(page)
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
     charts = page.locator('[data-testid="stPlotlyChart"]:visible')
     _expect()(charts.locator(".updatemenu-button", has_text="Play").first).to_be_visible(
