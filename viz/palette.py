@@ -25,8 +25,10 @@ PRESET_COLORS: dict[str, str] = {
     "deo_published": "#999933",  # Tol olive
     # The random-direction controls: a colour of their DEO preset's family (Tol muted), drawn dotted
     # (fixed N) or dash-dotted (re-drawn N), so a control reads as "the same run without the dimer".
-    "deo_paper_random": "#332288",  # Tol indigo, beside DEO (paper)'s blue
-    "deo_paper_random_redrawn": "#88CCEE",  # Tol cyan
+    # Tol cyan, a lighter blue beside DEO (paper)'s: Tol indigo (#332288) read as black beside GD
+    # where both are thin dotted lines (the Networks page's exact λ_min of GD and of this control)
+    "deo_paper_random": "#88CCEE",
+    "deo_paper_random_redrawn": "#332288",  # Tol indigo
     "deo_escape_random": "#CC6677",  # Tol rose, beside DEO-escape's vermillion
     "deo_escape_random_redrawn": "#AA4499",  # Tol purple
     "dimer_saddle_search_random": "#44AA99",  # Tol teal
