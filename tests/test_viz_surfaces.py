@@ -112,6 +112,19 @@ def test_one_frame_per_step_for_short_runs_and_at_most_301_frames_for_long_ones(
     assert short_stops == [str(s) for s in range(51)]  # a short race: a stop at every frame
 
 
+def test_a_phone_s_slider_has_fewer_stops_on_round_steps(grid):
+    """On a phone's ≈ 330 px slider, 100 stops made plotly.js label every 7th: 0, 35, 70, …; at
+    most PHONE_SLIDER_STOPS stops (≈ 10 px apart) stand on multiples of 10 for a 300-step race."""
+    from viz.frames import PHONE_SLIDER_STOPS
+
+    traces = [make_trace("gd", 300, dimer=False)]
+    desktop = sf.race_figure(SADDLE, traces, grid=grid).to_dict()["layout"]["sliders"][0]["steps"]
+    phone = sf.race_figure(SADDLE, traces, grid=grid, compact=True).to_dict()["layout"]["sliders"][0]["steps"]
+    assert [s["label"] for s in desktop] == [str(s) for s in range(0, 301, 5)]
+    assert [s["label"] for s in phone] == [str(s) for s in range(0, 301, 10)]
+    assert len(phone) <= PHONE_SLIDER_STOPS
+
+
 def test_axis_ranges_are_fixed_to_the_window_with_equal_aspect(grid):
     fig = sf.race_figure(SADDLE, [make_trace("adam", 20, dimer=False)], grid=grid)
     assert list(fig.layout.xaxis.range) == [-2.0, 2.0]

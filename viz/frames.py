@@ -18,6 +18,9 @@ MAX_FRAMES = 301
 # the chart: 300 stops cost ≈ 0.16 s of a race chart's 1.6 s in Chromium, 100 stops ≈ 0.01 s
 # (benchmarks/chart_render.py); 100 stops on a ~1 000 px slider are 10 px apart, a hand's resolution.
 MAX_SLIDER_STOPS = 100
+# On a phone the slider is ≈ 330 px long: as many stops, ≈ 10 px apart, and plotly.js labels every
+# few of them on round steps (0, 30, 60, … for 300 steps; with 100 stops every 7th: 0, 35, 70, …).
+PHONE_SLIDER_STOPS = 32
 
 
 def frame_rows(n_rows: int, max_frames: int = MAX_FRAMES) -> list[int]:

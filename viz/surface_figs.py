@@ -44,7 +44,7 @@ from numpy import ndarray
 from plotly.subplots import make_subplots
 
 from landscapes.surfaces import f_on_grid
-from viz.frames import MAX_FRAMES, rows_at, slider_stops
+from viz.frames import MAX_FRAMES, MAX_SLIDER_STOPS, PHONE_SLIDER_STOPS, rows_at, slider_stops
 from viz.frames import frame_rows as _frame_rows
 from viz.palette import (
     EXACT_COLOR,
@@ -856,7 +856,8 @@ def race_layers(
         "transition": {"duration": 0},
         "font": {"size": FONT_SIZE[bool(large)] - 2},
         "steps": [
-            {"label": name, "method": "animate", "args": [[name], PAUSE]} for name in slider_stops(names)
+            {"label": name, "method": "animate", "args": [[name], PAUSE]}
+            for name in slider_stops(names, PHONE_SLIDER_STOPS if compact else MAX_SLIDER_STOPS)
         ],
     }
     layout = dict(
