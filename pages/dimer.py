@@ -35,6 +35,7 @@ from pages.common import (
     download_buttons,
     hyperparameter_inputs,
     large_fonts,
+    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -333,12 +334,15 @@ large = large_fonts()
 with safe_block("The overview"):
     xs, ys, z = surface_grid(surface_key, surface.bounds)
     st.subheader("Pick θ")
+    on_phone = phone()
     st.caption("Click the contour to move θ (the dashed square is the zoom window of the rotation view).")
     _show(
         figs.overview_figure(
-            xs, ys, z, point, window, _markers(surface), surface.color_scale, surface.clip, large=large
+            xs, ys, z, point, window, _markers(surface), surface.color_scale, surface.clip, large=large,
+            compact=on_phone,
         ),
         key=f"{P}pick",
+        config={"displaylogo": False, "displayModeBar": not on_phone},  # a phone's toolbar covered the legend
         on_select=_pick_point,
         selection_mode="points",
     )

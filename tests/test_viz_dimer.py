@@ -286,3 +286,22 @@ def test_saddle_search_figure_subsamples_long_runs_and_stays_small():
     assert len(figure_json(fig)) < MAX_JSON_BYTES
     with pytest.raises(ValueError, match="directions"):
         figs.saddle_search_figure(path, xs, ys, z, "#882255", directions=directions[:10])
+
+
+def test_on_a_phone_the_overview_s_colour_bar_lies_under_the_plot():
+    """At 420 px the colour bar beside the Pick-θ contour took half the chart and left the plot
+    ≈ 130 px wide; on a phone (``compact``) it lies flat under the plot, which gets the width."""
+    from viz.dimer_figs import OVERVIEW_BELOW_PX, overview_figure
+    from viz.palette import COLORBAR_BELOW
+
+    xs = ys = np.linspace(-1.0, 1.0, 21)
+    z = np.add.outer(ys**2, -(xs**2))
+    args = (xs, ys, z, (0.1, 0.2), ((-0.2, 0.2), (-0.2, 0.2)))
+    desk, phone = overview_figure(*args).to_dict(), overview_figure(*args, compact=True).to_dict()
+    bar_desk, bar_phone = (f["data"][0]["colorbar"] for f in (desk, phone))
+    assert bar_desk.get("orientation", "v") == "v"
+    assert bar_phone["orientation"] == "h" and bar_phone["y"] < 0 and bar_phone["title"]["side"] == "top"
+    assert all(bar_phone[k] == v for k, v in COLORBAR_BELOW.items())
+    assert bar_phone["title"]["text"] == bar_desk["title"]["text"]  # the same scale named
+    assert phone["layout"]["height"] == desk["layout"]["height"] + OVERVIEW_BELOW_PX
+    assert phone["layout"]["margin"]["b"] == desk["layout"]["margin"]["b"] + OVERVIEW_BELOW_PX

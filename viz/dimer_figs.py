@@ -24,7 +24,7 @@ from numpy import ndarray
 from plotly.subplots import make_subplots
 
 from viz.frames import MAX_FRAMES, frame_rows, slider_stops
-from viz.palette import EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
+from viz.palette import COLORBAR_BELOW, EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
 from viz.surface_figs import AnimatedFigure, _png_data_uri
 
 if TYPE_CHECKING:  # the study's result type only: viz imports no torch
@@ -162,6 +162,12 @@ def marker_traces(markers: Sequence[Marker]) -> list[go.Scatter]:
     return traces
 
 
+# a phone's overview: the flat colour bar (its title on top) this far under the plot area (a
+# fraction of its 380 px: below the x tick labels and title), and the px added for the bar
+OVERVIEW_BAR_Y = 0.13
+OVERVIEW_BELOW_PX = 70
+
+
 def overview_figure(
     xs: ndarray,
     ys: ndarray,
@@ -172,11 +178,17 @@ def overview_figure(
     color_scale: str = "linear",
     clip: float | None = None,
     large: bool = False,
+    compact: bool = False,
 ) -> go.Figure:
     """The whole surface with the chosen point θ, the zoom ``window`` as a rectangle, the listed
-    stationary points and an invisible click grid (a click on the contour picks θ)."""
+    stationary points and an invisible click grid (a click on the contour picks θ). ``compact`` (a
+    phone): the colour bar lies flat under the plot, which then gets the chart's width."""
     fig = go.Figure()
-    fig.add_trace(contour_trace(xs, ys, z, color_scale, clip))
+    contour = contour_trace(xs, ys, z, color_scale, clip)
+    if compact:
+        title = contour.colorbar.title.text
+        contour.colorbar = {"title": {"text": title, "side": "top"}, **COLORBAR_BELOW, "y": -OVERVIEW_BAR_Y}
+    fig.add_trace(contour)
     fig.add_trace(click_grid_trace(xs, ys, n=61))
     for trace in marker_traces(markers):
         fig.add_trace(trace)
@@ -220,8 +232,8 @@ def overview_figure(
     return finish(
         fig,
         large,
-        height=470,
-        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        height=470 + (OVERVIEW_BELOW_PX if compact else 0),
+        margin={"l": 50, "r": 20, "t": 40, "b": 40 + (OVERVIEW_BELOW_PX if compact else 0)},
         clickmode="event+select",
         legend={"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
         dragmode=False,

@@ -23,6 +23,7 @@ from numpy import ndarray
 from plotly.subplots import make_subplots
 
 from viz.palette import (
+    COLORBAR_BELOW,
     LEGEND_ABOVE,
     SADDLE_COLOR,
     STATIONARY_SYMBOLS,
@@ -45,8 +46,7 @@ COMPACT_COLUMNS = 2  # a phone: two maps per row
 COMPACT_PANEL_HEIGHT = 210
 COMPACT_BELOW_PX = 90
 COMPACT_TITLE_SIZE = 13
-COMPACT_COLORBAR = {"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.1, "yanchor": "top",
-                    "len": 1.0, "thickness": 12}  # fmt: skip
+COMPACT_COLORBAR = {**COLORBAR_BELOW, "y": -0.1}
 
 
 def _grid(values: ndarray, nx: int, ny: int) -> ndarray:

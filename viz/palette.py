@@ -72,6 +72,10 @@ MARKER_SIZE = {False: 10, True: 16}
 # half-width chart's plot to ~60 px; below it, at a fixed fraction of the plot's height, a short
 # chart's legend covered the x-axis title "step".
 LEGEND_ABOVE = {"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"}
+# On a phone a colour bar lies flat under its plot (beside it, it took half of a ≈ 390 px chart);
+# ``y`` (the bar's top, a fraction of the plot area's height below it) is each figure's own.
+COLORBAR_BELOW = {"orientation": "h", "x": 0.5, "xanchor": "center", "yanchor": "top", "len": 1.0,
+                  "thickness": 12}  # fmt: skip
 
 
 def color_for(key: str) -> str:
