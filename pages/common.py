@@ -71,6 +71,13 @@ def phone() -> bool:
     return "Mobi" in agent
 
 
+def chart_config(no_toolbar: bool) -> dict:
+    """``st.plotly_chart``'s ``config``: no Plotly logo, and no toolbar where it would sit on the
+    legend above the plot (a phone; the race chart in projector mode too). Pinch-zoom and the
+    downloads remain."""
+    return {"displaylogo": False, "displayModeBar": not no_toolbar}
+
+
 def large_fonts() -> bool:
     """Projector mode (bigger fonts and lines), set by app.py's sidebar toggle or ``?big=true``."""
     return _url_flag(LARGE_FONTS_KEY)
@@ -449,7 +456,7 @@ def drop_unused(now: float | None = None, connected: Callable[[str], bool] | Non
         candidates = [(k, set(v[0])) for k, v in _USERS.items() if now - v[1] >= idle]
     gone = [k for k, sessions in candidates if not any(connected(s) for s in sessions)]
     with _CACHE_LOCK:
-        gone = [k for k in gone if k in _CACHE and k in _USERS and now - _USERS[k][1] >= idle]
+        gone = [k for k in gone if k in _USERS and now - _USERS[k][1] >= idle]  # _USERS ⊆ _CACHE
         for key in gone:
             _drop(key)
     if gone:
@@ -705,17 +712,8 @@ def cached_trace_figure(
 def session_alive() -> Callable[[], bool] | None:
     """For ``pages.workers.run``: whether the session running this script still has a browser
     connected (Streamlit keeps a closed tab's script running); None outside a server (AppTest)."""
-    try:
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        if ctx is None or not Runtime.exists():
-            return None
-        runtime, session_id = Runtime.instance(), ctx.session_id
-    except Exception:
-        return None
-    return lambda: runtime.is_active_session(session_id)
+    session_id = _session_id()
+    return None if session_id is None else (lambda: _session_connected(session_id))
 
 
 @cache_runner

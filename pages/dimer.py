@@ -30,6 +30,7 @@ from pages.common import (
     URL,
     cache_runner,
     cached_surface_race,
+    chart_config,
     controls,
     copy_link_button,
     download_buttons,
@@ -342,7 +343,7 @@ with safe_block("The overview"):
             compact=on_phone,
         ),
         key=f"{P}pick",
-        config={"displaylogo": False, "displayModeBar": not on_phone},  # a phone's toolbar covered the legend
+        config=chart_config(on_phone),  # a phone's toolbar covered the legend
         on_select=_pick_point,
         selection_mode="points",
     )

@@ -10,6 +10,7 @@ from pages.common import (
     DEFAULT_SURFACE,
     URL,
     cached_escape_map,
+    chart_config,
     controls,
     copy_link_button,
     download_buttons,
@@ -174,7 +175,7 @@ xs, ys, results = outcome
 minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
 
 # on a phone the toolbar would sit on the titles and the legend; pinch-zoom remains
-chart_config = {"displaylogo": False, "displayModeBar": not compact}
+plot_config = chart_config(compact)
 with safe_block("The escape maps"):
     st.plotly_chart(
         escape_maps_figure(
@@ -189,7 +190,7 @@ with safe_block("The escape maps"):
             compact=compact,
         ),
         key="escape_maps",
-        config=chart_config,
+        config=plot_config,
     )
     control_names = [short for name in results if (short := legend_label(name)) != name]
     if control_names:
@@ -200,7 +201,7 @@ with safe_block("The escape maps"):
         )
 with safe_block("The histogram"):
     histogram = escape_histogram(results, steps_budget=int(steps), large=large, compact=compact)
-    st.plotly_chart(histogram, key="escape_hist", config=chart_config)
+    st.plotly_chart(histogram, key="escape_hist", config=plot_config)
     st.caption(
         "Steps to escape over all starts; starts that never escaped within the budget are not counted."
     )

@@ -13,6 +13,7 @@ from pages.common import (
     cached_race_figure,
     cached_surface_race,
     cached_trace_figure,
+    chart_config,
     get_surface,
     preset_overrides,
     specs_to_json,
@@ -112,11 +113,7 @@ def race_chart_arguments(large: bool, compact: bool) -> dict:
         "width": "stretch" if compact or large else "content",
         "selection_mode": "points",
         # on a phone the toolbar would sit on the legend; pinch-zoom and the downloads remain
-        "config": {
-            "displaylogo": False,
-            "toImageButtonOptions": {"scale": 2},
-            "displayModeBar": not (compact or large),
-        },
+        "config": {**chart_config(compact or large), "toImageButtonOptions": {"scale": 2}},
     }
 
 

@@ -13,6 +13,7 @@ from pages.common import (
     cached_race_figure,
     cached_surface_race,
     cached_trace_figure,
+    chart_config,
     controls,
     copy_link_button,
     download_buttons,
@@ -458,7 +459,7 @@ if traces:
                 c1, c2 = st.columns(2)
                 opts = loss_options(large, log_loss)  # built once per race, shared (cached)
                 # on a phone the toolbar would sit on the legend (above the plot), as on the race chart
-                bar = {"displayModeBar": not compact}
+                bar = chart_config(compact)
                 steps_fig = cached_trace_figure(*race_key, "loss_steps", opts)
                 c1.plotly_chart(steps_fig, key="loss_steps", config=bar)
                 evals = cached_trace_figure(*race_key, "loss_evals", opts)
