@@ -210,9 +210,16 @@ if traces:
         loss_evals = figs.loss_figure(traces, "grad_evals", log_y, net.plateau, large=large)
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps")
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals")
+        covered = [
+            f"{hidden} lies under {top} on the {side} chart (the losses differ by at most {gap:.2g}); "
+            "its colour is the band on both sides"
+            for side, x_axis in (("left", "steps"), ("right", "grad_evals"))
+            for hidden, top, gap in figs.covered_curves(traces, x_axis, log_y)
+        ]
         st.caption(
             "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
             "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."
+            + "".join(f" {line[0].upper()}{line[1:]}." for line in covered)
         )
         download_buttons(
             "networks", config, traces=traces, html=lambda: loss_steps.to_html(include_plotlyjs=True)

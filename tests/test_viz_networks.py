@@ -163,3 +163,46 @@ def test_a_controls_curvature_is_solid_and_named_short_like_the_dimers():
     assert by_name["DEO (paper): random N: dimer C"].line.dash == "solid"
     assert by_name["DEO (paper): random N: exact λ_min"].line.dash == "dot"
     assert by_name["DEO (paper): dimer C"].line.dash == "solid"
+
+
+def test_a_loss_curve_hidden_under_a_later_one_is_named_and_drawn_as_a_band():
+    adam, deo, gd = (
+        make_trace(k, label, 101)
+        for k, label in (("adam", "Adam"), ("deo_paper", "DEO (paper)"), ("gd", "GD"))
+    )
+    deo.loss = adam.loss + 0.003 * np.sin(adam.steps)  # within 1 % of the 0.5 → 0.025 range
+    gd.loss = adam.loss + 0.02  # 4 % of the range above: visible
+    control = make_trace("deo_paper_random", "DEO (paper) — control: random fixed direction", 101)
+    assert figs.covered_curves([gd, adam, deo, control], "steps") == [
+        ("Adam", "DEO (paper)", pytest.approx(0.003, rel=1e-3))
+    ]
+    # a dotted control on top does not hide DEO (paper); GD drawn later would hide nothing it misses
+    fig = figs.loss_figure([gd, adam, deo, control], "steps")
+    widths = {t.name: t.line.width for t in fig.data}
+    assert widths["Adam"] == figs.COVERED_WIDTH and widths["DEO (paper)"] == widths["GD"] < figs.COVERED_WIDTH
+    # against gradient evaluations the dimer run's x differs: nothing is hidden
+    deo_evals = make_trace("deo_paper", "DEO (paper)", 101, dimer=True)
+    assert figs.covered_curves([adam, deo_evals], "grad_evals") == []
+    # on a log axis the tolerance is 1 % of the log₁₀ range
+    far = make_trace("deo_paper", "DEO (paper)", 101)
+    far.loss = adam.loss * 1.2  # 0.08 decades of ≈ 1.3
+    assert figs.covered_curves([adam, far], "steps", log_y=True) == []
+    near = make_trace("deo_paper", "DEO (paper)", 101)
+    near.loss = adam.loss * 1.02
+    assert [c[:2] for c in figs.covered_curves([adam, near], "steps", log_y=True)] == [
+        ("Adam", "DEO (paper)")
+    ]
+    # compared as drawn, not row by row: an extra row (a run records its escape step) changes nothing
+    extra = make_trace("adam", "Adam", 101)
+    extra.steps = np.insert(extra.steps.astype(float), 30, 29.5)
+    extra.loss = np.insert(adam.loss, 30, (adam.loss[29] + adam.loss[30]) / 2)
+    assert [c[:2] for c in figs.covered_curves([extra, deo], "steps")] == [("Adam", "DEO (paper)")]
+    extra.loss[30] += 0.05  # a spike between the other's rows shows
+    assert figs.covered_curves([extra, deo], "steps") == []
+    # a shorter curve (stopped) on top cannot hide a longer one; a prefix below can be hidden
+    assert figs.covered_curves([adam, make_trace("deo_paper", "DEO (paper)", 50)], "steps") == []
+    short = make_trace("adam", "Adam", 50)
+    short.loss = adam.loss[:50]
+    assert [
+        c[:2] for c in figs.covered_curves([short, make_trace("deo_paper", "DEO (paper)", 101)], "steps")
+    ] == [("Adam", "DEO (paper)")]
