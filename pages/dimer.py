@@ -140,7 +140,8 @@ def _markers(surface) -> list[figs.Marker]:
 
 
 def _show(fig, key: str, **kwargs):
-    return st.plotly_chart(fig, key=key, **kwargs)
+    """A chart without the Plotly logo, and on a phone without the toolbar (it covered legends)."""
+    return st.plotly_chart(fig, key=key, config=chart_config(phone()), **kwargs)
 
 
 def _history_table(data: studies.RotationRun) -> list[dict]:
@@ -331,19 +332,26 @@ config = {
 }
 window = _window(surface, point, zoom)
 large = large_fonts()
+on_phone = phone()
 
 with safe_block("The overview"):
     xs, ys, z = surface_grid(surface_key, surface.bounds)
     st.subheader("Pick θ")
-    on_phone = phone()
     st.caption("Click the contour to move θ (the dashed square is the zoom window of the rotation view).")
     _show(
         figs.overview_figure(
-            xs, ys, z, point, window, _markers(surface), surface.color_scale, surface.clip, large=large,
+            xs,
+            ys,
+            z,
+            point,
+            window,
+            _markers(surface),
+            surface.color_scale,
+            surface.clip,
+            large=large,
             compact=on_phone,
         ),
         key=f"{P}pick",
-        config=chart_config(on_phone),  # a phone's toolbar covered the legend
         on_select=_pick_point,
         selection_mode="points",
     )
@@ -388,7 +396,16 @@ with tab_rotation, safe_block("The rotation view"):
         )
     zx, zy, zz = surface_grid(surface_key, window)
     fig = figs.rotation_figure(
-        data, zx, zy, zz, figs.DIMER_COLOR, surface.color_scale, surface.clip, click_grid=False, large=large
+        data,
+        zx,
+        zy,
+        zz,
+        figs.DIMER_COLOR,
+        surface.color_scale,
+        surface.clip,
+        click_grid=False,
+        large=large,
+        compact=on_phone,
     )
     _show(fig, key=f"{P}rotation_fig")
     st.caption(
@@ -433,7 +450,7 @@ with tab_compare, safe_block("The sd vs fourier comparison"):
         )
         for r in runs
     ]
-    compare_fig = figs.convergence_figure(series, large=large)
+    compare_fig = figs.convergence_figure(series, large=large, compact=on_phone)
     _show(compare_fig, key=f"{P}compare_fig")
     st.caption(
         "Same θ, N₀ and ΔR for all four. fourier jumps to the minimum of its curvature model (one "
@@ -467,7 +484,7 @@ with tab_length, safe_block("The finite-difference view"):
         )
         for s in sweeps
     ]
-    fd_fig = figs.finite_difference_figure(sweeps[0].lengths, fd_series, large=large)
+    fd_fig = figs.finite_difference_figure(sweeps[0].lengths, fd_series, large=large, compact=on_phone)
     _show(fd_fig, key=f"{P}fd_fig")
     best = {f"{s.scheme}, {s.dtype}": s.best_length for s in sweeps}
     st.caption(
@@ -578,6 +595,7 @@ with tab_saddle:
             mb.color_scale,
             mb.clip,
             large=large,
+            compact=on_phone,
         )
         _show(ss_fig, key=f"{P}ss_fig")
         st.caption(

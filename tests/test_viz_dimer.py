@@ -305,3 +305,58 @@ def test_on_a_phone_the_overview_s_colour_bar_lies_under_the_plot():
     assert bar_phone["title"]["text"] == bar_desk["title"]["text"]  # the same scale named
     assert phone["layout"]["height"] == desk["layout"]["height"] + OVERVIEW_BELOW_PX
     assert phone["layout"]["margin"]["b"] == desk["layout"]["margin"]["b"] + OVERVIEW_BELOW_PX
+
+
+def _panels(fig: go.Figure) -> list[tuple[tuple, tuple]]:
+    """(x domain, y domain) of each subplot, in subplot order."""
+    layout = fig.layout
+    names = sorted(
+        (k for k in layout.to_plotly_json() if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1)
+    )
+    return [(tuple(layout[n].domain), tuple(layout["y" + n[1:]].domain)) for n in names]
+
+
+def test_on_a_phone_the_dimer_page_s_panels_are_stacked_and_the_saddle_search_has_no_colour_bar():
+    """At 420 px the side-by-side panels of the rotation, sd-vs-fourier and ΔR figures were ≈ 150 px
+    wide with their titles running into each other, and the saddle search's colour bar took half
+    its chart. On a phone (``compact``) every panel takes the chart's width, one under the other,
+    with the same traces; the saddle search drops its colour bar, as the Surfaces race does."""
+    lengths = np.logspace(-8, 0, 9)
+    fd = [figs.FiniteDifferenceSeries("forward, float64", "#000000", "solid", lengths, lengths**2)]
+    conv = [
+        figs.ConvergenceSeries(
+            "fourier, forward", "#000000", "solid", np.array([2, 3]), np.ones(2), np.ones(2)
+        )
+    ]
+    data = rotation_data("fourier")
+    builders = {
+        "rotation": lambda compact: figs.rotation_figure(data, *grid(), figs.DIMER_COLOR, compact=compact),
+        "convergence": lambda compact: figs.convergence_figure(conv, compact=compact),
+        "finite difference": lambda compact: figs.finite_difference_figure(lengths, fd, compact=compact),
+    }
+    for name, build in builders.items():
+        desk, phone = build(False), build(True)
+        side_by_side, stacked = _panels(desk), _panels(phone)
+        assert len(side_by_side) == len(stacked) >= 2, name
+        assert len({x for x, _ in side_by_side}) == 2, name  # two columns at a desk
+        assert {x for x, _ in stacked} == {(0.0, 1.0)}, name  # each panel the full width on a phone
+        tops = [y[1] for _, y in stacked]
+        assert tops == sorted(tops, reverse=True) and len(set(tops)) == len(tops), name  # one under the other
+        assert [t.name for t in phone.data] == [t.name for t in desk.data], name
+        assert sorted(a.text for a in phone.layout.annotations) == sorted(
+            a.text for a in desk.layout.annotations
+        )
+        assert phone.layout.height > desk.layout.height, name
+    # the convergence panels against iterations come first, each with its own axis titles
+    conv_phone = figs.convergence_figure(conv, compact=True)
+    assert [a.text for a in conv_phone.layout.annotations][:2] == [
+        "curvature error vs iteration",
+        "|cos∠(N, v_min)| vs iteration",
+    ]
+    assert conv_phone.layout.xaxis.title.text == conv_phone.layout.xaxis2.title.text == "rotation iteration"
+    path = np.array([[0.0, 0.0], [0.1, 0.1]])
+    xs = ys = np.linspace(-1.0, 1.0, 21)
+    z = np.add.outer(ys**2, -(xs**2))
+    ss_desk = figs.saddle_search_figure(path, xs, ys, z, "#882255")
+    ss_phone = figs.saddle_search_figure(path, xs, ys, z, "#882255", compact=True)
+    assert ss_desk.data[0].showscale is not False and ss_phone.data[0].showscale is False

@@ -441,6 +441,7 @@ def rotation_figure(
     click_grid: bool = True,
     duration_ms: int = 700,
     large: bool = False,
+    compact: bool = False,
 ) -> go.Figure:
     """The dimer at θ rotating toward the min mode, one frame per rotation iteration.
 
@@ -452,6 +453,7 @@ def rotation_figure(
     C(φ), the exact ``N(φ)ᵀHN(φ)``, and markers at φ = 0, the trial angle and the fitted angle.
     Frame k < K shows the dimer N_k, its force, and iteration k+1 (trial N(φ₁), fitted N_{k+1} as
     the engine returned it, the model about N_k); the last frame shows the final N_K alone.
+    ``compact`` (a phone): the curvature panel sits under the contour, each the chart's width.
     """
     point = data.point
     half = 0.35 * min(xs[-1] - xs[0], ys[-1] - ys[0])
@@ -459,11 +461,12 @@ def rotation_figure(
     v_min = data.eigenvectors[:, 0]
     max_torque = float(np.nanmax(data.torques)) if np.any(data.torques > 0) else 1.0
 
+    right = {"row": 2, "col": 1} if compact else {"row": 1, "col": 2}
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.5, 0.5],
+        rows=2 if compact else 1,
+        cols=1 if compact else 2,
         horizontal_spacing=0.16,
+        vertical_spacing=0.1,
         subplot_titles=("dimer at θ (zoomed window)", "curvature along the rotation circle"),
     )
     background = contour_trace(xs, ys, z, color_scale, clip)
@@ -567,7 +570,7 @@ def rotation_figure(
     ]
     for trace in moving:
         fig.add_trace(trace, row=1, col=1)
-    right = [
+    circle = [
         go.Scatter(**start[5], mode="lines", name="model C(φ)", line={"color": color, "width": 3}),
         go.Scatter(
             **start[6],
@@ -584,8 +587,8 @@ def rotation_figure(
             marker={"color": color, "size": 11, "symbol": ["circle", "diamond", "star"]},
         ),
     ]
-    for trace in right:
-        fig.add_trace(trace, row=1, col=2)
+    for trace in circle:
+        fig.add_trace(trace, **right)
     moving_indices = list(range(first_moving, len(fig.data)))
 
     labels = [str(k) for k in range(data.iterations + 1)]
@@ -614,15 +617,17 @@ def rotation_figure(
         row=1,
         col=1,
     )
-    fig.update_xaxes(range=[-90, 90], title_text="rotation angle φ (degrees)", dtick=30, row=1, col=2)
-    fig.update_yaxes(range=rounded([lo - pad, hi + pad]), title_text="curvature C", row=1, col=2)
+    fig.update_xaxes(range=[-90, 90], title_text="rotation angle φ (degrees)", dtick=30, **right)
+    fig.update_yaxes(range=rounded([lo - pad, hi + pad]), title_text="curvature C", **right)
     return with_frames(
         finish(
             fig,
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=680 if large else 760,  # large: the whole chart, legend included, fits a 720 px projector
+            # large: the whole chart, legend included, fits a 720 px projector; compact: two panels of
+            # the phone's width, one above the other, and the nine legend rows
+            height=1100 if compact else 680 if large else 760,
             margin={"l": 60, "r": 20, "t": 60, "b": controls_margin(large) + (70 if large else 110)},
             legend={
                 **LEGEND_FONT[large],
@@ -653,24 +658,33 @@ class ConvergenceSeries:
 ERROR_FLOOR = 1e-16
 
 
-def convergence_figure(series: Sequence[ConvergenceSeries], large: bool = False) -> go.Figure:
+def convergence_figure(
+    series: Sequence[ConvergenceSeries], large: bool = False, compact: bool = False
+) -> go.Figure:
     """Curvature error |C − λ_min| (log) and |cos∠(N, v_min)| against rotation iteration and
     against cumulative gradient evaluations, one line per variant (e.g. sd/fourier × forward/central).
 
-    Errors below ``ERROR_FLOOR`` are drawn at the floor (a log axis has no 0).
+    Errors below ``ERROR_FLOOR`` are drawn at the floor (a log axis has no 0). ``compact`` (a phone):
+    the four panels one above the other, the two against iterations first.
     """
+    titles = {
+        (1, 1): "curvature error vs iteration",
+        (1, 2): "curvature error vs gradient evaluations",
+        (2, 1): "|cos∠(N, v_min)| vs iteration",
+        (2, 2): "|cos∠(N, v_min)| vs gradient evaluations",
+    }
+
+    def at(row: int, col: int) -> dict:
+        return {"row": 2 * (col - 1) + row, "col": 1} if compact else {"row": row, "col": col}
+
+    order = sorted(titles, key=lambda rc: tuple(at(*rc).values()))
     fig = make_subplots(
-        rows=2,
-        cols=2,
-        shared_xaxes="columns",
-        vertical_spacing=0.08,
+        rows=4 if compact else 2,
+        cols=1 if compact else 2,
+        shared_xaxes=False if compact else "columns",
+        vertical_spacing=0.1 if compact else 0.08,
         horizontal_spacing=0.08,
-        subplot_titles=(
-            "curvature error vs iteration",
-            "curvature error vs gradient evaluations",
-            "|cos∠(N, v_min)| vs iteration",
-            "|cos∠(N, v_min)| vs gradient evaluations",
-        ),
+        subplot_titles=[titles[rc] for rc in order],
     )
     max_iter, max_evals = 1, 1
     for s in series:
@@ -687,26 +701,33 @@ def convergence_figure(series: Sequence[ConvergenceSeries], large: bool = False)
         for col, x in ((1, iterations), (2, s.grad_evals)):
             fig.add_trace(
                 go.Scatter(x=rounded(x), y=rounded(error), name=s.label, showlegend=col == 1, **style),
-                row=1,
-                col=col,
+                **at(1, col),
             )
             fig.add_trace(
                 go.Scatter(x=rounded(x), y=rounded(s.abs_cos), name=s.label, showlegend=False, **style),
-                row=2,
-                col=col,
+                **at(2, col),
             )
-    fig.update_yaxes(type="log", title_text="|C − λ_min|", exponentformat="power", row=1, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
-    fig.update_yaxes(range=[0, 1.05], title_text="|cos|", row=2, col=1)
-    fig.update_yaxes(range=[0, 1.05], row=2, col=2)
-    fig.update_xaxes(range=[-0.3, max_iter + 0.3], row=2, col=1, title_text="rotation iteration")
-    fig.update_xaxes(range=[0, max_evals + 0.5], row=2, col=2, title_text="gradient evaluations")
+    error_title, cos_title = "|C − λ_min|", "|cos|"
+    fig.update_yaxes(type="log", title_text=error_title, exponentformat="power", **at(1, 1))
+    fig.update_yaxes(
+        type="log", exponentformat="power", title_text=error_title if compact else None, **at(1, 2)
+    )
+    fig.update_yaxes(range=[0, 1.05], title_text=cos_title, **at(2, 1))
+    fig.update_yaxes(range=[0, 1.05], title_text=cos_title if compact else None, **at(2, 2))
+    for row in (1, 2):  # side by side the columns share x and the lower panels carry the titles
+        last = compact or row == 2
+        fig.update_xaxes(
+            range=[-0.3, max_iter + 0.3], title_text="rotation iteration" if last else None, **at(row, 1)
+        )
+        fig.update_xaxes(
+            range=[0, max_evals + 0.5], title_text="gradient evaluations" if last else None, **at(row, 2)
+        )
     return finish(
         fig,
         large,
-        height=600,
+        height=1300 if compact else 600,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.12},
+        legend={"orientation": "h", "y": -0.06 if compact else -0.12},
     )
 
 
@@ -722,19 +743,28 @@ class FiniteDifferenceSeries:
 
 
 def finite_difference_figure(
-    lengths: ndarray, series: Sequence[FiniteDifferenceSeries], large: bool = False
+    lengths: ndarray, series: Sequence[FiniteDifferenceSeries], large: bool = False, compact: bool = False
 ) -> go.Figure:
     """Finite-difference error of the dimer probe against ΔR on log–log axes.
 
     Left ``‖D − HN‖/‖HN‖``, right ``|C − NᵀHN|/‖HN‖``. Too small a ΔR: round-off (the error grows
     like ε/ΔR, ε the dtype's machine epsilon); too large: truncation (O(ΔR) forward, O(ΔR²) central).
-    Errors below ``ERROR_FLOOR`` are drawn at the floor.
+    Errors below ``ERROR_FLOOR`` are drawn at the floor. ``compact`` (a phone): the right panel
+    under the left one.
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     if lengths.ndim != 1 or lengths.size < 2 or np.any(lengths <= 0):
         raise ValueError(f"lengths must be a 1-D array of >= 2 positive dimer lengths, got {lengths}")
+
+    def at(panel: int) -> dict:
+        return {"row": panel, "col": 1} if compact else {"row": 1, "col": panel}
+
     fig = make_subplots(
-        rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("‖D − HN‖ / ‖HN‖", "|C − NᵀHN| / ‖HN‖")
+        rows=2 if compact else 1,
+        cols=1 if compact else 2,
+        horizontal_spacing=0.1,
+        vertical_spacing=0.16,
+        subplot_titles=("‖D − HN‖ / ‖HN‖", "|C − NᵀHN| / ‖HN‖"),
     )
     for s in series:
         for col, err in ((1, s.hn_error), (2, s.curvature_error)):
@@ -752,22 +782,22 @@ def finite_difference_figure(
                     marker={"size": 5},
                     line={"color": s.color, "dash": s.dash, "width": 2.5},
                 ),
-                row=1,
-                col=col,
+                **at(col),
             )
     x_range = rounded(np.log10([lengths.min(), lengths.max()]))
     for col in (1, 2):
         fig.update_xaxes(
-            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power", row=1, col=col
+            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power", **at(col)
         )
-        fig.update_yaxes(type="log", exponentformat="power", range=[-16.5, 1], row=1, col=col)
-    fig.update_yaxes(title_text="relative error", row=1, col=1)
+        fig.update_yaxes(type="log", exponentformat="power", range=[-16.5, 1], **at(col))
+        if compact or col == 1:
+            fig.update_yaxes(title_text="relative error", **at(col))
     return finish(
         fig,
         large,
-        height=460,
+        height=820 if compact else 460,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.22},
+        legend={"orientation": "h", "y": -0.12 if compact else -0.22},
     )
 
 
@@ -784,13 +814,15 @@ def saddle_search_figure(
     max_frames: int = MAX_FRAMES,
     duration_ms: int = 40,
     large: bool = False,
+    compact: bool = False,
 ) -> go.Figure:
     """A dimer saddle search (α = 2) climbing from a minimum, animated on the contour.
 
     ``path`` (T+1, 2) the iterates; ``directions`` (T+1, 2) the dimer N at each (drawn as a segment
     of 4 % of the window, not to scale) or None; ``markers`` the listed stationary points. The full
     path is static and faint; frames (every ``stride``-th row, at most ``max_frames``) move the
-    iterate, its trail and its dimer.
+    iterate, its trail and its dimer. ``compact`` (a phone): no colour bar, as on the Surfaces race
+    (beside the plot it took half of the chart's width).
     """
     path = np.asarray(path, dtype=np.float64)
     if path.ndim != 2 or path.shape[1] != 2 or len(path) < 1:
@@ -801,7 +833,9 @@ def saddle_search_figure(
             raise ValueError(f"directions must have the shape of path {path.shape}, got {directions.shape}")
     half = 0.04 * min(xs[-1] - xs[0], ys[-1] - ys[0])
     fig = go.Figure()
-    fig.add_trace(contour_trace(xs, ys, z, color_scale, clip))
+    background = contour_trace(xs, ys, z, color_scale, clip)
+    background.showscale = not compact
+    fig.add_trace(background)
     for trace in marker_traces(markers):
         fig.add_trace(trace)
     fig.add_trace(
@@ -853,7 +887,7 @@ def saddle_search_figure(
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=700,
+            height=540 if compact else 700,  # compact: the plot is as high as the phone is wide
             margin={"l": 50, "r": 20, "t": 50, "b": controls_margin(large)},
             legend={**LEGEND_FONT[large], "orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
         ),
