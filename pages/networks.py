@@ -18,11 +18,13 @@ from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
 from pages.common import (
     URL,
+    chart_config,
     controls,
     copy_link_button,
     download_buttons,
     large_fonts,
     optimizer_picker,
+    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -132,6 +134,7 @@ with controls("Networks"):
     copy_link_button()
 
 large = large_fonts()
+on_phone = phone()
 init_scale = None if init_choice == "default" else float(init_choice)
 record_every = max(1, int(steps) // MAX_RECORDED_ROWS)
 config = {
@@ -208,8 +211,8 @@ if traces:
         col_a, col_b = st.columns(2)
         loss_steps = figs.loss_figure(traces, "steps", log_y, net.plateau, large=large)
         loss_evals = figs.loss_figure(traces, "grad_evals", log_y, net.plateau, large=large)
-        col_a.plotly_chart(loss_steps, key=f"{P}loss_steps")
-        col_b.plotly_chart(loss_evals, key=f"{P}loss_evals")
+        col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config(on_phone))
+        col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config(on_phone))
         covered = [
             f"{hidden} lies under {top} on the {side} chart (the losses differ by at most {gap:.2g}); "
             "its colour is the band on both sides"
@@ -231,15 +234,21 @@ if traces:
                 f"{n_params} parameters: the exact Hessian (and so λ_min, v_min and |cos|) is computed "
                 f"only up to {EXACT_HESSIAN_MAX_PARAMS} parameters. The dimer's own curvature C is shown."
             )
-        st.plotly_chart(figs.curvature_figure(traces, large=large), key=f"{P}curvature")
+        st.plotly_chart(
+            figs.curvature_figure(traces, large=large), key=f"{P}curvature", config=chart_config(on_phone)
+        )
         st.caption(
             "Solid: the dimer's curvature estimate C = D·N at each step; dotted: the exact smallest "
             "Hessian eigenvalue λ_min at the same weights. C ≈ λ_min means the dimer found the min mode."
         )
         col_a, col_b = st.columns(2)
-        col_a.plotly_chart(figs.cos_figure(traces, large=large), key=f"{P}cos")
+        col_a.plotly_chart(figs.cos_figure(traces, large=large), key=f"{P}cos", config=chart_config(on_phone))
         col_a.caption("|cos∠(N, v_min)|: 1 when the dimer orientation N is the exact min eigenvector.")
-        col_b.plotly_chart(figs.removed_fraction_figure(traces, large=large), key=f"{P}removed")
+        col_b.plotly_chart(
+            figs.removed_fraction_figure(traces, large=large),
+            key=f"{P}removed",
+            config=chart_config(on_phone),
+        )
         col_b.caption("(g·N)²/‖g‖²: the share of the squared gradient along N that DEO removes (α = 1).")
 
     with tab_slice, safe_block("The 2-D slice"):
@@ -251,26 +260,29 @@ if traces:
         slice_report, slice_close = progress_reporter("Evaluating the loss on the plane…")
         sl = network_slice(*slice_args, _traces=traces, _progress=slice_report)
         slice_close()
-        slice_fig = figs.slice_figure(
-            sl.alphas,
-            sl.betas,
-            sl.z,
-            traces,
-            sl.paths,
-            sl.description,
-            log_z=log_y,
-            large=large,
-        )
-        st.plotly_chart(slice_fig, key=f"{P}slice")
+
+        def slice_fig(compact: bool):
+            return figs.slice_figure(
+                sl.alphas, sl.betas, sl.z, traces, sl.paths, sl.description, log_z=log_y, large=large,
+                compact=compact,
+            )  # fmt: skip
+
+        if on_phone:  # the figure's own title ran off a phone's chart: the same words above it
+            st.caption(f"**{sl.description}**  \n*{figs.SLICE_CAUTION}*")
+        st.plotly_chart(slice_fig(on_phone), key=f"{P}slice", config=chart_config(on_phone))
         st.plotly_chart(
-            figs.trajectory_loss_figure(traces, sl.path_losses, log_y, large=large), key=f"{P}true_loss"
+            figs.trajectory_loss_figure(traces, sl.path_losses, log_y, large=large),
+            key=f"{P}true_loss",
+            config=chart_config(on_phone),
         )
         st.caption(
             "Solid: the true training loss along each trajectory. Dashed: the slice's loss at the "
             "projected point. Where they differ the trajectory has left the plane: the 2-D picture is "
             "only a shadow of the path."
         )
-        download_buttons("networks-slice", config, html=lambda: slice_fig.to_html(include_plotlyjs=True))
+        download_buttons(  # the export carries its title, whatever the screen
+            "networks-slice", config, html=lambda: slice_fig(False).to_html(include_plotlyjs=True)
+        )
 
     with tab_table:
         st.dataframe(figs.results_rows(traces), hide_index=True)

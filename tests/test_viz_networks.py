@@ -124,6 +124,12 @@ def test_slice_figure_animates_only_the_markers_over_a_static_contour():
     assert fig.layout.yaxis.scaleanchor == "x"
     with pytest.raises(ValueError, match="path"):
         figs.slice_figure(alphas, betas, z, ts, [p[:3] for p in paths], "")
+    # a phone: the title ran off both edges (the page writes it above the chart) and the colour bar
+    # took a quarter of the width; the traces and frames are the same
+    phone = figs.slice_figure(alphas, betas, z, ts, paths, "radius 1.5", compact=True)
+    assert not phone.layout.title.text and phone.data[0].showscale is False
+    assert fig.data[0].showscale is not False
+    assert [t.name for t in phone.data] == [t.name for t in fig.data] and phone.frames == fig.frames
 
 
 def test_long_runs_are_subsampled_to_the_frame_budget():

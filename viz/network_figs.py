@@ -301,29 +301,33 @@ def slice_figure(
     max_frames: int = MAX_FRAMES,
     duration_ms: int = 50,
     large: bool = False,
+    compact: bool = False,
 ) -> go.Figure:
     """The 2-D loss slice (static contour, ``fig.data[0]``) with every trajectory projected on it.
 
     ``paths[i]`` (T_i+1, 2) is trace i's projection in the plane's coordinates (α, β). Full paths are
     static and faint; frames (shared step rows, at most ``max_frames``) move one marker per optimizer
     (an optimizer that stopped earlier stays at its last point). ``description`` (radius,
-    normalisation, seed) and the caution that a slice can mislead are written on the figure.
+    normalisation, seed) and the caution that a slice can mislead are written on the figure, except
+    when ``compact`` (a phone, where that title ran off both edges of the chart and over the legend:
+    the page writes them above it); ``compact`` also drops the colour bar (it took a quarter of the
+    width; a tap on the contour shows the slice loss), as the Surfaces race does on a phone.
     """
     if len(paths) != len(traces):
         raise ValueError(f"need one path per trace, got {len(paths)} paths for {len(traces)} traces")
     z = np.asarray(z, dtype=np.float64)
     shown = np.log10(np.maximum(z, 1e-12)) if log_z else z
     fig = go.Figure()
-    fig.add_trace(
-        contour_trace(
-            alphas,
-            betas,
-            shown,
-            title="log₁₀ loss" if log_z else "loss",
-            name="slice",
-            hovertemplate="α=%{x:.3g}<br>β=%{y:.3g}<br>slice loss=%{z:.4g}<extra></extra>",
-        )
+    background = contour_trace(
+        alphas,
+        betas,
+        shown,
+        title="log₁₀ loss" if log_z else "loss",
+        name="slice",
+        hovertemplate="α=%{x:.3g}<br>β=%{y:.3g}<br>slice loss=%{z:.4g}<extra></extra>",
     )
+    background.showscale = not compact
+    fig.add_trace(background)
     paths = [np.asarray(p, dtype=np.float64) for p in paths]
     for trace, path in zip(traces, paths):
         if path.ndim != 2 or path.shape[1] != 2 or len(path) != len(trace.steps):
@@ -393,14 +397,16 @@ def slice_figure(
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=760,
-            title={
+            height=570 if compact else 760,
+            title=None
+            if compact
+            else {
                 "text": f"{description}<br><span style='font-size:12px'><i>{SLICE_CAUTION}</i></span>",
                 "x": 0.0,
                 "xanchor": "left",
                 "font": {"size": 14},
             },
-            margin={"l": 60, "r": 20, "t": 110, "b": CONTROLS_MARGIN},
+            margin={"l": 60, "r": 20, "t": 30 if compact else 110, "b": CONTROLS_MARGIN},
             legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
         ),
         frames,
