@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import URL, large_fonts, require_app_navigation, safe_block
+from pages.common import URL, chart_config, large_fonts, phone, require_app_navigation, safe_block
 from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure, tuned_lr_figure
 
 require_app_navigation()
@@ -292,7 +292,11 @@ with safe_block("The published curves"):
         )
     else:
         curves = pd.read_csv(PUBLISHED_CSV)
-        st.plotly_chart(published_curves_figure(curves, loss, large=large_fonts()), key=f"{P}curves")
+        st.plotly_chart(
+            published_curves_figure(curves, loss, large=large_fonts(), compact=phone()),
+            key=f"{P}curves",
+            config=chart_config(phone()),
+        )
         finals = pd.DataFrame(final_losses(curves))
         st.dataframe(finals, hide_index=True)
         st.caption(
@@ -318,7 +322,11 @@ with safe_block("Our paper runs"):
         )
     else:
         paper = pd.read_csv(PAPER_CSV)
-        st.plotly_chart(paper_comparison_figure(paper, loss, large=large_fonts()), key=f"{P}paper")
+        st.plotly_chart(
+            paper_comparison_figure(paper, loss, large=large_fonts()),
+            key=f"{P}paper",
+            config=chart_config(phone()),
+        )
         st.caption(
             "Solid: our runs (same start, batches and schedule for every optimizer; `benchmarks/paper.py`, "
             "see paper.md below for the budget and the machine). Dotted: the published curves of the "
@@ -366,7 +374,11 @@ with safe_block("Tuned learning rates"):
             "and `tuned_lr.md`: every optimizer at its best learning rate of a grid)."
         )
     else:
-        st.plotly_chart(tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts()), key=f"{P}tuned")
+        st.plotly_chart(
+            tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts(), compact=phone()),
+            key=f"{P}tuned",
+            config=chart_config(phone()),
+        )
         st.caption(
             "Median gradient evaluations to escape (seeds in `tuned_lr.md`) against the learning rate; the "
             "ring marks each optimizer's best grid point, a gap a grid point where the median run did not "

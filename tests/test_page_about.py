@@ -166,6 +166,33 @@ def test_tuned_lr_figure_has_a_panel_per_problem_and_rings_each_optimizers_best_
         tuned_lr_figure(pd.DataFrame(rows).drop(columns="evals_median"))
 
 
+def _columns_and_tops(fig) -> tuple[set, list]:
+    layout = fig.layout.to_plotly_json()
+    names = sorted((k for k in layout if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1))
+    return {tuple(layout[n]["domain"]) for n in names}, [layout["y" + n[1:]]["domain"][1] for n in names]
+
+
+def test_on_a_phone_the_findings_panels_are_stacked_under_their_legend():
+    """At 420 px the published curves' two panels ran their titles into each other and the tuned-lr
+    grid was three ≈ 100 px panels a row. On a phone (``compact``) every panel takes the width, one
+    under the other, long titles break after their first comma and the legend sits above."""
+    cell = {"optimizer": "gd", "label": "GD", "seeds": 5, "escaped": 5, "evals_median": 10}
+    problems = ("saddle", "two_moons hidden=4, init 0.001, 200 steps", "xor")
+    rows = [{**cell, "problem": p, "lr": lr} for p in problems for lr in (0.1, 1.0)]
+    for build in (
+        lambda compact: published_curves_figure(published_frame(), compact=compact),
+        lambda compact: tuned_lr_figure(pd.DataFrame(rows), compact=compact),
+    ):
+        desk, phone = build(False), build(True)
+        columns, tops = _columns_and_tops(phone)
+        assert columns == {(0.0, 1.0)} and tops == sorted(tops, reverse=True) and len(set(tops)) == len(tops)
+        assert len(_columns_and_tops(desk)[0]) >= 2
+        assert [t.name for t in phone.data] == [t.name for t in desk.data]
+        assert phone.layout.legend.yanchor == "bottom" and phone.layout.legend.y > 1
+    titles = [a.text for a in tuned_lr_figure(pd.DataFrame(rows), compact=True).layout.annotations]
+    assert titles == ["saddle", "two_moons hidden=4,<br>init 0.001, 200 steps", "xor"]
+
+
 def test_controls_are_shown_from_the_committed_table_or_said_absent():
     at = run()
     assert_clean(at)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from viz.dimer_figs import finish, rounded
-from viz.palette import PRESET_COLORS, color_for
+from viz.palette import LEGEND_ABOVE, PRESET_COLORS, color_for
 
 CURVE_COLUMNS = ("model", "optimizer", "step", "train_loss", "val_loss")
 COUPLED_WEIGHT_DECAY = ("adam", "sgd")  # the published baselines with coupled L2 weight decay 0.1
@@ -42,23 +42,28 @@ def check_curves(df: pd.DataFrame) -> None:
         raise ValueError("curves CSV has no rows")
 
 
-def published_curves_figure(df: pd.DataFrame, loss: str = "val_loss", large: bool = False) -> go.Figure:
+def published_curves_figure(
+    df: pd.DataFrame, loss: str = "val_loss", large: bool = False, compact: bool = False
+) -> go.Figure:
     """One panel per model size, one line per published optimizer: ``loss`` against step.
 
-    The coupled-weight-decay baselines (adam, sgd) are dashed and labelled as such.
+    The coupled-weight-decay baselines (adam, sgd) are dashed and labelled as such. ``compact`` (a
+    phone): the panels one under the other at the chart's width, the legend above them.
     """
     check_curves(df)
     if loss not in ("val_loss", "train_loss"):
         raise ValueError(f"loss must be 'val_loss' or 'train_loss', got {loss!r}")
     models = list(dict.fromkeys(df["model"]))
     fig = make_subplots(
-        rows=1,
-        cols=len(models),
-        shared_yaxes=True,
+        rows=len(models) if compact else 1,
+        cols=1 if compact else len(models),
+        shared_yaxes=not compact,
         horizontal_spacing=0.04,
+        vertical_spacing=0.2,  # a panel's x-axis title, then the next one's title
         subplot_titles=[f"GPT {m} parameters" for m in models],
     )
     for col, model in enumerate(models, start=1):
+        at = {"row": col, "col": 1} if compact else {"row": 1, "col": col}
         part = df[df["model"] == model]
         for name, rows in part.groupby("optimizer", sort=True):
             rows = rows.sort_values("step")
@@ -78,18 +83,32 @@ def published_curves_figure(df: pd.DataFrame, loss: str = "val_loss", large: boo
                         "dash": "dash" if coupled else "solid",
                     },
                 ),
-                row=1,
-                col=col,
+                **at,
             )
-        fig.update_xaxes(title_text="step", row=1, col=col)
-    fig.update_yaxes(title_text=loss.replace("_", " "), range=[1.3, 3.0], row=1, col=1)
+        fig.update_xaxes(title_text="step", **at)
+        if compact or col == 1:
+            fig.update_yaxes(title_text=loss.replace("_", " "), range=[1.3, 3.0], **at)
+    height = 370 * len(models)
     return finish(
         fig,
         large,
-        height=480,
-        legend={"orientation": "h", "y": -0.2},
+        height=height if compact else 480,
+        legend=_legend_above_titles(height - 100) if compact else {"orientation": "h", "y": -0.2},
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
     )
+
+
+def _legend_above_titles(plot_px: float) -> dict:
+    """A legend in rows above a stack of panels, clear of the first panel's title (``LEGEND_ABOVE``
+    at 1.02 of a tall plot area sat on it); ``plot_px``: the plot area's height before Plotly
+    widens the top margin for the legend."""
+    return {**LEGEND_ABOVE, "y": 1.0 + 40 / plot_px}
+
+
+def _wrapped(title: str, width: int = 34) -> str:
+    """A long panel title in two lines, broken after its first comma (a phone's panel is ≈ 330 px)."""
+    head, sep, rest = title.partition(", ")
+    return f"{head},<br>{rest}" if sep and len(title) > width else title
 
 
 def final_losses(df: pd.DataFrame) -> list[dict]:
@@ -158,10 +177,10 @@ def paper_comparison_figure(df: pd.DataFrame, loss: str = "val_loss", large: boo
 TUNED_COLUMNS = ("problem", "optimizer", "label", "lr", "seeds", "escaped", "evals_median")
 
 
-def tuned_lr_figure(df: pd.DataFrame, large: bool = False) -> go.Figure:
+def tuned_lr_figure(df: pd.DataFrame, large: bool = False, compact: bool = False) -> go.Figure:
     """One panel per problem: median gradient evaluations to escape against the learning rate (both
     log), one line per optimizer, its best grid point ringed; a grid point where the median run did
-    not escape is a gap.
+    not escape is a gap. Three panels a row, or (``compact``, a phone) one, with the legend above.
 
     ``df`` is ``benchmarks/results/tuned_lr.csv`` (one row per problem, optimizer and lr; columns
     ``TUNED_COLUMNS``).
@@ -172,10 +191,11 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False) -> go.Figure:
     if df.empty:
         raise ValueError("tuned_lr CSV has no rows")
     problems = list(dict.fromkeys(df["problem"]))
-    cols = min(3, len(problems))
+    cols = 1 if compact else min(3, len(problems))
     rows = -(-len(problems) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=problems, horizontal_spacing=0.07,
-                        vertical_spacing=0.16)  # fmt: skip
+    titles = [_wrapped(p) for p in problems] if compact else problems
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
+                        vertical_spacing=0.4 / rows if compact else 0.16)  # fmt: skip
     for i, problem in enumerate(problems):
         row, col = i // cols + 1, i % cols + 1
         part = df[df["problem"] == problem]
@@ -202,4 +222,6 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False) -> go.Figure:
                 )  # fmt: skip
     fig.update_xaxes(type="log", title_text="learning rate")
     fig.update_yaxes(type="log", title_text="grad evals to escape")
-    return finish(fig, large, height=360 * rows, legend={"orientation": "h", "y": -0.12})
+    height = (300 if compact else 360) * rows
+    legend = _legend_above_titles(height - 160) if compact else {"orientation": "h", "y": -0.12}
+    return finish(fig, large, height=height, legend=legend)
