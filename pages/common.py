@@ -74,8 +74,9 @@ def phone() -> bool:
 def chart_config(no_toolbar: bool) -> dict:
     """``st.plotly_chart``'s ``config``: no Plotly logo, and no toolbar where it would sit on the
     legend above the plot (a phone; the race chart in projector mode too). Pinch-zoom and the
-    downloads remain."""
-    return {"displaylogo": False, "displayModeBar": not no_toolbar}
+    downloads remain. Otherwise the toolbar keeps Plotly's default: it shows while the pointer is
+    over the chart (``displayModeBar: True`` pinned it there, over the legend's first row)."""
+    return {"displaylogo": False, "displayModeBar": False} if no_toolbar else {"displaylogo": False}
 
 
 def large_fonts() -> bool:
@@ -568,8 +569,13 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
             most = MAX_CACHE_ENTRIES if max_entries is None else max_entries
             held = sum(_CACHE[k][1] for k in own)
             by_sessions = sum(k in _USERS for k in own)
-            return {**counts, "entries": len(own), "max_entries": most, "bytes": held,
-                    "session_entries": by_sessions}
+            return {
+                **counts,
+                "entries": len(own),
+                "max_entries": most,
+                "bytes": held,
+                "session_entries": by_sessions,
+            }
 
     def contains(*args, **kwargs) -> bool:
         """Whether a result for these arguments is in the cache now (computes nothing, counts no hit)."""

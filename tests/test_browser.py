@@ -417,13 +417,20 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
                 box = found.first.bounding_box()
                 assert box["x"] + box["width"] <= boxes["chart"]["x"] + boxes["chart"]["width"] + 1, part
                 assert box["y"] + box["height"] <= boxes["chart"]["y"] + boxes["chart"]["height"] + 1, part
+    if layout.startswith("desktop"):  # the toolbar shows only under the pointer (pinned
+        # with displayModeBar: true it sat on the loss charts' legends); the race chart's the same
+        loss_chart = page.locator('[data-testid="stPlotlyChart"]').nth(1)
+        for shown in (chart, loss_chart):
+            _expect()(shown.locator(".modebar")).to_have_class(re.compile(r"\bmodebar--hover\b"))
     if options:  # phone: the plot takes most of the chart's width and no toolbar sits on the legend
         assert plot["width"] >= 0.7 * boxes["chart"]["width"], (plot, boxes["chart"])
         _expect()(chart.locator(".modebar")).to_have_count(0)
         loss_charts = page.locator('[data-testid="stPlotlyChart"]').nth(2)  # the race, then 2 loss charts
         _expect()(loss_charts.locator(".main-svg").first).to_be_attached(timeout=RUN_TIMEOUT_MS)
         for i in (1, 2):  # nor on the loss curves' legends (above their plots)
-            _expect()(page.locator('[data-testid="stPlotlyChart"]').nth(i).locator(".modebar")).to_have_count(0)
+            _expect()(page.locator('[data-testid="stPlotlyChart"]').nth(i).locator(".modebar")).to_have_count(
+                0
+            )
         # the results table fits the screen: no wider than the window, nothing scrolled sideways
         table = page.locator('[data-testid="stTable"]').first
         table.scroll_into_view_if_needed()
@@ -448,7 +455,6 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
             or (scroll.first.bounding_box()["height"] == 0)
         ), scroll.first.bounding_box()
     no_exception(page)
-
 
 
 # The surfaces whose formulas are widest (display-mode KaTeX cut each of them off in the side column)
@@ -492,7 +498,6 @@ def test_every_long_formula_fits_its_column(app_url, new_page, layout):
         )
         assert outside == 0, (layout, name, outside)
     no_exception(page)
-
 
 
 def test_the_about_pages_equations_fit_a_phone(app_url, new_page):
@@ -595,7 +600,6 @@ def test_play_on_every_animated_chart_keeps_its_background(
     assert animated >= 1, f"no animated chart on {path}"
     page.screenshot(path=str(screenshot_dir / f"played_{name}.png"), full_page=True)
     no_exception(page)
-
 
 
 def test_a_new_browser_gets_streamlits_front_end_files_gzipped(app_url, new_page):
@@ -719,7 +723,9 @@ def test_view_changes_redraw_the_race_chart_without_computing_the_race_again(app
     wait_for_plot(page, "gd.data.some(t => t.name === 'dimer (ΔR ×10)')")
     page.locator('[data-testid="stCheckbox"]').filter(has_text="Gradient arrows").locator("label").click()
     wait_for_plot(page, "!" + _has_trace(" −g"))
-    page.locator('[data-testid="stCheckbox"]').filter(has_text=re.compile(r"^Dimer$")).locator("label").click()
+    page.locator('[data-testid="stCheckbox"]').filter(has_text=re.compile(r"^Dimer$")).locator(
+        "label"
+    ).click()
     wait_for_plot(page, "!" + _has_trace(" dimer"))
     wait_idle(page)
     assert log.read_text().count(RACE_COMPUTED) == computed, "a view change computed a race"
