@@ -143,8 +143,11 @@ def test_long_runs_are_subsampled_to_the_frame_budget():
 def test_trajectory_loss_figure_shows_true_and_slice_loss():
     ts = traces()
     fig = figs.trajectory_loss_figure(ts, [t.loss * 2 for t in ts])
-    assert len(fig.data) == 2 * len(ts)
-    assert fig.data[1].line.dash == "dash"
+    assert len(fig.data) == 2 * len(ts) + 1
+    assert fig.data[1].line.dash == "dash" and fig.data[1].legendgroup == fig.data[0].legendgroup
+    # the legend: each run once (its slice line toggles with it), the thin dashed line keyed once
+    listed = [t.name for t in fig.data if t.showlegend is not False]
+    assert listed == [t.label for t in ts] + ["thin dashed: the slice's loss at the projected point"]
     figure_json(fig)
 
 

@@ -261,6 +261,24 @@ def controls_margin(large: bool = False) -> int:
     return CONTROLS_MARGIN_LARGE if large else CONTROLS_MARGIN
 
 
+def legend_below(large: bool = False, compact: bool = False) -> dict:
+    """``margin`` and ``legend`` layout for a legend of a few entries under the x axis of a figure
+    of panels: anchored to the bottom of the figure (not at a fraction of the plot's height, where
+    projector fonts put it on the x-axis titles), with the margin its rows need (two, three on a
+    phone) besides the tick labels and title."""
+    axis = 75 if large else 50
+    rows = (3 if compact else 2) * (30 if large else 21)
+    legend = {
+        "orientation": "h",
+        "x": 0.0,
+        "xanchor": "left",
+        "yref": "container",
+        "y": 0.0,
+        "yanchor": "bottom",
+    }
+    return {"margin": {"l": 60, "r": 20, "t": 50, "b": axis + rows + 10}, "legend": legend}
+
+
 def finish(fig: go.Figure, large: bool = False, **layout) -> go.Figure:
     """The shared look (``viz.palette.style_figure``, projector mode when ``large``), then the
     figure's own ``layout`` keys (margins, legend, controls), which win."""
@@ -465,7 +483,7 @@ def rotation_figure(
     fig = make_subplots(
         rows=2 if compact else 1,
         cols=1 if compact else 2,
-        horizontal_spacing=0.16,
+        horizontal_spacing=0.2 if large else 0.16,  # projector tick labels ("−800") and the y title
         vertical_spacing=0.1,
         subplot_titles=("dimer at θ (zoomed window)", "curvature along the rotation circle"),
     )
@@ -722,12 +740,12 @@ def convergence_figure(
         fig.update_xaxes(
             range=[0, max_evals + 0.5], title_text="gradient evaluations" if last else None, **at(row, 2)
         )
+    below = legend_below(large, compact)
     return finish(
         fig,
         large,
-        height=1300 if compact else 600,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.06 if compact else -0.12},
+        height=(1300 if compact else 600) + below["margin"]["b"] - 50,
+        **below,
     )
 
 
@@ -786,19 +804,15 @@ def finite_difference_figure(
             )
     x_range = rounded(np.log10([lengths.min(), lengths.max()]))
     for col in (1, 2):
-        fig.update_xaxes(
-            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power", **at(col)
-        )
+        fig.update_xaxes(  # a label every second decade: eleven 10⁻ⁿ labels ran into each other
+            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power", dtick=2,
+            tickangle=0, **at(col),
+        )  # fmt: skip
         fig.update_yaxes(type="log", exponentformat="power", range=[-16.5, 1], **at(col))
         if compact or col == 1:
             fig.update_yaxes(title_text="relative error", **at(col))
-    return finish(
-        fig,
-        large,
-        height=820 if compact else 460,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.12 if compact else -0.22},
-    )
+    below = legend_below(large, compact)
+    return finish(fig, large, height=(820 if compact else 460) + below["margin"]["b"] - 50, **below)
 
 
 def saddle_search_figure(

@@ -419,12 +419,20 @@ def trajectory_loss_figure(
     log_y: bool = False,
     large: bool = False,
 ) -> go.Figure:
-    """The true loss along each trajectory (solid) and, when given, the slice's loss at the projected
-    point (thin dashed, same colour): the two differ wherever the trajectory leaves the plane."""
+    """The true loss along each trajectory (in the run's own line) and, when given, the slice's loss
+    at the projected point (thin dashed, same colour): the two differ wherever the trajectory leaves
+    the plane. The legend names each run once (its slice line toggles with it) and keys the thin
+    dashed line once: eight entries pushed a projector's plot down to ≈ 80 px and scrolled. A run
+    that a later one covers is drawn as a band, as on :func:`loss_figure`."""
     fig = go.Figure()
+    hidden = {name for name, _, _ in covered_curves(traces, "steps", log_y)}
     for i, trace in enumerate(traces):
+        name = legend_label(trace.label)
         y = _positive_floor(trace.loss) if log_y else trace.loss
-        fig.add_trace(_line(trace, trace.steps, y, name=f"{legend_label(trace.label)}: true loss"))
+        wide = {"line": {"width": COVERED_WIDTH}} if name in hidden else {}
+        fig.add_trace(
+            _line(trace, trace.steps, y, hovertemplate=f"{name}: true loss %{{y:.4g}}<extra></extra>", **wide)
+        )
         if on_slice is not None:
             s = _positive_floor(on_slice[i]) if log_y else on_slice[i]
             fig.add_trace(
@@ -432,13 +440,25 @@ def trajectory_loss_figure(
                     trace,
                     trace.steps,
                     s,
-                    name=f"{legend_label(trace.label)}: slice at projection",
+                    name=f"{name}: slice at projection",
+                    showlegend=False,
                     line={"dash": "dash", "width": 1.2},
                 )
             )
+    if on_slice is not None and len(traces):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name="thin dashed: the slice's loss at the projected point",
+                line={"color": EXACT_COLOR, "dash": "dash", "width": 1.2},
+                hoverinfo="skip",
+            )
+        )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
-    return finish(fig, large, height=400, legend=LEGEND_ABOVE)
+    return finish(fig, large, height=480 if large else 400, legend=LEGEND_ABOVE)
 
 
 def results_rows(traces: Sequence[Trace]) -> list[dict]:

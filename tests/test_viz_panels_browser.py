@@ -1,0 +1,91 @@
+"""Figures of several panels drawn in a real browser at the widths the app gives them (a projector's
+chart beside the open sidebar, a desktop column, a phone): no legend on an axis title or on tick
+labels, no axis title on another panel, no panel title on the legend, and a plot that keeps its
+height. Plotly draws each figure in Chromium from a standalone HTML page (no server); the test waits
+for the drawn axes, then compares bounding boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import landscapes
+from deo.problems import network_problem
+from deo.race import OptimizerSpec, race
+from tests.boxes import overlap
+from tests.test_viz_dimer import grid, rotation_data
+from viz import dimer_figs as dfigs
+from viz import network_figs as nfigs
+
+# (width, large, compact): a desktop column, a projector's chart beside the open sidebar, a phone
+SCREENS = {"desktop": (1300, False, False), "projector": (780, True, False), "phone": (390, False, True)}
+
+
+def _boxes(page, selector: str) -> list[dict]:
+    return page.eval_on_selector_all(
+        selector,
+        "els => els.map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.height > 0)"
+        ".map(r => ({x: r.x, y: r.y, width: r.width, height: r.height}))",
+    )
+
+
+@pytest.fixture(scope="module")
+def builders() -> dict:
+    lengths = np.logspace(-10, 0, 31)
+    fd = [
+        dfigs.FiniteDifferenceSeries(f"{s}, {d}", c, dash, lengths * k, lengths**2 * k)
+        for k, (s, d, c, dash) in enumerate(
+            [("forward", "float64", "#0072B2", "solid"), ("forward", "float32", "#0072B2", "dot"),
+             ("central", "float64", "#009E73", "solid"), ("central", "float32", "#009E73", "dot")], start=1
+        )
+    ]  # fmt: skip
+    conv = [
+        dfigs.ConvergenceSeries(
+            f"{r}, {s}", dfigs.ROTATION_COLORS[r], dfigs.SCHEME_DASHES[s],
+            np.arange(2, 13), np.logspace(3, -2, 11), np.linspace(0.5, 1.0, 11),
+        )
+        for r in ("fourier", "sd")
+        for s in ("forward", "central")
+    ]  # fmt: skip
+    data = rotation_data("fourier")
+    xs, ys, z = grid()
+    problem = network_problem(landscapes.make_network("xor"))
+    traces = race(problem, [OptimizerSpec(k) for k in ("gd", "adam", "deo_paper", "deo_paper_random")], 30)
+    on_slice = [t.loss * 1.1 for t in traces]
+    return {
+        "sd vs fourier": lambda large, compact: dfigs.convergence_figure(conv, large=large, compact=compact),
+        "finite differences": lambda large, compact: dfigs.finite_difference_figure(
+            lengths, fd, large, compact
+        ),
+        "rotation": lambda large, compact: dfigs.rotation_figure(
+            data, xs, ys, z, dfigs.DIMER_COLOR, large=large, compact=compact
+        ),
+        "true loss along the trajectory": lambda large, compact: nfigs.trajectory_loss_figure(
+            traces, on_slice, large=large
+        ),
+    }
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_panels_legends_and_titles_do_not_cover_each_other(chromium, builders, screen):
+    width, large, compact = SCREENS[screen]
+    page = chromium.new_page(viewport={"width": width, "height": 1400})
+    try:
+        for name, build in builders.items():
+            fig = build(large, compact).update_layout(width=width)
+            page.set_content(fig.to_html(include_plotlyjs=True, full_html=True))
+            page.wait_for_selector("g.g-xtitle", state="attached")  # drawn
+            legend = _boxes(page, "g.legend")
+            x_titles = _boxes(page, 'g[class^="g-x"][class$="title"]')
+            y_titles = _boxes(page, 'g[class^="g-y"][class$="title"]')
+            ticks = _boxes(page, "g.xaxislayer-above")
+            plots = _boxes(page, "rect.nsewdrag")
+            panel_titles = _boxes(page, "g.annotation")
+            assert legend and x_titles and plots, name
+            for other in x_titles + ticks + panel_titles:
+                assert not overlap(legend[0], other), (name, screen, legend[0], other)
+            for title in y_titles:  # a y title stays beside its own panel, off the others
+                assert sum(overlap(title, plot) for plot in plots) == 0, (name, screen, title, plots)
+            assert min(p["height"] for p in plots) >= 150, (name, screen, plots)  # the legend left room
+    finally:
+        page.close()
