@@ -323,7 +323,7 @@ with safe_block("Our paper runs"):
     else:
         paper = pd.read_csv(PAPER_CSV)
         st.plotly_chart(
-            paper_comparison_figure(paper, loss, large=large_fonts()),
+            paper_comparison_figure(paper, loss, large=large_fonts(), compact=phone()),
             key=f"{P}paper",
             config=chart_config(phone()),
         )

@@ -6,7 +6,10 @@ for the drawn axes, then compares bounding boxes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import landscapes
@@ -15,7 +18,10 @@ from deo.race import OptimizerSpec, race
 from tests.boxes import overlap
 from tests.test_viz_dimer import grid, rotation_data
 from viz import dimer_figs as dfigs
+from viz import findings_figs as ffigs
 from viz import network_figs as nfigs
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 # (width, large, compact): a desktop column, a projector's chart beside the open sidebar, a phone
 SCREENS = {"desktop": (1300, False, False), "projector": (780, True, False), "phone": (390, False, True)}
@@ -52,7 +58,20 @@ def builders() -> dict:
     problem = network_problem(landscapes.make_network("xor"))
     traces = race(problem, [OptimizerSpec(k) for k in ("gd", "adam", "deo_paper", "deo_paper_random")], 30)
     on_slice = [t.loss * 1.1 for t in traces]
+    names = ("adam", "adamw", "dimer", "dimerAdam", "dimerAdamW", "dimerSgd", "sgd", "sophia")
+    models, steps = ("0.80M", "10.65M"), range(0, 20001, 1000)
+    rows = [{"model": m, "optimizer": o, "step": t, "loss": 3 - t / 1e4 - k / 10}
+            for m in models for k, o in enumerate(names) for t in steps]  # fmt: skip
+    published = pd.DataFrame(rows).assign(train_loss=lambda d: d["loss"], val_loss=lambda d: d["loss"])
+    paper, tuned = pd.read_csv(RESULTS / "paper.csv"), pd.read_csv(RESULTS / "tuned_lr.csv")
     return {
+        "published curves": lambda large, compact: ffigs.published_curves_figure(
+            published, large=large, compact=compact
+        ),
+        "paper comparison": lambda large, compact: ffigs.paper_comparison_figure(
+            paper, large=large, compact=compact
+        ),
+        "tuned lr": lambda large, compact: ffigs.tuned_lr_figure(tuned, large=large, compact=compact),
         "sd vs fourier": lambda large, compact: dfigs.convergence_figure(conv, large=large, compact=compact),
         "finite differences": lambda large, compact: dfigs.finite_difference_figure(
             lengths, fd, large, compact
@@ -87,5 +106,14 @@ def test_panels_legends_and_titles_do_not_cover_each_other(chromium, builders, s
             for title in y_titles:  # a y title stays beside its own panel, off the others
                 assert sum(overlap(title, plot) for plot in plots) == 0, (name, screen, title, plots)
             assert min(p["height"] for p in plots) >= 150, (name, screen, plots)  # the legend left room
+            scrolled = _boxes(page, "g.legend rect.scrollbar")
+            assert not scrolled, (name, screen, scrolled)  # every legend entry in view, none scrolled
+            x_labels = _boxes(page, "g.xaxislayer-above g.xtick text")
+            crowded = [(a, b) for i, a in enumerate(x_labels) for b in x_labels[i + 1 :] if overlap(a, b)]
+            assert not crowded, (name, screen, crowded[:2])  # tick labels apart, on every panel
+            titles = [
+                (a, b) for i, a in enumerate(panel_titles) for b in panel_titles[i + 1 :] if overlap(a, b)
+            ]
+            assert not titles, (name, screen, titles[:2])  # panel titles apart
     finally:
         page.close()

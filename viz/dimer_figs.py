@@ -261,13 +261,13 @@ def controls_margin(large: bool = False) -> int:
     return CONTROLS_MARGIN_LARGE if large else CONTROLS_MARGIN
 
 
-def legend_below(large: bool = False, compact: bool = False) -> dict:
-    """``margin`` and ``legend`` layout for a legend of a few entries under the x axis of a figure
-    of panels: anchored to the bottom of the figure (not at a fraction of the plot's height, where
-    projector fonts put it on the x-axis titles), with the margin its rows need (two, three on a
-    phone) besides the tick labels and title."""
+def legend_below(large: bool = False, compact: bool = False, rows: int | None = None) -> dict:
+    """``margin`` and ``legend`` layout for a legend under the x axis of a figure: anchored to the
+    bottom of the figure (not at a fraction of the plot's height, where projector fonts put it on
+    the x-axis titles), with the margin for ``rows`` rows of entries (default two, three on a
+    phone) besides the tick labels and title. A figure adds ``margin["b"]`` − 50 to its height."""
     axis = 75 if large else 50
-    rows = (3 if compact else 2) * (30 if large else 21)
+    rows = (3 if compact else 2) if rows is None else rows
     legend = {
         "orientation": "h",
         "x": 0.0,
@@ -275,8 +275,12 @@ def legend_below(large: bool = False, compact: bool = False) -> dict:
         "yref": "container",
         "y": 0.0,
         "yanchor": "bottom",
+        "maxheight": 1.0,  # the margin holds it (by default a horizontal legend scrolls past half)
     }
-    return {"margin": {"l": 60, "r": 20, "t": 50, "b": axis + rows + 10}, "legend": legend}
+    return {
+        "margin": {"l": 60, "r": 20, "t": 50, "b": axis + rows * (30 if large else 21) + 10},
+        "legend": legend,
+    }
 
 
 def finish(fig: go.Figure, large: bool = False, **layout) -> go.Figure:
@@ -804,9 +808,9 @@ def finite_difference_figure(
             )
     x_range = rounded(np.log10([lengths.min(), lengths.max()]))
     for col in (1, 2):
-        fig.update_xaxes(  # a label every second decade: eleven 10⁻ⁿ labels ran into each other
-            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power", dtick=2,
-            tickangle=0, **at(col),
+        fig.update_xaxes(  # a label every second (projector: third) decade: eleven 10⁻ⁿ ran together
+            type="log", range=x_range, title_text="dimer length ΔR", exponentformat="power",
+            dtick=3 if large else 2, tickangle=0, **at(col),
         )  # fmt: skip
         fig.update_yaxes(type="log", exponentformat="power", range=[-16.5, 1], **at(col))
         if compact or col == 1:

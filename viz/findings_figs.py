@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from viz.dimer_figs import finish, rounded
+from viz.dimer_figs import finish, legend_below, rounded
 from viz.palette import LEGEND_ABOVE, PRESET_COLORS, color_for
 
 CURVE_COLUMNS = ("model", "optimizer", "step", "train_loss", "val_loss")
@@ -58,7 +58,7 @@ def published_curves_figure(
         rows=len(models) if compact else 1,
         cols=1 if compact else len(models),
         shared_yaxes=not compact,
-        horizontal_spacing=0.04,
+        horizontal_spacing=0.08 if large else 0.05,  # "20k" and the next panel's "0" apart
         vertical_spacing=0.2,  # a panel's x-axis title, then the next one's title
         subplot_titles=[f"GPT {m} parameters" for m in models],
     )
@@ -88,14 +88,14 @@ def published_curves_figure(
         fig.update_xaxes(title_text="step", **at)
         if compact or col == 1:
             fig.update_yaxes(title_text=loss.replace("_", " "), range=[1.3, 3.0], **at)
-    height = 370 * len(models)
-    return finish(
-        fig,
-        large,
-        height=height if compact else 480,
-        legend=_legend_above_titles(height - 100) if compact else {"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-    )
+    if compact:
+        height = 370 * len(models)
+        return finish(
+            fig, large, height=height, legend=_legend_above_titles(height - 100),
+            margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        )  # fmt: skip
+    below = legend_below(large, rows=3 if large else 2)
+    return finish(fig, large, height=430 + below["margin"]["b"], **below)
 
 
 def _legend_above_titles(plot_px: float) -> dict:
@@ -133,9 +133,12 @@ def final_losses(df: pd.DataFrame) -> list[dict]:
 PAPER_COLUMNS = ("source", "optimizer", "label", "step", "train_loss", "val_loss")
 
 
-def paper_comparison_figure(df: pd.DataFrame, loss: str = "val_loss", large: bool = False) -> go.Figure:
+def paper_comparison_figure(
+    df: pd.DataFrame, loss: str = "val_loss", large: bool = False, compact: bool = False
+) -> go.Figure:
     """Our runs of the paper's setting (``source == "ours"``, solid, one colour per run) against the
-    published curves (``source == "published"``, thin dotted), on the steps our runs cover.
+    published curves (``source == "published"``, thin dotted), on the steps our runs cover. The
+    legend's entries (eleven) take a row each in projector fonts or on a phone (``compact``).
 
     ``df`` is ``benchmarks/results/paper.csv`` (long format; columns ``PAPER_COLUMNS``).
     """
@@ -171,7 +174,8 @@ def paper_comparison_figure(df: pd.DataFrame, loss: str = "val_loss", large: boo
         )
     fig.update_xaxes(title_text="step", range=[0, last_step * 1.05])
     fig.update_yaxes(title_text=loss.replace("_", " "))
-    return finish(fig, large, height=480, legend={"orientation": "h", "y": -0.2})
+    below = legend_below(large, compact, rows=len(fig.data) if large or compact else 4)  # a row an entry
+    return finish(fig, large, height=380 + below["margin"]["b"], **below)
 
 
 TUNED_COLUMNS = ("problem", "optimizer", "label", "lr", "seeds", "escaped", "evals_median")
@@ -191,11 +195,12 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False, compact: bool = False
     if df.empty:
         raise ValueError("tuned_lr CSV has no rows")
     problems = list(dict.fromkeys(df["problem"]))
-    cols = 1 if compact else min(3, len(problems))
+    cols = 1 if compact else min(2 if large else 3, len(problems))  # projector fonts: two a row
     rows = -(-len(problems) // cols)
-    titles = [_wrapped(p) for p in problems] if compact else problems
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
-                        vertical_spacing=0.4 / rows if compact else 0.16)  # fmt: skip
+    titles = [_wrapped(p) for p in problems]  # two lines: side by side, long ones ran together
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
+                        horizontal_spacing=0.12 if large else 0.07,
+                        vertical_spacing=0.4 / rows if compact or large else 0.18)  # fmt: skip
     for i, problem in enumerate(problems):
         row, col = i // cols + 1, i % cols + 1
         part = df[df["problem"] == problem]
@@ -220,8 +225,13 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False, compact: bool = False
                                marker=ring),
                     row=row, col=col,
                 )  # fmt: skip
-    fig.update_xaxes(type="log", title_text="learning rate")
-    fig.update_yaxes(type="log", title_text="grad evals to escape")
-    height = (300 if compact else 360) * rows
-    legend = _legend_above_titles(height - 160) if compact else {"orientation": "h", "y": -0.12}
-    return finish(fig, large, height=height, legend=legend)
+    # a label a decade (every second in projector fonts): over a short range plotly.js added 2 and 5
+    # between them, which ran into each other; the y title on the first column only
+    fig.update_xaxes(type="log", title_text="learning rate", dtick=2 if large else 1, tickangle=0)
+    fig.update_yaxes(type="log", dtick=1)
+    fig.update_yaxes(title_text="grad evals to escape", col=1)
+    height = (300 if compact else 420 if large else 360) * rows
+    if compact:
+        return finish(fig, large, height=height, legend=_legend_above_titles(height - 160))
+    below = legend_below(large, rows=4 if large else 2)
+    return finish(fig, large, height=height + below["margin"]["b"], **below)
