@@ -79,6 +79,9 @@ def builders() -> dict:
         "rotation": lambda large, compact: dfigs.rotation_figure(
             data, xs, ys, z, dfigs.DIMER_COLOR, large=large, compact=compact
         ),
+        "network loss": lambda large, compact: nfigs.loss_figure(traces, "steps", plateau=0.25, large=large),
+        "network curvature": lambda large, compact: nfigs.curvature_figure(traces, large=large),
+        "removed fraction": lambda large, compact: nfigs.removed_fraction_figure(traces, large=large),
         "true loss along the trajectory": lambda large, compact: nfigs.trajectory_loss_figure(
             traces, on_slice, large=large
         ),
