@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from deo.sweeps import grid_axes, heatmap_grid, read_table, summarise, sweep_tables
-from pages.common import large_fonts, require_app_navigation, safe_block
+from pages.common import chart_config, large_fonts, phone, require_app_navigation, safe_block
 from viz.sweep_figs import sweep_heatmaps
 
 require_app_navigation()
@@ -95,7 +95,9 @@ with safe_block("The heatmaps"):
             if part.loc[part["optimizer"] == name, x].notna().any()
         }
     if panels:
-        figure = sweep_heatmaps(panels, x_title=x, value_title=METRICS[metric], large=large_fonts())
-        st.plotly_chart(figure, key="sw.heatmaps")
+        figure = sweep_heatmaps(
+            panels, x_title=x, value_title=METRICS[metric], large=large_fonts(), compact=phone()
+        )
+        st.plotly_chart(figure, key="sw.heatmaps", config=chart_config(phone()))
     else:
         st.info(f"No optimizer of this problem has the axis {x!r}.")

@@ -52,3 +52,37 @@ def test_upload_is_offered_and_nothing_breaks_before_a_file():
     at.selectbox(key="sw.table").set_value("Upload a table…").run()
     assert_clean(at)
     assert any("No table yet" in i.value for i in at.info)
+
+
+def test_heatmap_rows_keep_their_height_whatever_the_labels_take():
+    """Turned optimizer names once took most of a 320 px figure and left a 70 px strip of heatmap;
+    each row of panels now keeps PLOT_PX besides its labels, a control's name breaks after its
+    colon, and on a phone the panels stack with the colour bar flat under them."""
+    import numpy as np
+
+    from viz.sweep_figs import PLOT_PX, sweep_heatmaps
+
+    seeds = list(range(5))
+    short = {"p": (["a", "b"], seeds, np.ones((5, 2)))}
+    long = {"p": (["GD", "DEO-escape: random N"], seeds, np.ones((5, 2)))}
+    fig_short, fig_long = sweep_heatmaps(short, "optimizer"), sweep_heatmaps(long, "optimizer")
+    for fig in (fig_short, fig_long):
+        layout = fig.layout
+        assert layout.height - layout.margin.t - layout.margin.b >= PLOT_PX
+    assert fig_long.layout.height > fig_short.layout.height  # the labels' room comes on top
+    assert list(fig_long.layout.xaxis.ticktext) == ["GD", "DEO-escape:<br>random N"]
+    assert list(fig_long.data[0].x) == ["GD", "DEO-escape: random N"]  # the data keep the names
+    four = {name: (["1", "2"], seeds, np.ones((5, 2))) for name in "abcd"}
+    phone = sweep_heatmaps(four, "lr", compact=True)
+    domains = {tuple(phone.layout[f"xaxis{k if k > 1 else ''}"].domain) for k in range(1, 5)}
+    assert domains == {(0.0, 1.0)}  # one panel a row
+    assert phone.data[0].colorbar.orientation == "h" and phone.data[0].colorbar.y < 0
+    assert (
+        len(
+            {
+                tuple(sweep_heatmaps(four, "lr").layout[f"xaxis{k if k > 1 else ''}"].domain)
+                for k in range(1, 5)
+            }
+        )
+        == 3
+    )
