@@ -454,12 +454,12 @@ if traces:
         """Loss, curvature and 3-D views: a tab switch or the log axis reruns only this fragment."""
         log_loss = st.checkbox("Log loss axis", False, key="log_loss", bind=URL)
         tab_loss, tab_curv, tab_3d = st.tabs(["Loss", "Curvature", "3-D view"], key="view", bind=URL)
+        # on a phone the toolbar would sit on the legends (above the plots), as on the race chart
+        bar = chart_config(compact)
         if tab_loss.open:
             with tab_loss, safe_block("The loss curves"):
                 c1, c2 = st.columns(2)
                 opts = loss_options(large, log_loss)  # built once per race, shared (cached)
-                # on a phone the toolbar would sit on the legend (above the plot), as on the race chart
-                bar = chart_config(compact)
                 steps_fig = cached_trace_figure(*race_key, "loss_steps", opts)
                 c1.plotly_chart(steps_fig, key="loss_steps", config=bar)
                 evals = cached_trace_figure(*race_key, "loss_evals", opts)
@@ -471,7 +471,9 @@ if traces:
         if tab_curv.open:
             with tab_curv, safe_block("The curvature view"):
                 st.plotly_chart(
-                    cached_trace_figure(*race_key, "curvature", (("large", large),)), key="curvature"
+                    cached_trace_figure(*race_key, "curvature", (("compact", compact), ("large", large))),
+                    key="curvature",
+                    config=bar,
                 )
                 why = (
                     "C = D·N, the dimer's curvature estimate along N, against the exact λ_min at the "
@@ -490,7 +492,9 @@ if traces:
         if tab_3d.open:
             with tab_3d, safe_block("The 3-D view"):
                 st.plotly_chart(
-                    cached_trace_figure(*race_key, "surface3d", (("large", large),)), key="surface3d"
+                    cached_trace_figure(*race_key, "surface3d", (("large", large),)),
+                    key="surface3d",
+                    config=bar,
                 )
                 st.caption("Static view of the full paths (drag to rotate).")
 

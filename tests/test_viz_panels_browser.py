@@ -14,12 +14,13 @@ import pytest
 
 import landscapes
 from deo.problems import network_problem
-from deo.race import OptimizerSpec, race
+from deo.race import OptimizerSpec, race, surface_problem
 from tests.boxes import overlap
 from tests.test_viz_dimer import grid, rotation_data
 from viz import dimer_figs as dfigs
 from viz import findings_figs as ffigs
 from viz import network_figs as nfigs
+from viz import surface_figs as surface_figs
 from viz import sweep_figs as sfigs
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -70,7 +71,15 @@ def builders() -> dict:
     by_optimizer = {"x²−y², (1, 1e-3)": (optimizers, seeds, np.arange(60.0).reshape(10, 6))}
     lrs = [1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
     by_lr = {name: (lrs, seeds, np.arange(70.0).reshape(10, 7) + k) for k, name in enumerate(optimizers[:4])}
+    saddle = landscapes.SURFACES["saddle_plateau"]
+    keys = ("gd", "adam", "deo_paper", "deo_escape", "deo_escape_random")
+    surface_traces = race(
+        surface_problem(saddle, saddle.default_start, offset=None), [OptimizerSpec(k) for k in keys], 100
+    )
     return {
+        "surface curvature": lambda large, compact: surface_figs.curvature_figure(
+            surface_traces, large=large, compact=compact
+        ),
         "sweep across optimizers": lambda large, compact: sfigs.sweep_heatmaps(
             by_optimizer, "optimizer", large=large, compact=compact
         ),

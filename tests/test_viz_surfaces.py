@@ -328,7 +328,8 @@ def test_escape_is_marked_on_the_loss_curve():
 def test_curvature_figure_shows_estimate_truth_and_cosine_or_says_there_is_no_dimer():
     fig = sf.curvature_figure([make_trace("deo_paper", 20), make_trace("gd", 20, dimer=False)])
     names = [t.name for t in fig.data]
-    assert names == ["C (DEO_PAPER)", "λ_min exact (DEO_PAPER)", "|cos| (DEO_PAPER)"]
+    assert names == ["DEO_PAPER: dimer C", "DEO_PAPER: exact λ_min", "DEO_PAPER: |cos|"]
+    assert fig.layout.legend.yanchor == "bottom" and fig.layout.legend.y > 1  # in rows above the plot
     empty = sf.curvature_figure([make_trace("gd", 20, dimer=False)])
     assert "No dimer optimizer" in empty.layout.annotations[0].text
 

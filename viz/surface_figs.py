@@ -1137,7 +1137,8 @@ def surface3d_figure(
 ) -> go.Figure:
     """A static 3-D view: the surface (displayed values of :func:`display_values`) and every full
     path lifted onto it (z from each trace's loss, same transform). No frames: Streamlit resets 3-D
-    cameras on animation."""
+    cameras on animation. The legend (the runs' short names) sits in rows above the scene: beside
+    it, a control's long name left a phone's scene ≈ 60 px wide."""
     grid = grid or surface_grid(surface, SURFACE_GRID)
     data: list[go.BaseTraceType] = [
         go.Surface(
@@ -1169,7 +1170,7 @@ def surface3d_figure(
                 y=t.position_2d[idx, 1][keep],
                 z=z[keep] + lift,
                 mode="lines",
-                name=t.label,
+                name=legend_label(t.label),
                 line={"color": color_for(t.key), "width": line_width(large) * 2},
             )
         )
@@ -1186,7 +1187,8 @@ def surface3d_figure(
         },
         uirevision=getattr(surface, "key", "surface"),
     )
-    return style_figure(fig, large)
+    style_figure(fig, large)
+    return fig.update_layout(legend=LEGEND_ABOVE)
 
 
 def _subsample(n: int) -> ndarray:
@@ -1311,14 +1313,23 @@ def _loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, floa
     return lo - pad, hi + pad
 
 
-def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -> go.Figure:
+def curvature_figure(
+    traces: Sequence, large: bool = False, height: int | None = None, compact: bool = False
+) -> go.Figure:
     """Top: the dimer curvature estimate C (solid) and the exact λ_min along the same run (dotted),
-    per dimer run. Bottom: |cos∠(N, v_min)| (1 = N is the exact min mode)."""
+    per dimer run. Bottom: |cos∠(N, v_min)| (1 = N is the exact min mode). The legend sits in rows
+    above the plot with the runs' short names, as on the Networks page (beside it, "C (DEO-escape —
+    control: random fixed direction)" left a phone's plot ≈ 60 px wide). ``height`` defaults to
+    460 px (500 in projector fonts) plus the legend's rows (three entries a row, two in projector
+    fonts, one on a phone, ``compact``), so the |cos| panel keeps ≈ 150 px."""
     fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45],
         figure=FrozenFigure(),  # a go.Figure until frozen (pages.common caches it frozen)
     )  # fmt: skip
     dimer = [t for t in traces if len(t) and np.isfinite(t.curvature).any()]
+    if height is None:
+        legend_rows = math.ceil(2 * len(dimer) / (1 if compact else 2 if large else 3))
+        height = (500 if large else 460) + legend_rows * (40 if large else 28)
     for t in dimer:
         idx = _subsample(len(t))
         color, steps = color_for(t.key), t.steps[idx].tolist()
@@ -1327,7 +1338,7 @@ def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -
                 x=steps,
                 y=_clean(t.curvature[idx]),
                 mode="lines",
-                name=f"C ({t.label})",
+                name=f"{legend_label(t.label)}: dimer C",
                 legendgroup=t.key,
                 line={"color": color, "width": line_width(large)},
             ),
@@ -1339,7 +1350,7 @@ def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -
                 x=steps,
                 y=_clean(t.exact_lambda_min[idx]),
                 mode="lines",
-                name=f"λ_min exact ({t.label})",
+                name=f"{legend_label(t.label)}: exact λ_min",
                 legendgroup=t.key,
                 line={"color": color, "width": line_width(large) * 0.7, "dash": "dot"},
             ),
@@ -1351,7 +1362,7 @@ def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -
                 x=steps,
                 y=_clean(t.cos_to_vmin[idx]),
                 mode="lines",
-                name=f"|cos| ({t.label})",
+                name=f"{legend_label(t.label)}: |cos|",
                 legendgroup=t.key,
                 showlegend=False,
                 line={"color": color, "width": line_width(large)},
@@ -1372,7 +1383,8 @@ def curvature_figure(traces: Sequence, large: bool = False, height: int = 460) -
     fig.update_yaxes(title_text="|cos(N, v_min)|", range=[0, 1.05], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(height=height, hovermode="x unified")
-    return style_figure(fig, large)
+    style_figure(fig, large)
+    return fig.update_layout(legend=LEGEND_ABOVE)
 
 
 def _escape_evals(t) -> int | None:
