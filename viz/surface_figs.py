@@ -1175,13 +1175,15 @@ def surface3d_figure(
             )
         )
     (x0, x1), (y0, y1) = surface.bounds
+    ticks = {"size": 15 if large else 12}
     fig = FrozenFigure(data=data)  # a go.Figure until frozen (pages.common caches it frozen)
     fig.update_layout(
         height=height,
-        scene={
-            "xaxis": {"range": [x0, x1], "title": {"text": "x"}},
-            "yaxis": {"range": [y0, y1], "title": {"text": "y"}},
-            "zaxis": {"title": {"text": grid.label}},
+        scene={  # few, smaller ticks: the scene draws labels larger nearer the eye and projector
+            # fonts ran the default ones into each other
+            "xaxis": {"range": [x0, x1], "title": {"text": "x"}, "nticks": 5, "tickfont": ticks},
+            "yaxis": {"range": [y0, y1], "title": {"text": "y"}, "nticks": 5, "tickfont": ticks},
+            "zaxis": {"title": {"text": grid.label}, "nticks": 4, "tickfont": ticks},
             "aspectmode": "manual",
             "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
         },
