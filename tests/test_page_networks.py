@@ -31,6 +31,11 @@ def test_default_run_races_the_default_optimizers_without_error():
     # the dimer pays extra gradients at its rotation events; its control is charged the same
     assert table.loc["DEO (paper)", "gradient evaluations"] > table.loc["GD", "gradient evaluations"]
     assert table.loc[control, "gradient evaluations"] == table.loc["DEO (paper)", "gradient evaluations"]
+    # on two_moons DEO (paper) follows Adam step for step: the caption says Adam lies under it (and
+    # the chart draws Adam as a band); against gradient evaluations the two are apart (README)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Adam lies under DEO (paper) on the left chart (the losses differ by at most 0.0081)" in captions
+    assert "on the right chart" not in captions
 
 
 def test_a_diverging_learning_rate_is_marked_and_the_others_finish():
