@@ -102,7 +102,10 @@ def measure(key: str, method: str, n: int, repeats: int) -> dict:
 def _subprocess(key: str, method: str, n: int, repeats: int, env) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--measure", key, method, str(n), str(repeats)],
-        capture_output=True, text=True, check=True, env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -222,13 +225,52 @@ def peer_compare(key: str, n: int = PEER_N, repeats: int = 3) -> dict:
     }
 
 
+MATMULS = {"aten::mm": torch.mm, "aten::bmm": torch.bmm}
+
+
+def matmul_floor(key: str, repeats: int = 200) -> dict:
+    """What the matrix products alone cost in one point's forward (the loop's module forward over
+    the batch, no gradient). ``torch.profiler`` records the forward's ``MATMULS`` (shapes, FLOPs)
+    once; the same products on tensors of those shapes are then timed alone, ``repeats`` times,
+    without the profiler (whose own bookkeeping doubled their time). No way of evaluating the same
+    grid values does less of this arithmetic per point, so the peer's time per point over it bounds
+    any speed-up from above. The whole forward is timed the same way, for scale."""
+    torch.set_num_threads(THREADS)
+    problem, batch, _, _, _ = _setup(key)
+    with torch.no_grad():
+        problem.module_loss(problem.model, batch)  # warm-up
+        with torch.profiler.profile(record_shapes=True, with_flops=True) as prof:
+            problem.module_loss(problem.model, batch)
+        calls = [(MATMULS[e.name], e.input_shapes, e.flops) for e in prof.events() if e.name in MATMULS]
+        operands = [(op, [torch.randn(shape) for shape in shapes[:2]]) for op, shapes, _ in calls]
+
+        def products() -> None:
+            for op, (a, b) in operands:
+                op(a, b)
+
+        def forward() -> None:
+            problem.module_loss(problem.model, batch)
+
+        def per_call(fn) -> float:
+            fn()
+            t0 = time.process_time()
+            for _ in range(repeats):
+                fn()
+            return (time.process_time() - t0) / repeats
+
+        matmul_s, forward_s = per_call(products), per_call(forward)
+    return {"matmul_s": matmul_s, "flops": float(sum(f for _, _, f in calls)), "forward_s": forward_s,
+            "products": len(calls)}  # fmt: skip
+
+
 def peer_main(repeats: int) -> None:
     import loss_landscapes  # noqa: F401  (fail early when it is not installed)
 
     load_before = os.getloadavg()
-    rows = []
+    rows, results = [], []
     for key in ("two_moons", "tiny_transformer"):
         r = peer_compare(key, repeats=repeats)
+        results.append(r)
         print(r, flush=True)
         rows.append(
             f"| {r['problem']} (d = {r['d']}, {r['dtype']}) | {PEER_N}×{PEER_N} | {r['method']} | "
@@ -237,6 +279,10 @@ def peer_main(repeats: int) -> None:
             f"{r['ours_s'] * 1e3:.0f} / {r['peer_s'] * 1e3:.0f} | {r['max_abs']:.2e} "
             f"({r['max_rel']:.1e} rel.) | {r['unshifted_max_abs']:.2e} |"
         )
+    floor = matmul_floor("tiny_transformer")
+    tt = next(r for r in results if r["problem"] == "tiny_transformer")
+    peer_point = tt["peer_cpu"] / PEER_N**2
+    bound = peer_point / floor["matmul_s"]
     load = os.getloadavg()
     import importlib.metadata as md
 
@@ -264,9 +310,13 @@ def peer_main(repeats: int) -> None:
   {load_before[1]:.2f}, {load_before[2]:.2f} before, {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} after
   (2 cores, shared with other jobs).
 - Why not 10× on tiny_transformer: both sides then run the same per-point forward, one matrix
-  product per layer over the batch, and that arithmetic is the time; vmap's batched products of
-  per-point weights are slower still. Only less arithmetic (lower precision, fewer points) would
-  go faster, and either changes the values.
+  product per layer over the batch; vmap's batched products of per-point weights are slower still.
+  Its {floor["products"]} matrix products (`torch.mm` / `torch.bmm`, {floor["flops"] / 1e6:.1f} MFLOP a point,
+  recorded by `torch.profiler`, then timed alone on tensors of their shapes, `matmul_floor`) take
+  {floor["matmul_s"] * 1e3:.3f} ms of CPU ({floor["flops"] / floor["matmul_s"] / 1e9:.0f} GFLOP/s, one thread)
+  of a {floor["forward_s"] * 1e3:.2f} ms forward; the peer spends {peer_point * 1e3:.2f} ms a point in all.
+  With every other operation free, the same values could come at most **{bound:.1f}×** faster than
+  the peer: 10× needs less arithmetic (lower precision, fewer points), and either changes the values.
 
 Command: `python benchmarks/slices.py --peer --repeats {repeats}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 

@@ -175,8 +175,13 @@ def min_curvature_plane(
         values = lam[order].tolist()
         v1, v2 = (torch.from_numpy(vecs[:, i].copy()) for i in order)
         method, hvps = "lanczos", counter["hvps"]
-    meta = {"kind": "min_curvature", "eigenvalues": values, "method": method, "hvps": hvps,
-            "normalisation": "unit eigenvectors"}
+    meta = {
+        "kind": "min_curvature",
+        "eigenvalues": values,
+        "method": method,
+        "hvps": hvps,
+        "normalisation": "unit eigenvectors",
+    }
     return Plane(_as_dict(v1, params), _as_dict(v2, params), meta)
 
 
@@ -197,8 +202,12 @@ def pca_plane(trajectories: list[np.ndarray], center) -> Plane:
     if len(s) < 2 or s[1] == 0:
         raise ValueError("the trajectories span fewer than 2 directions about center; no PCA plane")
     total = float((s**2).sum())
-    meta = {"kind": "pca", "explained": [float(s[0] ** 2 / total), float(s[1] ** 2 / total)],
-            "normalisation": "unit vectors", "n_points": int(rows.shape[0])}
+    meta = {
+        "kind": "pca",
+        "explained": [float(s[0] ** 2 / total), float(s[1] ** 2 / total)],
+        "normalisation": "unit vectors",
+        "n_points": int(rows.shape[0]),
+    }
     return Plane(vt[0], vt[1], meta)
 
 
@@ -253,8 +262,13 @@ def loss_grid(
     evaluate = _grid_by_vmap if method == "vmap" else _grid_by_loop
     with torch.no_grad():
         Z = evaluate(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progress).reshape(n, n).numpy()
-    meta = {"radius": float(radius), "n": n, "chunk": chunk, "method": method,
-            "norms": [float(_flat(d1).norm()), float(_flat(d2).norm())]}
+    meta = {
+        "radius": float(radius),
+        "n": n,
+        "chunk": chunk,
+        "method": method,
+        "norms": [float(_flat(d1).norm()), float(_flat(d2).norm())],
+    }
     return Grid(alphas.numpy(), betas.numpy(), Z, meta)
 
 
@@ -278,20 +292,32 @@ def _grid_by_vmap(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progre
 def _grid_by_loop(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progress) -> Tensor:
     """The n² losses (float64), one forward per point, the parameters built as vmap builds them
     (c + α·δ₁ + β·δ₂, in their dtype). A problem with a module (``problem.model`` and
-    ``problem.module_loss``) runs a private copy of it with the values written in place; any other
-    calls ``problem.loss`` per point."""
+    ``problem.module_loss``) runs a private copy of it whose parameters are views of one flat
+    buffer: a point's parameters are then four elementwise operations over d instead of four per
+    parameter tensor, the same values (tiny_transformer, 21×21, one thread, alternating medians of
+    7: 1.33 → 1.22 ms a point). Any other problem calls ``problem.loss`` per point."""
     values = torch.empty(n * n, dtype=torch.float64)
     model = copy.deepcopy(problem.model) if hasattr(problem, "module_loss") else None
-    slots = dict(model.named_parameters()) if model is not None else None
-    scratch = {k: torch.empty_like(c) for k, c in center.items()} if model is not None else None
+    if model is not None:
+        slots = dict(model.named_parameters())
+        dtypes = {c.dtype for c in center.values()} | {p.dtype for p in slots.values()}
+        if set(slots) != set(center) or len(dtypes) != 1:
+            model = None  # a plane over other tensors than the module's, or mixed dtypes: per point
+    if model is not None:
+        names = list(center)
+        c_flat, d1_flat, d2_flat = (torch.cat([v[k].reshape(-1) for k in names]) for v in (center, d1, d2))
+        flat, tmp = torch.empty_like(c_flat), torch.empty_like(c_flat)
+        offset = 0
+        for k in names:  # the copy's parameters become views of ``flat``
+            size = center[k].numel()
+            slots[k].data = flat[offset : offset + size].view(center[k].shape)
+            offset += size
     for index, (a, b) in enumerate(zip(a_all.tolist(), b_all.tolist())):  # exact: α, β in θ's dtype
-        if slots is None:
+        if model is None:
             values[index] = problem.loss({k: c + a * d1[k] + b * d2[k] for k, c in center.items()}, batch)
-        else:  # (c + a·δ₁) + b·δ₂ rounded as above, without allocating (8 % of a transformer's point)
-            for k, c in center.items():
-                slot, tmp = slots[k], scratch[k]
-                torch.add(c, torch.mul(d1[k], a, out=tmp), out=slot)
-                slot.add_(torch.mul(d2[k], b, out=tmp))
+        else:  # (c + a·δ₁) + b·δ₂ rounded as above, without allocating
+            torch.add(c_flat, torch.mul(d1_flat, a, out=tmp), out=flat)
+            flat.add_(torch.mul(d2_flat, b, out=tmp))
             values[index] = problem.module_loss(model, batch)
         if progress is not None and (index + 1) % n == 0:
             progress((index + 1) / (n * n))
@@ -312,4 +338,3 @@ def project_onto_plane(trajectory, center, d1, d2) -> np.ndarray:
     rows = np.asarray(trajectory, dtype=np.float64).reshape(-1, c.size) - c
     coords, *_ = np.linalg.lstsq(basis, rows.T, rcond=None)
     return coords.T
-
