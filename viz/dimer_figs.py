@@ -24,7 +24,14 @@ from numpy import ndarray
 from plotly.subplots import make_subplots
 
 from viz.frames import MAX_FRAMES, frame_rows, slider_stops
-from viz.palette import COLORBAR_BELOW, EXACT_COLOR, PRESET_COLORS, STATIONARY_SYMBOLS, style_figure
+from viz.palette import (
+    COLORBAR_BELOW,
+    EXACT_COLOR,
+    LEGEND_AT_BOTTOM,
+    PRESET_COLORS,
+    STATIONARY_SYMBOLS,
+    style_figure,
+)
 from viz.surface_figs import AnimatedFigure, _png_data_uri
 
 if TYPE_CHECKING:  # the study's result type only: viz imports no torch
@@ -268,15 +275,8 @@ def legend_below(large: bool = False, compact: bool = False, rows: int | None = 
     phone) besides the tick labels and title. A figure adds ``margin["b"]`` − 50 to its height."""
     axis = 75 if large else 50
     rows = (3 if compact else 2) if rows is None else rows
-    legend = {
-        "orientation": "h",
-        "x": 0.0,
-        "xanchor": "left",
-        "yref": "container",
-        "y": 0.0,
-        "yanchor": "bottom",
-        "maxheight": 1.0,  # the margin holds it (by default a horizontal legend scrolls past half)
-    }
+    # the margin holds it (by default a horizontal legend scrolls past half the figure's height)
+    legend = {**LEGEND_AT_BOTTOM, "maxheight": 1.0}
     return {
         "margin": {"l": 60, "r": 20, "t": 50, "b": axis + rows * (30 if large else 21) + 10},
         "legend": legend,
@@ -651,15 +651,7 @@ def rotation_figure(
             # the phone's width, one above the other, and the nine legend rows
             height=1100 if compact else 680 if large else 760,
             margin={"l": 60, "r": 20, "t": 60, "b": controls_margin(large) + (70 if large else 110)},
-            legend={
-                **LEGEND_FONT[large],
-                "orientation": "h",
-                "x": 0.0,
-                "xanchor": "left",
-                "yref": "container",
-                "y": 0.0,
-                "yanchor": "bottom",
-            },
+            legend={**LEGEND_FONT[large], **LEGEND_AT_BOTTOM},
         ),
         frames,
     )

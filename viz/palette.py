@@ -72,6 +72,10 @@ MARKER_SIZE = {False: 10, True: 16}
 # half-width chart's plot to ~60 px; below it, at a fixed fraction of the plot's height, a short
 # chart's legend covered the x-axis title "step".
 LEGEND_ABOVE = {"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"}
+# ... or in rows at the bottom of the figure, under the x-axis title, in a margin sized for its rows
+# (at a fraction of the plot's height, projector fonts put a legend on the axis titles)
+LEGEND_AT_BOTTOM = {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.0,
+                    "yanchor": "bottom"}  # fmt: skip
 # On a phone a colour bar lies flat under its plot (beside it, it took half of a ≈ 390 px chart);
 # ``y`` (the bar's top, a fraction of the plot area's height below it) is each figure's own.
 COLORBAR_BELOW = {"orientation": "h", "x": 0.5, "xanchor": "center", "yanchor": "top", "len": 1.0,
