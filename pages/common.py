@@ -715,6 +715,29 @@ def cached_trace_figure(
     return wire_ready(fig.freeze())
 
 
+@cache_runner(max_entries=32)
+def cached_hidden_losses(
+    surface_key: str,
+    formula: str,
+    start: tuple[float, float],
+    offset: float | None,
+    specs_json: str,
+    steps: int,
+    seed: int,
+    clip: float | None,
+    log: bool,
+) -> dict[str, list]:
+    """The runs that another covers on each loss chart of :func:`cached_surface_race`'s traces
+    (``viz.surface_figs.hidden_loss_curves``), keyed ``"left"`` (against steps) and ``"right"``
+    (against gradient evaluations), for the caption; computed once per race and axis type."""
+    from viz.surface_figs import hidden_loss_curves
+
+    traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
+    return {
+        side: hidden_loss_curves(traces, x, log) for side, x in (("left", "steps"), ("right", "grad_evals"))
+    }
+
+
 def session_alive() -> Callable[[], bool] | None:
     """For ``pages.workers.run``: whether the session running this script still has a browser
     connected (Streamlit keeps a closed tab's script running); None outside a server (AppTest)."""

@@ -39,6 +39,9 @@ from pages.estimates import (
 )
 from pages.request_budget import check_network_race
 from viz import network_figs as figs
+from viz.overlap import hidden_sentences
+
+SIDES = (("left", "steps"), ("right", "grad_evals"))  # the two loss charts and their x axes
 
 require_app_navigation()
 
@@ -213,16 +216,11 @@ if traces:
         loss_evals = figs.loss_figure(traces, "grad_evals", log_y, net.plateau, large=large)
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config(on_phone))
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config(on_phone))
-        covered = [
-            f"{hidden} lies under {top} on the {side} chart (the losses differ by at most {gap:.2g}); "
-            "its colour is the band on both sides"
-            for side, x_axis in (("left", "steps"), ("right", "grad_evals"))
-            for hidden, top, gap in figs.covered_curves(traces, x_axis, log_y)
-        ]
+        covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in SIDES}
         st.caption(
             "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
             "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."
-            + "".join(f" {line[0].upper()}{line[1:]}." for line in covered)
+            + hidden_sentences(covered)
         )
         download_buttons(
             "networks", config, traces=traces, html=lambda: loss_steps.to_html(include_plotlyjs=True)

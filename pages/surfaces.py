@@ -10,6 +10,7 @@ import streamlit as st
 from pages.common import (
     DEFAULT_SURFACE,
     URL,
+    cached_hidden_losses,
     cached_race_figure,
     cached_surface_race,
     cached_trace_figure,
@@ -42,6 +43,7 @@ from pages.surface_defaults import (
     surface_race_key,
 )
 from viz.export import standalone_html
+from viz.overlap import hidden_sentences
 from viz.palette import color_for, legend_label
 from viz.surface_figs import (
     EXPORT_OPTIONS,
@@ -466,7 +468,7 @@ if traces:
                 c2.plotly_chart(evals, key="loss_evals", config=bar)
                 st.caption(
                     "Right: cost in gradient evaluations — a dimer step spends extra gradients on its "
-                    "rotations."
+                    "rotations." + hidden_sentences(cached_hidden_losses(*race_key, log_loss))
                 )
         if tab_curv.open:
             with tab_curv, safe_block("The curvature view"):

@@ -207,3 +207,14 @@ def test_the_progress_bar_is_redrawn_at_most_every_tenth_of_a_second_and_at_the_
     close()
     assert drawn == [(0.0, "Racing…"), (0.995, "Racing… step 199"), (1.0, "Racing… done"), "closed"]
     assert common.PROGRESS_EVERY_S == 0.1
+
+
+def test_a_run_another_covers_is_named_under_the_loss_charts():
+    """On Rosenbrock with the default optimizers Adam's loss lies under DEO (paper)'s and GD's under
+    DEO-escape's (the chart draws them as bands); the caption says so, with the largest difference."""
+    at = run_page(surface="Rosenbrock")
+    no_exception(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "GD lies under DEO-escape on the left chart" in captions
+    assert "Adam lies under DEO (paper) on the left chart" in captions
+    assert "on the right chart" not in captions

@@ -490,3 +490,25 @@ def test_static_figures_are_plain_figures_until_frozen_then_one_shared_dict(grid
         fig.update_layout(title="after")
         assert fig.to_dict() is frozen and frozen["layout"]["title"]["text"] == "before"
         assert json.loads(fig.to_json())["layout"]["title"]["text"] == "before"
+
+
+def test_a_loss_curve_a_later_one_covers_is_drawn_as_a_band_and_named():
+    """GD under DEO-escape, Adam under DEO (paper) on Rosenbrock: a reader looked for a missing curve.
+    A run a later solid run covers is drawn BAND_SCALE times as wide; a dotted control on top leaves
+    the one below visible, so it hides nothing; a clear gap hides nothing either."""
+    from viz.overlap import BAND_SCALE
+
+    gd, deo = make_trace("gd", 60, dimer=False), make_trace("deo_escape", 60)
+    deo.loss = gd.loss + 1e-4  # drawn on top of GD
+    control = make_trace("deo_escape_random", 60)
+    apart = make_trace("adam", 60, dimer=False, loss_shift=0.2)  # a tenth of the loss range away
+    runs = [gd, apart, deo, control]
+    hidden = sf.hidden_loss_curves(runs, "steps")
+    assert [h[:2] for h in hidden] == [("GD", "DEO_ESCAPE")] and hidden[0][2] == pytest.approx(1e-4)
+    widths = {t.name: t.line.width for t in sf.loss_figure(runs, "steps").data if t.mode == "lines"}
+    assert widths["GD"] == pytest.approx(BAND_SCALE * widths["DEO_ESCAPE"])
+    assert widths["ADAM"] == widths["DEO_ESCAPE"] == widths["DEO_ESCAPE_RANDOM"]
+    assert sf.hidden_loss_curves([gd, control], "steps") == []  # dotted on top: GD shows between the dots
+    assert sf.hidden_loss_curves([gd, deo], "grad_evals") == []  # two gradients a step: apart here
+    log_hidden = sf.hidden_loss_curves([gd, deo], "steps", log=True)  # shifted for the log axis, still one
+    assert [h[:2] for h in log_hidden] == [("GD", "DEO_ESCAPE")]

@@ -26,14 +26,12 @@ from viz.dimer_figs import (
     with_frames,
 )
 from viz.frames import MAX_FRAMES, frame_rows
+from viz.overlap import BAND_SCALE, Drawn, hidden_curves
 from viz.palette import EXACT_COLOR, LEGEND_ABOVE, color_for, dash_for, legend_label, rgba
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
-# a loss curve drawn this close (a fraction of the plot's height) to one drawn later, everywhere,
-# lies under it: a line of 2.5 px on a ≈ 280 px plot is ≈ 1 % of its height
-COVERED_FRACTION = 0.01
-PLOT_ASPECT = 1.5  # a loss chart's plot, width / height (≈ 430 × 280 px in a half-width column)
-COVERED_WIDTH = 7.0  # px: a covered curve is drawn this wide, a band around the one on top
+LINE_PX = 2.5
+COVERED_WIDTH = BAND_SCALE * LINE_PX  # px: a covered curve is drawn this wide, a band around the one on top
 SLICE_CAUTION = (
     "A 2-D slice of a high-dimensional loss can mislead: the contour is the loss on the plane, "
     "a projected point's contour value is not its loss."
@@ -49,7 +47,7 @@ def _x_values(trace: Trace, x_axis: str) -> ndarray:
 def _line(trace: Trace, x: ndarray, y: ndarray, **kwargs) -> go.Scatter:
     """A line in the optimizer's colour and dash (``line`` overrides merge into that style), named by
     the run's short name (:func:`viz.palette.legend_label`: a control is "DEO (paper): random N")."""
-    style = {"color": color_for(trace.key), "dash": dash_for(trace.key), "width": 2.5}
+    style = {"color": color_for(trace.key), "dash": dash_for(trace.key), "width": LINE_PX}
     style.update(kwargs.pop("line", {}))
     kwargs.setdefault("name", legend_label(trace.label))
     return go.Scatter(x=rounded(x), y=rounded(y), mode="lines", legendgroup=trace.label, line=style, **kwargs)
@@ -82,90 +80,20 @@ def _positive_floor(values: ndarray) -> ndarray:
     return np.where(values > 0, values, np.nan)
 
 
-def _gap(x_low: ndarray, y_low: ndarray, x_high: ndarray, y_high: ndarray) -> float | None:
-    """The largest vertical distance between two drawn polylines over the lower one's finite
-    x-range, at the rows of both (each interpolated at the other's x as the lines are drawn); None
-    when the upper one does not span that range."""
-    low, high = np.isfinite(y_low), np.isfinite(y_high)
-    if not low.any() or not high.any():
-        return None
-    xl, yl, xh, yh = x_low[low], y_low[low], x_high[high], y_high[high]
-    if xl[0] < xh[0] or xl[-1] > xh[-1]:
-        return None
-    inside = (xh >= xl[0]) & (xh <= xl[-1])
-    gaps = np.abs(yl - np.interp(xl, xh, yh))
-    return float(max(gaps.max(), np.abs(yh[inside] - np.interp(xh[inside], xl, yl)).max(initial=0.0)))
-
-
-def _distance_to_polyline(points: ndarray, line: ndarray) -> ndarray:
-    """Each point's (k, 2) distance to the polyline through ``line`` (m, 2)."""
-    if len(line) == 1:
-        return np.linalg.norm(points - line[0], axis=1)
-    a, b = line[:-1], line[1:]
-    ab = b - a
-    length_sq = np.maximum((ab**2).sum(axis=1), 1e-300)
-    t = np.clip(((points[:, None, :] - a) * ab).sum(axis=2) / length_sq, 0.0, 1.0)
-    nearest = a + t[..., None] * ab
-    return np.linalg.norm(points[:, None, :] - nearest, axis=2).min(axis=1)
-
-
-def _drawn_distance(
-    x_low: ndarray, y_low: ndarray, x_high: ndarray, y_high: ndarray, x_span: float, y_span: float
-) -> float | None:
-    """How far apart two loss curves are drawn, in units of the plot's height (the plot taken
-    :data:`PLOT_ASPECT` times as wide as high): the largest distance from a point of either line,
-    within the lower one's x-range, to the other line. None when the upper one does not span the
-    lower one's finite x-range. Steep parts count by their perpendicular distance, as the eye sees
-    them: a run a fraction of a step ahead on a steep drop is not apart by its vertical gap."""
-    low, high = np.isfinite(y_low), np.isfinite(y_high)
-    if not low.any() or not high.any():
-        return None
-    xl, xh = x_low[low], x_high[high]
-    if xl[0] < xh[0] or xl[-1] > xh[-1]:
-        return None
-    scale = np.array([PLOT_ASPECT / x_span if x_span > 0 else 0.0, 1.0 / y_span])
-    lower = np.column_stack((xl, y_low[low])) * scale
-    upper = np.column_stack((xh, y_high[high])) * scale
-    inside = upper[(xh >= xl[0]) & (xh <= xl[-1])]
-    distances = _distance_to_polyline(lower, upper)
-    if len(inside):
-        distances = np.concatenate((distances, _distance_to_polyline(inside, lower)))
-    return float(distances.max())
-
-
 def covered_curves(
     traces: Sequence[Trace], x_axis: str = "steps", log_y: bool = False
 ) -> list[tuple[str, str, float]]:
     """The loss curves that a curve drawn later (on top) hides on :func:`loss_figure`'s chart:
-    ``(hidden, on top, max |Δ loss|)`` with the runs' legend names.
-
-    A curve is hidden when a later *solid* curve spans its x-range and is drawn within
-    :data:`COVERED_FRACTION` of the plot's height of it everywhere (:func:`_drawn_distance`; loss
-    on a log axis as log₁₀ loss). The rows compared need not be the same (a run records its escape
-    step too). A dotted curve on top leaves the one below visible between its dots. Each hidden
-    curve is named once, with the first such curve on top; the gap is the largest difference of
-    the two losses at the same x (the lines interpolated as drawn)."""
+    ``(hidden, on top, largest |Δ loss|)`` with the runs' legend names (:func:`viz.overlap.hidden_curves`
+    of the curves as drawn; loss on a log axis as log₁₀ loss; the rows compared need not be the
+    same: a run records its escape step too)."""
     curves = []
     for trace in traces:
         loss = np.asarray(trace.loss, dtype=np.float64)
         y = np.log10(_positive_floor(loss)) if log_y else loss
-        curves.append((trace, np.asarray(_x_values(trace, x_axis), dtype=np.float64), y, loss))
-    finite = np.concatenate([y[np.isfinite(y)] for _, _, y, _ in curves]) if curves else np.empty(0)
-    if finite.size == 0 or not finite.max() > finite.min():
-        return []
-    xs = np.concatenate([x[np.isfinite(y)] for _, x, y, _ in curves])
-    x_span, y_span = float(xs.max() - xs.min()), float(finite.max() - finite.min())
-    covered = []
-    for index, (low, x_low, y_low, loss_low) in enumerate(curves):
-        for high, x_high, y_high, loss_high in curves[index + 1 :]:
-            if dash_for(high.key) != "solid":
-                continue
-            apart = _drawn_distance(x_low, y_low, x_high, y_high, x_span, y_span)
-            if apart is not None and apart <= COVERED_FRACTION:
-                loss_gap = _gap(x_low, loss_low, x_high, loss_high)
-                covered.append((legend_label(low.label), legend_label(high.label), loss_gap))
-                break
-    return covered
+        x = np.asarray(_x_values(trace, x_axis), dtype=np.float64)
+        curves.append(Drawn(legend_label(trace.label), x, y, loss, dash_for(trace.key) == "solid"))
+    return hidden_curves(curves)
 
 
 def loss_figure(

@@ -46,6 +46,7 @@ from plotly.subplots import make_subplots
 from landscapes.surfaces import f_on_grid
 from viz.frames import MAX_FRAMES, MAX_SLIDER_STOPS, PHONE_SLIDER_STOPS, rows_at, slider_stops
 from viz.frames import frame_rows as _frame_rows
+from viz.overlap import BAND_SCALE, Drawn, hidden_curves
 from viz.palette import (
     EXACT_COLOR,
     FONT_SIZE,
@@ -1201,18 +1202,10 @@ def _clean(values: ndarray) -> list:
     return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
-def loss_figure(
-    traces: Sequence, x: str = "steps", log: bool = False, large: bool = False, height: int | None = None
-) -> go.Figure:
-    """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
-    evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
-    ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×.
-    The legend sits in rows above the plot; ``height`` defaults to 380 px (500 with ``large``, whose
-    legend takes more rows).
-
-    A diverged run never rescales the plot: the y range is that of the other runs (and the diverged
-    runs' starts), a diverged curve is clipped to it, and its last point is marked ▲/▼ "diverged"
-    with the value it reached in the hover text."""
+def _drawn_losses(traces: Sequence, x: str, log: bool) -> tuple[float, tuple | None, str, list]:
+    """The loss curves as :func:`loss_figure` draws them: ``(shift, window, y title, rows)``, a row
+    ``(trace, rows kept, x, y)`` per run with rows (subsampled; y shifted for a log axis and clipped
+    to the window)."""
     if x not in ("steps", "grad_evals"):
         raise ValueError(f"x must be 'steps' or 'grad_evals', got {x!r}")
     traces = list(traces)
@@ -1224,15 +1217,53 @@ def loss_figure(
         shift = -low + 1e-12 * max(1.0, abs(low))
         ytitle = "loss − min over runs"
     window = _loss_window(traces, shift, log)
-    fig = FrozenFigure()  # a go.Figure until frozen (pages.common caches it frozen)
+    drawn = []
     for t in traces:
         if not len(t):
             continue
         idx = _subsample(len(t))
-        xs = getattr(t, x)[idx]
         y = t.loss[idx] + shift
-        if window is not None:
-            y = np.clip(y, *window)
+        drawn.append((t, idx, getattr(t, x)[idx], np.clip(y, *window) if window is not None else y))
+    return shift, window, ytitle, drawn
+
+
+def _overlap_curves(drawn: list, log: bool) -> list[Drawn]:
+    curves = []
+    for t, idx, xs, y in drawn:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shown = np.log10(np.where(y > 0, y, np.nan)) if log else np.asarray(y, dtype=np.float64)
+        value = np.asarray(t.loss[idx], dtype=np.float64)
+        curves.append(Drawn(legend_label(t.label), np.asarray(xs, dtype=np.float64), shown, value,
+                            dash_for(t.key) == "solid"))  # fmt: skip
+    return curves
+
+
+def hidden_loss_curves(traces: Sequence, x: str = "steps", log: bool = False) -> list[tuple[str, str, float]]:
+    """The runs whose loss curve a later run's covers on :func:`loss_figure`'s chart, as
+    ``(hidden, on top, largest |Δ loss|)`` (:func:`viz.overlap.hidden_curves` of the drawn curves)."""
+    _, _, _, drawn = _drawn_losses(traces, x, log)
+    return hidden_curves(_overlap_curves(drawn, log))
+
+
+def loss_figure(
+    traces: Sequence, x: str = "steps", log: bool = False, large: bool = False, height: int | None = None
+) -> go.Figure:
+    """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
+    evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
+    ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×.
+    The legend sits in rows above the plot; ``height`` defaults to 380 px (500 with ``large``, whose
+    legend takes more rows).
+
+    A diverged run never rescales the plot: the y range is that of the other runs (and the diverged
+    runs' starts), a diverged curve is clipped to it, and its last point is marked ▲/▼ "diverged"
+    with the value it reached in the hover text. A run that a later one covers
+    (:func:`hidden_loss_curves`) is drawn ``viz.overlap.BAND_SCALE`` times as wide: a band around
+    the one on top."""
+    shift, window, ytitle, drawn = _drawn_losses(traces, x, log)
+    hidden = {name for name, _, _ in hidden_curves(_overlap_curves(drawn, log))}
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.common caches it frozen)
+    for t, _, xs, y in drawn:
+        width = line_width(large) * (BAND_SCALE if legend_label(t.label) in hidden else 1.0)
         fig.add_trace(
             go.Scatter(
                 x=xs.tolist(),
@@ -1240,7 +1271,7 @@ def loss_figure(
                 mode="lines",
                 name=legend_label(t.label),
                 legendgroup=t.key,
-                line={"color": color_for(t.key), "width": line_width(large), "dash": dash_for(t.key)},
+                line={"color": color_for(t.key), "width": width, "dash": dash_for(t.key)},
             )
         )
         if t.escape_step is not None:
