@@ -1,6 +1,6 @@
 """The Networks figures' legends in a real browser: no legend covers its x-axis title (issue 8: the
-lower chart's legend sat on "step"). Plotly draws each figure in Chromium from a standalone HTML
-page (no server); the test waits for the drawn legend, then compares bounding boxes."""
+lower chart's legend sat on "step"). plotly.js draws each figure in one Chromium page (no server);
+the test waits for the drawing, then compares bounding boxes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import landscapes
 from deo.problems import network_problem
 from deo.race import OptimizerSpec, race
-from tests.boxes import overlap
+from tests.boxes import draw, figure_page, overlap
 from viz import network_figs as figs
 
 WIDTHS = (700, 420)  # a half-width column of the page at 1400 px, and a phone
@@ -32,12 +32,10 @@ def figures() -> dict:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_no_legend_covers_the_x_axis_title_or_tick_labels(chromium, figures, width):
-    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page = figure_page(chromium, width, 900)
     try:
         for name, fig in figures.items():
-            fig = fig.update_layout(width=width)
-            page.set_content(fig.to_html(include_plotlyjs=True, full_html=True))
-            page.wait_for_selector("g.g-xtitle", state="attached")  # drawn
+            draw(page, fig.update_layout(width=width))
             if page.locator("g.legend").count() == 0:  # Plotly shows no legend for a single line
                 assert "true loss" not in name and "loss against" not in name, name
                 continue

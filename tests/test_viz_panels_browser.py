@@ -1,8 +1,8 @@
 """Figures of several panels drawn in a real browser at the widths the app gives them (a projector's
 chart beside the open sidebar, a desktop column, a phone): no legend on an axis title or on tick
 labels, no axis title on another panel, no panel title on the legend, and a plot that keeps its
-height. Plotly draws each figure in Chromium from a standalone HTML page (no server); the test waits
-for the drawn axes, then compares bounding boxes."""
+height. plotly.js draws each figure in one Chromium page (no server); the test waits for the drawing,
+then compares bounding boxes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import landscapes
 from deo.problems import network_problem
 from deo.race import OptimizerSpec, race, surface_problem
-from tests.boxes import overlap
+from tests.boxes import draw, figure_page, overlap
 from tests.test_viz_dimer import grid, rotation_data
 from viz import dimer_figs as dfigs
 from viz import findings_figs as ffigs
@@ -112,12 +112,10 @@ def builders() -> dict:
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_panels_legends_and_titles_do_not_cover_each_other(chromium, builders, screen):
     width, large, compact = SCREENS[screen]
-    page = chromium.new_page(viewport={"width": width, "height": 1400})
+    page = figure_page(chromium, width)
     try:
         for name, build in builders.items():
-            fig = build(large, compact).update_layout(width=width)
-            page.set_content(fig.to_html(include_plotlyjs=True, full_html=True))
-            page.wait_for_selector("g.g-xtitle", state="attached")  # drawn
+            draw(page, build(large, compact).update_layout(width=width))
             legend = _boxes(page, "g.legend")
             x_titles = _boxes(page, 'g[class^="g-x"][class$="title"]')
             y_titles = _boxes(page, 'g[class^="g-y"][class$="title"]')

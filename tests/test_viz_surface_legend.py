@@ -1,6 +1,6 @@
 """The Surfaces page's loss curves in a real browser: the legend leaves the plot its width (it sat
 beside the plot, where the control's long name squeezed a half-width chart's plot to ~60 px) and
-covers no axis. Plotly draws each figure in Chromium from a standalone HTML page (no server)."""
+covers no axis. plotly.js draws each figure in one Chromium page (no server)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 import landscapes
 from deo.race import OptimizerSpec, race, surface_problem
-from tests.boxes import overlap
+from tests.boxes import draw, figure_page, overlap
 from viz import surface_figs as sf
 
 WIDTHS = (450, 380)  # one of the two loss charts at 1400 px, and a phone's column
@@ -33,14 +33,12 @@ def test_a_long_control_name_is_shortened_in_the_legend(figures):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_legend_leaves_the_plot_its_width_and_covers_no_axis(chromium, figures, width):
-    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page = figure_page(chromium, width, 900)
     try:
         for name, fig in figures.items():
             if name == "projector" and width < min(WIDTHS[:1]):  # a projector is ≥ 1280 px wide
                 continue
-            fig = fig.update_layout(width=width)
-            page.set_content(fig.to_html(include_plotlyjs=True, full_html=True))
-            page.wait_for_selector("g.g-xtitle", state="attached")  # drawn
+            draw(page, fig.update_layout(width=width))
             plot = page.locator("rect.nsewdrag").first.bounding_box()
             legend = page.locator("g.legend").first.bounding_box()
             title = page.locator("g.g-xtitle").first.bounding_box()
