@@ -158,6 +158,10 @@ def test_on_a_phone_two_maps_per_row_the_colour_bar_lies_under_them_and_ticks_sh
     assert wide.layout.yaxis2.showticklabels is False and wide.layout.yaxis3.showticklabels is False
     hist = escape_histogram(results, steps_budget=200, compact=True)
     assert hist.layout.legend.orientation == "h" and hist.layout.legend.y > 1
+    # in projector fonts too: beside the plot the legend left it ≈ 140 px of a 780 px chart
+    projector = escape_histogram(results, steps_budget=200, large=True)
+    assert projector.layout.legend.orientation == "h" and projector.layout.legend.y > 1
+    assert escape_histogram(results, steps_budget=200).layout.legend.orientation != "h"  # a desktop's
 
 
 def test_two_rows_of_maps_are_lower_so_the_default_four_fit_a_laptop_screen(results):
