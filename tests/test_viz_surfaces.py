@@ -354,6 +354,12 @@ def test_3d_view_is_static_with_one_path_per_run():
     assert fig.data[0].type == "surface"
     assert [t.name for t in fig.data[1:]] == ["GD", "ADAM"]
     assert not fig.frames
+    # twelve contour levels over the surface's range, whatever the (few) z ticks
+    levels = fig.data[0].contours.z
+    assert levels.show and (levels.end - levels.start) / levels.size == pytest.approx(12)
+    assert all(
+        axis.nticks <= 5 for axis in (fig.layout.scene.xaxis, fig.layout.scene.yaxis, fig.layout.scene.zaxis)
+    )
 
 
 def test_standalone_html_embeds_plotly_and_the_frames_and_stays_under_5_mb(grid):

@@ -1141,6 +1141,12 @@ def surface3d_figure(
     cameras on animation. The legend (the runs' short names) sits in rows above the scene: beside
     it, a control's long name left a phone's scene ≈ 60 px wide."""
     grid = grid or surface_grid(surface, SURFACE_GRID)
+    finite = grid.display[np.isfinite(grid.display)]
+    levels = {"show": True, "color": "#7d8a98", "width": 1}
+    if finite.size and finite.max() > finite.min():  # twelve levels: plotly.js spaces them by the
+        # z axis's ticks, which are few since they are kept from running together
+        low, high = float(finite.min()), float(finite.max())
+        levels.update(start=low, end=high, size=(high - low) / 12)
     data: list[go.BaseTraceType] = [
         go.Surface(
             x=grid.xs,
@@ -1151,7 +1157,7 @@ def surface3d_figure(
             opacity=0.92,
             name="surface",
             hoverinfo="skip",
-            contours={"z": {"show": True, "color": "#7d8a98", "width": 1}},
+            contours={"z": levels},
         )
     ]
     lift = (
