@@ -639,7 +639,9 @@ def rotation_figure(
         row=1,
         col=1,
     )
-    fig.update_xaxes(range=[-90, 90], title_text="rotation angle φ (degrees)", dtick=30, **right)
+    fig.update_xaxes(
+        range=[-90, 90], title_text="rotation angle φ (degrees)", dtick=45 if large else 30, **right
+    )
     fig.update_yaxes(range=rounded([lo - pad, hi + pad]), title_text="curvature C", **right)
     return with_frames(
         finish(
