@@ -715,6 +715,9 @@ def cached_trace_figure(
     return wire_ready(fig.freeze())
 
 
+LOSS_SIDES = (("left", "steps"), ("right", "grad_evals"))  # the two loss charts and their x axes
+
+
 @cache_runner(max_entries=32)
 def cached_hidden_losses(
     surface_key: str,
@@ -733,9 +736,7 @@ def cached_hidden_losses(
     from viz.surface_figs import hidden_loss_curves
 
     traces = cached_surface_race(surface_key, formula, start, offset, specs_json, steps, seed, clip)
-    return {
-        side: hidden_loss_curves(traces, x, log) for side, x in (("left", "steps"), ("right", "grad_evals"))
-    }
+    return {side: hidden_loss_curves(traces, x, log) for side, x in LOSS_SIDES}
 
 
 def session_alive() -> Callable[[], bool] | None:

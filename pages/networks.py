@@ -17,6 +17,7 @@ from deo.estimate import race_estimate
 from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
 from pages.common import (
+    LOSS_SIDES,
     URL,
     chart_config,
     controls,
@@ -40,8 +41,6 @@ from pages.estimates import (
 from pages.request_budget import check_network_race
 from viz import network_figs as figs
 from viz.overlap import hidden_sentences
-
-SIDES = (("left", "steps"), ("right", "grad_evals"))  # the two loss charts and their x axes
 
 require_app_navigation()
 
@@ -216,7 +215,7 @@ if traces:
         loss_evals = figs.loss_figure(traces, "grad_evals", log_y, net.plateau, large=large)
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config(on_phone))
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config(on_phone))
-        covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in SIDES}
+        covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
         st.caption(
             "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
             "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."
