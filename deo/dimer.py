@@ -364,12 +364,11 @@ def rotate_fourier_shifted(
 @dataclass
 class GramEvent:
     """What :func:`fourier_gram_event` finds: the new N as coefficients of the basis rows
-    (``direction``), its curvature C, the torque ‖F_R‖ at it and g₀·N (``along``)."""
+    (``direction``), its curvature C and the torque ‖F_R‖ at it."""
 
     direction: list[float]
     curvature: float
     torque: float
-    along: float
 
 
 def _gram_div(a: float, b: float) -> float:
@@ -392,11 +391,12 @@ def fourier_gram_event(
     d-vector (N, D, F_R, Θ, the trial orientation, the interpolated D) a list of coefficients of the
     basis rows and every dot product ``uᵀ·gram·v``.
 
-    Basis rows: 0 = g₀ (the gradient at θ), 1 = N₀, then one row per probe of an orientation v, in
-    the order of the probes: forward ``g(θ + ΔR·v) − g₀``, central ``g(θ + ΔR·v) − g(θ − ΔR·v)``
+    Basis rows: 0 = N₀, then one row per probe of an orientation v, in the order of the probes:
+    forward ``g(θ + ΔR·v) − g₀`` (g₀ the gradient at θ), central ``g(θ + ΔR·v) − g(θ − ΔR·v)``
     (so D = row/ΔR or row/(2ΔR)). ``end(v)`` (v a coefficient list) evaluates the end gradient(s)
-    at θ ± ΔR·v, adds the row and returns the Gram matrix of all rows so far (g₀·g₀ may be left
-    0: it is never used). Scalars are
+    at θ ± ΔR·v, adds the row and returns the Gram matrix of all rows so far. g₀ itself is not a
+    row: no formula of the event dots it (the step's g₀·N at the new N is one dot product after
+    the event). Scalars are
     Python floats (float64). Norms of vectors that are nearly parallel to a basis vector lose
     digits to cancellation (a torque below ~√ε·‖D‖ of the dots' precision reads as noise); the
     rotation is skipped below ``phi_tol`` anyway.
@@ -429,9 +429,9 @@ def fourier_gram_event(
     def norm(v: list[float]) -> float:
         return math.sqrt(max(dot(v, v), 0.0)) if dot(v, v) == dot(v, v) else math.nan
 
-    n = basis(1, 1.0)
+    n = basis(0, 1.0)
     g = end(n)
-    hn = difference(2)
+    hn = difference(1)
     curvature_n = dot(hn, n)
     force = comb(curvature_n, n, -1.0, hn)
     torque = norm(force)
@@ -470,7 +470,7 @@ def fourier_gram_event(
         curvature_n = dot(hn, n)
         force = comb(curvature_n, n, -1.0, hn)
         torque = norm(force)
-    return GramEvent(direction=n, curvature=curvature, torque=torque, along=dot(basis(0, 1.0), n))
+    return GramEvent(direction=n, curvature=curvature, torque=torque)
 
 
 def _select_probe(mask: Tensor, new: DimerProbe, old: DimerProbe) -> DimerProbe:

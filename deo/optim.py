@@ -182,8 +182,8 @@ class DEO(Optimizer):
     RNG state as for :math:`g_t`, so dropout masks match) and reading the raw ``p.grad``. For one
     problem of d ≥ ``SMALL_D`` with the Fourier rotation (or the random control) θ is never
     written: each ``p.data`` is swapped for a scratch tensor holding θ ± ΔR·v and swapped back on
-    every exit, and the event runs on the Gram matrix of g, N and the end gradients (see
-    :meth:`_gram_event`: the same formulas, ~19 passes over d per event forward instead of ~37).
+    every exit, and the event runs on the Gram matrix of N and the end-gradient differences (see
+    :meth:`_gram_event`: the same formulas, ~16 passes over d per event forward instead of ~37).
     Otherwise the parameters are shifted in place and copied back exactly from a flat copy of θ
     kept for the event (one buffer, allocated once), on every exit. Probes run in float32 at least: for the
     whole rotation event (the gradient at θ included) bfloat16 / float16 parameters hold float32
@@ -547,8 +547,8 @@ class DEO(Optimizer):
                     redraw = hp["redraw_every"]
                     if hp["direction"] == "random" and redraw and t > 0 and t % redraw == 0:
                         state["direction"] = self._random_direction(t // redraw)
-                    if gram:
-                        along = self._gram_event(closure, params, grads, hp, rng_before)
+                    if gram:  # g·N at the new N: the dot below, as on a step without event
+                        self._gram_event(closure, params, grads, hp, rng_before)
                     else:
                         with self._shifts(closure, params, rng_before) as shift_grad:
                             along = self._rotation_event(shift_grad, g, hp)
@@ -798,21 +798,22 @@ class DEO(Optimizer):
         grads: list[Tensor],
         hp: dict[str, Any],
         rng: tuple[Tensor, Tensor | None],
-    ) -> Tensor | None:
+    ) -> None:
         """:meth:`_rotation_event` (probe, then ``rotations`` Fourier rotations) for one problem of
         large d, in fewer passes over d: every vector of the event (N, D, F_R, Θ, the trial
         orientation, the interpolated D) is a combination of a few d-vectors held as the rows of
-        one buffer W — g₀, N₀ and the end gradients minus g₀ — so every dot product is an entry of
+        one buffer W — N₀ and the end gradients minus g₀ — so every dot product is an entry of
         their Gram matrix (computed by a matrix product as rows are added), the scalar work is done
         on those entries (:func:`deo.dimer.fourier_gram_event`), and only the vectors the step needs
         are written: each shifted θ (into scratch tensors swapped in as ``p.data``, so θ itself is
-        never written and needs no restore) and the new N. Returns g·N at the new N, or None when a
-        value is not finite (then N, C and the torque stay as they were)."""
+        never written and needs no restore) and the new N. g₀ stays in the ``.grad`` tensors (no
+        copy; the step dots it with the new N afterwards, as on a step without event). When a
+        value is not finite, N, C and the torque stay as they were."""
         state = self.dimer
         c = 1 if hp["scheme"] == "forward" else 2
         rotations = hp["rotations"] if hp["direction"] == "dimer" else 0
         length = hp["dimer_length"]
-        k = 3 + rotations  # g₀, N₀, one row per probe
+        k = 2 + rotations  # N₀, one row per probe
         d = state["direction"].shape[-1]
         basis = getattr(self, "_basis", None)
         if basis is None or basis.shape[0] < k or basis.shape[1] != d or basis.dtype != self._dtype:
@@ -826,8 +827,7 @@ class DEO(Optimizer):
             ]  # rows[i][number]: parameter ``number``'s block of row i
             layout = self._basis_views = (basis, rows, params)
         _, rows, _ = layout
-        torch._foreach_copy_(rows[0], grads)  # row 0: g₀
-        basis[1].copy_(state["direction"][0])  # row 1: N₀
+        basis[0].copy_(state["direction"][0])  # row 0: N₀
         scratch = getattr(self, "_scratch", None)
         if scratch is None or len(scratch) != len(params) or any(
             a.shape != p.shape or a.dtype != p.dtype for a, p in zip(scratch, params)
@@ -835,15 +835,15 @@ class DEO(Optimizer):
             scratch = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in params]
             self._scratch = scratch
         originals = [p.data for p in params]
-        filled = [2]
+        filled = [1]
         gram: list[list[float]] = []
 
         def extend_gram() -> list[list[float]]:
             """Add the Gram entries of the rows filled since the last call: row j against rows 0..j,
-            one matrix-vector product each (a single pass over those rows; g₀·g₀ is never needed)."""
+            one matrix-vector product each (a single pass over those rows)."""
             start, m = len(gram), filled[0]
             grown = [row + [0.0] * (m - len(row)) for row in gram] + [[0.0] * m for _ in range(start, m)]
-            for j in range(max(start, 1), m):
+            for j in range(start, m):
                 column = torch.mv(basis[: j + 1], basis[j]).tolist()
                 for i, value in enumerate(column):
                     grown[i][j] = grown[j][i] = value
@@ -854,7 +854,7 @@ class DEO(Optimizer):
             """The end gradient(s) at θ ± ΔR·v, ``v = Σ_j direction[j]·W[j]``, stored as one new row
             (forward ``g(θ + ΔR·v) − g₀``, central ``g(θ + ΔR·v) − g(θ − ΔR·v)``); returns the Gram
             matrix with it."""
-            terms = [(j, value) for j, value in enumerate(direction) if value != 0.0]  # no g₀ part
+            terms = [(j, value) for j, value in enumerate(direction) if value != 0.0]
             for sign in (1.0, -1.0)[:c]:
                 scale = sign * length
                 for number, (target, origin) in enumerate(zip(scratch, originals)):
@@ -882,14 +882,13 @@ class DEO(Optimizer):
         n_new = torch.empty(1, d, dtype=self._dtype, device=self._device)
         terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
         _combine(n_new[0], None, terms)
-        values = (result.along, result.curvature, result.torque)
+        values = (result.curvature, result.torque)
         if not all(math.isfinite(value) for value in values):
-            return None
+            return
         state["direction"] = n_new
         state["curvature"], state["torque"] = (
-            torch.tensor([value], dtype=self._dtype, device=self._device) for value in values[1:]
+            torch.tensor([value], dtype=self._dtype, device=self._device) for value in values
         )
-        return torch.tensor([result.along], dtype=self._dtype, device=self._device)
 
     def _rotate(
         self, shift_grad: ShiftGradFn, n: Tensor, current: DimerProbe, hp: dict[str, Any]
