@@ -555,7 +555,7 @@ class DEO(Optimizer):
                     self._set_rng_state(rng_after)
             n = state["direction"]
             if along is None:
-                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._views(n, params, 0), n)
+                along = batched_dot(g, n) if grads is None else _list_dot(grads, self._blocks(n, params), n)
             along_value = _check_gradient(along, t)  # g finite ⇔ g·N finite (0·inf, ±inf·N_i are not)
             state["grad_evals_spent"] += state["grad_evals"] - kept["grad_evals"]
             if event and hp["direction"] == "random":  # charged like the dimer run it controls
@@ -670,6 +670,12 @@ class DEO(Optimizer):
             cache.pop(next(iter(cache)))
         cache[(id(flat), rows)] = (flat, views)
         return views
+
+    def _blocks(self, n: Tensor, params: list[Tensor]) -> list[Tensor] | None:
+        """N's per-parameter blocks for :func:`_list_dot` where it dots block by block (d ≥
+        ``LIST_DOT_CAT``; views kept between events), None below (it dots N's row as it is: a new N
+        after an event then costs no views)."""
+        return self._views(n, params, 0) if n.shape[-1] >= LIST_DOT_CAT else None
 
     def _per_parameter(self) -> bool:
         """The step works per parameter (no flat copy of g) for a single problem of d ≥ SMALL_D;
@@ -926,7 +932,7 @@ class DEO(Optimizer):
             grad_sq = last["grad_sq"]
         else:  # g − c·N was written over g (|α| ≤ 2): ‖g‖² = ‖g_mod‖² + 2c·(g_mod·N) + c²·(N·N)
             c, n = last["coefficient"], last["direction"]
-            along_modified = _list_dot(modified, self._views(n, self._params(), 0), n)
+            along_modified = _list_dot(modified, self._blocks(n, self._params()), n)
             grad_sq = modified_sq + 2 * c * along_modified + c * c * batched_dot(n, n)
         state["grad_norm"] = torch.sqrt(grad_sq)
         state["modified_grad_norm"] = torch.sqrt(modified_sq)
@@ -1374,12 +1380,13 @@ def _combine(out: Tensor, base: Tensor | None, terms: list[tuple[float, Tensor]]
         out.zero_()
 
 
-def _list_dot(a: list[Tensor], b: list[Tensor], b_flat: Tensor | None = None) -> Tensor:
+def _list_dot(a: list[Tensor], b: list[Tensor] | None, b_flat: Tensor | None = None) -> Tensor:
     """``Σ_p a_p·b_p`` over per-parameter tensors of one problem, shape ``(1,)``: one BLAS dot per
     parameter, no flat copy; below ``LIST_DOT_CAT`` elements, where a call costs more than the data,
     one dot of the concatenated blocks (the flat path's own dot, so the same value). ``b_flat``: the
     row that ``b``'s blocks are consecutive views of (N), dotted as it is instead of concatenating
-    ``b`` again (6.5 of 17 µs on the 5 281-parameter MLP)."""
+    ``b`` again (6.5 of 17 µs on the 5 281-parameter MLP); with ``b`` None, its blocks are split
+    from ``b_flat`` only where they are used (large d: a new N costs no views below)."""
     if sum(x.numel() for x in a) < LIST_DOT_CAT:
         flat_a = torch.cat([x.reshape(-1) for x in a])
         if b_flat is not None:
@@ -1387,6 +1394,8 @@ def _list_dot(a: list[Tensor], b: list[Tensor], b_flat: Tensor | None = None) ->
         else:
             flat_b = flat_a if b is a else torch.cat([y.reshape(-1) for y in b])
         return torch.dot(flat_a, flat_b).reshape(1)
+    if b is None:
+        b = list(b_flat.reshape(-1).split([x.numel() for x in a]))
     dots = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]
     return torch.stack(dots).sum(0, keepdim=True)
 

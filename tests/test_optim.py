@@ -712,7 +712,8 @@ def test_base_optimizer_step_hooks_fire_and_global_hooks_fire_once_per_step():
 def test_list_dot_of_parameter_blocks_is_the_flat_dot(sizes):
     """``_list_dot`` over per-parameter blocks (the per-parameter path: d ≥ SMALL_D): below
     LIST_DOT_CAT one dot of the concatenated blocks, the flat path's own ``batched_dot`` bit for bit;
-    above it one dot per block (equal to rounding). Given the flat row of b (N), the same bits."""
+    above it one dot per block (equal to rounding). Given the flat row of b (N), the same bits,
+    with or without b's blocks (the step passes them only where they are dotted one by one)."""
     gen = torch.Generator().manual_seed(0)
     a = [torch.randn(size, generator=gen, dtype=torch.float64) for size in sizes]
     b = [torch.randn(size, generator=gen, dtype=torch.float64) for size in sizes]
@@ -721,6 +722,7 @@ def test_list_dot_of_parameter_blocks_is_the_flat_dot(sizes):
     assert ours.shape == (1,)
     # N's own row instead of its blocks (the step's g·N): the same value, bit for bit
     assert _list_dot(a, b, torch.cat(b).unsqueeze(0)).item() == ours.item()
+    assert _list_dot(a, None, torch.cat(b).unsqueeze(0)).item() == ours.item()
     if sum(sizes) < LIST_DOT_CAT:
         assert ours.item() == flat.item()
         row = torch.cat(a).unsqueeze(0)
