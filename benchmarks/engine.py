@@ -43,6 +43,7 @@ from deo.optim import DEO  # noqa: E402
 SETTINGS = [(1, "forward"), (1, "central"), (10, "forward"), (10, "central")]
 ROTATIONS = 1
 TARGETS = {"small MLP": 0.15, "~1M MLP": 0.05}  # issue 10: wall ratio within this of the eval ratio
+STEPS = {"small MLP": 120, "~1M MLP": 60}  # timed steps per model and repeat (after one warm-up step)
 
 
 def mlp(widths: list[int], seed: int) -> nn.Module:
@@ -253,6 +254,8 @@ def markdown(
         "",
         "Gradient-evaluation ratio = 1 + (rotations + 1)·c/rotate_every (c = 1 forward, 2 central). "
         "Both sides are torch's Adam with `foreach=True` (DEO's base gets `foreach=True` too). "
+        f"Each timing: {STEPS['small MLP']} steps of the small MLP, {STEPS['~1M MLP']} of the ~1M one, "
+        "after one warm-up step (DEO's first rotation event) on a fresh model (`--quick`: 10). "
         "Medians over repeats; Adam and DEO alternate inside every repeat (which one runs first "
         "alternates too). The CPU-time ratio (process CPU seconds) is less disturbed by other jobs on "
         "the shared machine than wall time. Target (issue 10): wall ratio within +5 % of the eval ratio "
@@ -359,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
             accuracy = accuracy_table(repeats=1)
             batching = batching_table(problems=500, loop_problems=3, steps=50)
     else:
-        cost = cost_table(repeats=args.repeats, steps_small=40, steps_large=20, baseline=baseline)
+        steps = {"steps_small": STEPS["small MLP"], "steps_large": STEPS["~1M MLP"]}
+        cost = cost_table(repeats=args.repeats, baseline=baseline, **steps)
         if not args.cost_only:
             accuracy = accuracy_table()
             batching = batching_table(problems=10_000, loop_problems=20, steps=500)
