@@ -211,11 +211,13 @@ if traces:
     )
     with tab_loss, safe_block("The loss curves"):
         col_a, col_b = st.columns(2)
-        loss_steps = figs.loss_figure(traces, "steps", log_y, net.plateau, large=large)
-        loss_evals = figs.loss_figure(traces, "grad_evals", log_y, net.plateau, large=large)
+        covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
+        loss_steps, loss_evals = (
+            figs.loss_figure(traces, x_axis, log_y, net.plateau, large=large, covered=covered[side])
+            for side, x_axis in LOSS_SIDES
+        )
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config(on_phone))
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config(on_phone))
-        covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
         st.caption(
             "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
             "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."

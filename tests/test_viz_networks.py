@@ -189,6 +189,11 @@ def test_a_loss_curve_hidden_under_a_later_one_is_named_and_drawn_as_a_band():
     fig = figs.loss_figure([gd, adam, deo, control], "steps")
     widths = {t.name: t.line.width for t in fig.data}
     assert widths["Adam"] == figs.COVERED_WIDTH and widths["DEO (paper)"] == widths["GD"] < figs.COVERED_WIDTH
+    # the page computes the covered curves once, for the caption, and hands them to the figure
+    covered = figs.covered_curves([gd, adam, deo, control], "steps")
+    assert figs.loss_figure([gd, adam, deo, control], "steps", covered=covered) == fig
+    given = figs.loss_figure([gd, adam, deo, control], "steps", covered=[])  # used as given
+    assert all(t.line.width < figs.COVERED_WIDTH for t in given.data)
     # against gradient evaluations the dimer run's x differs: nothing is hidden
     deo_evals = make_trace("deo_paper", "DEO (paper)", 101, dimer=True)
     assert figs.covered_curves([adam, deo_evals], "grad_evals") == []

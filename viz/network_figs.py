@@ -102,15 +102,19 @@ def loss_figure(
     log_y: bool = False,
     plateau: float | None = None,
     large: bool = False,
+    covered: list[tuple[str, str, float]] | None = None,
 ) -> go.Figure:
     """Training loss of every optimizer against steps or cumulative gradient evaluations.
 
     ``plateau`` (the problem's known plateau value, ``NETWORKS.md``) is drawn as a dotted line. A
-    curve that a later one covers (:func:`covered_curves`) is drawn :data:`COVERED_WIDTH` wide, so
-    its colour shows as a band on both sides of the one on top.
+    curve that a later one covers (:func:`covered_curves`; ``covered``: its result, when the caller
+    has it already for a caption) is drawn :data:`COVERED_WIDTH` wide, so its colour shows as a band
+    on both sides of the one on top.
     """
     fig = go.Figure()
-    hidden = {name for name, _, _ in covered_curves(traces, x_axis, log_y)}
+    if covered is None:
+        covered = covered_curves(traces, x_axis, log_y)
+    hidden = {name for name, _, _ in covered}
     for trace in traces:
         x = _x_values(trace, x_axis)
         y = _positive_floor(trace.loss) if log_y else trace.loss
