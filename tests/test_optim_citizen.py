@@ -4,7 +4,7 @@ Hyperparameters in ``defaults`` / ``param_groups`` (per group where that makes s
 lr schedulers, ``add_param_group``, the state in ``Optimizer.state_dict()`` across a pickle,
 ``max_grad_norm`` and the modified gradient in ``diagnostics()``, and the generic checks torch's
 own optimizer tests apply to every optimizer (param groups, state_dict, zero_grad, closures,
-float32/float64, foreach, hooks, deepcopy). Lightning's automatic optimization is in
+float32/float64, foreach, hooks, deepcopy). DEO inside a real Lightning ``Trainer`` is in
 ``test_lightning.py``.
 """
 
@@ -452,8 +452,8 @@ class AutomaticOptimizationLoop:
     ``loops/optimization/automatic.py``): the closure runs ``training_step``, then ``zero_grad``,
     then ``backward``, and returns the loss; the loop calls ``optimizer.step(closure=closure)``
     (keyword) and wraps the closure in the precision plugin's ``_wrap_closure`` (closure, then the
-    ``on_before_optimizer_step`` hook). Lightning itself is not a dev dependency (its install took
-    88 s with 12 packages here); DEO inside a real ``lightning.Trainer`` was checked by hand."""
+    ``on_before_optimizer_step`` hook). ``tests/test_lightning.py`` runs DEO inside a real
+    ``lightning.Trainer`` too."""
 
     def __init__(self, module, optimizer):
         self.module, self.optimizer = module, optimizer
