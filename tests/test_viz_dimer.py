@@ -172,6 +172,31 @@ def test_rotation_figure_has_a_static_contour_and_one_frame_per_orientation():
     assert len(figure_json(fig)) < MAX_JSON_BYTES
 
 
+def image_axes_have_no_grid(fig: go.Figure) -> bool:
+    """Every contour drawn as a layout image (``with_frames``) lies on axes without grid or zero
+    lines: plotly.js draws the image under them, so they would cross the landscape as white lines."""
+    images = fig.layout.images
+    assert images, "no contour image"
+    for image in images:
+        for ref in (image.xref, image.yref):
+            axis = fig.layout[f"{ref[0]}axis{ref[1:]}"]
+            if axis.showgrid is not False or axis.zeroline is not False:
+                return False
+    return True
+
+
+def test_an_animated_contour_has_no_grid_lines_across_it():
+    xs, ys, z = grid()
+    rotation = figs.rotation_figure(rotation_data("fourier"), xs, ys, z, figs.DIMER_COLOR)
+    t = np.linspace(0, 1, 50)
+    path = np.stack([np.cos(3 * t), np.sin(3 * t)], axis=1)
+    search = figs.saddle_search_figure(path, xs, ys, z, "#882255", directions=np.ones_like(path))
+    for fig in (rotation, search):
+        assert image_axes_have_no_grid(fig)
+    # the other panel of the rotation view (the curvature curve) keeps its grid
+    assert rotation.layout.yaxis2.showgrid is not False
+
+
 def test_fourier_model_drawn_for_a_quadratic_is_the_exact_curvature():
     # on a quadratic, C(φ) = N(φ)ᵀHN(φ) has exactly the form a₀/2 + a₁cos2φ + b₁sin2φ
     data = rotation_data("fourier", n0=(0.6, 0.8))

@@ -122,6 +122,10 @@ def test_slice_figure_animates_only_the_markers_over_a_static_contour():
     assert last[3]["x"] == rounded([paths[3][-1, 0]])  # the diverged run stays at its last point
     assert "radius 1.5" in fig.layout.title.text and "mislead" in fig.layout.title.text
     assert fig.layout.yaxis.scaleanchor == "x"
+    # the contour is a layout image under the grid: no grid or zero line crosses it
+    assert len(fig.layout.images) == 1
+    assert fig.layout.xaxis.showgrid is fig.layout.yaxis.showgrid is False
+    assert fig.layout.xaxis.zeroline is fig.layout.yaxis.zeroline is False
     with pytest.raises(ValueError, match="path"):
         figs.slice_figure(alphas, betas, z, ts, [p[:3] for p in paths], "")
     # a phone: the title ran off both edges (the page writes it above the chart) and the colour bar

@@ -365,7 +365,8 @@ def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
     plotly.js drops contour and heatmap traces from the plot as soon as an animation plays
     (plotly/plotly.py#2151), so every filled contour is drawn as a layout image below the traces
     (:func:`contour_image`) and the contour trace itself is kept invisible: it still carries the
-    colour bar, the hover values and the axis ranges."""
+    colour bar, the hover values and the axis ranges. plotly.js draws such an image under the grid,
+    so its axes lose their grid and zero lines (white lines across the landscape at every tick)."""
     for trace in fig.data:
         if trace.type == "contour":
             image = contour_image(trace)
@@ -373,6 +374,8 @@ def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
                 fig.add_layout_image(image)
                 trace.opacity = 0.0
                 trace.line.width = 0
+                for axis in (image["xref"], image["yref"]):  # "x", "y2", ... → layout.xaxis, .yaxis2
+                    fig.layout[f"{axis[0]}axis{axis[1:]}"].update(showgrid=False, zeroline=False)
     return AnimatedFigure(fig, plain_frames=frames)
 
 
