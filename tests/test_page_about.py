@@ -166,6 +166,18 @@ def test_tuned_lr_figure_has_a_panel_per_problem_and_rings_each_optimizers_best_
         tuned_lr_figure(pd.DataFrame(rows).drop(columns="evals_median"))
 
 
+def test_tuned_lr_panels_label_every_decade_or_let_plotly_choose_over_a_narrow_range():
+    """One y label a decade where a panel's values span two powers of ten or more; a narrower panel
+    (tiny_transformer: 257 to 417 gradients) keeps plotly.js's own ticks: with one label a decade it
+    had none at all."""
+    cell = {"optimizer": "gd", "label": "GD", "seeds": 5, "escaped": 5}
+    rows = [{**cell, "problem": "wide", "lr": lr, "evals_median": e} for lr, e in ((0.1, 5), (1.0, 500))]
+    rows += [{**cell, "problem": "narrow", "lr": lr, "evals_median": e} for lr, e in ((0.1, 257), (1.0, 417))]
+    fig = tuned_lr_figure(pd.DataFrame(rows))
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.yaxis2.dtick is None
+    assert fig.layout.yaxis2.type == "log"
+
+
 def _columns_and_tops(fig) -> tuple[set, list]:
     layout = fig.layout.to_plotly_json()
     names = sorted((k for k in layout if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1))

@@ -10,6 +10,8 @@ the dimer classes. Pure functions: a pandas DataFrame in, ``go.Figure`` / rows o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -201,9 +203,14 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False, compact: bool = False
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
                         horizontal_spacing=0.12 if large else 0.07,
                         vertical_spacing=0.4 / rows if compact or large else 0.18)  # fmt: skip
+    decade_labels = []  # per panel: whether its y values span two powers of ten (see below)
     for i, problem in enumerate(problems):
         row, col = i // cols + 1, i % cols + 1
         part = df[df["problem"] == problem]
+        values = pd.to_numeric(part["evals_median"], errors="coerce").to_numpy(dtype=float)
+        values = values[np.isfinite(values) & (values > 0)]
+        low, high = (np.log10(values.min()), np.log10(values.max())) if values.size else (0.0, 0.0)
+        decade_labels.append(math.floor(high) - math.ceil(low) + 1 >= 2)
         for key, cells in part.groupby("optimizer", sort=False):
             cells = cells.sort_values("lr")
             evals = pd.to_numeric(cells["evals_median"], errors="coerce").to_numpy(dtype=float)
@@ -226,9 +233,14 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False, compact: bool = False
                     row=row, col=col,
                 )  # fmt: skip
     # a label a decade (every second in projector fonts): over a short range plotly.js added 2 and 5
-    # between them, which ran into each other; the y title on the first column only
+    # between them, which ran into each other. A panel whose values span fewer than two powers of ten
+    # keeps plotly.js's own ticks (tiny_transformer's 257–417 had no label at all); the y title on
+    # the first column only
     fig.update_xaxes(type="log", title_text="learning rate", dtick=2 if large else 1, tickangle=0)
-    fig.update_yaxes(type="log", dtick=1)
+    fig.update_yaxes(type="log")
+    for i, decades in enumerate(decade_labels):
+        if decades:
+            fig.update_yaxes(dtick=1, row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(title_text="grad evals to escape", col=1)
     height = (300 if compact else 420 if large else 360) * rows
     if compact:
