@@ -76,7 +76,14 @@ def builders() -> dict:
     surface_traces = race(
         surface_problem(saddle, saddle.default_start, offset=None), [OptimizerSpec(k) for k in keys], 100
     )
+    alphas = betas = np.linspace(-1.5, 1.5, 31)
+    slice_z = np.add.outer(betas**2, alphas**2)
+    paths = [np.stack([np.linspace(0, 1, len(t.steps)), -np.linspace(0, 1, len(t.steps))], 1) for t in traces]
     return {
+        "network slice": lambda large, compact: nfigs.slice_figure(
+            alphas, betas, slice_z, traces, paths, "radius 1.5, filter-normalised, seed 0", large=large,
+            compact=compact,
+        ),
         "surface curvature": lambda large, compact: surface_figs.curvature_figure(
             surface_traces, large=large, compact=compact
         ),
@@ -137,5 +144,18 @@ def test_panels_legends_and_titles_do_not_cover_each_other(chromium, builders, s
                 (a, b) for i, a in enumerate(panel_titles) for b in panel_titles[i + 1 :] if overlap(a, b)
             ]
             assert not titles, (name, screen, titles[:2])  # panel titles apart
+            # every y axis that shows tick labels has two or more (a log axis with one label a decade
+            # had none over a range inside one decade); an axis shared with its row's first panel
+            # shows none by design
+            labelled = page.evaluate(
+                "() => { const fl = document.getElementById('chart')._fullLayout;"
+                " return Object.keys(fl).filter(k => /^yaxis\\d*$/.test(k) && fl[k].visible !== false"
+                " && fl[k].showticklabels !== false).map(k => [k, (fl[k]._vals || []).length]); }"
+            )
+            assert labelled, name
+            assert all(count >= 2 for _, count in labelled), (name, screen, labelled)
+            controls = _boxes(page, "g.updatemenu-button") + x_titles + ticks
+            for label in _boxes(page, "g.slider-group text.slider-label"):  # "step 24" above the slider
+                assert not any(overlap(label, other) for other in controls), (name, screen, label, controls)
     finally:
         page.close()

@@ -18,8 +18,8 @@ from numpy import ndarray
 
 from deo.trace import Trace
 from viz.dimer_figs import (
-    CONTROLS_MARGIN,
     contour_trace,
+    controls_margin,
     finish,
     play_controls,
     rounded,
@@ -312,7 +312,7 @@ def slice_figure(
     frames = [
         {"name": label, "data": frame_traces(step), "traces": moving} for label, step in zip(labels, rows)
     ]
-    buttons, slider = play_controls(labels, duration_ms, "step ")
+    buttons, slider = play_controls(labels, duration_ms, "step ", large)
     fig.update_xaxes(
         range=rounded([alphas[0], alphas[-1]]), title_text="α (first direction)", constrain="domain"
     )
@@ -338,7 +338,7 @@ def slice_figure(
                 "xanchor": "left",
                 "font": {"size": 14},
             },
-            margin={"l": 60, "r": 20, "t": 30 if compact else 110, "b": CONTROLS_MARGIN},
+            margin={"l": 60, "r": 20, "t": 30 if compact else 110, "b": controls_margin(large)},
             legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
         ),
         frames,
