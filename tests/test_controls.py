@@ -98,11 +98,11 @@ def test_tiny_transformer_verdict_is_fishers_test_of_the_committed_counts():
     k_d = sum(math.isfinite(v) for v in dimer.values())
     k_f = sum(math.isfinite(v) for v in fixed.values())
     n = len(dimer)
-    assert (k_d, k_f) == (13, 3)
+    assert (k_d, k_f) == (13, 1)
     p = fisher_exact([[k_d, n - k_d], [k_f, n - k_f]]).pvalue
-    assert p == pytest.approx(0.0031, abs=5e-5)
+    assert p == pytest.approx(0.00014, abs=5e-6)
     verdict = controls.tested_verdict(list(dimer.values()), list(fixed.values()), 400)
-    assert verdict.startswith("**yes**") and "p = 0.0031" in verdict
+    assert verdict.startswith("**yes**") and "p = 0.00014" in verdict
 
 
 def test_tested_verdict_uses_mann_whitney_when_the_counts_are_equal():
