@@ -217,3 +217,30 @@ def test_controls_are_shown_from_the_committed_table_or_said_absent():
             assert "tiny_transformer" in texts and "Steps to escape per seed" in texts
     else:
         assert "not measured yet: run `python benchmarks/controls.py`" in texts.lower()
+    # the 1 000-step sentence says what controls_long.md's table says (it was typed in by hand and
+    # went stale when the table was rerun)
+    long_table = RESULTS / "controls_long.md"
+    if long_table.exists():
+        section = long_table.read_text().split("<!-- part:assembled:tiny_transformer -->")[1]
+        row = next(line for line in section.splitlines() if re.search(r"\(\d+/\d+\)", line))
+        counts = re.findall(r"\((\d+/\d+)\)", row)  # Adam, DEO (paper), fixed, re-drawn
+        medians = [cell.split()[0] for cell in row.strip().strip("|").split("|")]
+        sentence = next(m.value for m in at.markdown if m.value.startswith("At 1 000 steps"))
+        adam, dimer, fixed, redrawn = counts
+        assert f"DEO (paper) {dimer}, fixed control {fixed}, re-drawn {redrawn}, Adam {adam}" in sentence
+        assert f"median {medians[1]} against {medians[2]} and {medians[3]} steps" in sentence
+
+
+def test_the_long_controls_sentence_reads_the_table_it_names():
+    from pages.about import long_controls_sentence
+
+    table = (
+        "<!-- part:assembled:tiny_transformer -->\n## tiny_transformer: 20 seeds\n\n"
+        "| Adam | DEO (paper) | fixed | re-drawn |\n|---|---|---|---|\n"
+        "| — (7/20) | 382 [309–424] (20/20) | 572 [509–877] (18/20) | 699 [469–966] (16/20) |\n"
+        "<!-- end:assembled:tiny_transformer -->"
+    )
+    sentence = long_controls_sentence(table)
+    assert "DEO (paper) 20/20, fixed control 18/20, re-drawn 16/20, Adam 7/20" in sentence
+    assert "median 382 against 572 and 699 steps" in sentence
+    assert long_controls_sentence("no table here") is None
