@@ -51,6 +51,7 @@ from viz.surface_figs import (
     arrow_scale,
     divergence_notes,
     fate_line,
+    full_height_width,
     race_layers,
     results_rows,
     surface_grid,
@@ -242,7 +243,22 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
                 f"The link's start {name} = {raw} is outside the window [{lo:g}, {hi:g}]; using {value:g}."
             )
 
-main, side = st.columns([3, 1], gap="small")  # the chart uses the width; its story beside it
+# On a projector the race figure keeps its legend beside a square plot, so its plot is as tall as the
+# window allows only where its column is at least that height plus the legend wide. Where the row is
+# narrower (the sidebar left open on a 1280-px projector: the plot was 268 px, 185 px short of the
+# window), the story goes under the chart and the chart takes the row's whole width: a CSS container
+# query on the row, so the browser decides as the sidebar opens and folds (no rerun).
+ROW_KEY = "race_row"
+if large and not compact:
+    # the chart's column is 3/4 of the row less part of the gap (Streamlit: calc(75% - 20px))
+    STACK_BELOW_PX = math.ceil((full_height_width(surface, large=True) + 24) * 4 / 3)
+    st.html(
+        f"<style>.st-key-{ROW_KEY} {{ container-type: inline-size; }}"
+        f" @container (max-width: {STACK_BELOW_PX}px) {{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper']"
+        " > [data-testid='stHorizontalBlock'] > [data-testid='stColumn'] { flex: 1 1 100%; } }</style>"
+    )
+with st.container(key=ROW_KEY):
+    main, side = st.columns([3, 1], gap="small")  # the chart uses the width; its story beside it
 with side:
     watch = st.container()  # what to watch and each run's fate (filled after the race)
     show_formula(surface.latex)

@@ -371,7 +371,8 @@ PHONE = {  # a phone's browser: its User-Agent is how the page knows (there is n
 LAYOUTS = {  # name: (viewport, query, collapse the sidebar, other context options)
     "desktop-1400x900": ({"width": 1400, "height": 900}, "", False, {}),
     "projector-1280x720-large-fonts": ({"width": 1280, "height": 720}, "?big=true&lecture=true", True, {}),
-    # the same with the sidebar left open: a narrower chart whose plot fills its width
+    # the same with the sidebar left open: the row is too narrow for the chart and its story side by
+    # side at the plot's full height, so the story goes under the chart (a CSS container query)
     "projector-1280x720-sidebar-open": ({"width": 1280, "height": 720}, "?big=true&lecture=true", False, {}),
     "phone-420": ({"width": 420, "height": 860}, "", False, PHONE),
 }
@@ -444,8 +445,14 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
         rows = table.locator("tbody tr")
         _expect()(rows).to_have_count(5)  # one row per default optimizer
         page.screenshot(path=str(screenshot_dir / f"layout_{layout}_table.png"))
-    if collapse:  # the projector: the plot takes the height a lecture hall needs, the legend fits
+    if layout.startswith("projector"):  # the plot takes the height a lecture hall needs (the sidebar
+        # open or folded: open, it was 268 px of 720 beside the story), the legend fits
         assert plot["height"] >= 0.6 * viewport["height"], (plot, viewport)
+        story = page.get_by_text("What to watch").first.bounding_box()  # beside where it fits, else under
+        if collapse:
+            assert story["x"] >= boxes["chart"]["x"] + boxes["chart"]["width"] - 1, (story, boxes["chart"])
+        else:
+            assert story["y"] >= boxes["chart"]["y"] + boxes["chart"]["height"] - 1, (story, boxes["chart"])
         legend = chart.locator("g.legend").first.bounding_box()
         assert legend["y"] + legend["height"] <= boxes["play"]["y"] + 1, (legend, boxes["play"])
         scroll = chart.locator("g.legend .scrollbar")  # every entry shown, none behind a scroll bar

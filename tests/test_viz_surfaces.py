@@ -392,6 +392,19 @@ def test_projector_layout_keeps_the_plot_tall_with_play_beside_the_slider(grid):
     assert desktop.layout.updatemenus[0].x == 0.0 and desktop.layout.width is not None
 
 
+@pytest.mark.parametrize("key", ["saddle", "six_hump_camel"])
+def test_full_height_width_is_the_plot_at_its_full_height_plus_the_margins(grid, key):
+    """``full_height_width``: the chart width below which a projector's plot (square in data units)
+    loses height; the Surfaces page stacks its story under the chart below it (tests/test_browser.py)."""
+    surface = landscapes.SURFACES[key]
+    traces = [make_trace("gd", 5, dimer=False)]
+    layout = sf.race_figure(surface, traces, grid=sf.surface_grid(surface, 41), large=True).layout
+    (x0, x1), (y0, y1) = surface.bounds
+    plot_height = layout.height - layout.margin.b - layout.margin.t
+    plot_width = sf.full_height_width(surface, large=True) - layout.margin.l - layout.margin.r
+    assert plot_width == math.ceil(plot_height * (x1 - x0) / (y1 - y0))
+
+
 def test_the_race_figure_keeps_its_margins_except_on_a_phone(grid):
     """Desktop and projector: plotly.js may not push the margins (``autoexpand`` off), which would
     draw the whole figure a second time in every visitor's browser; the margins are computed to hold
