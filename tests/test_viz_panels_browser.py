@@ -107,6 +107,10 @@ def builders() -> dict:
         "rotation": lambda large, compact: dfigs.rotation_figure(
             data, xs, ys, z, dfigs.DIMER_COLOR, large=large, compact=compact
         ),
+        "saddle search": lambda large, compact: dfigs.saddle_search_figure(
+            np.stack([xs[10:50], ys[10:50]], axis=1), xs, ys, z, dfigs.DIMER_COLOR, large=large,
+            compact=compact,
+        ),
         "network loss": lambda large, compact: nfigs.loss_figure(traces, "steps", plateau=0.25, large=large),
         "network curvature": lambda large, compact: nfigs.curvature_figure(traces, large=large),
         "removed fraction": lambda large, compact: nfigs.removed_fraction_figure(traces, large=large),
@@ -157,5 +161,12 @@ def test_panels_legends_and_titles_do_not_cover_each_other(chromium, builders, s
             controls = _boxes(page, "g.updatemenu-button") + x_titles + ticks
             for label in _boxes(page, "g.slider-group text.slider-label"):  # "step 24" above the slider
                 assert not any(overlap(label, other) for other in controls), (name, screen, label, controls)
+            # the slider's grip (at step 0 here) and its rail clear of Play/Pause: beside the buttons
+            # at a fraction of the width, the grip lay under Pause on every screen
+            for part in _boxes(page, "g.slider-group rect.slider-grip-rect") + _boxes(
+                page, "g.slider-group rect.slider-rail-rect"
+            ):
+                buttons = _boxes(page, "g.updatemenu-button")
+                assert not any(overlap(part, b) for b in buttons), (name, screen, part, buttons)
     finally:
         page.close()

@@ -383,9 +383,14 @@ def play_controls(
     labels: Sequence[str], duration_ms: int, prefix: str, large: bool = False
 ) -> tuple[list, list]:
     """Play/pause buttons and a frame slider for frames named by ``labels``, below the x axis's tick
-    labels and title (``large``: projector fonts, so everything sits lower and the slider starts
-    further right of the wider buttons)."""
-    below_axis = 85 if large else 60  # px from the plot's bottom to the slider's "step …" label
+    labels and title (``large``: projector fonts, so everything sits lower). The buttons sit on a row
+    of their own with the slider's "step …" label at its right end, the slider under them across
+    the plot's whole width: beside the buttons, at a fraction of a width the page decides, the
+    slider's grip at step 0 lay under the Pause button on a desktop, a projector and a phone."""
+    below_axis = 85 if large else 60  # px from the plot's bottom to the buttons and the "step …" label
+    # the label's height plus this offset puts the rail under the buttons (33 px high on a desktop,
+    # with projector fonts too; tests/test_viz_panels_browser.py checks they stay apart)
+    label_offset = 18 if large else 26
     frame_args = {
         "frame": {"duration": duration_ms, "redraw": False},
         "mode": "immediate",
@@ -399,7 +404,7 @@ def play_controls(
             "y": 0.0,
             "xanchor": "left",
             "yanchor": "top",
-            "pad": {"t": below_axis + (34 if large else 25), "r": 10},
+            "pad": {"t": below_axis, "r": 10},
             "showactive": False,
             "buttons": [
                 {"label": "▶ Play", "method": "animate", "args": [None, {**frame_args, "fromcurrent": True}]},
@@ -414,14 +419,19 @@ def play_controls(
     slider = [
         {
             "active": 0,
-            "x": 0.28 if large else 0.14,
+            "x": 0.0,
             "y": 0.0,
-            "len": 0.72 if large else 0.86,
+            "len": 1.0,
             "xanchor": "left",
             "yanchor": "top",
             "pad": {"t": below_axis},
             "font": {"color": "rgba(0,0,0,0)"},
-            "currentvalue": {"prefix": prefix, "font": {"color": "#333333"}},
+            "currentvalue": {
+                "prefix": prefix,
+                "font": {"color": "#333333"},
+                "xanchor": "right",
+                "offset": label_offset,
+            },
             "steps": [
                 {
                     "label": label,
