@@ -133,6 +133,16 @@ def test_the_play_controls_slider_stands_on_at_most_max_slider_stops_frames():
     assert all(s["args"][0] == [s["label"]] for s in slider[0]["steps"])
 
 
+@pytest.mark.parametrize(
+    "scale, clip", [("linear", None), ("log", None), ("clip", 100.0), ("clip", -1.23456789e-4)]
+)
+def test_colour_bar_titles_are_lines_of_at_most_16_characters(scale, clip):
+    """A colour bar sits right of the plot with its title above it: a long one-line title ran past
+    a projector figure's right edge (and pushed the margin); long titles come on two short lines."""
+    _, title = figs.display_z(np.ones((3, 3)), scale, clip)
+    assert max(len(line) for line in title.split("<br>")) <= 16, title
+
+
 def test_display_z_clips_logs_and_refuses_unknown_scales():
     z = np.array([[-5.0, 0.0], [50.0, 500.0]])
     clipped, _ = figs.display_z(z, "clip", 100.0)

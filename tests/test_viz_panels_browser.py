@@ -108,8 +108,9 @@ def builders() -> dict:
             data, xs, ys, z, dfigs.DIMER_COLOR, large=large, compact=compact
         ),
         "saddle search": lambda large, compact: dfigs.saddle_search_figure(
-            np.stack([xs[10:50], ys[10:50]], axis=1), xs, ys, z, dfigs.DIMER_COLOR, large=large,
-            compact=compact,
+            # a window wider than high (as Müller–Brown's), the colour bar's title clipped
+            np.stack([1.6 * xs[10:50], ys[10:50]], axis=1), 1.6 * xs, ys, z, dfigs.DIMER_COLOR,
+            color_scale="clip", clip=-1.23456789e-4, large=large, compact=compact,  # a long title
         ),
         "network loss": lambda large, compact: nfigs.loss_figure(traces, "steps", plateau=0.25, large=large),
         "network curvature": lambda large, compact: nfigs.curvature_figure(traces, large=large),
@@ -161,6 +162,14 @@ def test_panels_legends_and_titles_do_not_cover_each_other(chromium, builders, s
             controls = _boxes(page, "g.updatemenu-button") + x_titles + ticks
             for label in _boxes(page, "g.slider-group text.slider-label"):  # "step 24" above the slider
                 assert not any(overlap(label, other) for other in controls), (name, screen, label, controls)
+            figure_box = page.locator("#chart .main-svg").first.bounding_box()
+            for title in _boxes(page, "g.colorbar g.cbtitle"):  # a colour bar's title inside the
+                # figure (in the app, "f (clipped at 100)" on one line ran past the right edge of a
+                # projector's saddle search and pushed the margin, the plot 100 px narrower; here the
+                # one-line title fails the slider-label check above instead)
+                assert title["x"] + title["width"] <= figure_box["x"] + figure_box["width"] + 1, (
+                    name, screen, title, figure_box,
+                )  # fmt: skip
             # the slider's grip (at step 0 here) and its rail clear of Play/Pause: beside the buttons
             # at a fraction of the width, the grip lay under Pause on every screen
             for part in _boxes(page, "g.slider-group rect.slider-grip-rect") + _boxes(

@@ -71,16 +71,19 @@ def display_z(z: ndarray, color_scale: str = "linear", clip: float | None = None
 
     ``"linear"``: z itself; ``"log"``: ``log10(z − min z + 1)``; ``"clip"``: ``min(z, clip)`` so a few
     huge values (Müller–Brown's walls) do not crowd out the basins.
+
+    The title is on two short lines where it is long: above a colour bar right of the plot, one
+    line ("f (clipped at 100)" in projector fonts) ran past the figure's right edge.
     """
     z = np.asarray(z, dtype=np.float64)
     if color_scale == "linear":
         return z, "f"
     if color_scale == "log":
-        return np.log10(z - np.nanmin(z) + 1.0), "log₁₀(f − min f + 1)"
+        return np.log10(z - np.nanmin(z) + 1.0), "log₁₀ of<br>f − min f + 1"
     if color_scale == "clip":
         if clip is None:
             raise ValueError("color_scale 'clip' needs a clip value, got None")
-        return np.minimum(z, clip), f"f (clipped at {clip:g})"
+        return np.minimum(z, clip), f"f (clipped<br>at {clip:g})"
     raise ValueError(f"color_scale must be one of {COLOR_SCALES}, got {color_scale!r}")
 
 
