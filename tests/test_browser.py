@@ -697,6 +697,34 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     no_exception(page)
 
 
+def test_the_networks_slice_fits_a_projector_window_with_its_title_and_legend(app_url, new_page):
+    """1280×720, large fonts, the sidebar open: the animated 2-D loss slice, scrolled so that its
+    slider is at the window's bottom, shows its title and legend below the page's header (at 760 px
+    high they were behind it) and its legend clear of the title (at 22 px the legend ran into it)."""
+    viewport = {"width": 1280, "height": 720}
+    url = f"{app_url}/networks?nw.steps=20&big=true&lecture=true"
+    page = open_page(lambda: new_page(viewport=viewport), url)
+    page.get_by_role("tab", name="2-D loss slice").click()
+    _expect()(page.get_by_role("tab", name="2-D loss slice")).to_have_attribute("aria-selected", "true")
+    wait_idle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]:visible').filter(
+        has=page.locator(".updatemenu-button", has_text="Play")
+    )
+    _expect()(chart).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    _expect()(chart.locator("g.legend")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    wait_for_settled_charts(page)
+    chart.evaluate("el => el.scrollIntoView({block: 'end'})")  # its bottom at the window's bottom
+    header = page.locator('[data-testid="stHeader"]').bounding_box()
+    title = chart.locator("g.g-gtitle").first.bounding_box()
+    legend = chart.locator("g.legend").first.bounding_box()
+    rail = chart.locator("g.slider-group rect.slider-rail-rect").first.bounding_box()
+    for name, box in (("title", title), ("legend", legend)):
+        assert box["y"] >= header["y"] + header["height"] - 1, (name, box, header)
+    assert rail["y"] + rail["height"] <= viewport["height"] + 1, rail
+    assert not overlap(title, legend), (title, legend)
+    no_exception(page)
+
+
 def choose_option(page, select, name: str | re.Pattern) -> None:
     """Pick the option ``name`` in the Streamlit selectbox ``select`` (``benchmarks/load.py``'s
     helper: it reopens the list if a rerender closes it under the click; state waits only)."""

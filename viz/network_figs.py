@@ -18,6 +18,7 @@ from numpy import ndarray
 
 from deo.trace import Trace
 from viz.dimer_figs import (
+    LEGEND_FONT,
     contour_trace,
     controls_margin,
     finish,
@@ -323,23 +324,29 @@ def slice_figure(
         scaleratio=1,
         constrain="domain",
     )
+    top = 30 if compact else (120 if large else 110)  # the title's two lines and the legend's row
     return with_frames(
         finish(
             fig,
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=570 if compact else 760,
+            # large: the whole chart, title and legend included, under the header of a 1280×720
+            # projector window (760 px hid the legend behind it when Play and the slider were in view)
+            height=570 if compact else 640 if large else 760,
+            # a projector: the title's first line a little larger (its caution line is as long as the
+            # chart is wide), the legend's font as on the Dimer page's charts (at the page's 22 px its
+            # rows ran into the title above them)
             title=None
             if compact
             else {
                 "text": f"{description}<br><span style='font-size:12px'><i>{SLICE_CAUTION}</i></span>",
                 "x": 0.0,
                 "xanchor": "left",
-                "font": {"size": 14},
+                "font": {"size": 18 if large else 14},
             },
-            margin={"l": 60, "r": 20, "t": 30 if compact else 110, "b": controls_margin(large)},
-            legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
+            margin={"l": 60, "r": 20, "t": top, "b": controls_margin(large)},
+            legend={**LEGEND_FONT[large], "orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
         ),
         frames,
     )
