@@ -646,53 +646,60 @@ def test_a_new_browser_gets_streamlits_front_end_files_gzipped(app_url, new_page
 def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, screenshot_dir):
     """1280×720, large fonts, controls hidden, sidebar collapsed: every animated Dimer chart fits the
     window (scrolled to its end, its plots start below the header and its legend ends inside the
-    window), the slider's "step …" label sits below the x axis's title, the Play buttons beside the
-    slider, and the legend clear of all of them."""
+    window, a legend or panel title above the plots below the header), the slider's "step …" label
+    sits below the x axis's title, the Play buttons clear of the slider, and the legend clear of all
+    of them."""
     viewport = {"width": 1280, "height": 720}
     page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/dimer?big=true&lecture=true")
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
     collapse_sidebar(page)
     _expect()(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=RUN_TIMEOUT_MS)
-    charts = page.locator('[data-testid="stPlotlyChart"]:visible')
-    _expect()(charts.locator(".updatemenu-button", has_text="Play").first).to_be_visible(
-        timeout=RUN_TIMEOUT_MS
-    )
-    wait_for_settled_charts(page)  # the charts widen behind the folding sidebar: measure their last drawing
-
     checked = 0
-    for i in range(charts.count()):
-        chart = charts.nth(i)
-        if not chart.locator(".updatemenu-button", has_text="Play").count():
-            continue
-        chart.scroll_into_view_if_needed()
-        chart.evaluate("el => el.scrollIntoView({block: 'end'})")  # its bottom at the window's bottom
-        checked += 1
-        header = page.locator('[data-testid="stHeader"]').bounding_box()
-        plots = chart.locator("g.draglayer rect.nsewdrag").all()  # each subplot's plot area
-        assert plots, i
-        for plot in plots:  # nothing cut off at the top ...
-            top = plot.bounding_box()
-            assert top["y"] >= header["y"] + header["height"] - 1, (i, top, header)
-        label = chart.locator("g.slider-group text.slider-label").first.bounding_box()
-        rail = chart.locator("g.slider-group rect.slider-rail-rect").first.bounding_box()
-        buttons = chart.locator("g.updatemenu-container").first.bounding_box()
-        legend = chart.locator("g.legend").first.bounding_box()
-        box = chart.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, box
-        for title in chart.locator("g.g-xtitle text, g.g-x2title text").all():  # every x-axis title
-            t = title.bounding_box()
-            assert t["y"] + t["height"] <= label["y"] + 1, (i, t, label)  # the label under the title
-            assert not overlap(t, buttons), (i, t, buttons)
-        assert not overlap(buttons, rail), (i, buttons, rail)  # Play beside the slider, not on it
-        if legend is not None:
-            assert legend["y"] + legend["height"] <= viewport["height"] + 1, (i, legend)  # ... nor below
-            for name, other in (("label", label), ("rail", rail), ("buttons", buttons)):
-                assert not overlap(legend, other), (i, name, legend, other)
-            font = chart.locator("g.legend text.legendtext").first.evaluate(
-                "el => parseFloat(getComputedStyle(el).fontSize)"
-            )
-            assert legend["height"] <= 3 * 2 * font, (i, legend, font)  # at most three rows
-    assert checked >= 1
+    for tab in ("Rotation", "Saddle search (α = 2)"):  # the animated charts, each in its tab
+        page.get_by_role("tab", name=tab).click()
+        _expect()(page.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "true")
+        charts = page.locator('[data-testid="stPlotlyChart"]:visible')
+        _expect()(charts.locator(".updatemenu-button", has_text="Play").first).to_be_visible(
+            timeout=RUN_TIMEOUT_MS
+        )
+        wait_for_settled_charts(page)  # they widen behind the folding sidebar: measure the last drawing
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            if not chart.locator(".updatemenu-button", has_text="Play").count():
+                continue
+            chart.scroll_into_view_if_needed()
+            chart.evaluate("el => el.scrollIntoView({block: 'end'})")  # its bottom at the window's bottom
+            checked += 1
+            header = page.locator('[data-testid="stHeader"]').bounding_box()
+            plots = chart.locator("g.draglayer rect.nsewdrag").all()  # each subplot's plot area
+            assert plots, i
+            for plot in plots:  # nothing cut off at the top ...
+                top = plot.bounding_box()
+                assert top["y"] >= header["y"] + header["height"] - 1, (i, top, header)
+            for part in chart.locator("g.legend, g.annotation").all():  # a legend or a panel title above
+                # the plots included (the saddle search's legend was behind the header at 700 px)
+                box = part.bounding_box()
+                assert box["y"] >= header["y"] + header["height"] - 1, (i, box, header)
+            label = chart.locator("g.slider-group text.slider-label").first.bounding_box()
+            rail = chart.locator("g.slider-group rect.slider-rail-rect").first.bounding_box()
+            buttons = chart.locator("g.updatemenu-container").first.bounding_box()
+            legend = chart.locator("g.legend").first.bounding_box()
+            box = chart.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, box
+            for title in chart.locator("g.g-xtitle text, g.g-x2title text").all():  # every x-axis title
+                t = title.bounding_box()
+                assert t["y"] + t["height"] <= label["y"] + 1, (i, t, label)  # the label under the title
+                assert not overlap(t, buttons), (i, t, buttons)
+            assert not overlap(buttons, rail), (i, buttons, rail)  # Play clear of the slider
+            if legend is not None:
+                assert legend["y"] + legend["height"] <= viewport["height"] + 1, (i, legend)  # nor below
+                for name, other in (("label", label), ("rail", rail), ("buttons", buttons)):
+                    assert not overlap(legend, other), (i, name, legend, other)
+                font = chart.locator("g.legend text.legendtext").first.evaluate(
+                    "el => parseFloat(getComputedStyle(el).fontSize)"
+                )
+                assert legend["height"] <= 3 * 2 * font, (i, legend, font)  # at most three rows
+    assert checked >= 2  # the rotation and the saddle search
     page.screenshot(path=str(screenshot_dir / "layout_dimer_projector.png"), full_page=True)
     no_exception(page)
 

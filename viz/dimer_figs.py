@@ -915,7 +915,9 @@ def saddle_search_figure(
             large,
             updatemenus=buttons,
             sliders=slider,
-            height=540 if compact else 700,  # compact: the plot is as high as the phone is wide
+            # compact: the plot is as high as the phone is wide; large: the legend above the plot and
+            # the slider below it both in a 1280×720 window under the page header (700 hid the legend)
+            height=540 if compact else (640 if large else 700),
             margin={"l": 50, "r": 20, "t": 50, "b": controls_margin(large)},
             legend={**LEGEND_FONT[large], "orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"},
         ),
