@@ -395,3 +395,13 @@ def test_on_a_phone_the_dimer_page_s_panels_are_stacked_and_the_saddle_search_ha
     ss_desk = figs.saddle_search_figure(path, xs, ys, z, "#882255")
     ss_phone = figs.saddle_search_figure(path, xs, ys, z, "#882255", compact=True)
     assert ss_desk.data[0].showscale is not False and ss_phone.data[0].showscale is False
+
+
+def test_a_phone_s_rotation_slider_label_is_short_enough_to_sit_right_of_play_and_pause():
+    """On a phone (≈ 270 px of plot) the frame label shares its row with Play/Pause (≈ 165 px):
+    "rotation iteration 12" ran under Pause (seen on a 420 px screen); a phone gets "iteration 12"."""
+    data = rotation_data("fourier")
+    phone = figs.rotation_figure(data, *grid(), figs.DIMER_COLOR, compact=True).layout.sliders[0]
+    desk = figs.rotation_figure(data, *grid(), figs.DIMER_COLOR).layout.sliders[0]
+    assert phone.currentvalue.prefix == "iteration " and desk.currentvalue.prefix == "rotation iteration "
+    assert len(phone.currentvalue.prefix + phone.steps[-1].label) <= 12

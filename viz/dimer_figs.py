@@ -634,7 +634,9 @@ def rotation_figure(
         {"name": labels[k], "data": frame_traces(k), "traces": moving_indices}
         for k in range(data.iterations + 1)
     ]
-    buttons, slider = play_controls(labels, duration_ms, "rotation iteration ", large)
+    # a phone: the label right of Play/Pause in ≈ 270 px of plot ("rotation iteration 0" ran under Pause)
+    prefix = "iteration " if compact else "rotation iteration "
+    buttons, slider = play_controls(labels, duration_ms, prefix, large)
 
     curves = []
     for k in range(data.iterations):
