@@ -554,6 +554,24 @@ def test_the_escape_map_reads_on_a_phone_with_the_control_beside_deo_escape(app_
     no_exception(page)
 
 
+def test_the_escape_maps_legend_clears_their_tick_labels_on_a_projector(app_url, new_page):
+    """1280×720 with large fonts: the legend (saddle, never escaped, diverged) sits under the bottom
+    row's x tick labels (placed at 8 % of the plot's height below it, it lay on them)."""
+    page = open_page(
+        lambda: new_page(viewport={"width": 1280, "height": 720}),
+        f"{app_url}/escape_map?resolution=8&big=true&lecture=true",
+    )
+    wait_for_plot(page, "gd._fullLayout._subplots.cartesian.length === 4 && gd.querySelector('g.legend')")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    legend = chart.locator("g.legend").first.bounding_box()
+    ticks = [box for t in chart.locator("g.xaxislayer-above").all() if (box := t.bounding_box())]
+    ticks = [box for box in ticks if box["width"] > 0 and box["height"] > 0]  # the bottom row's
+    assert len(ticks) == 2, ticks
+    for box in ticks:
+        assert not overlap(legend, box), (legend, box)
+    no_exception(page)
+
+
 # Pages with animated charts over a contour: (path with a short, cheap configuration, label, the tab
 # the chart sits in or None). The Networks page's 2-D loss slice is animated by the same
 # viz.dimer_figs.with_frames, behind its "2-D loss slice" tab.

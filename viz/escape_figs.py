@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 from viz.palette import (
     COLORBAR_BELOW,
     LEGEND_ABOVE,
+    LEGEND_AT_BOTTOM,
     SADDLE_COLOR,
     STATIONARY_SYMBOLS,
     color_for,
@@ -283,12 +284,17 @@ def escape_maps_figure(
     fig.update_yaxes(showgrid=False, zeroline=False, **frame)
     # on a phone the flat colour bar (steps mode; basins have a legend only) goes under the maps
     below = COMPACT_BELOW_PX if compact and mode == "steps" else 0
-    legend_y = -(0.12 + below / (panel_height * rows)) if compact else -0.08  # clear of the x ticks
-    fig.update_layout(
-        height=panel_height * rows + 60 + below,
-        plot_bgcolor=FRAME_COLOR,
-        legend={"orientation": "h", "y": legend_y, "yanchor": "top"},
-    )
+    if compact:
+        legend = {"orientation": "h", "y": -(0.12 + below / (panel_height * rows)), "yanchor": "top"}
+    else:  # under the tick labels, anchored to the figure's bottom in a margin that holds its rows: at
+        # 8 % of the plot's height below it, a projector's legend lay on the bottom row's tick labels
+        entries = sum(
+            1 for t in fig.data if t.showlegend or (t.showlegend is None and t.type == "scatter" and t.name)
+        )
+        legend_rows = entries if large else math.ceil(entries / 4)  # a projector's: one a row
+        below = max(0, (36 if large else 22) + legend_rows * (32 if large else 20) + 6 - 50)  # past 50
+        legend = {**LEGEND_AT_BOTTOM}
+    fig.update_layout(height=panel_height * rows + 60 + below, plot_bgcolor=FRAME_COLOR, legend=legend)
     # one window for every map: its tick labels once, left of the first column and under the
     # bottom row (beside every map, a projector's large labels were drawn over the map to their left)
     for col in range(2, cols + 1):
@@ -298,6 +304,8 @@ def escape_maps_figure(
     if compact:
         fig.update_layout(margin={"l": 40, "r": 10, "b": below or None})
     fig = style_figure(fig, large)
+    if not compact:
+        fig.update_layout(margin={"b": 50 + below})
     if compact:
         fig.update_annotations(font={"size": COMPACT_TITLE_SIZE})
     return fig
