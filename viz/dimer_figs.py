@@ -390,7 +390,10 @@ def play_controls(
     of their own with the slider's "step …" label at its right end, the slider under them across
     the plot's whole width: beside the buttons, at a fraction of a width the page decides, the
     slider's grip at step 0 lay under the Pause button on a desktop, a projector and a phone."""
-    below_axis = 85 if large else 60  # px from the plot's bottom to the buttons and the "step …" label
+    # px from the plot's bottom to the "step …" label and the buttons (8 px lower: plotly.js draws a
+    # button row that much above a label at the same pad); with room for x tick labels that tilt
+    # when the plot is narrow (a loaded CI once measured the x title 20 px lower than usual)
+    below_axis = 92 if large else 64
     # the label's height plus this offset puts the rail under the buttons (33 px high on a desktop,
     # with projector fonts too; tests/test_viz_panels_browser.py checks they stay apart)
     label_offset = 18 if large else 26
@@ -407,7 +410,7 @@ def play_controls(
             "y": 0.0,
             "xanchor": "left",
             "yanchor": "top",
-            "pad": {"t": below_axis, "r": 10},
+            "pad": {"t": below_axis + 8, "r": 10},
             "showactive": False,
             "buttons": [
                 {"label": "▶ Play", "method": "animate", "args": [None, {**frame_args, "fromcurrent": True}]},
