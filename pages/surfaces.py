@@ -248,17 +248,18 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
 # narrower (the sidebar left open on a 1280-px projector: the plot was 268 px, 185 px short of the
 # window), the story goes under the chart and the chart takes the row's whole width: a CSS container
 # query on the row, so the browser decides as the sidebar opens and folds (no rerun).
-ROW_KEY = "race_row"
+ROW_KEY, ROW_SHARES = "race_row", (3, 1)  # the chart uses the width; its story beside it
 if large and not compact:
-    # the chart's column is 3/4 of the row less part of the gap (Streamlit: calc(75% - 20px))
-    STACK_BELOW_PX = math.ceil((full_height_width(surface, large=True) + 24) * 4 / 3)
+    # the chart's column: its share of the row less part of the gap (Streamlit: calc(75% - 20px))
+    share = ROW_SHARES[0] / sum(ROW_SHARES)
+    stack_below_px = math.ceil((full_height_width(surface, large=True) + 24) / share)
     st.html(
         f"<style>.st-key-{ROW_KEY} {{ container-type: inline-size; }}"
-        f" @container (max-width: {STACK_BELOW_PX}px) {{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper']"
+        f" @container (max-width: {stack_below_px}px) {{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper']"
         " > [data-testid='stHorizontalBlock'] > [data-testid='stColumn'] { flex: 1 1 100%; } }</style>"
     )
 with st.container(key=ROW_KEY):
-    main, side = st.columns([3, 1], gap="small")  # the chart uses the width; its story beside it
+    main, side = st.columns(list(ROW_SHARES), gap="small")
 with side:
     watch = st.container()  # what to watch and each run's fate (filled after the race)
     show_formula(surface.latex)

@@ -286,6 +286,7 @@ def escape_maps_figure(
     below = COMPACT_BELOW_PX if compact and mode == "steps" else 0
     if compact:
         legend = {"orientation": "h", "y": -(0.12 + below / (panel_height * rows)), "yanchor": "top"}
+        margin = {"l": 40, "r": 10, "b": below or None}
     else:  # under the tick labels, anchored to the figure's bottom in a margin that holds its rows: at
         # 8 % of the plot's height below it, a projector's legend lay on the bottom row's tick labels
         entries = sum(
@@ -294,18 +295,17 @@ def escape_maps_figure(
         legend_rows = entries if large else math.ceil(entries / 4)  # a projector's: one a row
         below = max(0, (36 if large else 22) + legend_rows * (32 if large else 20) + 6 - 50)  # past 50
         legend = {**LEGEND_AT_BOTTOM}
-    fig.update_layout(height=panel_height * rows + 60 + below, plot_bgcolor=FRAME_COLOR, legend=legend)
+        margin = {"b": 50 + below}
+    fig.update_layout(
+        height=panel_height * rows + 60 + below, plot_bgcolor=FRAME_COLOR, legend=legend, margin=margin
+    )  # style_figure below keeps these margins
     # one window for every map: its tick labels once, left of the first column and under the
     # bottom row (beside every map, a projector's large labels were drawn over the map to their left)
     for col in range(2, cols + 1):
         fig.update_yaxes(showticklabels=False, col=col)
     for row in range(1, rows):
         fig.update_xaxes(showticklabels=False, row=row)
-    if compact:
-        fig.update_layout(margin={"l": 40, "r": 10, "b": below or None})
     fig = style_figure(fig, large)
-    if not compact:
-        fig.update_layout(margin={"b": 50 + below})
     if compact:
         fig.update_annotations(font={"size": COMPACT_TITLE_SIZE})
     return fig

@@ -577,12 +577,13 @@ def _geometry(large: bool, compact: bool, height: int) -> tuple:
     return font, axis_px, buttons_px, slider_px, margin, plot_height, beside
 
 
-def full_height_width(surface, large: bool = False, compact: bool = False, height: int | None = None) -> int:
+def full_height_width(surface, large: bool = False, height: int | None = None) -> int:
     """The race figure's narrowest width (px) at which its plot takes the whole height it is given:
     the plot as wide as the window's aspect asks at that height, plus the margins (the legend's
-    column on a projector). Narrower, the plot keeps the window's aspect and loses height."""
+    column on a projector). Narrower, the plot keeps the window's aspect and loses height. Desktop
+    and projector (a phone's margins grow with its legend's rows)."""
     height = height or (RACE_HEIGHT_LARGE if large else RACE_HEIGHT)
-    _, _, _, _, margin, plot_height, _ = _geometry(large, compact, height)
+    _, _, _, _, margin, plot_height, _ = _geometry(large, False, height)
     (x0, x1), (y0, y1) = surface.bounds
     return math.ceil(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
 
