@@ -29,13 +29,53 @@ file is answered from memory.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The allocator the server runs under (``allocator_env``): Python's objects from glibc's malloc instead
+# of pymalloc's 1 MiB arenas, in at most two glibc arenas.
+ALLOCATOR_ENV = {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
+
+
+def allocator_env(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The environment serve.py re-executes itself with (:data:`ALLOCATOR_ENV` added), or None when it
+    runs as it is: ``PYTHONMALLOC`` already set (a user's choice is kept), or not Linux with glibc.
+
+    Why: a class of browsers builds ≈ 10⁵ small dicts and lists per link (races, figures, messages).
+    After the class leaves and its results are dropped, pymalloc keeps every 1 MiB arena in which a
+    few long-lived objects landed, and glibc's ``malloc_trim`` cannot return them: RSS stayed
+    15–23 % over the warm server. Under glibc's allocator ``malloc_trim(0)`` (the trim thread's
+    :func:`pages.common.release_memory`) hands back every free page, and two arenas instead of
+    glibc's 8 per core keep the sessions' threads from spreading their garbage over sixteen heaps.
+    ``benchmarks/memory_after_close.py`` measures both allocators side by side; ``race_speed.py
+    --now-env`` and ``front_end.py --against`` time a race and a visitor under each."""
+    if "PYTHONMALLOC" in environ or not sys.platform.startswith("linux"):
+        return None
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    return {**environ, **{key: value for key, value in ALLOCATOR_ENV.items() if key not in environ}}
+
+
+def reexec_with_allocator() -> None:
+    """Replace this process (same PID, same arguments) by one under :func:`allocator_env`'s
+    environment, before anything is imported that allocates much; returns where nothing changes."""
+    env = allocator_env(os.environ)
+    if env is not None:
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+if __name__ == "__main__":  # before the imports below: a re-executed process pays for them once
+    reexec_with_allocator()
 
 import streamlit as st  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402

@@ -325,6 +325,20 @@ def heavy_run(browser, server: Server, solo: list[float]) -> dict:
     return {"times": result["times"], "health_ms": health, "solo": solo}
 
 
+def server_allocator(pid: int) -> str:
+    """``PYTHONMALLOC`` and ``MALLOC_ARENA_MAX`` as the server process has them (``/proc/<pid>/environ``:
+    what ``python serve.py`` re-executed itself with), unset ones named so."""
+    try:
+        items = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "unknown"
+    env = dict(item.split("=", 1) for item in items if "=" in item)
+    return ", ".join(
+        f"{key}={env[key]}" if key in env else f"{key} unset ({default})"
+        for key, default in (("PYTHONMALLOC", "pymalloc"), ("MALLOC_ARENA_MAX", "glibc: 8 per core"))
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ns", default="1,4,8,16", help="concurrent browsers per wave")
@@ -334,7 +348,8 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=900, help="stop starting new waves after this")
     parser.add_argument("--arena", type=int, default=None, help="MALLOC_ARENA_MAX for the server")
     parser.add_argument("--allocator", choices=("malloc", "pymalloc"), default=None,
-                        help="PYTHONMALLOC for the server (default: Python's own, pymalloc)")
+                        help="PYTHONMALLOC for the server (default: serve.py's own choice, glibc malloc "
+                        "with two arenas; a bare streamlit run: pymalloc)")
     parser.add_argument("--no-ttl", action="store_true",
                         help="skip the RSS reading after Streamlit's disconnected-session TTL (≈ 2.5 min)")
     parser.add_argument("--launcher", choices=("serve", "streamlit"), default="serve",
@@ -351,6 +366,7 @@ def main() -> None:
         env["PYTHONMALLOC"] = args.allocator
     launcher = [sys.executable, "serve.py"] if args.launcher == "serve" else None
     server = Server(env, launcher=launcher)
+    allocator = server_allocator(server.proc.pid)  # after serve.py's re-execution, if any
     lines: list[str] = []
     nan = float("nan")
     cold = {"dom": nan, "figure_message": nan, "chart": nan, "largest_message_chars": 0}
@@ -510,8 +526,8 @@ def main() -> None:
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
         f"Server: `{'python serve.py' if args.launcher == 'serve' else 'streamlit run app.py'}` on 127.0.0.1 "
-        "(websocket compression on, no gc.collect after each run: `.streamlit/config.toml`; Python's "
-        f"objects from {'glibc malloc' if args.allocator == 'malloc' else 'pymalloc'} (PYTHONMALLOC)); "
+        "(websocket compression on, no gc.collect after each run: `.streamlit/config.toml`; the "
+        f"server process's allocator environment: {allocator}); "
         "server CPU and RSS from /proc. Times are wall clock on a loaded machine: CPU seconds are the "
         "steadier figure.",
         "",

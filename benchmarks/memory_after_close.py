@@ -11,9 +11,12 @@ thread does and more (Streamlit's expired stored sessions reaped, ``pages.common
 Drives Debian's Chromium through ``benchmarks/load.py``'s helpers: one visitor, then waves of N
 browsers on one new link and on N different links, then the contexts closed; probes after the
 first visitor, 5 s after the close, and once Streamlit's disconnected-session TTL and a trim period
-have passed. Prints a table and writes ``benchmarks/results/memory_after_close.md``.
+have passed. One server for each allocator (``--allocators``): the environment ``python serve.py``
+runs under (``serve.allocator_env``: glibc's malloc for Python's objects, two glibc arenas) and
+Python's default pymalloc, one after the other. Prints a table and writes
+``benchmarks/results/memory_after_close.md``.
 
-Usage: ``python benchmarks/memory_after_close.py [--ns 1,4,8] [--no-ttl]``.
+Usage: ``python benchmarks/memory_after_close.py [--ns 1,4,8] [--no-ttl] [--allocators serve,pymalloc]``.
 """
 
 from __future__ import annotations
@@ -142,23 +145,29 @@ def ask(folder: Path, release: bool, timeout_s: float = 120) -> dict:
     return data
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--ns", default="1,4,8", help="browsers per wave (a same-link and a different-links wave each)"
-    )
-    parser.add_argument("--no-ttl", action="store_true", help="skip the wait for Streamlit's session TTL")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+ALLOCATORS = ("serve", "pymalloc")  # serve.py's (glibc malloc, two arenas) and Python's default
+
+
+def allocator_environment(allocator: str) -> dict[str, str]:
+    """What the server process gets in its environment: ``serve`` what ``python serve.py``
+    re-executes itself with (``serve.allocator_env``; this script starts the server through
+    ``python -c``, which does not re-execute), ``pymalloc`` Python's default allocator."""
+    if allocator == "pymalloc":
+        return {"PYTHONMALLOC": "pymalloc"}
+    import serve
+
+    env = serve.allocator_env({key: v for key, v in os.environ.items() if key != "PYTHONMALLOC"})
+    return {key: env[key] for key in serve.ALLOCATOR_ENV} if env else {}
+
+
+def measure(allocator: str, ns: list[int], ttl: bool) -> list[tuple[str, dict]]:
+    """One server under ``allocator``: the probe's reports after the first visitor, after the waves
+    of ``ns`` browsers closed, after the session TTL and a trim period (``ttl``), and released."""
     from load import CHROMIUM, CHROMIUM_ARGS, Server, open_page, say, session_ttl_s, wave
     from playwright.sync_api import sync_playwright
 
     from pages.common import TRIM_EVERY_S
 
-    ns = [int(n) for n in args.ns.split(",")]
-    load_before = os.getloadavg()
     rows: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -166,7 +175,9 @@ def main() -> None:
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
             "import benchmarks.memory_after_close as m; m.serve_with_probe()"
         )
-        server = Server(env_extra={PROBE_DIR: tmp}, launcher=[sys.executable, "-c", code])
+        env = {PROBE_DIR: tmp, **allocator_environment(allocator)}
+        server = Server(env_extra=env, launcher=[sys.executable, "-c", code])
+        say(allocator, "server up:", " ".join(f"{k}={v}" for k, v in env.items() if k != PROBE_DIR))
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -182,7 +193,7 @@ def main() -> None:
                         say("waves of", n, "done")
                     time.sleep(5)
                     rows.append(("5 s after the last contexts closed", ask(folder, release=False)))
-                    if not args.no_ttl:
+                    if ttl:
                         wait = session_ttl_s() + TRIM_EVERY_S + 5
                         say(f"waiting {wait:.0f} s (session TTL + a trim period)")
                         time.sleep(wait)
@@ -196,48 +207,72 @@ def main() -> None:
                     browser.close()
         finally:
             server.stop()
+    return rows
 
-    warm = rows[0][1]
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--ns", default="1,4,8", help="browsers per wave (a same-link and a different-links wave each)"
+    )
+    parser.add_argument("--no-ttl", action="store_true", help="skip the wait for Streamlit's session TTL")
+    parser.add_argument(
+        "--allocators", default=",".join(ALLOCATORS),
+        help="one server each, one after the other: serve (serve.py's) and/or pymalloc (Python's default)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    allocators = [a.strip() for a in args.allocators.split(",")]
+    if not set(allocators) <= set(ALLOCATORS):
+        parser.error(f"--allocators: choose from {', '.join(ALLOCATORS)}")
+    ns = [int(n) for n in args.ns.split(",")]
+    load_before = os.getloadavg()
+    runs = {allocator: measure(allocator, ns, not args.no_ttl) for allocator in allocators}
+
     flags = " --no-ttl" if args.no_ttl else ""
     lines = [
         "# Where the server's memory stays after a class leaves",
         "",
-        f"Command: `python benchmarks/memory_after_close.py --ns {args.ns}{flags}`  ",
+        f"Command: `python benchmarks/memory_after_close.py --ns {args.ns} "
+        f"--allocators {args.allocators}{flags}`  ",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average before {load_before[0]:.2f}, "
         f"{load_before[1]:.2f}, {load_before[2]:.2f}, after {os.getloadavg()[0]:.2f}.",
         "",
         "`python serve.py` on 127.0.0.1 with a probe thread in the server process (this script's "
-        "`serve_with_probe`). One visitor, then for each N a wave of N Chromium contexts on one new link "
-        "and one on N different links (`benchmarks/load.py`'s `wave`), then all closed. *Released*: "
-        "Streamlit's expired stored sessions reaped, `pages.common.drop_unused`, `gc.collect()`, "
-        "`malloc_trim(0)`. Live objects: `gc.get_objects()` (containers only); arenas: pymalloc's 1 MiB "
-        "arenas (`sys._debugmallocstats`).",
+        "`serve_with_probe`), one server per allocator, one after the other: *serve* is the environment "
+        "`python serve.py` re-executes itself with (`serve.allocator_env`: `PYTHONMALLOC=malloc`, "
+        "`MALLOC_ARENA_MAX=2`), *pymalloc* Python's default. One visitor, then for each N a wave of N "
+        "Chromium contexts on one new link and one on N different links (`benchmarks/load.py`'s `wave`), "
+        "then all closed. *Released*: Streamlit's expired stored sessions reaped, "
+        "`pages.common.drop_unused`, `gc.collect()`, `malloc_trim(0)`. Live objects: `gc.get_objects()` "
+        "(containers only); arenas: pymalloc's 1 MiB arenas (`sys._debugmallocstats`; none under glibc's "
+        "allocator).",
         "",
-        "| moment | RSS MB | over warm | live objects | over warm "
+        "| allocator | moment | RSS MB | over warm | live objects | over warm "
         "| pymalloc arenas (current / reclaimed so far) | stored sessions | cache estimate MiB |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for name, r in rows:
-        arenas = r["arenas"]
-        stored = "n/a" if r["stored_sessions"] is None else r["stored_sessions"]
-        over = 100 * (r["rss_mb"] / warm["rss_mb"] - 1)
-        lines.append(
-            f"| {name} | {r['rss_mb']:.0f} | {over:+.1f} % | {r['objects']:,} | "
-            f"{r['objects'] - warm['objects']:+,} | {arenas.get('arenas allocated current', '?')} / "
-            f"{arenas.get('arenas reclaimed', '?')} | {stored} | {r['cache_mib']:.1f} |"
-        )
-    last = rows[-1][1]
-    grown = sorted(
-        ((k, v - warm["types"].get(k, 0)) for k, v in last["types"].items()), key=lambda kv: -kv[1]
-    )[:6]
-    lines += [
-        "",
-        "Object types that grew most from warm to the last row: "
-        + ", ".join(f"{k} {d:+,}" for k, d in grown if d > 0)
-        + ".",
-        "",
-    ]
+    grown_lines = []
+    for allocator, rows in runs.items():
+        warm = rows[0][1]
+        for name, r in rows:
+            arenas = r["arenas"]
+            stored = "n/a" if r["stored_sessions"] is None else r["stored_sessions"]
+            over = 100 * (r["rss_mb"] / warm["rss_mb"] - 1)
+            lines.append(
+                f"| {allocator} | {name} | {r['rss_mb']:.0f} | {over:+.1f} % | {r['objects']:,} | "
+                f"{r['objects'] - warm['objects']:+,} | {arenas.get('arenas allocated current', '–')} / "
+                f"{arenas.get('arenas reclaimed', '–')} | {stored} | {r['cache_mib']:.1f} |"
+            )
+        last = rows[-1][1]
+        grown = sorted(
+            ((k, v - warm["types"].get(k, 0)) for k, v in last["types"].items()), key=lambda kv: -kv[1]
+        )[:6]
+        grown_lines.append(f"- {allocator}: " + ", ".join(f"{k} {d:+,}" for k, d in grown if d > 0))
+    lines += ["", "Object types that grew most from warm to the last row:", "", *grown_lines, ""]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

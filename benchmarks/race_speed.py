@@ -23,7 +23,10 @@ the full run plus the permessage-deflate of the race chart — the server's time
 race, every figure and the table included — and that CPU until the race chart's message is queued
 (what the user waits for before the race is on screen; the loss charts below it follow).
 ``--page-opt "GD,Adam,DEO (paper),DEO-escape"`` runs those optimizers (by label, as a link names
-them) instead of the page's default; ``--out`` names the table's file.
+them) instead of the page's default; ``--out`` names the table's file. ``--now-env KEY=VALUE,...`` sets
+environment variables for this tree's worker only: ``--base . --now-env
+PYTHONMALLOC=malloc,MALLOC_ARENA_MAX=2`` times the same code under serve.py's allocator against
+Python's default.
 """
 
 from __future__ import annotations
@@ -213,9 +216,10 @@ for line in sys.stdin:
 
 
 class Worker:
-    def __init__(self, tree: Path, threads: int, out: Path):
+    def __init__(self, tree: Path, threads: int, out: Path, env_extra: dict[str, str] | None = None):
         self.out = out
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        env = {**os.environ, **(env_extra or {})}
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.proc = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(tree), str(threads), str(out), str(PROBE)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(tree),
@@ -290,6 +294,11 @@ def main() -> None:
         "--page-opt", default="",
         help="the page's optimizers for --page, by label, comma-separated (default: the page's default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--now-env", default="", metavar="KEY=VALUE,...",
+        help="environment for this tree's worker only, e.g. serve.py's allocator: "
+        "PYTHONMALLOC=malloc,MALLOC_ARENA_MAX=2 (with --base . : the same code under two environments)",
+    )  # fmt: skip
     parser.add_argument("--note", default="")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
@@ -300,7 +309,11 @@ def main() -> None:
     load0 = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="race_speed_"))
     trees = {"base": args.base.resolve(), "now": args.now.resolve()}
-    workers = {name: Worker(tree, args.threads, tmp / f"{name}.json") for name, tree in trees.items()}
+    now_env = dict(item.split("=", 1) for item in args.now_env.split(",") if item)
+    envs = {"base": {}, "now": now_env}
+    workers = {
+        name: Worker(tree, args.threads, tmp / f"{name}.json", envs[name]) for name, tree in trees.items()
+    }
     seen: dict[str, list[dict]] = {name: [] for name in trees}
     cold = {}
     try:
@@ -353,6 +366,7 @@ def main() -> None:
         f"--threads {args.threads}{' --breakdown' if args.breakdown else ''}"
         + (f" --page {args.page}" if args.page else "")
         + (f" --page-opt '{args.page_opt}'" if args.page_opt else "")
+        + (f" --now-env {args.now_env}" if args.now_env else "")
         + (f" --out {args.out}" if args.out.resolve() != default_out.resolve() else "")
         + "`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.node()} "

@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SERVER_START_TIMEOUT_S = 90
+SERVER_PIDS: dict[str, int] = {}  # base URL -> process id of the server serve_app started there
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
 
@@ -91,6 +92,7 @@ def serve_app():
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[url] = process.pid
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     try:
         while True:
@@ -109,6 +111,7 @@ def serve_app():
             time.sleep(0.3)
         yield url
     finally:
+        SERVER_PIDS.pop(url, None)
         process.terminate()
         try:
             process.wait(timeout=15)

@@ -116,3 +116,55 @@ def test_the_server_parses_http_with_httptools_and_runs_on_uvloop():
     config.load()
     assert config.http_protocol_class is HttpToolsProtocol
     assert bootstrap._get_uvloop_loop_factory() is uvloop.new_event_loop
+
+
+def test_the_server_runs_under_glibc_malloc_with_two_arenas():
+    """serve.allocator_env: Python's objects from glibc's malloc (whose malloc_trim gives a closed class's
+    pages back; pymalloc's arenas stay pinned by a few survivors), at most two glibc arenas; a user's own
+    PYTHONMALLOC or MALLOC_ARENA_MAX is kept (benchmarks/memory_after_close.py measures both)."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        assert serve.allocator_env({}) is None
+        return
+    assert serve.allocator_env({"HOME": "/root"}) == {
+        "HOME": "/root",
+        "PYTHONMALLOC": "malloc",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    assert serve.allocator_env({"MALLOC_ARENA_MAX": "4"})["MALLOC_ARENA_MAX"] == "4"
+    assert serve.allocator_env({"PYTHONMALLOC": "pymalloc"}) is None  # the user chose
+    assert serve.allocator_env({"PYTHONMALLOC": "malloc"}) is None  # already re-executed
+
+
+def test_serve_re_executes_itself_with_the_same_arguments_once(monkeypatch):
+    import os
+
+    calls = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    monkeypatch.setattr(sys, "orig_argv", ["python3", "serve.py", "--server.port", "8502"])
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    serve.reexec_with_allocator()
+    if serve.allocator_env(os.environ) is None:  # not glibc: runs as it is
+        assert calls == []
+        return
+    [(path, argv, env)] = calls
+    assert path == sys.executable and argv == [sys.executable, "serve.py", "--server.port", "8502"]
+    assert env["PYTHONMALLOC"] == "malloc"
+    monkeypatch.setenv("PYTHONMALLOC", "malloc")
+    serve.reexec_with_allocator()
+    assert len(calls) == 1  # the re-executed process goes on
+
+
+def test_the_running_readme_server_is_the_re_executed_process(app_url):
+    """``python serve.py`` as the tests (and the README) start it: the same process id now runs under
+    serve.py's allocator environment."""
+    import platform
+
+    from conftest import SERVER_PIDS
+
+    environ = Path(f"/proc/{SERVER_PIDS[app_url]}/environ").read_bytes().split(b"\0")
+    expected = [b"PYTHONMALLOC=malloc", b"MALLOC_ARENA_MAX=2"] if platform.libc_ver()[0] == "glibc" else []
+    assert all(item in environ for item in expected), expected
+    cmdline = Path(f"/proc/{SERVER_PIDS[app_url]}/cmdline").read_bytes().split(b"\0")
+    assert b"serve.py" in cmdline
