@@ -356,9 +356,12 @@ def main() -> None:
     default_out = RESULTS / "race_speed.md"
     keys = list(seen["now"][0]["per"])
     steps = seen["now"][0]["steps"]
+    race_name = "The default Surfaces race"
+    if args.page_opt:
+        race_name = f"A new race of {args.page_opt} on the Surfaces page"
     lines = [
-        (f"# A new race of {args.page_opt} on the Surfaces page: today's path vs this tree (issue 9, item 2)"
-         if args.page_opt else "# The default Surfaces race: today's path vs this tree (issue 9, item 2)"),
+        (f"# {race_name} under two environments: the inherited one vs {args.now_env} (issue 9, items 2 and 5)"
+         if args.now_env else f"# {race_name}: today's path vs this tree (issue 9, item 2)"),
         "",
         f"Command: `python benchmarks/race_speed.py --base {args.base} "
         + (f"--now {args.now} " if args.now.resolve() != ROOT else "")
