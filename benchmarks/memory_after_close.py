@@ -69,26 +69,20 @@ def _pymalloc_arenas(folder: Path) -> dict:
     return counts
 
 
-def _stored_sessions(reap: bool) -> int | None:
-    """Sessions in Streamlit's session storage, expired ones included (its TTL cache reaps them only
-    on a write or a length query); ``reap``: remove the expired ones. Streamlit internals (pinned
-    1.67 in requirements.txt): None where they are not found."""
-    try:
-        from streamlit.runtime import Runtime
+def _stored_sessions() -> int | None:
+    """Sessions in Streamlit's session storage, expired ones included
+    (``pages.common.stored_session_cache``); None where it is not found."""
+    from pages.common import stored_session_cache
 
-        cache = Runtime.instance()._session_mgr._session_storage._cache
-        if reap:
-            cache.expire()
-        return len(cache._data)
-    except Exception:
-        return None
+    cache = stored_session_cache()
+    return None if cache is None else len(cache._data)  # len(cache) would reap the expired ones
 
 
 def probe_report(folder: Path, release: bool) -> dict:
     import pages.common as common
 
     if release:
-        _stored_sessions(reap=True)
+        common.reap_expired_sessions()
         common.drop_unused()
         gc.collect()
         common.release_memory()
@@ -98,7 +92,7 @@ def probe_report(folder: Path, release: bool) -> dict:
         "objects": sum(types.values()),
         "types": dict(types),
         "arenas": _pymalloc_arenas(folder),
-        "stored_sessions": _stored_sessions(reap=False),
+        "stored_sessions": _stored_sessions(),
         "cache_mib": common.cache_bytes() / 2**20,
     }
 

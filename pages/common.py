@@ -782,13 +782,63 @@ def cached_escape_map(
 TRIM_EVERY_S = 15.0  # the server hands freed heap pages back to the OS this often
 
 
+def stored_session_cache():
+    """Streamlit's store of disconnected sessions (kept ``server.disconnectedSessionTTL`` seconds for a
+    browser that comes back), or None outside a running server or where it is not found. Streamlit
+    1.67 internals, pinned in requirements.txt and checked by ``tests/test_serving.py``: the runtime's
+    session manager's ``_session_storage`` (a ``MemorySessionStorage``) keeps them in ``_cache``,
+    Streamlit's ``TTLCache``."""
+    try:
+        from streamlit.runtime import Runtime
+
+        if not Runtime.exists():
+            return None
+        return Runtime.instance()._session_mgr._session_storage._cache
+    except Exception:
+        return None
+
+
+def reap_expired_sessions(timeout_s: float = 5.0) -> int:
+    """Remove from Streamlit's store the disconnected sessions whose TTL has passed; how many.
+
+    Streamlit's TTL cache removes an expired entry only on a write or a length query, so after a
+    class leaves it keeps every closed session (its widget states, script state and messages) until
+    the next browser connects. The removal runs on the server's event loop, the thread that owns the
+    store (``call_soon_threadsafe``; the runtime's ``_get_async_objs`` is internal too); 0 where
+    any of it is not found or does not answer within ``timeout_s``."""
+    import concurrent.futures
+
+    cache = stored_session_cache()
+    if cache is None:
+        return 0
+    try:
+        from streamlit.runtime import Runtime
+
+        loop = Runtime.instance()._get_async_objs().eventloop
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def reap() -> None:
+            try:
+                done.set_result(len(cache.expire()))
+            except Exception as error:  # handed to the waiting thread
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(reap)
+        return int(done.result(timeout=timeout_s))
+    except Exception:
+        return 0
+
+
 def _trim_forever() -> None:
     while True:
         time.sleep(TRIM_EVERY_S)
         try:
-            dropped = drop_unused()  # it trims when it drops something
+            reaped = reap_expired_sessions()
+            dropped = drop_unused()  # it collects and trims when it drops something
         except Exception:  # the runtime going down: keep trimming, never end the thread
-            dropped = 0
+            reaped = dropped = 0
+        if reaped and not dropped:  # the closed sessions' cyclic garbage, then their pages
+            gc.collect()
         if not dropped:
             release_memory()
 
@@ -810,7 +860,8 @@ def under_server() -> bool:
 def _server_start() -> None:
     """Under a server (:func:`under_server`; not AppTest): start the worker pool in the background at low
     priority, so the first escape map or network race does not wait for the workers' imports; and
-    a thread that every ``TRIM_EVERY_S`` s drops the cached results of sessions that have left
+    a thread that every ``TRIM_EVERY_S`` s removes the closed sessions Streamlit still stores past
+    their TTL (:func:`reap_expired_sessions`), drops the cached results of sessions that have left
     (:func:`drop_unused`) and calls :func:`release_memory`, so the memory of closed sessions (their
     messages, figures and widget states, freed by Python) goes back to the OS instead of staying in
     glibc's arenas (``benchmarks/soak.py``)."""

@@ -243,3 +243,64 @@ def test_results_of_sessions_that_left_are_dropped_and_the_warm_up_s_are_kept(mo
     finally:
         result.clear()
     assert set(common._USERS) <= set(common._CACHE)  # no user record outlives its result
+
+
+def test_closed_sessions_past_their_ttl_are_removed_from_streamlit_s_store(monkeypatch):
+    """The trim thread's reap_expired_sessions: Streamlit's own MemorySessionStorage keeps an expired
+    session until a write or a length query; the reap removes it on the server's event loop (here a
+    loop in a thread, as the server's), leaves a live one, and says how many went."""
+    import asyncio
+    import threading
+    import types
+
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.memory_session_storage import MemorySessionStorage
+
+    import pages.common as common
+
+    storage = MemorySessionStorage(ttl_seconds=60)
+    now = [1000.0]
+    storage._cache._timer = lambda: now[0]  # the cache's clock, moved by the test
+    for sid in ("left", "stays"):
+        storage.save(types.SimpleNamespace(session=types.SimpleNamespace(id=sid)))
+        now[0] += 30
+    now[0] += 1  # "left" saved 61 s ago: expired; "stays" 31 s ago
+    assert set(storage._cache._data) == {"left", "stays"}  # expired, still stored
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runtime = types.SimpleNamespace(
+        _session_mgr=types.SimpleNamespace(_session_storage=storage),
+        _get_async_objs=lambda: types.SimpleNamespace(eventloop=loop),
+    )
+    monkeypatch.setattr(Runtime, "exists", staticmethod(lambda: True))
+    monkeypatch.setattr(Runtime, "instance", staticmethod(lambda: runtime))
+    try:
+        assert common.reap_expired_sessions() == 1
+        assert set(storage._cache._data) == {"stays"}
+        assert common.reap_expired_sessions() == 0
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_the_streamlit_internals_the_reap_uses_exist_in_the_pinned_version():
+    """requirements.txt pins Streamlit 1.67: its session manager keeps the store in _session_storage,
+    the memory store its TTL cache in _cache (with expire()), the runtime its loop in
+    _get_async_objs().eventloop. Outside a running server the reap does nothing."""
+    import inspect
+
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.memory_session_storage import MemorySessionStorage
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
+    import pages.common as common
+
+    assert "self._session_storage = session_storage" in inspect.getsource(WebsocketSessionManager.__init__)
+    assert callable(MemorySessionStorage()._cache.expire)
+    from streamlit.runtime.runtime import AsyncObjects
+
+    assert callable(Runtime._get_async_objs) and "eventloop" in AsyncObjects.__annotations__
+    assert common.stored_session_cache() is None and common.reap_expired_sessions() == 0
