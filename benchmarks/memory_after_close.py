@@ -82,8 +82,7 @@ def probe_report(folder: Path, release: bool) -> dict:
     import pages.common as common
 
     if release:
-        common.reap_expired_sessions()
-        common.drop_unused()
+        common.drop_unused()  # Streamlit's expired stored sessions too
         gc.collect()
         common.release_memory()
     types = collections.Counter(type(o).__name__ for o in gc.get_objects())

@@ -446,11 +446,13 @@ def unused_after_s() -> float:
 
 
 def drop_unused(now: float | None = None, connected: Callable[[str], bool] | None = None) -> int:
-    """Drop the results that only server sessions asked for, once none of those sessions is connected
-    and the last of them asked :func:`unused_after_s` ago or more: when a class has left, its links'
-    races and figures go (and their memory back to the OS). Results computed outside a session
-    (serve.py's warm-up of the plain link) stay. Returns how many were dropped. The server's trim
-    thread calls it every ``TRIM_EVERY_S``."""
+    """Drop what a class that has left still holds: the results that only server sessions asked for,
+    once none of those sessions is connected and the last of them asked :func:`unused_after_s` ago
+    or more (its links' races and figures), and the closed sessions Streamlit still stores past
+    their TTL (:func:`reap_expired_sessions`); then their memory goes back to the OS. Results
+    computed outside a session (serve.py's warm-up of the plain link) stay. Returns how many results
+    were dropped. The server's trim thread calls it every ``TRIM_EVERY_S``."""
+    reaped = reap_expired_sessions()
     now = time.monotonic() if now is None else now
     connected = _session_connected if connected is None else connected
     idle = unused_after_s()
@@ -461,15 +463,63 @@ def drop_unused(now: float | None = None, connected: Callable[[str], bool] | Non
         gone = [k for k in gone if k in _USERS and now - _USERS[k][1] >= idle]  # _USERS ⊆ _CACHE
         for key in gone:
             _drop(key)
-    if gone:
+    if gone or reaped:
         # the class's sessions have left: their cyclic garbage (script runs, messages, widget
         # states) is collected now, not whenever the oldest generation's threshold next comes
         # (the server runs no collection after each script run: .streamlit/config.toml), and the
         # freed pages go back to the OS
         gc.collect()
         release_memory()
+    if gone:
         print(f"{DROPPED} {len(gone)} (no session that asked for them is connected)", file=sys.stderr)
     return len(gone)
+
+
+def stored_session_cache():
+    """Streamlit's store of disconnected sessions (kept ``server.disconnectedSessionTTL`` seconds for a
+    browser that comes back), or None outside a running server or where it is not found. Streamlit
+    1.67 internals, pinned in requirements.txt and checked by ``tests/test_serving.py``: the runtime's
+    session manager's ``_session_storage`` (a ``MemorySessionStorage``) keeps them in ``_cache``,
+    Streamlit's ``TTLCache``."""
+    try:
+        from streamlit.runtime import Runtime
+
+        if not Runtime.exists():
+            return None
+        return Runtime.instance()._session_mgr._session_storage._cache
+    except Exception:
+        return None
+
+
+def reap_expired_sessions(timeout_s: float = 5.0) -> int:
+    """Remove from Streamlit's store the disconnected sessions whose TTL has passed; how many.
+
+    Streamlit's TTL cache removes an expired entry only on a write or a length query, so after a
+    class leaves it keeps every closed session (its widget states, script state and messages) until
+    the next browser connects. The removal runs on the server's event loop, the thread that owns the
+    store (``call_soon_threadsafe``; the runtime's ``_get_async_objs`` is internal too); 0 where
+    any of it is not found or does not answer within ``timeout_s``."""
+    import concurrent.futures
+
+    cache = stored_session_cache()
+    if cache is None:
+        return 0
+    try:
+        from streamlit.runtime import Runtime
+
+        loop = Runtime.instance()._get_async_objs().eventloop
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def reap() -> None:
+            try:
+                done.set_result(len(cache.expire()))
+            except Exception as error:  # handed to the waiting thread
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(reap)
+        return int(done.result(timeout=timeout_s))
+    except Exception:
+        return 0
 
 
 def cache_bytes() -> int:
@@ -782,63 +832,13 @@ def cached_escape_map(
 TRIM_EVERY_S = 15.0  # the server hands freed heap pages back to the OS this often
 
 
-def stored_session_cache():
-    """Streamlit's store of disconnected sessions (kept ``server.disconnectedSessionTTL`` seconds for a
-    browser that comes back), or None outside a running server or where it is not found. Streamlit
-    1.67 internals, pinned in requirements.txt and checked by ``tests/test_serving.py``: the runtime's
-    session manager's ``_session_storage`` (a ``MemorySessionStorage``) keeps them in ``_cache``,
-    Streamlit's ``TTLCache``."""
-    try:
-        from streamlit.runtime import Runtime
-
-        if not Runtime.exists():
-            return None
-        return Runtime.instance()._session_mgr._session_storage._cache
-    except Exception:
-        return None
-
-
-def reap_expired_sessions(timeout_s: float = 5.0) -> int:
-    """Remove from Streamlit's store the disconnected sessions whose TTL has passed; how many.
-
-    Streamlit's TTL cache removes an expired entry only on a write or a length query, so after a
-    class leaves it keeps every closed session (its widget states, script state and messages) until
-    the next browser connects. The removal runs on the server's event loop, the thread that owns the
-    store (``call_soon_threadsafe``; the runtime's ``_get_async_objs`` is internal too); 0 where
-    any of it is not found or does not answer within ``timeout_s``."""
-    import concurrent.futures
-
-    cache = stored_session_cache()
-    if cache is None:
-        return 0
-    try:
-        from streamlit.runtime import Runtime
-
-        loop = Runtime.instance()._get_async_objs().eventloop
-        done: concurrent.futures.Future = concurrent.futures.Future()
-
-        def reap() -> None:
-            try:
-                done.set_result(len(cache.expire()))
-            except Exception as error:  # handed to the waiting thread
-                done.set_exception(error)
-
-        loop.call_soon_threadsafe(reap)
-        return int(done.result(timeout=timeout_s))
-    except Exception:
-        return 0
-
-
 def _trim_forever() -> None:
     while True:
         time.sleep(TRIM_EVERY_S)
         try:
-            reaped = reap_expired_sessions()
             dropped = drop_unused()  # it collects and trims when it drops something
         except Exception:  # the runtime going down: keep trimming, never end the thread
-            reaped = dropped = 0
-        if reaped and not dropped:  # the closed sessions' cyclic garbage, then their pages
-            gc.collect()
+            dropped = 0
         if not dropped:
             release_memory()
 
@@ -860,9 +860,9 @@ def under_server() -> bool:
 def _server_start() -> None:
     """Under a server (:func:`under_server`; not AppTest): start the worker pool in the background at low
     priority, so the first escape map or network race does not wait for the workers' imports; and
-    a thread that every ``TRIM_EVERY_S`` s removes the closed sessions Streamlit still stores past
-    their TTL (:func:`reap_expired_sessions`), drops the cached results of sessions that have left
-    (:func:`drop_unused`) and calls :func:`release_memory`, so the memory of closed sessions (their
+    a thread that every ``TRIM_EVERY_S`` s drops what sessions that have left still hold (their cached
+    results and Streamlit's stored copies of them: :func:`drop_unused`) and calls
+    :func:`release_memory`, so the memory of closed sessions (their
     messages, figures and widget states, freed by Python) goes back to the OS instead of staying in
     glibc's arenas (``benchmarks/soak.py``)."""
     if under_server():
