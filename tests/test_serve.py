@@ -1,6 +1,7 @@
 """serve.py: the README's server command warms the interpreter before its first visitor."""
 
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,37 @@ def test_preload_says_when_the_warm_up_is_done(capsys, one_torch_thread):
     # one_torch_thread restores the test process's thread count after preload() sets it to 1
     serve.preload()
     assert serve.WARM_MESSAGE in capsys.readouterr().err  # benchmarks/app.py waits for this line
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_server_s_warm_up_freezes_what_it_built_and_a_plain_preload_does_not(
+    monkeypatch, one_torch_thread
+):
+    """The running server's warm-up ends with gc.freeze(): a later full collection (the trim thread's,
+    once a class has left) walks only what came after it. preload() without the server (this test
+    process, benchmarks) leaves the collector alone."""
+    import gc
+
+    monkeypatch.setattr(serve, "warm_front_end", lambda: 0)  # no server to ask here
+    assert gc.get_freeze_count() == 0
+    try:
+        serve.preload()
+        assert gc.get_freeze_count() == 0
+        serve.preload(front_end=True)
+        frozen = gc.get_freeze_count()
+        assert frozen > 100_000  # torch, Streamlit, plotly and the warm results
+        cycle = _Cycle()  # cyclic garbage made after the freeze is collected as always
+        probe = weakref.ref(cycle)
+        del cycle
+        gc.collect()
+        assert probe() is None
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize("query", [{}, {"big": "true"}], ids=["desktop", "projector"])
