@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from viz.dimer_figs import finish, legend_below, rounded
-from viz.palette import LEGEND_ABOVE, PRESET_COLORS, color_for
+from viz.palette import LEGEND_ABOVE, PRESET_COLORS, color_for, legend_label
 
 CURVE_COLUMNS = ("model", "optimizer", "step", "train_loss", "val_loss")
 COUPLED_WEIGHT_DECAY = ("adam", "sgd")  # the published baselines with coupled L2 weight decay 0.1
@@ -140,7 +140,8 @@ def paper_comparison_figure(
 ) -> go.Figure:
     """Our runs of the paper's setting (``source == "ours"``, solid, one colour per run) against the
     published curves (``source == "published"``, thin dotted), on the steps our runs cover. The
-    legend's entries (eleven) take a row each in projector fonts or on a phone (``compact``).
+    legend's entries (sixteen) take a row each in projector fonts or on a phone (``compact``), two
+    columns of half the width on a desktop.
 
     ``df`` is ``benchmarks/results/paper.csv`` (long format; columns ``PAPER_COLUMNS``).
     """
@@ -165,7 +166,7 @@ def paper_comparison_figure(
                 x=rounded(rows["step"].to_numpy()),
                 y=rounded(rows[loss].to_numpy()),
                 mode="lines+markers" if not published else "lines",
-                name=str(rows["label"].iloc[0]),
+                name=legend_label(str(rows["label"].iloc[0])),  # a control: "…: random N"
                 line={
                     "color": color,
                     "width": 1.5 if published else 3,
@@ -176,7 +177,12 @@ def paper_comparison_figure(
         )
     fig.update_xaxes(title_text="step", range=[0, last_step * 1.05])
     fig.update_yaxes(title_text=loss.replace("_", " "))
-    below = legend_below(large, compact, rows=len(fig.data) if large or compact else 4)  # a row an entry
+    if large or compact:  # a row an entry
+        below = legend_below(large, compact, rows=len(fig.data))
+    else:  # two columns of half the width: the labels are long, and left to flow at the About page's
+        # 940 px they took a row each and left the plot a strip (16 entries in 4 rows' margin)
+        below = legend_below(large, compact, rows=-(-len(fig.data) // 2))
+        below["legend"] = {**below["legend"], "entrywidth": 0.5, "entrywidthmode": "fraction"}
     return finish(fig, large, height=380 + below["margin"]["b"], **below)
 
 
