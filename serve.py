@@ -140,13 +140,14 @@ def preload(front_end: bool = False) -> None:
 
 def freeze_warm_state() -> int:
     """Move every object the process holds now — the imported modules and the warm-up's results,
-    ≈ 470,000 tracked objects — out of the cyclic garbage collector's reach (``gc.freeze()``), and
-    return how many objects are frozen. They live as long as the server, and a full collection would
-    otherwise walk all of them every time: the trim thread collects once a class has left
-    (``pages.common.drop_unused``) and holds the GIL meanwhile, so every running session waits
-    (``benchmarks/gc_pause.py``). Objects frozen are still freed by reference counting; only
-    cyclic garbage among them would stay, and the warm-up leaves almost none (14 unreachable
-    objects when measured). Called by the running server's warm-up only."""
+    a few hundred thousand objects (383,532 in ``benchmarks/gc_pause.py``) — out of the cyclic
+    garbage collector's reach (``gc.freeze()``), and return how many objects are frozen. They live
+    as long as the server, and a full collection would otherwise walk all of them every time: the
+    trim thread collects once a class has left (``pages.common.drop_unused``) and holds the GIL
+    meanwhile, so every running session waits (``benchmarks/gc_pause.py``). Objects frozen are
+    still freed by reference counting; only cyclic garbage among them would stay, and the warm-up
+    leaves almost none (14 unreachable objects when measured). Called by the running server's
+    warm-up only."""
     import gc
 
     gc.freeze()

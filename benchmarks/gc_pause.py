@@ -79,12 +79,8 @@ def worker(freeze: bool, sessions: int, collects: int) -> dict:
     }
 
 
-def run_worker(freeze: bool, sessions: int, collects: int) -> dict:
-    env = {**os.environ}
-    if platform.system() == "Linux":
-        from serve import allocator_env
-
-        env = allocator_env(env) or env
+def run_worker(freeze: bool, sessions: int, collects: int, allocator: dict[str, str]) -> dict:
+    env = {**{key: v for key, v in os.environ.items() if key != "PYTHONMALLOC"}, **allocator}
     command = [sys.executable, __file__, "--worker", "freeze" if freeze else "plain"]
     command += ["--sessions", str(sessions), "--collects", str(collects)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
@@ -153,19 +149,16 @@ def main() -> None:
         print(json.dumps(worker(args.worker == "freeze", args.sessions, args.collects)))
         return
     sys.path.insert(0, str(ROOT))
-    from serve import ALLOCATOR_ENV, allocator_env
+    from memory_after_close import allocator_environment  # serve.py's allocator ({} off glibc)
 
-    allocator = (
-        ", ".join(f"{k}={v}" for k, v in ALLOCATOR_ENV.items())
-        if allocator_env(dict(os.environ)) is not None
-        else "the inherited allocator environment"
-    )
+    allocator_vars = allocator_environment("serve")
+    allocator = ", ".join(f"{k}={v}" for k, v in allocator_vars.items()) or "Python's default allocator"
     loads = [os.getloadavg()]
     results: dict = {"plain": [], "frozen": []}
     for repeat in range(args.repeats):
         sides = ("plain", "frozen") if repeat % 2 == 0 else ("frozen", "plain")
         for side in sides:
-            results[side].append(run_worker(side == "frozen", args.sessions, args.collects))
+            results[side].append(run_worker(side == "frozen", args.sessions, args.collects, allocator_vars))
             pauses = [round(x * 1e3) for x in results[side][-1]["pauses"]]
             print(f"round {repeat + 1} {side}: pauses ms", pauses, flush=True)
     loads.append(os.getloadavg())
