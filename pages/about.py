@@ -317,7 +317,7 @@ with safe_block("The published curves"):
         st.plotly_chart(
             published_curves_figure(curves, loss, large=large_fonts(), compact=phone()),
             key=f"{P}curves",
-            config=chart_config(phone()),
+            config=chart_config(),
         )
         finals = pd.DataFrame(final_losses(curves))
         st.dataframe(finals, hide_index=True)
@@ -347,7 +347,7 @@ with safe_block("Our paper runs"):
         st.plotly_chart(
             paper_comparison_figure(paper, loss, large=large_fonts(), compact=phone()),
             key=f"{P}paper",
-            config=chart_config(phone()),
+            config=chart_config(),
         )
         st.caption(
             "Solid: our runs (same start, batches and schedule for every optimizer; `benchmarks/paper.py`, "
@@ -396,7 +396,7 @@ with safe_block("Tuned learning rates"):
         st.plotly_chart(
             tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts(), compact=phone()),
             key=f"{P}tuned",
-            config=chart_config(phone()),
+            config=chart_config(),
         )
         st.caption(
             "Median gradient evaluations to escape (seeds in `tuned_lr.md`) against the learning rate; the "

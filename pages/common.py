@@ -72,11 +72,16 @@ def phone() -> bool:
     return "Mobi" in agent
 
 
-def chart_config(no_toolbar: bool) -> dict:
-    """``st.plotly_chart``'s ``config``: no Plotly logo, and no toolbar where it would sit on the
-    legend above the plot (a phone; the race chart in projector mode too). Pinch-zoom and the
-    downloads remain. Otherwise the toolbar keeps Plotly's default: it shows while the pointer is
+def chart_config(no_toolbar: bool | None = None) -> dict:
+    """``st.plotly_chart``'s ``config``: no Plotly logo, and no toolbar where it would sit on a
+    legend or a title: a phone, and projector mode (``large_fonts``), whose legends in rows above the
+    plots and larger titles reach the figure's top right, where the toolbar shows (measured on every
+    page at 1280×720). ``no_toolbar`` = None decides that from this session (a phone or projector
+    mode); a caller that builds a figure for a view ahead of any session passes it. Pinch-zoom and
+    the downloads remain. Otherwise the toolbar keeps Plotly's default: it shows while the pointer is
     over the chart (``displayModeBar: True`` pinned it there, over the legend's first row)."""
+    if no_toolbar is None:
+        no_toolbar = phone() or large_fonts()
     return {"displaylogo": False, "displayModeBar": False} if no_toolbar else {"displaylogo": False}
 
 

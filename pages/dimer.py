@@ -141,7 +141,7 @@ def _markers(surface) -> list[figs.Marker]:
 
 def _show(fig, key: str, **kwargs):
     """A chart without the Plotly logo, and on a phone without the toolbar (it covered legends)."""
-    return st.plotly_chart(fig, key=key, config=chart_config(phone()), **kwargs)
+    return st.plotly_chart(fig, key=key, config=chart_config(), **kwargs)
 
 
 def _history_table(data: studies.RotationRun) -> list[dict]:

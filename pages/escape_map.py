@@ -174,8 +174,8 @@ if outcome is None:
 xs, ys, results = outcome
 minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
 
-# on a phone the toolbar would sit on the titles and the legend; pinch-zoom remains
-plot_config = chart_config(compact)
+# on a phone or a projector the toolbar would sit on the titles and the legend; pinch-zoom remains
+plot_config = chart_config()
 with safe_block("The escape maps"):
     st.plotly_chart(
         escape_maps_figure(

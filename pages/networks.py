@@ -216,8 +216,8 @@ if traces:
             figs.loss_figure(traces, x_axis, log_y, net.plateau, large=large, covered=covered[side])
             for side, x_axis in LOSS_SIDES
         )
-        col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config(on_phone))
-        col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config(on_phone))
+        col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config())
+        col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config())
         st.caption(
             "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
             "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."
@@ -234,19 +234,19 @@ if traces:
                 f"only up to {EXACT_HESSIAN_MAX_PARAMS} parameters. The dimer's own curvature C is shown."
             )
         st.plotly_chart(
-            figs.curvature_figure(traces, large=large), key=f"{P}curvature", config=chart_config(on_phone)
+            figs.curvature_figure(traces, large=large), key=f"{P}curvature", config=chart_config()
         )
         st.caption(
             "Solid: the dimer's curvature estimate C = D·N at each step; dotted: the exact smallest "
             "Hessian eigenvalue λ_min at the same weights. C ≈ λ_min means the dimer found the min mode."
         )
         col_a, col_b = st.columns(2)
-        col_a.plotly_chart(figs.cos_figure(traces, large=large), key=f"{P}cos", config=chart_config(on_phone))
+        col_a.plotly_chart(figs.cos_figure(traces, large=large), key=f"{P}cos", config=chart_config())
         col_a.caption("|cos∠(N, v_min)|: 1 when the dimer orientation N is the exact min eigenvector.")
         col_b.plotly_chart(
             figs.removed_fraction_figure(traces, large=large),
             key=f"{P}removed",
-            config=chart_config(on_phone),
+            config=chart_config(),
         )
         col_b.caption("(g·N)²/‖g‖²: the share of the squared gradient along N that DEO removes (α = 1).")
 
@@ -268,11 +268,11 @@ if traces:
 
         if on_phone:  # the figure's own title ran off a phone's chart: the same words above it
             st.caption(f"**{sl.description}**  \n*{figs.SLICE_CAUTION}*")
-        st.plotly_chart(slice_fig(on_phone), key=f"{P}slice", config=chart_config(on_phone))
+        st.plotly_chart(slice_fig(on_phone), key=f"{P}slice", config=chart_config())
         st.plotly_chart(
             figs.trajectory_loss_figure(traces, sl.path_losses, log_y, large=large),
             key=f"{P}true_loss",
-            config=chart_config(on_phone),
+            config=chart_config(),
         )
         st.caption(
             "Solid: the true training loss along each trajectory. Dashed: the slice's loss at the "

@@ -473,8 +473,9 @@ if traces:
         """Loss, curvature and 3-D views: a tab switch or the log axis reruns only this fragment."""
         log_loss = st.checkbox("Log loss axis", False, key="log_loss", bind=URL)
         tab_loss, tab_curv, tab_3d = st.tabs(["Loss", "Curvature", "3-D view"], key="view", bind=URL)
-        # on a phone the toolbar would sit on the legends (above the plots), as on the race chart
-        bar = chart_config(compact)
+        # on a phone or a projector the toolbar would sit on the legends (above the plots), as on the
+        # race chart
+        bar = chart_config()
         if tab_loss.open:
             with tab_loss, safe_block("The loss curves"):
                 c1, c2 = st.columns(2)

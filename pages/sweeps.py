@@ -98,6 +98,6 @@ with safe_block("The heatmaps"):
         figure = sweep_heatmaps(
             panels, x_title=x, value_title=METRICS[metric], large=large_fonts(), compact=phone()
         )
-        st.plotly_chart(figure, key="sw.heatmaps", config=chart_config(phone()))
+        st.plotly_chart(figure, key="sw.heatmaps", config=chart_config())
     else:
         st.info(f"No optimizer of this problem has the axis {x!r}.")

@@ -423,6 +423,11 @@ def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling
         loss_chart = page.locator('[data-testid="stPlotlyChart"]').nth(1)
         for shown in (chart, loss_chart):
             _expect()(shown.locator(".modebar")).to_have_class(re.compile(r"\bmodebar--hover\b"))
+    if layout.startswith("projector"):  # large legends reach the top right: no toolbar on any chart
+        charts = page.locator('[data-testid="stPlotlyChart"]')
+        _expect()(charts.nth(2).locator(".main-svg").first).to_be_attached(timeout=RUN_TIMEOUT_MS)
+        for i in range(3):  # the race, then the two loss charts
+            _expect()(charts.nth(i).locator(".modebar")).to_have_count(0)
     if options:  # phone: the plot takes most of the chart's width and no toolbar sits on the legend
         assert plot["width"] >= 0.7 * boxes["chart"]["width"], (plot, boxes["chart"])
         _expect()(chart.locator(".modebar")).to_have_count(0)
