@@ -1,7 +1,8 @@
 """Isolation benchmark: heavy work in one session must not starve the others (issue 9 item 6, issue
 13 item 8).
 
-Starts ``streamlit run app.py`` on a free loopback port (127.0.0.1 only) with Debian's Chromium
+Starts the README's ``python serve.py`` (or, with ``--launcher streamlit``, a bare ``streamlit run
+app.py``) on a free loopback port (127.0.0.1 only) with Debian's Chromium
 (Playwright, one browser). For each heavy request — the heaviest escape map the page's budget allows
 (100×100 starts, 990 steps, GD + Adam + DEO-escape: 49.5 M of the 50 M row-gradient budget) and a
 tiny_transformer race (3 000 steps, GD + Adam + DEO (paper)) — it measures, side by side in one run:
@@ -17,7 +18,7 @@ the server and the browser by itself; prints a table and writes ``benchmarks/res
 
 Targets: health never above 1 s; Surfaces p95 during the heavy work ≤ 2× solo.
 
-Usage: ``python benchmarks/isolation.py [--repeats 2] [--budget-s 900]``.
+Usage: ``python benchmarks/isolation.py [--repeats 2] [--budget-s 900] [--launcher serve|streamlit]``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ HEAVY = {
     "&nw.opt=GD&nw.opt=Adam&nw.opt=DEO%20(paper)",
 }
 PROGRESS_JS = "() => document.querySelector('[data-testid=\"stProgress\"]') !== null"
+
+
+LAUNCHERS = {"serve": "python serve.py", "streamlit": "streamlit run app.py"}
+
+
+def launcher_command(name: str) -> list[str] | None:
+    """``Server``'s launcher for ``--launcher name`` (None: its default, ``streamlit run app.py``)."""
+    return [sys.executable, "serve.py"] if name == "serve" else None
 
 
 def health_ms(url: str) -> float:
@@ -186,7 +195,7 @@ def health_only(args) -> None:
     rows, stopped = [], None
     try:
         for mode, env in (("worker pool", {}), ("in the server process", {"DEO_LAB_WORKERS": "0"})):
-            server = Server(env)
+            server = Server(env, launcher=launcher_command(args.launcher))
             try:
                 with sync_playwright() as p:
                     browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -225,7 +234,9 @@ def health_only(args) -> None:
     header = [
         "# Isolation benchmark, health endpoint only (worker pool vs work in the server process)",
         "",
-        f"Command: `python benchmarks/isolation.py --health-only --window-s {args.window_s:g}`",
+        f"Command: `python benchmarks/isolation.py --health-only --window-s {args.window_s:g}"
+        f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}`; "
+        f"server `{LAUNCHERS[args.launcher]}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
@@ -247,6 +258,8 @@ def main() -> None:
         "with the work in the server process (DEO_LAB_WORKERS=0), side by side",
     )
     parser.add_argument("--window-s", type=float, default=30, help="health polling window (--health-only)")
+    parser.add_argument("--launcher", choices=tuple(LAUNCHERS), default="serve",
+                        help="the README's `python serve.py` (default) or a bare `streamlit run app.py`")
     args = parser.parse_args()
     if args.health_only:
         health_only(args)
@@ -256,7 +269,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = os.getloadavg()
     t_start = time.monotonic()
-    server = Server()
+    server = Server(launcher=launcher_command(args.launcher))
     rows: list[tuple[str, list[float], dict]] = []
     stopped = None
     seed = 3000
@@ -324,11 +337,12 @@ def main() -> None:
     header = [
         "# Isolation benchmark (heavy work in one session, four Surfaces sessions and the health endpoint)",
         "",
-        f"Command: `python benchmarks/isolation.py --repeats {args.repeats}`",
+        f"Command: `python benchmarks/isolation.py --repeats {args.repeats}"
+        f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
-        "Server: `streamlit run app.py` on 127.0.0.1; heavy work in `pages/workers.py`'s process pool "
+        f"Server: `{LAUNCHERS[args.launcher]}` on 127.0.0.1; heavy work in `pages/workers.py`'s process pool "
         f"({max(1, (os.cpu_count() or 1) - 1)} worker(s) at nice 10).",
         "",
     ]
