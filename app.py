@@ -3,9 +3,9 @@
 ``streamlit run app.py``."""
 
 import streamlit as st
-import torch
 
 from pages.common import APP_RAN_KEY, DEEP_LINK_KEY, HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL, link_params
+from pages.threads import single_threaded
 from pages.url_params import report_rejected_params, vet_query_params
 
 # An emoji favicon is drawn in the browser (an SVG data URL); a Material icon here would be fetched
@@ -15,8 +15,9 @@ st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
 
 # One intra-op thread per run: the app's tensors are small or many-row elementwise work, where a
 # second thread only adds contention between concurrent sessions (benchmarks/escape_map.py: a
-# 100×100 DEO-escape map took 7.5 s on 1 thread and up to 240 s on 2 on the loaded 2-core machine).
-torch.set_num_threads(1)
+# 100×100 DEO-escape map took 7.5 s on 1 thread and up to 240 s on 2 on the loaded 2-core machine);
+# and one BLAS thread in numpy and scipy, whose idle threads otherwise spin (pages/threads.py).
+single_threaded()
 
 PAGES = [
     st.Page(

@@ -119,11 +119,11 @@ def preload(front_end: bool = False) -> None:
     import plotly.io as pio
 
     pio.templates["plotly_white"]  # Plotly loads a named template lazily
-    import torch
+    from pages.threads import single_threaded
 
-    # one intra-op thread, as app.py sets it at every run (process-wide: set here once and left so,
-    # never restored from this thread while a visitor's script runs)
-    torch.set_num_threads(1)
+    # one intra-op thread and one BLAS thread, as app.py sets them at every run (process-wide: set
+    # here once and left so, never restored from this thread while a visitor's script runs)
+    single_threaded()
     try:
         from pages.surface_defaults import DEFAULT_VIEWS, precompute
 

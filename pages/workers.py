@@ -10,8 +10,9 @@ to a ``concurrent.futures.ProcessPoolExecutor`` instead:
   fork server, so a new worker is a fork of an interpreter that already imported them (no
   Streamlit, no viz in the workers);
 - at most ``max(1, cores - 1)`` workers (``DEO_LAB_WORKERS`` overrides; ``0`` runs every job in the
-  calling thread), each ``WORKER_NICE`` nicer than the server, with one torch thread, and replaced after
-  ``TASKS_PER_CHILD`` jobs so the memory a job used goes back to the operating system;
+  calling thread), each ``WORKER_NICE`` nicer than the server, with one torch thread and one BLAS
+  thread, and replaced after ``TASKS_PER_CHILD`` jobs so the memory a job used goes back to the
+  operating system;
 - progress: the job's ``progress(fraction, message)`` calls are written (at most every
   ``STATUS_EVERY_S``) to a small status file the calling thread polls every ``POLL_S`` and passes to
   its own ``progress`` (the page's ``st.progress`` bar). While the job waits for a free worker the
@@ -126,13 +127,14 @@ def _watch_server(server_pid: int) -> None:
 
 
 def _initializer(nice: int = WORKER_NICE, server_pid: int | None = None) -> None:
-    """Lower priority, one torch thread, the stop signal's handler, and a watch on the server."""
+    """Lower priority, one torch thread and one BLAS thread (``pages.threads``), the stop signal's
+    handler, and a watch on the server."""
     _lower_priority(0, nice)
     if server_pid is not None:
         threading.Thread(target=_watch_server, args=(server_pid,), daemon=True).start()
-    import torch
+    from pages.threads import single_threaded
 
-    torch.set_num_threads(1)
+    single_threaded()
     signal.signal(signal.SIGUSR1, _on_signal)
 
 
@@ -491,3 +493,13 @@ def network_slice_job(
 def pid_job(progress: Callable[[float, str], None] | None = None) -> int:
     """The worker's process id (tests and benchmarks check that heavy work ran off the server)."""
     return os.getpid()
+
+
+def threads_job(progress: Callable[[float, str], None] | None = None) -> dict:
+    """The worker's thread counts: torch's intra-op threads and each loaded BLAS library's (tests
+    check that a worker computes on one thread)."""
+    import torch
+
+    from pages.threads import blas_threads
+
+    return {"torch": torch.get_num_threads(), "blas": blas_threads()}
