@@ -140,7 +140,8 @@ def _markers(surface) -> list[figs.Marker]:
 
 
 def _show(fig, key: str, **kwargs):
-    """A chart without the Plotly logo, and on a phone without the toolbar (it covered legends)."""
+    """A chart without the Plotly logo, and on a phone or a projector without the toolbar (it covered
+    legends)."""
     return st.plotly_chart(fig, key=key, config=chart_config(), **kwargs)
 
 

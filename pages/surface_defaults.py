@@ -112,7 +112,7 @@ def race_chart_arguments(large: bool, compact: bool) -> dict:
         "key": "race_chart",
         "width": "stretch" if compact or large else "content",
         "selection_mode": "points",
-        # on a phone the toolbar would sit on the legend; pinch-zoom and the downloads remain
+        # on a phone or a projector the toolbar would sit on the legend; pinch-zoom and the downloads remain
         "config": {**chart_config(compact or large), "toImageButtonOptions": {"scale": 2}},
     }
 
