@@ -36,7 +36,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import CHROMIUM, CHROMIUM_ARGS, ROOT, TICK, Server, pct, say, wait_charts
+from load import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LAUNCHERS,
+    ROOT,
+    TICK,
+    Server,
+    launcher_command,
+    pct,
+    say,
+    wait_charts,
+)
 
 HEAVY = {
     # the three optimizers it was measured with (the page's default now adds DEO-escape's control)
@@ -46,14 +57,6 @@ HEAVY = {
     "&nw.opt=GD&nw.opt=Adam&nw.opt=DEO%20(paper)",
 }
 PROGRESS_JS = "() => document.querySelector('[data-testid=\"stProgress\"]') !== null"
-
-
-LAUNCHERS = {"serve": "python serve.py", "streamlit": "streamlit run app.py"}
-
-
-def launcher_command(name: str) -> list[str] | None:
-    """``Server``'s launcher for ``--launcher name`` (None: its default, ``streamlit run app.py``)."""
-    return [sys.executable, "serve.py"] if name == "serve" else None
 
 
 def health_ms(url: str) -> float:

@@ -63,6 +63,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LAUNCHERS = {"serve": "python serve.py", "streamlit": "streamlit run app.py"}  # --launcher: the command
+
+
+def launcher_command(name: str) -> list[str] | None:
+    """``Server``'s launcher for ``--launcher name`` (None: its default, ``streamlit run app.py``)."""
+    return [sys.executable, "serve.py"] if name == "serve" else None
+
+
 class Server:
     """``streamlit run app.py`` on 127.0.0.1:port; CPU and RSS from /proc."""
 
@@ -352,7 +360,7 @@ def main() -> None:
                         "with two arenas; a bare streamlit run: pymalloc)")
     parser.add_argument("--no-ttl", action="store_true",
                         help="skip the RSS reading after Streamlit's disconnected-session TTL (≈ 2.5 min)")
-    parser.add_argument("--launcher", choices=("serve", "streamlit"), default="serve",
+    parser.add_argument("--launcher", choices=tuple(LAUNCHERS), default="serve",
                         help="the README's `python serve.py` (default) or a bare `streamlit run app.py`")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -364,8 +372,7 @@ def main() -> None:
     env = {"MALLOC_ARENA_MAX": str(args.arena)} if args.arena else {}
     if args.allocator:
         env["PYTHONMALLOC"] = args.allocator
-    launcher = [sys.executable, "serve.py"] if args.launcher == "serve" else None
-    server = Server(env, launcher=launcher)
+    server = Server(env, launcher=launcher_command(args.launcher))
     allocator = server_allocator(server.proc.pid)  # after serve.py's re-execution, if any
     lines: list[str] = []
     nan = float("nan")
@@ -525,7 +532,7 @@ def main() -> None:
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
-        f"Server: `{'python serve.py' if args.launcher == 'serve' else 'streamlit run app.py'}` on 127.0.0.1 "
+        f"Server: `{LAUNCHERS[args.launcher]}` on 127.0.0.1 "
         "(websocket compression on, no gc.collect after each run: `.streamlit/config.toml`; the "
         f"server process's allocator environment: {allocator}); "
         "server CPU and RSS from /proc. Times are wall clock on a loaded machine: CPU seconds are the "

@@ -15,31 +15,27 @@ process (``pages.workers``). This module imports neither Streamlit nor viz.
 
 from __future__ import annotations
 
-import threading
+import functools
 
 import torch
-
-_blas_limited = False
-_lock = threading.Lock()
 
 
 def single_threaded() -> None:
     """One torch intra-op thread (process-wide; cheap, so every call sets it) and, once per process,
-    one thread in every BLAS library loaded: numpy's and scipy's, imported here first, since only
-    libraries already loaded can be limited."""
-    global _blas_limited
+    one thread in every BLAS library loaded (:func:`_limit_blas`)."""
     torch.set_num_threads(1)
-    if _blas_limited:
-        return
-    with _lock:
-        if _blas_limited:
-            return
-        import numpy  # noqa: F401  (its OpenBLAS)
-        import scipy.linalg  # noqa: F401  (scipy's own OpenBLAS, and the LAPACK behind eigh)
-        from threadpoolctl import threadpool_limits
+    _limit_blas()
 
-        threadpool_limits(limits=1, user_api="blas")
-        _blas_limited = True
+
+@functools.cache
+def _limit_blas() -> None:
+    """One thread in numpy's and scipy's BLAS, imported here first: only libraries already loaded can
+    be limited. Cached: once per process (two threads racing to the first call both set 1)."""
+    import numpy  # noqa: F401  (its OpenBLAS)
+    import scipy.linalg  # noqa: F401  (scipy's own OpenBLAS, and the LAPACK behind eigh)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def blas_threads() -> dict[str, int]:
