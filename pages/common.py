@@ -79,9 +79,12 @@ def chart_config(no_toolbar: bool | None = None) -> dict:
     page at 1280×720). ``no_toolbar`` = None decides that from this session (a phone or projector
     mode); a caller that builds a figure for a view ahead of any session passes it. Pinch-zoom and
     the downloads remain. Otherwise the toolbar keeps Plotly's default: it shows while the pointer is
-    over the chart (``displayModeBar: True`` pinned it there, over the legend's first row)."""
+    over the chart (``displayModeBar: True`` pinned it there, over the legend's first row), and the
+    loss charts hang their legends below it (``viz.palette.legend_above``, the same rule)."""
     if no_toolbar is None:
-        no_toolbar = phone() or large_fonts()
+        from viz.palette import shows_toolbar
+
+        no_toolbar = not shows_toolbar(large=large_fonts(), compact=phone())
     return {"displaylogo": False, "displayModeBar": False} if no_toolbar else {"displaylogo": False}
 
 

@@ -213,7 +213,9 @@ if traces:
         col_a, col_b = st.columns(2)
         covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
         loss_steps, loss_evals = (
-            figs.loss_figure(traces, x_axis, log_y, net.plateau, large=large, covered=covered[side])
+            figs.loss_figure(
+                traces, x_axis, log_y, net.plateau, large=large, covered=covered[side], compact=on_phone
+            )
             for side, x_axis in LOSS_SIDES
         )
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config())

@@ -101,9 +101,9 @@ def race_start(traces: list, start) -> list:
     return list(start)
 
 
-def loss_options(large: bool, log: bool = False) -> tuple:
+def loss_options(large: bool, log: bool = False, compact: bool = False) -> tuple:
     """``pages.common.cached_trace_figure``'s options of the two loss curves."""
-    return (("large", large), ("log", log))
+    return (("compact", compact), ("large", large), ("log", log))
 
 
 def race_chart_arguments(large: bool, compact: bool) -> dict:
@@ -141,4 +141,4 @@ def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS) -> None:
     for large, compact in views:
         default_race_figure(surface_key, large, compact)
         for view in ("loss_steps", "loss_evals"):
-            cached_trace_figure(*key, view, loss_options(large))
+            cached_trace_figure(*key, view, loss_options(large, compact=compact))

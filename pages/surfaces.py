@@ -479,7 +479,7 @@ if traces:
         if tab_loss.open:
             with tab_loss, safe_block("The loss curves"):
                 c1, c2 = st.columns(2)
-                opts = loss_options(large, log_loss)  # built once per race, shared (cached)
+                opts = loss_options(large, log_loss, compact)  # built once per race, shared (cached)
                 steps_fig = cached_trace_figure(*race_key, "loss_steps", opts)
                 c1.plotly_chart(steps_fig, key="loss_steps", config=bar)
                 evals = cached_trace_figure(*race_key, "loss_evals", opts)

@@ -40,3 +40,14 @@ def draw(page, fig) -> None:
     """Draw ``fig`` (data and layout; no frames) in :func:`figure_page`'s page, replacing the last
     one; returns once plotly.js has drawn it."""
     page.evaluate(_DRAW, json.loads(fig.to_json()))
+
+
+def toolbar_covers(page) -> list[str]:
+    """The legend entries that Plotly's toolbar covers in :func:`figure_page`'s drawn figure, with
+    the pointer over the plot (where a desktop shows the toolbar)."""
+    page.locator("rect.nsewdrag").first.hover()
+    bar = page.locator(".modebar").first.bounding_box()
+    assert bar and bar["width"] > 0, "no toolbar drawn"
+    entries = page.locator("g.legend").first.locator("g.traces").all()
+    assert entries, "no legend entries drawn"
+    return [entry.text_content() for entry in entries if overlap(bar, entry.bounding_box())]

@@ -9,8 +9,9 @@ import pytest
 import landscapes
 from deo.problems import network_problem
 from deo.race import OptimizerSpec, race
-from tests.boxes import draw, figure_page, overlap
+from tests.boxes import draw, figure_page, overlap, toolbar_covers
 from viz import network_figs as figs
+from viz.palette import LEGEND_ABOVE
 
 WIDTHS = (700, 420)  # a half-width column of the page at 1400 px, and a phone
 
@@ -45,5 +46,29 @@ def test_no_legend_covers_the_x_axis_title_or_tick_labels(chromium, figures, wid
             assert legend and title and ticks, name
             assert not overlap(legend, title), (name, width, legend, title)
             assert not overlap(legend, ticks), (name, width, legend, ticks)
+    finally:
+        page.close()
+
+
+def test_the_toolbar_covers_no_loss_legend_entry_where_it_shows(chromium):
+    """A desktop shows Plotly's toolbar in the figure's top right while the pointer is over the
+    chart: on the Networks page's loss charts (half of the page at 1400 px) it sat on "DEO (paper)",
+    as the same figure with the legend hung as before shows, until the legend hung below it."""
+    problem = network_problem(landscapes.make_network("two_moons"))
+    keys = ("gd", "adam", "deo_paper", "deo_paper_random")  # the page's default race
+    traces = race(problem, [OptimizerSpec(k) for k in keys], 20)
+    width = 450
+    page = figure_page(chromium, width, 900)
+    try:
+        for x_axis in ("steps", "grad_evals"):
+            fig = figs.loss_figure(traces, x_axis, plateau=0.5)
+            draw(page, fig.update_layout(width=width))
+            assert toolbar_covers(page) == [], x_axis
+            fig.update_layout(height=440)
+            fig.layout.legend = LEGEND_ABOVE  # replaced whole (update_layout would merge it)
+            draw(page, fig)
+            assert toolbar_covers(page), x_axis  # the check sees the toolbar where it sat before
+            phone = figs.loss_figure(traces, x_axis, plateau=0.5, compact=True).layout
+            assert phone.legend.yref != "container" and phone.height == 440  # no toolbar, no room
     finally:
         page.close()

@@ -8,8 +8,9 @@ import pytest
 
 import landscapes
 from deo.race import OptimizerSpec, race, surface_problem
-from tests.boxes import draw, figure_page, overlap
+from tests.boxes import draw, figure_page, overlap, toolbar_covers
 from viz import surface_figs as sf
+from viz.palette import LEGEND_ABOVE, TOOLBAR_ROOM_PX
 
 WIDTHS = (450, 380)  # one of the two loss charts at 1400 px, and a phone's column
 
@@ -50,3 +51,34 @@ def test_the_legend_leaves_the_plot_its_width_and_covers_no_axis(chromium, figur
             assert not overlap(legend, title) and not overlap(legend, ticks), (name, width, legend)
     finally:
         page.close()
+
+
+def test_the_toolbar_covers_no_legend_entry_where_it_shows(chromium, figures):
+    """A desktop shows Plotly's toolbar in the figure's top right while the pointer is over the
+    chart: it sat on the legend's first row ("DEO (paper)"), as the same figure with the legend
+    hung as before shows, until the legend hung below it."""
+    width = WIDTHS[0]  # a desktop's column (a phone and a projector show no toolbar)
+    page = figure_page(chromium, width, 900)
+    try:
+        for name in ("loss against steps", "loss against evaluations"):
+            fig = figures[name]
+            draw(page, sf.FrozenFigure(fig).update_layout(width=width))
+            assert toolbar_covers(page) == [], name
+            before = sf.FrozenFigure(fig).update_layout(width=width, height=380)
+            before.layout.legend = LEGEND_ABOVE  # replaced whole (update_layout would merge it)
+            draw(page, before)
+            assert toolbar_covers(page), name  # the check sees the toolbar where it sat before
+    finally:
+        page.close()
+
+
+def test_only_a_view_with_the_toolbar_leaves_it_room():
+    surface = landscapes.SURFACES["saddle_plateau"]
+    traces = race(surface_problem(surface, surface.default_start), [OptimizerSpec("gd")], 5)
+    desktop = sf.loss_figure(traces).layout
+    assert desktop.legend.yref == "container" and desktop.height == 380 + TOOLBAR_ROOM_PX
+    assert desktop.legend.y == pytest.approx(1 - TOOLBAR_ROOM_PX / desktop.height)
+    for view in ({"compact": True}, {"large": True}):  # a phone, a projector: no toolbar, no room
+        layout = sf.loss_figure(traces, **view).layout
+        assert layout.legend.yref != "container" and layout.legend.y == LEGEND_ABOVE["y"], view
+        assert layout.height == (500 if view.get("large") else 380), view

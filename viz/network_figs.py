@@ -28,7 +28,17 @@ from viz.dimer_figs import (
 )
 from viz.frames import MAX_FRAMES, frame_rows
 from viz.overlap import BAND_SCALE, Drawn, hidden_curves
-from viz.palette import EXACT_COLOR, LEGEND_ABOVE, color_for, dash_for, legend_label, rgba
+from viz.palette import (
+    EXACT_COLOR,
+    LEGEND_ABOVE,
+    TOOLBAR_ROOM_PX,
+    color_for,
+    dash_for,
+    legend_above,
+    legend_label,
+    rgba,
+    shows_toolbar,
+)
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
 LINE_PX = 2.5
@@ -104,8 +114,11 @@ def loss_figure(
     plateau: float | None = None,
     large: bool = False,
     covered: list[tuple[str, str, float]] | None = None,
+    compact: bool = False,
 ) -> go.Figure:
-    """Training loss of every optimizer against steps or cumulative gradient evaluations.
+    """Training loss of every optimizer against steps or cumulative gradient evaluations. The legend
+    sits in rows above the plot, below the toolbar where the view shows one (not ``large`` nor
+    ``compact``, a phone's; ``viz.palette.legend_above``).
 
     ``plateau`` (the problem's known plateau value, ``NETWORKS.md``) is drawn as a dotted line. A
     curve that a later one covers (:func:`covered_curves`; ``covered``: its result, when the caller
@@ -133,7 +146,9 @@ def loss_figure(
         )
     fig.update_xaxes(title_text=X_AXES[x_axis])
     fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
-    return finish(fig, large, height=440, legend=LEGEND_ABOVE)
+    toolbar = shows_toolbar(large, compact)  # the figure grows by the room it leaves the toolbar
+    height = 440 + (TOOLBAR_ROOM_PX if toolbar else 0)
+    return finish(fig, large, height=height, legend=legend_above(height, toolbar))
 
 
 def _no_data_note(fig: go.Figure, text: str) -> None:

@@ -76,10 +76,31 @@ LEGEND_ABOVE = {"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom"}
 # (at a fraction of the plot's height, projector fonts put a legend on the axis titles)
 LEGEND_AT_BOTTOM = {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.0,
                     "yanchor": "bottom"}  # fmt: skip
+# Plotly's toolbar shows in a figure's top right while the pointer is over a desktop's chart (23 px
+# tall, 10 px from the top in plotly.js 3): over a legend in rows above the plot it covered the first
+# row's right-hand entries. A chart whose toolbar shows hangs that legend this far below its top.
+TOOLBAR_ROOM_PX = 36
 # On a phone a colour bar lies flat under its plot (beside it, it took half of a ≈ 390 px chart);
 # ``y`` (the bar's top, a fraction of the plot area's height below it) is each figure's own.
 COLORBAR_BELOW = {"orientation": "h", "x": 0.5, "xanchor": "center", "yanchor": "top", "len": 1.0,
                   "thickness": 12}  # fmt: skip
+
+
+def shows_toolbar(large: bool, compact: bool) -> bool:
+    """Whether a chart drawn for this view shows Plotly's toolbar: on a desktop, not on a phone
+    (``compact``) nor in projector fonts (``large``), where it sat on legends and titles
+    (``pages.common.chart_config`` applies it)."""
+    return not (large or compact)
+
+
+def legend_above(height: int, toolbar: bool) -> dict:
+    """:data:`LEGEND_ABOVE`, or for a figure ``height`` px tall that shows the toolbar the same rows
+    hung :data:`TOOLBAR_ROOM_PX` below the figure's top (a container-anchored legend: Plotly still
+    starts the plot below its rows), so that the toolbar covers none of its entries."""
+    if not toolbar:
+        return LEGEND_ABOVE
+    return {**LEGEND_ABOVE, "xanchor": "left", "yref": "container", "y": 1.0 - TOOLBAR_ROOM_PX / height,
+            "yanchor": "top"}  # fmt: skip
 
 
 def color_for(key: str) -> str:

@@ -55,12 +55,15 @@ from viz.palette import (
     MINIMUM_COLOR,
     SADDLE_COLOR,
     STATIONARY_SYMBOLS,
+    TOOLBAR_ROOM_PX,
     color_for,
     dash_for,
+    legend_above,
     legend_label,
     line_width,
     marker_size,
     rgba,
+    shows_toolbar,
     style_figure,
 )
 
@@ -1263,13 +1266,19 @@ def hidden_loss_curves(traces: Sequence, x: str = "steps", log: bool = False) ->
 
 
 def loss_figure(
-    traces: Sequence, x: str = "steps", log: bool = False, large: bool = False, height: int | None = None
+    traces: Sequence,
+    x: str = "steps",
+    log: bool = False,
+    large: bool = False,
+    height: int | None = None,
+    compact: bool = False,
 ) -> go.Figure:
     """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
     evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
     ``loss − min + δ`` (min over all runs, δ = 1e-12·max(1, |min|)). The escape step is marked ×.
-    The legend sits in rows above the plot; ``height`` defaults to 380 px (500 with ``large``, whose
-    legend takes more rows).
+    The legend sits in rows above the plot, below the toolbar where the view shows one (a desktop's:
+    not ``large`` nor ``compact``, a phone's; ``viz.palette.legend_above``); ``height`` defaults to
+    380 px (500 with ``large``, whose legend takes more rows), plus that room for the toolbar.
 
     A diverged run never rescales the plot: the y range is that of the other runs (and the diverged
     runs' starts), a diverged curve is clipped to it, and its last point is marked ▲/▼ "diverged"
@@ -1332,14 +1341,17 @@ def loss_figure(
     yaxis: dict = {"title": {"text": ytitle}, "type": "log" if log else "linear"}
     if window is not None:
         yaxis["range"] = [math.log10(v) for v in window] if log else list(window)
+    toolbar = shows_toolbar(large, compact)  # the figure grows by the room it leaves the toolbar
+    height = (height or (500 if large else 380)) + (TOOLBAR_ROOM_PX if toolbar else 0)
     fig.update_layout(
-        height=height or (500 if large else 380),
+        height=height,
         xaxis={"title": {"text": "step" if x == "steps" else "gradient evaluations"}},
         yaxis=yaxis,
         hovermode="x unified",
     )
     style_figure(fig, large)
-    fig.update_layout(legend=LEGEND_ABOVE)  # in rows above: the plot keeps a half-width column's width
+    # in rows above: the plot keeps a half-width column's width
+    fig.update_layout(legend=legend_above(height, toolbar))
     return fig
 
 
