@@ -18,7 +18,13 @@ the server and the browser by itself; prints a table and writes ``benchmarks/res
 
 Targets: health never above 1 s; Surfaces p95 during the heavy work ≤ 2× solo.
 
-Usage: ``python benchmarks/isolation.py [--repeats 2] [--budget-s 900] [--launcher serve|streamlit]``.
+``--browser-nice N`` runs Chromium at that niceness (through a wrapper of ``nice -n N``): a class's
+browsers run on the students' own machines, not on the server's cores; at nice 19 the server and its
+workers (nice 10) come first on this machine's two cores, so the health figures show the server's own
+latency rather than its contention with the five browsers. ``--out`` names the results file.
+
+Usage: ``python benchmarks/isolation.py [--repeats 2] [--budget-s 900] [--launcher serve|streamlit]
+[--browser-nice 19 --out isolation_browser_nice.md]``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import platform
 import signal
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -261,8 +268,14 @@ def main() -> None:
         "with the work in the server process (DEO_LAB_WORKERS=0), side by side",
     )
     parser.add_argument("--window-s", type=float, default=30, help="health polling window (--health-only)")
-    parser.add_argument("--launcher", choices=tuple(LAUNCHERS), default="serve",
-                        help="the README's `python serve.py` (default) or a bare `streamlit run app.py`")
+    parser.add_argument(
+        "--launcher",
+        choices=tuple(LAUNCHERS),
+        default="serve",
+        help="the README's `python serve.py` (default) or a bare `streamlit run app.py`",
+    )
+    parser.add_argument("--browser-nice", type=int, default=0, help="Chromium's niceness (0: as this script)")
+    parser.add_argument("--out", default="isolation.md", help="results file in benchmarks/results/")
     args = parser.parse_args()
     if args.health_only:
         health_only(args)
@@ -277,8 +290,9 @@ def main() -> None:
     stopped = None
     seed = 3000
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as scratch:
+            chromium = niced_chromium(args.browser_nice, scratch)
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 surfaces_wave(browser, server, [seed])  # warm: imports, first race, the worker pool
                 seed += 1
@@ -341,17 +355,36 @@ def main() -> None:
         "# Isolation benchmark (heavy work in one session, four Surfaces sessions and the health endpoint)",
         "",
         f"Command: `python benchmarks/isolation.py --repeats {args.repeats}"
-        f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}`",
+        f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"
+        f"{f' --browser-nice {args.browser_nice}' if args.browser_nice else ''}"
+        f"{f' --out {args.out}' if args.out != 'isolation.md' else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
         f"Server: `{LAUNCHERS[args.launcher]}` on 127.0.0.1; heavy work in `pages/workers.py`'s process pool "
-        f"({max(1, (os.cpu_count() or 1) - 1)} worker(s) at nice 10).",
+        f"({max(1, (os.cpu_count() or 1) - 1)} worker(s) at nice 10); Chromium at nice {args.browser_nice}"
+        + (
+            " (the browsers stand for the students' own machines: the server and its workers come first)"
+            if args.browser_nice > 0
+            else ", sharing the cores with the server as this script runs it"
+        )
+        + ".",
         "",
     ]
     text = "\n".join(header + lines) + "\n"
     print(text)
-    (ROOT / "benchmarks" / "results" / "isolation.md").write_text(text)
+    (ROOT / "benchmarks" / "results" / args.out).write_text(text)
+
+
+def niced_chromium(nice: int, folder: str) -> str:
+    """Chromium's path, or with ``nice`` > 0 a script in ``folder`` that runs it at that niceness
+    (every process it starts inherits it)."""
+    if nice <= 0:
+        return CHROMIUM
+    wrapper = Path(folder) / "chromium"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 if __name__ == "__main__":
