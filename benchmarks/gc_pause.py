@@ -79,17 +79,24 @@ def worker(freeze: bool, sessions: int, collects: int) -> dict:
     }
 
 
-def run_worker(freeze: bool, sessions: int, collects: int, allocator: dict[str, str]) -> dict:
+def run_worker(
+    freeze: bool, sessions: int, collects: int, allocator: dict[str, str], tree: Path = ROOT
+) -> dict:
+    """One fresh process of ``tree`` (its own copy of this script, which measures its own code)."""
     env = {**{key: v for key, v in os.environ.items() if key != "PYTHONMALLOC"}, **allocator}
-    command = [sys.executable, __file__, "--worker", "freeze" if freeze else "plain"]
+    script = tree / "benchmarks" / "gc_pause.py"
+    command = [sys.executable, str(script), "--worker", "freeze" if freeze else "plain"]
     command += ["--sessions", str(sessions), "--collects", str(collects)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree, timeout=1800)
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def markdown(results: dict, command: str, loads: tuple, allocator: str) -> str:
+def markdown(results: dict, command: str, loads: tuple, allocator: str, labels: tuple[str, str]) -> str:
+    """The table; ``results`` holds the sides ``"plain"`` (first column) and ``"frozen"`` (second),
+    headed ``labels``."""
+
     def median_ms(key: str, side: str) -> float:
         return statistics.median(x for r in results[side] for x in r[key]) * 1e3
 
@@ -101,10 +108,11 @@ def markdown(results: dict, command: str, loads: tuple, allocator: str) -> str:
     cpu_plain, cpu_frozen = median_ms("page_cpu", "plain"), median_ms("page_cpu", "frozen")
     tracked = [statistics.median(r["tracked"] for r in results[side]) for side in ("plain", "frozen")]
     rows = [
-        "| | not frozen | frozen (serve.py) | ratio |",
+        f"| | {labels[0]} | {labels[1]} | ratio |",
         "|---|---:|---:|---:|",
         f"| objects the collector tracks (after the class) | {tracked[0]:,.0f} | {tracked[1]:,.0f} | |",
-        "| objects frozen at the end of the warm-up | 0 | "
+        "| objects frozen at the end of the warm-up | "
+        f"{statistics.median(r['frozen'] for r in results['plain']):,.0f} | "
         f"{statistics.median(r['frozen'] for r in results['frozen']):,.0f} | |",
         "| **gc.collect() after a new race: the pause, ms** (median; all) | "
         f"{plain:.0f} ({spread('pauses', 'plain')}) | **{frozen:.0f}** ({spread('pauses', 'frozen')}) | "
@@ -144,6 +152,13 @@ def main() -> None:
     parser.add_argument("--collects", type=int, default=5, help="timed collections per process")
     parser.add_argument("--worker", choices=("plain", "freeze"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. a git worktree of an earlier commit): both sides frozen as serve.py "
+        "runs them, the base tree against this one (written to gc_pause_against.md)",
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker == "freeze", args.sessions, args.collects)))
@@ -158,19 +173,36 @@ def main() -> None:
     for repeat in range(args.repeats):
         sides = ("plain", "frozen") if repeat % 2 == 0 else ("frozen", "plain")
         for side in sides:
-            results[side].append(run_worker(side == "frozen", args.sessions, args.collects, allocator_vars))
+            if args.base is None:  # not frozen against frozen, this tree
+                measured = run_worker(side == "frozen", args.sessions, args.collects, allocator_vars)
+            else:  # both frozen: the base tree ("plain" column) against this tree
+                tree = args.base.resolve() if side == "plain" else ROOT
+                measured = run_worker(True, args.sessions, args.collects, allocator_vars, tree)
+            results[side].append(measured)
             pauses = [round(x * 1e3) for x in results[side][-1]["pauses"]]
             print(f"round {repeat + 1} {side}: pauses ms", pauses, flush=True)
     loads.append(os.getloadavg())
     command = (
         f"python benchmarks/gc_pause.py --repeats {args.repeats} --sessions {args.sessions} "
-        f"--collects {args.collects}"
+        f"--collects {args.collects}" + (" --base <worktree of the base commit>" if args.base else "")
     )
-    text = markdown(results, command, tuple(loads), allocator)
+    if args.base is None:
+        labels, name = ("not frozen", "frozen (serve.py)"), "gc_pause.md"
+    else:
+        labels = (f"base {_commit(args.base)}, frozen", f"this tree {_commit(ROOT)}, frozen")
+        name = "gc_pause_against.md"
+    text = markdown(results, command, tuple(loads), allocator, labels)
     print(text)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "gc_pause.md").write_text(text)
+        (RESULTS / name).write_text(text)
+
+
+def _commit(tree: Path) -> str:
+    """``tree``'s commit (short), with ``+`` when it has uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=tree)
+    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=tree)
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Traces are built directly (no race): straight or known paths on f = x² − y²,
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import math
 import re
@@ -438,10 +439,36 @@ def test_the_page_figure_composed_from_layers_is_the_validated_figure_and_its_js
     traces = [make_trace("gd", 120, dimer=False), make_trace("deo_escape", 120)]
     layers = sf.race_layers(SADDLE, traces, start=(1.0, 1e-3), grid=grid)
     fast = sf.race_view(layers, **view)
-    assert json.loads(fast.wire_json()) == fast.to_dict()  # the JSON the page sends is the dict
+    assert json.loads(fast.wire_json()) == as_lists(fast.to_dict())  # the JSON the page sends is the dict
     validated = sf.race_figure(SADDLE, traces, start=(1.0, 1e-3), grid=grid, **view)
     assert json.loads(validated.to_json()) == json.loads(fast.wire_json())
     assert fast.to_dict() is fast.to_dict() and fast.freeze() is fast
+
+
+def as_lists(value):
+    """``value`` with its tuples as lists (what JSON reads back)."""
+    if isinstance(value, dict):
+        return {k: as_lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_lists(v) for v in value]
+    return value
+
+
+def test_the_cached_frames_leave_the_garbage_collectors_lists(grid):
+    """A race's frames are ≈ 50 000 lists and dicts when built of lists, and every full collection
+    (the interpreter lock held, every session waiting) walked them again while the figure was cached.
+    Built of tuples, the collector drops every frame's parts from its lists (a tuple of numbers at
+    any collection, a dict of such tuples at a full one): two tracked objects a frame are left (its
+    dict and its tuple of parts; CPython never untracks a tuple that holds dicts)."""
+    traces = [make_trace("gd", 120, dimer=False), make_trace("deo_escape", 120)]
+    fig = sf.race_view(sf.race_layers(SADDLE, traces, start=(1.0, 1e-3), grid=grid))
+    frames = fig.to_dict()["frames"]
+    for _ in range(2):
+        gc.collect()
+    parts = [part for frame in frames for part in frame["data"]]
+    assert parts and not any(gc.is_tracked(part) or gc.is_tracked(part["x"]) for part in parts)
+    validated = sf.race_figure(SADDLE, traces, start=(1.0, 1e-3), grid=grid).to_dict()["frames"]
+    assert isinstance(validated[0]["data"][0]["x"], list)  # the figure handed out: Plotly's own lists
 
 
 def test_a_view_change_draws_only_its_own_parts_and_reuses_the_rest(grid):
