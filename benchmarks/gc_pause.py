@@ -93,7 +93,9 @@ def run_worker(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def markdown(results: dict, command: str, loads: tuple, allocator: str, labels: tuple[str, str]) -> str:
+def markdown(
+    results: dict, command: str, loads: tuple, allocator: str, labels: tuple[str, str], against: bool = False
+) -> str:
     """The table; ``results`` holds the sides ``"plain"`` (first column) and ``"frozen"`` (second),
     headed ``labels``."""
 
@@ -124,7 +126,8 @@ def markdown(results: dict, command: str, loads: tuple, allocator: str, labels: 
     collects = len(results["plain"][0]["pauses"])
     return "\n".join(
         [
-            "# A full garbage collection in the server: how long it stops everything",
+            "# A full garbage collection in the server: how long it stops everything"
+            + (", another tree against this one" if against else ""),
             "",
             f"Command: `{command}`  ",
             f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
@@ -191,7 +194,7 @@ def main() -> None:
     else:
         labels = (f"base {_commit(args.base)}, frozen", f"this tree {_commit(ROOT)}, frozen")
         name = "gc_pause_against.md"
-    text = markdown(results, command, tuple(loads), allocator, labels)
+    text = markdown(results, command, tuple(loads), allocator, labels, against=args.base is not None)
     print(text)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)

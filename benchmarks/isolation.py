@@ -352,7 +352,8 @@ def main() -> None:
     if stopped is not None:
         lines += ["", f"**Stopped early** ({stopped}): the rows above are what was measured before."]
     header = [
-        "# Isolation benchmark (heavy work in one session, four Surfaces sessions and the health endpoint)",
+        "# Isolation benchmark (heavy work in one session, four Surfaces sessions and the health endpoint)"
+        + (f", Chromium at nice {args.browser_nice}" if args.browser_nice else ""),
         "",
         f"Command: `python benchmarks/isolation.py --repeats {args.repeats}"
         f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"
