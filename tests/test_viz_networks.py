@@ -73,6 +73,24 @@ def test_loss_figure_draws_one_line_per_optimizer_in_its_colour_and_marks_diverg
     figure_json(fig)
 
 
+def test_a_diverged_run_never_rescales_the_loss_chart_and_its_label_stays_inside():
+    """GD at lr 10 on xor reached 1e298 before it stopped: the y axis ran to 8·10²⁹⁸, every other
+    curve lay flat on 0 and the "diverged" label sat above the plot, cut off. Now the y range is
+    that of the other runs (and the diverged run's start), the diverged curve is clipped to it, and
+    the label hangs below its cross at the top edge."""
+    blown = make_trace("gd", "GD", 60, status="diverged", stop_step=60)
+    blown.loss[40:] = np.geomspace(1.0, 1e298, 20)
+    for log_y in (False, True):
+        fig = figs.loss_figure([blown, *traces()[1:3]], "steps", log_y)
+        _, high = fig.layout.yaxis.range
+        assert (10**high if log_y else high) < 1.0, log_y  # the runs' losses start at 0.5
+        gd = next(t for t in fig.data if t.name == "GD")
+        assert max(v for v in gd.y if v is not None) <= (10**high if log_y else high) * (1 + 1e-4)  # rounded
+        cross = next(t for t in fig.data if t.mode == "markers+text")
+        assert cross.textposition == "bottom center", log_y
+        figure_json(fig)
+
+
 def test_loss_figure_against_gradient_evaluations_uses_the_cumulative_counts():
     fig = figs.loss_figure(traces(), "grad_evals", log_y=True)
     deo = next(t for t in fig.data if t.name == "DEO (paper)")

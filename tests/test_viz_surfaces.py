@@ -326,6 +326,21 @@ def test_escape_is_marked_on_the_loss_curve():
     assert len(marks) == 1 and list(marks[0].x) == [20]
 
 
+def test_the_loss_charts_diverged_label_stays_inside_the_plot():
+    """A run that diverges early is marked at the top edge near the left one: its label "diverged"
+    hangs below the marker and starts at it (placed left of it, it was cut off by the plot's left
+    and top edges, leaving a sliver of its lower half in the corner)."""
+    steady = make_trace("gd", 100, dimer=False)
+    early = make_trace("adam", 5, dimer=False, status="diverged", stop_step=6)
+    early.loss[-1] = 1e9  # far above the others: drawn at the window's top
+    late = make_trace("deo_paper", 95, dimer=False, status="diverged", stop_step=96)
+    late.loss[-1] = 1e9
+    for log in (False, True):
+        fig = sf.loss_figure([steady, early, late], log=log)
+        marks = {t.name: t.textposition for t in fig.data if t.text}
+        assert marks == {"ADAM diverged": "bottom right", "DEO_PAPER diverged": "bottom left"}, log
+
+
 def test_curvature_figure_shows_estimate_truth_and_cosine_or_says_there_is_no_dimer():
     fig = sf.curvature_figure([make_trace("deo_paper", 20), make_trace("gd", 20, dimer=False)])
     names = [t.name for t in fig.data]

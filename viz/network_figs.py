@@ -10,6 +10,7 @@ A diverged run is drawn up to its last finite row and marked with a cross and "d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,6 +40,7 @@ from viz.palette import (
     rgba,
     shows_toolbar,
 )
+from viz.surface_figs import loss_window, text_inside
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
 LINE_PX = 2.5
@@ -64,20 +66,32 @@ def _line(trace: Trace, x: ndarray, y: ndarray, **kwargs) -> go.Scatter:
     return go.Scatter(x=rounded(x), y=rounded(y), mode="lines", legendgroup=trace.label, line=style, **kwargs)
 
 
-def _diverged_marker(trace: Trace, x: ndarray, y: ndarray) -> go.Scatter | None:
-    """A cross at the last finite row of a diverged run (None for the others)."""
+def _diverged_marker(
+    trace: Trace,
+    x: ndarray,
+    y: ndarray,
+    bounds: tuple[float, float, float, float] | None = None,
+    log: bool = False,
+) -> go.Scatter | None:
+    """A cross at the last finite row of a diverged run (None for the others); its label turned
+    toward the inside of the plot ``bounds`` (``viz.surface_figs.text_inside``; y in decades on a
+    log axis) when given."""
     if trace.status != "diverged":
         return None
     finite = np.flatnonzero(np.isfinite(y))
     if finite.size == 0:
         return None
     i = finite[-1]
+    position = "top center"
+    if bounds is not None:
+        y_mark = math.log10(y[i]) if log and y[i] > 0 else float(y[i])
+        position = text_inside(float(x[i]), y_mark, bounds)
     return go.Scatter(
         x=rounded([x[i]]),
         y=rounded([y[i]]),
         mode="markers+text",
         text=["diverged"],
-        textposition="top center",
+        textposition=position,
         legendgroup=trace.label,
         showlegend=False,
         marker={"symbol": "x", "size": 14, "color": color_for(trace.key)},
@@ -129,12 +143,24 @@ def loss_figure(
     if covered is None:
         covered = covered_curves(traces, x_axis, log_y)
     hidden = {name for name, _, _ in covered}
+    # a diverged run never rescales the plot (its 1e298 flattened every other curve onto the axis):
+    # the y range is the other runs' and the diverged runs' starts, and a diverged curve is clipped
+    window = loss_window(traces, 0.0, log_y)
+    drawn = []
     for trace in traces:
         x = _x_values(trace, x_axis)
-        y = _positive_floor(trace.loss) if log_y else trace.loss
+        y = _positive_floor(trace.loss) if log_y else np.asarray(trace.loss, dtype=np.float64)
+        drawn.append((trace, x, np.clip(y, *window) if window is not None else y))
+    bounds = None
+    if window is not None:
+        xs = [float(v) for _, x, _ in drawn if len(x) for v in (x[0], x[-1])]
+        ys = [math.log10(v) for v in window] if log_y else list(window)
+        bounds = (min(xs, default=0.0), max(xs, default=1.0), ys[0], ys[1])
+        fig.update_yaxes(range=ys)
+    for trace, x, y in drawn:
         wide = {"line": {"width": COVERED_WIDTH}} if legend_label(trace.label) in hidden else {}
         fig.add_trace(_line(trace, x, y, **wide))
-        marker = _diverged_marker(trace, x, y)
+        marker = _diverged_marker(trace, x, y, bounds, log_y)
         if marker is not None:
             fig.add_trace(marker)
     if plateau is not None:

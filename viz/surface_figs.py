@@ -1247,7 +1247,7 @@ def _drawn_losses(traces: Sequence, x: str, log: bool) -> tuple[float, tuple | N
     if log and low <= 0:
         shift = -low + 1e-12 * max(1.0, abs(low))
         ytitle = "loss − min over runs"
-    window = _loss_window(traces, shift, log)
+    window = loss_window(traces, shift, log)
     drawn = []
     for t in traces:
         if not len(t):
@@ -1329,13 +1329,21 @@ def loss_figure(
             reached = float(t.loss[-1]) + shift
             up = not math.isfinite(reached) or window is None or reached >= window[1]
             shown = reached if window is None else float(np.clip(reached, *window))
+            y_mark = shown if math.isfinite(shown) else (window or (0, 0))[1]
+            x_mark = float(getattr(t, x)[-1])
             fig.add_trace(
                 go.Scatter(
-                    x=[float(getattr(t, x)[-1])],
-                    y=_clean(np.array([shown if math.isfinite(shown) else (window or (0, 0))[1]])),
+                    x=[x_mark],
+                    y=_clean(np.array([y_mark])),
                     mode="markers+text",
                     text=["diverged"],
-                    textposition="middle left",
+                    # inside the plot: at its top edge the label hangs below the marker, near its left
+                    # edge it starts at the marker (left of an early divergence it was cut off)
+                    textposition=text_inside(
+                        x_mark,
+                        math.log10(y_mark) if log and y_mark > 0 else y_mark,
+                        _plot_bounds(drawn, window, log),
+                    ),
                     textfont={"color": color_for(t.key)},
                     name=f"{t.label} diverged",
                     legendgroup=t.key,
@@ -1366,7 +1374,22 @@ def loss_figure(
     return fig
 
 
-def _loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, float] | None:
+def _plot_bounds(drawn: list, window: tuple | None, log: bool) -> tuple[float, float, float, float]:
+    """``(x0, x1, y0, y1)`` of :func:`loss_figure`'s plot in data units (Plotly's autorange, or the
+    y ``window``; on a log axis y in decades, as :func:`text_inside` compares them)."""
+    xs = [float(v) for _, _, x_values, _ in drawn for v in (x_values[0], x_values[-1])]
+    if window is not None:
+        ys = list(window)
+    else:
+        ys = [float(v) for _, _, _, y in drawn for v in y if math.isfinite(v) and (v > 0 or not log)]
+    if log:
+        ys = [math.log10(v) for v in ys if v > 0]
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    return x0, x1 if x1 > x0 else x0 + 1.0, y0, y1 if y1 > y0 else y0 + 1.0
+
+
+def loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, float] | None:
     """The y range of the loss plot when some run diverged (else ``None``: Plotly's autorange): the
     finite losses of the runs that did not diverge and the first loss of those that did, padded by
     5 % (on the log axis, in decades)."""
