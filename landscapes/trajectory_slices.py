@@ -136,8 +136,11 @@ def trajectory_slice(
     Trajectories come from ``trace.position`` (T, d), projected by least squares, or, when a trace
     has none (a race too large to record them), from its ``position_2d`` recorded in the random plane
     of (``plane_seed``, ``filter_normalize``) during the race. ``radius`` 0 fits the window to the
-    projected trajectories (``FIT_MARGIN`` × their largest coordinate). ``progress(fraction)``: the
-    grid's evaluation (:func:`landscapes.slices.loss_grid`), the part that takes the time.
+    projected trajectories (``FIT_MARGIN`` × their largest coordinate) of the runs that did not
+    diverge (of all when every run did): a diverged run leaves the window instead of blowing it up
+    (GD at lr 10 on xor put the other runs in one pixel of a window of radius 1.8·10¹⁵²).
+    ``progress(fraction)``: the grid's evaluation (:func:`landscapes.slices.loss_grid`), the part
+    that takes the time.
     """
     if plane not in SLICE_PLANES:
         raise ValueError(f"plane must be one of {list(SLICE_PLANES)}, got {plane!r}")
@@ -158,8 +161,9 @@ def trajectory_slice(
         else:
             directions = pca_plane([t.position for t in traces], params0)
         paths = [np.asarray(project_onto_plane(t.position, params0, *directions)) for t in traces]
-    if radius <= 0:
-        extent = max((float(np.nanmax(np.abs(p))) for p in paths if p.size), default=0.0)
+    if radius <= 0:  # fitted to the runs that did not diverge (one that did went ~1e152 away)
+        kept = [p for p, t in zip(paths, traces) if getattr(t, "status", None) != "diverged"] or paths
+        extent = max((float(np.nanmax(np.abs(p))) for p in kept if p.size), default=0.0)
         radius = FIT_MARGIN * extent if extent > 0 else 1.0
     grid = loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch, progress=progress)
     alphas, betas, z = (np.asarray(a) for a in grid)

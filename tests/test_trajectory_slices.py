@@ -75,6 +75,18 @@ def test_trajectories_in_the_random_plane_project_exactly_and_the_grid_is_the_lo
     assert sl.description.startswith("random plane (filter-normalised directions, seed 7)")
 
 
+def test_a_diverged_run_leaves_the_fitted_window_instead_of_blowing_it_up(moons):
+    calm = SimpleNamespace(position=None, position_2d=np.array([[0.0, 0.0], [0.5, -1.0]]), status="stopped")
+    gone = SimpleNamespace(
+        position=None, position_2d=np.array([[0.0, 0.0], [3e151, 1e152]]), status="diverged"
+    )
+    sl = trajectory_slice(moons, INIT, SEED, "random", [calm, gone], resolution=5)
+    assert sl.radius == pytest.approx(FIT_MARGIN * 1.0)  # the calm run's largest coordinate
+    np.testing.assert_array_equal(sl.paths[1], gone.position_2d)  # still drawn (leaving the window)
+    alone = trajectory_slice(moons, INIT, SEED, "random", [gone], resolution=5)
+    assert alone.radius == pytest.approx(FIT_MARGIN * 1e152)  # every run diverged: fitted to them
+
+
 def test_unrecorded_trajectories_use_the_races_own_plane_coordinates_and_only_the_random_plane(moons):
     recorded = np.array([[0.0, 0.0], [0.5, -1.0]])
     traces = [SimpleNamespace(position=None, position_2d=recorded)]
