@@ -236,17 +236,21 @@ if traces:
                 f"only up to {EXACT_HESSIAN_MAX_PARAMS} parameters. The dimer's own curvature C is shown."
             )
         st.plotly_chart(
-            figs.curvature_figure(traces, large=large), key=f"{P}curvature", config=chart_config()
+            figs.curvature_figure(traces, large=large, compact=on_phone),
+            key=f"{P}curvature",
+            config=chart_config(),
         )
         st.caption(
             "Solid: the dimer's curvature estimate C = D·N at each step; dotted: the exact smallest "
             "Hessian eigenvalue λ_min at the same weights. C ≈ λ_min means the dimer found the min mode."
         )
         col_a, col_b = st.columns(2)
-        col_a.plotly_chart(figs.cos_figure(traces, large=large), key=f"{P}cos", config=chart_config())
+        col_a.plotly_chart(
+            figs.cos_figure(traces, large=large, compact=on_phone), key=f"{P}cos", config=chart_config()
+        )
         col_a.caption("|cos∠(N, v_min)|: 1 when the dimer orientation N is the exact min eigenvector.")
         col_b.plotly_chart(
-            figs.removed_fraction_figure(traces, large=large),
+            figs.removed_fraction_figure(traces, large=large, compact=on_phone),
             key=f"{P}removed",
             config=chart_config(),
         )

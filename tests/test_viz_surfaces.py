@@ -345,7 +345,10 @@ def test_curvature_figure_shows_estimate_truth_and_cosine_or_says_there_is_no_di
     fig = sf.curvature_figure([make_trace("deo_paper", 20), make_trace("gd", 20, dimer=False)])
     names = [t.name for t in fig.data]
     assert names == ["DEO_PAPER: dimer C", "DEO_PAPER: exact λ_min", "DEO_PAPER: |cos|"]
-    assert fig.layout.legend.yanchor == "bottom" and fig.layout.legend.y > 1  # in rows above the plot
+    legend = fig.layout.legend  # in rows above the plot, hung below a desktop's toolbar
+    assert legend.yref == "container" and legend.yanchor == "top" and legend.y < 1
+    phone = sf.curvature_figure([make_trace("deo_paper", 20)], compact=True).layout.legend
+    assert phone.yanchor == "bottom" and phone.y > 1 and phone.yref != "container"  # no toolbar there
     empty = sf.curvature_figure([make_trace("gd", 20, dimer=False)])
     assert "No dimer optimizer" in empty.layout.annotations[0].text
 

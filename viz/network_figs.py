@@ -172,8 +172,14 @@ def loss_figure(
         )
     fig.update_xaxes(title_text=X_AXES[x_axis])
     fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
-    toolbar = shows_toolbar(large, compact)  # the figure grows by the room it leaves the toolbar
-    height = 440 + (TOOLBAR_ROOM_PX if toolbar else 0)
+    return _finish_above(fig, large, compact, 440)
+
+
+def _finish_above(fig: go.Figure, large: bool, compact: bool, height: int) -> go.Figure:
+    """:func:`viz.dimer_figs.finish` with the legend in rows above the plot, below the toolbar where
+    the view shows one (``viz.palette.legend_above``): the figure grows by the room it leaves it."""
+    toolbar = shows_toolbar(large, compact)
+    height += TOOLBAR_ROOM_PX if toolbar else 0
     return finish(fig, large, height=height, legend=legend_above(height, toolbar))
 
 
@@ -190,9 +196,10 @@ def _no_data_note(fig: go.Figure, text: str) -> None:
     )
 
 
-def curvature_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
+def curvature_figure(traces: Sequence[Trace], large: bool = False, compact: bool = False) -> go.Figure:
     """The dimer curvature estimate C (solid, dimer presets only) and the exact λ_min of the Hessian
-    at the same iterate (dotted, same colour) against steps.
+    at the same iterate (dotted, same colour) against steps. The legend sits in rows above the plot,
+    below the toolbar where the view shows one (``viz.palette.legend_above``; ``compact``: a phone).
 
     When no trace has an exact λ_min (too many parameters for the exact Hessian), a note says so.
     """
@@ -226,11 +233,11 @@ def curvature_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
     fig.add_hline(y=0, line={"color": EXACT_COLOR, "width": 1})
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="curvature")
-    return finish(fig, large, height=440, legend=LEGEND_ABOVE)
+    return _finish_above(fig, large, compact, 440)
 
 
 def _unit_interval_figure(
-    traces: Sequence[Trace], field: str, y_title: str, empty_note: str, large: bool
+    traces: Sequence[Trace], field: str, y_title: str, empty_note: str, large: bool, compact: bool = False
 ) -> go.Figure:
     fig = go.Figure()
     shown = False
@@ -243,10 +250,10 @@ def _unit_interval_figure(
         _no_data_note(fig, empty_note)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text=y_title, range=[-0.02, 1.05])
-    return finish(fig, large, height=400, legend=LEGEND_ABOVE)
+    return _finish_above(fig, large, compact, 400)
 
 
-def cos_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
+def cos_figure(traces: Sequence[Trace], large: bool = False, compact: bool = False) -> go.Figure:
     """``|cos∠(N, v_min)|`` between the dimer orientation N and the exact min eigenvector (1 = found)."""
     return _unit_interval_figure(
         traces,
@@ -254,13 +261,14 @@ def cos_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
         "|cos∠(N, v_min)|",
         "needs a dimer optimizer and the exact Hessian (small networks)",
         large,
+        compact,
     )
 
 
-def removed_fraction_figure(traces: Sequence[Trace], large: bool = False) -> go.Figure:
+def removed_fraction_figure(traces: Sequence[Trace], large: bool = False, compact: bool = False) -> go.Figure:
     """The removed fraction ``(g·N)²/‖g‖²``: how much of the gradient the dimer projection takes away."""
     return _unit_interval_figure(
-        traces, "removed_fraction", "(g·N)² / ‖g‖²", "no dimer optimizer chosen", large
+        traces, "removed_fraction", "(g·N)² / ‖g‖²", "no dimer optimizer chosen", large, compact
     )
 
 

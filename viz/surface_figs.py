@@ -1417,7 +1417,8 @@ def curvature_figure(
     above the plot with the runs' short names, as on the Networks page (beside it, "C (DEO-escape —
     control: random fixed direction)" left a phone's plot ≈ 60 px wide). ``height`` defaults to
     460 px (500 in projector fonts) plus the legend's rows (three entries a row, two in projector
-    fonts, one on a phone, ``compact``), so the |cos| panel keeps ≈ 150 px."""
+    fonts, one on a phone, ``compact``), so the |cos| panel keeps ≈ 150 px, and on a desktop the
+    room the legend leaves the toolbar (``viz.palette.legend_above``)."""
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45],
         figure=FrozenFigure(),  # a go.Figure until frozen (pages.common caches it frozen)
@@ -1478,9 +1479,11 @@ def curvature_figure(
     fig.update_yaxes(title_text="curvature", row=1, col=1)
     fig.update_yaxes(title_text="|cos(N, v_min)|", range=[0, 1.05], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
+    toolbar = shows_toolbar(large, compact)  # the figure grows by the room it leaves the toolbar
+    height += TOOLBAR_ROOM_PX if toolbar else 0
     fig.update_layout(height=height, hovermode="x unified")
     style_figure(fig, large)
-    return fig.update_layout(legend=LEGEND_ABOVE)
+    return fig.update_layout(legend=legend_above(height, toolbar))
 
 
 def _escape_evals(t) -> int | None:
