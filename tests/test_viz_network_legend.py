@@ -52,7 +52,8 @@ def test_no_legend_covers_the_x_axis_title_or_tick_labels(chromium, figures, wid
 
 def test_the_toolbar_covers_no_loss_legend_entry_where_it_shows(chromium):
     """A desktop shows Plotly's toolbar in the figure's top right while the pointer is over the
-    chart: on the Networks page's loss charts (half of the page at 1400 px) it sat on "DEO (paper)",
+    chart: on the Networks page's half-width charts (loss; |cos| and the removed fraction) it sat on
+    "DEO (paper)" or "DEO (paper): random N",
     as the same figure with the legend hung as before shows, until the legend hung below it."""
     problem = network_problem(landscapes.make_network("two_moons"))
     keys = ("gd", "adam", "deo_paper", "deo_paper_random")  # the page's default race
@@ -60,15 +61,21 @@ def test_the_toolbar_covers_no_loss_legend_entry_where_it_shows(chromium):
     width = 450
     page = figure_page(chromium, width, 900)
     try:
-        for x_axis in ("steps", "grad_evals"):
-            fig = figs.loss_figure(traces, x_axis, plateau=0.5)
+        builders = {  # the loss tab's two charts and the curvature tab's half-width pair
+            "loss, steps": lambda **kw: figs.loss_figure(traces, "steps", plateau=0.5, **kw),
+            "loss, evaluations": lambda **kw: figs.loss_figure(traces, "grad_evals", plateau=0.5, **kw),
+            "|cos|": lambda **kw: figs.cos_figure(traces, **kw),
+            "removed fraction": lambda **kw: figs.removed_fraction_figure(traces, **kw),
+        }
+        for name, build in builders.items():
+            fig = build()
             draw(page, fig.update_layout(width=width))
-            assert toolbar_covers(page) == [], x_axis
-            fig.update_layout(height=440)
+            assert toolbar_covers(page) == [], name
+            phone = build(compact=True).layout
+            assert phone.legend.yref != "container"  # no toolbar, no room
+            fig.update_layout(height=phone.height)
             fig.layout.legend = LEGEND_ABOVE  # replaced whole (update_layout would merge it)
             draw(page, fig)
-            assert toolbar_covers(page), x_axis  # the check sees the toolbar where it sat before
-            phone = figs.loss_figure(traces, x_axis, plateau=0.5, compact=True).layout
-            assert phone.legend.yref != "container" and phone.height == 440  # no toolbar, no room
+            assert toolbar_covers(page), name  # the check sees the toolbar where it sat before
     finally:
         page.close()

@@ -72,6 +72,26 @@ def test_the_toolbar_covers_no_legend_entry_where_it_shows(chromium, figures):
         page.close()
 
 
+def test_the_toolbar_covers_no_curvature_legend_entry_where_it_shows(chromium):
+    """The Curvature tab's chart (the page's column, ≈ 920 px at 1400): the toolbar sat on
+    "DEO-escape: random N: dimer C" at the end of the legend's first row."""
+    surface = landscapes.SURFACES["saddle_plateau"]
+    keys = ("gd", "adam", "deo_paper", "deo_escape", "deo_escape_random")  # the page's default race
+    traces = race(surface_problem(surface, surface.default_start), [OptimizerSpec(k) for k in keys], 40)
+    width = 920
+    page = figure_page(chromium, width, 1100)
+    try:
+        fig = sf.curvature_figure(traces)
+        draw(page, sf.FrozenFigure(fig).update_layout(width=width))
+        assert toolbar_covers(page) == []
+        before = sf.FrozenFigure(fig).update_layout(width=width, height=fig.layout.height - TOOLBAR_ROOM_PX)
+        before.layout.legend = LEGEND_ABOVE  # replaced whole (update_layout would merge it)
+        draw(page, before)
+        assert toolbar_covers(page)  # the check sees the toolbar where it sat before
+    finally:
+        page.close()
+
+
 def test_only_a_view_with_the_toolbar_leaves_it_room():
     surface = landscapes.SURFACES["saddle_plateau"]
     traces = race(surface_problem(surface, surface.default_start), [OptimizerSpec("gd")], 5)
