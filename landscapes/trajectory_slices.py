@@ -67,8 +67,9 @@ def start_plane(net, init_scale: float | None, seed: int, plane_seed: int, filte
     return params0, _random_directions(params0, seed=plane_seed, filter_normalize=filter_normalize)
 
 
-def describe_slice(plane: Plane, grid: Grid) -> str:
-    """The plane (kind, normalisation, seed / eigenvalues / explained variance) and the radius."""
+def describe_slice(plane: Plane, grid: Grid, fitted: str = "all trajectories") -> str:
+    """The plane (kind, normalisation, seed / eigenvalues / explained variance) and the radius;
+    ``fitted``: the trajectories a PCA plane was fitted to, in words."""
     meta = plane.meta
     if meta["kind"] == "random":
         norm = "filter-normalised" if meta["normalisation"] == "filter" else "unit-norm"
@@ -77,9 +78,7 @@ def describe_slice(plane: Plane, grid: Grid) -> str:
         text = "min-curvature plane (two lowest Hessian eigenvectors at θ₀, λ = "
         text += ", ".join(f"{v:.3g}" for v in meta["eigenvalues"]) + ")"
     else:
-        text = "PCA plane of all trajectories (explained " + ", ".join(
-            f"{100 * v:.0f} %" for v in meta["explained"]
-        )
+        text = f"PCA plane of {fitted} (explained " + ", ".join(f"{100 * v:.0f} %" for v in meta["explained"])
         text += ")"
     return f"{text}; through the common start θ₀; radius {grid.meta['radius']:.3g}"
 
@@ -138,13 +137,19 @@ def trajectory_slice(
     of (``plane_seed``, ``filter_normalize``) during the race. ``radius`` 0 fits the window to the
     projected trajectories (``FIT_MARGIN`` × their largest coordinate) of the runs that did not
     diverge (of all when every run did): a diverged run leaves the window instead of blowing it up
-    (GD at lr 10 on xor put the other runs in one pixel of a window of radius 1.8·10¹⁵²).
+    (GD at lr 10 on xor put the other runs in one pixel of a window of radius 1.8·10¹⁵²); the PCA
+    plane is fitted to the same runs.
     ``progress(fraction)``: the grid's evaluation (:func:`landscapes.slices.loss_grid`), the part
     that takes the time.
     """
     if plane not in SLICE_PLANES:
         raise ValueError(f"plane must be one of {list(SLICE_PLANES)}, got {plane!r}")
     batch = net.batch(0)
+    # the runs the window and a PCA plane are fitted to: those that did not diverge (all when every
+    # run did); a diverged run is still projected and drawn, leaving the window
+    calm = [getattr(t, "status", None) != "diverged" for t in traces]
+    some_diverged = not all(calm) and any(calm)
+    calm = calm if any(calm) else [True] * len(traces)
     if any(t.position is None for t in traces):
         if plane != "random":
             raise ValueError(
@@ -158,11 +163,11 @@ def trajectory_slice(
             directions = _random_directions(params0, seed=plane_seed, filter_normalize=filter_normalize)
         elif plane == "min_curvature":
             directions = min_curvature_plane(net, params0, batch)
-        else:
-            directions = pca_plane([t.position for t in traces], params0)
+        else:  # fitted to the runs that did not diverge, as the window is (below)
+            directions = pca_plane([t.position for t, keep in zip(traces, calm) if keep], params0)
         paths = [np.asarray(project_onto_plane(t.position, params0, *directions)) for t in traces]
     if radius <= 0:  # fitted to the runs that did not diverge (one that did went ~1e152 away)
-        kept = [p for p, t in zip(paths, traces) if getattr(t, "status", None) != "diverged"] or paths
+        kept = [p for p, keep in zip(paths, calm) if keep]
         extent = max((float(np.nanmax(np.abs(p))) for p in kept if p.size), default=0.0)
         radius = FIT_MARGIN * extent if extent > 0 else 1.0
     grid = loss_grid(net, params0, *directions, radius=radius, n=resolution, batch=batch, progress=progress)
@@ -175,5 +180,7 @@ def trajectory_slice(
         paths=tuple(paths),
         path_losses=tuple(slice_values(alphas, betas, z, p) for p in paths),
         radius=float(radius),
-        description=describe_slice(directions, grid),
+        description=describe_slice(
+            directions, grid, "the runs that did not diverge" if some_diverged else "all trajectories"
+        ),
     )

@@ -87,6 +87,22 @@ def test_a_diverged_run_leaves_the_fitted_window_instead_of_blowing_it_up(moons)
     assert alone.radius == pytest.approx(FIT_MARGIN * 1e152)  # every run diverged: fitted to them
 
 
+def test_a_diverged_run_is_left_out_of_the_pca_plane(moons):
+    theta0 = flat(moons.params0(init_scale=INIT, seed=SEED))
+    rng = np.random.default_rng(1)
+    steps = rng.normal(size=(6, theta0.size)) * 0.05
+    calm = SimpleNamespace(position=theta0 + np.cumsum(steps, axis=0), position_2d=None, status="stopped")
+    far = np.zeros((3, theta0.size))
+    far[:, 0] = [0.0, 1e6, 1e150]  # a run that blew up along the first weight
+    gone = SimpleNamespace(position=theta0 + far, position_2d=None, status="diverged")
+    with_it = trajectory_slice(moons, INIT, SEED, "pca", [calm, gone], resolution=5)
+    alone = trajectory_slice(moons, INIT, SEED, "pca", [calm], resolution=5)
+    np.testing.assert_allclose(with_it.paths[0], alone.paths[0], atol=1e-12)  # the same plane
+    assert with_it.radius == pytest.approx(alone.radius)
+    assert with_it.description.startswith("PCA plane of the runs that did not diverge (explained")
+    assert alone.description.startswith("PCA plane of all trajectories (explained")
+
+
 def test_unrecorded_trajectories_use_the_races_own_plane_coordinates_and_only_the_random_plane(moons):
     recorded = np.array([[0.0, 0.0], [0.5, -1.0]])
     traces = [SimpleNamespace(position=None, position_2d=recorded)]
