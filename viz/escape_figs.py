@@ -263,8 +263,10 @@ def escape_maps_figure(
                 "cmin": 0,
                 "cmax": top,
                 "colorbar": (
-                    {"title": {"text": "steps to escape (white: never escaped)", "side": "top"},
-                     **COMPACT_COLORBAR}
+                    {
+                        "title": {"text": "steps to escape (white: never escaped)", "side": "top"},
+                        **COMPACT_COLORBAR,
+                    }
                     if compact
                     else {"title": {"text": "steps to escape<br>(white: never escaped)"}}
                 ),

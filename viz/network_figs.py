@@ -10,7 +10,6 @@ A diverged run is drawn up to its last finite row and marked with a cross and "d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,15 +31,13 @@ from viz.overlap import BAND_SCALE, Drawn, hidden_curves
 from viz.palette import (
     EXACT_COLOR,
     LEGEND_ABOVE,
-    TOOLBAR_ROOM_PX,
     color_for,
     dash_for,
     legend_above,
     legend_label,
     rgba,
-    shows_toolbar,
 )
-from viz.surface_figs import loss_window, text_inside
+from viz.surface_figs import label_inside, loss_window, plot_bounds
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
 LINE_PX = 2.5
@@ -74,18 +71,14 @@ def _diverged_marker(
     log: bool = False,
 ) -> go.Scatter | None:
     """A cross at the last finite row of a diverged run (None for the others); its label turned
-    toward the inside of the plot ``bounds`` (``viz.surface_figs.text_inside``; y in decades on a
-    log axis) when given."""
+    toward the inside of the plot ``bounds`` (``viz.surface_figs.label_inside``) when given."""
     if trace.status != "diverged":
         return None
     finite = np.flatnonzero(np.isfinite(y))
     if finite.size == 0:
         return None
     i = finite[-1]
-    position = "top center"
-    if bounds is not None:
-        y_mark = math.log10(y[i]) if log and y[i] > 0 else float(y[i])
-        position = text_inside(float(x[i]), y_mark, bounds)
+    position = "top center" if bounds is None else label_inside(float(x[i]), float(y[i]), bounds, log)
     return go.Scatter(
         x=rounded([x[i]]),
         y=rounded([y[i]]),
@@ -151,12 +144,9 @@ def loss_figure(
         x = _x_values(trace, x_axis)
         y = _positive_floor(trace.loss) if log_y else np.asarray(trace.loss, dtype=np.float64)
         drawn.append((trace, x, np.clip(y, *window) if window is not None else y))
-    bounds = None
+    bounds = plot_bounds([x for _, x, _ in drawn], [y for _, _, y in drawn], window, log_y)
     if window is not None:
-        xs = [float(v) for _, x, _ in drawn if len(x) for v in (x[0], x[-1])]
-        ys = [math.log10(v) for v in window] if log_y else list(window)
-        bounds = (min(xs, default=0.0), max(xs, default=1.0), ys[0], ys[1])
-        fig.update_yaxes(range=ys)
+        fig.update_yaxes(range=list(bounds[2:]))
     for trace, x, y in drawn:
         wide = {"line": {"width": COVERED_WIDTH}} if legend_label(trace.label) in hidden else {}
         fig.add_trace(_line(trace, x, y, **wide))
@@ -177,10 +167,9 @@ def loss_figure(
 
 def _finish_above(fig: go.Figure, large: bool, compact: bool, height: int) -> go.Figure:
     """:func:`viz.dimer_figs.finish` with the legend in rows above the plot, below the toolbar where
-    the view shows one (``viz.palette.legend_above``): the figure grows by the room it leaves it."""
-    toolbar = shows_toolbar(large, compact)
-    height += TOOLBAR_ROOM_PX if toolbar else 0
-    return finish(fig, large, height=height, legend=legend_above(height, toolbar))
+    the view shows one (``viz.palette.legend_above``)."""
+    height, legend = legend_above(height, large, compact)
+    return finish(fig, large, height=height, legend=legend)
 
 
 def _no_data_note(fig: go.Figure, text: str) -> None:

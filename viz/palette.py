@@ -93,14 +93,17 @@ def shows_toolbar(large: bool, compact: bool) -> bool:
     return not (large or compact)
 
 
-def legend_above(height: int, toolbar: bool) -> dict:
-    """:data:`LEGEND_ABOVE`, or for a figure ``height`` px tall that shows the toolbar the same rows
-    hung :data:`TOOLBAR_ROOM_PX` below the figure's top (a container-anchored legend: Plotly still
-    starts the plot below its rows), so that the toolbar covers none of its entries."""
-    if not toolbar:
-        return LEGEND_ABOVE
-    return {**LEGEND_ABOVE, "xanchor": "left", "yref": "container", "y": 1.0 - TOOLBAR_ROOM_PX / height,
-            "yanchor": "top"}  # fmt: skip
+def legend_above(height: int, large: bool, compact: bool) -> tuple[int, dict]:
+    """``(figure height, legend)`` for a legend in rows above the plot of a figure whose plot needs
+    ``height`` px: :data:`LEGEND_ABOVE` where the view shows no toolbar (:func:`shows_toolbar`); where
+    it does, the same rows hung :data:`TOOLBAR_ROOM_PX` below the figure's top (a container-anchored
+    legend: Plotly still starts the plot below its rows) and the figure that much taller, so that
+    the toolbar covers none of its entries and the plot keeps its height."""
+    if not shows_toolbar(large, compact):
+        return height, LEGEND_ABOVE
+    height += TOOLBAR_ROOM_PX
+    return height, {**LEGEND_ABOVE, "xanchor": "left", "yref": "container",
+                    "y": 1.0 - TOOLBAR_ROOM_PX / height, "yanchor": "top"}  # fmt: skip
 
 
 def color_for(key: str) -> str:

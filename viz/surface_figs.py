@@ -55,7 +55,6 @@ from viz.palette import (
     MINIMUM_COLOR,
     SADDLE_COLOR,
     STATIONARY_SYMBOLS,
-    TOOLBAR_ROOM_PX,
     color_for,
     dash_for,
     legend_above,
@@ -63,7 +62,6 @@ from viz.palette import (
     line_width,
     marker_size,
     rgba,
-    shows_toolbar,
     style_figure,
 )
 
@@ -1298,6 +1296,7 @@ def loss_figure(
     the one on top."""
     shift, window, ytitle, drawn = _drawn_losses(traces, x, log)
     hidden = {name for name, _, _ in hidden_curves(_overlap_curves(drawn, log))}
+    bounds = plot_bounds([xs for _, _, xs, _ in drawn], [y for _, _, _, y in drawn], window, log)
     fig = FrozenFigure()  # a go.Figure until frozen (pages.common caches it frozen)
     for t, _, xs, y in drawn:
         width = line_width(large) * (BAND_SCALE if legend_label(t.label) in hidden else 1.0)
@@ -1339,11 +1338,7 @@ def loss_figure(
                     text=["diverged"],
                     # inside the plot: at its top edge the label hangs below the marker, near its left
                     # edge it starts at the marker (left of an early divergence it was cut off)
-                    textposition=text_inside(
-                        x_mark,
-                        math.log10(y_mark) if log and y_mark > 0 else y_mark,
-                        _plot_bounds(drawn, window, log),
-                    ),
+                    textposition=label_inside(x_mark, y_mark, bounds, log),
                     textfont={"color": color_for(t.key)},
                     name=f"{t.label} diverged",
                     legendgroup=t.key,
@@ -1360,8 +1355,7 @@ def loss_figure(
     yaxis: dict = {"title": {"text": ytitle}, "type": "log" if log else "linear"}
     if window is not None:
         yaxis["range"] = [math.log10(v) for v in window] if log else list(window)
-    toolbar = shows_toolbar(large, compact)  # the figure grows by the room it leaves the toolbar
-    height = (height or (500 if large else 380)) + (TOOLBAR_ROOM_PX if toolbar else 0)
+    height, legend = legend_above(height or (500 if large else 380), large, compact)
     fig.update_layout(
         height=height,
         xaxis={"title": {"text": "step" if x == "steps" else "gradient evaluations"}},
@@ -1370,23 +1364,32 @@ def loss_figure(
     )
     style_figure(fig, large)
     # in rows above: the plot keeps a half-width column's width
-    fig.update_layout(legend=legend_above(height, toolbar))
+    fig.update_layout(legend=legend)
     return fig
 
 
-def _plot_bounds(drawn: list, window: tuple | None, log: bool) -> tuple[float, float, float, float]:
-    """``(x0, x1, y0, y1)`` of :func:`loss_figure`'s plot in data units (Plotly's autorange, or the
-    y ``window``; on a log axis y in decades, as :func:`text_inside` compares them)."""
-    xs = [float(v) for _, _, x_values, _ in drawn for v in (x_values[0], x_values[-1])]
+def plot_bounds(
+    xs: Sequence, ys: Sequence, window: tuple | None, log: bool
+) -> tuple[float, float, float, float]:
+    """``(x0, x1, y0, y1)`` of a loss chart's plot whose curves are ``xs``, ``ys`` (one array per
+    run): the curves' x extent, and the y ``window`` (:func:`loss_window`) or else the curves' finite
+    y extent (Plotly's autorange); on a log axis y in decades. For :func:`label_inside`."""
+    x_ends = [float(v) for x in xs if len(x) for v in (x[0], x[-1])]
     if window is not None:
-        ys = list(window)
+        y_all = list(window)
     else:
-        ys = [float(v) for _, _, _, y in drawn for v in y if math.isfinite(v) and (v > 0 or not log)]
+        y_all = [float(v) for y in ys for v in y if v is not None and math.isfinite(v) and (v > 0 or not log)]
     if log:
-        ys = [math.log10(v) for v in ys if v > 0]
-    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
+        y_all = [math.log10(v) for v in y_all if v > 0]
+    x0, x1 = (min(x_ends), max(x_ends)) if x_ends else (0.0, 1.0)
+    y0, y1 = (min(y_all), max(y_all)) if y_all else (0.0, 1.0)
     return x0, x1 if x1 > x0 else x0 + 1.0, y0, y1 if y1 > y0 else y0 + 1.0
+
+
+def label_inside(x: float, y: float, bounds: tuple[float, float, float, float], log: bool) -> str:
+    """:func:`text_inside` for a label at data point (x, y) of a plot with :func:`plot_bounds`
+    (``log``: y on a log axis, compared in decades)."""
+    return text_inside(x, math.log10(y) if log and y > 0 else y, bounds)
 
 
 def loss_window(traces: Sequence, shift: float, log: bool) -> tuple[float, float] | None:
@@ -1479,11 +1482,10 @@ def curvature_figure(
     fig.update_yaxes(title_text="curvature", row=1, col=1)
     fig.update_yaxes(title_text="|cos(N, v_min)|", range=[0, 1.05], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
-    toolbar = shows_toolbar(large, compact)  # the figure grows by the room it leaves the toolbar
-    height += TOOLBAR_ROOM_PX if toolbar else 0
+    height, legend = legend_above(height, large, compact)
     fig.update_layout(height=height, hovermode="x unified")
     style_figure(fig, large)
-    return fig.update_layout(legend=legend_above(height, toolbar))
+    return fig.update_layout(legend=legend)
 
 
 def _escape_evals(t) -> int | None:
