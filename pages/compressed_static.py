@@ -115,7 +115,7 @@ class CompressedStatic:
         self._pending[path] = future
         entry = None
         try:
-            start, body = await _capture(self.app, scope, receive)
+            start, body = await capture_response(self.app, scope, receive)
             headers = {k.lower(): v for k, v in start.get("headers", [])}
             immutable = start["status"] == 200 and b"immutable" in headers.get(b"cache-control", b"")
             if not immutable or b"content-encoding" in headers or b"set-cookie" in headers:
@@ -138,7 +138,7 @@ class CompressedStatic:
             future.set_result(entry)  # waiting requests fetch for themselves when this is None
 
 
-async def _capture(app, scope: Scope, receive: Receive) -> tuple[Message, bytes]:
+async def capture_response(app, scope: Scope, receive: Receive) -> tuple[Message, bytes]:
     """Run ``app`` for one HTTP request; its response start message and whole body."""
     start: Message = {}
     chunks: list[bytes] = []

@@ -666,6 +666,29 @@ def test_a_new_browser_gets_streamlits_front_end_files_gzipped(app_url, new_page
     no_exception(page)
 
 
+def test_a_new_browser_fetches_plotly_before_the_websocket_opens(app_url, new_page):
+    """serve.py's PlotlyPreload: the page asks for Streamlit's PlotlyChart chunk (plotly.js) while it
+    loads, before Streamlit's front end has even opened its websocket — without it the chunk is asked
+    for only once the script has sent its first Plotly chart over that websocket. Asked once (the
+    preload and Streamlit's lazy import are the same module), and the chart is drawn."""
+    from pages.plotly_preload import plotly_chunk
+
+    chunk = plotly_chunk()
+    events: list[tuple[str, str]] = []  # in the order the browser reports them
+    page = new_page()
+    page.on("request", lambda request: events.append(("request", request.url)))
+    page.on("websocket", lambda socket: events.append(("websocket", socket.url)))
+    page.goto(f"{app_url}/")
+    wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
+    asked = [i for i, (kind, url) in enumerate(events) if kind == "request" and url.endswith(f"/js/{chunk}")]
+    sockets = [i for i, (kind, url) in enumerate(events) if kind == "websocket" and "/_stcore/stream" in url]
+    assert len(asked) == 1 and sockets, events
+    assert asked[0] < sockets[0], events
+    links = f"head link[rel=modulepreload][href$='{chunk}']"
+    assert page.evaluate(f"document.querySelectorAll({links!r}).length") == 1
+    no_exception(page)
+
+
 def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, screenshot_dir):
     """1280×720, large fonts, controls hidden, sidebar collapsed: every animated Dimer chart fits the
     window (scrolled to its end, its plots start below the header and its legend ends inside the
