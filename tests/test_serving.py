@@ -181,6 +181,43 @@ def test_the_server_does_not_collect_all_garbage_after_every_run():
     assert st_config.get_option("runner.postScriptGC") is False
 
 
+def test_no_page_relies_on_magic_which_the_server_turns_off():
+    """``runner.magicEnabled = false``: Streamlit's magic would rewrite bare expressions into
+    ``st.write`` calls (an AST pass each time it compiles a page). No script the app runs has such an
+    expression — Streamlit's own rewrite of each finds none (it finds the one in a control snippet) —
+    so turning it off changes no page."""
+    import ast
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from streamlit import config as st_config
+    from streamlit.runtime.scriptrunner import magic
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["magicEnabled"] is False
+    assert st_config.get_option("runner.magicEnabled") is False
+
+    def magic_writes(source: str, name: str) -> list[str]:
+        tree = magic.add_magic(source, name)
+        return [
+            ast.unparse(node)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "transparent_write"
+        ]
+
+    control = magic_writes("import streamlit as st\nx = 1\nx\n", "control.py")
+    assert control == ["__streamlitmagic__.transparent_write(x)"]
+    app = (root / "app.py").read_text()
+    scripts = ["app.py", *re.findall(r'st\.Page\(\s*"(pages/\w+\.py)"', app)]
+    assert len(scripts) == 7, scripts  # app.py and its six pages
+    for script in scripts:
+        assert magic_writes((root / script).read_text(), script) == [], script
+
+
 def test_release_memory_looks_up_malloc_trim_once(monkeypatch):
     """The trim thread calls release_memory every TRIM_EVERY_S: libc is found once, not by running
     ``ldconfig -p`` (ctypes.util.find_library) on every call."""
