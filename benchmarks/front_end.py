@@ -24,7 +24,9 @@ before requirements.txt named them); the table says which modules each server pr
 
 With ``--against DIR`` the two servers are ``python serve.py`` of this tree and of DIR (a checkout
 of an earlier commit, e.g. a ``git worktree``), side by side: what a change to the server costs or
-saves a new browser.
+saves a new browser. Both run from this repository's root, so both read its ``.streamlit/config.toml``;
+``--against . --against-options "--runner.magicEnabled true"`` measures a configuration change
+(the options go to DIR's server only).
 
 Usage: ``python benchmarks/front_end.py [--repeats 7] [--mbps 10] [--base DIR --first-visits 5]
 [--http-ab | --against DIR [--out NAME]]``; prints a table and writes
@@ -148,6 +150,11 @@ def main() -> None:
     parser.add_argument("--first-visits", type=int, default=0, help="cold servers per tree (needs --base)")
     parser.add_argument("--http-ab", action="store_true", help="serve.py with and without httptools/uvloop")
     parser.add_argument("--against", type=Path, default=None, help="serve.py of this tree vs this checkout's")
+    parser.add_argument(
+        "--against-options", default="", help="Streamlit options for --against's server only, e.g. "
+        "'--runner.magicEnabled true' (both servers run from this repository's root and read its "
+        ".streamlit/config.toml: a configuration change is measured with --against . and these)",
+    )  # fmt: skip
     parser.add_argument("--out", default="front_end_against.md", help="results file name for --against")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -159,8 +166,8 @@ def main() -> None:
     elif args.against:
         servers = {
             f"serve.py of this tree ({_commit(ROOT)})": Server(launcher=[sys.executable, "serve.py"]),
-            f"serve.py of {_commit(args.against)}": Server(
-                launcher=[sys.executable, str(args.against / "serve.py")]
+            f"serve.py of {_commit(args.against)} {args.against_options}".rstrip(): Server(
+                launcher=[sys.executable, str(args.against / "serve.py"), *args.against_options.split()]
             ),
         }
     else:
@@ -200,7 +207,7 @@ def main() -> None:
 
     title = (
         "uvicorn with httptools + uvloop vs h11 + asyncio's loop" if args.http_ab
-        else f"this tree's serve.py vs {args.against}'s" if args.against
+        else f"this tree's serve.py vs {args.against}'s {args.against_options}".rstrip() if args.against
         else "Streamlit's front-end files gzipped once vs raw"
     )
     lines = [
@@ -209,7 +216,8 @@ def main() -> None:
         f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}"
         f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}"
         f"{' --http-ab' if args.http_ab else ''}"
-        f"{f' --against {args.against} --out {args.out}' if args.against else ''}` — "
+        f"{f' --against {args.against} --out {args.out}' if args.against else ''}"
+        f"{f' --against-options {args.against_options!r}' if args.against_options else ''}` — "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
         f"{os.cpu_count()} cores, Debian Chromium; load average (1, 5, 15 min) before "
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
