@@ -90,7 +90,7 @@ class CompressedStatic:
                 if entry is None:  # already answered as Streamlit answered it
                     return
         etag = entry.etag
-        if etag is not None and etag in _header(scope, b"if-none-match").split(b", "):
+        if etag is not None and etag in request_header(scope, b"if-none-match").split(b", "):
             headers = [(k, v) for k, v in entry.headers if k in (b"cache-control", b"etag", b"vary")]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
@@ -104,8 +104,8 @@ class CompressedStatic:
             and scope.get("method") == "GET"
             and path.startswith(PREFIX)
             and path not in self.plain
-            and b"gzip" in _header(scope, b"accept-encoding")
-            and not _header(scope, b"range")
+            and b"gzip" in request_header(scope, b"accept-encoding")
+            and not request_header(scope, b"range")
         )
 
     async def _fetch(self, scope: Scope, receive: Receive, send: Send, path: str) -> Kept | None:
@@ -209,6 +209,6 @@ def warm(base_url: str, paths: list[str] | None = None, timeout_s: float = 30.0)
     return done
 
 
-def _header(scope: Scope, name: bytes) -> bytes:
+def request_header(scope: Scope, name: bytes) -> bytes:
     """The request header ``name`` (lower case), its values joined by ", "; b"" when absent."""
     return b", ".join(v for k, v in scope.get("headers", []) if k.lower() == name)

@@ -24,9 +24,9 @@ module (already evaluated, or being evaluated). Where the chunk is not found (an
 nothing is added. ``benchmarks/front_end.py --against <tree>`` measures a new browser's time to the
 chart with and without it.
 
-Only ``GET`` requests answered ``200`` with ``text/html`` and no content encoding are rewritten (the
-index page, ≈ 8 KB, which Streamlit serves uncompressed with ``Cache-Control: no-cache``): another
-body, so another ``ETag`` (Streamlit's with a suffix).
+Only ``GET`` requests that accept HTML, answered ``200`` with ``text/html`` and no content encoding, are
+rewritten (the index page, ≈ 8 KB, which Streamlit serves uncompressed with ``Cache-Control:
+no-cache``): another body, so another ``ETag`` (Streamlit's with a suffix).
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ import re
 from functools import cache
 from pathlib import Path
 
-from pages.compressed_static import PREFIX, Receive, Scope, Send, capture_response
+from pages.compressed_static import PREFIX, Receive, Scope, Send, capture_response, request_header
 
 CHUNK = re.compile(r"PlotlyChart\.[A-Za-z0-9_-]+\.js")  # Vite's name: the component, its content hash
 ETAG_SUFFIX = b"-plotly"
 SKIP = (PREFIX, "/_stcore/", "/media/", "/app/static/", "/component/")  # never an HTML page
+# Only a request that accepts HTML (a browser's navigation sends ``Accept: text/html,…``; its script,
+# style and fetch requests do not) has its response captured: under a ``server.baseUrlPath`` the
+# asset paths do not start with SKIP's prefixes, and they still pass straight through.
 
 
 @cache
@@ -92,6 +95,7 @@ class PlotlyPreload:
             or scope["type"] != "http"
             or scope.get("method") != "GET"
             or path.startswith(SKIP)
+            or b"text/html" not in request_header(scope, b"accept")
         ):
             await self.app(scope, receive, send)
             return

@@ -15,6 +15,7 @@ from pages.plotly_preload import ETAG_SUFFIX, PlotlyPreload, plotly_chunk, prelo
 from tests.test_compressed_static import FakeStreamlit, get, run
 
 CHUNK = "PlotlyChart.Ab1_-x.js"
+NAVIGATION = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # Chromium's
 PAGE = b"<!DOCTYPE html><html><head><title>Streamlit</title></head><body><div id=root></div></body></html>"
 
 
@@ -31,7 +32,7 @@ def test_the_page_gets_the_preload_in_its_head_with_its_length_and_tag():
     streamlit = FakeStreamlit({"/": html(), "/Surfaces": html()})
     app = PlotlyPreload(streamlit, chunk=CHUNK)
     for path in ("/", "/Surfaces"):  # every page path is Streamlit's one HTML page
-        status, headers, body = run(get(app, path, accept_encoding="gzip"))
+        status, headers, body = run(get(app, path, accept_encoding="gzip", accept=NAVIGATION))
         assert status == 200
         head = body[: body.index(b"</head>")]
         assert preload_tags(CHUNK) in head and body.replace(preload_tags(CHUNK), b"") == PAGE
@@ -57,11 +58,14 @@ def test_the_page_gets_the_preload_in_its_head_with_its_length_and_tag():
         ("/", html(extra=[(b"content-encoding", b"gzip")]), "GET"),  # an encoded body is not touched
         ("/", html(body=PAGE.replace(b"</head>", b"")), "GET"),  # no head to add to
         ("/", html(body=PAGE.replace(b"<title>", f'<script src="{CHUNK}"></script><title>'.encode())), "GET"),
+        ("/", html(), "GET, not asking for HTML"),  # a script or fetch (under a base URL path, say)
     ],
 )
 def test_everything_else_passes_through_as_streamlit_answered_it(path, route, method):
     streamlit = FakeStreamlit({path: route})
-    status, headers, body = run(get(PlotlyPreload(streamlit, chunk=CHUNK), path, method=method))
+    accept = "*/*" if method.endswith("not asking for HTML") else NAVIGATION
+    app = PlotlyPreload(streamlit, chunk=CHUNK)
+    status, headers, body = run(get(app, path, method=method.split(",")[0], accept=accept))
     expected_status, expected_headers, expected_body = route
     assert (status, body) == (expected_status, expected_body)
     assert headers == {k.decode(): v.decode() for k, v in expected_headers}
@@ -72,7 +76,7 @@ def test_without_a_chunk_the_page_is_left_alone():
     streamlit = FakeStreamlit({"/": html()})
     app = PlotlyPreload(streamlit)
     app.chunk = None  # what plotly_chunk() gives for a Streamlit build without (or with two) such chunks
-    assert run(get(app, "/"))[2] == PAGE
+    assert run(get(app, "/", accept=NAVIGATION))[2] == PAGE
 
 
 def test_the_installed_streamlit_loads_the_chunk_the_page_preloads():
