@@ -2,7 +2,7 @@
 
 Starts ``streamlit run app.py`` on a free loopback port (127.0.0.1 only), drives Debian's Chromium
 through Playwright (one browser, bounded contexts), measures, stops the server and the browser by
-itself, prints a table and writes ``benchmarks/results/load.md``.
+itself, prints a table and writes ``benchmarks/results/load.md`` (``--out NAME``: another file there).
 
 Measured (server figures from ``/proc/<pid>``: CPU = utime + stime, RSS = VmRSS):
 
@@ -360,6 +360,8 @@ def main() -> None:
                         "with two arenas; a bare streamlit run: pymalloc)")
     parser.add_argument("--no-ttl", action="store_true",
                         help="skip the RSS reading after Streamlit's disconnected-session TTL (≈ 2.5 min)")
+    parser.add_argument("--out", default="load.md",
+                        help="file name under benchmarks/results/ (another name: its title says which run)")
     parser.add_argument("--launcher", choices=tuple(LAUNCHERS), default="serve",
                         help="the README's `python serve.py` (default) or a bare `streamlit run app.py`")
     args = parser.parse_args()
@@ -522,13 +524,15 @@ def main() -> None:
         lines.append(f"| /_stcore/health (ms), {len(heavy['health_ms'])} polls | "
                      f"{pct(heavy['health_ms'], 50):.0f} | {pct(heavy['health_ms'], 95):.0f} |")  # fmt: skip
     header = [
-        "# Load benchmark (one server, one Chromium, N browser contexts)",
+        "# Load benchmark (one server, one Chromium, N browser contexts)"
+        + ("" if args.out == "load.md" else f": {Path(args.out).stem}"),
         "",
         f"Command: `python benchmarks/load.py --ns {args.ns} --view-repeats {args.view_repeats} "
         f"--visitor-repeats {args.visitor_repeats}{' --heavy' if args.heavy else ''}"
         f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"
         f"{f' --arena {args.arena}' if args.arena else ''}"
-        f"{f' --allocator {args.allocator}' if args.allocator else ''}`",
+        f"{f' --allocator {args.allocator}' if args.allocator else ''}"
+        f"{f' --out {args.out}' if args.out != 'load.md' else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
         f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
@@ -541,7 +545,7 @@ def main() -> None:
     ]
     text = "\n".join(header + lines) + "\n"
     print(text)
-    out = ROOT / "benchmarks" / "results" / "load.md"
+    out = ROOT / "benchmarks" / "results" / Path(args.out).name
     out.write_text(text)
 
 
