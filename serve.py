@@ -6,7 +6,8 @@ one background thread that does, while the server waits for its first browser, w
 script would otherwise do inside its own run (Streamlit runs app.py only when a browser connects):
 
 1. import torch, ``torch._dynamo`` (torch imports it lazily at the first ``Optimizer.step``),
-   plotly and its ``plotly_white`` template, pandas, and the app's own modules;
+   plotly and its ``plotly_white`` template, and the app's own modules (pandas, which only the
+   results table below the race chart needs, after step 2);
 2. compute what a visitor of the plain link is shown on a desktop — the default race, its animated
    figure and loss curves — into the caches every session shares
    (``pages.surface_defaults.precompute``): the first visitor of the shared link then only draws, and
@@ -96,20 +97,24 @@ PRELOAD = (
     "torch._dynamo",
     "plotly.graph_objects",
     "plotly.io",
-    "pandas",
     "deo.race",
     "landscapes",
     "viz.surface_figs",
     "pages.common",
     "pages.surface_defaults",
 )
+# imported once the plain link's desktop figures are computed: nothing before the race chart needs
+# them (the Surfaces page imports pandas for its results table, below the chart), and a visitor who
+# arrives during the warm-up waits for everything the warm-up does before that computation
+PRELOAD_AFTER = ("pandas",)
 
 
 WARM_MESSAGE = "DEO Lab: warm-up done in"  # printed (with the seconds) when preload() has finished
 
 
 def preload(front_end: bool = False) -> None:
-    """Import :data:`PRELOAD` and run :func:`warm_race` (errors are left for the page to meet and
+    """Import :data:`PRELOAD`, compute the plain link's desktop figures, import :data:`PRELOAD_AFTER`
+    and run :func:`warm_race`, then the other views' figures (errors are left for the page to meet and
     report); with ``front_end`` (the running server's warm-up) also :func:`warm_front_end`. Says
     :data:`WARM_MESSAGE` on stderr when done."""
     import importlib
@@ -133,6 +138,8 @@ def preload(front_end: bool = False) -> None:
         from pages.surface_defaults import DEFAULT_VIEWS, precompute
 
         precompute(views=DEFAULT_VIEWS[:1])  # desktop first: what most first visitors ask for
+        for name in PRELOAD_AFTER:
+            importlib.import_module(name)
         warm_race()
         precompute(views=DEFAULT_VIEWS[1:])
     except Exception:  # the page runs the real race and reports any error itself

@@ -15,7 +15,8 @@ With ``--base DIR --first-visits N`` (DIR: a checkout of an earlier commit, e.g.
 from before serve.py compressed anything), a cold server's first visitor is measured too: N fresh
 ``python serve.py`` servers of each tree, alternating, each visited once by a fresh Chromium after
 its warm-up (the README's class set-up: the server started before the class), navigation → race
-chart.
+chart. With ``--during-warm-up`` the visitor arrives as the server's health check first answers,
+while the warm-up still runs (Chromium is started before the server).
 
 With ``--http-ab`` the two servers are both ``python serve.py``, one as installed (uvicorn then
 parses HTTP with httptools and runs on uvloop) and one with those two packages hidden (a stub on
@@ -110,9 +111,10 @@ def visit(browser, server: Server, mbps: float | None) -> dict:
             "chart_s": chart}  # fmt: skip
 
 
-def first_visitors(base: Path, visits: int) -> dict[str, list[float]]:
-    """Navigation → chart of the first visitor of a fresh ``python serve.py`` after its warm-up, for
-    the ``base`` checkout and this one, alternating; ``visits`` each."""
+def first_visitors(base: Path, visits: int, during_warm_up: bool = False) -> dict[str, list[float]]:
+    """Navigation → chart of the first visitor of a fresh ``python serve.py`` after its warm-up (or,
+    ``during_warm_up``, as soon as its health check answers: Chromium is started before the server),
+    for the ``base`` checkout and this one, alternating; ``visits`` each."""
     from playwright.sync_api import sync_playwright
 
     from benchmarks.app import wait_for_warm_up
@@ -122,15 +124,16 @@ def first_visitors(base: Path, visits: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in trees}
     for r in range(visits):
         for name in list(trees) if r % 2 == 0 else list(reversed(trees)):
-            server = Server(launcher=[sys.executable, str(trees[name] / "serve.py")])
-            try:
-                wait_for_warm_up(server)
-                with sync_playwright() as p:
-                    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                server = Server(launcher=[sys.executable, str(trees[name] / "serve.py")])
+                try:
+                    if not during_warm_up:
+                        wait_for_warm_up(server)
                     times[name].append(cold_first_visitor(browser, server)["chart"])
+                finally:
+                    server.stop()
                     browser.close()
-            finally:
-                server.stop()
             say("first visitor", name, times[name][-1])
     return times
 
@@ -148,6 +151,8 @@ def main() -> None:
     parser.add_argument("--mbps", type=float, default=10.0, help="emulated download rate; 0: none")
     parser.add_argument("--base", type=Path, default=None, help="an earlier checkout, for --first-visits")
     parser.add_argument("--first-visits", type=int, default=0, help="cold servers per tree (needs --base)")
+    parser.add_argument("--during-warm-up", action="store_true",
+                        help="the first visitor arrives as the server answers, before the warm-up is done")
     parser.add_argument("--http-ab", action="store_true", help="serve.py with and without httptools/uvloop")
     parser.add_argument("--against", type=Path, default=None, help="serve.py of this tree vs this checkout's")
     parser.add_argument(
@@ -199,7 +204,9 @@ def main() -> None:
         for server in servers.values():
             server.stop()
         stubs.cleanup()
-    first_visits = first_visitors(args.base, args.first_visits) if args.base and args.first_visits else {}
+    first_visits = {}
+    if args.base and args.first_visits:
+        first_visits = first_visitors(args.base, args.first_visits, args.during_warm_up)
     load_after = os.getloadavg()
 
     def med(name, mbps, key):
@@ -215,6 +222,7 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/front_end.py --repeats {args.repeats} --mbps {args.mbps:g}"
         f"{f' --base {args.base} --first-visits {args.first_visits}' if first_visits else ''}"
+        f"{' --during-warm-up' if first_visits and args.during_warm_up else ''}"
         f"{' --http-ab' if args.http_ab else ''}"
         f"{f' --against {args.against} --out {args.out}' if args.against else ''}"
         f"{f' --against-options {args.against_options!r}' if args.against_options else ''}` — "
@@ -265,11 +273,15 @@ def main() -> None:
         )
     if first_visits:
         (base_name, base_times), (now_name, now_times) = first_visits.items()
+        when = (
+            "arriving as its health check answers, while serve.py warms up (Chromium started first)"
+            if args.during_warm_up else "after serve.py's warm-up"
+        )
         lines += [
             "",
-            f"A cold server's first visitor after serve.py's warm-up (`--base {args.base} --first-visits "
-            f"{args.first_visits}`: a fresh server and Chromium per visit, the trees alternating), "
-            "navigation → race chart, seconds:",
+            f"A cold server's first visitor {when} (`--base {args.base} --first-visits "
+            f"{args.first_visits}{' --during-warm-up' if args.during_warm_up else ''}`: a fresh server "
+            "and Chromium per visit, the trees alternating), navigation → race chart, seconds:",
             "",
             "| serve.py of | median | all |",
             "|---|---:|---|",

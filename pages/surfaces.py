@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import streamlit as st
 
 from pages.common import (
@@ -426,6 +425,10 @@ with watch:
         st.caption("Click the contour to start elsewhere.")
 
 if traces:
+    # pandas (≈ 0.4 s to import in a cold process) only here, below the race chart: a visitor who
+    # arrives while serve.py warms up gets the chart without waiting for it
+    import pandas as pd
+
     st.subheader("Results")
     rows = results_rows(traces, has_escape=any(t.escape_step is not None for t in traces) or has_saddle)
     table = pd.DataFrame(rows)

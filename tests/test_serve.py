@@ -55,6 +55,48 @@ def test_preload_says_when_the_warm_up_is_done(capsys, one_torch_thread):
     assert serve.WARM_MESSAGE in capsys.readouterr().err  # benchmarks/app.py waits for this line
 
 
+def test_the_warm_up_computes_the_desktop_figures_before_importing_what_only_follows_the_chart(
+    monkeypatch, one_torch_thread
+):
+    """A visitor who arrives during the warm-up waits for everything it does before the plain link's
+    desktop figures: pandas (the Surfaces results table, below the race chart) comes after them, and
+    the page imports it only for that table."""
+    import ast
+    import importlib
+
+    import pages.surface_defaults as defaults
+
+    events = []
+    real_import, real_precompute = importlib.import_module, defaults.precompute
+
+    def spy_import(name, *args, **kwargs):
+        events.append(("import", name))
+        return real_import(name, *args, **kwargs)
+
+    def spy_precompute(*args, **kwargs):
+        events.append(("precompute", kwargs.get("views")))
+        return real_precompute(*args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", spy_import)
+    monkeypatch.setattr(defaults, "precompute", spy_precompute)
+    serve.preload()
+    first = events.index(("precompute", defaults.DEFAULT_VIEWS[:1]))
+    assert ("import", "pandas") in events[first:] and ("import", "pandas") not in events[:first], events
+    assert all(("import", name) in events[:first] for name in serve.PRELOAD)
+
+    page = ast.parse((ROOT / "pages" / "surfaces.py").read_text())
+    calls = [n for n in ast.walk(page) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    chart = min(n.lineno for n in calls if n.func.id == "race_view")  # the race chart is drawn here
+
+    def names(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.Import):
+            return [alias.name for alias in node.names]
+        return [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+
+    pandas = [n.lineno for n in ast.walk(page) if any(name.split(".")[0] == "pandas" for name in names(n))]
+    assert pandas and all(line > chart for line in pandas), (chart, pandas)
+
+
 class _Cycle:
     def __init__(self) -> None:
         self.me = self
