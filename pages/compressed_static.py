@@ -168,7 +168,7 @@ def _compressed(headers, body: bytes) -> Kept:
     kept = [(k, v) for k, v in headers if k.lower() not in HOP_HEADERS and k.lower() != b"vary"]
     etag = _etag(headers)
     if etag is not None:  # another representation, another tag: "abc" -> "abc-gzip"
-        etag = etag[:-1] + b'-gzip"' if etag.endswith(b'"') else etag + b"-gzip"
+        etag = suffixed_etag(etag, b"-gzip")
         kept.append((b"etag", etag))
     vary = [v for k, v in headers if k.lower() == b"vary"]
     kept += [
@@ -177,6 +177,11 @@ def _compressed(headers, body: bytes) -> Kept:
         (b"content-length", str(len(body)).encode()),
     ]
     return Kept(tuple(kept), body, etag)
+
+
+def suffixed_etag(etag: bytes, suffix: bytes) -> bytes:
+    """The tag of another body made from the one ``etag`` names: ``"abc"`` -> ``"abc<suffix>"``."""
+    return etag[:-1] + suffix + b'"' if etag.endswith(b'"') else etag + suffix
 
 
 def front_end_paths() -> list[str]:

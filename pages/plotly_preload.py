@@ -35,7 +35,15 @@ import re
 from functools import cache
 from pathlib import Path
 
-from pages.compressed_static import PREFIX, Receive, Scope, Send, capture_response, request_header
+from pages.compressed_static import (
+    PREFIX,
+    Receive,
+    Scope,
+    Send,
+    capture_response,
+    request_header,
+    suffixed_etag,
+)
 
 CHUNK = re.compile(r"PlotlyChart\.[A-Za-z0-9_-]+\.js")  # Vite's name: the component, its content hash
 ETAG_SUFFIX = b"-plotly"
@@ -100,7 +108,7 @@ class PlotlyPreload:
             await self.app(scope, receive, send)
             return
         start, body = await capture_response(self.app, scope, receive)
-        headers = [(k, v) for k, v in start.get("headers", [])]
+        headers = list(start.get("headers", []))
         named = {k.lower(): v for k, v in headers}
         page = None
         if (
@@ -123,6 +131,6 @@ def _rewritten(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[by
         if name == b"content-length":
             value = str(length).encode()
         elif name == b"etag":
-            value = value[:-1] + ETAG_SUFFIX + b'"' if value.endswith(b'"') else value + ETAG_SUFFIX
+            value = suffixed_etag(value, ETAG_SUFFIX)
         out.append((key, value))
     return out
