@@ -364,11 +364,14 @@ def rotate_fourier_shifted(
 @dataclass
 class GramEvent:
     """What :func:`fourier_gram_event` finds: the new N as coefficients of the basis rows
-    (``direction``), its curvature C and the torque ‖F_R‖ at it."""
+    (``direction``), its curvature C, the torque ‖F_R‖ at it and F_R itself (``force``, as
+    coefficients of the basis rows: a caller that can afford one more pass over d measures the
+    torque from the vector, without the cancellation of ‖D‖² − C² in the Gram entries)."""
 
     direction: list[float]
     curvature: float
     torque: float
+    force: list[float]
 
 
 def _gram_div(a: float, b: float) -> float:
@@ -470,7 +473,7 @@ def fourier_gram_event(
         curvature_n = dot(hn, n)
         force = comb(curvature_n, n, -1.0, hn)
         torque = norm(force)
-    return GramEvent(direction=n, curvature=curvature, torque=torque)
+    return GramEvent(direction=n, curvature=curvature, torque=torque, force=force)
 
 
 def _select_probe(mask: Tensor, new: DimerProbe, old: DimerProbe) -> DimerProbe:

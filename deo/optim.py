@@ -29,6 +29,7 @@ from deo.dimer import (
     difference_probe,
     fourier_gram_event,
     lanczos_rotation,
+    normalize,
     probe_shifted,
     rotate_fourier_shifted,
     rotate_sd,
@@ -160,7 +161,7 @@ class DEO(Optimizer):
        batched). The dimer ends are never clipped (they must be raw gradients). One mechanism, so
        a training loop does not patch the base optimizer;
     4. the base optimizer steps with :math:`g_{mod}` written into ``p.grad``
-       (``target="gradient"``; for one problem of d ≥ ``SMALL_D`` over the ``.grad`` tensors the
+       (``target="gradient"``; for one problem, ``batch_dims=0``, over the ``.grad`` tensors the
        closure produced, in place), or with :math:`g_t` after which its update u is replaced by
        :math:`u − α\,(u·N)\,N` (``target="update"``: no motion along N whatever the
        preconditioner);
@@ -180,15 +181,18 @@ class DEO(Optimizer):
 
     The dimer ends are evaluated by shifting the parameters to θ ± ΔR·N, calling the closure (same
     RNG state as for :math:`g_t`, so dropout masks match) and reading the raw ``p.grad``. For one
-    problem of d ≥ ``SMALL_D`` with the Fourier rotation (or the random control) θ is never
+    problem (``batch_dims=0``) with the Fourier rotation (or the random control) θ is never
     written: each ``p.data`` is swapped for a scratch tensor holding θ ± ΔR·v and swapped back on
     every exit, and the event runs on the Gram matrix of N and the end-gradient differences (see
-    :meth:`_gram_event`: the same formulas, ~16 passes over d per event forward instead of ~37).
-    Otherwise the parameters are shifted in place and copied back exactly from a flat copy of θ
-    kept for the event (one buffer, allocated once), on every exit. Probes run in float32 at least: for the
-    whole rotation event (the gradient at θ included) bfloat16 / float16 parameters hold float32
-    copies of themselves, so the closure must accept float32 parameters there (a model that
-    upcasts, or a forward under ``torch.autocast``; otherwise the step stops with a how-to).
+    :meth:`_gram_event`: the same formulas, ~16 passes over d per event forward instead of ~37,
+    and for a small d, a 2-D surface, a few torch calls instead of ~25 per rotation). Batched
+    rows take the vector event, so a row gives the same bits whatever its batch; a single
+    problem agrees with them to rounding. Otherwise the parameters are shifted in place and copied
+    back exactly from a flat copy of θ kept for the event (one buffer, allocated once), on every
+    exit. Probes run in float32 at least: for the whole rotation event (the gradient at θ
+    included) bfloat16 / float16 parameters hold float32 copies of themselves, so the closure must
+    accept float32 parameters there (a model that upcasts, or a forward under ``torch.autocast``;
+    otherwise the step stops with a how-to).
 
     A step is all or nothing: when the closure raises (a data-loader error, an OOM,
     KeyboardInterrupt) at θ or at any dimer end, θ is restored bit for bit, the dimer state
@@ -511,7 +515,7 @@ class DEO(Optimizer):
         return the loss; it is called once at θ and again at every dimer end.
 
         Passes over the d parameters on a step without rotation event: g·N and the write of
-        g_mod (per parameter, for a single problem of d ≥ ``SMALL_D``: g·N from the ``.grad``
+        g_mod (per parameter, for a single problem, ``batch_dims=0``: g·N from the ``.grad``
         tensors the closure produced, and g_mod written over them in place, one ``_foreach_add_``;
         ``benchmarks/engine_profile.py --passes`` counts them);
         the norms that only the diagnostics need (‖g‖, ‖g_mod‖) are computed when
@@ -590,12 +594,14 @@ class DEO(Optimizer):
             shift = -coefficient if hp["target"] == "gradient" else 0.0
             raw = grads
             if shift != 0.0:
-                if abs(self._alpha_cache[3]) > 2:  # ‖g‖ from g_mod would lose digits: keep it now
+                # ‖g‖ measured now where recovering it from g_mod would lose digits (|α| > 2) or
+                # cost more than the data (small d: one dot now instead of three later)
+                if abs(self._alpha_cache[3]) > 2 or n.shape[-1] < SMALL_D:
                     grad_sq = _list_dot(grads, grads)
                 # last parameter first: the base optimizer then starts on the blocks written last
                 # (still in cache), as this pass starts on those g·N read last (elementwise: exact)
                 torch._foreach_add_(grads[::-1], self._views(n, params, 1)[::-1], alpha=shift)
-                raw = None  # g is gone: _settle recovers ‖g‖ from g_mod, c and g·N
+                raw = None  # g is gone: _settle recovers ‖g‖ from g_mod, c and g·N (unless kept above)
             g_mod = grads
         self._last = {
             "grad": raw, "modified": g_mod, "along": along, "direction": n,
@@ -678,11 +684,11 @@ class DEO(Optimizer):
         return self._views(n, params, 0) if n.shape[-1] >= LIST_DOT_CAT else None
 
     def _per_parameter(self) -> bool:
-        """The step works per parameter (no flat copy of g) for a single problem of d ≥ SMALL_D;
-        batched rows and small d keep the flat path, whose dots are the same for a row alone and
-        in a batch (``batched_dot``)."""
-        d = self.dimer["direction"].shape[-1]
-        return self._rows == 1 and d >= SMALL_D
+        """The step works per parameter (no flat copy of g) for a single problem (``batch_dims=0``);
+        batched rows keep the flat path, whose dots are the same for a row whatever the batch
+        (``batched_dot``), so a row equals a batch of that row alone bit for bit, and the
+        single problem agrees with it to rounding."""
+        return self.batch_dims == 0
 
     def _widen(self, grads: list[Tensor | None], params: list[Tensor]) -> list[Tensor]:
         """The gradients in the dimer's dtype (the tensors themselves when the dtype is already
@@ -786,8 +792,8 @@ class DEO(Optimizer):
         return None
 
     def _gram_event_fits(self, hp: dict[str, Any], params: list[Tensor]) -> bool:
-        """The rotation event runs from a Gram matrix (:meth:`_gram_event`) for a single problem of
-        d ≥ SMALL_D, the Fourier rotation (or the random control, which does not rotate), and
+        """The rotation event runs from a Gram matrix (:meth:`_gram_event`) for a single problem
+        (``batch_dims=0``), the Fourier rotation (or the random control, which does not rotate), and
         contiguous parameters in the dimer's dtype (bfloat16 / float16 ones are widened to it)."""
         if not self._per_parameter() or (hp["rotation"] != "fourier" and hp["direction"] == "dimer"):
             return False
@@ -885,10 +891,21 @@ class DEO(Optimizer):
         finally:
             for p, data in zip(params, originals):
                 p.data = data
-        n_new = torch.empty(1, d, dtype=self._dtype, device=self._device)
-        terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
-        _combine(n_new[0], None, terms)
-        values = (result.curvature, result.torque)
+        if result.direction == [1.0]:  # N₀ itself (no rotation: the random control): kept, no copy
+            n_new = state["direction"]
+        else:
+            n_new = torch.empty(1, d, dtype=self._dtype, device=self._device)
+            terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
+            _combine(n_new[0], None, terms)
+            # the coefficients' norm came from Gram entries, which lose digits to cancellation
+            # (‖N‖² − 1 ≈ 1e-14): one more pass makes N a unit vector to rounding
+            n_new = normalize(n_new)
+        torque = result.torque
+        if d < SMALL_D:  # ‖F_R‖ from the vector, in floats: a small torque is not read as noise
+            rows = basis[: len(result.force)].tolist()
+            force = [sum(value * row[i] for value, row in zip(result.force, rows)) for i in range(d)]
+            torque = math.sqrt(sum(value * value for value in force))
+        values = (result.curvature, torque)
         if not all(math.isfinite(value) for value in values):
             return
         state["direction"] = n_new
@@ -934,6 +951,16 @@ class DEO(Optimizer):
             c, n = last["coefficient"], last["direction"]
             along_modified = _list_dot(modified, self._blocks(n, self._params()), n)
             grad_sq = modified_sq + 2 * c * along_modified + c * c * batched_dot(n, n)
+        if self.batch_dims == 0:  # one problem: four numbers, worked out in Python floats (one read)
+            squares = torch.cat((grad_sq.reshape(1), modified_sq.reshape(1), along.reshape(1)))
+            g_sq, m_sq, g_n = squares.tolist()
+            values = (_sqrt(g_sq), _sqrt(m_sq), 1.0, g_n * g_n / g_sq if g_sq > 0 else 0.0)
+            rows = torch.tensor([[value] for value in values], dtype=self._dtype, device=self._device)
+            keys = ("grad_norm", "modified_grad_norm", "clip_scale", "removed_fraction")
+            for key, value in zip(keys, rows):  # (1,) rows of one new tensor
+                state[key] = value
+            last["pending"] = False
+            return
         state["grad_norm"] = torch.sqrt(grad_sq)
         state["modified_grad_norm"] = torch.sqrt(modified_sq)
         state["clip_scale"] = torch.ones_like(grad_sq)
@@ -1398,6 +1425,11 @@ def _list_dot(a: list[Tensor], b: list[Tensor] | None, b_flat: Tensor | None = N
         b = list(b_flat.reshape(-1).split([x.numel() for x in a]))
     dots = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]
     return torch.stack(dots).sum(0, keepdim=True)
+
+
+def _sqrt(value: float) -> float:
+    """``torch.sqrt`` of a Python float: NaN below zero (and for NaN) instead of a ValueError."""
+    return math.sqrt(value) if value >= 0 else math.nan
 
 
 def _finite_rows(*values: Tensor) -> Tensor:

@@ -39,7 +39,9 @@ from deo.optim import DEO
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 LR = 0.01
 STEPS = 8
-WIDTHS = {"tiny": (3, 4), "mlp": (8, 16)}  # d = 21 (< SMALL_D: flat path) and 161 (Gram event path)
+# d = 21 (< SMALL_D) and 161; one problem takes the per-parameter step and the Gram event at both,
+# batch_dims=1 cases the flat path
+WIDTHS = {"tiny": (3, 4), "mlp": (8, 16)}
 ROWS = 3  # problems of a batch_dims=1 case
 
 
@@ -407,7 +409,7 @@ def test_cuda_dimer_ends_replay_the_closure_cuda_rng_state():
 def test_cuda_dropout_mask_is_the_same_at_theta_and_at_every_dimer_end(scheme):
     """A dropout layer on CUDA (p = 0.5): every closure call of a rotation event sees the mask of
     the call at θ, so the probe measures the Hessian of that one mask, f = Σ dropout(x)² →
-    C = Nᵀ diag(8m) N exactly; the d ≥ SMALL_D Gram-event path included (d = 100)."""
+    C = Nᵀ diag(8m) N exactly; one problem's Gram-event path included (d = 100)."""
     d = 100
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(d, generator=gen, dtype=torch.float64).cuda().requires_grad_(True)

@@ -1,4 +1,4 @@
-"""Issue 10: the rotation event of one large problem (d ≥ SMALL_D, Fourier rotation) runs on the Gram
+"""Issue 10 / issue 9: the rotation event of one problem (``batch_dims=0``, Fourier rotation) runs on the Gram
 matrix of a few d-vectors (``DEO._gram_event``, ``deo.dimer.fourier_gram_event``). It must give the
 vector event's results (same formulas, other rounding), cost the same gradients, leave θ's storage
 alone and stay all or nothing."""
@@ -15,14 +15,16 @@ class Boom(Exception):
 
 
 def quadratic(seed=0, d=96):
-    """½θᵀAθ + a cubic term over two parameters (a matrix and a vector), A with a negative eigenvalue."""
+    """½θᵀAθ + a cubic term over two parameters (a matrix and a vector), A with a negative eigenvalue;
+    d ≥ SMALL_D: an 8×8 matrix and the rest, below: a 1×2 matrix and the rest (a surface's size)."""
     gen = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
     spectrum = torch.linspace(0.5, 3.0, d, dtype=torch.float64)
     spectrum[0] = -1.0
     a = q @ torch.diag(spectrum) @ q.T
-    w = torch.randn(8, 8, generator=gen, dtype=torch.float64).requires_grad_(True)
-    b = torch.randn(d - 64, generator=gen, dtype=torch.float64).requires_grad_(True)
+    rows, columns = (8, 8) if d >= SMALL_D else (1, 2)
+    w = torch.randn(rows, columns, generator=gen, dtype=torch.float64).requires_grad_(True)
+    b = torch.randn(d - rows * columns, generator=gen, dtype=torch.float64).requires_grad_(True)
     return a, [w, b]
 
 
@@ -42,8 +44,8 @@ def make_closure(a, params, opt, fail_at=None):
     return closure, calls
 
 
-def run(settings, steps, vector_event=False):
-    a, params = quadratic()
+def run(settings, steps, vector_event=False, d=96):
+    a, params = quadratic(d=d)
     opt = DEO(params, seed=2, **settings)
     if vector_event:
         opt._gram_event_fits = lambda hp, params: False
@@ -64,11 +66,13 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.parametrize("d", [96, 3])
 @pytest.mark.parametrize("settings", SETTINGS)
-def test_the_gram_event_gives_the_vector_event_results(settings):
-    gram, gram_calls, opt = run(settings, 12)
-    assert opt._per_parameter() and opt.dimer["direction"].shape[-1] >= SMALL_D
-    vector, vector_calls, _ = run(settings, 12, vector_event=True)
+def test_the_gram_event_gives_the_vector_event_results(settings, d):
+    gram, gram_calls, opt = run(settings, 12, d=d)
+    assert opt._per_parameter() and opt._gram_event_fits(opt._settings(), opt._params())
+    assert opt.dimer["direction"].shape[-1] == d
+    vector, vector_calls, _ = run(settings, 12, vector_event=True, d=d)
     assert gram_calls == vector_calls
     for (theta, diag), (theta_ref, ref) in zip(gram, vector):
         torch.testing.assert_close(theta, theta_ref, rtol=1e-9, atol=1e-11)
@@ -78,8 +82,9 @@ def test_the_gram_event_gives_the_vector_event_results(settings):
         assert diag["grad_evals"] == ref["grad_evals"] and diag["grad_evals_spent"] == ref["grad_evals_spent"]
 
 
-def test_the_gram_event_turns_n_to_the_min_mode():
-    a, params = quadratic(d=200)
+@pytest.mark.parametrize("d", [200, 3])
+def test_the_gram_event_turns_n_to_the_min_mode(d):
+    a, params = quadratic(d=d)
     opt = DEO(params, base="sgd", lr=0.0, rotate_every=1, rotations=2, seed=0)
     closure, _ = make_closure(a, params, opt)
     for _ in range(60):

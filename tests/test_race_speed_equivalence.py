@@ -1,7 +1,16 @@
 """The race's fast paths (issue 9: less Python per step) change no result.
 
 ``tests/data/race_reference.json.gz`` holds the traces of :func:`cases` as the race computed them
-before the fast paths (commit 53d98d2, written by this file's ``--write``). Each case is run again
+before the fast paths (commit 53d98d2, written by this file's ``--write``), written again from the
+tree after 0e586b3, where one problem's DEO step (``batch_dims=0``) took the per-parameter path
+and the Gram-matrix rotation event at every d (before: d ≥ 64 only), which rounds differently.
+Against the traces before it, that change kept every exact field below (statuses, steps, escape
+and stop steps, counts) in every case. In the float64 cases the floats moved by at most 6.7e-7
+relative where |x| > 1e-6 (9.2e-8 absolute: the exact λ_min along a DEO (paper) run that stays on
+its saddle, where Adam scales a gradient component that is zero but for rounding), the torque by
+1.2e-6 relative (2.5e-11 absolute). In the float32 case the curvature and N moved within their
+finite differences' own error (float32 ε/ΔR ≈ 1e-4: N by ≤ 2e-4 an entry), the torque, which sits
+at that noise level, by more, as did every field once the run diverges. Each case is run again
 and compared field by field: statuses, steps, escape / stop steps and counts exactly; floats
 (positions, losses, gradients, dimer fields, exact eigenpairs) to 1e-9 relative. The cases cover
 the default Surfaces race (five presets, the page's learning rates), clipping with ``record_every``,
