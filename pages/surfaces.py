@@ -50,9 +50,9 @@ from viz.surface_figs import (
     arrow_scale,
     divergence_notes,
     fate_line,
-    full_height_width,
     race_layers,
     results_rows,
+    stack_below_width,
     surface_grid,
 )
 from viz.surface_figs import race_view as draw_race_view
@@ -242,16 +242,16 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
                 f"The link's start {name} = {raw} is outside the window [{lo:g}, {hi:g}]; using {value:g}."
             )
 
-# On a projector the race figure keeps its legend beside a square plot, so its plot is as tall as the
-# window allows only where its column is at least that height plus the legend wide. Where the row is
-# narrower (the sidebar left open on a 1280-px projector: the plot was 268 px, 185 px short of the
-# window), the story goes under the chart and the chart takes the row's whole width: a CSS container
-# query on the row, so the browser decides as the sidebar opens and folds (no rerun).
+# The race figure keeps its legend beside a square plot, so its plot is as tall as the window allows
+# only where its column is at least that height plus the legend wide. Where the row is narrower (the
+# sidebar left open on a 1280-px projector: the plot was 268 px, 185 px short of the window; a
+# 1 024-px window, or a 1280-px one zoomed to 150 %: 115 px), the story goes under the chart and the
+# chart takes the row's whole width: a CSS container query on the row, so the browser decides as
+# the sidebar opens and folds (no rerun). Projector: below a full-height plot; desktop: below half
+# of it (``viz.surface_figs.stack_below_width``). A phone stacks its columns anyway.
 ROW_KEY, ROW_SHARES = "race_row", (3, 1)  # the chart uses the width; its story beside it
-if large and not compact:
-    # the chart's column: its share of the row less part of the gap (Streamlit: calc(75% - 20px))
-    share = ROW_SHARES[0] / sum(ROW_SHARES)
-    stack_below_px = math.ceil((full_height_width(surface, large=True) + 24) / share)
+if not compact:
+    stack_below_px = stack_below_width(surface, ROW_SHARES[0] / sum(ROW_SHARES), large=large)
     st.html(
         f"<style>.st-key-{ROW_KEY} {{ container-type: inline-size; }}"
         f" @container (max-width: {stack_below_px}px) {{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper']"

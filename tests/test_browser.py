@@ -378,6 +378,33 @@ LAYOUTS = {  # name: (viewport, query, collapse the sidebar, other context optio
 }
 
 
+@pytest.mark.parametrize("width, beside", [(1400, True), (1024, False)])
+def test_a_narrow_desktop_window_puts_the_story_under_a_race_plot_it_can_read(
+    app_url, new_page, screenshot_dir, width, beside
+):
+    """A 1 024-px window with the sidebar open (a small laptop; a 1024×768 projector without
+    projector mode) drew the race's plot 115 px wide, squeezed between its legend and the story
+    column. Below ``viz.surface_figs.stack_below_width`` the story goes under the chart (a CSS
+    container query on the row) and the plot gets the row's width; a 1400-px window keeps the story
+    beside the chart."""
+    viewport = {"width": width, "height": 900}
+    page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
+    wait_for_settled_charts(page)
+    page.screenshot(path=str(screenshot_dir / f"narrow_desktop_{width}.png"))
+    box = chart.bounding_box()
+    plot = chart.locator("rect.nsewdrag").first.bounding_box()
+    story = page.get_by_text("What to watch", exact=True).first.bounding_box()
+    assert plot["width"] >= 240, plot  # was 115 px at 1 024
+    if beside:
+        assert story["x"] >= box["x"] + box["width"] - 1, (story, box)
+        assert story["y"] < box["y"] + box["height"], (story, box)
+    else:
+        assert story["y"] >= box["y"] + box["height"] - 1, (story, box)
+    no_exception(page)
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_the_whole_race_chart_and_its_play_control_are_in_view_without_scrolling(
     app_url, new_page, screenshot_dir, layout

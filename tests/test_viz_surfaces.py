@@ -424,6 +424,30 @@ def test_full_height_width_is_the_plot_at_its_full_height_plus_the_margins(grid,
     assert plot_width == math.ceil(plot_height * (x1 - x0) / (y1 - y0))
 
 
+@pytest.mark.parametrize("key", ["saddle", "six_hump_camel"])
+@pytest.mark.parametrize("large", [True, False])
+def test_the_story_goes_under_the_race_figure_below_the_width_its_plot_needs(grid, key, large):
+    """``stack_below_width``: the narrowest row where the race figure, in its column beside the
+    story (3/4 of the row less the 24-px gap), still draws its plot at full height on a projector
+    (``full_height_width``'s rule) and at half of it on a desktop (a 1 024-px window drew a 115-px plot)."""
+    surface = landscapes.SURFACES[key]
+    traces = [make_trace("gd", 5, dimer=False)]
+    layout = sf.race_figure(surface, traces, grid=sf.surface_grid(surface, 41), large=large).layout
+    (x0, x1), (y0, y1) = surface.bounds
+    plot_height = layout.height - layout.margin.b - layout.margin.t
+    needed = sf.STACK_FRACTION[large] * plot_height * (x1 - x0) / (y1 - y0)  # plot width, data-square
+
+    def plot_width(row: int) -> float:  # beside the story
+        return 0.75 * row - 24 - layout.margin.l - layout.margin.r
+
+    row = sf.stack_below_width(surface, 0.75, large=large)
+    assert plot_width(row) >= needed > plot_width(row - 2)
+    if large:
+        assert row == math.ceil((sf.full_height_width(surface, large=True) + 24) / 0.75)
+    else:  # a 1400-px window keeps the story beside the chart (its row: ≈ 940 px), a 1024-px one not (≈ 585)
+        assert 585 < row < 940
+
+
 def test_the_race_figure_keeps_its_margins_except_on_a_phone(grid):
     """Desktop and projector: plotly.js may not push the margins (``autoexpand`` off), which would
     draw the whole figure a second time in every visitor's browser; the margins are computed to hold

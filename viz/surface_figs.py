@@ -595,6 +595,22 @@ def full_height_width(surface, large: bool = False, height: int | None = None) -
     return math.ceil(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
 
 
+STACK_FRACTION = {True: 1.0, False: 0.5}  # projector: a full-height plot; desktop: at least half of it
+
+
+def stack_below_width(surface, share: float, large: bool = False) -> int:
+    """The row width (px) below which the Surfaces page puts the race story under the race figure
+    instead of beside it. Beside it, the figure has ``share`` of the row less Streamlit's gap
+    (24 px); narrower than this, its plot would draw at less than ``STACK_FRACTION`` of its full
+    height (on a desktop: a 1 024-px window with the sidebar open drew a 115-px plot beside a
+    240-px legend; under the story's column the figure takes the row's whole width)."""
+    height = RACE_HEIGHT_LARGE if large else RACE_HEIGHT
+    _, _, _, _, margin, plot_height, _ = _geometry(large, False, height)
+    (x0, x1), (y0, y1) = surface.bounds
+    plot_width = STACK_FRACTION[bool(large)] * plot_height * (x1 - x0) / (y1 - y0)
+    return math.ceil((math.ceil(plot_width) + margin["l"] + margin["r"] + 24) / share)
+
+
 @functools.lru_cache(maxsize=32)
 def _styled_layout(bounds: tuple, uirevision: str, large: bool, compact: bool, height: int) -> dict:
     """The race figure's layout but its background image and slider, styled (``style_figure``): the
