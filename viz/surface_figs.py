@@ -584,15 +584,15 @@ def _geometry(large: bool, compact: bool, height: int) -> tuple:
     return font, axis_px, buttons_px, slider_px, margin, plot_height, beside
 
 
-def full_height_width(surface, large: bool = False, height: int | None = None) -> int:
-    """The race figure's narrowest width (px) at which its plot takes the whole height it is given:
-    the plot as wide as the window's aspect asks at that height, plus the margins (the legend's
-    column on a projector). Narrower, the plot keeps the window's aspect and loses height. Desktop
-    and projector (a phone's margins grow with its legend's rows)."""
+def full_height_width(surface, large: bool = False, height: int | None = None, fraction: float = 1.0) -> int:
+    """The race figure's narrowest width (px) at which its plot takes the whole height it is given
+    (``fraction`` of it): the plot as wide as the window's aspect asks at that height, plus the
+    margins (the legend's column on a projector). Narrower, the plot keeps the window's aspect and
+    loses height. Desktop and projector (a phone's margins grow with its legend's rows)."""
     height = height or (RACE_HEIGHT_LARGE if large else RACE_HEIGHT)
     _, _, _, _, margin, plot_height, _ = _geometry(large, False, height)
     (x0, x1), (y0, y1) = surface.bounds
-    return math.ceil(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
+    return math.ceil(fraction * plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
 
 
 STACK_FRACTION = {True: 1.0, False: 0.5}  # projector: a full-height plot; desktop: at least half of it
@@ -604,11 +604,8 @@ def stack_below_width(surface, share: float, large: bool = False) -> int:
     (24 px); narrower than this, its plot would draw at less than ``STACK_FRACTION`` of its full
     height (on a desktop: a 1 024-px window with the sidebar open drew a 115-px plot beside a
     240-px legend; under the story's column the figure takes the row's whole width)."""
-    height = RACE_HEIGHT_LARGE if large else RACE_HEIGHT
-    _, _, _, _, margin, plot_height, _ = _geometry(large, False, height)
-    (x0, x1), (y0, y1) = surface.bounds
-    plot_width = STACK_FRACTION[bool(large)] * plot_height * (x1 - x0) / (y1 - y0)
-    return math.ceil((math.ceil(plot_width) + margin["l"] + margin["r"] + 24) / share)
+    needed = full_height_width(surface, large=large, fraction=STACK_FRACTION[bool(large)])
+    return math.ceil((needed + 24) / share)
 
 
 @functools.lru_cache(maxsize=32)
