@@ -218,7 +218,7 @@ for name, r in results.items():
             "time (s)": round(r.wall_time, 2),
         }
     )
-st.dataframe(summary, hide_index=True)
+st.dataframe(summary, hide_index=True, placeholder="—")
 
 
 def _csv() -> str:

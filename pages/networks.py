@@ -290,7 +290,7 @@ if traces:
         )
 
     with tab_table:
-        st.dataframe(figs.results_rows(traces), hide_index=True)
+        st.dataframe(figs.results_rows(traces), hide_index=True, placeholder="—")
         st.caption(
             "escape step: first step with loss below half the plateau (the race's criterion); "
             "gradient evaluations count every gradient the algorithm used, dimer probes included."

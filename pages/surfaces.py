@@ -462,7 +462,7 @@ if traces:
     if compact:
         st.table(styled.hide(axis="index"))
     else:
-        st.dataframe(styled, hide_index=True, width="stretch")
+        st.dataframe(styled, hide_index=True, width="stretch", placeholder="—")
     st.caption(
         "Escape: the loss fell below the surface's threshold near the saddle (its escape_loss in "
         "landscapes/surfaces.py, else f_saddle − 1 or 90 % of the way down to the nearest minimum). "

@@ -24,6 +24,7 @@ def test_default_page_maps_four_optimizers_dimer_beside_its_control_over_a_30_by
     control = "DEO-escape — control: random fixed direction"
     assert list(table.index) == ["GD", "Adam", "DEO-escape", control]
     assert (table["escaped"].str.endswith("/900")).all()
+    assert at.dataframe[0].proto.placeholder == "—"  # median steps of an optimizer that never escaped
     assert len(at.get("plotly_chart")) == 2  # the maps and the histogram
     assert any(c.value.startswith("DEO-escape: random N: a control") for c in at.caption)
 

@@ -28,6 +28,7 @@ def test_default_run_races_the_default_optimizers_without_error():
     assert list(table.index) == ["GD", "Adam", "DEO (paper)", control]
     assert "diverged" not in set(table["status"])
     assert (table["steps run"] == 200).all()
+    assert at.dataframe[-1].proto.placeholder == "—"  # "diverged at" of a run that did not: a dash
     # the dimer pays extra gradients at its rotation events; its control is charged the same
     assert table.loc["DEO (paper)", "gradient evaluations"] > table.loc["GD", "gradient evaluations"]
     assert table.loc[control, "gradient evaluations"] == table.loc["DEO (paper)", "gradient evaluations"]

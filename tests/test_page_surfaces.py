@@ -42,6 +42,9 @@ def test_default_page_races_gd_adam_and_both_deo_presets_without_errors():
     fates = " ".join(m.value for m in at.markdown)
     assert "escaped at step 269" in fates and "escaped at step 154" in fates
     assert (table["steps run"] <= 300).all()
+    # a run that never escaped has no escape step: the table shows a dash, not Streamlit's grey "None"
+    assert table.loc["DEO (paper)", "status"] == "stuck" and table["escape step"].isna()["DEO (paper)"]
+    assert at.dataframe[0].proto.placeholder == "—"
     assert at.get("plotly_chart")  # the race figure and the loss curves
 
 
