@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -462,9 +463,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_VALUE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of ``parser`` and its subcommands that take one value."""
+    options: set[str] = set()
+    for action in parser._actions:  # argparse keeps no public list of a parser's actions
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                options |= _value_options(sub)
+        elif action.option_strings and action.nargs is None:
+            options.update(action.option_strings)
+    return options
+
+
+def attach_negative_values(argv: Sequence[str], options: set[str]) -> list[str]:
+    """``--start -1,0.5`` → ``--start=-1,0.5`` for every option in ``options``: argparse reads a value
+    that starts with ``-`` as an option unless it is a plain negative number (``-1``, ``-.5``), so
+    ``--start -1,0.5``, ``--window -1,1,-1,1`` and ``--offset -1e-3`` failed with "expected one
+    argument"."""
+    out: list[str] = []
+    argv = list(argv)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in options and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m deo`` and of the ``deo-lab`` script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(attach_negative_values(argv, _value_options(parser)))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:

@@ -14,6 +14,8 @@ function ``deo.escape_map`` on the package as soon as it is imported.)
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import numbers
 import time
@@ -33,6 +35,7 @@ from deo.entrants import (
     _clip_update,
     _label,
     _optimizer_setup,
+    import_optimizer_internals,
 )
 from deo.presets import make_optimizer
 from deo.problems import UNBOUNDED_ESCAPE_DROP, EscapeCriterion, surface_bound, surface_escape, surface_minima
@@ -252,6 +255,7 @@ def escape_map(
     if starts.ndim != 2 or starts.shape[1] != 2:
         raise ValueError(f"starts must have shape (B, 2), got {tuple(starts.shape)}")
     check_escape_map(optimizers, steps, starts.shape[0])
+    import_optimizer_internals()
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     names = [_label(spec) for spec in optimizers]
@@ -273,29 +277,38 @@ def escape_map(
     return results
 
 
+CSV_COLUMNS = (
+    "optimizer", "key", "x0", "y0", "steps_to_escape", "grad_evals_to_escape",
+    "final_x", "final_y", "basin", "diverged",
+)  # fmt: skip
+
+
 def escape_map_to_csv(starts, results: dict[str, EscapeResult]) -> str:
-    """Long format: one row per (optimizer, start): x0, y0, steps/evals to escape, final, basin."""
+    """Long format: one row per (optimizer, start): x0, y0, steps/evals to escape, final, basin.
+
+    RFC 4180 through the ``csv`` module: a label with a comma ("… random direction, re-drawn every
+    …") is quoted, so every row has the header's ten fields."""
     starts = np.asarray(starts, dtype=np.float64)
-    lines = ["optimizer,key,x0,y0,steps_to_escape,grad_evals_to_escape,final_x,final_y,basin,diverged"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
     for name, r in results.items():
         for b in range(starts.shape[0]):
-            lines.append(
-                ",".join(
-                    [
-                        name,
-                        r.key,
-                        repr(float(starts[b, 0])),
-                        repr(float(starts[b, 1])),
-                        repr(float(r.steps_to_escape[b])),
-                        repr(float(r.grad_evals_to_escape[b])),
-                        repr(float(r.final[b, 0])),
-                        repr(float(r.final[b, 1])),
-                        str(int(r.basin[b])),
-                        str(bool(r.diverged[b])),
-                    ]
-                )
+            writer.writerow(
+                [
+                    name,
+                    r.key,
+                    repr(float(starts[b, 0])),
+                    repr(float(starts[b, 1])),
+                    repr(float(r.steps_to_escape[b])),
+                    repr(float(r.grad_evals_to_escape[b])),
+                    repr(float(r.final[b, 0])),
+                    repr(float(r.final[b, 1])),
+                    str(int(r.basin[b])),
+                    str(bool(r.diverged[b])),
+                ]
             )
-    return "\n".join(lines) + "\n"
+    return out.getvalue()
 
 
 @dataclass

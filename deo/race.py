@@ -55,6 +55,7 @@ from deo.entrants import (  # noqa: F401  (re-exported: deo.race.OptimizerSpec, 
     _flat,
     _label,
     _optimizer_setup,
+    import_optimizer_internals,
 )
 from deo.escapes import (  # noqa: F401  (re-exported: deo.race.escape_map, ...)
     BASIN_TOL,
@@ -637,6 +638,7 @@ def race(
     """
     recorded_dim = min(sum(p.numel() for p in problem.params0.values()), VECTOR_MAX_DIM)
     check_race(optimizers, steps, recorded_dim, record_every)
+    import_optimizer_internals()
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if record_every < 1:

@@ -167,8 +167,8 @@ class Trace:
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
                 out[f.name] = _encode(value.tolist())
-            elif isinstance(value, float):
-                out[f.name] = _encode(value)
+            elif isinstance(value, float):  # a scalar: NaN as "nan", since None is "no dimer" here
+                out[f.name] = "nan" if math.isnan(value) else _encode(value)
             else:
                 out[f.name] = value
         return out
@@ -187,7 +187,7 @@ class Trace:
                 value = np.asarray(value, dtype=np.int64)
             elif name in SCALAR_ARRAYS or (name in VECTOR_ARRAYS and value is not None):
                 value = np.asarray(_decode(value), dtype=np.float64)
-            elif name in ("dimer_length", "wall_time") and value is not None:
+            elif name == "wall_time" or (name == "dimer_length" and value is not None):
                 value = _decode(value)
             kwargs[name] = value
         return cls(**kwargs)
@@ -336,7 +336,7 @@ def _encode(value: Any) -> Any:
 
 def _decode(value: Any) -> Any:
     """Inverse of :func:`_encode`."""
-    if value is None:
+    if value is None or value == "nan":
         return math.nan
     if value == "inf":
         return math.inf

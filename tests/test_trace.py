@@ -57,6 +57,20 @@ def test_json_round_trip_is_exact_including_nan_and_inf():
     assert back.steps.dtype == np.int64 and back.loss.dtype == np.float64
 
 
+def test_nan_scalars_round_trip_apart_from_no_dimer():
+    """A NaN dimer length is not "no dimer" (None), and a NaN wall time loads back (it raised)."""
+    for dimer_length, wall_time in ((math.nan, math.nan), (None, math.inf), (2e-3, -0.0)):
+        trace = make_trace(dimer=dimer_length is not None)
+        trace.dimer_length, trace.wall_time = dimer_length, wall_time
+        for back in (Trace.from_json(trace.to_json()), traces_from_csv(traces_to_csv([trace]))[0]):
+            if dimer_length is None:
+                assert back.dimer_length is None
+            else:
+                assert repr(back.dimer_length) == repr(dimer_length)
+            assert repr(back.wall_time) == repr(wall_time)
+        assert "NaN" not in trace.to_json()
+
+
 def test_json_is_strict_nan_becomes_null():
     data = json.loads(make_trace().to_json())  # json.loads accepts NaN; check it is not there
     assert data["curvature"][0] is None
