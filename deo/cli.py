@@ -80,7 +80,45 @@ def _specs(optimizers: str, overrides: Sequence[str]) -> list[OptimizerSpec]:
             hyper[key][param] = json.loads(value)
         except json.JSONDecodeError:
             hyper[key][param] = value
+        _check_override(key, param, hyper[key][param], item)
     return [OptimizerSpec(k, hyper[k]) for k in keys]
+
+
+def _check_override(key: str, param: str, value, item: str) -> None:
+    """An ``--hp`` value of the kind the preset's hyperparameter takes (``deo.presets.Hyperparameter``:
+    a number, one of its words, a list of as many numbers as it has parts, or null where null means
+    something); its bounds are the optimizer's to check (the app's controls keep to narrower ones).
+    ``gd.lr=abc`` said "'<' not supported between 'str' and 'float'", ``gd.lr=true`` ran lr = 1."""
+    preset = PRESETS[key]
+    if param not in preset.defaults:
+        hint = " (the seed is --seed)" if param == "seed" else ""
+        raise SystemExit(
+            f"error: --hp {item!r}: {key} has no hyperparameter {param!r}{hint}; "
+            f"allowed: {', '.join(sorted(preset.defaults))}"
+        )
+    meta = preset.hyperparameters[param]
+
+    def number(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    if value is None:
+        ok, kind = bool(meta.none), f"null ({meta.none})" if meta.none else ""
+    elif meta.choices:
+        ok = value in meta.choices
+    elif meta.parts:
+        ok = isinstance(value, list) and len(value) == len(meta.parts) and all(number(v) for v in value)
+    else:
+        ok = number(value) and (not meta.integer or value == int(value))
+    if not ok:
+        if meta.choices:
+            kind = "one of " + ", ".join(meta.choices)
+        elif meta.parts:
+            kind = f"a list of {len(meta.parts)} numbers [{', '.join(meta.parts)}]"
+        else:
+            kind = "a whole number" if meta.integer else "a finite number"
+        if meta.none:
+            kind += f", or null ({meta.none})"
+        raise SystemExit(f"error: --hp {item!r}: {meta.label} takes {kind}")
 
 
 def _surface(args):

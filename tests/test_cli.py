@@ -136,7 +136,7 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
     [
         (["--optimizers", "deo_paper", "--hp", "deo_paper.rotations=10000"], "deo.budget.MAX_ROTATIONS"),
         (["--optimizers", "gd", "--hp", "gd.lr=NaN"], "finite"),
-        (["--optimizers", "gd", "--hp", 'gd.lr="abc"'], "wrong type"),
+        (["--optimizers", "gd", "--hp", 'gd.lr="abc"'], "learning rate η takes a finite number"),
         (["--formula", "1e6**51*x"], "too large"),
     ],
 )
@@ -206,3 +206,32 @@ assert seen == [True, True], seen
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "hp, message",
+    [
+        ("gd.lr=abc", "learning rate η takes a finite number"),
+        ("gd.lr=true", "learning rate η takes a finite number"),  # JSON true ran lr = 1
+        ("gd.seed=-1", "the seed is --seed"),  # said "got multiple values for keyword argument 'seed'"
+        ("adam.betas=[0.9,0.999,1]", "takes a list of 2 numbers"),  # said "too many values to unpack"
+        ("deo_paper.rotation=foo", "takes one of lanczos, fourier, sd"),
+        ("deo_paper.rotations=1.5", "takes a whole number"),
+    ],
+)
+def test_a_hyperparameter_of_the_wrong_kind_is_named_with_what_it_takes(hp, message):
+    optimizer = hp.split(".")[0]
+    with pytest.raises(SystemExit, match=message):
+        main(["race", "--optimizers", optimizer, "--steps", "2", "--hp", hp])
+
+
+def test_hyperparameters_of_the_right_kind_run(tmp_path):
+    # the app's controls stop at lr 10; the optimizer's own check is the CLI's bound
+    hps = ["adam.betas=[0.9,0.99]", "deo_paper.gate=null", "deo_paper.gate=0.5", "gd.lr=20"]
+    argv = ["race", "--optimizers", "gd,adam,deo_paper", "--steps", "2", "--out", str(tmp_path)]
+    for hp in hps:
+        argv += ["--hp", hp]
+    assert main(argv) == 0
+    gd, adam, deo_paper = traces_from_json((tmp_path / "traces.json").read_text())
+    assert gd.hyperparams["lr"] == 20 and adam.hyperparams["betas"] == [0.9, 0.99]
+    assert deo_paper.hyperparams["gate"] == 0.5
