@@ -8,6 +8,7 @@ optimizer (torch's own SGD / Adam / AdamW, which keeps the moments).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import math
 import numbers
@@ -329,7 +330,7 @@ class DEO(Optimizer):
         state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
         state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
         state["_basis"], state["_scratch"], state["_basis_views"] = None, None, None
-        state["_alpha_cache"], state["_view_cache"] = None, {}
+        state["_alpha_cache"], state["_view_cache"], state["_confined"] = None, {}, None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -546,11 +547,16 @@ class DEO(Optimizer):
                     g, grads = None, self._widen(raw, params)
                 _check_loss(loss, t)
                 state["grad_evals"] += 1
+                # parameters without a gradient at θ (requires_grad=False, or not used by the loss)
+                idle = tuple(i for i, p in enumerate(params) if p.grad is None)
                 if event:
                     rng_after = self._rng_state()
                     redraw = hp["redraw_every"]
                     if hp["direction"] == "random" and redraw and t > 0 and t % redraw == 0:
                         state["direction"] = self._random_direction(t // redraw)
+                if idle:
+                    self._confine_direction(params, idle)
+                if event:
                     if gram:  # g·N at the new N: the dot below, as on a step without event
                         self._gram_event(closure, params, grads, hp, rng_before)
                     else:
@@ -617,6 +623,8 @@ class DEO(Optimizer):
         values = g_mod if isinstance(g_mod, list) else self._views(g_mod, params, self._rows)
         for p, value in zip(params, values):
             p.grad = value if value.dtype == p.dtype else value.to(p.dtype)  # the base only reads them
+        for index in idle:  # the base skips them, as torch's optimizers skip a None gradient
+            params[index].grad = None
         self._base_step()
         if theta_before is not None:
             update = self._flat([p.detach() for p in params], params) - theta_before
@@ -700,6 +708,37 @@ class DEO(Optimizer):
             torch.zeros(p.shape, dtype=dtype, device=p.device) if g is None else g.to(dtype)
             for g, p in zip(grads, params)
         ]
+
+    def _confine_direction(self, params: list[Tensor], idle: tuple[int, ...]) -> None:
+        """Make N zero over the parameters that have no gradient this step (``idle``: frozen with
+        ``requires_grad=False``, or unused by the loss) and a unit vector over the others, as
+        ``torch.optim`` leaves such parameters alone: the dimer then never shifts them, g − α(g·N)N,
+        the update projection and the negative-curvature step never move them, and C is the
+        curvature over the parameters being trained. N already zero there (rotations keep the
+        zeros: the end gradients are zero there too) is kept as it is, bit for bit; a row whose N
+        lay wholly on them becomes uniform over the others. Checked once per N tensor."""
+        state = self.dimer
+        n = state["direction"]
+        confined = getattr(self, "_confined", None)
+        if confined is not None and confined[0] is n and confined[1] == idle:
+            return
+        blocks = unflatten_rows(n, params, self._rows)
+        if any(bool(blocks[i].ne(0).any()) for i in idle):
+            n = n.clone()
+            blocks = unflatten_rows(n, params, self._rows)
+            for i in idle:
+                blocks[i].zero_()
+            norm = torch.linalg.vector_norm(n, dim=-1, keepdim=True)
+            empty = norm.squeeze(-1) == 0
+            if bool(empty.any()):
+                fill = torch.ones_like(n)
+                for i in idle:
+                    unflatten_rows(fill, params, self._rows)[i].zero_()
+                n[empty] = fill[empty]
+                norm = torch.linalg.vector_norm(n, dim=-1, keepdim=True)
+            n = n / norm
+            state["direction"] = n
+        self._confined = (n, idle)
 
     def _random_direction(self, draw: int) -> Tensor:
         """Draw number ``draw`` of the random-direction control, ``(rows, d)``: draw 0 is the initial
@@ -1263,12 +1302,21 @@ def _validate_base(base: str | type[Optimizer], base_kwargs: dict[str, Any]) -> 
         raise ValueError(
             "base=torch.optim.LBFGS is not supported: LBFGS needs its own closure (it re-evaluates the "
             "loss inside its step), while DEO hands its base optimizer a gradient and calls step() "
-            "without one. Use a first-order base (sgd, momentum, adam, adamw, or e.g. RMSprop)."
+            "without one. Use a first-order base (sgd, momentum, adam, adamw, or e.g. Adagrad)."
         )
     if base_kwargs.get("maximize"):
         raise ValueError(
             "maximize=True is not supported: the dimer's curvature is that of the loss the closure "
             "returns; to maximise f, return -f"
+        )
+    own = set(inspect.signature(base_cls.__init__).parameters)
+    shared = sorted(own & set(DIMER_KEYS + GROUP_KEYS))
+    if shared:  # the base and DEO share the param-group dicts: one key cannot hold both values
+        raise ValueError(
+            f"base={base_cls.__name__} has its own hyperparameter(s) {shared} with the name(s) of DEO's "
+            f"(its 'alpha' is a smoothing constant, DEO's the projection strength); both would live in "
+            "the same param-group key, so the base would run with DEO's value. Use a base without that "
+            "name (sgd, momentum, adam, adamw, Adagrad, Adamax, NAdam, RAdam, ...)."
         )
     return base_cls
 

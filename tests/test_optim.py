@@ -320,10 +320,19 @@ def test_nan_end_gradient_keeps_the_previous_direction():
 
 def test_base_can_be_an_optimizer_class_with_its_own_kwargs():
     x = torch.tensor([1.0, -1.0], dtype=torch.float64, requires_grad=True)
-    opt = DEO([x], base=torch.optim.RMSprop, lr=0.01, rotate_every=1, momentum=0.5)
+    opt = DEO([x], base=torch.optim.Adagrad, lr=0.01, rotate_every=1, lr_decay=0.5)
     opt.step(quadratic_closure(opt, x, torch.eye(2, dtype=torch.float64)))
-    assert isinstance(opt.base, torch.optim.RMSprop)
-    assert opt.base.param_groups[0]["momentum"] == 0.5
+    assert isinstance(opt.base, torch.optim.Adagrad)
+    assert opt.base.param_groups[0]["lr_decay"] == 0.5
+
+
+@pytest.mark.parametrize("base", [torch.optim.RMSprop, torch.optim.ASGD])
+def test_a_base_with_its_own_alpha_is_refused(base):
+    """RMSprop's and ASGD's ``alpha`` would share the param-group key with DEO's α: RMSprop ran with
+    smoothing α = 1 (its running average stayed 0, |θ| reached 5e18 in three steps)."""
+    x = torch.tensor([1.0, -1.0], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"own hyperparameter\(s\) \['alpha'\]"):
+        DEO([x], base=base, lr=0.01)
 
 
 # --------------------------------------------------------------------------- acceptance 8

@@ -375,6 +375,65 @@ def test_a_parameter_without_a_gradient_is_left_alone_by_sgd():
     assert torch.equal(unused.detach(), torch.ones(3, dtype=torch.float64))
 
 
+FROZEN_SETTINGS = [
+    dict(base="adamw", weight_decay=0.1),
+    dict(base="adam", target="update", nc_step=0.01),
+    dict(base="momentum", rotation="lanczos", rotations=2, scheme="central"),
+    dict(base="adam", rotation="sd", rotation_step=0.1),
+    dict(base="adam", direction="random", redraw_every=2),
+    dict(base="adam", batch_dims=1),
+]
+
+
+@pytest.mark.parametrize("settings", FROZEN_SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
+def test_frozen_and_unused_parameters_are_left_alone(settings):
+    """As torch.optim does: a parameter with ``requires_grad=False`` or one the loss does not use
+    (no ``.grad``) is never moved, gets no ``.grad`` and no base state. Before, N had components
+    on them, so g − α(g·N)N, the update projection and the nc step moved them (Adam: ≈ lr a step;
+    a frozen layer moved 0.12 in 20 steps) and AdamW decayed an unused one."""
+    batched = settings.get("batch_dims", 0) == 1
+    params, loss_fn = net()
+    if batched:  # two rows: each parameter gets a leading row dim
+        params = [p.detach().unsqueeze(0).repeat(2, *([1] * p.dim())).requires_grad_(True) for p in params]
+        w1, b1, w2 = params
+
+        def loss_fn():
+            gen = torch.Generator().manual_seed(0)
+            data = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+            target = torch.randn(16, 1, generator=gen, dtype=torch.float64)
+            return ((torch.tanh(data @ w1 + b1.unsqueeze(1)) @ w2 - target) ** 2).mean(dim=(1, 2)).sum()
+
+    frozen = params[0].requires_grad_(False)
+    unused = torch.ones((2, 4) if batched else (4,), dtype=torch.float64, requires_grad=True)
+    before = frozen.detach().clone()
+    opt = DEO([*params, unused], lr=0.05, rotate_every=2, seed=3, **{"rotations": 1, **settings})
+    closure = closure_of(opt, loss_fn)
+    for _ in range(8):
+        opt.step(closure)
+    assert torch.equal(frozen, before) and torch.equal(unused.detach(), torch.ones_like(unused))
+    assert frozen.grad is None and unused.grad is None
+    assert frozen not in opt.state and unused not in opt.state  # no Adam moments, no momentum
+    assert not torch.equal(params[1].detach(), net()[0][1].detach().expand_as(params[1]))  # the rest trains
+    n = opt.diagnostics()["direction"].reshape(2 if batched else 1, -1)
+    d_frozen = before[0].numel() if batched else before.numel()
+    assert torch.equal(n[:, :d_frozen], torch.zeros_like(n[:, :d_frozen]))
+    assert torch.allclose(torch.linalg.vector_norm(n, dim=-1), torch.ones(n.shape[0], dtype=n.dtype))
+
+
+def test_a_parameter_unfrozen_later_trains():
+    params, loss_fn = net()
+    params[0].requires_grad_(False)
+    opt = DEO(params, base="adam", lr=0.05, rotate_every=2, seed=3)
+    closure = closure_of(opt, loss_fn)
+    for _ in range(4):
+        opt.step(closure)
+    before = params[0].detach().clone()
+    params[0].requires_grad_(True)
+    for _ in range(4):
+        opt.step(closure)
+    assert not torch.equal(params[0].detach(), before) and params[0] in opt.state
+
+
 def test_float32_follows_float64():
     def run(dtype):
         params, loss_fn = net(dtype=dtype)
