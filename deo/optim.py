@@ -327,7 +327,14 @@ class DEO(Optimizer):
         """Everything (torch's Optimizer keeps only defaults, state and param_groups, which would
         lose the base optimizer and the layout); the hook registries are rebuilt on unpickling."""
         self._settle()
-        state = {key: value for key, value in self.__dict__.items() if not key.startswith("_optimizer_")}
+        # not the hook registries, nor a method patched onto the instance (an lr scheduler wraps
+        # ``step`` there, bound to this optimizer: a deep copy stepped the original, a pickle failed)
+        state = {
+            key: value
+            for key, value in self.__dict__.items()
+            if not key.startswith("_optimizer_")
+            and not (callable(value) and callable(getattr(type(self), key, None)))
+        }
         state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
         state["_basis"], state["_scratch"], state["_basis_views"] = None, None, None
         state["_alpha_cache"], state["_view_cache"], state["_confined"] = None, {}, None
@@ -387,12 +394,17 @@ class DEO(Optimizer):
         old = self._params()
         row_count(old + new, self.batch_dims)
         check_params(new, "DEO.add_param_group")
+        given = set(param_group)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         for key, value in self.base.defaults.items():
             group.setdefault(key, value)
+        for key in DIMER_KEYS:  # the one dimer's settings as they are now (set or loaded since), not
+            if key not in given:  # the constructor's: a new group with those made the next step fail
+                group[key] = self.param_groups[0][key]
         try:
             _check_hyper(group)
+            check_resolution(group["dimer_length"], old + new, self._dtype, "dimer_length")
         except (TypeError, ValueError):
             self.param_groups.pop()
             raise
@@ -968,6 +980,24 @@ class DEO(Optimizer):
         self.dimer["grad_evals"] += info["grad_evals"]
         return n_new, curvature, difference_probe(current.g0, info["hn_interp"], n_new, 0)
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """``torch.optim.Optimizer.zero_grad``. The last step's diagnostics are read from the
+        gradient tensors the base optimizer received (the ``.grad`` tensors, for one problem):
+        before they are zeroed in place (``set_to_none=False``) the norms are worked out and the
+        vectors ``diagnostics()`` returns are copied, so they stay the step's."""
+        if not set_to_none:
+            self._settle()
+            last = getattr(self, "_last", None) or {}
+            copies: dict[int, Any] = {}  # g and g_mod may be one object: it stays one
+            for key in ("grad", "modified"):
+                value = last.get(key)
+                if isinstance(value, Tensor | list):
+                    if id(value) not in copies:
+                        copied = value.clone() if isinstance(value, Tensor) else [v.clone() for v in value]
+                        copies[id(value)] = copied
+                    last[key] = copies[id(value)]
+        super().zero_grad(set_to_none=set_to_none)
+
     def _settle(self) -> None:
         """Fill ‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² of the last step into the state, from the g and g_mod
         the step kept (they are only read by the diagnostics, so a step does not pay for them)."""
@@ -1176,6 +1206,10 @@ class DEO(Optimizer):
         for key in DIMER_KEYS:
             if any(saved[key] != groups[0][key] for saved in groups[1:]):
                 raise ValueError(f"{who}: the saved groups disagree on the dimer setting {key}")
+        try:  # as the constructor checks it, at these parameters' scale
+            check_resolution(float(groups[0]["dimer_length"]), params, self._dtype, "dimer_length")
+        except ValueError as error:
+            raise ValueError(f"{who}: {error}") from error
         dimer = saved_state["dimer"]
         if not isinstance(dimer, dict):
             raise ValueError(f"{who}: the dimer state must be a dict")
@@ -1228,6 +1262,8 @@ def _group_property(name: str) -> property:
     def set_(self: DEO, value: Any) -> None:
         for group in self.param_groups:
             _check_hyper({**group, name: value})
+        if name == "dimer_length":  # as the constructor checks it
+            check_resolution(float(value), self._params(), self._dtype, "dimer_length")
         for group in self.param_groups:
             group[name] = value
             _check_hyper(group)  # normalises (ints, floats)

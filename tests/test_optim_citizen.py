@@ -585,3 +585,104 @@ def test_lanczos_rotation_in_the_optimizer_finds_the_min_mode_at_the_fourier_cos
     assert lz["grad_evals"] == runs["fourier"]["grad_evals"] == 20 + 4 * 4
     assert abs(float(lz["curvature"]) + 2.0) < 1e-3
     assert abs(float(lz["direction"][2])) > 0.999
+
+
+def test_an_optimizer_with_an_lr_scheduler_pickles_and_deep_copies_apart():
+    """An lr scheduler wraps ``step`` on the optimizer instance; DEO's state kept that wrapper, so
+    pickling failed and a deep copy's step stepped the original (torch's Optimizer drops it)."""
+    import copy
+    import pickle
+
+    params, loss_fn = net()
+    opt = DEO(params, **SETTINGS)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)
+    opt.step(closure_of(opt, loss_fn))
+    scheduler.step()
+    pickle.loads(pickle.dumps(opt))
+    twin = copy.deepcopy(opt)
+    twin_params = [p for group in twin.param_groups for p in group["params"]]
+    theta = flat(params)
+
+    def twin_closure():
+        twin.zero_grad()
+        data, target = torch.ones(4, 3, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64)
+        loss = ((torch.tanh(data @ twin_params[0] + twin_params[1]) @ twin_params[2] - target) ** 2).mean()
+        loss.backward()
+        return loss
+
+    twin.step(twin_closure)
+    assert (opt.dimer["step"], twin.dimer["step"]) == (1, 2)
+    assert torch.equal(flat(params), theta)
+
+
+@pytest.mark.parametrize("settings", [{}, {"target": "update"}, {"max_grad_norm": 0.5}, {"batch_dims": 1}])
+def test_diagnostics_survive_zero_grad_without_set_to_none(settings):
+    """The diagnostics are read from the tensors the base optimizer received (the ``.grad`` tensors):
+    ``zero_grad(set_to_none=False)`` zeroed them in place, and ``modified_grad_norm`` read 0."""
+
+    def run(set_to_none):
+        params, loss_fn = net()
+        if settings.get("batch_dims"):
+            params = [p.detach().unsqueeze(0).requires_grad_(True) for p in params]
+            w1, b1, w2 = params
+            gen = torch.Generator().manual_seed(0)
+            data = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+
+            def loss_fn():
+                return (torch.tanh(data @ w1 + b1.unsqueeze(1)) @ w2).pow(2).mean()
+
+        opt = DEO(params, **{**SETTINGS, **settings})
+        opt.step(closure_of(opt, loss_fn))
+        opt.zero_grad(set_to_none=set_to_none)
+        return opt.diagnostics(), opt.state_dict()["state"]["dimer"]
+
+    (kept, kept_state), (zeroed, zeroed_state) = run(True), run(False)
+    for key in ("grad_norm", "modified_grad_norm", "removed_fraction"):
+        assert kept[key] == zeroed[key] and kept[key] != 0
+        assert torch.equal(kept_state[key], zeroed_state[key])
+    assert torch.equal(kept["modified_grad"], zeroed["modified_grad"])
+    assert zeroed["modified_grad"].abs().sum() > 0
+
+
+def test_a_group_added_later_takes_the_dimer_settings_in_force():
+    """After ``opt.rotate_every = 2`` (or a loaded state with 2), a new group took the constructor's
+    10 and the next step refused the disagreeing groups."""
+    params, loss_fn = net()
+    extra = torch.ones(3, dtype=torch.float64, requires_grad=True)
+
+    def loss():
+        return loss_fn() + (extra**2).sum()
+
+    opt = DEO(params, base="adam", lr=0.05, seed=1)
+    opt.rotate_every = 2
+    opt.step(closure_of(opt, loss))
+    opt.add_param_group({"params": [extra]})
+    assert [g["rotate_every"] for g in opt.param_groups] == [2, 2]
+    opt.step(closure_of(opt, loss))
+    source = DEO(net()[0], base="adam", lr=0.05, rotate_every=3, seed=1)
+    loaded = DEO(params, base="adam", lr=0.05, seed=1)
+    loaded.load_state_dict(source.state_dict())
+    loaded.add_param_group({"params": [extra], "lr": 0.1})
+    assert [g["rotate_every"] for g in loaded.param_groups] == [3, 3] and loaded.param_groups[1]["lr"] == 0.1
+    loaded.step(closure_of(loaded, loss))
+
+
+def test_a_dimer_length_below_the_resolution_is_refused_however_it_is_set():
+    """The constructor refused ΔR = 1e-9 on float32 parameters of scale ~1; the setter, a loaded
+    state and a new group took it, and C came out 0.0."""
+    params, _ = net(dtype=torch.float32)
+    with pytest.raises(ValueError, match="below the resolution"):
+        DEO(params, dimer_length=1e-9)
+    opt = DEO(params, dimer_length=1e-3)
+    with pytest.raises(ValueError, match="below the resolution"):
+        opt.dimer_length = 1e-9
+    assert opt.dimer_length == 1e-3
+    state = opt.state_dict()
+    for group in state["param_groups"]:
+        group["dimer_length"] = 1e-9
+    with pytest.raises(ValueError, match="load_state_dict: dimer_length=1e-09 is below"):
+        opt.load_state_dict(state)
+    big = torch.full((2,), 1e5, dtype=torch.float32, requires_grad=True)  # 1e-3 rounds away at 1e5
+    with pytest.raises(ValueError, match="below the resolution"):
+        opt.add_param_group({"params": [big]})
+    assert len(opt.param_groups) == 1
