@@ -58,7 +58,7 @@ from load import (
 
 HEAVY = {
     # the three optimizers it was measured with (the page's default now adds DEO-escape's control)
-    "escape map 100×100, 990 steps": "/escape_map?resolution=100&steps=990&seed=5"
+    "escape map 100×100, 990 steps": "/escape_map?em.resolution=100&em.steps=990&em.seed=5"
     "&opt=GD&opt=Adam&opt=DEO-escape",
     "tiny_transformer race, 3000 steps": "/networks?nw.problem=tiny_transformer&nw.steps=3000&nw.seed=5"
     "&nw.opt=GD&nw.opt=Adam&nw.opt=DEO%20(paper)",

@@ -320,7 +320,7 @@ def heavy_run(browser, server: Server, solo: list[float]) -> dict:
 
     context = browser.new_context()
     heavy = context.new_page()
-    link = "/escape_map?resolution=100&steps=600&seed=5&opt=GD&opt=Adam&opt=DEO-escape"
+    link = "/escape_map?em.resolution=100&em.steps=600&em.seed=5&em.opt=GD&em.opt=Adam&em.opt=DEO-escape"
     heavy.goto(server.url + link, wait_until="commit")
     heavy.get_by_role("button", name="Run").click(timeout=120_000)  # heavy work waits for Run (issue 8)
     time.sleep(2.0)  # the map is running

@@ -16,7 +16,9 @@ never on a dimer probe, with one rule everywhere: ``torch.nn.utils.clip_grad_nor
 * DEO presets: the closure never clips (the dimer ends must be raw gradients, ``DEO.md``); DEO's own
   ``max_grad_norm`` clips g_mod, the gradient its base optimizer receives (:func:`_clip_update`);
   ``diagnostics()["modified_grad"]`` is that clipped g_mod (the trace's ``modified_grad``);
-* the published-code reproduction has no separate base optimizer: ``clip`` is refused for it.
+* the published-code reproduction has no clipping in its code and no separate base optimizer to clip
+  before (``Preset.clippable`` is False): it runs unclipped, and its trace's hyperparams show
+  ``clip: None`` (the applied value, not the requested one), so the others can still be clipped.
 """
 
 from __future__ import annotations
@@ -77,20 +79,35 @@ def _label(spec: OptimizerSpec) -> str:
 
 
 def _optimizer_setup(spec: OptimizerSpec, clip: float | None, seed: int):
-    """(preset, hyperparams shown in the trace: preset defaults, overrides, clip and seed)."""
+    """(preset, hyperparams shown in the trace: preset defaults, overrides, the clip applied — None
+    for a preset that cannot clip — and seed). The run clips with ``shown["clip"]``."""
     if spec.key not in PRESETS:
         raise ValueError(f"unknown optimizer {spec.key!r}; allowed: {sorted(PRESETS)}")
     if clip is not None and not clip > 0:
         raise ValueError(f"clip must be > 0 (a maximum gradient norm) or None, got {clip}")
     preset = PRESETS[spec.key]
-    shown = jsonable({**preset.defaults, **spec.hyperparams, "clip": clip, "seed": seed})
+    applied = clip if preset.clippable else None
+    shown = jsonable({**preset.defaults, **spec.hyperparams, "clip": applied, "seed": seed})
     return preset, shown
+
+
+def clip_note(clip: float | None, specs: Sequence[OptimizerSpec]) -> str | None:
+    """The line a page shows under a race or map run with ``clip``: None when clipping is off, else
+    the bound and the entrants that run unclipped (a preset that cannot clip, :func:`_optimizer_setup`)."""
+    if clip is None:
+        return None
+    unclipped = [_label(s) for s in specs if s.key in PRESETS and not PRESETS[s.key].clippable]
+    text = f"Clipping on: ‖g‖ ≤ {clip:g} for every optimizer"
+    if unclipped:
+        text += f" but {', '.join(dict.fromkeys(unclipped))}, whose code has no clipping: it runs unclipped"
+    return text + "."
 
 
 def _clip_update(opt, clip: float | None) -> None:
     """Clip a dimer optimizer's update with its own mechanism: DEO's ``max_grad_norm`` (set in every
     parameter group; DEO reads it there at every step). ``clip=None`` leaves the optimizer as
-    built; a dimer optimizer without a base optimizer (the published-code reproduction) refuses it."""
+    built; a dimer optimizer without a base optimizer refuses it (the published-code reproduction
+    never gets here: :func:`_optimizer_setup` applies no clip to it)."""
     if clip is None:
         return
     if not isinstance(opt, DEO):

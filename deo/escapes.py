@@ -149,6 +149,7 @@ def _escape_run(
     stop_when_escaped: bool = False,
 ) -> EscapeResult:
     preset, shown = _optimizer_setup(spec, clip, seed)
+    clip = shown["clip"]  # the clip applied (None for a preset that cannot clip)
     t0 = time.perf_counter()
     theta = starts.detach().clone().requires_grad_(True)
     torch.manual_seed(seed)

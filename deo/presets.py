@@ -266,6 +266,9 @@ class Preset:
 
     ``uses_dimer``: the optimizer probes with the closure (DEO, its random-direction controls, the
     published dimer), so the race clips only the update and never the probes.
+    ``clippable``: the optimizer can clip its update (every preset but the published-code
+    reproduction, whose code has no clipping: a race or map with ``clip`` runs it unclipped and its
+    trace shows ``clip: None``).
     ``hyperparameters``: per name in ``defaults``, how a person sets it (:class:`Hyperparameter`).
     ``builder``: ``builder(params, hp, batch_dims, seed)`` builds the optimizer (:meth:`build`).
     """
@@ -277,6 +280,7 @@ class Preset:
     uses_dimer: bool
     hyperparameters: dict[str, Hyperparameter]
     builder: Callable[[Params, dict, int, int | None], Optimizer]
+    clippable: bool = True
 
     def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Every hyperparameter: the defaults updated by ``overrides`` (a hyperparameter that
@@ -424,6 +428,7 @@ PRESETS: dict[str, Preset] = {
                 "closure_mode": CLOSURE_MODE,
             },
             _published,
+            clippable=False,
         ),
     )
 }  # fmt: skip

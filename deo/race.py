@@ -320,6 +320,7 @@ class _Run:
                  clip: float | None = None, stop_on_escape: bool = False):  # fmt: skip
         self.problem, self.spec, self.steps_total, self.stop_on_escape = problem, spec, steps, stop_on_escape
         self.preset, self.shown = _optimizer_setup(spec, clip, seed)
+        clip = self.shown["clip"]  # the clip applied (None for a preset that cannot clip)
         self.leaves = [p.detach().clone().requires_grad_(True) for p in problem.params0.values()]
         self.d = sum(p.numel() for p in self.leaves)
         torch.manual_seed(seed)

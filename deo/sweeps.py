@@ -598,6 +598,8 @@ def git_revision() -> str:
 
 def cell_columns(cell: Cell) -> dict:
     """The config columns of a cell's row (labels from the current config)."""
+    from deo.presets import PRESETS
+
     spec, problem = cell.spec, cell.spec["problem"]
     row = {
         "cell": cell.key,
@@ -612,7 +614,9 @@ def cell_columns(cell: Cell) -> dict:
     }
     for name, value in cell.grid.items():
         row[f"hp.{name}"] = value
-    row.update(seed=spec["seed"], budget=spec["budget"], clip=spec["clip"])
+    # the clip applied: a preset that cannot clip (the published code) runs unclipped
+    clip = spec["clip"] if PRESETS[spec["preset"]].clippable else None
+    row.update(seed=spec["seed"], budget=spec["budget"], clip=clip)
     return row
 
 

@@ -947,7 +947,7 @@ def link_params() -> dict[str, list[str]]:
     return {key: st.query_params.get_all(key) for key in st.query_params}
 
 
-def require_app_navigation() -> None:
+def require_app_navigation(renamed: dict[str, str] | None = None) -> None:
     """Send every request through ``app.py``'s ``st.navigation``, also on a fresh server.
 
     Streamlit treats a ``pages/`` folder beside the entry script as a legacy multipage app until
@@ -957,7 +957,8 @@ def require_app_navigation() -> None:
     kept); ``app.py`` runs its ``st.navigation`` and switches on to the page asked for. Nothing is
     drawn before that, and the legacy page list is never shown (``client.showSidebarNavigation =
     false``). A no-op once ``app.py`` has run in the session, and when the page is the entry script
-    itself (AppTest of a page file, where :func:`under_server` is false).
+    itself (AppTest of a page file, where :func:`under_server` is false). ``renamed``: the page's
+    renamed URL parameters, old name → new (:func:`pages.url_params.vet_params`).
     """
     import sys
     from pathlib import Path
@@ -968,4 +969,4 @@ def require_app_navigation() -> None:
         caller = sys._getframe(1).f_globals.get("__file__") or ""
         st.session_state[DEEP_LINK_KEY] = Path(caller).stem
         st.switch_page("app.py", query_params=link_params())
-    vet_query_params()  # before the page's widgets: drop link values no control can take (no traceback)
+    vet_query_params(renamed=renamed)  # before the widgets: drop link values no control can take

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from deo.entrants import clip_note
 from deo.estimate import escape_map_estimate
 from pages.common import (
     DEFAULT_SURFACE,
@@ -30,7 +31,10 @@ from pages.request_budget import check_map
 from viz.escape_figs import escape_histogram, escape_maps_figure
 from viz.palette import legend_label
 
-require_app_navigation()
+P = "em."  # widget keys and URL parameters of this page (Surfaces has the unprefixed ones)
+# the names this page's parameters had before they took the prefix: old links still open
+LEGACY_KEYS = ("surface", "saddle", "half_width", "resolution", "opt", "steps", "seed", "clip", "mode")
+require_app_navigation(renamed={key: P + key for key in LEGACY_KEYS})
 
 # DEO-escape with its control (the same step and cost, a random N never rotated) beside it
 DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape", "deo_escape_random"]
@@ -65,7 +69,7 @@ with panel:
         list(surfaces),
         index=list(surfaces).index(DEFAULT_SURFACE),
         format_func=lambda k: surfaces[k].name,
-        key="surface",
+        key=f"{P}surface",
         bind=URL,
         help="Surfaces with a listed saddle (or degenerate stationary point) to escape from.",
     )
@@ -82,7 +86,7 @@ with panel:
             f"{saddles[i].kind} at ({saddles[i].xy[0]:.3g}, {saddles[i].xy[1]:.3g}), "
             f"f = {saddles[i].value:.4g}"
         ),
-        key="saddle",
+        key=f"{P}saddle",
         bind=URL,
     )
     half_width = st.number_input(
@@ -92,7 +96,7 @@ with panel:
         float(min(1.0, window_max)),
         0.1,
         format="%g",
-        key="half_width",
+        key=f"{P}half_width",
         bind=URL,
         help="The grid of starts covers the saddle ± this in x and y.",
     )
@@ -101,14 +105,14 @@ with panel:
         RESOLUTION_MIN,
         RESOLUTION_MAX,
         RESOLUTION_DEFAULT,
-        key="resolution",
+        key=f"{P}resolution",
         bind=URL,
         help=f"Up to {RESOLUTION_MAX}×{RESOLUTION_MAX} starts.",
     )
-    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, prefix="em.")
-    steps = st.number_input("Steps", STEPS_MIN, STEPS_MAX, STEPS_DEFAULT, 10, key="steps", bind=URL)
+    specs = optimizer_picker(st, DEFAULT_OPTIMIZERS, key=f"{P}opt", prefix=P)
+    steps = st.number_input("Steps", STEPS_MIN, STEPS_MAX, STEPS_DEFAULT, 10, key=f"{P}steps", bind=URL)
     c1, c2 = st.columns(2)
-    seed = c1.number_input("Seed", 0, 2**31 - 1, 0, 1, key="seed", bind=URL)
+    seed = c1.number_input("Seed", 0, 2**31 - 1, 0, 1, key=f"{P}seed", bind=URL)
     clip = c2.number_input(
         "Clip ‖g‖ (empty = off)",
         1e-6,
@@ -116,7 +120,7 @@ with panel:
         None,
         0.1,
         format="%g",
-        key="clip",
+        key=f"{P}clip",
         bind=URL,
         help="Per-start gradient clipping; off by default.",
     )
@@ -124,7 +128,7 @@ with panel:
         "Colour by",
         ("steps", "basin"),
         horizontal=True,
-        key="mode",
+        key=f"{P}mode",
         bind=URL,
         format_func=lambda m: "steps to escape" if m == "steps" else "minimum reached",
     )
@@ -163,7 +167,7 @@ try:  # the map's own budget check refuses an oversized request below, with its 
 except ValueError:
     estimate = None
 if estimate is not None and not should_run(
-    estimate, repr(map_args), cached_escape_map.contains(*map_args), "This escape map", "em.map"
+    estimate, repr(map_args), cached_escape_map.contains(*map_args), "This escape map", f"{P}map"
 ):
     st.stop()
 report, close = progress_reporter(f"Running {len(specs)} optimizers from {int(resolution) ** 2} starts…")
@@ -199,6 +203,8 @@ with safe_block("The escape maps"):
             "named after, with a random unit N (one per start) in place of the dimer's rotated one. Where "
             "its map matches the preset's, the dimer's direction is not what made the difference."
         )
+    if clipping := clip_note(config["clip"], specs):
+        st.caption(clipping)
 with safe_block("The histogram"):
     histogram = escape_histogram(results, steps_budget=int(steps), large=large, compact=compact)
     st.plotly_chart(histogram, key="escape_hist", config=plot_config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 import landscapes
+from deo.entrants import clip_note
 from deo.estimate import race_estimate
 from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
@@ -203,8 +204,11 @@ if traces:
         st.warning(
             "Diverged (stopped cleanly, marked ✕ in the figures): "
             + ", ".join(f"{t.label} at step {t.stop_step}" for t in diverged)
-            + ". Lower its learning rate or set a gradient clip."
+            + ". Lower its learning rate"
+            + ("." if config["clip"] else " or set a gradient clip.")
         )
+    if clipping := clip_note(config["clip"], specs):
+        st.caption(clipping)
 
     tab_loss, tab_dimer, tab_slice, tab_table = st.tabs(
         ["Loss", "Curvature and the dimer", "2-D loss slice", "Results"]

@@ -354,8 +354,10 @@ def race_view(traces: list, shown_start: list, export_options: dict) -> None:
         ]
         if arrows == "scale" and traces:
             notes.append(f"Arrow = {arrow_scale(surface, traces):.3g} × vector.")
-        if config["clip"] is not None:
-            notes.append(f"Clipping on: ‖g‖ ≤ {config['clip']:g} for every optimizer.")
+        from deo.entrants import clip_note
+
+        if clipping := clip_note(config["clip"], specs):
+            notes.append(clipping)
         st.caption(" ".join(notes))
 
 

@@ -68,8 +68,17 @@ def problem_with(value: str) -> str | None:
     return None
 
 
-def vet_params(params: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
-    """The pure part of :func:`vet_query_params`: ``(kept, notices)`` for ``{key: [values]}``."""
+def vet_params(
+    params: dict[str, list[str]], renamed: dict[str, str] | None = None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The pure part of :func:`vet_query_params`: ``(kept, notices)`` for ``{key: [values]}``.
+    ``renamed``: old parameter name → the page's current one; an old name in the link is read under
+    the new one (unless the link also has the new one), so links shared before a rename still work."""
+    renamed = renamed or {}
+    params = {
+        renamed.get(key, key) if renamed.get(key) not in params else key: values
+        for key, values in params.items()
+    }
     kept: dict[str, list[str]] = {}
     notices: list[str] = []
     for index, (key, values) in enumerate(params.items()):
@@ -99,18 +108,19 @@ def _notice(notices: list[str]) -> None:
     st.warning(head + "; ".join(shown) + ".", icon="🔗")
 
 
-def vet_query_params(defer: bool = False) -> None:
+def vet_query_params(defer: bool = False, renamed: dict[str, str] | None = None) -> None:
     """Drop the link's query parameters that no control can take (see the module docstring), before
     any widget is built, and name what was dropped in a notice: drawn here, or with ``defer``
     (``app.py``, which calls :func:`report_rejected_params` after the page) in that function's
-    notice, together with the values the controls did not take. Call it at the top of a run;
+    notice, together with the values the controls did not take. ``renamed`` (old name → new) moves a
+    parameter a page has renamed to its new name (:func:`vet_params`). Call it at the top of a run;
     idempotent (a clean link costs a dict comprehension)."""
     query = st.query_params
     params = {key: query.get_all(key) for key in query}
-    kept, notices = vet_params(params)
+    kept, notices = vet_params(params, renamed)
     if kept != params:
-        for key in params:
-            if kept.get(key) == params[key]:
+        for key in [*params, *(k for k in kept if k not in params)]:
+            if kept.get(key) == params.get(key):
                 continue
             try:
                 if key in kept:
@@ -120,6 +130,9 @@ def vet_query_params(defer: bool = False) -> None:
             except Exception:  # a parameter already bound to a widget: Streamlit vets it itself
                 continue
         st.session_state[NOTICE_KEY] = notices
+        # the run is abandoned: what it read from the link is judged on the cleaned link's run (a
+        # snapshot of the link as it was would name a renamed parameter as one no control reads)
+        st.session_state.pop(SNAPSHOT_KEY, None)
         st.rerun()  # widgets seed from the query string the run started with: start from the clean one
     pending = st.session_state.pop(NOTICE_KEY, None)
     if pending:

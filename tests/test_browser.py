@@ -318,6 +318,44 @@ def test_a_copied_link_restores_the_configuration_in_a_fresh_browser(app_url, ne
     fresh.screenshot(path=str(screenshot_dir / "surfaces_restored_from_link.png"), full_page=True)
 
 
+def go_to(page, name: str, title: str) -> None:
+    """Follow the sidebar's link to the page ``name``, until its title ``title`` is shown."""
+    link = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]').filter(has_text=name)
+    link.first.click()
+    _expect()(page.locator("h1").filter(has_text=title).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+
+
+def test_the_escape_map_and_surfaces_keep_their_own_settings(app_url, new_page):
+    """Both pages have a surface, steps, seed, clip and optimizers. Before the Escape map's controls
+    took their own names (``em.``), a seed set on Surfaces showed up on the Escape map and in its
+    link, and the Escape map's surface came back to Surfaces without that surface's start."""
+    page = open_page(new_page, f"{app_url}/?steps={SHORT}")
+    seed = number_input(page, "Seed")
+    seed.fill("7")
+    seed.press("Enter")
+    _expect()(page).to_have_url(re.compile(r"seed=7"), timeout=RUN_TIMEOUT_MS)
+    go_to(page, "Escape map", "Escape map")
+    _expect()(number_input(page, "Seed")).to_have_value("0", timeout=RUN_TIMEOUT_MS)
+    _expect()(number_input(page, "Steps")).to_have_value("300")
+    assert "seed=7" not in page.url and f"steps={SHORT}" not in page.url, page.url
+    go_to(page, "Surfaces", "Surfaces")
+    _expect()(number_input(page, "Seed")).to_have_value("7", timeout=RUN_TIMEOUT_MS)  # its work kept
+    _expect()(number_input(page, "Steps")).to_have_value(str(SHORT))
+    wait_idle(page)
+    no_exception(page)
+
+
+def test_an_escape_map_link_from_before_its_prefix_opens_as_shared_with_no_notice(app_url, new_page):
+    page = open_page(new_page, f"{app_url}/escape_map?resolution=5&steps=20&seed=3")
+    _expect()(page).to_have_url(re.compile(r"em\.resolution=5"), timeout=RUN_TIMEOUT_MS)
+    _expect()(number_input(page, "Steps")).to_have_value("20")
+    _expect()(number_input(page, "Seed")).to_have_value("3")
+    wait_for_plot(page, "gd.data.length > 0")  # the map was drawn: the run is over, notices included
+    wait_idle(page)
+    _expect()(page.locator('[data-testid="stAlertContentWarning"]')).to_have_count(0)
+    no_exception(page)
+
+
 MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "Sweeps", "About / findings"]
 # Records, from the first byte of the page on, every navigation menu or link to a page that is not
 # one of the app's six (Streamlit's legacy pages/ listing names app, common, ...).

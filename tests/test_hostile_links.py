@@ -121,10 +121,10 @@ def test_steps_inf_on_the_surfaces_page_falls_back_to_the_default_with_a_notice(
 
 
 def test_out_of_range_and_wrong_type_values_fall_back_to_the_defaults(one_torch_thread):
-    at, _ = run("escape_map", {"steps": "-5", "seed": "abc", "resolution": "100000"})
+    at, _ = run("escape_map", {"em.steps": "-5", "em.seed": "abc", "em.resolution": "100000"})
     assert_no_traceback(at)
-    assert at.number_input(key="steps").value == 300 and at.number_input(key="seed").value == 0
-    assert at.slider(key="resolution").value == 30
+    assert at.number_input(key="em.steps").value == 300 and at.number_input(key="em.seed").value == 0
+    assert at.slider(key="em.resolution").value == 30
 
 
 def test_a_100kB_formula_and_an_over_limit_formula_in_the_link_are_refused_readably(one_torch_thread):
@@ -168,13 +168,33 @@ def test_vet_params_caps_keys_values_and_lengths():
     assert kept == {"steps": ["1", "2"]} and notices == ["steps='inf': not a finite number"]
 
 
+def test_a_renamed_parameter_is_read_under_its_new_name_unless_the_link_has_both():
+    renamed = {"steps": "em.steps", "seed": "em.seed"}
+    kept, notices = vet_params({"steps": ["40"], "seed": ["inf"], "x": ["1"]}, renamed)
+    assert kept == {"em.steps": ["40"], "x": ["1"]}
+    assert notices == ["em.seed='inf': not a finite number"]
+    kept, _ = vet_params({"steps": ["40"], "em.steps": ["50"]}, renamed)
+    assert kept == {"steps": ["40"], "em.steps": ["50"]}  # the new name wins; the old one is named as unknown
+
+
+def test_an_escape_map_link_from_before_its_prefix_opens_with_no_notice(one_torch_thread):
+    """The Escape map's parameters took the prefix ``em.``; an old link is read under the new names
+    (and the link rewritten), without a notice naming the old ones as settings the page lacks."""
+    at, _ = run("escape_map", {"resolution": "5", "steps": "20", "seed": "3", "opt": ["GD", "Adam"]})
+    assert_no_traceback(at)
+    assert not [w.value for w in at.warning if "link" in w.value]
+    assert (at.slider(key="em.resolution").value, at.number_input(key="em.steps").value) == (5, 20)
+    assert at.number_input(key="em.seed").value == 3 and at.multiselect(key="em.opt").value == ["gd", "adam"]
+    assert "steps" not in at.query_params and at.query_params["em.steps"] == "20"
+
+
 def test_the_escape_map_link_that_held_a_core_for_8_minutes_is_refused_with_a_sentence(one_torch_thread):
-    heavy = {"opt": ["DEO (paper)", "DEO-escape", "Dimer saddle search"], "resolution": "100"}
+    heavy = {"em.opt": ["DEO (paper)", "DEO-escape", "Dimer saddle search"], "em.resolution": "100"}
     for key in ("deo_paper", "deo_escape", "dimer_saddle_search"):
         heavy |= {f"em.{key}.rotations": "50", f"em.{key}.rotate_every": "1", f"em.{key}.scheme": "central"}
     at, seconds = run("escape_map", heavy)
     assert_no_traceback(at)
-    assert at.multiselect(key="opt").value == ["deo_paper", "deo_escape", "dimer_saddle_search"]
+    assert at.multiselect(key="em.opt").value == ["deo_paper", "deo_escape", "dimer_saddle_search"]
     assert at.number_input(key="em.deo_escape.rotations").value == 50
     assert any("page's budget" in e.value and "lower the grid" in e.value for e in at.error), [
         e.value for e in at.error

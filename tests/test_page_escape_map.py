@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from apptest_helpers import no_exception, page_runner
 from streamlit.testing.v1 import AppTest
 
@@ -31,16 +32,16 @@ def test_default_page_maps_four_optimizers_dimer_beside_its_control_over_a_30_by
 
 def test_colouring_by_basin_and_changing_the_grid_rerun_cleanly():
     at = run_page(resolution="8", steps="40")
-    at.radio(key="mode").set_value("basin").run()
+    at.radio(key="em.mode").set_value("basin").run()
     no_exception(at)
-    at.slider(key="resolution").set_value(6).run()
+    at.slider(key="em.resolution").set_value(6).run()
     no_exception(at)
     assert (summary(at)["escaped"].str.endswith("/36")).all()
 
 
 def test_an_empty_optimizer_selection_says_what_to_do():
     at = run_page(resolution="6", steps="20")
-    at.multiselect(key="opt").set_value([]).run()
+    at.multiselect(key="em.opt").set_value([]).run()
     no_exception(at)
     assert any("at least one optimizer" in i.value for i in at.info)
     assert not at.get("plotly_chart")
@@ -54,24 +55,32 @@ def test_gd_with_lr_10_diverges_from_starts_and_is_counted():
     assert table.loc["Adam", "diverged"] == 0
 
 
-def test_the_url_restores_the_configuration():
-    at = run_page(
-        surface="Double well",
-        opt=["Adam"],
-        resolution="7",
-        steps="25",
-        seed="4",
-        mode="minimum reached",
-        half_width="0.5",
-    )
+CONFIGURATION = {
+    "surface": "Double well",
+    "opt": ["Adam"],
+    "resolution": "7",
+    "steps": "25",
+    "seed": "4",
+    "mode": "minimum reached",
+    "half_width": "0.5",
+}
+
+
+@pytest.mark.parametrize("names", ["prefixed", "before the prefix"])
+def test_the_url_restores_the_configuration(names):
+    """The page's URL parameters carry its prefix ``em.`` (Surfaces has the bare names); a link
+    shared before the prefix opens the same configuration."""
+    prefix = "em." if names == "prefixed" else ""
+    at = run_page(**{prefix + key: value for key, value in CONFIGURATION.items()})
     no_exception(at)
-    assert at.selectbox(key="surface").value == "double_well"
-    assert at.multiselect(key="opt").value == ["adam"]
-    assert at.slider(key="resolution").value == 7
-    assert at.number_input(key="steps").value == 25
-    assert at.number_input(key="seed").value == 4
-    assert at.number_input(key="half_width").value == 0.5
-    assert at.radio(key="mode").value == "basin"
+    assert not at.warning, [w.value for w in at.warning]  # nothing in the link was ignored
+    assert at.selectbox(key="em.surface").value == "double_well"
+    assert at.multiselect(key="em.opt").value == ["adam"]
+    assert at.slider(key="em.resolution").value == 7
+    assert at.number_input(key="em.steps").value == 25
+    assert at.number_input(key="em.seed").value == 4
+    assert at.number_input(key="em.half_width").value == 0.5
+    assert at.radio(key="em.mode").value == "basin"
     assert summary(at).loc["Adam", "escaped"].endswith("/49")
 
 
@@ -112,9 +121,9 @@ def test_pressing_run_maps_and_a_changed_setting_asks_again(monkeypatch):
     no_exception(at)
     assert cached_escape_map.stats()["computations"] == before + 1
     assert (summary(at)["escaped"].str.endswith("/36")).all() and len(at.get("plotly_chart")) == 2
-    at.radio(key="mode").set_value("basin").run()  # a view setting: the same map, still shown
+    at.radio(key="em.mode").set_value("basin").run()  # a view setting: the same map, still shown
     assert len(at.get("plotly_chart")) == 2 and not at.button
-    at.slider(key="resolution").set_value(7).run()  # a new map: the estimate and Run again
+    at.slider(key="em.resolution").set_value(7).run()  # a new map: the estimate and Run again
     no_exception(at)
     assert at.button(key="em.map.run") and not at.get("plotly_chart")
     assert cached_escape_map.stats()["computations"] == before + 1
@@ -127,3 +136,11 @@ def test_a_small_map_runs_without_a_button(monkeypatch):
     at = run_page(resolution="6", steps="20", seed="19")
     no_exception(at)
     assert not at.button and len(at.get("plotly_chart")) == 2
+
+
+def test_the_published_code_beside_a_clip_maps_unclipped_and_the_caption_says_so():
+    at = run_page(**{"em.opt": ["GD", "DEO (published code)"], "em.clip": "0.5", "em.resolution": "5"})
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert list(summary(at).index) == ["GD", "DEO (published code)"]
+    assert any("but DEO (published code), whose code has no clipping" in c.value for c in at.caption)

@@ -7,7 +7,7 @@ so the default race runs once for this file; other tests use short budgets from 
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import no_exception, page_runner
+from apptest_helpers import assert_clean, no_exception, page_runner
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT_S = 240  # a cold race on a busy 2-core machine
@@ -221,3 +221,13 @@ def test_a_run_another_covers_is_named_under_the_loss_charts():
     assert "GD lies under DEO-escape on the left chart" in captions
     assert "Adam lies under DEO (paper) on the left chart" in captions
     assert "on the right chart" not in captions
+
+
+def test_the_published_code_beside_a_clip_runs_unclipped_and_the_caption_says_so():
+    at = run_page(opt=["GD", "DEO (published code)"], clip="0.5", steps="30")
+    assert_clean(at)
+    assert list(results(at).index) == ["GD", "DEO (published code)"]
+    assert any(
+        "for every optimizer but DEO (published code), whose code has no clipping" in c.value
+        for c in at.caption
+    )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from deo.entrants import clip_note
 from deo.race import (
     EscapeCriterion,
     OptimizerSpec,
@@ -115,12 +116,28 @@ def test_gradient_clipping_applies_to_the_update_only():
     np.testing.assert_allclose(deo.modified_grad[0], clip * direction, rtol=1e-6)
 
 
-def test_clip_must_be_positive_and_is_refused_for_the_published_code():
+def test_clip_must_be_positive():
     problem = surface_problem(SURFACES["saddle"], (1.0, 1e-3))
     with pytest.raises(ValueError, match="clip must be > 0"):
         race(problem, [OptimizerSpec("gd")], steps=2, clip=0.0)
-    with pytest.raises(ValueError, match="clip is not supported"):
-        race(problem, [OptimizerSpec("deo_published")], steps=2, clip=1.0)
+
+
+def test_the_published_code_runs_unclipped_beside_clipped_entrants_and_says_so():
+    """Its code has no clipping (``Preset.clippable``): a race with ``clip`` runs it as without one,
+    its trace shows the clip applied (None), and the other entrants are still clipped."""
+    problem = surface_problem(SURFACES["saddle"], (1.0, 1e-3))
+    specs = [OptimizerSpec("gd"), OptimizerSpec("deo_published")]
+    clipped = race(problem, specs, steps=20, clip=0.5)
+    free = race(problem, specs, steps=20)
+    assert [t.hyperparams["clip"] for t in clipped] == [0.5, None]
+    np.testing.assert_array_equal(clipped[1].position, free[1].position)
+    assert not np.array_equal(clipped[0].position, free[0].position)  # ‖g‖ ≈ 2 > 0.5: GD was clipped
+    assert clip_note(0.5, specs) == (
+        "Clipping on: ‖g‖ ≤ 0.5 for every optimizer but DEO (published code), whose code has no "
+        "clipping: it runs unclipped."
+    )
+    assert clip_note(0.5, specs[:1]) == "Clipping on: ‖g‖ ≤ 0.5 for every optimizer."
+    assert clip_note(None, specs) is None
 
 
 def test_every_optimizer_sees_the_same_batches_and_both_dimer_ends_the_step_batch():

@@ -74,3 +74,16 @@ def test_the_escape_maps_per_row_clip_is_the_races_clip_row_by_row(key):
             surface_problem(surface, tuple(start)), [OptimizerSpec(key)], STEPS, seed=2 + b, clip=CLIP
         )
         np.testing.assert_allclose(result.final[b], trace.position[-1], rtol=1e-9, atol=1e-12)
+
+
+def test_the_escape_map_runs_the_published_code_unclipped_beside_clipped_entrants():
+    """The published code has no clipping: a map with ``clip`` runs it as without one (it used to
+    fail the whole map) while GD beside it is clipped."""
+    surface = SURFACES["saddle_plateau"]
+    starts = np.array([[0.5, 1e-3], [-0.8, 0.3]])
+    specs = [OptimizerSpec("gd"), OptimizerSpec("deo_published")]
+    clipped = escape_map(surface.f, starts, specs, STEPS, map_escape(surface), clip=CLIP, seed=2)
+    free = escape_map(surface.f, starts, specs, STEPS, map_escape(surface), seed=2)
+    gd, published = (PRESETS[s.key].label for s in specs)
+    np.testing.assert_array_equal(clipped[published].final, free[published].final)
+    assert not np.array_equal(clipped[gd].final, free[gd].final)
