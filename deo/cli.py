@@ -197,15 +197,16 @@ def _progress_line(args) -> ProgressLine | None:
     return ProgressLine(sys.stderr)
 
 
-def race_summary(traces: list[Trace]) -> str:
-    """One line per optimizer: status, steps and gradient evaluations to escape, final loss."""
+def race_summary(traces: list[Trace], has_escape: bool = True) -> str:
+    """One line per optimizer: status (``deo.trace.FATES``; ``has_escape``: the problem has an escape
+    criterion), steps and gradient evaluations to escape, final loss."""
     rows = []
     for t in traces:
         evals = None if t.escape_step is None else int(t.grad_evals[t.steps == t.escape_step][0])
         rows.append(
             [
                 t.label,
-                fate(t.status),
+                fate(t.status, has_escape),
                 _fmt(t.escape_step),
                 _fmt(evals),
                 str(int(t.steps[-1])) if len(t) else "0",
@@ -277,7 +278,7 @@ def run_race(args) -> int:
     finally:
         if progress is not None:
             progress.close()
-    print(race_summary(traces))
+    print(race_summary(traces, problem.escape is not None))
     config = {
         "command": "race",
         **where,

@@ -203,6 +203,16 @@ class _SurfaceLoss:
         return torch.from_numpy(np.array(f)), [torch.from_numpy(np.array((dx, dy)))]
 
 
+def network_escape_level(net) -> float | None:
+    """The loss at or below which a run on the network has left its plateau: its ``escape_loss``,
+    else ``NETWORK_ESCAPE_FRACTION`` × its ``plateau``; None (no escape criterion) without either."""
+    level = getattr(net, "escape_loss", None)
+    plateau = getattr(net, "plateau", None)
+    if level is None and plateau is not None:
+        level = NETWORK_ESCAPE_FRACTION * float(plateau)
+    return None if level is None else float(level)
+
+
 def network_problem(net, init_scale: float | None = None, seed: int = 0) -> Problem:
     """A race problem from a small network (duck-typed ``landscapes.NetworkProblem``).
 
@@ -216,10 +226,7 @@ def network_problem(net, init_scale: float | None = None, seed: int = 0) -> Prob
     params0 = {k: v.detach().clone() for k, v in net.params0(init_scale=init_scale, seed=seed).items()}
     d = sum(p.numel() for p in params0.values())
     dtype = next(iter(params0.values())).dtype
-    plateau = getattr(net, "plateau", None)
-    level = getattr(net, "escape_loss", None)
-    if level is None and plateau is not None:
-        level = NETWORK_ESCAPE_FRACTION * float(plateau)
+    level = network_escape_level(net)
     escape = None
     if level is not None:
         escape = EscapeCriterion(center=torch.zeros(d, dtype=dtype), loss_below=float(level))

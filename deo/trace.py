@@ -37,16 +37,22 @@ STATUSES = ("running", "converged", "escaped", "diverged")
 #   converged — reached a stationary point (‖g‖ below the tolerance; after escaping, where a saddle
 #               is near the start) and stopped;
 #   stuck     — used the whole budget without escaping (the trace's status "running");
+#   out of steps — used the whole budget without converging on a problem with no escape criterion
+#               (no saddle or plateau listed: Rosenbrock, a typed formula), where "no escape" means
+#               nothing (the trace's status "running" too);
 #   diverged  — the loss became non-finite or the iterate left the bound: the run stopped.
-FATES = ("escaped", "converged", "stuck", "diverged")
+FATES = ("escaped", "converged", "stuck", "out of steps", "diverged")
 
 
-def fate(status: str) -> str:
-    """The word of :data:`FATES` for a trace's ``status`` ("running" — the budget ended first — reads
-    "stuck"; the others are their own word)."""
+def fate(status: str, has_escape: bool = True) -> str:
+    """The word of :data:`FATES` for a trace's ``status``: "running" (the budget ended first) reads
+    "stuck" where the problem has an escape criterion (``has_escape``), else "out of steps"; the
+    others are their own word."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-    return "stuck" if status == "running" else status
+    if status == "running":
+        return "stuck" if has_escape else "out of steps"
+    return status
 
 # array fields and the dtype every Trace stores them in
 INT_ARRAYS = ("steps", "grad_evals", "diagnostic_evals")

@@ -15,6 +15,7 @@ import streamlit as st
 import landscapes
 from deo.entrants import clip_note
 from deo.estimate import race_estimate
+from deo.problems import network_escape_level
 from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
 from pages.common import (
@@ -294,7 +295,8 @@ if traces:
         )
 
     with tab_table:
-        st.dataframe(figs.results_rows(traces), hide_index=True, placeholder="—")
+        has_escape = network_escape_level(net) is not None
+        st.dataframe(figs.results_rows(traces, has_escape), hide_index=True, placeholder="—")
         st.caption(
             "escape step: first step with loss below half the plateau (the race's criterion); "
             "gradient evaluations count every gradient the algorithm used, dimer probes included."

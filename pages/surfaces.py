@@ -396,12 +396,17 @@ with watch:
             "who leaves the saddle ✕ first, who stalls, and whether DEO-escape beats its dotted control."
             if told
             else "where each path leaves the saddle (or does not), and which minimum it reaches."
+            if has_saddle
+            else "where each path goes and how low it gets. "
+            + ("A typed formula" if surface_key == "custom" else "This surface")
+            + " lists no saddle, so no escape is timed: a run that is still moving when the steps "
+            "run out reads “out of steps”."
         )
     )
     if traces:  # each run's fate, one line each, in its colour
         st.markdown(
             "  \n".join(
-                f"<span style='color:{color_for(t.key)}'>■</span> **{t.label}**: {fate_line(t, int(steps))}"
+                f"<span style='color:{color_for(t.key)}'>■</span> **{t.label}**: {fate_line(t, int(steps), has_saddle)}"
                 for t in traces
             ),
             unsafe_allow_html=True,
@@ -432,7 +437,7 @@ if traces:
     import pandas as pd
 
     st.subheader("Results")
-    rows = results_rows(traces, has_escape=any(t.escape_step is not None for t in traces) or has_saddle)
+    rows = results_rows(traces, has_escape=has_saddle)
     table = pd.DataFrame(rows)
     colors = table.pop("color")
     table = table.drop(columns=["key"])

@@ -231,3 +231,22 @@ def test_the_published_code_beside_a_clip_runs_unclipped_and_the_caption_says_so
         "for every optimizer but DEO (published code), whose code has no clipping" in c.value
         for c in at.caption
     )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"surface": "✏️ Type a formula", "formula": "x**2 + y**2"},
+        {"surface": "Rosenbrock"},
+    ],
+    ids=["typed formula", "rosenbrock"],
+)
+def test_a_surface_without_a_saddle_never_reads_stuck_no_escape(query):
+    """No saddle listed, no escape criterion: a run that used its steps is "out of steps", not
+    "stuck: no escape" (every run on a typed bowl read "stuck" while reaching its minimum)."""
+    at = run_page(**query, steps="100", opt=["GD", "Adam"])
+    assert_clean(at)
+    assert set(results(at)["status"]) <= {"out of steps", "converged"}
+    fates = " ".join(m.value for m in at.markdown)
+    assert "out of steps: 100 steps without converging" in fates and "no escape in" not in fates
+    assert "lists no saddle, so no escape is timed" in fates

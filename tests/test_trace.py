@@ -127,3 +127,15 @@ def test_invalid_status_and_shapes_are_refused():
         Trace(**{**trace.__dict__, "status": "finished"})
     with pytest.raises(ValueError, match="position must have shape"):
         Trace(**{**trace.__dict__, "position": np.zeros((2, 2))})
+
+
+def test_a_run_out_of_budget_reads_stuck_only_where_there_is_an_escape_to_miss():
+    from deo.trace import FATES, fate
+
+    assert fate("running") == "stuck" and fate("running", has_escape=False) == "out of steps"
+    assert [fate(s, has_escape=False) for s in ("converged", "escaped", "diverged")] == [
+        "converged",
+        "escaped",
+        "diverged",
+    ]
+    assert {"stuck", "out of steps"} <= set(FATES)

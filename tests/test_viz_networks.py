@@ -179,6 +179,9 @@ def test_results_rows_report_status_escape_and_costs():
     assert rows["Adam"]["escape step"] == 40 and rows["Adam"]["escape grad evals"] == 40
     assert rows["DEO (paper)"]["gradient evaluations"] == 300
     assert rows["GD"]["escape step"] is None
+    # the fate words of every table (deo.trace.FATES), never the trace's internal "running"
+    assert rows["GD"]["status"] == "stuck" and rows["Momentum"]["status"] == "diverged"
+    assert {r["status"] for r in figs.results_rows(traces(), has_escape=False)} >= {"out of steps"}
 
 
 def test_a_controls_curvature_is_solid_and_named_short_like_the_dimers():

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from numpy import ndarray
 
-from deo.trace import Trace
+from deo.trace import Trace, fate
 from viz.dimer_figs import (
     LEGEND_FONT,
     contour_trace,
@@ -438,9 +438,10 @@ def trajectory_loss_figure(
     return finish(fig, large, height=480 if large else 400, legend=LEGEND_ABOVE)
 
 
-def results_rows(traces: Sequence[Trace]) -> list[dict]:
-    """One row per optimizer for the results table: status, final / best loss, the step and the
-    gradient evaluations at which the plateau was left (the race's escape criterion), totals."""
+def results_rows(traces: Sequence[Trace], has_escape: bool = True) -> list[dict]:
+    """One row per optimizer for the results table: status (``deo.trace.FATES``; ``has_escape``: the
+    network has a plateau to leave), final / best loss, the step and the gradient evaluations at
+    which the plateau was left (the race's escape criterion), totals."""
     rows = []
     for trace in traces:
         finite = np.isfinite(trace.loss)
@@ -452,7 +453,7 @@ def results_rows(traces: Sequence[Trace]) -> list[dict]:
         rows.append(
             {
                 "optimizer": trace.label,
-                "status": trace.status,
+                "status": fate(trace.status, has_escape),
                 "final loss": float(trace.loss[finite][-1]) if finite.any() else None,
                 "best loss": float(np.min(trace.loss[finite])) if finite.any() else None,
                 "steps run": int(trace.steps[-1]) if len(trace.steps) else 0,

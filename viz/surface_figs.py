@@ -1508,13 +1508,14 @@ def _escape_evals(t) -> int | None:
     return int(t.grad_evals[r])
 
 
-def fate_line(t, budget: int | None = None) -> str:
+def fate_line(t, budget: int | None = None, has_escape: bool = True) -> str:
     """What happened to one run, in one short phrase of the shared vocabulary (``deo.trace.FATES``):
     "escaped at step 101 (104 gradients)", "stuck: no escape in 300 steps", "diverged at step 4",
-    "escaped at step 29, converged at step 40"."""
+    "escaped at step 29, converged at step 40"; on a surface without an escape criterion
+    (``has_escape`` False: no saddle listed) "out of steps: 300 steps without converging"."""
     from deo.trace import fate
 
-    word = fate(t.status)
+    word = fate(t.status, has_escape)
     last = int(t.steps[-1]) if len(t) else 0
     escaped = f"escaped at step {t.escape_step}" if t.escape_step is not None else ""
     if word == "escaped":
@@ -1525,15 +1526,18 @@ def fate_line(t, budget: int | None = None) -> str:
     if word == "diverged":
         diverged = f"diverged at step {t.stop_step}"
         return f"{escaped}, then {diverged}" if escaped else diverged
-    return f"stuck: no escape in {budget if budget is not None else last} steps"
+    used = budget if budget is not None else last
+    if word == "out of steps":
+        return f"out of steps: {used} steps without converging"
+    return f"stuck: no escape in {used} steps"
 
 
 def results_rows(traces: Sequence, has_escape: bool = True) -> list[dict]:
     """One row per run for the results table: label, colour, status (``deo.trace.FATES``: escaped,
-    converged, stuck, diverged), final loss, steps run, the step and the gradient evaluations at
-    which it escaped (None = never), total gradient evaluations, the step at which it diverged.
-
-    ``has_escape`` is kept for callers; a run that used its whole budget reads "stuck" either way."""
+    converged, stuck, out of steps, diverged), final loss, steps run, the step and the gradient
+    evaluations at which it escaped (None = never), total gradient evaluations, the step at which it
+    diverged. ``has_escape``: the surface has an escape criterion (a run that used its whole budget
+    reads "stuck" then, else "out of steps")."""
     from deo.trace import fate
 
     out = []
@@ -1545,7 +1549,7 @@ def results_rows(traces: Sequence, has_escape: bool = True) -> list[dict]:
                 "optimizer": t.label,
                 "key": t.key,
                 "color": color_for(t.key),
-                "status": fate(t.status),
+                "status": fate(t.status, has_escape),
                 "final loss": final_loss if math.isfinite(final_loss) else None,
                 "steps run": int(t.steps[-1]) if len(t) else 0,
                 "escape step": t.escape_step,
