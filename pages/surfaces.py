@@ -406,7 +406,8 @@ with watch:
     if traces:  # each run's fate, one line each, in its colour
         st.markdown(
             "  \n".join(
-                f"<span style='color:{color_for(t.key)}'>■</span> **{t.label}**: {fate_line(t, int(steps), has_saddle)}"
+                f"<span style='color:{color_for(t.key)}'>■</span> **{t.label}**: "
+                + fate_line(t, int(steps), has_saddle)
                 for t in traces
             ),
             unsafe_allow_html=True,
