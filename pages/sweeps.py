@@ -27,6 +27,8 @@ METRICS = {
     "best_loss": "best loss",
     "wall_s": "wall time per cell (s)",
 }
+ESCAPE_METRICS = ("escape_step", "grad_evals_to_escape")  # NaN: never escaped
+MISSING = {True: "never escaped within the budget", False: "no finite value"}  # a NaN, by metric kind
 UPLOAD = "Upload a table…"
 
 
@@ -43,20 +45,29 @@ st.caption(
 tables = sweep_tables(RESULTS)
 
 
-def _new_table() -> None:
-    """Another table has other problems and axes: its choices start from their defaults."""
-    for key in ("sw.problem", "sw.x"):
-        st.session_state.pop(key, None)
+SHOWN_TABLE = "sw.shown"  # session state: which table the choices below were made for
 
 
-choice = st.selectbox("Table", [*tables, UPLOAD], key="sw.table", on_change=_new_table)
+def _choices_for(table: str) -> None:
+    """Another table (picked, or uploaded in place of the last upload) has other problems, metrics
+    and axes: its choices start from their defaults, never from the last table's (a metric the new
+    table lacks once made the summary fail with "None")."""
+    if st.session_state.get(SHOWN_TABLE) != table:
+        for key in ("sw.problem", "sw.metric", "sw.x"):
+            st.session_state.pop(key, None)
+        st.session_state[SHOWN_TABLE] = table
+
+
+choice = st.selectbox("Table", [*tables, UPLOAD], key="sw.table")
 frame = None
 if choice == UPLOAD:
     upload = st.file_uploader("A sweep table", type=["parquet", "csv"], key="sw.upload")
     if upload is not None:
+        _choices_for(f"upload {upload.file_id}")
         with safe_block("Reading the table"):
             frame, meta = _load(upload.name, upload.getvalue())
 else:
+    _choices_for(choice)
     with safe_block("Reading the table"):
         frame, meta = _load(str(tables[choice]))
 
@@ -70,6 +81,14 @@ if missing:
 
 problems = list(dict.fromkeys(frame["problem"]))
 metrics = [m for m in METRICS if m in frame.columns]
+if not metrics:
+    st.error(
+        "This table has no metric to show: none of the columns "
+        + ", ".join(f"`{m}`" for m in METRICS)
+        + " (what `python -m deo sweep` writes).",
+        icon="⚠️",
+    )
+    st.stop()
 left, right, third = st.columns(3)
 problem = left.selectbox("Problem", problems, key="sw.problem")
 metric = right.selectbox("Metric", metrics, format_func=lambda m: METRICS[m], key="sw.metric")
@@ -78,11 +97,14 @@ x = third.selectbox("Across", [*axes, "optimizer"], key="sw.x", help="the heatma
 part = frame[frame["problem"] == problem]
 st.caption(
     f"{len(part)} cells of {len(frame)}; {part['optimizer'].nunique()} optimizers, "
-    f"{part['seed'].nunique()} seeds. Grey: never escaped within the budget (or no cell)."
+    f"{part['seed'].nunique()} seeds. Grey: {MISSING[metric in ESCAPE_METRICS]} (or no cell)."
 )
 
 with safe_block("The summary"):
-    st.markdown(f"**{METRICS[metric]}**, median [IQR] over the other axes (— : the median never escaped)")
+    st.markdown(
+        f"**{METRICS[metric]}**, median [IQR] over the other axes "
+        f"(— : the median {'never escaped' if metric in ESCAPE_METRICS else 'is not finite'})"
+    )
     st.dataframe(summarise(part, metric), width="stretch")
 
 with safe_block("The heatmaps"):

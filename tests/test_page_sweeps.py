@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from apptest_helpers import assert_clean, page_runner
+from apptest_helpers import assert_clean, no_exception, page_runner
 
 TIMEOUT_S = 120
 
@@ -86,3 +86,37 @@ def test_heatmap_rows_keep_their_height_whatever_the_labels_take():
         )
         == 3
     )
+
+
+GRID_CSV = b"problem,optimizer,seed,escape_step,final_loss,hp.lr\np1,GD,0,10,0.5,0.1\np1,Adam,1,4,0.2,0.1\n"
+OTHER_CSV = b"problem,optimizer,seed,best_loss\nq9,GD,0,1.5\nq9,Adam,1,2.5\n"
+NO_METRIC_CSV = b"problem,optimizer,seed\np1,GD,0\n"
+
+
+def test_a_second_upload_starts_from_its_own_problems_metrics_and_axes():
+    """The problem, metric and axis chosen on one uploaded table once stayed for the next upload:
+    a metric the new table lacks made the summary fail with "None"."""
+    at = run_page()
+    at.selectbox(key="sw.table").set_value("Upload a table…").run()
+    at.file_uploader(key="sw.upload").set_value(("a.csv", GRID_CSV, "text/csv")).run()
+    assert_clean(at)
+    at.selectbox(key="sw.metric").set_value("final_loss").run()
+    at.selectbox(key="sw.x").set_value("hp.lr").run()
+    assert_clean(at)
+    at.file_uploader(key="sw.upload").set_value(("b.csv", OTHER_CSV, "text/csv")).run()
+    assert_clean(at)
+    assert at.selectbox(key="sw.problem").value == "q9"
+    assert at.selectbox(key="sw.metric").value == "best_loss"
+    assert at.selectbox(key="sw.x").value == "optimizer"
+    summary = at.dataframe[0].value
+    assert (summary.loc["q9", "GD"], summary.loc["q9", "Adam"]) == ("1.5", "2.5")  # not "2" and "2"
+    assert any("the median is not finite" in m.value for m in at.markdown)
+
+
+def test_a_table_without_a_metric_column_says_which_columns_it_needs():
+    at = run_page()
+    at.selectbox(key="sw.table").set_value("Upload a table…").run()
+    at.file_uploader(key="sw.upload").set_value(("m.csv", NO_METRIC_CSV, "text/csv")).run()
+    no_exception(at)
+    (error,) = [e.value for e in at.error]
+    assert "no metric to show" in error and "`escape_step`" in error

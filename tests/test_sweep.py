@@ -214,6 +214,7 @@ def test_median_iqr_and_summaries():
     assert median_iqr([270, 268, 278, 270, 280, 266, 268, 278]) == "270 [268–278]"
     assert median_iqr([math.nan, math.nan, 5.0]) == "—"
     assert median_iqr([1.0, 2.0, math.nan]) == "2 [1–∞]"
+    assert median_iqr([0.0012, 0.0015, 0.002], number=".3g") == "0.0015 [0.0012–0.002]"
     frame = pd.DataFrame(
         {
             "problem": ["a"] * 4 + ["b"] * 4,
@@ -226,6 +227,9 @@ def test_median_iqr_and_summaries():
     table = summarise(frame)
     assert list(table.columns) == ["GD", "Adam"] and list(table.index) == ["a", "b"]
     assert table.loc["b", "Adam"] == "—" and table.loc["a", "Adam"] == "2"
+    frame["final_loss"] = [0.0012, 0.0016, 1.5, 1.5, 2.5, 2.5, math.nan, 7.0]
+    losses = summarise(frame, "final_loss")  # not rounded to whole numbers like steps
+    assert losses.loc["a", "GD"] == "0.0012 [0.0012–0.0016]" and losses.loc["a", "Adam"] == "1.5"
     xs, ys, z = heatmap_grid(frame, "a", "GD", x="hp.lr")
     np.testing.assert_array_equal(xs, [0.1])
     np.testing.assert_array_equal(ys, [0, 1])
