@@ -20,8 +20,9 @@ st.set_page_config(page_title="DEO Lab", page_icon="🧭", layout="wide")
 single_threaded()
 
 PAGES = [
+    # the default page is served at /; its url_path only reserves a name no one types (see ALIASES)
     st.Page(
-        "pages/surfaces.py", title="Surfaces", icon=":material/landscape:", default=True, url_path="surfaces"
+        "pages/surfaces.py", title="Surfaces", icon=":material/landscape:", default=True, url_path="surfaces_"
     ),
     st.Page("pages/dimer.py", title="Dimer", icon=":material/straighten:", url_path="dimer"),
     st.Page("pages/networks.py", title="Networks", icon=":material/hub:", url_path="networks"),
@@ -30,13 +31,23 @@ PAGES = [
     st.Page("pages/about.py", title="About / findings", icon=":material/menu_book:", url_path="about"),
 ]
 
+
+def _to_surfaces() -> None:
+    """/surfaces: on to the Surfaces page at /, with the link's settings."""
+    st.switch_page(PAGES[0], query_params=link_params())
+
+
+# Streamlit serves the default page at / only: a typed /surfaces showed a "Page not found" dialog.
+# It leads to / with its query (not in the menu).
+ALIASES = [st.Page(_to_surfaces, title="Surfaces", url_path="surfaces")]
+
 # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding; what it drops is
 # named after the page, in report_rejected_params' one notice
 vet_query_params(defer=True)
 # The menu is drawn below with st.page_link; Streamlit's own is hidden (position="hidden" here and
 # client.showSidebarNavigation = false in .streamlit/config.toml, which also hides the legacy pages/
 # listing a cold server shows before this line has run once).
-page = st.navigation(PAGES, position="hidden")
+page = st.navigation(PAGES + ALIASES, position="hidden")
 st.session_state[APP_RAN_KEY] = True
 deep_link = st.session_state.pop(DEEP_LINK_KEY, None)  # set by pages.common.require_app_navigation
 if deep_link is not None:

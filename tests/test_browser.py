@@ -356,6 +356,17 @@ def test_an_escape_map_link_from_before_its_prefix_opens_as_shared_with_no_notic
     no_exception(page)
 
 
+def test_a_typed_surfaces_path_opens_the_surfaces_page_with_its_settings(app_url, new_page):
+    """Streamlit serves the default page at / only: /surfaces showed a "Page not found" dialog."""
+    page = open_page(new_page, f"{app_url}/surfaces?steps=40")
+    _expect()(page).to_have_url(re.compile(r"/\?steps=40$"), timeout=RUN_TIMEOUT_MS)
+    _expect()(page.locator("h1").first).to_have_text("Surfaces")
+    _expect()(number_input(page, "Steps")).to_have_value("40")
+    wait_idle(page)
+    _expect()(page.locator('[role="dialog"]')).to_have_count(0)
+    no_exception(page)
+
+
 MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "Sweeps", "About / findings"]
 # Records, from the first byte of the page on, every navigation menu or link to a page that is not
 # one of the app's six (Streamlit's legacy pages/ listing names app, common, ...).
