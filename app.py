@@ -43,7 +43,7 @@ ALIASES = [st.Page(_to_surfaces, title="Surfaces", url_path="surfaces")]
 
 # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding; what it drops is
 # named after the page, in report_rejected_params' one notice
-vet_query_params(defer=True)
+vet_query_params(defer=True, flags=(LARGE_FONTS_KEY, HIDE_CONTROLS_KEY))
 # The menu is drawn below with st.page_link; Streamlit's own is hidden (position="hidden" here and
 # client.showSidebarNavigation = false in .streamlit/config.toml, which also hides the legacy pages/
 # listing a cold server shows before this line has run once).

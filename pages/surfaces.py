@@ -41,6 +41,7 @@ from pages.surface_defaults import (
     race_start,
     surface_race_key,
 )
+from pages.url_params import escape_markdown, explained
 from viz.export import standalone_html
 from viz.overlap import hidden_sentences
 from viz.palette import color_for, legend_label
@@ -108,6 +109,11 @@ def _on_click() -> None:
     st.session_state["_new_start"] = True  # the chart's fragment reruns the whole page (a new race)
 
 
+if "formula" in st.query_params and "surface" not in st.query_params and "surface" not in st.session_state:
+    # a link opened with a formula and no surface (?formula=x**2-y**2) means the typed-formula surface;
+    # the widgets seed from the link the run started with: rerun with the completed link
+    st.query_params["surface"] = _surface_label("custom")
+    st.rerun()
 link_start = {name: st.query_params.get(name) for name in ("x0", "y0")}  # before the widgets vet them
 st.title("Surfaces")
 # A compact top so that the whole race figure, Play button and slider included, fits under the title
@@ -235,11 +241,13 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
     if raw is not None:
         try:
             outside = not lo <= float(raw) <= hi
-        except ValueError:
-            outside = True
+        except ValueError:  # not a number: the link notice names it
+            outside = False
         if outside:
+            explained(name)  # said here, with the window: not again in the link notice
             st.warning(
-                f"The link's start {name} = {raw} is outside the window [{lo:g}, {hi:g}]; using {value:g}."
+                f"The link's start {name} = {escape_markdown(raw)} is outside the window "
+                f"[{lo:g}, {hi:g}]; using {value:g}."
             )
 
 # The race figure keeps its legend beside a square plot, so its plot is as tall as the window allows

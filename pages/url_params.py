@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterable
 
 import streamlit as st
 
@@ -39,11 +40,27 @@ SHOWN_KEY = "_url_notices_shown"  # session state: this run's dropped-value noti
 CARRIED_KEY = "_url_rejected"  # session state: rejected-value notices carried over a page's own rerun
 SHOWN = 80  # characters of a bad value quoted in a notice
 STREAMLIT_KEYS = ("embed", "embed_options")  # query parameters Streamlit itself reads
+EXPLAINED_KEY = "_url_explained"  # session state: parameters the page explained in its own notice
+
+
+MARKDOWN_SPECIALS = "\\`*_[]<>|~$:#"  # what formats text in the middle of a Streamlit Markdown line
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as typed in a Markdown element (a notice): a link's ``formula=x**2+y**2`` was
+    drawn as "x2+y2" with a bold middle."""
+    return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
 
 
 def _quote(text: str) -> str:
     text = str(text)
-    return repr(text if len(text) <= SHOWN else text[: SHOWN - 1] + "…")
+    return escape_markdown(repr(text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"))
+
+
+def explained(key: str) -> None:
+    """The page has told the visitor itself why the link's ``key`` was not used as given (e.g. a
+    start outside the surface's window, with the window): the closing notice leaves it out."""
+    st.session_state.setdefault(EXPLAINED_KEY, set()).add(key)
 
 
 def _as_number(value: str) -> float | None:
@@ -68,15 +85,24 @@ def problem_with(value: str) -> str | None:
     return None
 
 
+ON_OFF = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
+
+
 def vet_params(
-    params: dict[str, list[str]], renamed: dict[str, str] | None = None
+    params: dict[str, list[str]], renamed: dict[str, str] | None = None, flags: Iterable[str] = ()
 ) -> tuple[dict[str, list[str]], list[str]]:
     """The pure part of :func:`vet_query_params`: ``(kept, notices)`` for ``{key: [values]}``.
     ``renamed``: old parameter name → the page's current one; an old name in the link is read under
-    the new one (unless the link also has the new one), so links shared before a rename still work."""
+    the new one (unless the link also has the new one), so links shared before a rename still work.
+    ``flags``: on/off parameters (a toggle reads only ``true`` / ``false``): ``1``, ``yes``, ``on``,
+    ``0``, ``no``, ``off`` (any case) are read as those (``?big=1`` was ignored without a word)."""
     renamed = renamed or {}
     params = {
         renamed.get(key, key) if renamed.get(key) not in params else key: values
+        for key, values in params.items()
+    }
+    params = {
+        key: [ON_OFF.get(v.strip().lower(), v) for v in values] if key in flags else values
         for key, values in params.items()
     }
     kept: dict[str, list[str]] = {}
@@ -94,9 +120,10 @@ def vet_params(
             if reason is None:
                 good.append(value)
             else:
-                notices.append(f"{key}={_quote(value)}: {reason}")
+                notices.append(f"{escape_markdown(key)}={_quote(value)}: {reason}")
         if len(values) > MAX_VALUES_PER_KEY:
-            notices.append(f"{key}: only the first {MAX_VALUES_PER_KEY} of {len(values)} values were read")
+            shown = escape_markdown(key)
+            notices.append(f"{shown}: only the first {MAX_VALUES_PER_KEY} of {len(values)} values were read")
         if good:
             kept[key] = good
     return kept, notices
@@ -108,16 +135,19 @@ def _notice(notices: list[str]) -> None:
     st.warning(head + "; ".join(shown) + ".", icon="🔗")
 
 
-def vet_query_params(defer: bool = False, renamed: dict[str, str] | None = None) -> None:
+def vet_query_params(
+    defer: bool = False, renamed: dict[str, str] | None = None, flags: Iterable[str] = ()
+) -> None:
     """Drop the link's query parameters that no control can take (see the module docstring), before
     any widget is built, and name what was dropped in a notice: drawn here, or with ``defer``
     (``app.py``, which calls :func:`report_rejected_params` after the page) in that function's
     notice, together with the values the controls did not take. ``renamed`` (old name → new) moves a
-    parameter a page has renamed to its new name (:func:`vet_params`). Call it at the top of a run;
-    idempotent (a clean link costs a dict comprehension)."""
+    parameter a page has renamed to its new name; ``flags`` names on/off parameters
+    (:func:`vet_params`). Call it at the top of a run; idempotent (a clean link costs a dict
+    comprehension)."""
     query = st.query_params
     params = {key: query.get_all(key) for key in query}
-    kept, notices = vet_params(params, renamed)
+    kept, notices = vet_params(params, renamed, flags)
     if kept != params:
         for key in [*params, *(k for k in kept if k not in params)]:
             if kept.get(key) == params.get(key):
@@ -166,21 +196,23 @@ def _choices(key: str) -> list[str] | None:
 def _rejections(key: str, url_values: list[str]) -> list[str]:
     """Notices for a link parameter the page did not take as given: no control of that name, a
     number or on/off value out of range or of the wrong type, a choice that is not offered."""
-    if key in STREAMLIT_KEYS:
+    if key in STREAMLIT_KEYS or key in st.session_state.get(EXPLAINED_KEY, ()):
         return []
+    shown = escape_markdown(key)
     if key not in st.session_state:
-        return [f"{key}={_quote(url_values[-1])}: this page has no setting {key!r}, ignored"]
+        name = escape_markdown(repr(key))
+        return [f"{shown}={_quote(url_values[-1])}: this page has no setting {name}, ignored"]
     value = st.session_state[key]
     if isinstance(value, bool | int | float):
         if len(url_values) == 1 and not _matches(url_values[0], value):
-            return [f"{key}={_quote(url_values[0])}: not allowed here, {value!r} is used"]
+            return [f"{shown}={_quote(url_values[0])}: not allowed here, {value!r} is used"]
         return []
     if isinstance(value, list) and url_values == [""]:  # how Streamlit writes an emptied multiselect
         return []
     choices = _choices(key)
     if choices is None:
         return []
-    return [f"{key}={_quote(v)}: not one of the choices, ignored" for v in url_values if v not in choices]
+    return [f"{shown}={_quote(v)}: not one of the choices, ignored" for v in url_values if v not in choices]
 
 
 def _rerun_in_flight() -> bool:
@@ -195,15 +227,21 @@ def report_rejected_params() -> None:
     a control did not take as given (out of its range, wrong type), with the value used instead.
     (``app.py`` calls :func:`vet_query_params` with ``defer``, so its notices are drawn here.)
     When the page is rerunning itself, the notices are carried to the next run instead, so a page
-    that reruns on first load still shows them."""
+    that reruns on first load still shows them; a parameter whose control the abandoned run had not
+    built yet is left to the next run (a page that reruns before its widgets, e.g. Surfaces on a
+    link with a formula and no surface, would otherwise call every parameter one it lacks)."""
     snapshot = st.session_state.pop(SNAPSHOT_KEY, None) or {}
     notices = list(st.session_state.pop(CARRIED_KEY, []))
+    rerun = _rerun_in_flight()
     for key, url_values in snapshot.items():
+        if rerun and key not in st.session_state:
+            continue
         for notice in _rejections(key, url_values if isinstance(url_values, list) else [url_values]):
             if notice not in notices:
                 notices.append(notice)
     shown = st.session_state.pop(SHOWN_KEY, None) or []
-    if _rerun_in_flight():
+    st.session_state.pop(EXPLAINED_KEY, None)
+    if rerun:
         if shown:
             st.session_state[NOTICE_KEY] = shown
         if notices:

@@ -56,3 +56,35 @@ def test_an_emptied_optimizer_selection_is_not_reported_as_a_bad_link(one_torch_
     assert at.multiselect(key="opt").value == []
     assert any("Choose at least one optimizer" in i.value for i in at.info)
 
+
+def test_a_start_outside_the_window_is_explained_once_and_a_non_number_not_called_outside(one_torch_thread):
+    at = run({"x0": "50", "y0": "abc"})
+    notices = [w.value for w in at.warning]
+    assert sum("x0" in n for n in notices) == 1, notices  # the page's own notice, with the window
+    assert any("start x0 = 50 is outside the window [" in n for n in notices), notices
+    assert not any("y0 = abc is outside" in n for n in notices), notices
+    assert any("y0='abc'" in n for n in notices), notices  # the link notice names it
+
+
+def test_a_link_value_is_quoted_as_typed_not_drawn_as_markdown(one_torch_thread):
+    from pages.url_params import escape_markdown
+
+    assert escape_markdown("x**2+y_1 [a](b) $c$ :red[d]") == r"x\*\*2+y\_1 \[a\](b) \$c\$ \:red\[d\]"
+    at = run({"lr": "**bold**"})
+    (notice,) = [w.value for w in at.warning if "link" in w.value]
+    assert r"lr='\*\*bold\*\*'" in notice
+
+
+def test_a_link_with_a_formula_and_no_surface_opens_the_typed_formula(one_torch_thread):
+    at = run({"formula": "x**2 - y**2", "steps": "20"})
+    assert at.selectbox(key="surface").value == "custom"
+    assert at.text_input(key="formula").value == "x**2 - y**2"
+    assert not [w.value for w in at.warning if "link" in w.value]
+
+
+def test_the_projector_and_lecture_switches_read_1_yes_and_on(one_torch_thread):
+    at = run({"big": "1", "lecture": "Yes", "steps": "20"})
+    assert at.toggle(key="big").value and at.toggle(key="lecture").value
+    assert notices(at) == ""
+    at = run({"big": "off", "steps": "20"})
+    assert not at.toggle(key="big").value and notices(at) == ""
