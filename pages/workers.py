@@ -28,9 +28,11 @@ Results come back pickled: bit-identical to running the job in the calling threa
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -257,6 +259,9 @@ def _executor() -> ProcessPoolExecutor:
             context.set_forkserver_preload(PRELOAD)
             _start_fork_server()
             _POOL["dir"] = tempfile.mkdtemp(prefix="deo-lab-pool-")
+            # its tasks' status files go as each task ends; the folder goes with the process (one
+            # empty folder per server start was left in /tmp)
+            atexit.register(shutil.rmtree, _POOL["dir"], ignore_errors=True)
             _POOL["executor"] = ProcessPoolExecutor(
                 max_workers=max_workers(),
                 mp_context=context,

@@ -129,3 +129,23 @@ def test_a_job_whose_session_was_closed_is_stopped_after_the_grace_time(pool, mo
         workers.run(workers.escape_map_job, *args, alive=lambda: False)
     assert workers.run(workers.pid_job) > 0  # the worker is free again
     assert time.monotonic() - t0 < 60
+
+
+def test_the_pools_folder_goes_with_the_process():
+    """Each server start made a ``deo-lab-pool-*`` folder in the temp dir and left it there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from pages import workers\n"
+        "assert workers.run(workers.pid_job) != __import__('os').getpid()\n"
+        "print(workers._POOL['dir'])\n"
+        "workers.shutdown()\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("deo-lab-pool-") and not folder.exists()
