@@ -29,11 +29,13 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
+from decimal import Decimal
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from landscapes.surfaces import Surface, check_window
+from landscapes.surfaces import Surface, check_window, f_on_grid
 
 MAX_LENGTH = 500
 MAX_NESTING = 30
@@ -364,7 +366,7 @@ _PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.Pow: 4}
 def _latex(node: ast.expr) -> str:
     """Best-effort LaTeX of a checked tree (fractions, powers, \\sin(...), \\sqrt{...}, |...|)."""
     if isinstance(node, ast.Constant):
-        return repr(node.value)
+        return _latex_number(node.value)
     if isinstance(node, ast.Name):
         return r"\pi" if node.id == "pi" else node.id
     if isinstance(node, ast.UnaryOp):
@@ -381,11 +383,32 @@ def _latex(node: ast.expr) -> str:
     if isinstance(node.op, ast.Div):
         return rf"\frac{{{_latex(node.left)}}}{{{_latex(node.right)}}}"
     if isinstance(node.op, ast.Pow):
-        return f"{_latex_operand(node.left, precedence + 1)}^{{{_latex(node.right)}}}"
+        base = _latex(node.left)
+        if (isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Div)) or "^" in base:
+            # (x/y)**2 read \frac{x}{y}^{2}, the power on y alone; 1e6**2 a double superscript
+            base = rf"\left({base}\right)"
+        else:
+            base = _latex_operand(node.left, precedence + 1)
+        return f"{base}^{{{_latex(node.right)}}}"
     left = _latex_operand(node.left, precedence)
     right = _latex_operand(node.right, precedence + (not isinstance(node.op, ast.Add | ast.Mult)))
     symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: r"\cdot"}[type(node.op)]
     return f"{left} {symbol} {right}"
+
+
+def _latex_number(value: float | int) -> str:
+    """A literal as written in a formula: ``1e6`` as 10^{6} (not 1000000.0), ``2.5e-7`` as
+    2.5 × 10^{-7}, ``3.0`` as 3; other numbers by their shortest round-trip digits."""
+    if isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    if size == 0 or 1e-3 <= size < 1e5:
+        return str(int(value)) if value.is_integer() else repr(value)
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    power = exponent + len(digits) - 1
+    mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if len(digits) > 1 else "")
+    scale = f"10^{{{power}}}"
+    return ("-" if sign else "") + (scale if mantissa == "1" else rf"{mantissa} \times {scale}")
 
 
 def _latex_operand(node: ast.expr, precedence: int) -> str:
@@ -398,3 +421,9 @@ def _latex_operand(node: ast.expr, precedence: int) -> str:
         inner = 5
     text = _latex(node)
     return rf"\left({text}\right)" if inner < precedence else text
+
+
+def defined_somewhere(surface, n: int = 41) -> bool:
+    """Whether ``surface.f`` is finite at one point at least of an ``n × n`` grid of its window (a
+    typed ``log(-1 - x**2)`` is defined nowhere: every run would stop at its start)."""
+    return bool(np.isfinite(f_on_grid(surface.f, surface.bounds, n)[2]).any())

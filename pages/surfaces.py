@@ -164,6 +164,14 @@ if surface_key == "custom":  # typed in the main area, its message (if any) righ
         st.caption(f"Meanwhile the page shows the last formula that worked: `{formula}`")
 if surface is None:
     surface = get_surface(surface_key, formula)
+if surface_key == "custom":
+    from landscapes.formula import defined_somewhere
+
+    if not defined_somewhere(surface):
+        st.warning(
+            "f is not defined (not finite) anywhere in the window: every run stops at its start. "
+            "Check the formula's domain, e.g. log(u) needs u > 0 and sqrt(u) needs u ≥ 0."
+        )
 
 (x_lo, x_hi), (y_lo, y_hi) = surface.bounds
 default_start = surface.default_start

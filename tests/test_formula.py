@@ -85,6 +85,11 @@ def test_custom_surface_fields():
         ("-(x + y)*pi", r"-\left(x + y\right) \cdot \pi"),
         ("sqrt(abs(x))", r"\sqrt{\left|x\right|}"),
         ("sin(x)**2", r"\sin\left(x\right)^{2}"),
+        ("(x/y)**2", r"\left(\frac{x}{y}\right)^{2}"),  # not \frac{x}{y}^{2}, the power on y
+        ("1e6*x + 2.5e-7*y", r"10^{6} \cdot x + 2.5 \times 10^{-7} \cdot y"),  # not 1000000.0
+        ("3.0*x + 0.25*y + 1000000*x", r"3 \cdot x + 0.25 \cdot y + 1000000 \cdot x"),
+        ("1e-4**2*x", r"\left(10^{-4}\right)^{2} \cdot x"),  # not a double superscript
+        ("x**y**2", r"x^{y^{2}}"),
     ],
 )
 def test_latex_is_readable(text, latex):

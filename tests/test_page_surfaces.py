@@ -250,3 +250,11 @@ def test_a_surface_without_a_saddle_never_reads_stuck_no_escape(query):
     fates = " ".join(m.value for m in at.markdown)
     assert "out of steps: 100 steps without converging" in fates and "no escape in" not in fates
     assert "lists no saddle, so no escape is timed" in fates
+
+
+def test_a_formula_defined_nowhere_in_the_window_says_so_and_each_run_is_undefined_at_its_start():
+    at = run_page(surface="✏️ Type a formula", formula="log(-1 - x**2)", steps="20", opt=["GD"])
+    no_exception(at)
+    assert any("not defined (not finite) anywhere in the window" in w.value for w in at.warning)
+    fates = " ".join(m.value for m in at.markdown)
+    assert "undefined at its start" in fates and "diverged at step 0" not in fates

@@ -1523,6 +1523,8 @@ def fate_line(t, budget: int | None = None, has_escape: bool = True) -> str:
         return f"{escaped} ({evals} gradients)" if evals is not None and evals != t.escape_step else escaped
     if word == "converged":
         return f"{escaped}, converged at step {last}" if escaped else f"converged at step {last}"
+    if word == "diverged" and not len(t):
+        return "undefined at its start: f or its gradient is not finite there"
     if word == "diverged":
         diverged = f"diverged at step {t.stop_step}"
         return f"{escaped}, then {diverged}" if escaped else diverged
