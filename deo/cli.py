@@ -68,6 +68,9 @@ def _specs(optimizers: str, overrides: Sequence[str]) -> list[OptimizerSpec]:
         raise SystemExit(
             f"error: unknown optimizer(s) {unknown or optimizers!r}; allowed: {', '.join(PRESETS)}"
         )
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:  # the same preset with the same settings: the same run twice
+        raise SystemExit(f"error: --optimizers lists {', '.join(twice)} more than once")
     hyper: dict[str, dict] = {k: {} for k in keys}
     for item in overrides:
         name, sep, value = item.partition("=")
@@ -140,9 +143,13 @@ def _surface(args):
 def _write(out: Path | None, files: dict[str, str]) -> None:
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out / name).write_text(text)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+    except OSError as error:
+        reason = error.strerror or error
+        raise SystemExit(f"error: cannot write files to {str(out)[:200]!r}: {reason}") from None
     print(f"wrote {', '.join(files)} to {out}")
 
 
@@ -409,8 +416,15 @@ def _real(minimum: float | None = None, strict: bool = True) -> Callable[[str], 
 
 
 def _out_dir(text: str) -> Path:
-    """An argparse type: a directory that exists (created if needed) and can be written to."""
+    """An argparse type: a directory the files can be written to, tried before the run (a file is
+    written and removed there); folders made for the try are removed again — they are made when the
+    files are written (a run that failed left an empty folder behind)."""
     path = Path(text)
+    made = []  # the folders the try creates, deepest first
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        made.append(existing)
+        existing = existing.parent
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -419,6 +433,12 @@ def _out_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(
             f"cannot write files to {text[:200]!r}: {error.strerror or error}"
         ) from None
+    finally:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return path
 
 

@@ -162,6 +162,25 @@ def load_config(source: str | Path | dict) -> dict:
         raise SweepError(f"sweep config is neither a file nor valid TOML: {error}") from error
 
 
+def sweep_name(config: dict) -> str:
+    """The config's ``name`` (default "sweep", or the config file's stem), the folder under
+    ``sweeps/`` its results go to: one folder name — no ``/`` or ``\\``, not starting with ``.`` —
+    so that a config named ``../../x`` or ``/tmp/x`` cannot write outside ``sweeps/``."""
+    name = config.get("name", "sweep")
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > 100
+        or name.startswith(".")
+        or any(c in name for c in "/\\\0")
+    ):
+        raise SweepError(
+            "name must be one folder name under sweeps/ (no '/' or '\\', not starting with '.', at "
+            f"most 100 characters), got {name!r}"
+        )
+    return name
+
+
 def cell_key(spec: dict) -> str:
     """16 hex digits of the SHA-256 of the spec's canonical JSON (sorted keys)."""
     text = json.dumps({"format": FORMAT, **spec}, sort_keys=True, separators=(",", ":"))
@@ -974,7 +993,7 @@ def sweep(
     """
     config = load_config(config)
     cells = expand(config)
-    name = str(config.get("name", "sweep"))
+    name = sweep_name(config)
     store = Store(out if out is not None else Path("sweeps") / name)
     if executor not in ("ray", "sequential"):
         raise SweepError(f"executor must be 'ray' or 'sequential', got {executor!r}")

@@ -235,3 +235,17 @@ def test_hyperparameters_of_the_right_kind_run(tmp_path):
     gd, adam, deo_paper = traces_from_json((tmp_path / "traces.json").read_text())
     assert gd.hyperparams["lr"] == 20 and adam.hyperparams["betas"] == [0.9, 0.99]
     assert deo_paper.hyperparams["gate"] == 0.5
+
+
+def test_a_run_that_fails_leaves_no_empty_out_folder(tmp_path, capsys):
+    out = tmp_path / "new" / "deeper"
+    with pytest.raises(SystemExit, match="unknown optimizer"):
+        main(["race", "--optimizers", "nope", "--steps", "5", "--out", str(out)])
+    assert not (tmp_path / "new").exists()
+    assert main(["race", "--optimizers", "gd", "--steps", "5", "--out", str(out), "--quiet"]) == 0
+    assert (out / "traces.json").exists()
+
+
+def test_an_optimizer_listed_twice_is_refused():
+    with pytest.raises(SystemExit, match="--optimizers lists gd more than once"):
+        main(["race", "--optimizers", "gd,adam,gd", "--steps", "5"])

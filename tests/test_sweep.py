@@ -387,3 +387,14 @@ def test_ray_sweep_interrupted_then_resumed(local_ray, tmp_path):
     columns = ["cell", "escape_step", "grad_evals_to_escape", "final_loss", "best_loss"]
     pd.testing.assert_frame_equal(frame[columns], plain[columns])
     assert json.loads(frame.iloc[0]["hp"]) == {"lr": 0.01}
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", ".hidden", "a/b", "", 7])
+def test_a_sweep_name_cannot_write_outside_sweeps(tmp_path, monkeypatch, name):
+    """The results go to sweeps/<name>: a name with a path in it wrote outside sweeps/."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SweepError, match="name must be one folder name under sweeps/"):
+        sweep(small_config(name=name, budget=5, seeds=1), executor="sequential", progress=False)
+    assert not any(tmp_path.iterdir())  # nothing written anywhere
+    frame = sweep(small_config(name="my sweep 2", budget=5, seeds=1), executor="sequential", progress=False)
+    assert len(frame) and (tmp_path / "sweeps" / "my sweep 2" / "results.csv").exists()
