@@ -252,6 +252,8 @@ def _problem_spec(table: dict, index: int) -> tuple[dict, str, float]:
             spec["start"] = [float(v) for v in start]
         if "offset" in table:
             spec["offset"] = float(table["offset"])
+        if kind == "formula":  # since 2026-12-03 a formula's saddles are found (an escape criterion):
+            spec["stationary"] = "found"  # a new cell, not one run without one
     elif "start" in table or "offset" in table:
         raise SweepError(f"{where}: start/offset apply to surfaces and formulas only")
     if kind == "network":

@@ -27,6 +27,7 @@ A formula must use ``x`` or ``y``: a constant has no landscape to explore, so it
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Callable
 from decimal import Decimal
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from landscapes.stationary import find_stationary_points
 from landscapes.surfaces import Surface, check_window, f_on_grid
 
 MAX_LENGTH = 500
@@ -106,14 +108,23 @@ class FormulaError(ValueError):
 def parse_formula(
     text: str, bounds: tuple[tuple[float, float], tuple[float, float]] = DEFAULT_BOUNDS
 ) -> Surface:
-    """Parse ``text`` (a formula in x and y) into a custom :class:`Surface` without evaluating it.
+    """Parse ``text`` (a formula in x and y) into a custom :class:`Surface`.
 
     The surface's ``f`` maps ``(..., 2) → (...)``, keeps the input's dtype and is differentiable
     wherever its functions are. ``bounds`` ((xmin, xmax), (ymin, ymax)) is the view window; the default
     start is (x-centre + width/6, y-centre + height/6000): (1, 0.001) on [−3, 3]², the reference start
-    of ``DEO.md`` just off a saddle at the origin. Raises :class:`FormulaError` (a ValueError).
+    of ``DEO.md`` just off a saddle at the origin. Its ``stationary_points`` are the isolated ones in
+    the window, found numerically (:func:`landscapes.stationary.find_stationary_points`), so a typed
+    saddle has an escape criterion like the catalogue's. Raises :class:`FormulaError` (a ValueError).
+    The same text and window give the same (immutable) surface, computed once (a bounded cache).
     """
-    window = _check_bounds(bounds)
+    if not isinstance(text, str):
+        raise FormulaError(f"The formula must be text, got {type(text).__name__}")
+    return _parse_formula(text, _check_bounds(bounds))
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_formula(text: str, window: tuple[tuple[float, float], tuple[float, float]]) -> Surface:
     normalised, columns = _normalise(text)
     _check_nesting(normalised)
     tree = _parse(normalised, columns)
@@ -123,16 +134,17 @@ def parse_formula(
         raise FormulaError("The formula does not use x or y: a constant has no landscape to explore")
     (x0, x1), (y0, y1) = window
     start = (0.5 * (x0 + x1) + (x1 - x0) / 6, 0.5 * (y0 + y1) + (y1 - y0) / 6000)
+    f = _surface_function(body)
     return Surface(
         key="custom",
         name="Custom",
-        f=_surface_function(body),
+        f=f,
         formula=normalised,
         latex=_latex(tree.body),
         bounds=window,
         starts=(start,),
-        stationary_points=(),
-        note="user formula",
+        stationary_points=find_stationary_points(f, window),
+        note="user formula; its stationary points found numerically (Newton's method from a grid)",
         color_scale="linear",
     )
 

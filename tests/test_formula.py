@@ -68,10 +68,13 @@ def test_formula_is_batched_and_keeps_float32(text):
 
 def test_custom_surface_fields():
     s = parse_formula("  x^2 - y^2 ")
-    assert (s.key, s.name, s.note, s.color_scale) == ("custom", "Custom", "user formula", "linear")
+    assert (s.key, s.name, s.color_scale) == ("custom", "Custom", "linear")
+    assert s.note.startswith("user formula; its stationary points found numerically")
     assert s.formula == "x**2 - y**2"
     assert s.bounds == ((-3.0, 3.0), (-3.0, 3.0))
-    assert s.stationary_points == ()
+    ((point),) = s.stationary_points  # the saddle at the origin, found
+    assert (point.xy, point.kind, point.value, point.eigenvalues) == ((0.0, 0.0), "saddle", 0.0, (-2.0, 2.0))
+    assert parse_formula("x^2 - y^2") is parse_formula("x^2 - y^2")  # parsed and searched once
     assert s.starts == ((1.0, 0.001),)  # DEO.md's start next to a saddle at the origin
     assert s.latex == "x^{2} - y^{2}"
 
@@ -249,9 +252,13 @@ def test_hostile_input_is_refused_fast_with_a_readable_message(text, message, co
     assert sum(counted_functions.values()) == 0
 
 
-def test_parsing_runs_no_function_and_evaluation_runs_each_once(counted_functions):
+def test_only_an_accepted_formula_is_evaluated_and_evaluation_runs_each_function_once(counted_functions):
+    """A refused formula runs nothing (the hostile cases above); an accepted one is evaluated by the
+    search for its stationary points (landscapes.stationary), after every check has passed."""
     s = parse_formula("sin(x) + cos(1)*y + exp(log(abs(x)))")
-    assert sum(counted_functions.values()) == 0
+    assert counted_functions["sin"] > 0  # the search ran it
+    for name in counted_functions:
+        counted_functions[name] = 0
     s.f(torch.ones(3, 2))
     ran = {name: n for name, n in counted_functions.items() if n}
     assert ran == {"sin": 1, "cos": 1, "exp": 1, "log": 1, "abs": 1}
