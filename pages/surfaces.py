@@ -414,9 +414,9 @@ with watch:
             else "where each path leaves the saddle (or does not), and which minimum it reaches."
             if has_saddle
             else "where each path goes and how low it gets. "
-            + ("A typed formula" if surface_key == "custom" else "This surface")
-            + " lists no saddle, so no escape is timed: a run that is still moving when the steps "
-            "run out reads “out of steps”."
+            + ("No saddle was found in this window" if surface_key == "custom" else "It has no saddle")
+            + ", so no escape is timed: a run that is still moving when the steps run out reads “out of "
+            "steps”."
         )
     )
     if traces:  # each run's fate, one line each, in its colour
