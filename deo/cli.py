@@ -225,6 +225,21 @@ def race_summary(traces: list[Trace], has_escape: bool = True) -> str:
     return _table(header, rows)
 
 
+BASINS_SHOWN = 6
+
+
+def _basin_counts(counts: np.ndarray) -> str:
+    """Starts per basin (minimum) in the surface's order; beyond ``BASINS_SHOWN`` basins, the number
+    of basins reached and the largest counts (rastrigin's 100+ basins made a line of hundreds)."""
+    if not counts.size:
+        return "—"
+    if counts.size <= BASINS_SHOWN:
+        return " ".join(str(int(c)) for c in counts)
+    reached = counts[counts > 0]
+    top = " ".join(str(int(c)) for c in sorted(reached, reverse=True)[:3])
+    return f"{reached.size} basins, most {top}"
+
+
 def escape_summary(results: dict, n_starts: int) -> str:
     """One line per optimizer: escaped share, median steps / evaluations to escape, basins, diverged."""
     rows = []
@@ -237,7 +252,7 @@ def escape_summary(results: dict, n_starts: int) -> str:
                 f"{escaped.mean():.1%}",
                 _fmt(float(np.median(r.steps_to_escape[escaped]))) if escaped.any() else "—",
                 _fmt(float(np.median(r.grad_evals_to_escape[escaped]))) if escaped.any() else "—",
-                " ".join(str(int(c)) for c in basins) or "—",
+                _basin_counts(basins),
                 str(int(r.diverged.sum())),
                 f"{r.wall_time:.2f}",
             ]

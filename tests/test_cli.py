@@ -249,3 +249,13 @@ def test_a_run_that_fails_leaves_no_empty_out_folder(tmp_path, capsys):
 def test_an_optimizer_listed_twice_is_refused():
     with pytest.raises(SystemExit, match="--optimizers lists gd more than once"):
         main(["race", "--optimizers", "gd,adam,gd", "--steps", "5"])
+
+
+def test_the_per_basin_column_stays_short_with_many_basins():
+    from deo.cli import _basin_counts
+
+    assert _basin_counts(np.array([3, 0, 5])) == "3 0 5"
+    many = np.zeros(121, dtype=int)
+    many[[4, 9, 50, 60]] = [7, 2, 11, 1]
+    assert _basin_counts(many) == "4 basins, most 11 7 2"
+    assert _basin_counts(np.zeros(0, dtype=int)) == "—"
