@@ -12,6 +12,7 @@ import inspect
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -136,6 +137,16 @@ def initial_direction(row_seeds: list[int], d: int) -> Tensor:
         v = torch.randn(d, generator=generator, dtype=torch.float64)
         rows.append(v / torch.linalg.vector_norm(v))
     return torch.stack(rows)
+
+
+def _versions(last: dict[str, Any]) -> tuple[int, ...]:
+    """The in-place version counters (``Tensor._version``, which every in-place operation bumps) of
+    the g and g_mod tensors a step kept for its diagnostics."""
+    tensors = []
+    for key in ("grad", "modified"):
+        value = last.get(key)
+        tensors.extend(value if isinstance(value, list) else [] if value is None else [value])
+    return tuple(t._version for t in tensors)
 
 
 class DEO(Optimizer):
@@ -645,6 +656,7 @@ class DEO(Optimizer):
             self._add_to_params((update - update_coefficient * n) - update, params)
         if any(group["nc_step"] > 0 for group in self.param_groups):
             self._negative_curvature_step(along, params)
+        self._last["versions"] = _versions(self._last)  # read later: note whether anyone changes them
         state["step"] = t + 1
         return loss
 
@@ -996,7 +1008,34 @@ class DEO(Optimizer):
                         copied = value.clone() if isinstance(value, Tensor) else [v.clone() for v in value]
                         copies[id(value)] = copied
                     last[key] = copies[id(value)]
+            if "versions" in last:
+                last["versions"] = _versions(last)  # the copies', which nothing else changes
         super().zero_grad(set_to_none=set_to_none)
+
+    def _changed_since_step(self) -> bool:
+        """Whether the g and g_mod the last step kept were changed in place since (nn.Module's
+        ``zero_grad(set_to_none=False)``, ``p.grad.zero_()``, a backward outside the closure). Then,
+        once: a warning, the vectors dropped, and the norms not yet worked out set to NaN (they read
+        ‖g_mod‖ = 0 and removed fraction 1, as if measured)."""
+        last = getattr(self, "_last", None)
+        if not last or "versions" not in last or _versions(last) == last["versions"]:
+            return False
+        warnings.warn(
+            "DEO: the gradients of the last step were changed in place before its diagnostics were "
+            "read (e.g. by model.zero_grad(set_to_none=False) or a backward outside the closure): "
+            "its gradient vectors are dropped and norms not yet read are NaN. Read diagnostics() "
+            "right after step(), or zero with the optimizer's zero_grad, which keeps them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        if last.get("pending"):
+            state = self.dimer
+            for key in ("grad_norm", "modified_grad_norm", "clip_scale", "removed_fraction"):
+                state[key] = torch.full_like(state[key], math.nan)
+            last["pending"] = False
+        last["grad"] = last["modified"] = None
+        del last["versions"]
+        return True
 
     def _settle(self) -> None:
         """Fill ‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² of the last step into the state, from the g and g_mod
@@ -1005,6 +1044,8 @@ class DEO(Optimizer):
         if not last or not last.get("pending"):
             return
         state = self.dimer
+        if self._changed_since_step():
+            return
         grad, along, modified = last["grad"], last["along"], last["modified"]
         if isinstance(modified, Tensor):
             modified_sq = batched_dot(modified, modified)
@@ -1096,6 +1137,7 @@ class DEO(Optimizer):
         (gradients really evaluated), ``direction_mode``, ``rotation_events``,
         ``last_rotation_step`` (−1 before the first), ``dimer_length``, ``step``.
         """
+        self._changed_since_step()
         self._settle()
         state = self.dimer
         rows = self.batch_dims == 0

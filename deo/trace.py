@@ -238,7 +238,9 @@ def traces_to_csv(traces: list[Trace]) -> str:
 
     Columns: ``trace`` (index in the list), the metadata (``hyperparams`` as JSON, repeated on every
     row so that any row subset is self-describing), ``step``, the per-step scalars, and vectors of
-    d ≤ 10 as ``name_i`` columns. NaN → ``nan``; a field that was not recorded → empty cell.
+    d ≤ 10 as ``name_i`` columns. NaN → ``nan``; a field that was not recorded → empty cell. A
+    trace without rows (a run whose start was already non-finite or out of bounds) is one row of
+    its metadata with an empty ``step``, so that it comes back (it used to vanish from the list).
     """
     columns = _csv_columns(traces)
     buffer = io.StringIO()
@@ -256,6 +258,8 @@ def traces_to_csv(traces: list[Trace]) -> str:
             "dimer_length": _cell(trace.dimer_length),
             "wall_time": repr(trace.wall_time),
         }
+        if not len(trace):
+            writer.writerow(meta)  # every per-step cell empty
         for t in range(len(trace)):
             row = dict(meta, step=int(trace.steps[t]))
             for name in SCALAR_ARRAYS:
@@ -282,8 +286,8 @@ def traces_from_csv(text: str) -> list[Trace]:
         groups.setdefault(int(row["trace"]), []).append(row)
     traces = []
     for index in sorted(groups):
-        rows = groups[index]
-        first = rows[0]
+        first = groups[index][0]
+        rows = [r for r in groups[index] if r["step"] != ""]  # none for a trace without rows
         kwargs: dict[str, Any] = {
             "key": first["key"],
             "label": first["label"],
@@ -301,8 +305,8 @@ def traces_from_csv(text: str) -> list[Trace]:
             kwargs[name] = [float(r[name]) for r in rows]
         for name in VECTOR_ARRAYS:
             cols = [c for c in columns if c.startswith(f"{name}_") and c[len(name) + 1 :].isdigit()]
-            if cols and first[cols[0]] != "":
-                width = sum(1 for c in cols if first[c] != "")
+            if cols and rows and rows[0][cols[0]] != "":
+                width = sum(1 for c in cols if rows[0][c] != "")
                 kwargs[name] = [[float(r[f"{name}_{i}"]) for i in range(width)] for r in rows]
             else:
                 kwargs[name] = None

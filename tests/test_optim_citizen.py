@@ -644,6 +644,31 @@ def test_diagnostics_survive_zero_grad_without_set_to_none(settings):
     assert zeroed["modified_grad"].abs().sum() > 0
 
 
+@pytest.mark.parametrize("settings", [{}, {"target": "update"}, {"max_grad_norm": 0.5}])
+@pytest.mark.parametrize("change", ["module zero_grad(set_to_none=False)", "a backward outside the closure"])
+def test_gradients_changed_in_place_after_a_step_give_a_warning_not_wrong_diagnostics(settings, change):
+    """The diagnostics read the g and g_mod a step kept (the ``.grad`` tensors): changed in place
+    before they were read, they gave ‖g_mod‖ = 0 and removed_fraction 1 as if measured. Now the
+    vectors are dropped, and norms not yet worked out are NaN (a clipped step works them out
+    before its clip: those stay)."""
+    params, loss_fn = net()
+    opt = DEO(params, **{**SETTINGS, **settings})
+    opt.step(closure_of(opt, loss_fn))
+    if change.startswith("module"):
+        for p in params:
+            p.grad.zero_()  # what nn.Module.zero_grad(set_to_none=False) does
+    else:
+        loss_fn().backward()  # accumulates into .grad in place
+    with pytest.warns(RuntimeWarning, match="changed in place before its diagnostics were read"):
+        diagnostics = opt.diagnostics()
+    measured = "max_grad_norm" in settings
+    for key in ("grad_norm", "modified_grad_norm", "removed_fraction"):
+        assert math.isfinite(diagnostics[key]) == measured and diagnostics[key] != 0
+    assert diagnostics["modified_grad"] is None
+    opt.step(closure_of(opt, loss_fn))  # the next step measures again
+    assert math.isfinite(opt.diagnostics()["modified_grad_norm"])
+
+
 def test_a_group_added_later_takes_the_dimer_settings_in_force():
     """After ``opt.rotate_every = 2`` (or a loaded state with 2), a new group took the constructor's
     10 and the next step refused the disagreeing groups."""

@@ -139,3 +139,20 @@ def test_a_run_out_of_budget_reads_stuck_only_where_there_is_an_escape_to_miss()
         "diverged",
     ]
     assert {"stuck", "out of steps"} <= set(FATES)
+
+
+def test_a_trace_without_rows_survives_the_csv_round_trip_in_its_place():
+    """A run whose start is already out of bounds has no rows: its trace vanished from the CSV (and
+    the traces after it moved up one place)."""
+    from deo.race import OptimizerSpec, race, surface_problem
+    from deo.trace import traces_from_csv, traces_to_csv
+    from landscapes.surfaces import SURFACES
+
+    surface = SURFACES["saddle"]
+    empty = race(surface_problem(surface, (100.0, 0.0)), [OptimizerSpec("gd")], 5)[0]
+    full = race(surface_problem(surface, (1.0, 1e-3)), [OptimizerSpec("adam")], 5)[0]
+    assert len(empty) == 0 and empty.status == "diverged"
+    back = traces_from_csv(traces_to_csv([empty, full, empty]))
+    shape = [(t.key, t.status, len(t)) for t in back]
+    assert shape == [("gd", "diverged", 0), ("adam", full.status, 6), ("gd", "diverged", 0)]
+    np.testing.assert_array_equal(back[1].position, full.position)
