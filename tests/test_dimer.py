@@ -581,3 +581,22 @@ def test_min_mode_checks_its_budget_before_any_gradient():
     with pytest.raises(BudgetError, match="MAX_MIN_MODE_GRAD_EVALS"):
         min_mode(grad_fn, torch.zeros(10_000, 2, dtype=torch.float64), max_iterations=100_000)
     assert calls == []
+
+
+def test_the_angle_stop_is_relative_to_the_curvature():
+    """The stop ½·arctan(‖F_R‖/|C|) < phi_tol measures the torque against |C| (DEO.md's skip rule,
+    ARPACK's residual against the Ritz value): on a spectrum far from zero next to its spread a
+    random N passes it at once — C is within the tolerance of λ_min relative to |C|, N is not the
+    eigenvector. Lanczos with phi_tol=0 goes on to the eigenvector (the documented way out)."""
+    hessian = torch.diag(torch.linspace(999.0, 1001.0, 20, dtype=torch.float64))
+    x = torch.zeros(20, dtype=torch.float64)
+    n, c, info = min_mode(lambda v: v @ hessian, x, seed=0)
+    assert bool(info["converged"]) and info["iterations"] == 0
+    assert abs(float(c) - 999.0) / 999.0 < 1e-3 and abs(float(n[0])) < 0.6  # C close, N not
+    n, c, info = min_mode(lambda v: v @ hessian, x, seed=0, phi_tol=0.0, max_iterations=60)
+    assert bool(info["converged"]) and abs(float(n[0])) > 1 - 1e-9 and float(c) == pytest.approx(999.0)
+    shifted = hessian - 1000.0 * torch.eye(20, dtype=torch.float64)  # the same problem near zero
+    n, c, _ = min_mode(lambda v: v @ shifted, x, seed=0)
+    assert abs(float(n[0])) > 0.999 and float(c) == pytest.approx(-1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="phi_tol must be an angle"):
+        min_mode(lambda v: v @ hessian, x, seed=0, phi_tol=-1.0)
