@@ -103,10 +103,24 @@ def _spec_parts(spec: Any) -> tuple[str, Mapping[str, Any]]:
     return getattr(spec, "key", str(spec)), getattr(spec, "hyperparams", None) or {}
 
 
+def run_cost(key: str, hyperparams: Mapping[str, Any] | None, steps: int) -> float:
+    """Gradient evaluations of one run of ``steps`` steps: a DEO preset's events come at steps 0, k,
+    2k, …: ``steps + ⌈steps/k⌉·(rotations + 1)·c`` (exact; ``steps`` × :func:`evals_per_step`
+    undercounted a last, partial period: deo_paper, 15 steps, 19 for 20); the others ``steps`` ×
+    :func:`evals_per_step`."""
+    per_step = evals_per_step(key, hyperparams)
+    hp = {**(PRESETS[key].defaults if key in PRESETS else {}), **(hyperparams or {})}
+    if "rotations" in hp:
+        every = _interval(hp.get("rotate_every", 1))
+        per_event = round((per_step - 1.0) * every)  # (rotations + 1)·c, checked by evals_per_step
+        return steps + math.ceil(steps / every) * per_event
+    return steps * per_step
+
+
 def race_cost(optimizers: Sequence[Any], steps: int) -> float:
-    """Gradient evaluations of ``race(problem, optimizers, steps)``: Σ over optimizers of steps ×
-    :func:`evals_per_step` (plus one final evaluation each)."""
-    return sum(steps * evals_per_step(*_spec_parts(s)) + 1 for s in optimizers)
+    """Gradient evaluations of ``race(problem, optimizers, steps)``: Σ over optimizers of
+    :func:`run_cost` plus one final evaluation each."""
+    return sum(run_cost(*_spec_parts(s), steps) + 1 for s in optimizers)
 
 
 def escape_map_cost(optimizers: Sequence[Any], steps: int, starts: int) -> float:

@@ -206,3 +206,14 @@ def test_min_mode_cost_is_min_modes_own_count_at_max_iterations(rotation, scheme
     )  # fmt: skip
     assert info["iterations"] == iterations  # ran to the limit the estimate assumes
     assert min_mode_cost(iterations, rows, scheme, rotation) == rows * info["grad_evals"]
+
+
+@pytest.mark.parametrize("key", ["deo_paper", "deo_escape", "deo_paper_random", "gd", "adam"])
+@pytest.mark.parametrize("steps", [1, 9, 15, 31])
+def test_the_race_cost_is_the_races_own_gradient_count(key, steps):
+    """A DEO run's events come at steps 0, k, 2k, …: steps × the average per step undercounted a
+    last, partial period (deo_paper over 15 steps: 19 for 20)."""
+    from deo.budget import race_cost
+
+    (trace,) = race(surface_problem(SADDLE, (1.0, 1e-3)), [OptimizerSpec(key)], steps)
+    assert race_cost([OptimizerSpec(key)], steps) == int(trace.grad_evals[-1]) + 1  # + the final gradient
