@@ -163,7 +163,11 @@ class DEO(Optimizer):
        \mathrm{normalize}(N + η_{rot} F_R)`; ``"lanczos"``: the probe and r more finite-difference
        Hessian-vector products build a Krylov space from N, whose lowest Ritz vector is the new N —
        the same r + 1 probes), giving N, the curvature
-       :math:`C ≈ N^\top H N` and torque :math:`\lVert F_R \rVert` at the final N;
+       :math:`C ≈ N^\top H N` and torque :math:`\lVert F_R \rVert` at the final N. A Fourier
+       rotation is skipped when its trial angle ½·arctan(‖F_R‖/(2|C|)) is below 10⁻³ (``DEO.md``):
+       an angle against |C|, so where the spectrum sits far from zero next to its spread (all
+       curvatures ≈ 1000 ± 1) N does not rotate at all; ``"lanczos"`` always makes its r
+       products (``deo.dimer.min_mode``'s ``phi_tol``);
     2. :math:`g_{mod} = g_t − α\,(g_t·N)\,N` when :math:`C < \text{gate}` (always when
        ``gate=None``); α and gate may differ per parameter group (then α is applied block-wise);
     3. ``max_grad_norm`` (optional): the gradient the base optimizer is about to receive —
