@@ -164,7 +164,7 @@ class DEO(Optimizer):
        Hessian-vector products build a Krylov space from N, whose lowest Ritz vector is the new N —
        the same r + 1 probes), giving N, the curvature
        :math:`C ≈ N^\top H N` and torque :math:`\lVert F_R \rVert` at the final N. A Fourier
-       rotation is skipped when its trial angle ½·arctan(‖F_R‖/(2|C|)) is below 10⁻³ (``DEO.md``):
+       rotation is skipped when its trial angle, ½·arctan(‖F_R‖/|C|) in the F_R plane, is below 10⁻³:
        an angle against |C|, so where the spectrum sits far from zero next to its spread (all
        curvatures ≈ 1000 ± 1) N does not rotate at all; ``"lanczos"`` always makes its r
        products (``deo.dimer.min_mode``'s ``phi_tol``);
