@@ -203,15 +203,17 @@ def _rejections(key: str, url_values: list[str]) -> list[str]:
         name = escape_markdown(repr(key))
         return [f"{shown}={_quote(url_values[-1])}: this page has no setting {name}, ignored"]
     value = st.session_state[key]
-    if isinstance(value, bool | int | float):
+    choices = _choices(key)  # a selectbox / radio / multiselect: the link holds an option's label
+    if choices is None and isinstance(value, bool | int | float):  # a number input, slider, toggle
         if len(url_values) == 1 and not _matches(url_values[0], value):
             return [f"{shown}={_quote(url_values[0])}: not allowed here, {value!r} is used"]
         return []
     if isinstance(value, list) and url_values == [""]:  # how Streamlit writes an emptied multiselect
         return []
-    choices = _choices(key)
     if choices is None:
         return []
+    # (a selectbox whose options are numbers, e.g. the Dimer's start minimum 0, 1, 2 shown as
+    # "min 3 (…)", holds a number: its label in the link was once called not allowed, "2 is used")
     return [f"{shown}={_quote(v)}: not one of the choices, ignored" for v in url_values if v not in choices]
 
 

@@ -367,6 +367,18 @@ def test_a_typed_surfaces_path_opens_the_surfaces_page_with_its_settings(app_url
     no_exception(page)
 
 
+def test_a_choice_among_numbers_in_the_link_is_not_called_ignored(app_url, new_page):
+    """The Dimer's saddle search starts at a minimum picked from 0, 1, 2 shown as "min 3 (…)": the
+    link holds the label, which the notice compared with the number 2 and called not allowed."""
+    from urllib.parse import quote
+
+    page = open_page(new_page, f"{app_url}/dimer?dm.ss.start={quote('min 3 (-0.05, 0.47)')}")
+    wait_idle(page)
+    no_exception(page)
+    notices = page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="link")
+    _expect()(notices).to_have_count(0)
+
+
 MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "Sweeps", "About / findings"]
 # Records, from the first byte of the page on, every navigation menu or link to a page that is not
 # one of the app's six (Streamlit's legacy pages/ listing names app, common, ...).

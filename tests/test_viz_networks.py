@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -71,6 +72,15 @@ def test_loss_figure_draws_one_line_per_optimizer_in_its_colour_and_marks_diverg
     assert len(crosses) == 1 and crosses[0].text == ("diverged",)
     assert fig.layout.shapes[0].y0 == 0.5  # the plateau line
     figure_json(fig)
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_the_plateau_label_sits_on_its_line_on_a_log_axis_too(log_y):
+    """On a log axis add_hline's label went to 10^plateau ("plateau 7" at 10⁷), stretching the axis."""
+    fig = figs.loss_figure(traces(), "steps", log_y=log_y, plateau=7.0)
+    (label,) = [a for a in fig.layout.annotations if a.text == "plateau 7"]
+    assert label.y == pytest.approx(math.log10(7.0) if log_y else 7.0) and label.yref == "y"
+    assert fig.layout.shapes[0].y0 == 7.0
 
 
 def test_a_diverged_run_never_rescales_the_loss_chart_and_its_label_stays_inside():

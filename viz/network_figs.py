@@ -10,6 +10,7 @@ A diverged run is drawn up to its last finite row and marked with a cross and "d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -153,13 +154,15 @@ def loss_figure(
         marker = _diverged_marker(trace, x, y, bounds, log_y)
         if marker is not None:
             fig.add_trace(marker)
-    if plateau is not None:
-        fig.add_hline(
-            y=plateau,
-            line={"color": EXACT_COLOR, "dash": "dot", "width": 1.5},
-            annotation_text=f"plateau {plateau:.4g}",
-            annotation_position="top right",
-        )
+    if plateau is not None and (plateau > 0 or not log_y):
+        fig.add_hline(y=plateau, line={"color": EXACT_COLOR, "dash": "dot", "width": 1.5})
+        # its label as an annotation of its own: add_hline's label on a log axis is placed at
+        # 10^plateau (log units; "plateau 7" at 10⁷, which stretched the axis and squashed the curves)
+        fig.add_annotation(
+            x=1, xref="x domain", xanchor="right",
+            y=math.log10(plateau) if log_y else plateau, yref="y", yanchor="bottom",
+            text=f"plateau {plateau:.4g}", showarrow=False, font={"color": EXACT_COLOR},
+        )  # fmt: skip
     fig.update_xaxes(title_text=X_AXES[x_axis])
     fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
     return _finish_above(fig, large, compact, 440)
