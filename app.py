@@ -74,7 +74,11 @@ with st.sidebar:
     st.divider()
 
 if st.session_state.get(LARGE_FONTS_KEY):
-    st.html("<style>html, body, [data-testid='stMarkdownContainer'] p { font-size: 20px; }</style>")
+    # not inside a metric: its value (36 px) is a markdown paragraph too, and shrank to 20 px
+    st.html(
+        "<style>html, body, :not([data-testid='stMetricValue']) > [data-testid='stMarkdownContainer'] p"
+        " { font-size: 20px; }</style>"
+    )
 
 link_notices = st.container()  # above the page: what the page's controls did not take from the link
 try:

@@ -379,6 +379,19 @@ def test_a_choice_among_numbers_in_the_link_is_not_called_ignored(app_url, new_p
     _expect()(notices).to_have_count(0)
 
 
+METRIC_FONT = """() => { const p = document.querySelector('[data-testid="stMetricValue"] p');
+    return p ? parseFloat(getComputedStyle(p).fontSize) : null; }"""
+
+
+def test_large_fonts_enlarge_the_dimers_headline_numbers(app_url, new_page):
+    """The projector's 20 px paragraph rule also caught the metric values (36 px), shrinking them."""
+    sizes = []
+    for query in ("", "?big=true"):
+        page = open_page(new_page, f"{app_url}/dimer{query}")
+        sizes.append(page.wait_for_function(METRIC_FONT).json_value())
+    assert sizes[1] > sizes[0] >= 30, sizes
+
+
 MENU = ["Surfaces", "Dimer", "Networks", "Escape map", "Sweeps", "About / findings"]
 # Records, from the first byte of the page on, every navigation menu or link to a page that is not
 # one of the app's six (Streamlit's legacy pages/ listing names app, common, ...).
