@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.optim import SGD, Adam, AdamW, Optimizer
 
@@ -312,6 +313,12 @@ class Preset:
             raise ValueError(f"batch_dims must be 0 or 1, got {batch_dims!r}")
         hp = {k: tuple(v) if isinstance(v, list) else v for k, v in self.resolve(overrides).items()}
         return self.builder(params, hp, batch_dims, seed)
+
+    def check(self, overrides: dict[str, Any]) -> None:
+        """Raise the ValueError :meth:`build` would raise for ``overrides`` (a combination no single
+        control can refuse, e.g. ``rotation="sd"`` without a ``rotation_step``), by building the
+        optimizer on a throw-away 2-vector (≈ 0.2 ms once torch's optimizers are imported)."""
+        self.build([torch.zeros(2, dtype=torch.float64, requires_grad=True)], seed=0, **overrides)
 
     def main_hyperparameters(self) -> list[str]:
         """The names of the few hyperparameters that tell what the preset does, in display order."""

@@ -306,6 +306,11 @@ def optimizer_picker(
             st.caption(preset.description)
             overrides = hyperparameter_inputs(preset_key, {**preset.defaults, **extra}, st, prefix=prefix)
         overrides = {**preset_overrides(preset_key, extra), **overrides}
+        try:  # a combination no single control refuses (rotation sd without a step) fails every run
+            preset.check(overrides)
+        except ValueError as error:
+            container.warning(f"**{preset.label}** is left out until its settings work together: {error}")
+            continue
         specs.append(OptimizerSpec(key=preset_key, hyperparams=overrides, label=preset.label))
     return specs
 

@@ -156,3 +156,11 @@ def test_a_light_race_runs_without_a_button(monkeypatch):
     at = run(**{"nw.problem": "xor", "nw.steps": "20", "nw.seed": "19"})
     assert_clean(at)
     assert not at.button and len(results(at)) == 4
+
+
+def test_a_preset_whose_settings_do_not_work_together_is_left_out_and_the_others_race():
+    """rotation = sd without a rotation step: the race failed as a whole, no optimizer shown."""
+    at = run(**{"nw.steps": "20", "nw.deo_paper.rotation": "sd"})
+    assert_clean(at)
+    assert any("DEO (paper)** is left out" in w.value and "rotation_step" in w.value for w in at.warning)
+    assert "DEO (paper)" not in results(at).index and "GD" in results(at).index
