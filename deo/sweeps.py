@@ -725,7 +725,8 @@ def median_iqr(values: Iterable[float], number: str = ".0f") -> str:
     if q25 == q75:
         return f"{q50:{number}}"
     upper = "∞" if not np.isfinite(q75) else f"{q75:{number}}"
-    return f"{q50:{number}} [{q25:{number}}–{upper}]"
+    between = "–" if q25 >= 0 else " to "  # "[-1.05–-1.01]" read as a formula
+    return f"{q50:{number}} [{q25:{number}}{between}{upper}]"
 
 
 def summarise(frame, value: str = "escape_step", rows: str = "problem", columns: str = "optimizer"):

@@ -416,7 +416,9 @@ with tab_rotation, safe_block("The rotation view"):
         "a₁cos2φ + b₁sin2φ of that iteration against the exact N(φ)ᵀHN(φ); on a quadratic they coincide."
     )
     if not summary["converged"]:
-        st.info(f"Not converged within {summary['iterations']} iterations (torque still above 1e-6).")
+        count = summary["iterations"]
+        noun = "iteration" if count == 1 else "iterations"
+        st.info(f"Not converged within {count} {noun} (torque still above 1e-6).")
     history = pd.DataFrame(_history_table(data))
     st.dataframe(history, hide_index=True)
     col_csv, col_json = st.columns(2)

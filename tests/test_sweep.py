@@ -215,6 +215,7 @@ def test_median_iqr_and_summaries():
     assert median_iqr([math.nan, math.nan, 5.0]) == "—"
     assert median_iqr([1.0, 2.0, math.nan]) == "2 [1–∞]"
     assert median_iqr([0.0012, 0.0015, 0.002], number=".3g") == "0.0015 [0.0012–0.002]"
+    assert median_iqr([-1.05, -1.03, -1.01], number=".3g") == "-1.03 [-1.05 to -1.01]"
     frame = pd.DataFrame(
         {
             "problem": ["a"] * 4 + ["b"] * 4,
