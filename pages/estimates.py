@@ -98,7 +98,8 @@ def should_run(estimate: Estimate, config_key: str, cached: bool, what: str, sta
     approved = st.session_state.setdefault(f"{state_key}.approved", [])
     if cached or config_key in approved or estimate.seconds <= RUN_BUTTON_SECONDS:
         return True
-    box = st.container(border=True)
+    slot = st.empty()  # cleared once Run is pressed: the box stayed above the run and its results
+    box = slot.container(border=True)
     box.markdown(f"**{what}** will cost {estimate.describe()}.")
     box.caption(
         "The count is the algorithms' own (deo.budget); the time is that count × this problem's "
@@ -107,6 +108,7 @@ def should_run(estimate: Estimate, config_key: str, cached: bool, what: str, sta
     )
     if box.button("Run", type="primary", key=f"{state_key}.run", icon=":material/play_arrow:"):
         approved.append(config_key)
+        slot.empty()
         return True
     return False
 

@@ -119,6 +119,7 @@ def test_pressing_run_maps_and_a_changed_setting_asks_again(monkeypatch):
     assert not at.get("plotly_chart") and cached_escape_map.stats()["computations"] == before
     at.button(key="em.map.run").click().run()
     no_exception(at)
+    assert not any("will cost" in m.value for m in at.markdown)  # the box goes once Run is pressed
     assert cached_escape_map.stats()["computations"] == before + 1
     assert (summary(at)["escaped"].str.endswith("/36")).all() and len(at.get("plotly_chart")) == 2
     at.radio(key="em.mode").set_value("basin").run()  # a view setting: the same map, still shown

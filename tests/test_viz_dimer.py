@@ -232,6 +232,21 @@ def test_rotation_frames_show_the_engines_fitted_orientation():
     assert fr[-1]["data"][5]["x"] == [None]  # nor a model curve of an earlier iteration
 
 
+def test_the_force_arrow_is_to_scale_and_vanishes_without_torque():
+    """The arrow was scaled by the frames' own largest torque: at the maximum-curvature eigenvector
+    (torque 2·10⁻¹⁶) it was drawn full length. Now 0.8 × the dimer's half-length stands for the
+    largest torque the Hessian allows, (λ_max − λ_min)/2."""
+    half = 0.35 * 2.0
+    for n0, expected in ((tuple(V[:, 1]), 0.0), ((0.6, 0.8), None)):
+        data = rotation_data("sd", n0=n0, iterations=2)
+        arrow = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))[0]["data"][2]
+        length = float(np.hypot(arrow["x"][1] - arrow["x"][0], arrow["y"][1] - arrow["y"][0]))
+        torque = float(np.linalg.norm(data.forces[0]))
+        assert length == pytest.approx(0.8 * half * torque / (0.5 * (LAM[1] - LAM[0])), abs=1e-3)
+        if expected is not None:
+            assert length == pytest.approx(expected, abs=1e-6)
+
+
 def test_sd_rotation_has_no_fourier_model_curve():
     data = rotation_data("sd", iterations=3)
     fr = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))

@@ -488,7 +488,8 @@ def rotation_figure(
 
     Left: a zoomed contour window (``xs``, ``ys``, ``z``) around θ with the dimer drawn through θ
     (half-length 35 % of the window, not to scale: ΔR is far smaller), the rotational force F_R as
-    an arrow at the dimer end (length ∝ torque), the trial orientation N(φ₁) (dashed), the fitted
+    an arrow at the dimer end (length ∝ torque: 0.8 × the dimer at the largest torque the Hessian
+    allows, (λ_max − λ_min)/2), the trial orientation N(φ₁) (dashed), the fitted
     orientation N(φ_min) (dotted) and the exact min-mode eigenvector v_min (thin grey, static).
     Right: the curvature along the rotation circle of the frame's iteration: the Fourier model
     C(φ), the exact ``N(φ)ᵀHN(φ)``, and markers at φ = 0, the trial angle and the fitted angle.
@@ -500,7 +501,11 @@ def rotation_figure(
     half = 0.35 * min(xs[-1] - xs[0], ys[-1] - ys[0])
     phis = np.linspace(-np.pi / 2, np.pi / 2, 181)
     v_min = data.eigenvectors[:, 0]
-    max_torque = float(np.nanmax(data.torques)) if np.any(data.torques > 0) else 1.0
+    # the arrow's scale: the largest torque any orientation can feel, (λ_max − λ_min)/2 of the exact
+    # Hessian (the frames' largest drew a torque of 2·10⁻¹⁶ as a full-length arrow)
+    spread = 0.5 * float(np.ptp(data.eigenvalues)) if np.all(np.isfinite(data.eigenvalues)) else 0.0
+    observed = float(np.nanmax(data.torques)) if np.any(data.torques > 0) else 0.0
+    max_torque = max(spread, observed) or 1.0
 
     right = {"row": 2, "col": 1} if compact else {"row": 1, "col": 2}
     fig = make_subplots(
