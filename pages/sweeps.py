@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from deo.sweeps import grid_axes, heatmap_grid, read_table, summarise, sweep_tables
-from pages.common import chart_config, large_fonts, phone, require_app_navigation, safe_block
+from pages.common import URL, chart_config, large_fonts, phone, require_app_navigation, safe_block
 from viz.sweep_figs import sweep_heatmaps
 
 require_app_navigation()
@@ -58,7 +58,7 @@ def _choices_for(table: str) -> None:
         st.session_state[SHOWN_TABLE] = table
 
 
-choice = st.selectbox("Table", [*tables, UPLOAD], key="sw.table")
+choice = st.selectbox("Table", [*tables, UPLOAD], key="sw.table", bind=URL)
 frame = None
 if choice == UPLOAD:
     upload = st.file_uploader("A sweep table", type=["parquet", "csv"], key="sw.upload")
@@ -90,10 +90,12 @@ if not metrics:
     )
     st.stop()
 left, right, third = st.columns(3)
-problem = left.selectbox("Problem", problems, key="sw.problem")
-metric = right.selectbox("Metric", metrics, format_func=lambda m: METRICS[m], key="sw.metric")
+problem = left.selectbox("Problem", problems, key="sw.problem", bind=URL)
+metric = right.selectbox("Metric", metrics, format_func=lambda m: METRICS[m], key="sw.metric", bind=URL)
 axes = grid_axes(frame)
-x = third.selectbox("Across", [*axes, "optimizer"], key="sw.x", help="the heatmaps' horizontal axis")
+x = third.selectbox(
+    "Across", [*axes, "optimizer"], key="sw.x", bind=URL, help="the heatmaps' horizontal axis"
+)
 part = frame[frame["problem"] == problem]
 st.caption(
     f"{len(part)} cells of {len(frame)}; {part['optimizer'].nunique()} optimizers, "

@@ -120,3 +120,13 @@ def test_a_table_without_a_metric_column_says_which_columns_it_needs():
     no_exception(at)
     (error,) = [e.value for e in at.error]
     assert "no metric to show" in error and "`escape_step`" in error
+
+
+def test_the_link_holds_the_table_problem_metric_and_axis():
+    """The Sweeps controls were the only ones not in the link: a shared view, or a return to the
+    page, came back to the first table's steps to escape."""
+    at = run_page(**{"sw.table": "sweep_lr_grid_saddle.csv", "sw.metric": "final loss", "sw.x": "optimizer"})
+    assert_clean(at)
+    assert at.selectbox(key="sw.table").value == "sweep_lr_grid_saddle.csv"
+    assert at.selectbox(key="sw.metric").value == "final_loss"
+    assert at.selectbox(key="sw.x").value == "optimizer"
