@@ -249,8 +249,16 @@ def test_the_force_arrow_is_to_scale_and_vanishes_without_torque():
 
 def test_sd_rotation_has_no_fourier_model_curve():
     data = rotation_data("sd", iterations=3)
-    fr = frames(figs.rotation_figure(data, *grid(), figs.DIMER_COLOR))
+    fig = figs.rotation_figure(data, *grid(), figs.DIMER_COLOR)
+    fr = frames(fig)
     assert all(frame["data"][5]["x"] == [None] for frame in fr)
+    # nor legend entries for what it does not draw (they were listed)
+    listed = {t.name for t in fig.data if t.showlegend is not False}
+    assert "model C(φ)" not in listed and "trial orientation N(φ₁)" not in listed
+    assert "fitted orientation N(φ_min)" in listed
+    fourier = figs.rotation_figure(rotation_data("fourier"), *grid(), figs.DIMER_COLOR)
+    shown = {t.name for t in fourier.data if t.showlegend is not False}
+    assert {"model C(φ)", "trial orientation N(φ₁)"} <= shown
 
 
 # ------------------------------------------------------------------------- comparison figures

@@ -586,6 +586,7 @@ def rotation_figure(
         ]
 
     start = frame_traces(0)
+    fourier = bool(np.isfinite(data.a0).any()) if len(data.a0) else True  # sd: NaN Fourier coefficients
     moving = [
         go.Scatter(**start[0], mode="lines", name="dimer N", line={"color": color, "width": 4}),
         go.Scatter(
@@ -606,6 +607,7 @@ def rotation_figure(
             mode="lines",
             name="trial orientation N(φ₁)",
             line={"color": color, "width": 2, "dash": "dash"},
+            showlegend=fourier,  # sd rotation has no trial orientation nor a model: not in its legend
         ),
         go.Scatter(
             **start[4],
@@ -617,7 +619,9 @@ def rotation_figure(
     for trace in moving:
         fig.add_trace(trace, row=1, col=1)
     circle = [
-        go.Scatter(**start[5], mode="lines", name="model C(φ)", line={"color": color, "width": 3}),
+        go.Scatter(
+            **start[5], mode="lines", name="model C(φ)", line={"color": color, "width": 3}, showlegend=fourier
+        ),
         go.Scatter(
             **start[6],
             mode="lines",
