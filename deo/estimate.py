@@ -60,11 +60,14 @@ class Estimate:
 
 
 def format_seconds(seconds: float) -> str:
-    """A duration in words a person reads at a glance: "< 1 s", "4 s", "2.5 min"."""
+    """A duration in words a person reads at a glance: "< 1 s", "3.2 s", "14 s", "2.5 min" (one
+    decimal below 10 s: a request held for Run because it takes more than 3 s read "roughly 3 s")."""
     if not math.isfinite(seconds):
         return "an unknown time"
     if seconds < 1:
         return "< 1 s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min"

@@ -93,8 +93,9 @@ def test_the_estimate_reads_as_words():
     assert both.seconds == pytest.approx(6.43 + 0.961)
     assert (
         both.describe()
-        == "about 643 gradient evaluations and 961 loss evaluations, roughly 7 s on this server"
+        == "about 643 gradient evaluations and 961 loss evaluations, roughly 7.4 s on this server"
     )
     assert Estimate(0, 0.01).plus_loss_evals(121, 0.1).describe().startswith("about 121 loss evaluations, ")
     assert format_seconds(300) == "5.0 min"
+    assert format_seconds(3.2) == "3.2 s" and format_seconds(14.4) == "14 s"  # not "3 s" above 3 s
     assert format_seconds(math.nan) == "an unknown time"
