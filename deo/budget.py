@@ -65,6 +65,30 @@ def _interval(value: Any) -> float:
     return float(value) if ok and value >= 1 else 1.0
 
 
+def _rotation_events(key: str, hp: Mapping[str, Any]) -> tuple[int, float]:
+    """A DEO preset's (``rotate_every``, gradient evaluations per rotation event
+    ``(rotations + 1)·c``, c = 2 for ``scheme="central"``). Raises :class:`BudgetError` for
+    ``rotations`` above ``MAX_ROTATIONS``."""
+    rotations = hp["rotations"]
+    if isinstance(rotations, float) and rotations.is_integer():
+        rotations = int(rotations)
+    rotations = _count(
+        rotations,
+        f"rotations ({key})",
+        MAX_ROTATIONS,
+        1,
+        ": lower the rotations per event",
+        "MAX_ROTATIONS",
+    )
+    c = 2.0 if hp.get("scheme") == "central" else 1.0
+    return _interval(hp.get("rotate_every", 1)), (rotations + 1) * c
+
+
+def _resolved(key: str, hyperparams: Mapping[str, Any] | None) -> dict[str, Any]:
+    preset = PRESETS.get(key)
+    return {**(preset.defaults if preset is not None else {}), **(hyperparams or {})}
+
+
 def evals_per_step(key: str, hyperparams: Mapping[str, Any] | None = None) -> float:
     """Gradient evaluations one step of preset ``key`` costs on average (``DEO.md``).
 
@@ -73,23 +97,10 @@ def evals_per_step(key: str, hyperparams: Mapping[str, Any] | None = None) -> fl
     at most ``1 + 3/rotation_interval``. Raises :class:`BudgetError` for ``rotations`` above
     ``MAX_ROTATIONS``.
     """
-    preset = PRESETS.get(key)
-    hp = {**(preset.defaults if preset is not None else {}), **(hyperparams or {})}
+    hp = _resolved(key, hyperparams)
     if "rotations" in hp:
-        rotations = hp["rotations"]
-        if isinstance(rotations, float) and rotations.is_integer():
-            rotations = int(rotations)
-        rotations = _count(
-            rotations,
-            f"rotations ({key})",
-            MAX_ROTATIONS,
-            1,
-            ": lower the rotations per event",
-            "MAX_ROTATIONS",
-        )
-        every = _interval(hp.get("rotate_every", 1))
-        c = 2.0 if hp.get("scheme") == "central" else 1.0
-        return 1.0 + (rotations + 1) * c / every
+        every, per_event = _rotation_events(key, hp)
+        return 1.0 + per_event / every
     if "rotation_interval" in hp:
         every = _interval(hp["rotation_interval"])
         return 1.0 + 3.0 / every
@@ -99,22 +110,20 @@ def evals_per_step(key: str, hyperparams: Mapping[str, Any] | None = None) -> fl
     return 1.0
 
 
-def _spec_parts(spec: Any) -> tuple[str, Mapping[str, Any]]:
-    return getattr(spec, "key", str(spec)), getattr(spec, "hyperparams", None) or {}
-
-
 def run_cost(key: str, hyperparams: Mapping[str, Any] | None, steps: int) -> float:
     """Gradient evaluations of one run of ``steps`` steps: a DEO preset's events come at steps 0, k,
     2k, …: ``steps + ⌈steps/k⌉·(rotations + 1)·c`` (exact; ``steps`` × :func:`evals_per_step`
     undercounted a last, partial period: deo_paper, 15 steps, 19 for 20); the others ``steps`` ×
     :func:`evals_per_step`."""
-    per_step = evals_per_step(key, hyperparams)
-    hp = {**(PRESETS[key].defaults if key in PRESETS else {}), **(hyperparams or {})}
+    hp = _resolved(key, hyperparams)
     if "rotations" in hp:
-        every = _interval(hp.get("rotate_every", 1))
-        per_event = round((per_step - 1.0) * every)  # (rotations + 1)·c, checked by evals_per_step
+        every, per_event = _rotation_events(key, hp)
         return steps + math.ceil(steps / every) * per_event
-    return steps * per_step
+    return steps * evals_per_step(key, hyperparams)
+
+
+def _spec_parts(spec: Any) -> tuple[str, Mapping[str, Any]]:
+    return getattr(spec, "key", str(spec)), getattr(spec, "hyperparams", None) or {}
 
 
 def race_cost(optimizers: Sequence[Any], steps: int) -> float:

@@ -86,8 +86,7 @@ def _optimizer_setup(spec: OptimizerSpec, clip: float | None, seed: int):
     if clip is not None and not clip > 0:
         raise ValueError(f"clip must be > 0 (a maximum gradient norm) or None, got {clip}")
     preset = PRESETS[spec.key]
-    applied = clip if preset.clippable else None
-    shown = jsonable({**preset.defaults, **spec.hyperparams, "clip": applied, "seed": seed})
+    shown = jsonable({**preset.defaults, **spec.hyperparams, "clip": preset.applied_clip(clip), "seed": seed})
     return preset, shown
 
 

@@ -1043,13 +1043,14 @@ class DEO(Optimizer):
 
     def _settle(self) -> None:
         """Fill ‖g‖, ‖g_mod‖ and (g·N)²/‖g‖² of the last step into the state, from the g and g_mod
-        the step kept (they are only read by the diagnostics, so a step does not pay for them)."""
+        the step kept (they are only read by the diagnostics, so a step does not pay for them);
+        first :meth:`_changed_since_step`, which drops them if they were changed since."""
+        if self._changed_since_step():
+            return
         last = getattr(self, "_last", None)
         if not last or not last.get("pending"):
             return
         state = self.dimer
-        if self._changed_since_step():
-            return
         grad, along, modified = last["grad"], last["along"], last["modified"]
         if isinstance(modified, Tensor):
             modified_sq = batched_dot(modified, modified)
@@ -1141,7 +1142,6 @@ class DEO(Optimizer):
         (gradients really evaluated), ``direction_mode``, ``rotation_events``,
         ``last_rotation_step`` (−1 before the first), ``dimer_length``, ``step``.
         """
-        self._changed_since_step()
         self._settle()
         state = self.dimer
         rows = self.batch_dims == 0

@@ -314,6 +314,11 @@ class Preset:
         hp = {k: tuple(v) if isinstance(v, list) else v for k, v in self.resolve(overrides).items()}
         return self.builder(params, hp, batch_dims, seed)
 
+    def applied_clip(self, clip: float | None) -> float | None:
+        """The gradient clip a run of this preset applies when ``clip`` is asked for: ``clip``, or
+        None for a preset that cannot clip (``clippable``)."""
+        return clip if self.clippable else None
+
     def check(self, overrides: dict[str, Any]) -> None:
         """Raise the ValueError :meth:`build` would raise for ``overrides`` (a combination no single
         control can refuse, e.g. ``rotation="sd"`` without a ``rotation_step``), by building the

@@ -635,8 +635,7 @@ def cell_columns(cell: Cell) -> dict:
     }
     for name, value in cell.grid.items():
         row[f"hp.{name}"] = value
-    # the clip applied: a preset that cannot clip (the published code) runs unclipped
-    clip = spec["clip"] if PRESETS[spec["preset"]].clippable else None
+    clip = PRESETS[spec["preset"]].applied_clip(spec["clip"])  # None for the published code
     row.update(seed=spec["seed"], budget=spec["budget"], clip=clip)
     return row
 
