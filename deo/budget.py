@@ -76,7 +76,7 @@ def _rotation_events(key: str, hp: Mapping[str, Any]) -> tuple[int, float]:
         rotations,
         f"rotations ({key})",
         MAX_ROTATIONS,
-        1,
+        0,  # 0: each event only re-probes the curvature along N, as DEO allows
         ": lower the rotations per event",
         "MAX_ROTATIONS",
     )

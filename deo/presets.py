@@ -120,8 +120,9 @@ ALPHA = Hyperparameter(
 )  # fmt: skip
 ROTATIONS_PER_EVENT = Hyperparameter(
     "rotation iterations per event (r)",
-    "How many times the dimer turns at each rotation event (each ≈ one extra gradient).",
-    1, 50, 1, integer=True,
+    "How many times the dimer turns at each rotation event (each ≈ one extra gradient). 0: it never "
+    "turns, and each event only re-measures the curvature along its current orientation.",
+    0, 50, 1, integer=True,
 )  # fmt: skip
 ROTATION = Hyperparameter(
     "rotation method",

@@ -208,12 +208,25 @@ def test_min_mode_cost_is_min_modes_own_count_at_max_iterations(rotation, scheme
     assert min_mode_cost(iterations, rows, scheme, rotation) == rows * info["grad_evals"]
 
 
-@pytest.mark.parametrize("key", ["deo_paper", "deo_escape", "deo_paper_random", "gd", "adam"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        *(OptimizerSpec(key) for key in ["deo_paper", "deo_escape", "deo_paper_random", "gd", "adam"]),
+        # no rotation: each event only re-probes the curvature along N (DEO allows it; the budget
+        # refused it as "rotations must be >= 1")
+        *(
+            OptimizerSpec(key, {"rotations": 0, "scheme": scheme})
+            for key in ["deo_paper", "deo_escape_random"]
+            for scheme in ["forward", "central"]
+        ),
+    ],
+    ids=lambda spec: "-".join([spec.key, *map(str, spec.hyperparams.values())]),
+)
 @pytest.mark.parametrize("steps", [1, 9, 15, 31])
-def test_the_race_cost_is_the_races_own_gradient_count(key, steps):
+def test_the_race_cost_is_the_races_own_gradient_count(spec, steps):
     """A DEO run's events come at steps 0, k, 2k, …: steps × the average per step undercounted a
     last, partial period (deo_paper over 15 steps: 19 for 20)."""
     from deo.budget import race_cost
 
-    (trace,) = race(surface_problem(SADDLE, (1.0, 1e-3)), [OptimizerSpec(key)], steps)
-    assert race_cost([OptimizerSpec(key)], steps) == int(trace.grad_evals[-1]) + 1  # + the final gradient
+    (trace,) = race(surface_problem(SADDLE, (1.0, 1e-3)), [spec], steps)
+    assert race_cost([spec], steps) == int(trace.grad_evals[-1]) + 1  # + the final gradient

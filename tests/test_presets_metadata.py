@@ -11,6 +11,8 @@ import torch
 from apptest_helpers import no_exception, page_runner
 from streamlit.testing.v1 import AppTest
 
+from deo.budget import check_race
+from deo.entrants import OptimizerSpec
 from deo.optim import DEO
 from deo.presets import DIMER_LENGTH, PRESETS, Hyperparameter
 
@@ -61,6 +63,7 @@ def test_every_bound_a_control_offers_is_accepted_by_the_optimizer(key):
             if name == "rotation_step":
                 overrides["rotation"] = "sd"  # the only rotation that takes a step size
             preset.build([torch.zeros(2, dtype=torch.float64, requires_grad=True)], seed=0, **overrides)
+            check_race([OptimizerSpec(key, overrides)], 10)  # and by the budget (it refused 0 rotations)
 
 
 @pytest.mark.parametrize("key", list(PRESETS))
