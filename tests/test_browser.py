@@ -265,6 +265,12 @@ def test_changing_the_surface_changes_the_figure(app_url, new_page, screenshot_d
     assert parse_qs(urlparse(page.url).query)["surface"] == ["Rosenbrock"]  # the option as shown
     no_exception(page)
     page.screenshot(path=str(screenshot_dir / "surfaces_rosenbrock.png"), full_page=True)
+    # the reset of x₀, y₀ by the surface's callback is meant: the server logs no warning (with a
+    # stack trace) about a widget "set via the Session State API" (.streamlit/config.toml)
+    from conftest import ROOT
+
+    log = ROOT / "artifacts" / f"streamlit-test-{urlparse(app_url).port}.log"
+    assert "Session State API" not in log.read_text()
 
 
 def test_clicking_the_contour_sets_the_start(app_url, new_page, screenshot_dir):
