@@ -166,6 +166,8 @@ def _normalise(text: str) -> tuple[str, list[int]]:
     chars: list[str] = []
     columns: list[int] = []
     for column, char in enumerate(text, start=1):
+        if char == "#":  # Python's parser would drop the rest of the line as a comment
+            raise FormulaError(f"Character '#' at column {column} is not allowed: a formula has no comments")
         replacement = REPLACEMENTS.get(char, char)
         if not (replacement.isascii() and (replacement.isprintable() or replacement in "\t\n")):
             raise FormulaError(

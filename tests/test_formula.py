@@ -187,6 +187,9 @@ HOSTILE = [
     ("x\u200b+ y", "Character '\\u200b'"),
     ("x\x00", "Character '\\x00'"),
     ("x\r+y", "Character '\\r'"),
+    # a comment silently dropped the rest: "x**2 # - y**2" was the bowl x², drawn as if typed
+    ("x**2 # - y**2", "Character '#' at column 6 is not allowed: a formula has no comments"),
+    ("x**2\n# y", "Character '#' at column 6"),
     ("x if y else 1", "'... if ... else ...' is not allowed"),
     ("x < y", "Comparisons"),
     ("x == y", "Comparisons"),
