@@ -906,13 +906,14 @@ def download_buttons(
     container=None,
 ) -> None:
     """A row of download buttons: the animation as standalone HTML (``html`` is called only when
-    clicked), the traces as CSV and JSON, and ``config`` as JSON. Files are named ``f"{name}.*"``."""
+    clicked), the traces as CSV and JSON, and ``config`` as JSON. Files are named ``f"{name}.*"``.
+    The buttons flow and wrap at their own width (a grid of four columns cut their labels to
+    "⬇ Animation …" beside the sidebar on a projector, and left a gap where a button was absent)."""
     from deo.trace import traces_to_csv, traces_to_json
 
-    target = container if container is not None else st
-    cols = target.columns(4)
+    row = (container if container is not None else st).container(horizontal=True, gap="small")
     if html is not None:
-        cols[0].download_button(
+        row.download_button(
             "⬇ Animation (HTML)",
             data=html,
             file_name=f"{name}.html",
@@ -921,7 +922,7 @@ def download_buttons(
             help="Standalone animated figure; works offline (plotly.js embedded).",
         )
     if traces:
-        cols[1].download_button(
+        row.download_button(
             "⬇ Traces (CSV)",
             data=lambda: traces_to_csv(traces),
             file_name=f"{name}-traces.csv",
@@ -929,7 +930,7 @@ def download_buttons(
             on_click="ignore",
             help="One row per (optimizer, step), full resolution.",
         )
-        cols[2].download_button(
+        row.download_button(
             "⬇ Traces (JSON)",
             data=lambda: traces_to_json(traces),
             file_name=f"{name}-traces.json",
@@ -937,7 +938,7 @@ def download_buttons(
             on_click="ignore",
             help="Every recorded quantity; reload with deo.Trace.",
         )
-    cols[3].download_button(
+    row.download_button(
         "⬇ Config (JSON)",
         data=config_json(config),
         file_name=f"{name}-config.json",

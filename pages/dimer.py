@@ -380,16 +380,21 @@ with tab_rotation, safe_block("The rotation view"):
         "rotation_step": data.rotation_step,
     }
     lam = data.eigenvalues
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("exact λ_min", f"{lam[0]:.5g}")
-    c2.metric(
-        "dimer curvature C", f"{data.curvatures[-1]:.5g}", help="The engine's final curvature estimate."
+    # a wrapping row: four columns cut the values to "-75…" beside the sidebar in large fonts
+    row = st.container(horizontal=True, gap="medium")
+    row.metric("exact λ_min", f"{lam[0]:.5g}", width="content")
+    row.metric(
+        "dimer curvature C",
+        f"{data.curvatures[-1]:.5g}",
+        help="The engine's final curvature estimate.",
+        width="content",
     )
-    c3.metric("|cos∠(N, v_min)|", f"{float(data.abs_cos[-1]):.6f}")
-    c4.metric(
+    row.metric("|cos∠(N, v_min)|", f"{float(data.abs_cos[-1]):.6f}", width="content")
+    row.metric(
         "gradient evaluations",
         summary["grad_evals"],
         help=f"{summary['iterations']} rotation iterations, the gradient at θ included.",
+        width="content",
     )
     if summary["rotation_step"] is not None:
         st.caption(
@@ -421,15 +426,15 @@ with tab_rotation, safe_block("The rotation view"):
         st.info(f"Not converged within {count} {noun} (torque still above 1e-6).")
     history = pd.DataFrame(_history_table(data))
     st.dataframe(history, hide_index=True)
-    col_csv, col_json = st.columns(2)
-    col_csv.download_button(
+    row = st.container(horizontal=True, gap="small")
+    row.download_button(
         "⬇ Rotation history (CSV)",
         history.to_csv(index=False),
         file_name="dimer-rotation.csv",
         mime="text/csv",
         on_click="ignore",
     )
-    col_json.download_button(
+    row.download_button(
         "⬇ Rotation history (JSON)",
         _rotation_json(data, summary, config),
         file_name="dimer-rotation.json",

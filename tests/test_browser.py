@@ -857,6 +857,56 @@ def test_the_dimer_page_at_projector_size_overlaps_nothing(app_url, new_page, sc
     no_exception(page)
 
 
+# a 1280×720 projector in the page's large fonts; and the same screen at the system's 150 % scale
+PROJECTORS = {
+    "1280x720": {"viewport": {"width": 1280, "height": 720}},
+    "1280x720-at-150%": {"viewport": {"width": 853, "height": 480}, "device_scale_factor": 1.5},
+}
+
+
+@pytest.mark.parametrize("screen", list(PROJECTORS))
+@pytest.mark.parametrize(
+    "path", ["/networks?nw.steps=20&big=true&lecture=true", "/?steps=20&big=true&lecture=true"]
+)
+def test_download_buttons_show_their_whole_labels_on_a_projector_with_the_sidebar_open(
+    app_url, new_page, path, screen
+):
+    """Large fonts, the sidebar open: a grid of four columns cut the labels to "⬇ Animation …" and
+    "⬇ Traces (JS…"; the buttons now flow at their own width and wrap."""
+    page = open_page(lambda: new_page(**PROJECTORS[screen]), f"{app_url}{path}")
+    buttons = page.locator('[data-testid="stDownloadButton"] button:visible')
+    _expect()(buttons.filter(has_text="Config (JSON)")).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    labels = buttons.locator('[data-testid="stMarkdownContainer"]')
+    assert labels.count() >= 2
+    cut = labels.evaluate_all(
+        "els => els.filter(el => el.scrollWidth > el.clientWidth + 1).map(el => el.innerText)"
+    )
+    assert not cut, cut
+    no_exception(page)
+
+
+@pytest.mark.parametrize("screen", list(PROJECTORS))
+def test_the_dimer_metrics_show_their_whole_values_on_a_projector_with_the_sidebar_open(
+    app_url, new_page, screen
+):
+    """Large fonts, the sidebar open: four columns of metrics cut the label "gradient evaluations",
+    and at 150 % λ_min to "-75…" and |cos| to "1.0…"; the metrics now take their own width and wrap."""
+    page = open_page(lambda: new_page(**PROJECTORS[screen]), f"{app_url}/dimer?big=true")
+    metrics = page.locator('[data-testid="stMetric"]:visible')
+    _expect()(metrics).to_have_count(4, timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    # each label's and value's text, laid out, against the box that holds it (an ellipsis hides the rest)
+    cut = metrics.evaluate_all(
+        """els => els.flatMap(m => [...m.querySelectorAll('[data-testid="stMarkdownContainer"]')])
+            .filter(box => { const range = document.createRange(); range.selectNodeContents(box);
+                return range.getBoundingClientRect().width > box.getBoundingClientRect().width + 1; })
+            .map(box => box.innerText)"""
+    )
+    assert not cut, cut
+    no_exception(page)
+
+
 def test_the_networks_slice_fits_a_projector_window_with_its_title_and_legend(app_url, new_page):
     """1280×720, large fonts, the sidebar open: the animated 2-D loss slice, scrolled so that its
     slider is at the window's bottom, shows its title and legend below the page's header (at 760 px
