@@ -4,9 +4,18 @@
 
 import streamlit as st
 
-from pages.common import APP_RAN_KEY, DEEP_LINK_KEY, HIDE_CONTROLS_KEY, LARGE_FONTS_KEY, URL, link_params
+from pages.common import (
+    APP_RAN_KEY,
+    DEEP_LINK_KEY,
+    HIDE_CONTROLS_KEY,
+    LARGE_FONTS_KEY,
+    URL,
+    compact_layout,
+    link_params,
+)
 from pages.threads import single_threaded
 from pages.url_params import report_rejected_params, vet_query_params
+from pages.viewport import report_width
 
 # An emoji favicon is drawn in the browser (an SVG data URL); a Material icon here would be fetched
 # from fonts.gstatic.com on every visit, which fails offline (tests/test_browser.py checks no request
@@ -72,6 +81,7 @@ with st.sidebar:
         help="Fold the controls away; the configuration (and the link) stays as it is.",
     )
     st.divider()
+    report_width(compact_layout())  # the browser's width picks the compact or the desktop figures
 
 if st.session_state.get(LARGE_FONTS_KEY):
     # not inside a metric: its value (36 px) is a markdown paragraph too, and shrank to 20 px

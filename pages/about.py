@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import URL, chart_config, large_fonts, phone, require_app_navigation, safe_block
+from pages.common import URL, chart_config, compact_layout, large_fonts, require_app_navigation, safe_block
 from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure, tuned_lr_figure
 
 require_app_navigation()
@@ -315,7 +315,7 @@ with safe_block("The published curves"):
     else:
         curves = pd.read_csv(PUBLISHED_CSV)
         st.plotly_chart(
-            published_curves_figure(curves, loss, large=large_fonts(), compact=phone()),
+            published_curves_figure(curves, loss, large=large_fonts(), compact=compact_layout()),
             key=f"{P}curves",
             config=chart_config(),
         )
@@ -345,7 +345,7 @@ with safe_block("Our paper runs"):
     else:
         paper = pd.read_csv(PAPER_CSV)
         st.plotly_chart(
-            paper_comparison_figure(paper, loss, large=large_fonts(), compact=phone()),
+            paper_comparison_figure(paper, loss, large=large_fonts(), compact=compact_layout()),
             key=f"{P}paper",
             config=chart_config(),
         )
@@ -394,7 +394,7 @@ with safe_block("Tuned learning rates"):
         )
     else:
         st.plotly_chart(
-            tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts(), compact=phone()),
+            tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts(), compact=compact_layout()),
             key=f"{P}tuned",
             config=chart_config(),
         )

@@ -72,6 +72,16 @@ def phone() -> bool:
     return "Mobi" in agent
 
 
+def compact_layout() -> bool:
+    """The compact figures (a phone's: legends above, colour bars flat, panels one under another) or the
+    desktop ones: what this browser measured its main column to need (``pages.viewport``), else, before
+    any report, whether it is a phone (:func:`phone`)."""
+    from pages.viewport import reported_compact
+
+    reported = reported_compact()
+    return phone() if reported is None else reported
+
+
 def chart_config(no_toolbar: bool | None = None) -> dict:
     """``st.plotly_chart``'s ``config``: no Plotly logo, and no toolbar where it would sit on a
     legend or a title: a phone, and projector mode (``large_fonts``), whose legends in rows above the
@@ -84,7 +94,7 @@ def chart_config(no_toolbar: bool | None = None) -> dict:
     if no_toolbar is None:
         from viz.palette import shows_toolbar
 
-        no_toolbar = not shows_toolbar(large=large_fonts(), compact=phone())
+        no_toolbar = not shows_toolbar(large=large_fonts(), compact=compact_layout())
     return {"displaylogo": False, "displayModeBar": False} if no_toolbar else {"displaylogo": False}
 
 

@@ -31,12 +31,12 @@ from pages.common import (
     cache_runner,
     cached_surface_race,
     chart_config,
+    compact_layout,
     controls,
     copy_link_button,
     download_buttons,
     hyperparameter_inputs,
     large_fonts,
-    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -333,7 +333,7 @@ config = {
 }
 window = _window(surface, point, zoom)
 large = large_fonts()
-on_phone = phone()
+compact = compact_layout()
 
 with safe_block("The overview"):
     xs, ys, z = surface_grid(surface_key, surface.bounds)
@@ -350,7 +350,7 @@ with safe_block("The overview"):
             surface.color_scale,
             surface.clip,
             large=large,
-            compact=on_phone,
+            compact=compact,
         ),
         key=f"{P}pick",
         on_select=_pick_point,
@@ -411,7 +411,7 @@ with tab_rotation, safe_block("The rotation view"):
         surface.clip,
         click_grid=False,
         large=large,
-        compact=on_phone,
+        compact=compact,
     )
     _show(fig, key=f"{P}rotation_fig")
     st.caption(
@@ -458,7 +458,7 @@ with tab_compare, safe_block("The sd vs fourier comparison"):
         )
         for r in runs
     ]
-    compare_fig = figs.convergence_figure(series, large=large, compact=on_phone)
+    compare_fig = figs.convergence_figure(series, large=large, compact=compact)
     _show(compare_fig, key=f"{P}compare_fig")
     st.caption(
         "Same θ, N₀ and ΔR for all four. fourier jumps to the minimum of its curvature model (one "
@@ -492,7 +492,7 @@ with tab_length, safe_block("The finite-difference view"):
         )
         for s in sweeps
     ]
-    fd_fig = figs.finite_difference_figure(sweeps[0].lengths, fd_series, large=large, compact=on_phone)
+    fd_fig = figs.finite_difference_figure(sweeps[0].lengths, fd_series, large=large, compact=compact)
     _show(fd_fig, key=f"{P}fd_fig")
     best = {f"{s.scheme}, {s.dtype}": s.best_length for s in sweeps}
     st.caption(
@@ -603,7 +603,7 @@ with tab_saddle:
             mb.color_scale,
             mb.clip,
             large=large,
-            compact=on_phone,
+            compact=compact,
         )
         _show(ss_fig, key=f"{P}ss_fig")
         st.caption(

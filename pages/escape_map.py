@@ -12,13 +12,13 @@ from pages.common import (
     URL,
     cached_escape_map,
     chart_config,
+    compact_layout,
     controls,
     copy_link_button,
     download_buttons,
     get_surface,
     large_fonts,
     optimizer_picker,
-    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -59,7 +59,7 @@ st.caption(
     "Colour = steps until the loss fell below the escape threshold of the saddle, or the minimum reached."
 )
 large = large_fonts()
-compact = phone()  # a phone: two maps per row, the colour bar flat under them, no toolbar
+compact = compact_layout()  # a phone: two maps per row, the colour bar flat under them, no toolbar
 surfaces = _surfaces_with_saddles()
 panel = controls()
 

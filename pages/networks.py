@@ -22,12 +22,12 @@ from pages.common import (
     LOSS_SIDES,
     URL,
     chart_config,
+    compact_layout,
     controls,
     copy_link_button,
     download_buttons,
     large_fonts,
     optimizer_picker,
-    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -138,7 +138,7 @@ with controls("Networks"):
     copy_link_button()
 
 large = large_fonts()
-on_phone = phone()
+compact = compact_layout()
 init_scale = None if init_choice == "default" else float(init_choice)
 record_every = max(1, int(steps) // MAX_RECORDED_ROWS)
 config = {
@@ -219,7 +219,7 @@ if traces:
         covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
         loss_steps, loss_evals = (
             figs.loss_figure(
-                traces, x_axis, log_y, net.plateau, large=large, covered=covered[side], compact=on_phone
+                traces, x_axis, log_y, net.plateau, large=large, covered=covered[side], compact=compact
             )
             for side, x_axis in LOSS_SIDES
         )
@@ -241,7 +241,7 @@ if traces:
                 f"only up to {EXACT_HESSIAN_MAX_PARAMS} parameters. The dimer's own curvature C is shown."
             )
         st.plotly_chart(
-            figs.curvature_figure(traces, large=large, compact=on_phone),
+            figs.curvature_figure(traces, large=large, compact=compact),
             key=f"{P}curvature",
             config=chart_config(),
         )
@@ -251,11 +251,11 @@ if traces:
         )
         col_a, col_b = st.columns(2)
         col_a.plotly_chart(
-            figs.cos_figure(traces, large=large, compact=on_phone), key=f"{P}cos", config=chart_config()
+            figs.cos_figure(traces, large=large, compact=compact), key=f"{P}cos", config=chart_config()
         )
         col_a.caption("|cos∠(N, v_min)|: 1 when the dimer orientation N is the exact min eigenvector.")
         col_b.plotly_chart(
-            figs.removed_fraction_figure(traces, large=large, compact=on_phone),
+            figs.removed_fraction_figure(traces, large=large, compact=compact),
             key=f"{P}removed",
             config=chart_config(),
         )
@@ -277,9 +277,9 @@ if traces:
                 compact=compact,
             )  # fmt: skip
 
-        if on_phone:  # the figure's own title ran off a phone's chart: the same words above it
+        if compact:  # the figure's own title ran off a phone's chart: the same words above it
             st.caption(f"**{sl.description}**  \n*{figs.SLICE_CAUTION}*")
-        st.plotly_chart(slice_fig(on_phone), key=f"{P}slice", config=chart_config())
+        st.plotly_chart(slice_fig(compact), key=f"{P}slice", config=chart_config())
         st.plotly_chart(
             figs.trajectory_loss_figure(traces, sl.path_losses, log_y, large=large),
             key=f"{P}true_loss",

@@ -14,13 +14,13 @@ from pages.common import (
     cached_surface_race,
     cached_trace_figure,
     chart_config,
+    compact_layout,
     controls,
     copy_link_button,
     download_buttons,
     get_surface,
     large_fonts,
     optimizer_picker,
-    phone,
     progress_reporter,
     require_app_navigation,
     safe_block,
@@ -127,7 +127,7 @@ if large:  # projector: the title shares the height of the toolbar row, the char
         " [data-testid='stHeader'] { background: transparent; }"
         "</style>"
     )
-compact = phone()
+compact = compact_layout()
 panel = controls()
 
 with panel:
@@ -264,15 +264,18 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
 # 1 024-px window, or a 1280-px one zoomed to 150 %: 115 px), the story goes under the chart and the
 # chart takes the row's whole width: a CSS container query on the row, so the browser decides as
 # the sidebar opens and folds (no rerun). Projector: below a full-height plot; desktop: below half
-# of it (``viz.surface_figs.stack_below_width``). A phone stacks its columns anyway.
+# of it (``viz.surface_figs.stack_below_width``). The compact figures always have the story under them
+# (a narrow column wider than a phone's, where Streamlit would keep the columns side by side).
 ROW_KEY, ROW_SHARES = "race_row", (3, 1)  # the chart uses the width; its story beside it
-if not compact:
-    stack_below_px = stack_below_width(surface, ROW_SHARES[0] / sum(ROW_SHARES), large=large)
-    st.html(
-        f"<style>.st-key-{ROW_KEY} {{ container-type: inline-size; }}"
-        f" @container (max-width: {stack_below_px}px) {{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper']"
-        " > [data-testid='stHorizontalBlock'] > [data-testid='stColumn'] { flex: 1 1 100%; } }</style>"
-    )
+stack_below_px = stack_below_width(surface, ROW_SHARES[0] / sum(ROW_SHARES), large=large)
+stacked = (
+    f"{{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper'] > [data-testid='stHorizontalBlock']"
+    " > [data-testid='stColumn'] { flex: 1 1 100%; } }"
+)
+st.html(
+    f"<style>.st-key-{ROW_KEY} {{ container-type: inline-size; }}"
+    f" @container (max-width: {10**6 if compact else stack_below_px}px) {stacked}</style>"
+)
 with st.container(key=ROW_KEY):
     main, side = st.columns(list(ROW_SHARES), gap="small")
 with side:

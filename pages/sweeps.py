@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from deo.sweeps import grid_axes, heatmap_grid, read_table, summarise, sweep_tables
-from pages.common import URL, chart_config, large_fonts, phone, require_app_navigation, safe_block
+from pages.common import URL, chart_config, compact_layout, large_fonts, require_app_navigation, safe_block
 from viz.sweep_figs import sweep_heatmaps
 
 require_app_navigation()
@@ -120,7 +120,7 @@ with safe_block("The heatmaps"):
         }
     if panels:
         figure = sweep_heatmaps(
-            panels, x_title=x, value_title=METRICS[metric], large=large_fonts(), compact=phone()
+            panels, x_title=x, value_title=METRICS[metric], large=large_fonts(), compact=compact_layout()
         )
         st.plotly_chart(figure, key="sw.heatmaps", config=chart_config())
     else:

@@ -1028,3 +1028,31 @@ def test_the_race_chart_is_drawn_once_when_the_page_opens(app_url, new_page):
         pass  # drawn once: the upstream double draw is gone
     wait_idle(page)
     assert page.evaluate(RACE_DRAWS) == 1
+
+
+def test_a_narrow_window_without_a_phones_user_agent_gets_the_compact_race_figure(app_url, new_page):
+    """Streamlit gives the server no viewport: the page guessed the layout from the User-Agent, so a
+    desktop browser at 420 px drew the desktop figure, its legend beside a ≈ 90-px plot. The browser
+    now reports its main column's width (``pages.viewport``): the figure comes compact, legend in rows
+    above a plot about as wide as the screen."""
+    page = open_page(lambda: new_page(viewport={"width": 420, "height": 860}), f"{app_url}/?steps={SHORT}")
+    wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === 'h'")
+    width = wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout._size.w")
+    assert width >= 250, width
+    no_exception(page)
+
+
+def test_the_race_figure_follows_the_sidebar_on_a_projector_at_150_percent(app_url, new_page):
+    """1280×720 at 150 % (853 CSS px) in large fonts: with the sidebar open the main column is ≈ 470 px,
+    and the compact figure (legend above, the story under the chart) gives the plot the column's width;
+    folding the sidebar widens the column, and the desktop figure (legend beside the plot) comes back."""
+    page = open_page(
+        lambda: new_page(viewport={"width": 853, "height": 480}, device_scale_factor=1.5),
+        f"{app_url}/?steps={SHORT}&big=true",
+    )
+    wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === 'h'")
+    width = wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout._size.w")
+    assert width >= 300, width
+    collapse_sidebar(page)
+    wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === 'v'")
+    no_exception(page)
