@@ -1053,6 +1053,11 @@ def test_the_race_figure_follows_the_sidebar_on_a_projector_at_150_percent(app_u
     wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === 'h'")
     width = wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout._size.w")
     assert width >= 300, width
+    wait_idle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    buttons = chart.locator("g.updatemenu-container").first.bounding_box()
+    for label in chart.locator("g.xtick text, g.g-xtitle text").all():  # Play/Pause sat on the "x" title
+        assert not overlap(buttons, label.bounding_box()), (buttons, label.text_content())
     collapse_sidebar(page)
     wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === 'v'")
     no_exception(page)

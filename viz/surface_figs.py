@@ -675,7 +675,8 @@ def _styled_layout(bounds: tuple, uirevision: str, large: bool, compact: bool, h
         plot_width = int(plot_height * (x1 - x0) / (y1 - y0)) + margin["l"] + margin["r"]
         fig.update_layout(margin=margin, width=max(plot_width, 560))
     style_figure(fig, large)
-    if beside:
+    if beside or compact:  # compact: the legend's rows above shrink the plot below the height its
+        # paper-relative buttons were placed for, and Play/Pause came up over the "x" title
         fig.update_xaxes(title_text=None)
     if large:  # projector: the legend (a dozen entries) beside a short plot, without the colour bar
         fig.update_layout(legend={"font": {"size": FONT_SIZE[True] - 7}})
