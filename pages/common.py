@@ -82,6 +82,14 @@ def compact_layout() -> bool:
     return phone() if reported is None else reported
 
 
+def chart_columns(count: int, compact: bool) -> list:
+    """Places for ``count`` charts side by side, or, in the compact layout (:func:`compact_layout`), one
+    under another at the column's width: Streamlit stacks columns only in a window under 640 px, so a
+    1280×720 projector at 150 % with the sidebar open drew the two Networks loss charts ≈ 250 px wide
+    each, their legends cut ("DEO (paper): rando")."""
+    return [st.container() for _ in range(count)] if compact else st.columns(count)
+
+
 def chart_config(no_toolbar: bool | None = None) -> dict:
     """``st.plotly_chart``'s ``config``: no Plotly logo, and no toolbar where it would sit on a
     legend or a title: a phone, and projector mode (``large_fonts``), whose legends in rows above the

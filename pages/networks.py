@@ -21,6 +21,7 @@ from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
 from pages.common import (
     LOSS_SIDES,
     URL,
+    chart_columns,
     chart_config,
     compact_layout,
     controls,
@@ -215,7 +216,7 @@ if traces:
         ["Loss", "Curvature and the dimer", "2-D loss slice", "Results"]
     )
     with tab_loss, safe_block("The loss curves"):
-        col_a, col_b = st.columns(2)
+        col_a, col_b = chart_columns(2, compact)
         covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
         loss_steps, loss_evals = (
             figs.loss_figure(
@@ -226,9 +227,10 @@ if traces:
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config())
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config())
         st.caption(
-            "Left against steps, right against gradient evaluations (a dimer optimizer pays extra "
-            "gradients at its rotation events). Dotted: the problem's plateau loss (landscapes/networks.py)."
-            + hidden_sentences(covered)
+            ("Above against steps, below" if compact else "Left against steps, right")
+            + " against gradient evaluations (a dimer optimizer pays extra gradients at its rotation "
+            "events). Dotted: the problem's plateau loss (landscapes/networks.py)."
+            + hidden_sentences(covered, stacked=compact)
         )
         download_buttons(
             "networks", config, traces=traces, html=lambda: loss_steps.to_html(include_plotlyjs=True)
@@ -249,7 +251,7 @@ if traces:
             "Solid: the dimer's curvature estimate C = D·N at each step; dotted: the exact smallest "
             "Hessian eigenvalue λ_min at the same weights. C ≈ λ_min means the dimer found the min mode."
         )
-        col_a, col_b = st.columns(2)
+        col_a, col_b = chart_columns(2, compact)
         col_a.plotly_chart(
             figs.cos_figure(traces, large=large, compact=compact), key=f"{P}cos", config=chart_config()
         )

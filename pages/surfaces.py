@@ -13,6 +13,7 @@ from pages.common import (
     cached_race_figure,
     cached_surface_race,
     cached_trace_figure,
+    chart_columns,
     chart_config,
     compact_layout,
     controls,
@@ -508,15 +509,17 @@ if traces:
         bar = chart_config()
         if tab_loss.open:
             with tab_loss, safe_block("The loss curves"):
-                c1, c2 = st.columns(2)
+                c1, c2 = chart_columns(2, compact)
                 opts = loss_options(large, log_loss, compact)  # built once per race, shared (cached)
                 steps_fig = cached_trace_figure(*race_key, "loss_steps", opts)
                 c1.plotly_chart(steps_fig, key="loss_steps", config=bar)
                 evals = cached_trace_figure(*race_key, "loss_evals", opts)
                 c2.plotly_chart(evals, key="loss_evals", config=bar)
                 st.caption(
-                    "Right: cost in gradient evaluations — a dimer step spends extra gradients on its "
-                    "rotations." + hidden_sentences(cached_hidden_losses(*race_key, log_loss))
+                    ("Below" if compact else "Right")
+                    + ": cost in gradient evaluations — a dimer step spends extra gradients on its "
+                    "rotations."
+                    + hidden_sentences(cached_hidden_losses(*race_key, log_loss), stacked=compact)
                 )
         if tab_curv.open:
             with tab_curv, safe_block("The curvature view"):

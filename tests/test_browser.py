@@ -1061,3 +1061,24 @@ def test_the_race_figure_follows_the_sidebar_on_a_projector_at_150_percent(app_u
     collapse_sidebar(page)
     wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === 'v'")
     no_exception(page)
+
+
+def test_the_networks_loss_charts_stack_in_a_narrow_column(app_url, new_page):
+    """1280×720 at 150 % (853 CSS px) in large fonts, the sidebar open: the two loss charts sat side by
+    side ≈ 250 px wide each (Streamlit stacks columns only in a window under 640 px), their legends
+    cut. In the compact layout they are one under the other at the column's width, and the caption
+    says which is which."""
+    page = open_page(
+        lambda: new_page(viewport={"width": 853, "height": 480}, device_scale_factor=1.5),
+        f"{app_url}/networks?nw.steps=20&big=true",
+    )
+    _expect()(page.get_by_text("Above against steps, below against gradient evaluations")).to_be_visible(
+        timeout=RUN_TIMEOUT_MS
+    )
+    wait_idle(page)
+    charts = page.locator('[data-testid="stPlotlyChart"]:visible')
+    first, second = charts.nth(0).bounding_box(), charts.nth(1).bounding_box()
+    column = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()
+    assert second["y"] >= first["y"] + first["height"] - 1, (first, second)  # one under the other
+    assert first["width"] >= 0.8 * column["width"] - 100, (first, column)
+    no_exception(page)

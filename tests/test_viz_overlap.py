@@ -46,3 +46,5 @@ def test_a_steep_drop_a_fraction_of_a_step_ahead_is_hidden_and_a_visible_gap_is_
     assert overlap.hidden_curves([curves[0], dotted]) == []  # a dotted line on top leaves it visible
     sentence = overlap.hidden_sentences({"left": overlap.hidden_curves(curves), "right": []})
     assert sentence.startswith(" ahead lies under top on the left chart (the losses differ by at most")
+    stacked = overlap.hidden_sentences({"left": overlap.hidden_curves(curves), "right": []}, stacked=True)
+    assert stacked.startswith(" ahead lies under top on the upper chart")

@@ -128,11 +128,16 @@ def hidden_curves(curves: Sequence[Drawn]) -> list[tuple[str, str, float]]:
     return hidden
 
 
-def hidden_sentences(by_chart: dict[str, list[tuple[str, str, float]]]) -> str:
+STACKED = {"left": "upper", "right": "lower"}  # the charts' names when one is under the other
+
+
+def hidden_sentences(by_chart: dict[str, list[tuple[str, str, float]]], stacked: bool = False) -> str:
     """The caption's words for :func:`hidden_curves` of each chart (``{"left": …, "right": …}``):
-    one sentence per hidden curve, or "" when none is."""
+    one sentence per hidden curve, or "" when none is. ``stacked``: the charts are one under the
+    other (the compact layout), "upper" and "lower"."""
     return "".join(
-        f" {hidden} lies under {top} on the {chart} chart (the losses differ by at most {gap:.2g}); "
+        f" {hidden} lies under {top} on the {STACKED.get(chart, chart) if stacked else chart} chart (the "
+        f"losses differ by at most {gap:.2g}); "
         "its colour is the band on both sides."
         for chart, hidden_list in by_chart.items()
         for hidden, top, gap in hidden_list
