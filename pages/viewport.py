@@ -23,9 +23,11 @@ import streamlit as st
 
 VIEWPORT_KEY = "viewport"  # the component's state in st.session_state: {"compact": bool}
 # The main column's content width (CSS px) below which the figures are compact, and from which they are
-# the desktop ones again. A 420-px phone: ≈ 390. A 1280×720 projector at 150 % (853 CSS px) with the
-# sidebar open: ≈ 470; folded: ≈ 760. A 1024-px window with the sidebar open: ≈ 620 (the desktop figures,
-# with the story under the race: viz.surface_figs.stack_below_width).
+# the desktop ones again. Measured in Chromium (the column is the window less 460 px with the sidebar
+# open, less 80 px folded): a 420-px window 388; a 1280×720 projector at 150 % (853 CSS px) 513 with
+# the sidebar open, 813 folded; a 1024-px window with the sidebar open 564 — compact, the race plot
+# ≈ 516 px wide instead of ≈ 264 beside the desktop legend. With the sidebar open the desktop figures
+# come from a ≈ 1100-px window.
 NARROW_BELOW_PX = 600
 WIDE_FROM_PX = 640
 
