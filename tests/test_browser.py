@@ -367,8 +367,10 @@ def test_a_typed_surfaces_path_opens_the_surfaces_page_with_its_settings(app_url
     page = open_page(new_page, f"{app_url}/surfaces?steps=40")
     _expect()(page).to_have_url(re.compile(r"/\?steps=40$"), timeout=RUN_TIMEOUT_MS)
     _expect()(page.locator("h1").first).to_have_text("Surfaces")
-    _expect()(number_input(page, "Steps")).to_have_value("40")
+    # a state wait: under load the page's controls came more than the default 5 s after its title
+    _expect()(number_input(page, "Steps")).to_have_value("40", timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
+    _expect()(number_input(page, "Steps")).to_have_value("40")  # and stays once the page is idle
     _expect()(page.locator('[role="dialog"]')).to_have_count(0)
     no_exception(page)
 
