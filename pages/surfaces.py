@@ -268,15 +268,17 @@ for name, value, lo, hi in (("x0", x0, x_lo, x_hi), ("y0", y0, y_lo, y_hi)):
 # of it (``viz.surface_figs.stack_below_width``). The compact figures always have the story under them
 # (a narrow column wider than a phone's, where Streamlit would keep the columns side by side).
 ROW_KEY, ROW_SHARES = "race_row", (3, 1)  # the chart uses the width; its story beside it
-stack_below_px = stack_below_width(surface, ROW_SHARES[0] / sum(ROW_SHARES), large=large)
 stacked = (
-    f"{{ .st-key-{ROW_KEY} > [data-testid='stLayoutWrapper'] > [data-testid='stHorizontalBlock']"
-    " > [data-testid='stColumn'] { flex: 1 1 100%; } }"
+    f".st-key-{ROW_KEY} > [data-testid='stLayoutWrapper'] > [data-testid='stHorizontalBlock']"
+    " > [data-testid='stColumn'] { flex: 1 1 100%; }"
 )
-st.html(
-    f"<style>.st-key-{ROW_KEY} {{ container-type: inline-size; }}"
-    f" @container (max-width: {10**6 if compact else stack_below_px}px) {stacked}</style>"
-)
+if not compact:
+    stack_below_px = stack_below_width(surface, ROW_SHARES[0] / sum(ROW_SHARES), large=large)
+    stacked = (
+        f".st-key-{ROW_KEY} {{ container-type: inline-size; }}"
+        f" @container (max-width: {stack_below_px}px) {{ {stacked} }}"
+    )
+st.html(f"<style>{stacked}</style>")
 with st.container(key=ROW_KEY):
     main, side = st.columns(list(ROW_SHARES), gap="small")
 with side:
