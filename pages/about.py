@@ -17,7 +17,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import URL, chart_config, compact_layout, large_fonts, require_app_navigation, safe_block
+from pages.common import (
+    URL,
+    cache_runner,
+    chart_config,
+    compact_layout,
+    large_fonts,
+    require_app_navigation,
+    safe_block,
+)
+from pages.plotly_wire import wire_ready
 from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure, tuned_lr_figure
 
 require_app_navigation()
@@ -178,6 +187,33 @@ BENCHMARKS = (
 )
 
 
+@cache_runner(max_entries=8)
+def read_csv(path: str, mtime_ns: int) -> pd.DataFrame:
+    """The CSV at ``path`` as it was at ``mtime_ns`` (a rewritten file is read again)."""
+    return pd.read_csv(path)
+
+
+FINDINGS_FIGURES = {  # findings_chart's kinds: the figure of the CSV (and loss) it draws
+    "published": lambda df, loss, **view: published_curves_figure(df, loss, **view),
+    "paper": lambda df, loss, **view: paper_comparison_figure(df, loss, **view),
+    "tuned_lr": lambda df, loss, **view: tuned_lr_figure(df, **view),
+}
+
+
+@cache_runner(max_entries=16)
+def findings_chart(kind: str, path: str, mtime_ns: int, loss: str | None, large: bool, compact: bool):
+    """The ``kind`` figure (:data:`FINDINGS_FIGURES`) of the CSV at ``path``, built once per file
+    version and view, frozen and its JSON encoded once (``pages.plotly_wire.wire_ready``): a visitor,
+    or a rerun for another control, sends it without building it again."""
+    fig = FINDINGS_FIGURES[kind](read_csv(path, mtime_ns), loss, large=large, compact=compact)
+    return wire_ready(fig.freeze())
+
+
+def _findings_chart(kind: str, path: Path, loss: str | None = None):
+    """:func:`findings_chart` of the CSV at ``path`` as it is now, in this visitor's view."""
+    return findings_chart(kind, str(path), path.stat().st_mtime_ns, loss, large_fonts(), compact_layout())
+
+
 def long_controls_sentence(text: str) -> str | None:
     """The 1 000-step controls in one sentence, from ``controls_long.md``'s own table (its assembled
     tiny_transformer section: one row of "median [IQR] (escaped/seeds)" cells for Adam, DEO (paper),
@@ -313,9 +349,9 @@ with safe_block("The published curves"):
             "(`../shared/data/dimertrainer-eval-curves.csv` from the repository root)."
         )
     else:
-        curves = pd.read_csv(PUBLISHED_CSV)
+        curves = read_csv(str(PUBLISHED_CSV), PUBLISHED_CSV.stat().st_mtime_ns)
         st.plotly_chart(
-            published_curves_figure(curves, loss, large=large_fonts(), compact=compact_layout()),
+            _findings_chart("published", PUBLISHED_CSV, loss),
             key=f"{P}curves",
             config=chart_config(),
         )
@@ -343,9 +379,8 @@ with safe_block("Our paper runs"):
             "runs of the 0.80M GPT next to the published curves)."
         )
     else:
-        paper = pd.read_csv(PAPER_CSV)
         st.plotly_chart(
-            paper_comparison_figure(paper, loss, large=large_fonts(), compact=compact_layout()),
+            _findings_chart("paper", PAPER_CSV, loss),
             key=f"{P}paper",
             config=chart_config(),
         )
@@ -394,7 +429,7 @@ with safe_block("Tuned learning rates"):
         )
     else:
         st.plotly_chart(
-            tuned_lr_figure(pd.read_csv(TUNED_CSV), large=large_fonts(), compact=compact_layout()),
+            _findings_chart("tuned_lr", TUNED_CSV),
             key=f"{P}tuned",
             config=chart_config(),
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import inspect
 import json
 import math
@@ -561,6 +562,38 @@ def cache_bytes() -> int:
         return _CACHE_BYTES[0]
 
 
+# function id (:func:`_function_id`) -> its computations in flight and its counts, shared by every
+# definition of the function: Streamlit executes a page's file again at every run, so a function a
+# page decorates is a new object each time and must still find what earlier runs and other sessions
+# computed (with an id per object, the Dimer page recomputed its studies at every run)
+_FUNCTIONS: dict = {}
+
+
+def _function_id(fn: Callable) -> tuple[str, str, str]:
+    """What identifies a cached function across the runs of its page: its file, its qualified name
+    and a digest of its source (an edited function, in a server that reloads pages, starts afresh)."""
+    fn = inspect.unwrap(fn)
+    try:
+        source = inspect.getsource(fn).encode()
+    except (OSError, TypeError):  # no source file (defined in a REPL or by exec): its bytecode
+        source = fn.__code__.co_code
+    digest = hashlib.blake2b(source, digest_size=8).hexdigest()
+    return (fn.__code__.co_filename, fn.__qualname__, digest)
+
+
+def function_counts() -> dict[str, dict[str, int]]:
+    """``{"<file name>:<qualified name>": {"computations": n, "hits": n}}`` of every function
+    :func:`cache_runner` has decorated, summed over the versions of its source (a page's functions
+    are new objects at every run: their ``stats()`` are out of a test's reach)."""
+    out: dict[str, dict[str, int]] = {}
+    with _CACHE_LOCK:
+        for (path, name, _), shared in _FUNCTIONS.items():
+            total = out.setdefault(f"{path.rsplit('/', 1)[-1]}:{name}", {"computations": 0, "hits": 0})
+            for k, v in shared["counts"].items():
+                total[k] += v
+    return out
+
+
 def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) -> Callable:
     """A process-wide LRU cache of ``fn``'s results, shared by every session of the server.
 
@@ -571,12 +604,13 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     (:func:`release_memory`). A result only server sessions asked for goes once they have all left
     (:func:`drop_unused`); one asked for outside a session (serve.py's warm-up) stays.
 
-    The key is the arguments (lists, dicts and arrays made hashable); parameters whose name starts
-    with ``_`` (a progress callback) are not part of it. One computation per key: a session asking
-    for a key that another session is computing waits for that result instead of computing it again
-    (a class opening one link computes it once). Not ``st.cache_data``: that one forbids touching
-    an element made outside the cached function (the progress bar) while it runs, and copies
-    (unpickles) every hit. Results are shared, not copied: callers must not mutate them.
+    The key is the function (:func:`_function_id`, the same for the new function object that every
+    run of a page defines) and its arguments (lists, dicts and arrays made hashable); parameters
+    whose name starts with ``_`` (a progress callback) are not part of it. One computation per key:
+    a session asking for a key that another session is computing waits for that result instead of
+    computing it again (a class opening one link computes it once). Not ``st.cache_data``: that one
+    forbids touching an element made outside the cached function (the progress bar) while it runs,
+    and copies (unpickles) every hit. Results are shared, not copied: callers must not mutate them.
     ``wrapper.clear()`` empties this function's cache; ``wrapper.stats()`` gives ``computations``
     (calls of ``fn``), ``hits``, ``entries``, ``max_entries`` (its bound), ``bytes`` and
     ``session_entries`` (entries :func:`drop_unused` will drop once their sessions have left);
@@ -586,12 +620,14 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     if fn is None:
         return functools.partial(cache_runner, max_entries=max_entries)
     signature = inspect.signature(fn)
-    fid = object()
-    running: dict = {}  # key -> threading.Event of the computation in flight
-    counts = {"computations": 0, "hits": 0}
+    fid = _function_id(fn)
+    with _CACHE_LOCK:
+        shared = _FUNCTIONS.setdefault(fid, {"running": {}, "counts": {"computations": 0, "hits": 0}})
+    running: dict = shared["running"]  # key -> threading.Event of the computation in flight
+    counts = shared["counts"]
 
     def mine() -> list:
-        return [k for k in _CACHE if k[0] is fid]
+        return [k for k in _CACHE if k[0] == fid]
 
     def key_of(args, kwargs) -> tuple:
         bound = signature.bind(*args, **kwargs)

@@ -42,6 +42,7 @@ from pages.common import (
     safe_block,
     specs_to_json,
 )
+from pages.plotly_wire import wire_ready
 from viz import dimer_figs as figs
 from viz.palette import color_for
 
@@ -137,6 +138,104 @@ def _window(surface, point: tuple[float, float], zoom: float):
 
 def _markers(surface) -> list[figs.Marker]:
     return [figs.Marker(tuple(p.xy), p.kind, p.kind) for p in surface.stationary_points]
+
+
+# ------------------------------------------------------------------------------------ charts (cached)
+# Each chart is built once per configuration and view, frozen and its JSON encoded once
+# (``pages.plotly_wire.wire_ready``): a rerun that changes another control, and every later visitor
+# of the same link, sends it again without building it (Plotly's validation of a figure with
+# contours took most of the page's 1.2 s of server CPU per visit).
+
+
+@cache_runner(max_entries=16)
+def overview_chart(
+    surface_key: str,
+    point: tuple[float, float],
+    window: tuple[tuple[float, float], tuple[float, float]],
+    large: bool,
+    compact: bool,
+):
+    """``viz.dimer_figs.overview_figure`` of the whole surface with θ and the zoom ``window``."""
+    surface = landscapes.SURFACES[surface_key]
+    xs, ys, z = surface_grid(surface_key, surface.bounds)
+    fig = figs.overview_figure(
+        xs, ys, z, point, window, _markers(surface), surface.color_scale, surface.clip,
+        large=large, compact=compact,
+    )  # fmt: skip
+    return wire_ready(fig.freeze())
+
+
+@cache_runner(max_entries=16)
+def rotation_chart(
+    surface_key: str,
+    run: tuple,
+    window: tuple[tuple[float, float], tuple[float, float]],
+    large: bool,
+    compact: bool,
+):
+    """``viz.dimer_figs.rotation_figure`` of :func:`rotation_run` (``run``: its arguments after the
+    surface) in the zoom ``window``."""
+    surface = landscapes.SURFACES[surface_key]
+    zx, zy, zz = surface_grid(surface_key, window)
+    fig = figs.rotation_figure(
+        rotation_run(surface_key, *run), zx, zy, zz, figs.DIMER_COLOR, surface.color_scale,
+        surface.clip, click_grid=False, large=large, compact=compact,
+    )  # fmt: skip
+    return wire_ready(fig.freeze())
+
+
+@cache_runner(max_entries=16)
+def convergence_chart(surface_key: str, study: tuple, large: bool, compact: bool):
+    """``viz.dimer_figs.convergence_figure`` of :func:`rotation_convergence` (``study``: its arguments
+    after the surface) and the series it draws, in the runs' order."""
+    runs = rotation_convergence(surface_key, *study)
+    series = [
+        figs.ConvergenceSeries(
+            label=f"{r.rotation}, {r.scheme}",
+            color=figs.ROTATION_COLORS[r.rotation],
+            dash=figs.SCHEME_DASHES[r.scheme],
+            grad_evals=r.grad_evals,
+            curvature_error=r.curvature_error,
+            abs_cos=r.abs_cos,
+        )
+        for r in runs
+    ]
+    return wire_ready(figs.convergence_figure(series, large=large, compact=compact).freeze()), series
+
+
+@cache_runner(max_entries=16)
+def finite_difference_chart(
+    surface_key: str, point: tuple[float, float], angle_deg: float, large: bool, compact: bool
+):
+    """``viz.dimer_figs.finite_difference_figure`` of :func:`finite_difference_errors`."""
+    sweeps = finite_difference_errors(surface_key, point, angle_deg)
+    series = [
+        figs.FiniteDifferenceSeries(
+            label=f"{s.scheme}, {s.dtype}",
+            color=figs.SCHEME_COLORS[s.scheme],
+            dash=figs.DTYPE_DASHES[s.dtype],
+            hn_error=s.hn_error,
+            curvature_error=s.curvature_error,
+        )
+        for s in sweeps
+    ]
+    fig = figs.finite_difference_figure(sweeps[0].lengths, series, large=large, compact=compact)
+    return wire_ready(fig.freeze())
+
+
+@cache_runner(max_entries=16)
+def saddle_search_chart(race: tuple, large: bool, compact: bool):
+    """``viz.dimer_figs.saddle_search_figure`` of the saddle search on Müller–Brown (``race``: the
+    arguments of ``pages.common.cached_surface_race``, whose cached traces it draws)."""
+    trace = cached_surface_race(*race)[0]
+    mb = landscapes.SURFACES[SADDLE_SURFACE]
+    gx, gy, gz = surface_grid(SADDLE_SURFACE, mb.bounds)
+    path = trace.position if trace.position is not None else trace.position_2d
+    fig = figs.saddle_search_figure(
+        path, gx, gy, gz, color_for(SADDLE_PRESET), _markers(mb), trace.direction, mb.color_scale,
+        mb.clip, large=large, compact=compact,
+    )  # fmt: skip
+    return wire_ready(fig.freeze())
 
 
 def _show(fig, key: str, **kwargs):
@@ -336,22 +435,10 @@ large = large_fonts()
 compact = compact_layout()
 
 with safe_block("The overview"):
-    xs, ys, z = surface_grid(surface_key, surface.bounds)
     st.subheader("Pick θ")
     st.caption("Click the contour to move θ (the dashed square is the zoom window of the rotation view).")
     _show(
-        figs.overview_figure(
-            xs,
-            ys,
-            z,
-            point,
-            window,
-            _markers(surface),
-            surface.color_scale,
-            surface.clip,
-            large=large,
-            compact=compact,
-        ),
+        overview_chart(surface_key, point, window, large, compact),
         key=f"{P}pick",
         on_select=_pick_point,
         selection_mode="points",
@@ -362,17 +449,8 @@ tab_rotation, tab_compare, tab_length, tab_saddle = st.tabs(
 )
 
 with tab_rotation, safe_block("The rotation view"):
-    data = rotation_run(
-        surface_key,
-        point,
-        float(angle),
-        float(length),
-        rotation,
-        scheme,
-        plane,
-        float(step_rel),
-        int(iterations),
-    )
+    run = (point, float(angle), float(length), rotation, scheme, plane, float(step_rel), int(iterations))
+    data = rotation_run(surface_key, *run)
     summary = {
         "iterations": data.iterations,
         "grad_evals": data.grad_evals,
@@ -400,19 +478,7 @@ with tab_rotation, safe_block("The rotation view"):
         st.caption(
             f"sd rotation step η_rot = {summary['rotation_step']:.4g}; λ = ({lam[0]:.4g}, {lam[1]:.4g})."
         )
-    zx, zy, zz = surface_grid(surface_key, window)
-    fig = figs.rotation_figure(
-        data,
-        zx,
-        zy,
-        zz,
-        figs.DIMER_COLOR,
-        surface.color_scale,
-        surface.clip,
-        click_grid=False,
-        large=large,
-        compact=compact,
-    )
+    fig = rotation_chart(surface_key, run, window, large, compact)
     _show(fig, key=f"{P}rotation_fig")
     st.caption(
         "Press ▶ or drag the slider: frame k shows the dimer N_k (not to scale: its true length is ΔR "
@@ -444,21 +510,9 @@ with tab_rotation, safe_block("The rotation view"):
     download_buttons("dimer-rotation", config, html=lambda: fig.to_html(include_plotlyjs=True))
 
 with tab_compare, safe_block("The sd vs fourier comparison"):
-    runs = rotation_convergence(
-        surface_key, point, float(angle), float(length), plane, float(step_rel), int(iterations)
-    )
-    series = [
-        figs.ConvergenceSeries(
-            label=f"{r.rotation}, {r.scheme}",
-            color=figs.ROTATION_COLORS[r.rotation],
-            dash=figs.SCHEME_DASHES[r.scheme],
-            grad_evals=r.grad_evals,
-            curvature_error=r.curvature_error,
-            abs_cos=r.abs_cos,
-        )
-        for r in runs
-    ]
-    compare_fig = figs.convergence_figure(series, large=large, compact=compact)
+    study = (point, float(angle), float(length), plane, float(step_rel), int(iterations))
+    runs = rotation_convergence(surface_key, *study)
+    compare_fig, series = convergence_chart(surface_key, study, large, compact)
     _show(compare_fig, key=f"{P}compare_fig")
     st.caption(
         "Same θ, N₀ and ΔR for all four. fourier jumps to the minimum of its curvature model (one "
@@ -482,17 +536,7 @@ with tab_compare, safe_block("The sd vs fourier comparison"):
 
 with tab_length, safe_block("The finite-difference view"):
     sweeps = finite_difference_errors(surface_key, point, float(angle))
-    fd_series = [
-        figs.FiniteDifferenceSeries(
-            label=f"{s.scheme}, {s.dtype}",
-            color=figs.SCHEME_COLORS[s.scheme],
-            dash=figs.DTYPE_DASHES[s.dtype],
-            hn_error=s.hn_error,
-            curvature_error=s.curvature_error,
-        )
-        for s in sweeps
-    ]
-    fd_fig = figs.finite_difference_figure(sweeps[0].lengths, fd_series, large=large, compact=compact)
+    fd_fig = finite_difference_chart(surface_key, point, float(angle), large, compact)
     _show(fd_fig, key=f"{P}fd_fig")
     best = {f"{s.scheme}, {s.dtype}": s.best_length for s in sweeps}
     st.caption(
@@ -544,17 +588,8 @@ with tab_saddle:
     start = tuple(minima[start_index].xy)
     with safe_block("The saddle search"):
         report, close = progress_reporter("Climbing…")
-        traces = cached_surface_race(
-            SADDLE_SURFACE,
-            "",
-            start,
-            None,
-            specs_to_json([spec]),
-            int(steps),
-            int(seed),
-            None,
-            _progress=report,
-        )
+        race = (SADDLE_SURFACE, "", start, None, specs_to_json([spec]), int(steps), int(seed), None)
+        traces = cached_surface_race(*race, _progress=report)
         close()
         trace = traces[0]
         path = trace.position if trace.position is not None else trace.position_2d
@@ -591,20 +626,7 @@ with tab_saddle:
                 f"{distance:.3g} away; final ‖g‖ = {trace.grad_norm[-1]:.2g}). From this minimum the "
                 "softest direction may lead out of the window."
             )
-        gx, gy, gz = surface_grid(SADDLE_SURFACE, mb.bounds)
-        ss_fig = figs.saddle_search_figure(
-            path,
-            gx,
-            gy,
-            gz,
-            color_for(SADDLE_PRESET),
-            _markers(mb),
-            trace.direction,
-            mb.color_scale,
-            mb.clip,
-            large=large,
-            compact=compact,
-        )
+        ss_fig = saddle_search_chart(race, large, compact)
         _show(ss_fig, key=f"{P}ss_fig")
         st.caption(
             "Contour colours clipped (Müller–Brown's walls reach thousands). Crosses: the listed "

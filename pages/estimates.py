@@ -7,8 +7,9 @@ for this configuration? Is the estimate (``deo.estimate``: the request's gradien
 ``RUN_BUTTON_SECONDS``? If any of these, it runs as before; otherwise it shows the estimate and a
 primary Run button and computes nothing until that is pressed.
 
-The Networks race and slice are cached here, in a module (a function decorated in the page script
-would be a new cache on every rerun: ``cache_runner`` keys on the decorated function).
+The Networks race and slice are cached here, in a module the page and ``pages.network_charts``
+import (``cache_runner`` keys a function on its file, name and source, so a page script's own
+cached functions would share their cache across reruns too).
 """
 
 from __future__ import annotations

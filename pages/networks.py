@@ -19,7 +19,6 @@ from deo.problems import network_escape_level
 from deo.race import EXACT_HESSIAN_MAX_PARAMS, VECTOR_MAX_DIM
 from landscapes.trajectory_slices import SLICE_PLANES, slice_plan
 from pages.common import (
-    LOSS_SIDES,
     URL,
     chart_columns,
     chart_config,
@@ -41,6 +40,7 @@ from pages.estimates import (
     network_slice,
     should_run,
 )
+from pages.network_charts import diagnostics_charts, loss_charts, slice_charts
 from pages.request_budget import check_network_race
 from viz import network_figs as figs
 from viz.overlap import hidden_sentences
@@ -217,13 +217,7 @@ if traces:
     )
     with tab_loss, safe_block("The loss curves"):
         col_a, col_b = chart_columns(2, compact)
-        covered = {side: figs.covered_curves(traces, x_axis, log_y) for side, x_axis in LOSS_SIDES}
-        loss_steps, loss_evals = (
-            figs.loss_figure(
-                traces, x_axis, log_y, net.plateau, large=large, covered=covered[side], compact=compact
-            )
-            for side, x_axis in LOSS_SIDES
-        )
+        loss_steps, loss_evals, covered = loss_charts(race_args, log_y, net.plateau, large, compact)
         col_a.plotly_chart(loss_steps, key=f"{P}loss_steps", config=chart_config())
         col_b.plotly_chart(loss_evals, key=f"{P}loss_evals", config=chart_config())
         st.caption(
@@ -242,25 +236,16 @@ if traces:
                 f"{n_params} parameters: the exact Hessian (and so λ_min, v_min and |cos|) is computed "
                 f"only up to {EXACT_HESSIAN_MAX_PARAMS} parameters. The dimer's own curvature C is shown."
             )
-        st.plotly_chart(
-            figs.curvature_figure(traces, large=large, compact=compact),
-            key=f"{P}curvature",
-            config=chart_config(),
-        )
+        curvature_fig, cos_fig, removed_fig = diagnostics_charts(race_args, large, compact)
+        st.plotly_chart(curvature_fig, key=f"{P}curvature", config=chart_config())
         st.caption(
             "Solid: the dimer's curvature estimate C = D·N at each step; dotted: the exact smallest "
             "Hessian eigenvalue λ_min at the same weights. C ≈ λ_min means the dimer found the min mode."
         )
         col_a, col_b = chart_columns(2, compact)
-        col_a.plotly_chart(
-            figs.cos_figure(traces, large=large, compact=compact), key=f"{P}cos", config=chart_config()
-        )
+        col_a.plotly_chart(cos_fig, key=f"{P}cos", config=chart_config())
         col_a.caption("|cos∠(N, v_min)|: 1 when the dimer orientation N is the exact min eigenvector.")
-        col_b.plotly_chart(
-            figs.removed_fraction_figure(traces, large=large, compact=compact),
-            key=f"{P}removed",
-            config=chart_config(),
-        )
+        col_b.plotly_chart(removed_fig, key=f"{P}removed", config=chart_config())
         col_b.caption("(g·N)²/‖g‖²: the share of the squared gradient along N that DEO removes (α = 1).")
 
     with tab_slice, safe_block("The 2-D slice"):
@@ -272,28 +257,22 @@ if traces:
         slice_report, slice_close = progress_reporter("Evaluating the loss on the plane…")
         sl = network_slice(*slice_args, _traces=traces, _progress=slice_report)
         slice_close()
-
-        def slice_fig(compact: bool):
-            return figs.slice_figure(
-                sl.alphas, sl.betas, sl.z, traces, sl.paths, sl.description, log_z=log_y, large=large,
-                compact=compact,
-            )  # fmt: skip
-
+        slice_fig, true_loss_fig = slice_charts(race_args, slice_args, log_y, large, compact)
         if compact:  # the figure's own title ran off a phone's chart: the same words above it
             st.caption(f"**{sl.description}**  \n*{figs.SLICE_CAUTION}*")
-        st.plotly_chart(slice_fig(compact), key=f"{P}slice", config=chart_config())
-        st.plotly_chart(
-            figs.trajectory_loss_figure(traces, sl.path_losses, log_y, large=large),
-            key=f"{P}true_loss",
-            config=chart_config(),
-        )
+        st.plotly_chart(slice_fig, key=f"{P}slice", config=chart_config())
+        st.plotly_chart(true_loss_fig, key=f"{P}true_loss", config=chart_config())
         st.caption(
             "Solid: the true training loss along each trajectory. Dashed: the slice's loss at the "
             "projected point. Where they differ the trajectory has left the plane: the 2-D picture is "
             "only a shadow of the path."
         )
         download_buttons(  # the export carries its title, whatever the screen
-            "networks-slice", config, html=lambda: slice_fig(False).to_html(include_plotlyjs=True)
+            "networks-slice",
+            config,
+            html=lambda: slice_charts(race_args, slice_args, log_y, large, False)[0].to_html(
+                include_plotlyjs=True
+            ),
         )
 
     with tab_table:

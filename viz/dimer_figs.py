@@ -32,7 +32,7 @@ from viz.palette import (
     STATIONARY_SYMBOLS,
     style_figure,
 )
-from viz.surface_figs import AnimatedFigure, _png_data_uri
+from viz.surface_figs import AnimatedFigure, FrozenFigure, _png_data_uri
 
 if TYPE_CHECKING:  # the study's result type only: viz imports no torch
     from deo.dimer_studies import RotationRun
@@ -193,7 +193,7 @@ def overview_figure(
     """The whole surface with the chosen point θ, the zoom ``window`` as a rectangle, the listed
     stationary points and an invisible click grid (a click on the contour picks θ). ``compact`` (a
     phone): the colour bar lies flat under the plot, which then gets the chart's width."""
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.dimer caches it frozen)
     contour = contour_trace(xs, ys, z, color_scale, clip)
     if compact:
         title = contour.colorbar.title.text
@@ -379,6 +379,8 @@ def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
                 trace.line.width = 0
                 for axis in (image["xref"], image["yref"]):  # "x", "y2", ... → layout.xaxis, .yaxis2
                     fig.layout[f"{axis[0]}axis{axis[1:]}"].update(showgrid=False, zeroline=False)
+    if isinstance(fig, AnimatedFigure):  # built as one: framed in place (a copy validates it all again)
+        return fig.set_frames(frames)
     return AnimatedFigure(fig, plain_frames=frames)
 
 
@@ -509,6 +511,7 @@ def rotation_figure(
 
     right = {"row": 2, "col": 1} if compact else {"row": 1, "col": 2}
     fig = make_subplots(
+        figure=AnimatedFigure(),  # framed in place by with_frames
         rows=2 if compact else 1,
         cols=1 if compact else 2,
         horizontal_spacing=0.2 if large else 0.16,  # projector tick labels ("−800") and the y title
@@ -725,6 +728,7 @@ def convergence_figure(
 
     order = sorted(titles, key=lambda rc: tuple(at(*rc).values()))
     fig = make_subplots(
+        figure=FrozenFigure(),
         rows=4 if compact else 2,
         cols=1 if compact else 2,
         shared_xaxes=False if compact else "columns",
@@ -806,6 +810,7 @@ def finite_difference_figure(
         return {"row": panel, "col": 1} if compact else {"row": 1, "col": panel}
 
     fig = make_subplots(
+        figure=FrozenFigure(),
         rows=2 if compact else 1,
         cols=1 if compact else 2,
         horizontal_spacing=0.1,
@@ -874,7 +879,7 @@ def saddle_search_figure(
         if directions.shape != path.shape:
             raise ValueError(f"directions must have the shape of path {path.shape}, got {directions.shape}")
     half = 0.04 * min(xs[-1] - xs[0], ys[-1] - ys[0])
-    fig = go.Figure()
+    fig = AnimatedFigure()  # framed in place by with_frames
     background = contour_trace(xs, ys, z, color_scale, clip)
     background.showscale = not compact
     fig.add_trace(background)

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 
 from viz.dimer_figs import finish, legend_below, rounded
 from viz.palette import LEGEND_ABOVE, PRESET_COLORS, color_for, legend_label
+from viz.surface_figs import FrozenFigure
 
 CURVE_COLUMNS = ("model", "optimizer", "step", "train_loss", "val_loss")
 COUPLED_WEIGHT_DECAY = ("adam", "sgd")  # the published baselines with coupled L2 weight decay 0.1
@@ -57,6 +58,7 @@ def published_curves_figure(
         raise ValueError(f"loss must be 'val_loss' or 'train_loss', got {loss!r}")
     models = list(dict.fromkeys(df["model"]))
     fig = make_subplots(
+        figure=FrozenFigure(),  # a go.Figure until frozen (pages.about caches it frozen)
         rows=len(models) if compact else 1,
         cols=1 if compact else len(models),
         shared_yaxes=not compact,
@@ -154,7 +156,7 @@ def paper_comparison_figure(
     if ours.empty:
         raise ValueError("paper CSV has no rows of our own runs (source == 'ours')")
     last_step = float(ours["step"].max())
-    fig = go.Figure()
+    fig = FrozenFigure()
     for (source, name), rows in df.groupby(["source", "optimizer"], sort=True):
         rows = rows[rows["step"] <= last_step * 1.05].sort_values("step")
         if rows.empty:
@@ -206,7 +208,7 @@ def tuned_lr_figure(df: pd.DataFrame, large: bool = False, compact: bool = False
     cols = 1 if compact else min(2 if large else 3, len(problems))  # projector fonts: two a row
     rows = -(-len(problems) // cols)
     titles = [_wrapped(p) for p in problems]  # two lines: side by side, long ones ran together
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
+    fig = make_subplots(figure=FrozenFigure(), rows=rows, cols=cols, subplot_titles=titles,
                         horizontal_spacing=0.12 if large else 0.07,
                         vertical_spacing=0.4 / rows if compact or large else 0.18)  # fmt: skip
     decade_labels = []  # per panel: whether its y values span two powers of ten (see below)

@@ -38,7 +38,7 @@ from viz.palette import (
     legend_label,
     rgba,
 )
-from viz.surface_figs import label_inside, loss_window, plot_bounds
+from viz.surface_figs import AnimatedFigure, FrozenFigure, label_inside, loss_window, plot_bounds
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
 LINE_PX = 2.5
@@ -133,7 +133,7 @@ def loss_figure(
     has it already for a caption) is drawn :data:`COVERED_WIDTH` wide, so its colour shows as a band
     on both sides of the one on top.
     """
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.network_charts caches it frozen)
     if covered is None:
         covered = covered_curves(traces, x_axis, log_y)
     hidden = {name for name, _, _ in covered}
@@ -195,7 +195,7 @@ def curvature_figure(traces: Sequence[Trace], large: bool = False, compact: bool
 
     When no trace has an exact λ_min (too many parameters for the exact Hessian), a note says so.
     """
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.network_charts caches it frozen)
     has_exact = False
     has_dimer = False
     for trace in traces:
@@ -231,7 +231,7 @@ def curvature_figure(traces: Sequence[Trace], large: bool = False, compact: bool
 def _unit_interval_figure(
     traces: Sequence[Trace], field: str, y_title: str, empty_note: str, large: bool, compact: bool = False
 ) -> go.Figure:
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.network_charts caches it frozen)
     shown = False
     for trace in traces:
         values = getattr(trace, field)
@@ -291,7 +291,7 @@ def slice_figure(
         raise ValueError(f"need one path per trace, got {len(paths)} paths for {len(traces)} traces")
     z = np.asarray(z, dtype=np.float64)
     shown = np.log10(np.maximum(z, 1e-12)) if log_z else z
-    fig = go.Figure()
+    fig = AnimatedFigure()  # framed in place by with_frames; pages.network_charts freezes it
     background = contour_trace(
         alphas,
         betas,
@@ -404,7 +404,7 @@ def trajectory_loss_figure(
     the plane. The legend names each run once (its slice line toggles with it) and keys the thin
     dashed line once: eight entries pushed a projector's plot down to ≈ 80 px and scrolled. A run
     that a later one covers is drawn as a band, as on :func:`loss_figure`."""
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.network_charts caches it frozen)
     hidden = {name for name, _, _ in covered_curves(traces, "steps", log_y)}
     for i, trace in enumerate(traces):
         name = legend_label(trace.label)

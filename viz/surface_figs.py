@@ -130,6 +130,11 @@ class AnimatedFigure(FrozenFigure):
         self._plain_frames = list(plain_frames or [])
         self._plain_layout = dict(plain_layout or {})
 
+    def set_frames(self, frames: list[dict]) -> AnimatedFigure:
+        """Replace the animation frames (plain dicts) in place, before :meth:`freeze`; returns ``self``."""
+        self._plain_frames = list(frames)
+        return self
+
     def _fresh_dict(self) -> dict:
         out = super()._fresh_dict()
         if self._plain_frames:
