@@ -74,9 +74,12 @@ def launcher_command(name: str) -> list[str] | None:
 class Server:
     """``streamlit run app.py`` on 127.0.0.1:port; CPU and RSS from /proc."""
 
-    def __init__(self, env_extra: dict | None = None, launcher: list[str] | None = None):
+    def __init__(
+        self, env_extra: dict | None = None, launcher: list[str] | None = None, cwd: Path = ROOT
+    ):
         """``launcher``: the command before the server options (default ``streamlit run app.py``;
-        ``benchmarks/app.py`` also starts ``python serve.py``)."""
+        ``benchmarks/app.py`` also starts ``python serve.py``); ``cwd``: the checkout it serves
+        (``benchmarks/page_visitors.py`` serves a baseline checkout beside this one)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir = ROOT / "artifacts"
@@ -89,7 +92,7 @@ class Server:
              "--server.address", "127.0.0.1", "--server.port", str(self.port),
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
              "--server.runOnSave", "false"],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 120
         while True:
