@@ -10,7 +10,6 @@ A diverged run is drawn up to its last finite row and marked with a cross and "d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,7 +27,7 @@ from viz.dimer_figs import (
     with_frames,
 )
 from viz.frames import MAX_FRAMES, frame_rows
-from viz.overlap import BAND_SCALE, Drawn, hidden_curves
+from viz.overlap import BAND_SCALE
 from viz.palette import (
     EXACT_COLOR,
     LEGEND_ABOVE,
@@ -36,23 +35,19 @@ from viz.palette import (
     dash_for,
     legend_above,
     legend_label,
+    line_width,
     rgba,
 )
-from viz.surface_figs import AnimatedFigure, FrozenFigure, label_inside, loss_window, plot_bounds
+from viz.surface_figs import AnimatedFigure, FrozenFigure, hidden_loss_curves
+from viz.surface_figs import loss_figure as surface_loss_figure
 
 X_AXES = {"steps": "step", "grad_evals": "gradient evaluations"}
-LINE_PX = 2.5
+LINE_PX = line_width()  # the loss charts' width (viz.palette), also on the other charts here
 COVERED_WIDTH = BAND_SCALE * LINE_PX  # px: a covered curve is drawn this wide, a band around the one on top
 SLICE_CAUTION = (
     "A 2-D slice of a high-dimensional loss can mislead: the contour is the loss on the plane, "
     "a projected point's contour value is not its loss."
 )
-
-
-def _x_values(trace: Trace, x_axis: str) -> ndarray:
-    if x_axis not in X_AXES:
-        raise ValueError(f"x_axis must be one of {tuple(X_AXES)}, got {x_axis!r}")
-    return trace.steps if x_axis == "steps" else trace.grad_evals
 
 
 def _line(trace: Trace, x: ndarray, y: ndarray, **kwargs) -> go.Scatter:
@@ -64,55 +59,25 @@ def _line(trace: Trace, x: ndarray, y: ndarray, **kwargs) -> go.Scatter:
     return go.Scatter(x=rounded(x), y=rounded(y), mode="lines", legendgroup=trace.label, line=style, **kwargs)
 
 
-def _diverged_marker(
-    trace: Trace,
-    x: ndarray,
-    y: ndarray,
-    bounds: tuple[float, float, float, float] | None = None,
-    log: bool = False,
-) -> go.Scatter | None:
-    """A cross at the last finite row of a diverged run (None for the others); its label turned
-    toward the inside of the plot ``bounds`` (``viz.surface_figs.label_inside``) when given."""
-    if trace.status != "diverged":
-        return None
-    finite = np.flatnonzero(np.isfinite(y))
-    if finite.size == 0:
-        return None
-    i = finite[-1]
-    position = "top center" if bounds is None else label_inside(float(x[i]), float(y[i]), bounds, log)
-    return go.Scatter(
-        x=rounded([x[i]]),
-        y=rounded([y[i]]),
-        mode="markers+text",
-        text=["diverged"],
-        textposition=position,
-        legendgroup=trace.label,
-        showlegend=False,
-        marker={"symbol": "x", "size": 14, "color": color_for(trace.key)},
-        hovertemplate=f"{trace.label} diverged at step {trace.stop_step}<extra></extra>",
-    )
-
-
 def _positive_floor(values: ndarray) -> ndarray:
     """Values ≤ 0 become NaN (gaps) on a log axis."""
     values = np.asarray(values, dtype=np.float64)
     return np.where(values > 0, values, np.nan)
 
 
+def _x_name(x_axis: str) -> str:
+    if x_axis not in X_AXES:
+        raise ValueError(f"x_axis must be one of {tuple(X_AXES)}, got {x_axis!r}")
+    return x_axis
+
+
 def covered_curves(
     traces: Sequence[Trace], x_axis: str = "steps", log_y: bool = False
 ) -> list[tuple[str, str, float]]:
     """The loss curves that a curve drawn later (on top) hides on :func:`loss_figure`'s chart:
-    ``(hidden, on top, largest |Δ loss|)`` with the runs' legend names (:func:`viz.overlap.hidden_curves`
-    of the curves as drawn; loss on a log axis as log₁₀ loss; the rows compared need not be the
-    same: a run records its escape step too)."""
-    curves = []
-    for trace in traces:
-        loss = np.asarray(trace.loss, dtype=np.float64)
-        y = np.log10(_positive_floor(loss)) if log_y else loss
-        x = np.asarray(_x_values(trace, x_axis), dtype=np.float64)
-        curves.append(Drawn(legend_label(trace.label), x, y, loss, dash_for(trace.key) == "solid"))
-    return hidden_curves(curves)
+    ``(hidden, on top, largest |Δ loss|)`` with the runs' legend names
+    (``viz.surface_figs.hidden_loss_curves``)."""
+    return hidden_loss_curves(traces, _x_name(x_axis), log_y)
 
 
 def loss_figure(
@@ -124,48 +89,14 @@ def loss_figure(
     covered: list[tuple[str, str, float]] | None = None,
     compact: bool = False,
 ) -> go.Figure:
-    """Training loss of every optimizer against steps or cumulative gradient evaluations. The legend
-    sits in rows above the plot, below the toolbar where the view shows one (not ``large`` nor
-    ``compact``, a phone's; ``viz.palette.legend_above``).
-
-    ``plateau`` (the problem's known plateau value, ``NETWORKS.md``) is drawn as a dotted line. A
-    curve that a later one covers (:func:`covered_curves`; ``covered``: its result, when the caller
-    has it already for a caption) is drawn :data:`COVERED_WIDTH` wide, so its colour shows as a band
-    on both sides of the one on top.
-    """
-    fig = FrozenFigure()  # a go.Figure until frozen (pages.network_charts caches it frozen)
-    if covered is None:
-        covered = covered_curves(traces, x_axis, log_y)
-    hidden = {name for name, _, _ in covered}
-    # a diverged run never rescales the plot (its 1e298 flattened every other curve onto the axis):
-    # the y range is the other runs' and the diverged runs' starts, and a diverged curve is clipped
-    window = loss_window(traces, 0.0, log_y)
-    drawn = []
-    for trace in traces:
-        x = _x_values(trace, x_axis)
-        y = _positive_floor(trace.loss) if log_y else np.asarray(trace.loss, dtype=np.float64)
-        drawn.append((trace, x, np.clip(y, *window) if window is not None else y))
-    bounds = plot_bounds([x for _, x, _ in drawn], [y for _, _, y in drawn], window, log_y)
-    if window is not None:
-        fig.update_yaxes(range=list(bounds[2:]))
-    for trace, x, y in drawn:
-        wide = {"line": {"width": COVERED_WIDTH}} if legend_label(trace.label) in hidden else {}
-        fig.add_trace(_line(trace, x, y, **wide))
-        marker = _diverged_marker(trace, x, y, bounds, log_y)
-        if marker is not None:
-            fig.add_trace(marker)
-    if plateau is not None and (plateau > 0 or not log_y):
-        fig.add_hline(y=plateau, line={"color": EXACT_COLOR, "dash": "dot", "width": 1.5})
-        # its label as an annotation of its own: add_hline's label on a log axis is placed at
-        # 10^plateau (log units; "plateau 7" at 10⁷, which stretched the axis and squashed the curves)
-        fig.add_annotation(
-            x=1, xref="x domain", xanchor="right",
-            y=math.log10(plateau) if log_y else plateau, yref="y", yanchor="bottom",
-            text=f"plateau {plateau:.4g}", showarrow=False, font={"color": EXACT_COLOR},
-        )  # fmt: skip
-    fig.update_xaxes(title_text=X_AXES[x_axis])
-    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", exponentformat="power")
-    return _finish_above(fig, large, compact, 440)
+    """Training loss of every optimizer against steps or cumulative gradient evaluations: the loss
+    chart of ``viz.surface_figs.loss_figure`` (one definition for both pages: a diverged run never
+    rescales it, a covered curve is drawn as a band, the legend sits in rows above the plot) with the
+    problem's known ``plateau`` (``NETWORKS.md``) as a dotted line, 440 px tall."""
+    return surface_loss_figure(
+        traces, _x_name(x_axis), log_y, large=large, height=440, compact=compact, plateau=plateau,
+        covered=covered,
+    )  # fmt: skip
 
 
 def _finish_above(fig: go.Figure, large: bool, compact: bool, height: int) -> go.Figure:

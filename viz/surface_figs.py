@@ -1300,6 +1300,8 @@ def loss_figure(
     large: bool = False,
     height: int | None = None,
     compact: bool = False,
+    plateau: float | None = None,
+    covered: list[tuple[str, str, float]] | None = None,
 ) -> go.Figure:
     """Loss of every run against ``x`` = ``"steps"`` or ``"grad_evals"`` (cumulative gradient
     evaluations of the algorithm). ``log``: a log y axis; when some loss is ≤ 0 the curves show
@@ -1312,9 +1314,15 @@ def loss_figure(
     runs' starts), a diverged curve is clipped to it, and its last point is marked ▲/▼ "diverged"
     with the value it reached in the hover text. A run that a later one covers
     (:func:`hidden_loss_curves`) is drawn ``viz.overlap.BAND_SCALE`` times as wide: a band around
-    the one on top."""
+    the one on top; ``covered``: that list (:func:`hidden_loss_curves`) when the caller has it already
+    for a caption.
+
+    ``plateau`` (a network problem's known plateau loss, ``NETWORKS.md``) is drawn as a dotted line
+    labelled at its right end. The Surfaces and the Networks pages both draw their loss charts here."""
     shift, window, ytitle, drawn = _drawn_losses(traces, x, log)
-    hidden = {name for name, _, _ in hidden_curves(_overlap_curves(drawn, log))}
+    if covered is None:
+        covered = hidden_curves(_overlap_curves(drawn, log))
+    hidden = {name for name, _, _ in covered}
     bounds = plot_bounds([xs for _, _, xs, _ in drawn], [y for _, _, _, y in drawn], window, log)
     fig = FrozenFigure()  # a go.Figure until frozen (pages.common caches it frozen)
     for t, _, xs, y in drawn:
@@ -1371,6 +1379,15 @@ def loss_figure(
                     "<extra></extra>",
                 )
             )
+    if plateau is not None and (plateau + shift > 0 or not log):
+        level = plateau + shift
+        fig.add_hline(y=level, line={"color": EXACT_COLOR, "dash": "dot", "width": 1.5})
+        # its label as an annotation of its own: add_hline's label on a log axis is placed at
+        # 10^plateau (log units; "plateau 7" at 10⁷, which stretched the axis and squashed the curves)
+        fig.add_annotation(
+            x=1, xref="x domain", xanchor="right", y=math.log10(level) if log else level, yref="y",
+            yanchor="bottom", text=f"plateau {plateau:.4g}", showarrow=False, font={"color": EXACT_COLOR},
+        )  # fmt: skip
     yaxis: dict = {"title": {"text": ytitle}, "type": "log" if log else "linear"}
     if window is not None:
         yaxis["range"] = [math.log10(v) for v in window] if log else list(window)
