@@ -10,6 +10,7 @@ from deo.estimate import escape_map_estimate
 from pages.common import (
     DEFAULT_SURFACE,
     URL,
+    cache_runner,
     cached_escape_map,
     chart_config,
     compact_layout,
@@ -27,6 +28,7 @@ from pages.common import (
     specs_to_json,
 )
 from pages.estimates import escape_map_seconds_per_row_eval, should_run
+from pages.plotly_wire import wire_ready
 from pages.request_budget import check_map
 from viz.escape_figs import escape_histogram, escape_maps_figure
 from viz.palette import legend_label
@@ -41,6 +43,21 @@ DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape", "deo_escape_random"]
 SADDLE_KINDS = ("saddle", "degenerate")
 RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 5, 100, 30
 STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 2000, 300
+
+
+@cache_runner(max_entries=16)
+def escape_charts(map_args: tuple, mode: str, minima: tuple, large: bool, compact: bool):
+    """``(maps, histogram)``: the figures of ``cached_escape_map(*map_args)`` (a cache hit: the page
+    asks for it first, with its progress bar) in this view, built once per map and view, frozen and
+    their JSON encoded once (``pages.plotly_wire.wire_ready``), for every rerun and visitor."""
+    xs, ys, results = cached_escape_map(*map_args)
+    steps, saddle = map_args[6], map_args[2]
+    maps = escape_maps_figure(
+        xs, ys, results, mode=mode, steps_budget=steps, saddle=saddle, minima=list(minima), large=large,
+        compact=compact,
+    )  # fmt: skip
+    histogram = escape_histogram(results, steps_budget=steps, large=large, compact=compact)
+    return wire_ready(maps.freeze()), wire_ready(histogram.freeze())
 
 
 def _surfaces_with_saddles() -> dict:
@@ -180,22 +197,9 @@ minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
 
 # on a phone or a projector the toolbar would sit on the titles and the legend; pinch-zoom remains
 plot_config = chart_config()
+maps_fig, histogram = escape_charts(map_args, mode, tuple(map(tuple, minima)), large, compact)
 with safe_block("The escape maps"):
-    st.plotly_chart(
-        escape_maps_figure(
-            xs,
-            ys,
-            results,
-            mode=mode,
-            steps_budget=int(steps),
-            saddle=saddle.xy,
-            minima=minima,
-            large=large,
-            compact=compact,
-        ),
-        key="escape_maps",
-        config=plot_config,
-    )
+    st.plotly_chart(maps_fig, key="escape_maps", config=plot_config)
     control_names = [short for name in results if (short := legend_label(name)) != name]
     if control_names:
         st.caption(
@@ -206,7 +210,6 @@ with safe_block("The escape maps"):
     if clipping := clip_note(config["clip"], specs):
         st.caption(clipping)
 with safe_block("The histogram"):
-    histogram = escape_histogram(results, steps_budget=int(steps), large=large, compact=compact)
     st.plotly_chart(histogram, key="escape_hist", config=plot_config)
     st.caption(
         "Steps to escape over all starts; starts that never escaped within the budget are not counted."

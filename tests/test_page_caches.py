@@ -126,3 +126,13 @@ def test_a_second_visitor_of_the_networks_page_builds_no_figure():
     # the loss and slice charts are drawn on a log axis; the diagnostics do not depend on it
     assert [f.stats()["computations"] for f in charts] == [built[0] + 1, built[1], built[2] + 1]
     assert network_race.stats()["computations"] == races
+
+
+def test_a_second_visitor_of_the_escape_map_builds_no_figure():
+    run = page_runner("escape_map.py", 240)
+    link = {"em.resolution": "6", "em.steps": "23", "em.seed": "11"}  # a map of its own
+    assert_clean(run(**link))
+    first = counts_of("escape_map.py")
+    assert first.get("escape_charts", 0) >= 1
+    assert_clean(run(**link))
+    assert counts_of("escape_map.py") == first

@@ -34,6 +34,7 @@ from viz.palette import (
     marker_size,
     style_figure,
 )
+from viz.surface_figs import FrozenFigure
 
 NEVER_COLOR = "#ffffff"  # steps mode: never escaped (drawn as cells, never the background)
 FRAME_COLOR = "#bdbdbd"  # the background under the maps (and, in basin mode, "no listed minimum")
@@ -96,6 +97,7 @@ def escape_maps_figure(
     if panel_height is None:  # one row: 380 px; more rows: lower, so two rows fit a 900 px screen
         panel_height = COMPACT_PANEL_HEIGHT if compact else (PANEL_HEIGHT if rows == 1 else ROWS_PANEL_HEIGHT)
     fig = make_subplots(
+        figure=FrozenFigure(),  # a go.Figure until frozen (pages.escape_map caches it frozen)
         rows=rows,
         cols=cols,
         subplot_titles=[legend_label(name) for name in names],
@@ -325,7 +327,7 @@ def escape_histogram(
     ``compact`` (a phone) and ``large`` (projector fonts, where "DEO-escape: random N (900/900
     escaped)" beside the plot left it ≈ 140 px of a 780 px chart): the legend in rows above the
     plot, which then gets the chart's width, and the figure a row taller per run."""
-    fig = go.Figure()
+    fig = FrozenFigure()  # a go.Figure until frozen (pages.escape_map caches it frozen)
     for name, r in results.items():
         steps = r.steps_to_escape[np.isfinite(r.steps_to_escape)]
         fig.add_trace(
