@@ -223,7 +223,8 @@ if traces:
         st.caption(
             ("Above against steps, below" if compact else "Left against steps, right")
             + " against gradient evaluations (a dimer optimizer pays extra gradients at its rotation "
-            "events). Dotted: the problem's plateau loss (landscapes/networks.py)."
+            "events). Dotted: the problem's plateau loss (landscapes/networks.py); ×: a run's escape step "
+            "(its loss first below half the plateau)."
             + hidden_sentences(covered, stacked=compact)
         )
         download_buttons(
