@@ -46,7 +46,11 @@ MAP = ("saddle_plateau", "", (0.0, 0.0), ((-1.0, 1.0), (-1.0, 1.0)))  # surface,
 
 @pytest.fixture(scope="module")
 def pool():
+    """A fresh pool: earlier tests' jobs (pages run theirs in the same process-wide pool) would count
+    towards a worker's ``TASKS_PER_CHILD``, and a worker retired after this module's first jobs is
+    no longer among ``worker_pids()``."""
     torch.set_num_threads(1)  # as the app's script threads and the workers run
+    workers.shutdown()
     yield
     workers.shutdown()
 
