@@ -472,6 +472,11 @@ def test_a_narrow_desktop_window_puts_the_story_under_a_race_plot_it_can_read(
     viewport = {"width": width, "height": 900}
     page = open_page(lambda: new_page(viewport=viewport), f"{app_url}/")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
+    # the layout this width gets (pages.viewport: a 1 024-px window's column is compact; its report
+    # reruns the page, which redraws the chart and the story): its legend, then nothing running
+    orientation = "v" if beside else "h"
+    wait_for_plot(page, f"({RACE_CHART}) && gd._fullLayout.legend.orientation === '{orientation}'")
+    wait_idle(page)
     wait_for_plot(page, "gd._fullLayout.sliders && gd._fullLayout.sliders.length")
     wait_for_settled_charts(page)
     page.screenshot(path=str(screenshot_dir / f"narrow_desktop_{width}.png"))
