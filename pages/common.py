@@ -128,10 +128,10 @@ def controls(label: str = "Controls"):
 # ------------------------------------------------------------------------------------------------ link
 
 _COPY_LINK_HTML = """
-<div style="font-family: sans-serif; font-size: 14px;">
+<div style="font-family: sans-serif; font-size: 14px; white-space: nowrap;">
 <button id="copy" data-testid="copy-link" title="Copy this page's URL: it holds the whole configuration"
  style="padding: 4px 12px; border-radius: 6px; border: 1px solid #999; background: #fff;
- cursor: pointer; font-size: 14px;">Copy link</button>
+ cursor: pointer; font-size: 14px; white-space: nowrap;">Copy link</button>
 <span id="done" style="margin-left: 8px; color: #007a4d;"></span>
 </div>
 <script>

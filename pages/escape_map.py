@@ -153,7 +153,7 @@ with panel:
 saddle = saddles[saddle_index]
 sx, sy = saddle.xy
 window = ((sx - half_width, sx + half_width), (sy - half_width, sy + half_width))
-head, link = st.columns([4, 1], vertical_alignment="center")
+head, link = st.columns([3, 1], vertical_alignment="center")
 show_formula(surface.latex, head)
 head.caption(surface.note)
 with link:
