@@ -614,8 +614,9 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
     ``wrapper.clear()`` empties this function's cache; ``wrapper.stats()`` gives ``computations``
     (calls of ``fn``), ``hits``, ``entries``, ``max_entries`` (its bound), ``bytes`` and
     ``session_entries`` (entries :func:`drop_unused` will drop once their sessions have left);
-    ``wrapper.contains(*args)`` says whether those arguments' result is cached (a peek: it
-    computes nothing).
+    ``wrapper.contains(*args)`` says whether those arguments' result is cached, and
+    ``wrapper.available(*args)`` whether it is cached or being computed (a call would not start a
+    computation of its own: a page then shows it without asking for a Run press); both are peeks.
     """
     if fn is None:
         return functools.partial(cache_runner, max_entries=max_entries)
@@ -708,9 +709,16 @@ def cache_runner(fn: Callable | None = None, *, max_entries: int | None = None) 
         with _CACHE_LOCK:
             return key in _CACHE
 
+    def available(*args, **kwargs) -> bool:
+        """Whether these arguments' result is cached or being computed now (for any session)."""
+        key = key_of(args, kwargs)[1]
+        with _CACHE_LOCK:
+            return key in _CACHE or key in running
+
     wrapper.clear = clear
     wrapper.stats = stats
     wrapper.contains = contains
+    wrapper.available = available
     return wrapper
 
 

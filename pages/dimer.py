@@ -24,11 +24,8 @@ import landscapes
 from deo import dimer_studies as studies
 from deo.dimer import SCHEMES
 from deo.presets import DIMER_LENGTH, PRESETS
-from deo.race import OptimizerSpec
-from landscapes.surfaces import f_on_grid
 from pages.common import (
     URL,
-    cache_runner,
     cached_surface_race,
     chart_config,
     compact_layout,
@@ -40,75 +37,41 @@ from pages.common import (
     progress_reporter,
     require_app_navigation,
     safe_block,
-    specs_to_json,
 )
-from pages.plotly_wire import wire_ready
-from viz import dimer_figs as figs
-from viz.palette import color_for
+from pages.dimer_charts import (
+    DEFAULT_ANGLE,
+    DEFAULT_ITERATIONS,
+    DEFAULT_LENGTH,
+    DEFAULT_PLANE,
+    DEFAULT_ROTATION,
+    DEFAULT_SCHEME,
+    DEFAULT_STEP_REL,
+    DEFAULT_SURFACE,
+    DEFAULT_ZOOM,
+    MAX_ITERATIONS,
+    PLANES,
+    SADDLE_DEFAULTS,
+    SADDLE_PRESET,
+    SADDLE_STEPS,
+    SADDLE_SURFACE,
+    convergence_chart,
+    finite_difference_chart,
+    finite_difference_errors,
+    overview_chart,
+    rotation_chart,
+    rotation_convergence,
+    rotation_run,
+    saddle_search_chart,
+    saddle_search_race,
+    saddle_search_spec,
+    saddle_search_start,
+    zoom_window,
+)
 
 require_app_navigation()
 
 P = "dm."  # widget keys and URL parameters of this page
-GRID = 121
 DIMER_LENGTHS = DIMER_LENGTH.decades()  # the presets' ΔR bounds, one stop per power of ten
-SADDLE_SURFACE = "muller_brown"
-SADDLE_PRESET = "dimer_saddle_search"
-SADDLE_DEFAULTS = {"lr": 1e-3}  # MB gradients are O(100): the preset's lr 0.01 overshoots
-MAX_ITERATIONS = 50
-
-
-# ------------------------------------------------------------------------------ engine glue (cached)
-
-
-@cache_runner
-def surface_grid(surface_key: str, window: tuple[tuple[float, float], tuple[float, float]], n: int = GRID):
-    """``(xs (n,), ys (n,), z (n, n))``: f on a grid over ``window`` (rows along y)."""
-    return f_on_grid(landscapes.SURFACES[surface_key].f, window, n)
-
-
-@cache_runner
-def rotation_run(
-    surface_key: str,
-    point: tuple[float, float],
-    angle_deg: float,
-    length: float,
-    rotation: str,
-    scheme: str,
-    plane: str,
-    step_rel: float,
-    iterations: int,
-) -> studies.RotationRun:
-    """``deo.dimer_studies.rotation_run`` on the surface at θ from N₀ at ``angle_deg``."""
-    f = landscapes.SURFACES[surface_key].f
-    return studies.rotation_run(
-        f, point, studies.orientation_2d(angle_deg), length, rotation, scheme, plane, step_rel, iterations
-    )
-
-
-@cache_runner
-def rotation_convergence(
-    surface_key: str,
-    point: tuple[float, float],
-    angle_deg: float,
-    length: float,
-    plane: str,
-    step_rel: float,
-    iterations: int,
-) -> tuple[studies.RotationConvergence, ...]:
-    """``deo.dimer_studies.rotation_convergence``: sd vs fourier × forward vs central from N₀."""
-    f = landscapes.SURFACES[surface_key].f
-    return studies.rotation_convergence(
-        f, point, studies.orientation_2d(angle_deg), length, plane, step_rel, iterations
-    )
-
-
-@cache_runner
-def finite_difference_errors(
-    surface_key: str, point: tuple[float, float], angle_deg: float
-) -> tuple[studies.FiniteDifferenceErrors, ...]:
-    """``deo.dimer_studies.finite_difference_errors`` along N₀, both schemes, float64 and float32."""
-    f = landscapes.SURFACES[surface_key].f
-    return studies.finite_difference_errors(f, point, studies.orientation_2d(angle_deg))
 
 
 # ------------------------------------------------------------------------------------------ widgets
@@ -127,115 +90,6 @@ def _pick_point() -> None:
     if points:
         st.session_state[f"{P}x"] = float(points[0]["x"])
         st.session_state[f"{P}y"] = float(points[0]["y"])
-
-
-def _window(surface, point: tuple[float, float], zoom: float):
-    """The zoom window around θ: half-width ``zoom`` × the surface window's smaller side."""
-    (x0, x1), (y0, y1) = surface.bounds
-    half = zoom * min(x1 - x0, y1 - y0)
-    return (point[0] - half, point[0] + half), (point[1] - half, point[1] + half)
-
-
-def _markers(surface) -> list[figs.Marker]:
-    return [figs.Marker(tuple(p.xy), p.kind, p.kind) for p in surface.stationary_points]
-
-
-# ------------------------------------------------------------------------------------ charts (cached)
-# Each chart is built once per configuration and view, frozen and its JSON encoded once
-# (``pages.plotly_wire.wire_ready``): a rerun that changes another control, and every later visitor
-# of the same link, sends it again without building it (Plotly's validation of a figure with
-# contours took most of the page's 1.2 s of server CPU per visit).
-
-
-@cache_runner(max_entries=16)
-def overview_chart(
-    surface_key: str,
-    point: tuple[float, float],
-    window: tuple[tuple[float, float], tuple[float, float]],
-    large: bool,
-    compact: bool,
-):
-    """``viz.dimer_figs.overview_figure`` of the whole surface with θ and the zoom ``window``."""
-    surface = landscapes.SURFACES[surface_key]
-    xs, ys, z = surface_grid(surface_key, surface.bounds)
-    fig = figs.overview_figure(
-        xs, ys, z, point, window, _markers(surface), surface.color_scale, surface.clip,
-        large=large, compact=compact,
-    )  # fmt: skip
-    return wire_ready(fig.freeze())
-
-
-@cache_runner(max_entries=16)
-def rotation_chart(
-    surface_key: str,
-    run: tuple,
-    window: tuple[tuple[float, float], tuple[float, float]],
-    large: bool,
-    compact: bool,
-):
-    """``viz.dimer_figs.rotation_figure`` of :func:`rotation_run` (``run``: its arguments after the
-    surface) in the zoom ``window``."""
-    surface = landscapes.SURFACES[surface_key]
-    zx, zy, zz = surface_grid(surface_key, window)
-    fig = figs.rotation_figure(
-        rotation_run(surface_key, *run), zx, zy, zz, figs.DIMER_COLOR, surface.color_scale,
-        surface.clip, click_grid=False, large=large, compact=compact,
-    )  # fmt: skip
-    return wire_ready(fig.freeze())
-
-
-@cache_runner(max_entries=16)
-def convergence_chart(surface_key: str, study: tuple, large: bool, compact: bool):
-    """``viz.dimer_figs.convergence_figure`` of :func:`rotation_convergence` (``study``: its arguments
-    after the surface) and the series it draws, in the runs' order."""
-    runs = rotation_convergence(surface_key, *study)
-    series = [
-        figs.ConvergenceSeries(
-            label=f"{r.rotation}, {r.scheme}",
-            color=figs.ROTATION_COLORS[r.rotation],
-            dash=figs.SCHEME_DASHES[r.scheme],
-            grad_evals=r.grad_evals,
-            curvature_error=r.curvature_error,
-            abs_cos=r.abs_cos,
-        )
-        for r in runs
-    ]
-    return wire_ready(figs.convergence_figure(series, large=large, compact=compact).freeze()), series
-
-
-@cache_runner(max_entries=16)
-def finite_difference_chart(
-    surface_key: str, point: tuple[float, float], angle_deg: float, large: bool, compact: bool
-):
-    """``viz.dimer_figs.finite_difference_figure`` of :func:`finite_difference_errors`."""
-    sweeps = finite_difference_errors(surface_key, point, angle_deg)
-    series = [
-        figs.FiniteDifferenceSeries(
-            label=f"{s.scheme}, {s.dtype}",
-            color=figs.SCHEME_COLORS[s.scheme],
-            dash=figs.DTYPE_DASHES[s.dtype],
-            hn_error=s.hn_error,
-            curvature_error=s.curvature_error,
-        )
-        for s in sweeps
-    ]
-    fig = figs.finite_difference_figure(sweeps[0].lengths, series, large=large, compact=compact)
-    return wire_ready(fig.freeze())
-
-
-@cache_runner(max_entries=16)
-def saddle_search_chart(race: tuple, large: bool, compact: bool):
-    """``viz.dimer_figs.saddle_search_figure`` of the saddle search on Müller–Brown (``race``: the
-    arguments of ``pages.common.cached_surface_race``, whose cached traces it draws)."""
-    trace = cached_surface_race(*race)[0]
-    mb = landscapes.SURFACES[SADDLE_SURFACE]
-    gx, gy, gz = surface_grid(SADDLE_SURFACE, mb.bounds)
-    path = trace.position if trace.position is not None else trace.position_2d
-    fig = figs.saddle_search_figure(
-        path, gx, gy, gz, color_for(SADDLE_PRESET), _markers(mb), trace.direction, mb.color_scale,
-        mb.clip, large=large, compact=compact,
-    )  # fmt: skip
-    return wire_ready(fig.freeze())
 
 
 def _show(fig, key: str, **kwargs):
@@ -302,7 +156,7 @@ with controls("Dimer"):
     surface_key = st.selectbox(
         "Surface",
         list(landscapes.SURFACES),
-        index=list(landscapes.SURFACES).index(SADDLE_SURFACE),
+        index=list(landscapes.SURFACES).index(DEFAULT_SURFACE),
         format_func=lambda k: landscapes.SURFACES[k].name,
         key=f"{P}surface",
         bind=URL,
@@ -343,7 +197,7 @@ with controls("Dimer"):
         "Initial orientation N₀ (degrees)",
         -180,
         180,
-        0,
+        DEFAULT_ANGLE,
         5,
         key=f"{P}angle",
         bind=URL,
@@ -352,7 +206,7 @@ with controls("Dimer"):
     length = st.select_slider(
         "Dimer length ΔR",
         DIMER_LENGTHS,
-        value=1e-3,
+        value=DEFAULT_LENGTH,
         format_func=lambda v: f"{v:.0e}",
         key=f"{P}length",
         bind=URL,
@@ -361,6 +215,7 @@ with controls("Dimer"):
     rotation = st.radio(
         "Rotation",
         studies.STUDY_ROTATIONS,
+        index=studies.STUDY_ROTATIONS.index(DEFAULT_ROTATION),
         horizontal=True,
         key=f"{P}rotation",
         bind=URL,
@@ -370,6 +225,7 @@ with controls("Dimer"):
     scheme = st.radio(
         "Finite difference",
         SCHEMES,
+        index=SCHEMES.index(DEFAULT_SCHEME),
         horizontal=True,
         key=f"{P}scheme",
         bind=URL,
@@ -378,7 +234,8 @@ with controls("Dimer"):
     )
     plane = st.selectbox(
         "Rotation plane (fourier)",
-        ("cg", "sd", "lbfgs"),
+        PLANES,
+        index=PLANES.index(DEFAULT_PLANE),
         key=f"{P}plane",
         bind=URL,
         help="Plane of N and the search direction: conjugate gradient, the rotational "
@@ -388,7 +245,7 @@ with controls("Dimer"):
         "sd rotation step × (λ_max − λ_min)",
         0.05,
         2.5,
-        0.5,
+        DEFAULT_STEP_REL,
         0.05,
         key=f"{P}step",
         bind=URL,
@@ -399,7 +256,7 @@ with controls("Dimer"):
         "Max rotation iterations",
         1,
         MAX_ITERATIONS,
-        10,
+        DEFAULT_ITERATIONS,
         key=f"{P}iters",
         bind=URL,
         help="Rotation iterations of min_mode (it stops earlier when the trial angle "
@@ -409,7 +266,7 @@ with controls("Dimer"):
         "Zoom window (fraction of the surface)",
         0.01,
         0.5,
-        0.08,
+        DEFAULT_ZOOM,
         0.01,
         key=f"{P}zoom",
         bind=URL,
@@ -430,7 +287,7 @@ config = {
     "max_iterations": iterations,
     "zoom": zoom,
 }
-window = _window(surface, point, zoom)
+window = zoom_window(surface, point, zoom)
 large = large_fonts()
 compact = compact_layout()
 
@@ -559,7 +416,7 @@ with tab_saddle:
     start_index = col_a.selectbox(
         "Start at the minimum",
         list(range(len(minima))),
-        index=min(1, len(minima) - 1),
+        index=[tuple(m.xy) for m in minima].index(saddle_search_start()),
         format_func=lambda i: f"min {i + 1} ({minima[i].xy[0]:.2f}, {minima[i].xy[1]:.2f})",
         key=f"{P}ss.start",
         bind=URL,
@@ -569,7 +426,7 @@ with tab_saddle:
         "Steps",
         10,
         2000,
-        300,
+        SADDLE_STEPS,
         10,
         key=f"{P}ss.steps",
         bind=URL,
@@ -584,11 +441,11 @@ with tab_saddle:
         overrides = hyperparameter_inputs(
             SADDLE_PRESET, {**preset.defaults, **SADDLE_DEFAULTS}, st, prefix=f"{P}ss."
         )
-    spec = OptimizerSpec(SADDLE_PRESET, {**SADDLE_DEFAULTS, **overrides}, preset.label)
-    start = tuple(minima[start_index].xy)
+    spec = saddle_search_spec(overrides)
+    start = saddle_search_start(start_index)
     with safe_block("The saddle search"):
         report, close = progress_reporter("Climbing…")
-        race = (SADDLE_SURFACE, "", start, None, specs_to_json([spec]), int(steps), int(seed), None)
+        race = saddle_search_race(start, spec, steps, seed)
         traces = cached_surface_race(*race, _progress=report)
         close()
         trace = traces[0]

@@ -10,7 +10,6 @@ from deo.estimate import escape_map_estimate
 from pages.common import (
     DEFAULT_SURFACE,
     URL,
-    cache_runner,
     cached_escape_map,
     chart_config,
     compact_layout,
@@ -25,50 +24,33 @@ from pages.common import (
     safe_block,
     safe_call,
     show_formula,
-    specs_to_json,
+)
+from pages.escape_map_defaults import (
+    DEFAULT_OPTIMIZERS,
+    MODES,
+    RESOLUTION_DEFAULT,
+    RESOLUTION_MAX,
+    RESOLUTION_MIN,
+    STEPS_DEFAULT,
+    STEPS_MAX,
+    STEPS_MIN,
+    default_half_width,
+    escape_charts,
+    map_arguments,
+    map_window,
+    minima,
+    saddles,
+    surfaces_with_saddles,
+    window_max,
 )
 from pages.estimates import escape_map_seconds_per_row_eval, should_run
-from pages.plotly_wire import wire_ready
 from pages.request_budget import check_map
-from viz.escape_figs import escape_histogram, escape_maps_figure
 from viz.palette import legend_label
 
 P = "em."  # widget keys and URL parameters of this page (Surfaces has the unprefixed ones)
 # the names this page's parameters had before they took the prefix: old links still open
 LEGACY_KEYS = ("surface", "saddle", "half_width", "resolution", "opt", "steps", "seed", "clip", "mode")
 require_app_navigation(renamed={key: P + key for key in LEGACY_KEYS})
-
-# DEO-escape with its control (the same step and cost, a random N never rotated) beside it
-DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_escape", "deo_escape_random"]
-SADDLE_KINDS = ("saddle", "degenerate")
-RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 5, 100, 30
-STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 2000, 300
-
-
-@cache_runner(max_entries=16)
-def escape_charts(map_args: tuple, mode: str, minima: tuple, large: bool, compact: bool):
-    """``(maps, histogram)``: the figures of ``cached_escape_map(*map_args)`` (a cache hit: the page
-    asks for it first, with its progress bar) in this view, built once per map and view, frozen and
-    their JSON encoded once (``pages.plotly_wire.wire_ready``), for every rerun and visitor."""
-    xs, ys, results = cached_escape_map(*map_args)
-    steps, saddle = map_args[6], map_args[2]
-    maps = escape_maps_figure(
-        xs, ys, results, mode=mode, steps_budget=steps, saddle=saddle, minima=list(minima), large=large,
-        compact=compact,
-    )  # fmt: skip
-    histogram = escape_histogram(results, steps_budget=steps, large=large, compact=compact)
-    return wire_ready(maps.freeze()), wire_ready(histogram.freeze())
-
-
-def _surfaces_with_saddles() -> dict:
-    import landscapes
-
-    return {
-        k: s
-        for k, s in landscapes.SURFACES.items()
-        if any(p.kind in SADDLE_KINDS for p in s.stationary_points)
-    }
-
 
 st.title("Escape map")
 st.caption(
@@ -77,7 +59,7 @@ st.caption(
 )
 large = large_fonts()
 compact = compact_layout()  # a phone: two maps per row, the colour bar flat under them, no toolbar
-surfaces = _surfaces_with_saddles()
+surfaces = surfaces_with_saddles()
 panel = controls()
 
 with panel:
@@ -91,17 +73,14 @@ with panel:
         help="Surfaces with a listed saddle (or degenerate stationary point) to escape from.",
     )
 surface = get_surface(surface_key)
-saddles = [p for p in surface.stationary_points if p.kind in SADDLE_KINDS]
-(bx0, bx1), (by0, by1) = surface.bounds
-window_max = 0.5 * max(bx1 - bx0, by1 - by0)
+points = saddles(surface)
 
 with panel:
     saddle_index = st.selectbox(
         "Saddle",
-        list(range(len(saddles))),
+        list(range(len(points))),
         format_func=lambda i: (
-            f"{saddles[i].kind} at ({saddles[i].xy[0]:.3g}, {saddles[i].xy[1]:.3g}), "
-            f"f = {saddles[i].value:.4g}"
+            f"{points[i].kind} at ({points[i].xy[0]:.3g}, {points[i].xy[1]:.3g}), f = {points[i].value:.4g}"
         ),
         key=f"{P}saddle",
         bind=URL,
@@ -109,8 +88,8 @@ with panel:
     half_width = st.number_input(
         "Half-width of the window",
         1e-3,
-        float(window_max),
-        float(min(1.0, window_max)),
+        float(window_max(surface)),
+        default_half_width(surface),
         0.1,
         format="%g",
         key=f"{P}half_width",
@@ -143,16 +122,15 @@ with panel:
     )
     mode = st.radio(
         "Colour by",
-        ("steps", "basin"),
+        MODES,
         horizontal=True,
         key=f"{P}mode",
         bind=URL,
         format_func=lambda m: "steps to escape" if m == "steps" else "minimum reached",
     )
 
-saddle = saddles[saddle_index]
-sx, sy = saddle.xy
-window = ((sx - half_width, sx + half_width), (sy - half_width, sy + half_width))
+saddle = points[saddle_index]
+window = map_window(saddle.xy, half_width)
 head, link = st.columns([3, 1], vertical_alignment="center")
 show_formula(surface.latex, head)
 head.caption(surface.note)
@@ -175,17 +153,18 @@ if not specs:
     st.info("Choose at least one optimizer in the controls to draw its escape map.")
     st.stop()
 
-map_args = (surface_key, "", tuple(saddle.xy), window, int(resolution), specs_to_json(specs), int(steps))
-map_args += (int(seed), config["clip"])
-try:  # the map's own budget check refuses an oversized request below, with its message
-    check_map(specs, int(steps), int(resolution) ** 2)
-    rate = escape_map_seconds_per_row_eval(surface, surface_key, "", int(resolution), window)
-    estimate = escape_map_estimate(specs, int(steps), int(resolution) ** 2, rate)
-except ValueError:
-    estimate = None
-if estimate is not None and not should_run(
-    estimate, repr(map_args), cached_escape_map.contains(*map_args), "This escape map", f"{P}map"
-):
+map_args = map_arguments(surface_key, saddle.xy, window, resolution, specs, steps, seed, clip)
+# a map in the cache, or being computed for another session (a class opening one link), is shown
+# (or waited for) without an estimate: no Run button, and no calibration of the estimate's rate
+estimate = None
+if not cached_escape_map.available(*map_args):
+    try:
+        check_map(specs, int(steps), int(resolution) ** 2)
+        rate = escape_map_seconds_per_row_eval(surface, surface_key, "", int(resolution), window)
+        estimate = escape_map_estimate(specs, int(steps), int(resolution) ** 2, rate)
+    except ValueError:  # the map's own budget check refuses an oversized request below, with its message
+        pass
+if estimate is not None and not should_run(estimate, repr(map_args), False, "This escape map", f"{P}map"):
     st.stop()
 report, close = progress_reporter(f"Running {len(specs)} optimizers from {int(resolution) ** 2} starts…")
 outcome = safe_call(cached_escape_map, *map_args, _progress=report, what="The escape map")
@@ -193,11 +172,10 @@ close()
 if outcome is None:
     st.stop()
 xs, ys, results = outcome
-minima = [p.xy for p in surface.stationary_points if p.kind == "min"]
 
 # on a phone or a projector the toolbar would sit on the titles and the legend; pinch-zoom remains
 plot_config = chart_config()
-maps_fig, histogram = escape_charts(map_args, mode, tuple(map(tuple, minima)), large, compact)
+maps_fig, histogram = escape_charts(map_args, mode, minima(surface), large, compact)
 with safe_block("The escape maps"):
     st.plotly_chart(maps_fig, key="escape_maps", config=plot_config)
     control_names = [short for name in results if (short := legend_label(name)) != name]

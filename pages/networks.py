@@ -31,7 +31,6 @@ from pages.common import (
     progress_reporter,
     require_app_navigation,
     safe_block,
-    specs_to_json,
 )
 from pages.estimates import (
     network_race,
@@ -40,7 +39,23 @@ from pages.estimates import (
     network_slice,
     should_run,
 )
-from pages.network_charts import diagnostics_charts, loss_charts, slice_charts
+from pages.network_charts import (
+    DEFAULT_GRID,
+    DEFAULT_NETWORK,
+    DEFAULT_OPTIMIZERS,
+    DEFAULT_PLANE,
+    DEFAULT_RADIUS,
+    DEFAULT_STEPS,
+    GRID_MAX,
+    GRID_MIN,
+    INIT_SCALES,
+    MAX_STEPS,
+    diagnostics_charts,
+    loss_charts,
+    race_arguments,
+    slice_arguments,
+    slice_charts,
+)
 from pages.request_budget import check_network_race
 from viz import network_figs as figs
 from viz.overlap import hidden_sentences
@@ -48,12 +63,6 @@ from viz.overlap import hidden_sentences
 require_app_navigation()
 
 P = "nw."  # widget keys and URL parameters of this page
-DEFAULT_NETWORK = "two_moons"
-# DEO (paper) with its control beside it: the same step and cost with a random N that is never rotated
-DEFAULT_OPTIMIZERS = ["gd", "adam", "deo_paper", "deo_paper_random"]
-INIT_SCALES = ("default", 1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
-MAX_STEPS = 3000
-MAX_RECORDED_ROWS = 100
 PLANE_LABELS = {"random": "random", "min_curvature": "min curvature", "pca": "PCA"}
 
 
@@ -85,7 +94,14 @@ with controls("Networks"):
         help="Standard deviation of the initial weights; smaller starts closer to the saddle at the origin.",
     )
     steps = st.number_input(
-        "Steps", 10, MAX_STEPS, 200, 10, key=f"{P}steps", bind=URL, help="Training steps per optimizer."
+        "Steps",
+        10,
+        MAX_STEPS,
+        DEFAULT_STEPS,
+        10,
+        key=f"{P}steps",
+        bind=URL,
+        help="Training steps per optimizer.",
     )
     seed = st.number_input(
         "Seed", 0, 10_000, 0, 1, key=f"{P}seed", bind=URL, help="Initial weights, data and dimer N₀."
@@ -105,6 +121,7 @@ with controls("Networks"):
     plane = st.radio(
         "Slice plane",
         list(SLICE_PLANES),
+        index=SLICE_PLANES.index(DEFAULT_PLANE),
         format_func=PLANE_LABELS.get,
         horizontal=True,
         key=f"{P}plane",
@@ -117,13 +134,15 @@ with controls("Networks"):
         "Slice radius (0 = fit the trajectories)",
         0.0,
         50.0,
-        0.0,
+        DEFAULT_RADIUS,
         0.5,
         key=f"{P}radius",
         bind=URL,
         help="Half-width of the slice in plane coordinates.",
     )
-    resolution = st.slider("Slice grid", 11, 61, 31, 2, key=f"{P}grid", bind=URL, help="Points per side.")
+    resolution = st.slider(
+        "Slice grid", GRID_MIN, GRID_MAX, DEFAULT_GRID, 2, key=f"{P}grid", bind=URL, help="Points per side."
+    )
     plane_seed = st.number_input(
         "Plane seed", 0, 10_000, 0, 1, key=f"{P}plane_seed", bind=URL, help="Seed of the random directions."
     )
@@ -141,7 +160,6 @@ with controls("Networks"):
 large = large_fonts()
 compact = compact_layout()
 init_scale = None if init_choice == "default" else float(init_choice)
-record_every = max(1, int(steps) // MAX_RECORDED_ROWS)
 config = {
     "network": network_key,
     "init_scale": init_scale,
@@ -174,26 +192,25 @@ if not plan.recorded:
     )
 
 traces = None
-specs_json = specs_to_json(specs)
-race_args = (network_key, init_scale, specs_json, int(steps), int(seed), float(clip) or None, record_every)
-race_args += (plan.projection,)
-race_key = f"{network_key}|{init_scale}|{specs_json}|{steps}|{seed}|{clip}|{record_every}|{plan.projection}"
-slice_args = (network_key, init_scale, int(seed), plan.plane, int(plane_seed), bool(filter_normalize))
-slice_args += (float(radius), int(resolution), race_key)
-race_cached, slice_cached = network_race.contains(*race_args), network_slice.contains(*slice_args)
-try:  # the race's own budget check refuses an oversized request below, with its message
-    check_network_race(specs, int(steps))
-    # what is not cached yet: the race's gradient evaluations, the slice's loss evaluations
-    pending = [] if race_cached else specs
-    estimate = race_estimate(pending, int(steps), network_seconds_per_eval(network_key))
-    if not slice_cached:
-        estimate = estimate.plus_loss_evals(int(resolution) ** 2, network_seconds_per_loss_eval(network_key))
-except ValueError:
-    estimate = None
+race_args = race_arguments(network_key, init_scale, specs, steps, seed, clip, plan.projection)
+slice_args = slice_arguments(race_args, plan.plane, plane_seed, filter_normalize, radius, resolution)
+# cached, or being computed for another session (a class opening one link): shown (or waited for)
+# without an estimate, so no Run button and no calibration of the estimate's rates
+race_cached, slice_cached = network_race.available(*race_args), network_slice.available(*slice_args)
+estimate = None
+if not (race_cached and slice_cached):
+    try:
+        check_network_race(specs, int(steps))
+        # what is not cached yet: the race's gradient evaluations, the slice's loss evaluations
+        pending = [] if race_cached else specs
+        estimate = race_estimate(pending, int(steps), network_seconds_per_eval(network_key))
+        if not slice_cached:
+            loss_rate = network_seconds_per_loss_eval(network_key)
+            estimate = estimate.plus_loss_evals(int(resolution) ** 2, loss_rate)
+    except ValueError:  # the race's own budget check refuses an oversized request below, with its message
+        pass
 what = "This race and its 2-D slice" if not race_cached else "This 2-D slice"
-if estimate is not None and not should_run(
-    estimate, repr((race_args, slice_args)), race_cached and slice_cached, what, f"{P}race"
-):
+if estimate is not None and not should_run(estimate, repr((race_args, slice_args)), False, what, f"{P}race"):
     st.stop()
 with safe_block("The race"):
     report, close = progress_reporter("Training…")

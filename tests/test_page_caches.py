@@ -80,21 +80,22 @@ def test_a_second_visitor_of_the_dimer_page_computes_and_builds_nothing():
     run = page_runner("dimer.py", 240)
     link = {"dm.x": "-0.41", "dm.y": "1.37", "dm.angle": "35"}  # a point of its own: no other test's
     assert_clean(run(**link))
-    first = counts_of("dimer.py")
+    first = counts_of("dimer_charts.py")
     # the five studies and grids, and the five figures, were computed or built by this first visitor
     for name in ("rotation_run", "rotation_convergence", "finite_difference_errors", "overview_chart",
                  "rotation_chart", "convergence_chart", "finite_difference_chart", "saddle_search_chart"):
         assert first.get(name, 0) >= 1, name
-    hits = hits_of("dimer.py")
+    hits = hits_of("dimer_charts.py")
 
     second = run(**link)  # another session, same link
     assert_clean(second)
-    assert counts_of("dimer.py") == first
-    assert hits_of("dimer.py") >= hits + 8
+    assert counts_of("dimer_charts.py") == first
+    assert hits_of("dimer_charts.py") >= hits + 8
 
     second.select_slider(key="dm.length").set_value(1e-2).run()  # changes the rotation, not the sweep
     assert_clean(second)
-    changed = {k: v - first.get(k, 0) for k, v in counts_of("dimer.py").items() if v != first.get(k, 0)}
+    now = counts_of("dimer_charts.py")
+    changed = {k: v - first.get(k, 0) for k, v in now.items() if v != first.get(k, 0)}
     assert changed == {
         "rotation_run": 1, "rotation_chart": 1, "rotation_convergence": 1, "convergence_chart": 1,
     }  # fmt: skip
@@ -132,7 +133,57 @@ def test_a_second_visitor_of_the_escape_map_builds_no_figure():
     run = page_runner("escape_map.py", 240)
     link = {"em.resolution": "6", "em.steps": "23", "em.seed": "11"}  # a map of its own
     assert_clean(run(**link))
-    first = counts_of("escape_map.py")
+    first = counts_of("escape_map_defaults.py")
     assert first.get("escape_charts", 0) >= 1
     assert_clean(run(**link))
-    assert counts_of("escape_map.py") == first
+    assert counts_of("escape_map_defaults.py") == first
+
+
+def test_available_says_cached_or_being_computed_for_another_session():
+    """``available``: a second session's page sees a computation in flight (and waits for it instead
+    of asking for a Run press); ``contains`` only a finished one."""
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+
+    @common.cache_runner
+    def slow(x):
+        started.set()
+        release.wait(30)
+        return x + 1
+
+    slow.clear()
+    assert not slow.available(1) and not slow.contains(1)
+    worker = threading.Thread(target=slow, args=(1,))
+    worker.start()
+    try:
+        assert started.wait(30)
+        assert slow.available(1) and not slow.contains(1)
+        assert not slow.available(2)
+    finally:
+        release.set()
+        worker.join(30)
+    assert slow.available(1) and slow.contains(1)
+    assert slow(1) == 2 and slow.stats()["computations"] == 1
+    slow.clear()
+
+
+@pytest.mark.parametrize("page", ["escape_map.py", "networks.py"])
+def test_a_result_being_computed_for_another_session_is_waited_for_without_a_run_button(monkeypatch, page):
+    """Every request asks for Run here (``RUN_BUTTON_SECONDS`` 0) unless its result is available: one
+    another session computes (``available`` True) is shown without the button."""
+    import pages.estimates
+    from pages.common import cached_escape_map
+
+    monkeypatch.setattr(pages.estimates, "RUN_BUTTON_SECONDS", 0.0)
+    link = {"em.resolution": "5", "em.steps": "21", "em.seed": "31"} if page == "escape_map.py" else {
+        "nw.steps": "20", "nw.seed": "31", "nw.grid": "11"
+    }  # fmt: skip
+    run = page_runner(page, 240)
+    assert [b.label for b in run(**link).button] == ["Run"]
+    fns = [cached_escape_map] if page == "escape_map.py" else [network_race, pages.estimates.network_slice]
+    for fn in fns:
+        monkeypatch.setattr(fn, "available", lambda *args, **kwargs: True)
+    at = run(**link)
+    assert_clean(at)
+    assert not at.button and at.get("plotly_chart")

@@ -111,6 +111,7 @@ def test_the_server_s_warm_up_freezes_what_it_built_and_a_plain_preload_does_not
     import gc
 
     monkeypatch.setattr(serve, "warm_front_end", lambda: 0)  # no server to ask here
+    monkeypatch.setattr(serve, "warm_pages", lambda: [])  # the other pages: tested below
     assert gc.get_freeze_count() == 0
     try:
         serve.preload()
@@ -242,3 +243,132 @@ def test_the_running_readme_server_is_the_re_executed_process(app_url):
     assert all(item in environ for item in expected), expected
     cmdline = Path(f"/proc/{SERVER_PIDS[app_url]}/cmdline").read_bytes().split(b"\0")
     assert b"serve.py" in cmdline
+
+
+def test_after_the_escape_map_warm_up_its_plain_link_computes_nothing_and_asks_for_no_run(
+    one_torch_thread, monkeypatch
+):
+    """serve.py's precompute of the Escape map and the page build the same request
+    (pages/escape_map_defaults.py): its first visitor gets the map and its charts from the cache, and
+    no Run button even where the server is slow enough for the estimate to ask for one."""
+    from pages import estimates
+    from pages.common import cached_escape_map
+    from pages.escape_map_defaults import escape_charts, precompute
+    from tests.apptest_helpers import assert_clean, page_runner
+
+    precompute(views=((False, False),))
+    cached = {"map": cached_escape_map, "charts": escape_charts}
+    before = {name: fn.stats() for name, fn in cached.items()}
+    # a machine 1000× slower: a map not in the cache would wait for a Run press
+    monkeypatch.setattr(estimates, "escape_map_seconds_per_row_eval", lambda *a, **k: 1.0)
+    at = page_runner("escape_map.py", 240)()
+    assert_clean(at)
+    assert not [b for b in at.button if b.label == "Run"]
+    assert len(at.get("plotly_chart")) == 2  # the maps and the histogram, drawn
+    after = {name: fn.stats() for name, fn in cached.items()}
+    for name in cached:
+        assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
+        assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
+
+
+def test_after_the_dimer_warm_up_its_plain_link_computes_nothing(one_torch_thread):
+    """serve.py's precompute of the Dimer page and the page build the same request
+    (pages/dimer_charts.py): its first visitor gets the studies, the saddle search and the five charts
+    from the cache."""
+    from pages.common import cached_surface_race, function_counts
+    from pages.dimer_charts import precompute
+    from tests.apptest_helpers import assert_clean, page_runner
+
+    def counts() -> dict:
+        own = {k: v for k, v in function_counts().items() if k.startswith("dimer_charts.py:")}
+        own["race"] = cached_surface_race.stats()
+        return own
+
+    precompute(views=((False, False),))
+    before = counts()
+    assert len([k for k in before if k != "race"]) >= 9  # the studies, the grid and the five charts
+    at = page_runner("dimer.py", 240)()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 5
+    after = counts()
+    computed = {k: v["computations"] - before[k]["computations"] for k, v in after.items()}
+    assert not any(computed.values()), computed
+    for name in ("overview_chart", "rotation_chart", "convergence_chart", "finite_difference_chart"):
+        key = f"dimer_charts.py:{name}"
+        assert after[key]["hits"] > before[key]["hits"], name
+    assert after["race"]["hits"] > before["race"]["hits"]
+
+
+def test_after_the_networks_warm_up_its_plain_link_computes_nothing(one_torch_thread):
+    """serve.py's precompute of the Networks page and the page build the same request
+    (pages/network_charts.py): its first visitor gets the race, the slice and the charts from the
+    cache."""
+    from pages import network_charts
+    from pages.estimates import network_race, network_slice
+    from tests.apptest_helpers import assert_clean, page_runner
+
+    cached = {
+        "race": network_race,
+        "slice": network_slice,
+        "loss": network_charts.loss_charts,
+        "diagnostics": network_charts.diagnostics_charts,
+        "slice charts": network_charts.slice_charts,
+    }
+    network_charts.precompute(views=((False, False),))
+    before = {name: fn.stats() for name, fn in cached.items()}
+    at = page_runner("networks.py", 240)()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 7
+    after = {name: fn.stats() for name, fn in cached.items()}
+    for name in cached:
+        assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
+        assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
+
+
+def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surfaces_one(
+    monkeypatch, capsys, one_torch_thread
+):
+    """The Surfaces link is ready (WARM_MESSAGE, which the benchmarks wait for) before the other pages
+    are computed; then the Dimer, Escape map and Networks links, and the freeze covers them too."""
+    import gc
+
+    events = []
+    real = serve.warm_pages
+    monkeypatch.setattr(serve, "warm_front_end", lambda: events.append("front end") or 0)
+    def warm_pages():
+        events.append(("pages", capsys.readouterr().err))
+        return real()
+
+    monkeypatch.setattr(serve, "warm_pages", warm_pages)
+    monkeypatch.setattr(serve, "freeze_warm_state", lambda: events.append("freeze") or 0)
+    try:
+        serve.preload(front_end=True)
+    finally:
+        gc.unfreeze()
+    assert events[0] == "front end" and events[2] == "freeze"
+    assert events[1][0] == "pages" and serve.WARM_MESSAGE in events[1][1]  # said before the pages
+    assert serve.PAGES_MESSAGE in capsys.readouterr().err
+    assert real() == ["dimer", "escape map", "networks"]  # every page computed without an error
+
+
+def test_the_pages_warm_up_runs_at_the_worker_pool_s_lower_priority_in_its_own_thread_only(monkeypatch):
+    """A visitor who arrives while the other pages are computed is served first: warm_pages lowers its
+    own thread's nice value (a thread's own on Linux), not the server's other threads'."""
+    import os
+    import threading
+
+    from pages import dimer_charts, escape_map_defaults, network_charts, workers
+
+    seen = {}
+    pages = (("dimer", dimer_charts), ("escape map", escape_map_defaults), ("networks", network_charts))
+    for name, module in pages:
+        monkeypatch.setattr(
+            module, "precompute", lambda name=name: seen.setdefault(name, os.getpriority(os.PRIO_PROCESS, 0))
+        )
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = threading.Thread(target=lambda: seen.setdefault("done", serve.warm_pages()))
+    worker.start()
+    worker.join(30)
+    assert seen["done"] == ["dimer", "escape map", "networks"]
+    assert seen["dimer"] == seen["networks"] == max(mine, workers.WORKER_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # this thread untouched
