@@ -12,6 +12,7 @@ from pages.common import (
     URL,
     compact_layout,
     link_params,
+    script_run,
 )
 from pages.threads import single_threaded
 from pages.url_params import report_rejected_params, vet_query_params
@@ -50,49 +51,52 @@ def _to_surfaces() -> None:
 # It leads to / with its query (not in the menu).
 ALIASES = [st.Page(_to_surfaces, title="Surfaces", url_path="surfaces")]
 
-# before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding; what it drops is
-# named after the page, in report_rejected_params' one notice
-vet_query_params(defer=True, flags=(LARGE_FONTS_KEY, HIDE_CONTROLS_KEY))
-# The menu is drawn below with st.page_link; Streamlit's own is hidden (position="hidden" here and
-# client.showSidebarNavigation = false in .streamlit/config.toml, which also hides the legacy pages/
-# listing a cold server shows before this line has run once).
-page = st.navigation(PAGES + ALIASES, position="hidden")
-st.session_state[APP_RAN_KEY] = True
-deep_link = st.session_state.pop(DEEP_LINK_KEY, None)  # set by pages.common.require_app_navigation
-if deep_link is not None:
-    target = next((p for p in PAGES if p.url_path == deep_link), None)
-    if target is not None and target.url_path != page.url_path:
-        st.switch_page(target, query_params=link_params())
+# the whole run counts as a visitor's activity: serve.py's warm-up of the other pages waits for a
+# quiet server (pages.common.wait_until_quiet)
+with script_run():
+    # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding; what it drops is
+    # named after the page, in report_rejected_params' one notice
+    vet_query_params(defer=True, flags=(LARGE_FONTS_KEY, HIDE_CONTROLS_KEY))
+    # The menu is drawn below with st.page_link; Streamlit's own is hidden (position="hidden" here and
+    # client.showSidebarNavigation = false in .streamlit/config.toml, which also hides the legacy pages/
+    # listing a cold server shows before this line has run once).
+    page = st.navigation(PAGES + ALIASES, position="hidden")
+    st.session_state[APP_RAN_KEY] = True
+    deep_link = st.session_state.pop(DEEP_LINK_KEY, None)  # set by pages.common.require_app_navigation
+    if deep_link is not None:
+        target = next((p for p in PAGES if p.url_path == deep_link), None)
+        if target is not None and target.url_path != page.url_path:
+            st.switch_page(target, query_params=link_params())
 
-with st.sidebar:
-    for menu_page in PAGES:
-        st.page_link(menu_page)
-    st.divider()
-    st.toggle(
-        "Large fonts (projector)",
-        key=LARGE_FONTS_KEY,
-        bind=URL,
-        help="Bigger text, lines and markers in every figure and on the page.",
-    )
-    st.toggle(
-        "Hide controls (lecture)",
-        key=HIDE_CONTROLS_KEY,
-        bind=URL,
-        help="Fold the controls away; the configuration (and the link) stays as it is.",
-    )
-    st.divider()
-    report_width(compact_layout())  # the browser's width picks the compact or the desktop figures
+    with st.sidebar:
+        for menu_page in PAGES:
+            st.page_link(menu_page)
+        st.divider()
+        st.toggle(
+            "Large fonts (projector)",
+            key=LARGE_FONTS_KEY,
+            bind=URL,
+            help="Bigger text, lines and markers in every figure and on the page.",
+        )
+        st.toggle(
+            "Hide controls (lecture)",
+            key=HIDE_CONTROLS_KEY,
+            bind=URL,
+            help="Fold the controls away; the configuration (and the link) stays as it is.",
+        )
+        st.divider()
+        report_width(compact_layout())  # the browser's width picks the compact or the desktop figures
 
-if st.session_state.get(LARGE_FONTS_KEY):
-    # not inside a metric: its value (36 px) is a markdown paragraph too, and shrank to 20 px
-    st.html(
-        "<style>html, body, :not([data-testid='stMetricValue']) > [data-testid='stMarkdownContainer'] p"
-        " { font-size: 20px; }</style>"
-    )
+    if st.session_state.get(LARGE_FONTS_KEY):
+        # not inside a metric: its value (36 px) is a markdown paragraph too, and shrank to 20 px
+        st.html(
+            "<style>html, body, :not([data-testid='stMetricValue']) > [data-testid='stMarkdownContainer'] p"
+            " { font-size: 20px; }</style>"
+        )
 
-link_notices = st.container()  # above the page: what the page's controls did not take from the link
-try:
-    page.run()
-finally:
-    with link_notices:
-        report_rejected_params()
+    link_notices = st.container()  # above the page: what the page's controls did not take from the link
+    try:
+        page.run()
+    finally:
+        with link_notices:
+            report_rejected_params()

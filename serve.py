@@ -159,29 +159,32 @@ def preload(front_end: bool = False) -> None:
         print(f"{PAGES_MESSAGE} {seconds:.1f} s: {', '.join(warmed)}", file=sys.stderr, flush=True)
 
 
-def warm_pages() -> list[str]:
+def warm_pages(wait=None) -> list[str]:
     """Compute the plain links of the Dimer, Escape map and Networks pages into the shared caches
     (each page's ``precompute``: its defaults are defined once, for the page and for this), so that the
     first visitor of a link a lecturer shares to one of them waits for nothing but the transfer (after
     the warm-up a cold visit cost 2.5 s of script time on the Dimer page, 3.0 s on Networks and 6.9 s
     on the Escape map, which also showed a Run button when a loaded server estimated its map above
-    3 s). The Dimer page's studies run in this thread, which first takes the worker pool's lower
-    priority (on Linux a nice value is a thread's own: the server's other threads keep theirs), so a
-    visitor who arrives meanwhile is served first; the map, the network race and its slice run in
-    the worker pool. Returns the pages done; a page that fails is left for its first visitor, who
-    sees the error the page reports."""
-    from pages import dimer_charts, escape_map_defaults, network_charts, workers
+    3 s). One page and view at a time (desktops first), each only once no visitor's script has run
+    for ``pages.common.QUIET_S`` (``wait``: :func:`pages.common.wait_until_quiet`): a visitor is never
+    kept waiting by work no one has asked for yet. The Dimer page's studies run in this thread; the
+    map, the network race and its slice in the worker pool. Returns the pages done; a page that fails
+    is left for its first visitor, who sees the error the page reports."""
+    from pages import common, dimer_charts, escape_map_defaults, network_charts
 
-    workers.lower_priority(threading.get_native_id(), workers.WORKER_NICE)
-    done = []
-    pages = (("dimer", dimer_charts), ("escape map", escape_map_defaults), ("networks", network_charts))
-    for name, module in pages:
-        try:
-            module.precompute()
-        except Exception:
-            continue
-        done.append(name)
-    return done
+    wait = common.wait_until_quiet if wait is None else wait
+    pages = {"dimer": dimer_charts, "escape map": escape_map_defaults, "networks": network_charts}
+    failed = set()
+    for view in common.DEFAULT_VIEWS:
+        for name, module in pages.items():
+            if name in failed:
+                continue
+            wait()
+            try:
+                module.precompute(views=(view,))
+            except Exception:
+                failed.add(name)
+    return [name for name in pages if name not in failed]
 
 
 def freeze_warm_state() -> int:

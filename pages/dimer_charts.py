@@ -15,7 +15,7 @@ from deo.dimer import SCHEMES
 from deo.presets import PRESETS
 from deo.race import OptimizerSpec
 from landscapes.surfaces import f_on_grid
-from pages.common import cache_runner, cached_surface_race, specs_to_json
+from pages.common import DEFAULT_VIEWS, cache_runner, cached_surface_race, specs_to_json
 from pages.plotly_wire import wire_ready
 from viz import dimer_figs as figs
 from viz.palette import color_for
@@ -37,8 +37,6 @@ DEFAULT_STEP_REL = 0.5
 DEFAULT_ITERATIONS = 10
 DEFAULT_ZOOM = 0.08
 SADDLE_STEPS = 300
-# what a visitor of the plain link sees, per (large fonts, phone): desktop, projector, phone
-DEFAULT_VIEWS = ((False, False), (True, False), (False, True))
 
 
 # ------------------------------------------------------------------------------ engine glue (cached)

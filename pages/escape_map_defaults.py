@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pages.common import (
     DEFAULT_SURFACE,
+    DEFAULT_VIEWS,
     cache_runner,
     cached_escape_map,
     get_surface,
@@ -25,8 +26,6 @@ SADDLE_KINDS = ("saddle", "degenerate")
 RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 5, 100, 30
 STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 10, 2000, 300
 MODES = ("steps", "basin")  # colour by steps to escape, or by the minimum reached
-# what a visitor of the plain link sees, per (large fonts, phone): desktop, projector, phone
-DEFAULT_VIEWS = ((False, False), (True, False), (False, True))
 
 
 def saddles(surface) -> list:

@@ -13,7 +13,7 @@ link, now sends them as they are.
 
 from __future__ import annotations
 
-from pages.common import LOSS_SIDES, cache_runner, preset_overrides, specs_to_json
+from pages.common import DEFAULT_VIEWS, LOSS_SIDES, cache_runner, preset_overrides, specs_to_json
 from pages.estimates import network_race, network_slice
 from pages.plotly_wire import wire_ready
 from viz import network_figs as figs
@@ -28,8 +28,6 @@ DEFAULT_STEPS = 200
 DEFAULT_PLANE = "random"
 DEFAULT_RADIUS = 0.0  # fit the trajectories
 GRID_MIN, GRID_MAX, DEFAULT_GRID = 11, 61, 31
-# what a visitor of the plain link sees, per (large fonts, phone): desktop, projector, phone
-DEFAULT_VIEWS = ((False, False), (True, False), (False, True))
 
 
 def race_arguments(network_key, init_scale, specs, steps, seed, clip, projection) -> tuple:

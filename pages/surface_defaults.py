@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pages.common import (
     DEFAULT_SURFACE,
+    DEFAULT_VIEWS,
     cached_race_figure,
     cached_surface_race,
     cached_trace_figure,
@@ -28,8 +29,6 @@ DEFAULT_SPEED = 1.0
 BASE_FRAME_MS = 50.0  # one frame at 1× speed
 ZOOMS = ("auto", "1", "10", "100", "1000", "10000")  # dimer zoom ×k; "auto": ≈4 % of the window
 ARROWS = ("direction", "scale")  # same length, or to scale
-# what a visitor of the plain link sees, per (large fonts, phone): desktop, projector, phone
-DEFAULT_VIEWS = ((False, False), (True, False), (False, True))
 
 
 def race_defaults(surface_key: str):

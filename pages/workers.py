@@ -131,7 +131,7 @@ def _watch_server(server_pid: int) -> None:
 def _initializer(nice: int = WORKER_NICE, server_pid: int | None = None) -> None:
     """Lower priority, one torch thread and one BLAS thread (``pages.threads``), the stop signal's
     handler, and a watch on the server."""
-    lower_priority(0, nice)
+    _lower_priority(0, nice)
     if server_pid is not None:
         threading.Thread(target=_watch_server, args=(server_pid,), daemon=True).start()
     from pages.threads import single_threaded
@@ -220,7 +220,7 @@ def _worker_nice() -> int:
         return WORKER_NICE
 
 
-def lower_priority(pid: int = 0, nice: int = WORKER_NICE) -> None:
+def _lower_priority(pid: int = 0, nice: int = WORKER_NICE) -> None:
     try:
         os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
     except (OSError, AttributeError):
@@ -232,7 +232,7 @@ def _start_fork_server() -> None:
     compete with the server's own sessions, and the workers it forks inherit the priority."""
     try:
         forkserver.ensure_running()
-        lower_priority(forkserver._forkserver._forkserver_pid, _worker_nice())
+        _lower_priority(forkserver._forkserver._forkserver_pid, _worker_nice())
     except (OSError, AttributeError, ValueError):
         pass
 

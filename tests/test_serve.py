@@ -1,5 +1,6 @@
 """serve.py: the README's server command warms the interpreter before its first visitor."""
 
+import math
 import sys
 import weakref
 from pathlib import Path
@@ -337,7 +338,7 @@ def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surface
     monkeypatch.setattr(serve, "warm_front_end", lambda: events.append("front end") or 0)
     def warm_pages():
         events.append(("pages", capsys.readouterr().err))
-        return real()
+        return real(wait=lambda: 0.0)
 
     monkeypatch.setattr(serve, "warm_pages", warm_pages)
     monkeypatch.setattr(serve, "freeze_warm_state", lambda: events.append("freeze") or 0)
@@ -348,27 +349,66 @@ def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surface
     assert events[0] == "front end" and events[2] == "freeze"
     assert events[1][0] == "pages" and serve.WARM_MESSAGE in events[1][1]  # said before the pages
     assert serve.PAGES_MESSAGE in capsys.readouterr().err
-    assert real() == ["dimer", "escape map", "networks"]  # every page computed without an error
+    assert real(wait=lambda: 0.0) == ["dimer", "escape map", "networks"]  # every page, without an error
 
 
-def test_the_pages_warm_up_runs_at_the_worker_pool_s_lower_priority_in_its_own_thread_only(monkeypatch):
-    """A visitor who arrives while the other pages are computed is served first: warm_pages lowers its
-    own thread's nice value (a thread's own on Linux), not the server's other threads'."""
-    import os
-    import threading
+def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_page_and_view(monkeypatch):
+    """A visitor is never kept waiting by work no one asked for: before each page and view (desktops
+    first) warm_pages waits until no visitor's script has run for a while."""
+    from pages import dimer_charts, escape_map_defaults, network_charts
+    from pages.common import DEFAULT_VIEWS
 
-    from pages import dimer_charts, escape_map_defaults, network_charts, workers
-
-    seen = {}
+    steps = []
     pages = (("dimer", dimer_charts), ("escape map", escape_map_defaults), ("networks", network_charts))
     for name, module in pages:
-        monkeypatch.setattr(
-            module, "precompute", lambda name=name: seen.setdefault(name, os.getpriority(os.PRIO_PROCESS, 0))
-        )
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    worker = threading.Thread(target=lambda: seen.setdefault("done", serve.warm_pages()))
-    worker.start()
-    worker.join(30)
-    assert seen["done"] == ["dimer", "escape map", "networks"]
-    assert seen["dimer"] == seen["networks"] == max(mine, workers.WORKER_NICE)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # this thread untouched
+        monkeypatch.setattr(module, "precompute", lambda views, name=name: steps.append((name, views)))
+
+    def failing(views):
+        steps.append(("escape map", views))
+        raise RuntimeError("no worker pool here")
+
+    monkeypatch.setattr(escape_map_defaults, "precompute", failing)
+    assert serve.warm_pages(wait=lambda: steps.append("wait")) == ["dimer", "networks"]
+    expected = []
+    for view in DEFAULT_VIEWS:
+        for name, _ in pages:
+            if name != "escape map" or view == DEFAULT_VIEWS[0]:  # a failed page is not tried again
+                expected += ["wait", (name, (view,))]
+    assert steps == expected
+
+
+def test_a_quiet_server_is_one_whose_visitors_scripts_ended_long_enough_ago(monkeypatch):
+    from pages import common
+
+    clock = [1000.0]
+    monkeypatch.setattr(common, "_clock", lambda: clock[0])
+    monkeypatch.setitem(common._SCRIPTS, "running", 0)
+    monkeypatch.setitem(common._SCRIPTS, "last", -math.inf)
+    assert common.quiet_for() == math.inf  # no visitor yet
+    with common.script_run():
+        clock[0] += 2.0
+        assert common.quiet_for() == 0.0  # a run in progress
+        slept = []
+
+        def sleep(seconds):  # time passes; the run ends 1 s into the first wait
+            if not slept:
+                common._SCRIPTS.update(running=0, last=clock[0] + 1.0)
+            slept.append(seconds)
+            clock[0] += seconds
+
+        assert common.wait_until_quiet(quiet_s=5.0, sleep=sleep) == sum(slept)
+        assert common.quiet_for() >= 5.0 and clock[0] >= 1002.0 + 1.0 + 5.0
+        common._SCRIPTS["running"] = 1  # as it was: the context manager counts it down
+    assert common._SCRIPTS["running"] == 0 and common.quiet_for() == 0.0
+    clock[0] += 5.0
+    assert common.quiet_for() == 5.0
+    assert common.wait_until_quiet(quiet_s=5.0, sleep=lambda s: 1 / 0) == 0.0  # quiet: no sleep
+
+
+def test_a_script_that_stops_or_fails_still_ends_its_run(monkeypatch):
+    from pages import common
+
+    monkeypatch.setitem(common._SCRIPTS, "running", 0)
+    with pytest.raises(RuntimeError), common.script_run():
+        raise RuntimeError("a page's error, or Streamlit's StopException")
+    assert common._SCRIPTS["running"] == 0
