@@ -165,9 +165,10 @@ def warm_pages(wait=None) -> list[str]:
     first visitor of a link a lecturer shares to one of them waits for nothing but the transfer (after
     the warm-up a cold visit cost 2.5 s of script time on the Dimer page, 3.0 s on Networks and 6.9 s
     on the Escape map, which also showed a Run button when a loaded server estimated its map above
-    3 s). One page and view at a time (desktops first), each only once no visitor's script has run
-    for ``pages.common.QUIET_S`` (``wait``: :func:`pages.common.wait_until_quiet`): a visitor is never
-    kept waiting by work no one has asked for yet. The Dimer page's studies run in this thread; the
+    3 s). One page and view at a time (desktops first), each piece of it (a study, the map, a chart)
+    only once no visitor's script has run for ``pages.common.QUIET_S`` (``wait``:
+    :func:`pages.common.wait_until_quiet`): a visitor who arrives meanwhile competes with one piece at
+    most, never with work no one has asked for yet. The Dimer page's studies run in this thread; the
     map, the network race and its slice in the worker pool. Returns the pages done; a page that fails
     is left for its first visitor, who sees the error the page reports."""
     from pages import common, dimer_charts, escape_map_defaults, network_charts
@@ -179,9 +180,8 @@ def warm_pages(wait=None) -> list[str]:
         for name, module in pages.items():
             if name in failed:
                 continue
-            wait()
             try:
-                module.precompute(views=(view,))
+                module.precompute(views=(view,), between=wait)
             except Exception:
                 failed.add(name)
     return [name for name in pages if name not in failed]

@@ -235,14 +235,20 @@ def default_request(surface_key: str = DEFAULT_SURFACE) -> dict:
     }
 
 
-def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS) -> None:
+def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS, between=lambda: None) -> None:
     """Compute what a visitor of the plain link is shown — the studies, the saddle search and, for
-    each of ``views``, the five charts — into the shared caches."""
+    each of ``views``, the five charts — into the shared caches; ``between()`` before each piece."""
     request = default_request(surface_key)
+    between()
     cached_surface_race(*request["race"])
     for large, compact in views:
-        overview_chart(surface_key, request["point"], request["window"], large, compact)
-        rotation_chart(surface_key, request["run"], request["window"], large, compact)
-        convergence_chart(surface_key, request["study"], large, compact)
-        finite_difference_chart(surface_key, request["point"], request["angle"], large, compact)
-        saddle_search_chart(request["race"], large, compact)
+        pieces = (
+            (overview_chart, surface_key, request["point"], request["window"]),
+            (rotation_chart, surface_key, request["run"], request["window"]),
+            (convergence_chart, surface_key, request["study"]),
+            (finite_difference_chart, surface_key, request["point"], request["angle"]),
+            (saddle_search_chart, request["race"]),
+        )
+        for chart, *args in pieces:
+            between()
+            chart(*args, large, compact)

@@ -105,10 +105,12 @@ def default_map_arguments(surface_key: str = DEFAULT_SURFACE) -> tuple:
     return map_arguments(surface_key, saddle.xy, window, RESOLUTION_DEFAULT, specs, STEPS_DEFAULT, 0, None)
 
 
-def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS) -> None:
+def precompute(surface_key: str = DEFAULT_SURFACE, views=DEFAULT_VIEWS, between=lambda: None) -> None:
     """Compute what a visitor of the plain link is shown — the map (in the worker pool) and, for each
-    of ``views``, its charts — into the shared caches."""
+    of ``views``, its charts — into the shared caches; ``between()`` before each piece."""
     args = default_map_arguments(surface_key)
+    between()
     cached_escape_map(*args)
     for large, compact in views:
+        between()
         escape_charts(args, MODES[0], minima(get_surface(surface_key)), large, compact)

@@ -71,16 +71,24 @@ def default_request(network_key: str = DEFAULT_NETWORK) -> tuple[tuple, tuple, f
     return race_args, slice_args, net.plateau
 
 
-def precompute(network_key: str = DEFAULT_NETWORK, views=DEFAULT_VIEWS) -> None:
+def precompute(network_key: str = DEFAULT_NETWORK, views=DEFAULT_VIEWS, between=lambda: None) -> None:
     """Compute what a visitor of the plain link is shown — the race and the slice (in the worker
-    pool) and, for each of ``views``, the charts — into the shared caches."""
+    pool) and, for each of ``views``, the charts — into the shared caches; ``between()`` before
+    each piece."""
     race_args, slice_args, plateau = default_request(network_key)
+    between()
     traces = network_race(*race_args)
+    between()
     network_slice(*slice_args, _traces=traces)
     for large, compact in views:
-        loss_charts(race_args, False, plateau, large, compact)
-        diagnostics_charts(race_args, large, compact)
-        slice_charts(race_args, slice_args, False, large, compact)
+        pieces = (
+            (loss_charts, race_args, False, plateau),
+            (diagnostics_charts, race_args),
+            (slice_charts, race_args, slice_args, False),
+        )
+        for chart, *args in pieces:
+            between()
+            chart(*args, large, compact)
 
 
 @cache_runner(max_entries=16)

@@ -352,22 +352,27 @@ def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surface
     assert real(wait=lambda: 0.0) == ["dimer", "escape map", "networks"]  # every page, without an error
 
 
-def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_page_and_view(monkeypatch):
-    """A visitor is never kept waiting by work no one asked for: before each page and view (desktops
-    first) warm_pages waits until no visitor's script has run for a while."""
+def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_piece(monkeypatch):
+    """A visitor is never kept waiting by work no one asked for: warm_pages goes page by page and view
+    by view (desktops first), and each page's precompute waits (``between``) until no visitor's
+    script has run for a while before each of its pieces."""
     from pages import dimer_charts, escape_map_defaults, network_charts
     from pages.common import DEFAULT_VIEWS
 
     steps = []
     pages = (("dimer", dimer_charts), ("escape map", escape_map_defaults), ("networks", network_charts))
+
+    def stub(name, fails=False):
+        def precompute(views, between):
+            between()
+            steps.append((name, views))
+            if fails:
+                raise RuntimeError("no worker pool here")
+
+        return precompute
+
     for name, module in pages:
-        monkeypatch.setattr(module, "precompute", lambda views, name=name: steps.append((name, views)))
-
-    def failing(views):
-        steps.append(("escape map", views))
-        raise RuntimeError("no worker pool here")
-
-    monkeypatch.setattr(escape_map_defaults, "precompute", failing)
+        monkeypatch.setattr(module, "precompute", stub(name, fails=name == "escape map"))
     assert serve.warm_pages(wait=lambda: steps.append("wait")) == ["dimer", "networks"]
     expected = []
     for view in DEFAULT_VIEWS:
@@ -375,6 +380,23 @@ def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_page_and_view(mo
             if name != "escape map" or view == DEFAULT_VIEWS[0]:  # a failed page is not tried again
                 expected += ["wait", (name, (view,))]
     assert steps == expected
+
+
+@pytest.mark.parametrize("page", ["dimer_charts", "escape_map_defaults", "network_charts"])
+def test_each_page_s_precompute_waits_before_every_piece(one_torch_thread, page):
+    """The pieces: the Dimer page's saddle search and five charts, the escape map and its charts, the
+    network race, its slice and three charts; the wait comes before each, never inside one."""
+    import importlib
+
+    from pages import common
+
+    module = importlib.import_module(f"pages.{page}")
+    module.precompute(views=common.DEFAULT_VIEWS[:1])  # computed once: the pieces below are hits
+    before = sum(v["computations"] for v in common.function_counts().values())
+    waits = []
+    module.precompute(views=common.DEFAULT_VIEWS[:1], between=lambda: waits.append(1))
+    assert len(waits) == {"dimer_charts": 6, "escape_map_defaults": 2, "network_charts": 5}[page]
+    assert sum(v["computations"] for v in common.function_counts().values()) == before
 
 
 def test_a_quiet_server_is_one_whose_visitors_scripts_ended_long_enough_ago(monkeypatch):
