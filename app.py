@@ -4,6 +4,7 @@
 
 import streamlit as st
 
+from pages.activity import script_run
 from pages.common import (
     APP_RAN_KEY,
     DEEP_LINK_KEY,
@@ -12,7 +13,6 @@ from pages.common import (
     URL,
     compact_layout,
     link_params,
-    script_run,
 )
 from pages.threads import single_threaded
 from pages.url_params import report_rejected_params, vet_query_params
@@ -52,7 +52,7 @@ def _to_surfaces() -> None:
 ALIASES = [st.Page(_to_surfaces, title="Surfaces", url_path="surfaces")]
 
 # the whole run counts as a visitor's activity: serve.py's warm-up of the other pages waits for a
-# quiet server (pages.common.wait_until_quiet)
+# quiet server (pages.activity)
 with script_run():
     # before any widget: a hostile link (?steps=inf) never reaches Streamlit's URL seeding; what it drops is
     # named after the page, in report_rejected_params' one notice

@@ -88,11 +88,13 @@ if __name__ == "__main__":  # before the imports below: a re-executed process pa
 import streamlit as st  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
+from pages.activity import VisitorActivity  # noqa: E402
 from pages.compressed_static import CompressedStatic  # noqa: E402
 from pages.plotly_preload import PlotlyPreload  # noqa: E402
 
 # what ``streamlit run serve.py`` serves (Streamlit finds the assignment ``app = st.App(...)``)
-app = st.App(str(ROOT / "app.py"), middleware=[Middleware(CompressedStatic), Middleware(PlotlyPreload)])
+MIDDLEWARE = [Middleware(VisitorActivity), Middleware(CompressedStatic), Middleware(PlotlyPreload)]
+app = st.App(str(ROOT / "app.py"), middleware=MIDDLEWARE)
 
 PRELOAD = (
     "torch",
@@ -166,14 +168,14 @@ def warm_pages(wait=None) -> list[str]:
     the warm-up a cold visit cost 2.5 s of script time on the Dimer page, 3.0 s on Networks and 6.9 s
     on the Escape map, which also showed a Run button when a loaded server estimated its map above
     3 s). One page and view at a time (desktops first), each piece of it (a study, the map, a chart)
-    only once no visitor's script has run for ``pages.common.QUIET_S`` (``wait``:
-    :func:`pages.common.wait_until_quiet`): a visitor who arrives meanwhile competes with one piece at
+    only once no visitor has been served for ``pages.activity.QUIET_S`` (``wait``:
+    :func:`pages.activity.wait_until_quiet`): a visitor who arrives meanwhile competes with one piece at
     most, never with work no one has asked for yet. The Dimer page's studies run in this thread; the
     map, the network race and its slice in the worker pool. Returns the pages done; a page that fails
     is left for its first visitor, who sees the error the page reports."""
-    from pages import common, dimer_charts, escape_map_defaults, network_charts
+    from pages import activity, common, dimer_charts, escape_map_defaults, network_charts
 
-    wait = common.wait_until_quiet if wait is None else wait
+    wait = activity.wait_until_quiet if wait is None else wait
     pages = {"dimer": dimer_charts, "escape map": escape_map_defaults, "networks": network_charts}
     failed = set()
     for view in common.DEFAULT_VIEWS:

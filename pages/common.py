@@ -911,48 +911,6 @@ def cached_escape_map(
 DEFAULT_VIEWS = ((False, False), (True, False), (False, True))
 
 
-# ------------------------------------------------------------------------------------ visitors' scripts
-
-# visitors' script runs in progress and when the last one began or ended (time.monotonic()): serve.py's
-# warm-up of the other pages waits for a quiet server, so it never competes with a visitor's run and
-# the browser's drawing that follows it (on 2 cores, with the pages computed at once beside it, a
-# first visitor of Surfaces 3 s after the warm-up waited 5.96 instead of 4.51 s for the chart)
-_SCRIPTS = {"running": 0, "last": -math.inf}
-QUIET_S = 5.0  # a server is quiet this long after the last script run ended (its browser still draws)
-_clock = time.monotonic  # the activity's clock (a test sets its own)
-
-
-@contextmanager
-def script_run() -> Iterator[None]:
-    """Around a visitor's script run (app.py's whole run): counted as server activity."""
-    with _CACHE_LOCK:
-        _SCRIPTS["running"] += 1
-        _SCRIPTS["last"] = _clock()
-    try:
-        yield
-    finally:
-        with _CACHE_LOCK:
-            _SCRIPTS["running"] -= 1
-            _SCRIPTS["last"] = _clock()
-
-
-def quiet_for() -> float:
-    """Seconds since the last visitor's script run ended (0 while one runs; inf before any)."""
-    with _CACHE_LOCK:
-        return 0.0 if _SCRIPTS["running"] else _clock() - _SCRIPTS["last"]
-
-
-def wait_until_quiet(quiet_s: float = QUIET_S, poll_s: float = 0.25, sleep=time.sleep) -> float:
-    """Block until no visitor's script has run for ``quiet_s`` seconds; returns the seconds waited
-    (for work that may wait, such as serve.py's warm-up of the pages no one has asked for yet)."""
-    waited = 0.0
-    while (quiet := quiet_for()) < quiet_s:
-        pause = max(poll_s, quiet_s - quiet)
-        sleep(pause)
-        waited += pause
-    return waited
-
-
 TRIM_EVERY_S = 15.0  # the server hands freed heap pages back to the OS this often
 
 

@@ -400,37 +400,65 @@ def test_each_page_s_precompute_waits_before_every_piece(one_torch_thread, page)
 
 
 def test_a_quiet_server_is_one_whose_visitors_scripts_ended_long_enough_ago(monkeypatch):
-    from pages import common
+    from pages import activity
 
     clock = [1000.0]
-    monkeypatch.setattr(common, "_clock", lambda: clock[0])
-    monkeypatch.setitem(common._SCRIPTS, "running", 0)
-    monkeypatch.setitem(common._SCRIPTS, "last", -math.inf)
-    assert common.quiet_for() == math.inf  # no visitor yet
-    with common.script_run():
+    monkeypatch.setattr(activity, "_clock", lambda: clock[0])
+    monkeypatch.setitem(activity._STATE, "running", 0)
+    monkeypatch.setitem(activity._STATE, "last", -math.inf)
+    assert activity.quiet_for() == math.inf  # no visitor yet
+    with activity.script_run():
         clock[0] += 2.0
-        assert common.quiet_for() == 0.0  # a run in progress
+        assert activity.quiet_for() == 0.0  # a run in progress
         slept = []
 
         def sleep(seconds):  # time passes; the run ends 1 s into the first wait
             if not slept:
-                common._SCRIPTS.update(running=0, last=clock[0] + 1.0)
+                activity._STATE.update(running=0, last=clock[0] + 1.0)
             slept.append(seconds)
             clock[0] += seconds
 
-        assert common.wait_until_quiet(quiet_s=5.0, sleep=sleep) == sum(slept)
-        assert common.quiet_for() >= 5.0 and clock[0] >= 1002.0 + 1.0 + 5.0
-        common._SCRIPTS["running"] = 1  # as it was: the context manager counts it down
-    assert common._SCRIPTS["running"] == 0 and common.quiet_for() == 0.0
+        assert activity.wait_until_quiet(quiet_s=5.0, sleep=sleep) == sum(slept)
+        assert activity.quiet_for() >= 5.0 and clock[0] >= 1002.0 + 1.0 + 5.0
+        activity._STATE["running"] = 1  # as it was: the context manager counts it down
+    assert activity._STATE["running"] == 0 and activity.quiet_for() == 0.0
     clock[0] += 5.0
-    assert common.quiet_for() == 5.0
-    assert common.wait_until_quiet(quiet_s=5.0, sleep=lambda s: 1 / 0) == 0.0  # quiet: no sleep
+    assert activity.quiet_for() == 5.0
+    assert activity.wait_until_quiet(quiet_s=5.0, sleep=lambda s: 1 / 0) == 0.0  # quiet: no sleep
 
 
 def test_a_script_that_stops_or_fails_still_ends_its_run(monkeypatch):
-    from pages import common
+    from pages import activity
 
-    monkeypatch.setitem(common._SCRIPTS, "running", 0)
-    with pytest.raises(RuntimeError), common.script_run():
+    monkeypatch.setitem(activity._STATE, "running", 0)
+    with pytest.raises(RuntimeError), activity.script_run():
         raise RuntimeError("a page's error, or Streamlit's StopException")
-    assert common._SCRIPTS["running"] == 0
+    assert activity._STATE["running"] == 0
+
+
+def test_a_browser_loading_the_app_is_activity_and_a_health_check_is_not(monkeypatch):
+    import asyncio
+
+    from pages import activity
+
+    clock = [50.0]
+    monkeypatch.setattr(activity, "_clock", lambda: clock[0])
+    monkeypatch.setitem(activity._STATE, "running", 0)
+    monkeypatch.setitem(activity._STATE, "last", -math.inf)
+    served = []
+
+    async def app(scope, receive, send):
+        served.append(scope["path"])
+
+    middleware = activity.VisitorActivity(app)
+    run = lambda kind, path: asyncio.run(middleware({"type": kind, "path": path}, None, None))  # noqa: E731
+    run("http", "/_stcore/health")
+    assert activity.quiet_for() == math.inf
+    run("http", "/static/js/index.js")
+    assert activity.quiet_for() == 0.0
+    clock[0] += 3.0
+    run("websocket", "/_stcore/stream")
+    clock[0] += 1.0
+    assert activity.quiet_for() == 1.0
+    assert served == ["/_stcore/health", "/static/js/index.js", "/_stcore/stream"]  # every one passed on
+    assert any(m.cls is activity.VisitorActivity for m in serve.MIDDLEWARE)
