@@ -6,8 +6,8 @@ one background thread that does, while the server waits for its first browser, w
 script would otherwise do inside its own run (Streamlit runs app.py only when a browser connects):
 
 1. import torch, ``torch._dynamo`` (torch imports it lazily at the first ``Optimizer.step``),
-   plotly and its ``plotly_white`` template, and the app's own modules (pandas, which only the
-   results table below the race chart needs, after step 2);
+   plotly and its ``plotly_white`` template, and the app's own modules (pandas is imported before
+   the server starts: :func:`main`);
 2. compute what a visitor of the plain link is shown on a desktop — the default race, its animated
    figure and loss curves — into the caches every session shares
    (``pages.surface_defaults.precompute``): the first visitor of the shared link then only draws, and
@@ -107,22 +107,19 @@ PRELOAD = (
     "pages.common",
     "pages.surface_defaults",
 )
-# imported once the plain link's desktop figures are computed: nothing before the race chart needs
-# them (the Surfaces page imports pandas for its results table, below the chart), and a visitor who
-# arrives during the warm-up waits for everything the warm-up does before that computation
-PRELOAD_AFTER = ("pandas",)
 
 
 WARM_MESSAGE = "DEO Lab: warm-up done in"  # printed (with the seconds) when the Surfaces link is ready
 PAGES_MESSAGE = "DEO Lab: other pages' plain links computed in"  # then when warm_pages() is done
+WARM_STOPPED = "DEO Lab: warm-up stopped:"  # an error ended it (the pages compute what it did not)
 
 
 def preload(front_end: bool = False) -> None:
-    """Import :data:`PRELOAD`, compute the plain link's desktop figures, import :data:`PRELOAD_AFTER`
-    and run :func:`warm_race`, then the other views' figures (errors are left for the page to meet and
-    report); with ``front_end`` (the running server's warm-up) also :func:`warm_front_end`. Says
-    :data:`WARM_MESSAGE` on stderr then; the running server's warm-up goes on with :func:`warm_pages`
-    and :func:`freeze_warm_state` and says :data:`PAGES_MESSAGE`."""
+    """Import :data:`PRELOAD`, compute the plain link's desktop figures, run :func:`warm_race`, then
+    the other views' figures (an error stops the warm-up, says :data:`WARM_STOPPED` and is left for
+    the page to meet and report); with ``front_end`` (the running server's warm-up) also
+    :func:`warm_front_end`. Says :data:`WARM_MESSAGE` on stderr then; the running server's warm-up
+    goes on with :func:`warm_pages` and :func:`freeze_warm_state` and says :data:`PAGES_MESSAGE`."""
     import importlib
     import time
 
@@ -144,11 +141,10 @@ def preload(front_end: bool = False) -> None:
         from pages.surface_defaults import DEFAULT_VIEWS, precompute
 
         precompute(views=DEFAULT_VIEWS[:1])  # desktop first: what most first visitors ask for
-        for name in PRELOAD_AFTER:
-            importlib.import_module(name)
         warm_race()
         precompute(views=DEFAULT_VIEWS[1:])
-    except Exception:  # the page runs the real race and reports any error itself
+    except Exception as error:  # the page runs the real race and reports any error itself
+        print(f"{WARM_STOPPED} {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         return
     if front_end:
         warm_front_end()
@@ -233,7 +229,15 @@ def warm_front_end() -> int:
 
 
 def main() -> None:
-    from streamlit.web import cli  # Streamlit's own imports first, in this thread
+    # Streamlit's own imports, and pandas, in this thread before any other thread runs and before the
+    # server answers. Imported by one thread while another built a Plotly figure, pandas broke that
+    # figure: Plotly's validators take pandas from sys.modules without importing it
+    # (``get_module("pandas", should_load=False)``) and got the partially initialized module ("has no
+    # attribute 'Series'"). The warm-up imported it after the desktop figures while the first
+    # visitor's page imported it too, and the warm-up stopped there (2026-12-03: in CI's browser-test
+    # servers, and by hand), so nothing after it was warmed.
+    import pandas  # noqa: F401
+    from streamlit.web import cli
 
     threading.Thread(target=preload, args=(True,), name="deo-preload", daemon=True).start()
     sys.argv = ["streamlit", "run", str(ROOT / "serve.py"), *sys.argv[1:]]

@@ -19,6 +19,7 @@ from tests.boxes import overlap
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 SHORT = 60  # steps for flows that start new races (the default 300 is raced once, by the page test)
+CLICK_TAKES_MS = 60_000  # a click on a chart to the rerun it causes, on a loaded machine
 RUN_TIMEOUT_MS = 300_000  # a cold race (torch warm-up on a shared 2-core machine at load 15) can take minutes
 PAGES = [  # (url path, title pattern)
     ("", re.compile("Surfaces")),  # the default page lives at /
@@ -285,8 +286,16 @@ def test_clicking_the_contour_sets_the_start(app_url, new_page, screenshot_dir):
     )
     # a quarter of the window from the left and from the top (a point of the click grid)
     target = (xa + 0.25 * (xb - xa), yb - 0.25 * (yb - ya))
-    click_plot_at(page, *target, chart=RACE_CHART)
-    _expect()(x0).not_to_have_value(before, timeout=RUN_TIMEOUT_MS)
+    # a click the page never received (CI, 2026-12-03: x₀ unchanged for 300 s after a hovered click)
+    # is clicked again; one that arrives late is not repeated, since the value has changed by then
+    for attempt in range(3):
+        click_plot_at(page, *target, chart=RACE_CHART)
+        try:
+            _expect()(x0).not_to_have_value(before, timeout=CLICK_TAKES_MS)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     wait_idle(page)
     x, y = float(x0.input_value()), float(y0.input_value())
     tolerance = 0.06 * (xb - xa)  # the click grid's spacing is 1/30 of the window
