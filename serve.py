@@ -111,6 +111,8 @@ PRELOAD = (
 
 WARM_MESSAGE = "DEO Lab: warm-up done in"  # printed (with the seconds) when the Surfaces link is ready
 PAGES_MESSAGE = "DEO Lab: other pages' plain links computed in"  # then when warm_pages() is done
+ENV_WARM_PAGES = "DEO_LAB_WARM_PAGES"  # "0": the warm-up leaves the other pages to their visitors
+GIVE_WAY_TIMES = 20  # a page whose pool job gave way to visitors this often is left to its visitor
 WARM_STOPPED = "DEO Lab: warm-up stopped:"  # an error ended it (the pages compute what it did not)
 
 
@@ -151,10 +153,10 @@ def preload(front_end: bool = False) -> None:
     print(f"{WARM_MESSAGE} {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     if front_end:
         start = time.perf_counter()
-        warmed = warm_pages()
+        warmed = warm_pages() if os.environ.get(ENV_WARM_PAGES, "1") != "0" else []
         freeze_warm_state()
         seconds = time.perf_counter() - start
-        print(f"{PAGES_MESSAGE} {seconds:.1f} s: {', '.join(warmed)}", file=sys.stderr, flush=True)
+        print(f"{PAGES_MESSAGE} {seconds:.1f} s: {', '.join(warmed) or 'none'}", file=sys.stderr, flush=True)
 
 
 def warm_pages(wait=None) -> list[str]:
@@ -166,22 +168,34 @@ def warm_pages(wait=None) -> list[str]:
     3 s). One page and view at a time (desktops first), each piece of it (a study, the map, a chart)
     only once no visitor has been served for ``pages.activity.QUIET_S`` (``wait``:
     :func:`pages.activity.wait_until_quiet`): a visitor who arrives meanwhile competes with one piece at
-    most, never with work no one has asked for yet. The Dimer page's studies run in this thread; the
-    map, the network race and its slice in the worker pool. Returns the pages done; a page that fails
-    is left for its first visitor, who sees the error the page reports."""
+    most, never with work no one has asked for yet. A piece in the worker pool (on 2 cores the pool
+    has one worker) is stopped once a visitor has been served for ``pages.workers.GONE_S``
+    (``pages.activity.background``), and done again later (in CI a visitor's escape map waited 300 s
+    for the one worker, most likely behind the warm-up's jobs at the pool's nice value). The Dimer
+    page's studies run in this thread; the map, the network race and its slice in the worker pool.
+    Returns the pages done; a page that fails is left for its first visitor, who sees the error the
+    page reports."""
     from pages import activity, common, dimer_charts, escape_map_defaults, network_charts
+    from pages.workers import Cancelled
 
     wait = activity.wait_until_quiet if wait is None else wait
     pages = {"dimer": dimer_charts, "escape map": escape_map_defaults, "networks": network_charts}
     failed = set()
-    for view in common.DEFAULT_VIEWS:
-        for name, module in pages.items():
-            if name in failed:
-                continue
-            try:
-                module.precompute(views=(view,), between=wait)
-            except Exception:
-                failed.add(name)
+    with activity.background():
+        for view in common.DEFAULT_VIEWS:
+            for name, module in pages.items():
+                for _ in range(GIVE_WAY_TIMES):
+                    if name in failed:
+                        break
+                    try:
+                        module.precompute(views=(view,), between=wait)
+                        break
+                    except Cancelled:  # its job in the pool gave the worker to a visitor: again
+                        continue
+                    except Exception:
+                        failed.add(name)
+                else:
+                    failed.add(name)
     return [name for name in pages if name not in failed]
 
 

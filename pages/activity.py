@@ -25,6 +25,31 @@ _STATE = {"running": 0, "last": -math.inf}  # script runs in progress; the last 
 _clock = time.monotonic  # the activity's clock (a test sets its own)
 
 
+_LOCAL = threading.local()
+BUSY_S = 1.0  # background work in the worker pool gives way once a visitor has been active this recently
+
+
+@contextmanager
+def background() -> Iterator[None]:
+    """Work this thread does for no one yet (serve.py's warm-up of the pages): its jobs in the worker
+    pool give the worker back to a visitor (:func:`pages.common.session_alive`)."""
+    _LOCAL.background = True
+    try:
+        yield
+    finally:
+        _LOCAL.background = False
+
+
+def in_background() -> bool:
+    return getattr(_LOCAL, "background", False)
+
+
+def server_quiet() -> bool:
+    """For a background job's ``alive``: False while a visitor is being served (a script runs, or
+    one ran or a browser loaded the app less than :data:`BUSY_S` ago)."""
+    return quiet_for() >= BUSY_S
+
+
 def note_activity() -> None:
     """Something a visitor's browser asked for, now."""
     with _LOCK:

@@ -874,9 +874,16 @@ def cached_hidden_losses(
 
 def session_alive() -> Callable[[], bool] | None:
     """For ``pages.workers.run``: whether the session running this script still has a browser
-    connected (Streamlit keeps a closed tab's script running); None outside a server (AppTest)."""
+    connected (Streamlit keeps a closed tab's script running); None outside a server (AppTest).
+    In background work (serve.py's warm-up of the pages, ``pages.activity.background``): whether the
+    server is still quiet, so a visitor's job never waits long behind it for the pool's worker (the
+    job is stopped once a visitor has been served for ``pages.workers.GONE_S``)."""
+    from pages import activity
+
     session_id = _session_id()
-    return None if session_id is None else (lambda: _session_connected(session_id))
+    if session_id is None:
+        return activity.server_quiet if activity.in_background() else None
+    return lambda: _session_connected(session_id)
 
 
 @cache_runner

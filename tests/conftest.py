@@ -28,6 +28,10 @@ if str(ROOT) not in sys.path:
 # default page could wait for it. Every test server and AppTest runs without it unless a test sets
 # the threshold itself (the Run-button tests use the product default).
 os.environ["DEO_LAB_RUN_BUTTON_S"] = "inf"
+# The browser tests' servers leave the other pages to their visitors (serve.warm_pages): the pages'
+# tests visit them anyway, and computing them beside the tests added ≈ 200 s of load to a suite that
+# must stay under 15 minutes on 2 cores. tests/test_serve.py runs warm_pages itself, with real pages.
+os.environ["DEO_LAB_WARM_PAGES"] = "0"
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -349,6 +349,7 @@ def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surface
 
     events = []
     real = serve.warm_pages
+    monkeypatch.setenv(serve.ENV_WARM_PAGES, "1")  # the test servers' default (conftest) is off
     monkeypatch.setattr(serve, "warm_front_end", lambda: events.append("front end") or 0)
     def warm_pages():
         events.append(("pages", capsys.readouterr().err))
@@ -477,3 +478,54 @@ def test_a_browser_loading_the_app_is_activity_and_a_health_check_is_not(monkeyp
     assert activity.quiet_for() == 1.0
     assert served == ["/_stcore/health", "/static/js/index.js", "/_stcore/stream"]  # every one passed on
     assert any(m.cls is activity.VisitorActivity for m in serve.MIDDLEWARE)
+
+
+def test_without_the_pages_warm_up_the_server_still_freezes(monkeypatch, capsys, one_torch_thread):
+    import gc
+
+    events = []
+    monkeypatch.setenv(serve.ENV_WARM_PAGES, "0")
+    monkeypatch.setattr(serve, "warm_front_end", lambda: 0)
+    monkeypatch.setattr(serve, "warm_pages", lambda: events.append("pages") or [])
+    monkeypatch.setattr(serve, "freeze_warm_state", lambda: events.append("freeze") or 0)
+    try:
+        serve.preload(front_end=True)
+    finally:
+        gc.unfreeze()
+    assert events == ["freeze"]
+    assert f"{serve.PAGES_MESSAGE}" in capsys.readouterr().err
+
+
+def test_a_warm_up_job_in_the_pool_gives_way_to_a_visitor_and_is_done_again(monkeypatch):
+    """On 2 cores the pool has one worker: background work asks workers.run to stop its job once a
+    visitor is being served (session_alive outside a session, in activity.background()), and
+    warm_pages does that page again when the server is quiet."""
+    from pages import activity, common, dimer_charts, escape_map_defaults, network_charts
+    from pages.workers import Cancelled
+
+    assert common.session_alive() is None  # no session, no background work: nothing to watch
+    clock = [10.0]
+    monkeypatch.setattr(activity, "_clock", lambda: clock[0])
+    monkeypatch.setitem(activity._STATE, "running", 0)
+    monkeypatch.setitem(activity._STATE, "last", -math.inf)
+    with activity.background():
+        alive = common.session_alive()
+        assert alive is activity.server_quiet and alive()
+        with activity.script_run():  # a visitor's script runs: the background job should stop
+            assert not alive()
+        clock[0] += activity.BUSY_S
+        assert alive()
+    assert not activity.in_background()
+
+    calls = []
+    for module in (dimer_charts, network_charts):
+        monkeypatch.setattr(module, "precompute", lambda views, between: None)
+
+    def escape_map(views, between):
+        calls.append(views)
+        if len(calls) == 1:
+            raise Cancelled("stopped: the session that asked for this was closed")
+
+    monkeypatch.setattr(escape_map_defaults, "precompute", escape_map)
+    assert serve.warm_pages(wait=lambda: None) == ["dimer", "escape map", "networks"]
+    assert len(calls) == 1 + len(common.DEFAULT_VIEWS)  # the first view twice, then the others
