@@ -334,6 +334,20 @@ def optimizer_picker(
     return specs
 
 
+def picker_specs(keys: list[str], preset_defaults: dict[str, dict] | None = None) -> list:
+    """The specs :func:`optimizer_picker` returns for ``keys`` with its inputs untouched: each preset
+    carrying those of ``preset_defaults`` (a surface's values) that differ from its own. What a
+    page's plain link races, for the page and for serve.py's warm-up."""
+    from deo.presets import PRESETS
+    from deo.race import OptimizerSpec
+
+    extra = preset_defaults or {}
+    return [
+        OptimizerSpec(key=k, hyperparams=preset_overrides(k, extra.get(k, {})), label=PRESETS[k].label)
+        for k in keys
+    ]
+
+
 def specs_to_json(specs: list) -> str:
     """A canonical JSON text of optimizer specs (the hashable cache key of a race)."""
     return json.dumps(

@@ -15,7 +15,7 @@ from pages.common import (
     cache_runner,
     cached_escape_map,
     get_surface,
-    preset_overrides,
+    picker_specs,
     specs_to_json,
 )
 from pages.plotly_wire import wire_ready
@@ -63,17 +63,6 @@ def map_arguments(surface_key, saddle_xy, window, resolution, specs, steps, seed
     return (surface_key, "", *grid, *run)
 
 
-def default_specs() -> list:
-    """``pages.common.optimizer_picker``'s specs with its inputs untouched (the presets' own values)."""
-    from deo.presets import PRESETS
-    from deo.race import OptimizerSpec
-
-    return [
-        OptimizerSpec(key=k, hyperparams=preset_overrides(k, {}), label=PRESETS[k].label)
-        for k in DEFAULT_OPTIMIZERS
-    ]
-
-
 def minima(surface) -> tuple:
     """The surface's minima, the basins the "minimum reached" colouring names."""
     return tuple(tuple(p.xy) for p in surface.stationary_points if p.kind == "min")
@@ -101,7 +90,7 @@ def default_map_arguments(surface_key: str = DEFAULT_SURFACE) -> tuple:
     surface = get_surface(surface_key)
     saddle = saddles(surface)[0]
     window = map_window(saddle.xy, default_half_width(surface))
-    specs = default_specs()
+    specs = picker_specs(DEFAULT_OPTIMIZERS)
     return map_arguments(surface_key, saddle.xy, window, RESOLUTION_DEFAULT, specs, STEPS_DEFAULT, 0, None)
 
 

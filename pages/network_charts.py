@@ -13,7 +13,7 @@ link, now sends them as they are.
 
 from __future__ import annotations
 
-from pages.common import DEFAULT_VIEWS, LOSS_SIDES, cache_runner, preset_overrides, specs_to_json
+from pages.common import DEFAULT_VIEWS, LOSS_SIDES, cache_runner, picker_specs, specs_to_json
 from pages.estimates import network_race, network_slice
 from pages.plotly_wire import wire_ready
 from viz import network_figs as figs
@@ -47,17 +47,6 @@ def slice_arguments(race_args, plane, plane_seed, filter_normalize, radius, reso
     return (network_key, init_scale, int(seed), *plane_args, race_key)
 
 
-def default_specs() -> list:
-    """``pages.common.optimizer_picker``'s specs with its inputs untouched (the presets' own values)."""
-    from deo.presets import PRESETS
-    from deo.race import OptimizerSpec
-
-    return [
-        OptimizerSpec(key=k, hyperparams=preset_overrides(k, {}), label=PRESETS[k].label)
-        for k in DEFAULT_OPTIMIZERS
-    ]
-
-
 def default_request(network_key: str = DEFAULT_NETWORK) -> tuple[tuple, tuple, float | None]:
     """The plain link's ``(race arguments, slice arguments, plateau)``."""
     import landscapes
@@ -66,7 +55,8 @@ def default_request(network_key: str = DEFAULT_NETWORK) -> tuple[tuple, tuple, f
 
     net = landscapes.make_network(network_key)
     plan = slice_plan(DEFAULT_PLANE, net.n_params, VECTOR_MAX_DIM, 0, True)
-    race_args = race_arguments(network_key, None, default_specs(), DEFAULT_STEPS, 0, 0.0, plan.projection)
+    specs = picker_specs(DEFAULT_OPTIMIZERS)
+    race_args = race_arguments(network_key, None, specs, DEFAULT_STEPS, 0, 0.0, plan.projection)
     slice_args = slice_arguments(race_args, plan.plane, 0, True, DEFAULT_RADIUS, DEFAULT_GRID)
     return race_args, slice_args, net.plateau
 

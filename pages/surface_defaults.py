@@ -16,7 +16,7 @@ from pages.common import (
     cached_trace_figure,
     chart_config,
     get_surface,
-    preset_overrides,
+    picker_specs,
     specs_to_json,
 )
 
@@ -52,14 +52,7 @@ def preset_defaults(surface_key: str) -> dict[str, dict]:
 def default_specs(surface_key: str) -> list:
     """``pages.common.optimizer_picker``'s specs with its inputs untouched: the default optimizers
     carrying the surface's values that differ from the preset's own."""
-    from deo.presets import PRESETS
-    from deo.race import OptimizerSpec
-
-    extra = preset_defaults(surface_key)
-    return [
-        OptimizerSpec(key=k, hyperparams=preset_overrides(k, extra.get(k, {})), label=PRESETS[k].label)
-        for k in DEFAULT_OPTIMIZERS
-    ]
+    return picker_specs(DEFAULT_OPTIMIZERS, preset_defaults(surface_key))
 
 
 def surface_race_key(surface_key, formula, start, offset, specs, steps, seed, clip) -> tuple:
