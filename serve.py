@@ -176,7 +176,6 @@ def warm_pages(wait=None) -> list[str]:
     Returns the pages done; a page that fails is left for its first visitor, who sees the error the
     page reports."""
     from pages import activity, common, dimer_charts, escape_map_defaults, network_charts
-    from pages.workers import Cancelled
 
     wait = activity.wait_until_quiet if wait is None else wait
     pages = {"dimer": dimer_charts, "escape map": escape_map_defaults, "networks": network_charts}
@@ -184,19 +183,25 @@ def warm_pages(wait=None) -> list[str]:
     with activity.background():
         for view in common.DEFAULT_VIEWS:
             for name, module in pages.items():
-                for _ in range(GIVE_WAY_TIMES):
-                    if name in failed:
-                        break
-                    try:
-                        module.precompute(views=(view,), between=wait)
-                        break
-                    except Cancelled:  # its job in the pool gave the worker to a visitor: again
-                        continue
-                    except Exception:
-                        failed.add(name)
-                else:
+                if name not in failed and not _precompute(module, view, wait):
                     failed.add(name)
     return [name for name in pages if name not in failed]
+
+
+def _precompute(module, view, wait) -> bool:
+    """``module.precompute`` of one view, again each time its job in the pool gave the worker to a
+    visitor (at most :data:`GIVE_WAY_TIMES`); False when it failed or kept giving way."""
+    from pages.workers import Cancelled
+
+    for _ in range(GIVE_WAY_TIMES):
+        try:
+            module.precompute(views=(view,), between=wait)
+            return True
+        except Cancelled:
+            continue
+        except Exception:
+            return False
+    return False
 
 
 def freeze_warm_state() -> int:
