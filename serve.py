@@ -18,7 +18,7 @@ script would otherwise do inside its own run (Streamlit runs app.py only when a 
 4. the plain link's figures for a projector and a phone;
 5. ask the server for each of Streamlit's front-end files once, so that they are gzipped, or kept as
    they are (fonts, small chunks), in memory (below) before the first browser asks;
-6. compute the plain links of the Dimer, Escape map and Networks pages (:func:`warm_pages`), so a
+6. compute the plain links of the Dimer, Escape map, Networks and About pages (:func:`warm_pages`), so a
    link a lecturer shares to any page is computed before the class arrives;
 7. freeze what it built (:func:`freeze_warm_state`): later garbage collections skip it.
 
@@ -160,25 +160,30 @@ def preload(front_end: bool = False) -> None:
 
 
 def warm_pages(wait=None) -> list[str]:
-    """Compute the plain links of the Dimer, Escape map and Networks pages into the shared caches
+    """Compute the plain links of the Dimer, Escape map, Networks and About pages into the shared caches
     (each page's ``precompute``: its defaults are defined once, for the page and for this), so that the
-    first visitor of a link a lecturer shares to one of them waits for nothing but the transfer (after
-    the warm-up a cold visit cost 2.5 s of script time on the Dimer page, 3.0 s on Networks and 6.9 s
-    on the Escape map, which also showed a Run button when a loaded server estimated its map above
-    3 s). One page and view at a time (desktops first), each piece of it (a study, the map, a chart)
+    first visitor of a link a lecturer shares to one of them waits for nothing but the transfer (after the
+    warm-up a cold visit cost 2.5 s of script time on the Dimer page, 3.0 s on Networks, 6.9 s on the
+    Escape map, which also showed a Run button when a loaded server estimated its map above 3 s, and 1.3 s
+    on About). One page and view at a time (desktops first), each piece of it (a study, the map, a chart)
     only once no visitor has been served for ``pages.activity.QUIET_S`` (``wait``:
     :func:`pages.activity.wait_until_quiet`): a visitor who arrives meanwhile competes with one piece at
-    most, never with work no one has asked for yet. A piece in the worker pool (on 2 cores the pool
-    has one worker) is stopped once a visitor has been served for ``pages.workers.GONE_S``
-    (``pages.activity.background``), and done again later (in CI a visitor's escape map waited 300 s
-    for the one worker, most likely behind the warm-up's jobs at the pool's nice value). The Dimer
-    page's studies run in this thread; the map, the network race and its slice in the worker pool.
+    most, never with work no one has asked for yet. A piece in the worker pool (on 2 cores the pool has
+    one worker) is stopped once a visitor has been served for ``pages.workers.GONE_S``
+    (``pages.activity.background``), and done again later (in CI a visitor's escape map waited 300 s for
+    the one worker, most likely behind the warm-up's jobs at the pool's nice value). The Dimer page's
+    studies run in this thread; the map, the network race and its slice in the worker pool.
     Returns the pages done; a page that fails is left for its first visitor, who sees the error the
     page reports."""
-    from pages import activity, common, dimer_charts, escape_map_defaults, network_charts
+    from pages import about_charts, activity, common, dimer_charts, escape_map_defaults, network_charts
 
     wait = activity.wait_until_quiet if wait is None else wait
-    pages = {"dimer": dimer_charts, "escape map": escape_map_defaults, "networks": network_charts}
+    pages = {
+        "dimer": dimer_charts,
+        "escape map": escape_map_defaults,
+        "networks": network_charts,
+        "about": about_charts,
+    }
     failed = set()
     with activity.background():
         for view in common.DEFAULT_VIEWS:

@@ -69,12 +69,12 @@ def last_message(tree: Path) -> str:
     return PAGES_MESSAGE if PAGES_MESSAGE in (tree / "serve.py").read_text() else WARM_MESSAGE
 
 
-def first_visitors(sides: dict, repeats: int, env: dict) -> tuple[dict, dict]:
+def first_visitors(sides: dict, repeats: int, env: dict, pages=FIRST_PAGES) -> tuple[dict, dict]:
     """Per (side, page): the first visitor's server CPU and seconds to every chart, on ``repeats``
     pairs of fresh servers; and per side the seconds from spawn to the whole warm-up's end."""
     from playwright.sync_api import sync_playwright
 
-    results: dict = {(side, p): {"cpu": [], "drawn": []} for side in sides for p in FIRST_PAGES}
+    results: dict = {(side, p): {"cpu": [], "drawn": []} for side in sides for p in pages}
     warm: dict = {side: [] for side in sides}
     rss: dict = {side: [] for side in sides}
     with sync_playwright() as pw:
@@ -89,7 +89,7 @@ def first_visitors(sides: dict, repeats: int, env: dict) -> tuple[dict, dict]:
                 time.sleep(2.0)  # the last results stored
                 for side, server in servers.items():
                     rss[side].append(server.rss_mb())
-                for page in FIRST_PAGES:
+                for page in pages:
                     order = list(servers) if r % 2 == 0 else list(servers)[::-1]
                     for side in order:
                         cpu, drawn = visit(browser, servers[side], page)
@@ -105,7 +105,7 @@ def first_visitors(sides: dict, repeats: int, env: dict) -> tuple[dict, dict]:
 
 def first_visitors_text(results: dict, warm: dict, rss: dict, args, load_before, load_after) -> str:
     rows = []
-    for page in FIRST_PAGES:
+    for page in args.pages:
         before, now = results[("before", page)], results[("now", page)]
         b_drawn, n_drawn = statistics.median(before["drawn"]), statistics.median(now["drawn"])
         rows.append(
@@ -130,7 +130,9 @@ def first_visitors_text(results: dict, warm: dict, rss: dict, args, load_before,
     rss_text = ", ".join(
         f"{side} {statistics.median(v):.0f} MB ({min(v):.0f}–{max(v):.0f})" for side, v in rss.items()
     )
-    return f"""# The first visitor of each page on a fresh server, side by side with an earlier commit
+    pages_option = "" if tuple(args.pages) == FIRST_PAGES else " --pages " + " ".join(args.pages)
+    title = "each page" if tuple(args.pages) == FIRST_PAGES else " and ".join(f"`{p}`" for p in args.pages)
+    return f"""# The first visitor of {title} on a fresh server, side by side with an earlier commit
 
 {table}
 
@@ -151,7 +153,7 @@ def first_visitors_text(results: dict, warm: dict, rss: dict, args, load_before,
 - Load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load_before)}, after
   {', '.join(f'{x:.2f}' for x in load_after)} (2 cores, shared with other jobs).
 
-Command: `python benchmarks/page_visitors.py --baseline {args.baseline} --first {args.first}` —
+Command: `python benchmarks/page_visitors.py --baseline {args.baseline} --first {args.first}{pages_option}` —
 {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, torch {torch.__version__}.
 """
 
@@ -175,6 +177,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="a checkout of an earlier commit")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--first", type=int, default=0, help="first visitors on N pairs of fresh servers")
+    parser.add_argument("--pages", nargs="+", default=list(FIRST_PAGES), help="--first: only these")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -183,7 +186,7 @@ def main() -> None:
     sides = {"before": args.baseline.resolve(), "now": ROOT}
     if args.first:
         load_before = os.getloadavg()
-        results, warm, rss = first_visitors(sides, args.first, env)
+        results, warm, rss = first_visitors(sides, args.first, env, tuple(args.pages))
         text = first_visitors_text(results, warm, rss, args, load_before, os.getloadavg())
         print(text)
         out = ROOT / "benchmarks" / "results" / (args.out or "page_first_visitors.md")

@@ -17,25 +17,19 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from pages.about_charts import LOSSES, PAPER_CSV, PUBLISHED_CSV, RESULTS, ROOT, TUNED_CSV, chart_of, read_csv
 from pages.common import (
     URL,
-    cache_runner,
     chart_config,
     compact_layout,
     large_fonts,
     require_app_navigation,
     safe_block,
 )
-from pages.plotly_wire import wire_ready
-from viz.findings_figs import final_losses, paper_comparison_figure, published_curves_figure, tuned_lr_figure
+from viz.findings_figs import final_losses
 
 require_app_navigation()
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-PUBLISHED_CSV = ROOT.parent / "shared" / "data" / "dimertrainer-eval-curves.csv"
-PAPER_CSV = RESULTS / "paper.csv"
-TUNED_CSV = RESULTS / "tuned_lr.csv"
 P = "ab."
 
 
@@ -187,31 +181,9 @@ BENCHMARKS = (
 )
 
 
-@cache_runner(max_entries=8)
-def read_csv(path: str, mtime_ns: int) -> pd.DataFrame:
-    """The CSV at ``path`` as it was at ``mtime_ns`` (a rewritten file is read again)."""
-    return pd.read_csv(path)
-
-
-FINDINGS_FIGURES = {  # findings_chart's kinds: the figure of the CSV (and loss) it draws
-    "published": lambda df, loss, **view: published_curves_figure(df, loss, **view),
-    "paper": lambda df, loss, **view: paper_comparison_figure(df, loss, **view),
-    "tuned_lr": lambda df, loss, **view: tuned_lr_figure(df, **view),
-}
-
-
-@cache_runner(max_entries=16)
-def findings_chart(kind: str, path: str, mtime_ns: int, loss: str | None, large: bool, compact: bool):
-    """The ``kind`` figure (:data:`FINDINGS_FIGURES`) of the CSV at ``path``, built once per file
-    version and view, frozen and its JSON encoded once (``pages.plotly_wire.wire_ready``): a visitor,
-    or a rerun for another control, sends it without building it again."""
-    fig = FINDINGS_FIGURES[kind](read_csv(path, mtime_ns), loss, large=large, compact=compact)
-    return wire_ready(fig.freeze())
-
-
 def _findings_chart(kind: str, path: Path, loss: str | None = None):
-    """:func:`findings_chart` of the CSV at ``path`` as it is now, in this visitor's view."""
-    return findings_chart(kind, str(path), path.stat().st_mtime_ns, loss, large_fonts(), compact_layout())
+    """The ``kind`` chart of the CSV at ``path`` as it is now, in this visitor's view."""
+    return chart_of(kind, path, loss, large_fonts(), compact_layout())
 
 
 def long_controls_sentence(text: str) -> str | None:
@@ -335,7 +307,7 @@ st.markdown(
 )
 loss = st.radio(
     "Loss",
-    ("val_loss", "train_loss"),
+    LOSSES,
     horizontal=True,
     key=f"{P}loss",
     bind=URL,

@@ -340,6 +340,25 @@ def test_after_the_networks_warm_up_its_plain_link_computes_nothing(one_torch_th
         assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
 
 
+def test_after_the_about_warm_up_its_plain_link_builds_no_chart():
+    """serve.py's precompute of the About page and the page ask for the same charts
+    (pages/about_charts.py): its first visitor gets the three findings charts from the cache."""
+    from pages import about_charts
+    from tests.apptest_helpers import assert_clean, page_runner
+
+    cached = {"charts": about_charts.findings_chart, "csv": about_charts.read_csv}
+    about_charts.precompute(views=((False, False),))
+    before = {name: fn.stats() for name, fn in cached.items()}
+    assert before["charts"]["entries"] >= 3
+    at = page_runner("about.py", 120)()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 3
+    after = {name: fn.stats() for name, fn in cached.items()}
+    for name in cached:
+        assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
+        assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
+
+
 def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surfaces_one(
     monkeypatch, capsys, one_torch_thread
 ):
@@ -364,18 +383,23 @@ def test_the_server_s_warm_up_computes_every_page_s_plain_link_after_the_surface
     assert events[0] == "front end" and events[2] == "freeze"
     assert events[1][0] == "pages" and serve.WARM_MESSAGE in events[1][1]  # said before the pages
     assert serve.PAGES_MESSAGE in capsys.readouterr().err
-    assert real(wait=lambda: 0.0) == ["dimer", "escape map", "networks"]  # every page, without an error
+    assert real(wait=lambda: 0.0) == ["dimer", "escape map", "networks", "about"]  # every page, no error
 
 
 def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_piece(monkeypatch):
     """A visitor is never kept waiting by work no one asked for: warm_pages goes page by page and view
     by view (desktops first), and each page's precompute waits (``between``) until no visitor's
     script has run for a while before each of its pieces."""
-    from pages import dimer_charts, escape_map_defaults, network_charts
+    from pages import about_charts, dimer_charts, escape_map_defaults, network_charts
     from pages.common import DEFAULT_VIEWS
 
     steps = []
-    pages = (("dimer", dimer_charts), ("escape map", escape_map_defaults), ("networks", network_charts))
+    pages = (
+        ("dimer", dimer_charts),
+        ("escape map", escape_map_defaults),
+        ("networks", network_charts),
+        ("about", about_charts),
+    )
 
     def stub(name, fails=False):
         def precompute(views, between):
@@ -388,7 +412,7 @@ def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_piece(monkeypatc
 
     for name, module in pages:
         monkeypatch.setattr(module, "precompute", stub(name, fails=name == "escape map"))
-    assert serve.warm_pages(wait=lambda: steps.append("wait")) == ["dimer", "networks"]
+    assert serve.warm_pages(wait=lambda: steps.append("wait")) == ["dimer", "networks", "about"]
     expected = []
     for view in DEFAULT_VIEWS:
         for name, _ in pages:
@@ -397,10 +421,11 @@ def test_the_pages_warm_up_waits_for_a_quiet_server_before_each_piece(monkeypatc
     assert steps == expected
 
 
-@pytest.mark.parametrize("page", ["dimer_charts", "escape_map_defaults", "network_charts"])
+@pytest.mark.parametrize("page", ["dimer_charts", "escape_map_defaults", "network_charts", "about_charts"])
 def test_each_page_s_precompute_waits_before_every_piece(one_torch_thread, page):
     """The pieces: the Dimer page's saddle search and five charts, the escape map and its charts, the
-    network race, its slice and three charts; the wait comes before each, never inside one."""
+    network race, its slice and three charts, About's three findings charts; the wait comes before
+    each, never inside one."""
     import importlib
 
     from pages import common
@@ -410,7 +435,8 @@ def test_each_page_s_precompute_waits_before_every_piece(one_torch_thread, page)
     before = sum(v["computations"] for v in common.function_counts().values())
     waits = []
     module.precompute(views=common.DEFAULT_VIEWS[:1], between=lambda: waits.append(1))
-    assert len(waits) == {"dimer_charts": 6, "escape_map_defaults": 2, "network_charts": 5}[page]
+    pieces = {"dimer_charts": 6, "escape_map_defaults": 2, "network_charts": 5, "about_charts": 3}
+    assert len(waits) == pieces[page]
     assert sum(v["computations"] for v in common.function_counts().values()) == before
 
 
@@ -500,7 +526,7 @@ def test_a_warm_up_job_in_the_pool_gives_way_to_a_visitor_and_is_done_again(monk
     """On 2 cores the pool has one worker: background work asks workers.run to stop its job once a
     visitor is being served (session_alive outside a session, in activity.background()), and
     warm_pages does that page again when the server is quiet."""
-    from pages import activity, common, dimer_charts, escape_map_defaults, network_charts
+    from pages import about_charts, activity, common, dimer_charts, escape_map_defaults, network_charts
     from pages.workers import Cancelled
 
     assert common.session_alive() is None  # no session, no background work: nothing to watch
@@ -518,7 +544,7 @@ def test_a_warm_up_job_in_the_pool_gives_way_to_a_visitor_and_is_done_again(monk
     assert not activity.in_background()
 
     calls = []
-    for module in (dimer_charts, network_charts):
+    for module in (dimer_charts, network_charts, about_charts):
         monkeypatch.setattr(module, "precompute", lambda views, between: None)
 
     def escape_map(views, between):
@@ -527,5 +553,5 @@ def test_a_warm_up_job_in_the_pool_gives_way_to_a_visitor_and_is_done_again(monk
             raise Cancelled("stopped: the session that asked for this was closed")
 
     monkeypatch.setattr(escape_map_defaults, "precompute", escape_map)
-    assert serve.warm_pages(wait=lambda: None) == ["dimer", "escape map", "networks"]
+    assert serve.warm_pages(wait=lambda: None) == ["dimer", "escape map", "networks", "about"]
     assert len(calls) == 1 + len(common.DEFAULT_VIEWS)  # the first view twice, then the others
