@@ -320,7 +320,6 @@ def test_after_the_networks_warm_up_its_plain_link_computes_nothing(one_torch_th
     cache."""
     from pages import network_charts
     from pages.estimates import network_race, network_slice
-    from tests.apptest_helpers import assert_clean, page_runner
 
     cached = {
         "race": network_race,
@@ -330,29 +329,29 @@ def test_after_the_networks_warm_up_its_plain_link_computes_nothing(one_torch_th
         "slice charts": network_charts.slice_charts,
     }
     network_charts.precompute(views=((False, False),))
-    before = {name: fn.stats() for name, fn in cached.items()}
-    at = page_runner("networks.py", 240)()
-    assert_clean(at)
-    assert len(at.get("plotly_chart")) == 7
-    after = {name: fn.stats() for name, fn in cached.items()}
-    for name in cached:
-        assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
-        assert after[name]["hits"] > before[name]["hits"], name  # every one came from the cache
+    assert_visit_only_hits("networks.py", cached, charts=7)
 
 
 def test_after_the_about_warm_up_its_plain_link_builds_no_chart():
     """serve.py's precompute of the About page and the page ask for the same charts
     (pages/about_charts.py): its first visitor gets the three findings charts from the cache."""
     from pages import about_charts
+
+    about_charts.precompute(views=((False, False),))
+    assert about_charts.findings_chart.stats()["entries"] >= 3
+    cached = {"charts": about_charts.findings_chart, "csv": about_charts.read_csv}
+    assert_visit_only_hits("about.py", cached, charts=3)
+
+
+def assert_visit_only_hits(page: str, cached: dict, charts: int) -> None:
+    """A default visit of ``page`` (AppTest) draws ``charts`` charts and every cached function in
+    ``cached`` (name: function) is hit and computes nothing."""
     from tests.apptest_helpers import assert_clean, page_runner
 
-    cached = {"charts": about_charts.findings_chart, "csv": about_charts.read_csv}
-    about_charts.precompute(views=((False, False),))
     before = {name: fn.stats() for name, fn in cached.items()}
-    assert before["charts"]["entries"] >= 3
-    at = page_runner("about.py", 120)()
+    at = page_runner(page, 240)()
     assert_clean(at)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == charts
     after = {name: fn.stats() for name, fn in cached.items()}
     for name in cached:
         assert after[name]["computations"] == before[name]["computations"], name  # nothing computed
