@@ -104,10 +104,10 @@ def test_a_second_visitor_of_the_dimer_page_computes_and_builds_nothing():
 def test_a_second_visitor_of_the_about_page_builds_no_figure():
     run = page_runner("about.py", 120)
     assert_clean(run(**{"ab.loss": "train_loss"}))
-    first = counts_of("about.py")
+    first = counts_of("about_charts.py")
     assert first.get("findings_chart", 0) >= 2  # the published curves and the tuned learning rates
     assert_clean(run(**{"ab.loss": "train_loss"}))
-    assert counts_of("about.py") == first
+    assert counts_of("about_charts.py") == first
 
 
 def test_a_second_visitor_of_the_networks_page_builds_no_figure():
