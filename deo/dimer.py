@@ -89,7 +89,7 @@ def normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
     return v / torch.where(norm < eps, 1.0, norm)  # v/1 is v, bit for bit
 
 
-def _normalize_(v: Tensor, eps: float = 1e-12) -> Tensor:
+def normalize_(v: Tensor, eps: float = 1e-12) -> Tensor:
     """:func:`normalize` in place (for a fresh ``v``): the same values, no new ``(..., d)`` tensor."""
     norm = row_norm(v).unsqueeze(-1)
     return v.div_(torch.where(norm < eps, 1.0, norm))
@@ -329,7 +329,7 @@ def rotate_fourier_shifted(
     phi1 = torch.where(rotate, trial_angle, math.pi / 4)
     cos1, sin1 = torch.cos(phi1), torch.sin(phi1)
 
-    n_trial = _normalize_(torch.mul(n, cos1.unsqueeze(-1)).addcmul_(theta, sin1.unsqueeze(-1)))
+    n_trial = normalize_(torch.mul(n, cos1.unsqueeze(-1)).addcmul_(theta, sin1.unsqueeze(-1)))
     g1_trial, g_minus_trial = _end_gradients(shift_grad, n_trial, length, scheme)
     hn_trial = _finite_difference(probe.g0, g1_trial, g_minus_trial, length)
     c_half = (batched_dot(hn_trial, theta) - cos1 * b1) / sin1  # C(π/2) = Θ·HΘ

@@ -31,7 +31,7 @@ from deo.dimer import (
     difference_probe,
     fourier_gram_event,
     lanczos_rotation,
-    normalize,
+    normalize_,
     probe_shifted,
     rotate_fourier_shifted,
     rotate_sd,
@@ -353,6 +353,7 @@ class DEO(Optimizer):
         state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
         state["_basis"], state["_scratch"], state["_basis_views"] = None, None, None
         state["_alpha_cache"], state["_view_cache"], state["_confined"] = None, {}, None
+        state["_overwritten"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -364,7 +365,9 @@ class DEO(Optimizer):
 
     @property
     def dimer(self) -> dict[str, Any]:
-        """The dimer's state (N, C, counters, seed): ``self.state["dimer"]``."""
+        """The dimer's state (N, C, counters, seed): ``self.state["dimer"]``, the live state, like
+        ``torch.optim``'s ``state``: later steps may write its tensors over in place (N at a
+        rotation event); clone a value, or take :meth:`state_dict`, to keep it."""
         return self.state["dimer"]
 
     @property
@@ -564,6 +567,7 @@ class DEO(Optimizer):
         }
         along = None  # g·N, from the rotation event when it has it
         gram = event and self._gram_event_fits(hp, params)
+        self._overwritten = None  # the N tensor a Gram event writes over in place (see _gram_event)
         try:
             with self._widened(low) if low else nullcontext():
                 if (event and not gram) or not self._per_parameter():
@@ -601,6 +605,9 @@ class DEO(Optimizer):
             # all or nothing: θ is restored by the shifts' own ``finally``; the dimer state and
             # (on a rotation event) the global RNG go back to where they were before the step
             state.update(kept)
+            if self._overwritten is not None and self._overwritten is state["direction"]:
+                self._overwritten[0].copy_(self._basis[0])  # N₀, kept in the event's basis row 0
+            self._overwritten = None
             for p in params:
                 p.grad = None
             if rng_before is not None:
@@ -958,15 +965,6 @@ class DEO(Optimizer):
         finally:
             for p, data in zip(params, originals):
                 p.data = data
-        if result.direction == [1.0]:  # N₀ itself (no rotation: the random control): kept, no copy
-            n_new = state["direction"]
-        else:
-            n_new = torch.empty(1, d, dtype=self._dtype, device=self._device)
-            terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
-            _combine(n_new[0], None, terms)
-            # the coefficients' norm came from Gram entries, which lose digits to cancellation
-            # (‖N‖² − 1 ≈ 1e-14): one more pass makes N a unit vector to rounding
-            n_new = normalize(n_new)
         torque = result.torque
         if d < SMALL_D:  # ‖F_R‖ from the vector, in floats: a small torque is not read as noise
             rows = basis[: len(result.force)].tolist()
@@ -975,7 +973,21 @@ class DEO(Optimizer):
         values = (result.curvature, torque)
         if not all(math.isfinite(value) for value in values):
             return
-        state["direction"] = n_new
+        if result.direction != [1.0]:  # [1.0]: N₀ itself (no rotation: the random control), kept
+            n = state["direction"]
+            # N is written over in place, like torch's optimizers update their state tensors: a
+            # new d-vector would cost a page fault per 4 KiB page on its first write (≈ 2 ms for
+            # d ≈ 10⁶ here, the price of a whole gradient pass). N₀ stays in basis row 0 until the
+            # step ends; the step's all-or-nothing path restores it from there.
+            if not n.is_contiguous():
+                n = state["direction"] = torch.empty(1, d, dtype=self._dtype, device=self._device)
+            self._overwritten = n
+            terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
+            _combine(n[0], None, terms)
+            # the coefficients' norm came from Gram entries, which lose digits to cancellation
+            # (‖N‖² − 1 ≈ 1e-14): one more pass makes N a unit vector to rounding
+            normalize_(n)
+            self._confined = None  # N changed: _confine_direction checks it again
         state["curvature"], state["torque"] = (
             torch.tensor([value], dtype=self._dtype, device=self._device) for value in values
         )

@@ -144,3 +144,38 @@ def test_the_gram_event_keeps_theta_in_place():
     for _ in range(3):
         opt.step(closure)
     assert [p.data.data_ptr() for p in params] == storage
+
+
+def test_the_gram_event_writes_n_over_in_place_and_a_later_failure_restores_it(monkeypatch):
+    """N is written over in place at a Gram event (no new d-vector, whose first write costs a page
+    fault per page); a failure later in the same step (here: the check of g·N at the new N) puts
+    N₀ back, and the retried step equals a run that never failed."""
+    import deo.optim as optim
+
+    settings = dict(base="adam", lr=0.05, rotate_every=1, rotations=1)
+    a, params = quadratic()
+    opt = DEO(params, seed=4, **settings)
+    closure, _ = make_closure(a, params, opt)
+    opt.step(closure)
+    n = opt.dimer["direction"]
+    pointer, n0 = n.data_ptr(), n.clone()
+    opt.step(closure)
+    assert opt.dimer["direction"] is n and n.data_ptr() == pointer, "a new N tensor was allocated"
+    assert not torch.equal(n, n0), "the event did not rotate N"
+    n1 = n.clone()
+
+    real = optim._check_gradient
+    monkeypatch.setattr(optim, "_check_gradient", lambda along, step: (_ for _ in ()).throw(Boom()))
+    with pytest.raises(Boom):
+        opt.step(closure)
+    assert torch.equal(opt.dimer["direction"], n1), "N was left rotated by the failed step"
+    monkeypatch.setattr(optim, "_check_gradient", real)
+    opt.step(closure)
+
+    a, reference_params = quadratic()
+    reference = DEO(reference_params, seed=4, **settings)
+    reference_closure, _ = make_closure(a, reference_params, reference)
+    for _ in range(3):
+        reference.step(reference_closure)
+    assert all(torch.equal(p.detach(), q.detach()) for p, q in zip(params, reference_params))
+    assert torch.equal(opt.dimer["direction"], reference.dimer["direction"])
