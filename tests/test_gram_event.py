@@ -44,6 +44,17 @@ def make_closure(a, params, opt, fail_at=None):
     return closure, calls
 
 
+def assert_equals_an_unbroken_run(params, opt, settings, seed, steps):
+    """θ and N equal those of a run of ``steps`` steps in which no step failed, bit for bit."""
+    a, reference_params = quadratic()
+    reference = DEO(reference_params, seed=seed, **settings)
+    reference_closure, _ = make_closure(a, reference_params, reference)
+    for _ in range(steps):
+        reference.step(reference_closure)
+    assert all(torch.equal(p.detach(), q.detach()) for p, q in zip(params, reference_params))
+    assert torch.equal(opt.dimer["direction"], reference.dimer["direction"])
+
+
 def run(settings, steps, vector_event=False, d=96):
     a, params = quadratic(d=d)
     opt = DEO(params, seed=2, **settings)
@@ -127,13 +138,7 @@ def test_a_failure_at_any_call_of_a_gram_event_leaves_everything_as_before(schem
                 assert now == value, key
         assert torch.equal(torch.get_rng_state(), rng)
         opt.step(closure)  # the retried step is the step that never failed
-        a, reference_params = quadratic()
-        reference = DEO(reference_params, seed=3, **settings)
-        reference_closure, _ = make_closure(a, reference_params, reference)
-        for _ in range(3):
-            reference.step(reference_closure)
-        assert all(torch.equal(p.detach(), q.detach()) for p, q in zip(params, reference_params))
-        assert torch.equal(opt.dimer["direction"], reference.dimer["direction"])
+        assert_equals_an_unbroken_run(params, opt, settings, seed=3, steps=3)
 
 
 def test_the_gram_event_keeps_theta_in_place():
@@ -172,10 +177,4 @@ def test_the_gram_event_writes_n_over_in_place_and_a_later_failure_restores_it(m
     monkeypatch.setattr(optim, "_check_gradient", real)
     opt.step(closure)
 
-    a, reference_params = quadratic()
-    reference = DEO(reference_params, seed=4, **settings)
-    reference_closure, _ = make_closure(a, reference_params, reference)
-    for _ in range(3):
-        reference.step(reference_closure)
-    assert all(torch.equal(p.detach(), q.detach()) for p, q in zip(params, reference_params))
-    assert torch.equal(opt.dimer["direction"], reference.dimer["direction"])
+    assert_equals_an_unbroken_run(params, opt, settings, seed=4, steps=3)
