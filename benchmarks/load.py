@@ -535,6 +535,7 @@ def main() -> None:
         f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"
         f"{f' --arena {args.arena}' if args.arena else ''}"
         f"{f' --allocator {args.allocator}' if args.allocator else ''}"
+        f"{' --no-ttl' if args.no_ttl else ''}"
         f"{f' --out {args.out}' if args.out != 'load.md' else ''}`",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, shared with other jobs; load average (1, 5, 15 min) before "
