@@ -353,7 +353,6 @@ class DEO(Optimizer):
         state["_theta"], state["_last"] = None, {}  # scratch buffers, not state
         state["_basis"], state["_scratch"], state["_basis_views"] = None, None, None
         state["_alpha_cache"], state["_view_cache"], state["_confined"] = None, {}, None
-        state["_overwritten"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -567,7 +566,7 @@ class DEO(Optimizer):
         }
         along = None  # g·N, from the rotation event when it has it
         gram = event and self._gram_event_fits(hp, params)
-        self._overwritten = None  # the N tensor a Gram event writes over in place (see _gram_event)
+        n_version = state["direction"]._version  # a Gram event writes N over in place (see there)
         try:
             with self._widened(low) if low else nullcontext():
                 if (event and not gram) or not self._per_parameter():
@@ -605,9 +604,8 @@ class DEO(Optimizer):
             # all or nothing: θ is restored by the shifts' own ``finally``; the dimer state and
             # (on a rotation event) the global RNG go back to where they were before the step
             state.update(kept)
-            if self._overwritten is not None and self._overwritten is state["direction"]:
-                self._overwritten[0].copy_(self._basis[0])  # N₀, kept in the event's basis row 0
-            self._overwritten = None
+            if state["direction"]._version != n_version:  # written over: N₀ is the basis's row 0
+                state["direction"][0].copy_(self._basis[0])
             for p in params:
                 p.grad = None
             if rng_before is not None:
@@ -981,7 +979,6 @@ class DEO(Optimizer):
             # step ends; the step's all-or-nothing path restores it from there.
             if not n.is_contiguous():
                 n = state["direction"] = torch.empty(1, d, dtype=self._dtype, device=self._device)
-            self._overwritten = n
             terms = [(value, basis[j]) for j, value in enumerate(result.direction) if value != 0.0]
             _combine(n[0], None, terms)
             # the coefficients' norm came from Gram entries, which lose digits to cancellation
