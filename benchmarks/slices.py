@@ -263,6 +263,11 @@ def matmul_floor(key: str, repeats: int = 200) -> dict:
             "products": len(calls)}  # fmt: skip
 
 
+def _ms(seconds: float) -> str:
+    """Milliseconds, one decimal below 100 ms."""
+    return f"{seconds * 1e3:.1f}" if seconds < 0.1 else f"{seconds * 1e3:.0f}"
+
+
 def peer_main(repeats: int) -> None:
     import loss_landscapes  # noqa: F401  (fail early when it is not installed)
 
@@ -274,9 +279,9 @@ def peer_main(repeats: int) -> None:
         print(r, flush=True)
         rows.append(
             f"| {r['problem']} (d = {r['d']}, {r['dtype']}) | {PEER_N}×{PEER_N} | {r['method']} | "
-            f"{r['ours_cpu'] * 1e3:.0f} | {r['vmap_cpu'] * 1e3:.0f} | {r['peer_cpu'] * 1e3:.0f} | "
+            f"{_ms(r['ours_cpu'])} | {_ms(r['vmap_cpu'])} | {_ms(r['peer_cpu'])} | "
             f"**{r['peer_cpu'] / r['ours_cpu']:.1f}×** | "
-            f"{r['ours_s'] * 1e3:.0f} / {r['peer_s'] * 1e3:.0f} | {r['max_abs']:.2e} "
+            f"{_ms(r['ours_s'])} / {_ms(r['peer_s'])} | {r['max_abs']:.2e} "
             f"({r['max_rel']:.1e} rel.) | {r['unshifted_max_abs']:.2e} |"
         )
     floor = matmul_floor("tiny_transformer")
@@ -293,9 +298,13 @@ def peer_main(repeats: int) -> None:
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-- Ours: `landscapes.loss_grid` as the Networks page runs it (`method="auto"`: vmap over chunks of
-  256 / 64 grid points below {LOOP_MIN_PARAMS} parameters, one forward per point from there on); the
-  vmap column is the same call with `method="vmap"`. loss-landscapes {md.version("loss-landscapes")}
+- Ours: `landscapes.loss_grid` as the Networks page runs it (`method="auto"`: for a one-hidden-layer
+  tanh network such as two_moons the closed form `"mlp"` — every point's hidden pre-activations from
+  three products, P₀ + αP₁ + βP₂, and tanh(z) = 2σ(2z) − 1 because torch's CPU sigmoid is ≈ 7× faster
+  than its tanh; otherwise vmap over chunks of 256 / 64 grid points below {LOOP_MIN_PARAMS}
+  parameters, one forward per point from there on); the vmap column is the same call with
+  `method="vmap"` (what "auto" ran for two_moons before the closed form).
+  loss-landscapes {md.version("loss-landscapes")}
   (`pip install --no-deps loss-landscapes`; it needs only numpy and runs on torch {torch.__version__}):
   `planar_interpolation(start, end_one, end_two, metric, steps={PEER_N})` on the same plane
   (random, filter-normalised, seed 0, α, β ∈ [−1, 1]) with a `Metric` that runs the module's forward

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from landscapes import slices
+from landscapes.nets.models import TanhMLP
 from landscapes.networks import make_network
 from landscapes.slices import (
     LOOP_MIN_PARAMS,
@@ -89,18 +91,70 @@ def test_both_ways_give_the_grid_and_report_progress_to_the_end(moons, method):
     assert len(seen) == (5 if method == "vmap" else 6)  # per chunk of 8 of 36 points / per grid row
 
 
-def test_auto_loops_over_points_only_for_models_of_many_parameters(moons):
+def test_auto_picks_the_closed_form_for_tanh_mlps_and_loops_only_for_many_parameters(moons):
     center = moons.params0(0.5)
     d1, d2 = random_plane(center, seed=4)
-    assert moons.n_params < LOOP_MIN_PARAMS
-    assert loss_grid(moons, center, d1, d2, n=3).meta["method"] == "vmap"
+    assert loss_grid(moons, center, d1, d2, n=3).meta["method"] == "mlp"
     with pytest.raises(ValueError, match="method must be one of"):
         loss_grid(moons, center, d1, d2, method="scan")
     spirals = make_network("spirals")
     assert spirals.n_params >= LOOP_MIN_PARAMS
     center = spirals.params0()
-    grid = loss_grid(spirals, center, *random_plane(center, seed=0), n=3)
-    assert grid.meta["method"] == "loop"
+    assert loss_grid(spirals, center, *random_plane(center, seed=0), n=3).meta["method"] == "mlp"
+    committee = make_network("teacher_student")  # not a TanhMLP, d < LOOP_MIN_PARAMS
+    assert committee.n_params < LOOP_MIN_PARAMS
+    center = committee.params0()
+    assert loss_grid(committee, center, *random_plane(center, seed=0), n=3).meta["method"] == "vmap"
+
+
+@pytest.mark.parametrize(
+    "key, options, dtype, rtol",
+    [
+        ("two_moons", {}, torch.float64, 1e-13),
+        ("xor", {}, torch.float64, 1e-13),
+        ("spirals", {}, torch.float64, 1e-13),  # K = 3 outputs, cross-entropy
+        ("two_moons", {"dtype": torch.float32}, torch.float32, 1e-5),
+    ],
+)
+def test_closed_form_equals_a_forward_per_point(key, options, dtype, rtol):
+    problem = make_network(key, **options)
+    for radius, seed, scale in ((1.0, 0, None), (8.0, 1, 1.0)):  # 8: tanh saturates over much of the plane
+        center = problem.params0(scale, seed=seed)
+        d1, d2 = random_plane(center, seed=seed + 2)
+        grid = loss_grid(problem, center, d1, d2, radius=radius, n=7, method="mlp")
+        batch = problem.batch(0)
+        loop = np.array([[problem.loss(shifted(center, d1, d2, a, b), batch).item() for a in grid[0]]
+                         for b in grid[1]])  # fmt: skip
+        assert grid.meta["method"] == "mlp" and grid[2].dtype == np.float64
+        np.testing.assert_allclose(grid[2], loop, rtol=rtol, atol=0)
+
+
+def test_closed_form_chunks_the_points_and_reports_progress(moons, monkeypatch):
+    center = moons.params0(0.5, seed=3)
+    d1, d2 = random_plane(center, seed=1)
+    whole = loss_grid(moons, center, d1, d2, n=6, method="mlp")[2]
+    monkeypatch.setattr(slices, "MLP_CHUNK_VALUES", 5 * 200 * 4)  # 5 points of 200 samples × 4 units
+    seen = []
+    chunked = loss_grid(moons, center, d1, d2, n=6, method="mlp", progress=seen.append)
+    # the same values whatever the chunk (a chunk's batched products may round the last bit otherwise)
+    np.testing.assert_allclose(chunked[2], whole, rtol=1e-14, atol=0)
+    assert len(seen) == 8 and seen == sorted(seen) and seen[-1] == 1.0  # 36 points, 5 a chunk
+
+
+def test_closed_form_refuses_what_it_does_not_know():
+    class Wider(TanhMLP):  # a subclass may compute something else
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    problem = make_network("two_moons")
+    center = problem.params0(0.5)
+    plane = random_plane(center, seed=0)
+    problem.model = Wider(2, 4, 1).double()
+    assert loss_grid(problem, center, *plane, n=3).meta["method"] == "vmap"
+    transformer = make_network("tiny_transformer", n_sequences=8)
+    center = transformer.params0()
+    with pytest.raises(ValueError, match='method="mlp" needs a problem whose model is a TanhMLP'):
+        loss_grid(transformer, center, *random_plane(center, seed=0), n=3, method="mlp")
 
 
 def test_filter_normalisation_matches_each_row_norm_and_zeroes_1d_parameters(moons):
