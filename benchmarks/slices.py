@@ -263,6 +263,67 @@ def matmul_floor(key: str, repeats: int = 200) -> dict:
             "products": len(calls)}  # fmt: skip
 
 
+CLOSED_FORM_CASES = ("two_moons", "xor", "spirals", "teacher_student")
+
+
+def closed_form_main(repeats: int) -> None:
+    """``--closed-form``: ``loss_grid(method="mlp")`` against the method "auto" took before it (vmap
+    below ``LOOP_MIN_PARAMS`` parameters, one forward per point from there on) on every network the
+    closed form applies to, full batch, the page's default grid (31×31) and the peer's (51×51).
+    The two alternate ``repeats`` times after a warm-up each, in this process, one thread; medians
+    of the process's CPU time; the largest relative difference of the two grids."""
+    torch.set_num_threads(THREADS)
+    load_before = os.getloadavg()
+    rows = []
+    for key in CLOSED_FORM_CASES:
+        problem = make_network(key)
+        center = problem.params0()
+        d1, d2 = random_plane(center, seed=0)
+        before = "loop" if problem.n_params >= LOOP_MIN_PARAMS else "vmap"
+        for n in (31, 51):
+            grids = {m: loss_grid(problem, center, d1, d2, n=n, method=m) for m in ("mlp", before)}  # warm-up
+            cpu: dict[str, list[float]] = {"mlp": [], before: []}
+            for _ in range(repeats):
+                for method in cpu:
+                    c0 = time.process_time()
+                    loss_grid(problem, center, d1, d2, n=n, method=method)
+                    cpu[method].append(time.process_time() - c0)
+            ours, old = (statistics.median(cpu[m]) for m in ("mlp", before))
+            z, reference = grids["mlp"][2], grids[before][2]
+            rel = float(np.max(np.abs(z - reference) / np.abs(reference)))
+            model, samples = type(problem.model).__name__, len(problem.data[0])
+            rows.append(
+                f"| {key} ({model}, d = {problem.n_params}, {samples} samples) | {n}×{n} | {before} | "
+                f"{_ms(old)} | **{_ms(ours)}** | **{old / ours:.1f}×** | {rel:.1e} |"
+            )
+            print(rows[-1], flush=True)
+    load = os.getloadavg()
+    text = f"""# 2-D loss slices: the closed form of a one-hidden-layer tanh network against vmap / the loop
+
+| problem | grid | before: "auto" ran | before CPU ms | closed form CPU ms | speed-up \
+| max relative difference |
+|---|---|---|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+- Closed form: `loss_grid(method="mlp")`, what "auto" runs now for a `TanhMLP` or a `SoftCommittee`
+  with a criterion: the hidden pre-activations of a chunk of grid points from one (k, 3) × (3, S·H)
+  product (they are linear in α, β), and tanh(z) = 2σ(2z) − 1 (torch's CPU sigmoid is ≈ 7× faster
+  than its tanh). Before: the same call with the method "auto" chose before the closed form
+  (`vmap` below {LOOP_MIN_PARAMS} parameters, `loop` from there on). Same plane (random,
+  filter-normalised, seed 0, radius 1), the full data set, float64.
+- The two alternate, {repeats} times each after a warm-up of each, in one process, {THREADS} torch
+  thread; medians of the process's CPU time (`time.process_time`); load average (1, 5, 15 min)
+  {load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f} before, {load[0]:.2f}, {load[1]:.2f},
+  {load[2]:.2f} after (2 cores, shared with other jobs).
+
+Command: `python benchmarks/slices.py --closed-form --repeats {repeats}` —
+{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}.
+"""
+    out = ROOT / "benchmarks" / "results" / "slices_closed_form.md"
+    out.write_text(text)
+    print(text)
+
+
 def _ms(seconds: float) -> str:
     """Milliseconds, one decimal below 100 ms."""
     return f"{seconds * 1e3:.1f}" if seconds < 0.1 else f"{seconds * 1e3:.0f}"
@@ -339,10 +400,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", nargs=4, metavar=("KEY", "METHOD", "N", "REPEATS"))
     parser.add_argument("--peer", action="store_true", help="against the loss-landscapes package")
-    parser.add_argument("--repeats", type=int, default=3, help="--peer: timed repeats of each side")
+    parser.add_argument(
+        "--closed-form", action="store_true", help="the closed form of a tanh network against vmap / the loop"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="--peer, --closed-form: timed repeats of each side"
+    )
     args = parser.parse_args()
     if args.peer:
         peer_main(args.repeats)
+        return
+    if args.closed_form:
+        closed_form_main(args.repeats)
         return
     if args.measure:
         key, method, n, repeats = args.measure

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.func import vmap
 
 from deo.hessian import exact_eigh
-from landscapes.nets.models import TanhMLP
+from landscapes.nets.models import SoftCommittee, TanhMLP
 
 Params = Mapping[str, Tensor]
 EXACT_HESSIAN_MAX_PARAMS = 2000
@@ -43,9 +43,13 @@ GRID_METHODS = ("auto", "vmap", "loop", "mlp")
 LOOP_MIN_PARAMS = 500
 # "mlp": hidden values (grid points × samples × units) per batched product; 2¹⁸ float64 values
 # (2 MB) was the fastest of 2¹⁵ … 2²⁰ on two_moons and spirals, 51×51, one thread (medians of 5
-# interleaved rounds: two_moons 5.2 ms against 5.6 at 2¹⁷ and 5.9 at 2²⁰; spirals 190 ms)
+# interleaved rounds, buffers reused: two_moons 4.8 ms against 5.3 at 2¹⁷ and 6.0 at 2²⁰; spirals 186 ms)
 MLP_CHUNK_VALUES = 2**18
-MLP_PARAMS = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
+# "mlp": the models it evaluates in closed form, and the parameters a plane over one must span
+TANH_NETWORKS = {
+    TanhMLP: ("hidden.weight", "hidden.bias", "output.weight", "output.bias"),
+    SoftCommittee: ("hidden.weight",),
+}
 
 
 class Plane(tuple):
@@ -242,8 +246,9 @@ def loss_grid(
     - ``"loop"``: one forward per point — every layer one plain matrix product over the batch, which
       is faster than vmap's batched products of per-point weights once a point is real work
       (``benchmarks/slices.py``: tiny_transformer 2.6× faster than vmap, spirals 1.6×);
-    - ``"mlp"``: for a :class:`~landscapes.nets.models.TanhMLP` (one tanh hidden layer, two_moons
-      and spirals) with a criterion, every point's forward at once in closed form (see
+    - ``"mlp"``: for a :class:`~landscapes.nets.models.TanhMLP` (one tanh hidden layer: two_moons,
+      spirals, xor) or a :class:`~landscapes.nets.models.SoftCommittee` (teacher_student) with a
+      criterion, every point's forward at once in closed form (see
       :func:`_grid_by_mlp`): the same values to rounding (≤ 1e-15 relative), 3.5× faster than vmap
       on two_moons and 2.6× faster than the loop on spirals (51×51, one thread);
     - ``"auto"`` (default): ``"mlp"`` where it applies, else ``"loop"`` for d ≥
@@ -269,8 +274,8 @@ def loss_grid(
         method = "mlp" if _is_tanh_mlp(problem, center) else "loop" if d >= LOOP_MIN_PARAMS else "vmap"
     elif method == "mlp" and not _is_tanh_mlp(problem, center):
         raise ValueError(
-            'method="mlp" needs a problem whose model is a TanhMLP with a criterion, and a plane over '
-            f"its parameters {list(MLP_PARAMS)} in one dtype"
+            'method="mlp" needs a problem whose model is a TanhMLP or a SoftCommittee with a criterion, '
+            "and a plane over all its parameters in one dtype"
         )
     alphas = torch.linspace(-radius, radius, n, dtype=torch.float64)
     betas = torch.linspace(-radius, radius, n, dtype=torch.float64)
@@ -307,20 +312,37 @@ def _grid_by_vmap(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progre
 
 
 def _is_tanh_mlp(problem, center: Params) -> bool:
-    """Whether :func:`_grid_by_mlp` applies: the problem's model is exactly a ``TanhMLP`` (not a
-    subclass, whose forward may differ), its loss is ``criterion(model(inputs), targets)`` and the
-    plane is over the model's four parameters, all in one dtype."""
+    """Whether :func:`_grid_by_mlp` applies: the problem's model is exactly one of
+    :data:`TANH_NETWORKS` (not a subclass, whose forward may differ), its loss is
+    ``criterion(model(inputs), targets)`` and the plane is over the model's parameters, all in one
+    dtype."""
+    names = TANH_NETWORKS.get(type(getattr(problem, "model", None)))
     return (
-        type(getattr(problem, "model", None)) is TanhMLP
+        names is not None
         and getattr(problem, "criterion", None) is not None
-        and set(center) == set(MLP_PARAMS)
+        and set(center) == set(names)
         and len({t.dtype for t in center.values()}) == 1
     )
 
 
+def _tanh_layers(model, member: Params, inputs: Tensor, is_center: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """One of the plane's three members (the center or a direction) as the closed form needs it:
+    its hidden pre-activations over the samples (S, H) — times 2, for tanh(z) = 2σ(2z) − 1 — and
+    its output weights (K, H) and bias (K,). The soft committee's fixed output (every unit's
+    weight 1, no bias) belongs to the center; a direction does not move it."""
+    if type(model) is TanhMLP:
+        pre = torch.addmm(member["hidden.bias"], inputs, member["hidden.weight"].T)
+        return 2 * pre, member["output.weight"], member["output.bias"]
+    weight = member["hidden.weight"]  # SoftCommittee: f = Σₕ tanh(scale · wₕ·x)
+    pre = torch.mm(inputs, weight.T) * model.scale
+    out = torch.ones if is_center else torch.zeros
+    return 2 * pre, out(1, weight.shape[0], dtype=weight.dtype), weight.new_zeros(1)
+
+
 def _grid_by_mlp(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progress) -> Tensor:
-    """The n² losses (float64) of a one-hidden-layer tanh network f = W₂ tanh(W₁x + b₁) + b₂, all
-    points of a chunk in three batched operations instead of a forward each. Two identities do it:
+    """The n² losses (float64) of a one-hidden-layer tanh network f = W₂ tanh(W₁x + b₁) + b₂ (the
+    soft committee: W₂ = 1, b₁ = b₂ = 0, W₁ scaled), all points of a chunk in three batched
+    operations instead of a forward each. Two identities do it:
 
     - the hidden pre-activations are linear in the plane's coordinates, W₁(α, β)x + b₁(α, β) =
       P₀ + αP₁ + βP₂ with Pᵢ = Wᵢx + bᵢ for the center and the two directions: one (k, 3) × (3, S·H)
@@ -334,23 +356,31 @@ def _grid_by_mlp(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progres
     vmap's). Rounding differs from a forward's (sums in another order): the same values to ≈ 1e-15
     relative (tests/test_slices.py)."""
     inputs, targets = batch
-    w1, b1, w2, b2 = MLP_PARAMS
-    samples, hidden, outputs = inputs.shape[0], center[w1].shape[0], center[w2].shape[0]
     plane = (center, d1, d2)
-    pre = torch.stack([2 * torch.addmm(t[b1], inputs, t[w1].T) for t in plane]).reshape(3, -1)
-    out_weights = torch.stack([t[w2] for t in plane]).reshape(3, -1)
-    out_biases = torch.stack([t[b2] for t in plane])
+    layers = [_tanh_layers(problem.model, member, inputs, member is center) for member in plane]
+    samples, hidden = layers[0][0].shape
+    outputs = layers[0][1].shape[0]
+    pre = torch.stack([layer[0] for layer in layers]).reshape(3, -1)
+    out_weights = torch.stack([layer[1] for layer in layers]).reshape(3, -1)
+    out_biases = torch.stack([layer[2] for layer in layers])
     loss = vmap(lambda output: problem.criterion(output, targets))
-    per_chunk = max(1, MLP_CHUNK_VALUES // (samples * max(hidden, outputs)))
-    values = []
     total = n * n
+    per_chunk = min(total, max(1, MLP_CHUNK_VALUES // (samples * max(hidden, outputs))))
+    # every chunk writes into the same two buffers: a fresh multi-MB tensor per chunk would be a
+    # fresh mapping from the OS whenever glibc returned the last one, a page fault per 4 KiB
+    # (two_moons, 51×51: 5–6 ms this way, 5–14 ms with a new tensor per chunk)
+    hidden_values = pre.new_empty(per_chunk, samples * hidden)
+    output_values = pre.new_empty(per_chunk, samples, outputs)
+    values = []
     for start in range(0, total, per_chunk):
         a, b = a_all[start : start + per_chunk], b_all[start : start + per_chunk]
+        k = a.shape[0]
         coefficients = torch.stack((torch.ones_like(a), a, b), dim=1)  # (k, 3): 1, α, β per point
-        sigma = torch.mm(coefficients, pre).reshape(-1, samples, hidden).sigmoid_()  # (1 + tanh) / 2
-        weights = torch.mm(coefficients, out_weights).reshape(-1, outputs, hidden)  # W₂ per point
+        sigma = torch.mm(coefficients, pre, out=hidden_values[:k]).view(k, samples, hidden).sigmoid_()
+        weights = torch.mm(coefficients, out_weights).reshape(k, outputs, hidden)  # W₂ per point
         bias = torch.mm(coefficients, out_biases) - weights.sum(-1)  # b₂ − W₂·1: the −1 of 2σ − 1
-        output = torch.baddbmm(bias.unsqueeze(1), sigma, 2 * weights.transpose(1, 2))  # (k, S, K)
+        # (k, S, K) = (1 + tanh)/2 · 2W₂ᵀ + b₂ − W₂·1 = tanh · W₂ᵀ + b₂
+        output = torch.baddbmm(bias.unsqueeze(1), sigma, 2 * weights.transpose(1, 2), out=output_values[:k])
         values.append(loss(output.squeeze(-1) if outputs == 1 else output).to(torch.float64))
         if progress is not None:
             progress(min(start + per_chunk, total) / total)

@@ -101,10 +101,13 @@ def test_auto_picks_the_closed_form_for_tanh_mlps_and_loops_only_for_many_parame
     assert spirals.n_params >= LOOP_MIN_PARAMS
     center = spirals.params0()
     assert loss_grid(spirals, center, *random_plane(center, seed=0), n=3).meta["method"] == "mlp"
-    committee = make_network("teacher_student")  # not a TanhMLP, d < LOOP_MIN_PARAMS
-    assert committee.n_params < LOOP_MIN_PARAMS
+    committee = make_network("teacher_student")  # a soft committee: the closed form too
     center = committee.params0()
-    assert loss_grid(committee, center, *random_plane(center, seed=0), n=3).meta["method"] == "vmap"
+    assert loss_grid(committee, center, *random_plane(center, seed=0), n=3).meta["method"] == "mlp"
+    deep = make_network("deep_linear")  # no tanh layer, d < LOOP_MIN_PARAMS
+    assert deep.n_params < LOOP_MIN_PARAMS
+    center = deep.params0()
+    assert loss_grid(deep, center, *random_plane(center, seed=0), n=3).meta["method"] == "vmap"
 
 
 @pytest.mark.parametrize(
@@ -113,6 +116,7 @@ def test_auto_picks_the_closed_form_for_tanh_mlps_and_loops_only_for_many_parame
         ("two_moons", {}, torch.float64, 1e-13),
         ("xor", {}, torch.float64, 1e-13),
         ("spirals", {}, torch.float64, 1e-13),  # K = 3 outputs, cross-entropy
+        ("teacher_student", {}, torch.float64, 1e-13),  # the soft committee: fixed output, scaled input
         ("two_moons", {"dtype": torch.float32}, torch.float32, 1e-5),
     ],
 )
@@ -153,7 +157,7 @@ def test_closed_form_refuses_what_it_does_not_know():
     assert loss_grid(problem, center, *plane, n=3).meta["method"] == "vmap"
     transformer = make_network("tiny_transformer", n_sequences=8)
     center = transformer.params0()
-    with pytest.raises(ValueError, match='method="mlp" needs a problem whose model is a TanhMLP'):
+    with pytest.raises(ValueError, match='method="mlp" needs a problem whose model is a TanhMLP or a'):
         loss_grid(transformer, center, *random_plane(center, seed=0), n=3, method="mlp")
 
 
