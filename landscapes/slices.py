@@ -335,8 +335,8 @@ def _tanh_layers(model, member: Params, inputs: Tensor, is_center: bool) -> tupl
         return 2 * pre, member["output.weight"], member["output.bias"]
     weight = member["hidden.weight"]  # SoftCommittee: f = Σₕ tanh(scale · wₕ·x)
     pre = torch.mm(inputs, weight.T) * model.scale
-    out = torch.ones if is_center else torch.zeros
-    return 2 * pre, out(1, weight.shape[0], dtype=weight.dtype), weight.new_zeros(1)
+    out = weight.new_ones if is_center else weight.new_zeros
+    return 2 * pre, out(1, weight.shape[0]), weight.new_zeros(1)
 
 
 def _grid_by_mlp(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progress) -> Tensor:
