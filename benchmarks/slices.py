@@ -11,6 +11,11 @@ so freed blocks go back to the OS: with the default dynamic threshold the heap k
 buffers and the RSS grows with the number of chunks although the live memory does not.
 
     python benchmarks/slices.py            # writes benchmarks/results/slices.md
+
+Two more modes, each in one process with the sides alternating (medians of CPU time):
+
+    python benchmarks/slices.py --peer --repeats 7         # against loss-landscapes: slices_peer.md
+    python benchmarks/slices.py --closed-form --repeats 7  # "mlp" vs vmap / loop: slices_closed_form.md
 """
 
 from __future__ import annotations
