@@ -32,7 +32,6 @@ from torch import Tensor
 from torch.func import vmap
 
 from deo.hessian import exact_eigh
-from landscapes.nets.models import SoftCommittee, TanhMLP
 
 Params = Mapping[str, Tensor]
 EXACT_HESSIAN_MAX_PARAMS = 2000
@@ -45,11 +44,6 @@ LOOP_MIN_PARAMS = 500
 # (2 MB) was the fastest of 2¹⁵ … 2²⁰ on two_moons and spirals, 51×51, one thread (medians of 5
 # interleaved rounds, buffers reused: two_moons 4.8 ms against 5.3 at 2¹⁷ and 6.0 at 2²⁰; spirals 186 ms)
 MLP_CHUNK_VALUES = 2**18
-# "mlp": the models it evaluates in closed form, and the parameters a plane over one must span
-TANH_NETWORKS = {
-    TanhMLP: ("hidden.weight", "hidden.bias", "output.weight", "output.bias"),
-    SoftCommittee: ("hidden.weight",),
-}
 
 
 class Plane(tuple):
@@ -271,8 +265,8 @@ def loss_grid(
     dtype = next(iter(center.values())).dtype
     if method == "auto":
         d = sum(t.numel() for t in center.values())
-        method = "mlp" if _is_tanh_mlp(problem, center) else "loop" if d >= LOOP_MIN_PARAMS else "vmap"
-    elif method == "mlp" and not _is_tanh_mlp(problem, center):
+        method = "mlp" if _has_closed_form(problem, center) else "loop" if d >= LOOP_MIN_PARAMS else "vmap"
+    elif method == "mlp" and not _has_closed_form(problem, center):
         raise ValueError(
             'method="mlp" needs a problem whose model is a TanhMLP or a SoftCommittee with a criterion, '
             "and a plane over all its parameters in one dtype"
@@ -311,38 +305,26 @@ def _grid_by_vmap(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progre
     return torch.cat(values)
 
 
-def _is_tanh_mlp(problem, center: Params) -> bool:
-    """Whether :func:`_grid_by_mlp` applies: the problem's model is exactly one of
-    :data:`TANH_NETWORKS` (not a subclass, whose forward may differ), its loss is
-    ``criterion(model(inputs), targets)`` and the plane is over the model's parameters, all in one
-    dtype."""
-    names = TANH_NETWORKS.get(type(getattr(problem, "model", None)))
+def _has_closed_form(problem, center: Params) -> bool:
+    """Whether :func:`_grid_by_mlp` applies: the problem's model class itself defines
+    ``tanh_layer`` (:class:`~landscapes.nets.models.TanhMLP`,
+    :class:`~landscapes.nets.models.SoftCommittee`; a subclass that does not override it may have
+    another forward), its loss is ``criterion(model(inputs), targets)`` and the plane is over all
+    the model's parameters, in one dtype."""
+    model = getattr(problem, "model", None)
     return (
-        names is not None
+        "tanh_layer" in vars(type(model))
         and getattr(problem, "criterion", None) is not None
-        and set(center) == set(names)
+        and set(center) == {name for name, _ in model.named_parameters()}
         and len({t.dtype for t in center.values()}) == 1
     )
-
-
-def _tanh_layers(model, member: Params, inputs: Tensor, is_center: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """One of the plane's three members (the center or a direction) as the closed form needs it:
-    its hidden pre-activations over the samples (S, H) — times 2, for tanh(z) = 2σ(2z) − 1 — and
-    its output weights (K, H) and bias (K,). The soft committee's fixed output (every unit's
-    weight 1, no bias) belongs to the center; a direction does not move it."""
-    if type(model) is TanhMLP:
-        pre = torch.addmm(member["hidden.bias"], inputs, member["hidden.weight"].T)
-        return 2 * pre, member["output.weight"], member["output.bias"]
-    weight = member["hidden.weight"]  # SoftCommittee: f = Σₕ tanh(scale · wₕ·x)
-    pre = torch.mm(inputs, weight.T) * model.scale
-    out = weight.new_ones if is_center else weight.new_zeros
-    return 2 * pre, out(1, weight.shape[0]), weight.new_zeros(1)
 
 
 def _grid_by_mlp(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progress) -> Tensor:
     """The n² losses (float64) of a one-hidden-layer tanh network f = W₂ tanh(W₁x + b₁) + b₂ (the
     soft committee: W₂ = 1, b₁ = b₂ = 0, W₁ scaled), all points of a chunk in three batched
-    operations instead of a forward each. Two identities do it:
+    operations instead of a forward each (the model's ``tanh_layer`` gives P = W₁x + b₁, W₂ and
+    b₂ of the center and of each direction). Two identities do it:
 
     - the hidden pre-activations are linear in the plane's coordinates, W₁(α, β)x + b₁(α, β) =
       P₀ + αP₁ + βP₂ with Pᵢ = Wᵢx + bᵢ for the center and the two directions: one (k, 3) × (3, S·H)
@@ -356,11 +338,11 @@ def _grid_by_mlp(problem, center, d1, d2, a_all, b_all, batch, chunk, n, progres
     vmap's). Rounding differs from a forward's (sums in another order): the same values to ≈ 1e-15
     relative (tests/test_slices.py)."""
     inputs, targets = batch
-    plane = (center, d1, d2)
-    layers = [_tanh_layers(problem.model, member, inputs, member is center) for member in plane]
+    model = problem.model
+    layers = [model.tanh_layer(member, inputs, direction=member is not center) for member in (center, d1, d2)]
     samples, hidden = layers[0][0].shape
     outputs = layers[0][1].shape[0]
-    pre = torch.stack([layer[0] for layer in layers]).reshape(3, -1)
+    pre = 2 * torch.stack([layer[0] for layer in layers]).reshape(3, -1)  # 2P: tanh(P) = 2σ(2P) − 1
     out_weights = torch.stack([layer[1] for layer in layers]).reshape(3, -1)
     out_biases = torch.stack([layer[2] for layer in layers])
     loss = vmap(lambda output: problem.criterion(output, targets))

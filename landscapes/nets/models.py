@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+TanhLayer = tuple[Tensor, Tensor, Tensor]  # P (B, H), W₂ (K, H), b₂ (K,) of f(x) = W₂ tanh(P) + b₂
+
 
 class TanhMLP(nn.Module):
     """One tanh hidden layer and a linear output: f(x) = W₂ tanh(W₁x + b₁) + b₂.
@@ -23,6 +25,13 @@ class TanhMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.output(torch.tanh(self.hidden(x)))
         return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+    def tanh_layer(self, params: dict[str, Tensor], x: Tensor, direction: bool = False) -> TanhLayer:
+        """The network as f(x) = W₂ tanh(P) + b₂ at the parameters ``params``: the pre-activations
+        P = W₁x + b₁ (B, H), W₂ (K, H) and b₂ (K,). All three are linear in the parameters, so a
+        direction of parameter space (``direction=True``) gives them the same way."""
+        pre = torch.addmm(params["hidden.bias"], x, params["hidden.weight"].T)
+        return pre, params["output.weight"], params["output.bias"]
 
 
 class DeepLinear(nn.Module):
@@ -48,3 +57,11 @@ class SoftCommittee(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.tanh(self.hidden(x) * self.scale).sum(dim=-1)
+
+    def tanh_layer(self, params: dict[str, Tensor], x: Tensor, direction: bool = False) -> TanhLayer:
+        """The network as f(x) = W₂ tanh(P) + b₂ (see :meth:`TanhMLP.tanh_layer`): P = scale·(W x),
+        W₂ = 1 (1, K units), b₂ = 0. W₂ is fixed, so a direction of parameter space
+        (``direction=True``) moves only P: its W₂ is 0."""
+        weight = params["hidden.weight"]
+        out = weight.new_zeros if direction else weight.new_ones
+        return torch.mm(x, weight.T) * self.scale, out(1, weight.shape[0]), weight.new_zeros(1)
