@@ -276,7 +276,8 @@ def closed_form_main(repeats: int) -> None:
     below ``LOOP_MIN_PARAMS`` parameters, one forward per point from there on) on every network the
     closed form applies to, full batch, the page's default grid (31×31) and the peer's (51×51).
     The two alternate ``repeats`` times after a warm-up each, in this process, one thread; medians
-    of the process's CPU time; the largest relative difference of the two grids."""
+    of the process's CPU time; the largest relative difference of the two grids. Then
+    :func:`activation_costs`: what makes the identity tanh(z) = 2σ(2z) − 1 pay."""
     torch.set_num_threads(THREADS)
     load_before = os.getloadavg()
     rows = []
@@ -302,6 +303,7 @@ def closed_form_main(repeats: int) -> None:
                 f"{_ms(old)} | **{_ms(ours)}** | **{old / ours:.1f}×** | {rel:.1e} |"
             )
             print(rows[-1], flush=True)
+    activations = activation_costs(repeats)
     load = os.getloadavg()
     text = f"""# 2-D loss slices: the closed form of a one-hidden-layer tanh network against vmap / the loop
 
@@ -316,6 +318,14 @@ def closed_form_main(repeats: int) -> None:
   than its tanh). Before: the same call with the method "auto" chose before the closed form
   (`vmap` below {LOOP_MIN_PARAMS} parameters, `loop` from there on). Same plane (random,
   filter-normalised, seed 0, radius 1), the full data set, float64.
+- Why tanh(z) = 2σ(2z) − 1: torch's own `tanh` and `sigmoid` over two_moons' 51×51 grid of
+  hidden values (2601 × 200 × 4 = {ACTIVATION_VALUES:,} values, in place, alternating, medians of
+  {repeats}; largest difference of the two forms over those values):
+
+| dtype | `torch.tanh` ms | `torch.sigmoid` ms | ratio | max abs difference of 2σ(2z) − 1 and tanh |
+|---|---:|---:|---:|---:|
+{activations}
+
 - The two alternate, {repeats} times each after a warm-up of each, in one process, {THREADS} torch
   thread; medians of the process's CPU time (`time.process_time`); load average (1, 5, 15 min)
   {load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f} before, {load[0]:.2f}, {load[1]:.2f},
@@ -327,6 +337,31 @@ Command: `python benchmarks/slices.py --closed-form --repeats {repeats}` —
     out = ROOT / "benchmarks" / "results" / "slices_closed_form.md"
     out.write_text(text)
     print(text)
+
+
+ACTIVATION_VALUES = 2601 * 200 * 4
+
+
+def activation_costs(repeats: int) -> str:
+    """Rows of the activation table of ``--closed-form``: torch's ``tanh`` against its ``sigmoid``
+    on the same standard normal values, in place, alternating; medians of wall time (one thread)."""
+    rows = []
+    for dtype in (torch.float64, torch.float32):
+        values = torch.randn(ACTIVATION_VALUES, generator=torch.Generator().manual_seed(0), dtype=dtype)
+        out = torch.empty_like(values)
+        times: dict[str, list[float]] = {"tanh": [], "sigmoid": []}
+        for _ in range(repeats):
+            for name, op in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
+                t0 = time.perf_counter()
+                op(values, out=out)
+                times[name].append(time.perf_counter() - t0)
+        tanh, sigmoid = (statistics.median(times[name]) for name in ("tanh", "sigmoid"))
+        difference = float((2 * torch.sigmoid(2 * values) - 1 - torch.tanh(values)).abs().max())
+        rows.append(
+            f"| {str(dtype).replace('torch.', '')} | {tanh * 1e3:.2f} | {sigmoid * 1e3:.2f} | "
+            f"{tanh / sigmoid:.1f}× | {difference:.1e} |"
+        )
+    return "\n".join(rows)
 
 
 def _ms(seconds: float) -> str:
