@@ -32,6 +32,10 @@ runs with uvicorn, the same server ``streamlit run app.py`` uses) with two middl
   loaded by Streamlit only when the first chart arrives) as it loads, so a new browser compiles and
   runs it while the server computes the figure.
 
+and its websocket messages compressed once per class (:mod:`pages.shared_deflate`, installed by
+:func:`main`): a large message that many browsers receive — the race chart, its loss charts — is
+deflated for the first of them and sent as those bytes to the others.
+
 ``benchmarks/app.py --browser`` measures the first visitor's time to the chart with both commands.
 """
 
@@ -263,6 +267,9 @@ def main() -> None:
     import pandas  # noqa: F401
     from streamlit.web import cli
 
+    from pages.shared_deflate import install
+
+    install()  # a message every browser of a class receives is compressed once (pages/shared_deflate.py)
     threading.Thread(target=preload, args=(True,), name="deo-preload", daemon=True).start()
     sys.argv = ["streamlit", "run", str(ROOT / "serve.py"), *sys.argv[1:]]
     cli.main()
