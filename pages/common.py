@@ -509,6 +509,8 @@ def drop_unused(now: float | None = None, connected: Callable[[str], bool] | Non
         gone = [k for k in gone if k in _USERS and now - _USERS[k][1] >= idle]  # _USERS ⊆ _CACHE
         for key in gone:
             _drop(key)
+    if gone:
+        _forget_compressed_messages()
     if gone or reaped:
         # the class's sessions have left: their cyclic garbage (script runs, messages, widget
         # states) is collected now, not whenever the oldest generation's threshold next comes
@@ -521,6 +523,16 @@ def drop_unused(now: float | None = None, connected: Callable[[str], bool] | Non
     if gone:
         print(f"{DROPPED} {len(gone)} (no session that asked for them is connected)", file=sys.stderr)
     return len(gone)
+
+
+def _forget_compressed_messages() -> None:
+    """Empty serve.py's store of compressed websocket messages (:mod:`pages.shared_deflate`, imported
+    only by a server that uses it) when a class's results go: their messages would otherwise stay
+    until newer ones pushed them out (≤ 8 MiB). A class still connected pays one compression per
+    large message again, for its next browser."""
+    shared = sys.modules.get("pages.shared_deflate")
+    if shared is not None:
+        shared.SHARED.clear()
 
 
 def stored_session_cache():

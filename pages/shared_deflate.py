@@ -10,7 +10,8 @@ Here the server negotiates permessage-deflate without context takeover on its si
 it sends is compressed on its own, from an empty window, and the same payload always gives the same
 bytes. :class:`SharedDeflate` then keeps the compressed form of each large payload (keyed by a
 128-bit BLAKE2b digest of the payload and the compression settings, bounded in bytes, least recently
-used dropped first) and sends it again to every browser that gets the same payload. A browser
+used dropped first; emptied when the server drops a departed class's results,
+``pages.common.drop_unused``) and sends it again to every browser that gets the same payload. A browser
 decompresses it exactly as before: the wire format is permessage-deflate's.
 
 What it costs: a message no longer reuses the previous messages' window, so small messages compress a

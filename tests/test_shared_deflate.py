@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import zlib
 
 import pytest
@@ -190,3 +191,28 @@ def test_the_readme_server_negotiates_the_shared_deflate(app_url):
         extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
     assert "permessage-deflate" in extensions and "server_no_context_takeover" in extensions, extensions
 
+
+
+def test_a_class_s_compressed_messages_go_when_its_results_are_dropped(monkeypatch):
+    """pages.common.drop_unused empties the store once a departed class's results are dropped (and
+    leaves it when nothing is dropped)."""
+    import pages.common as common
+
+    shared_deflate.SHARED.put(b"key", b"compressed")
+    session = {"id": "gone"}
+    monkeypatch.setattr(common, "_session_id", lambda: session["id"])
+
+    @common.cache_runner
+    def result(i):
+        return i
+
+    try:
+        later = time.monotonic() + common.unused_after_s() + 1
+        assert common.drop_unused(now=later, connected=lambda s: True) == 0  # every session connected
+        assert shared_deflate.SHARED.get(b"key") == b"compressed"  # nothing dropped: kept
+        result(1)
+        assert common.drop_unused(now=later, connected=lambda s: s != "gone") == 1
+        assert shared_deflate.SHARED.entries == {} and shared_deflate.SHARED.bytes == 0
+    finally:
+        result.clear()
+        shared_deflate.SHARED.clear()
