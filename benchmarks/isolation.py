@@ -54,6 +54,7 @@ from load import (
     pct,
     say,
     wait_charts,
+    wait_for_pages_warm_up,
 )
 
 HEAVY = {
@@ -288,6 +289,7 @@ def main() -> None:
     server = Server(launcher=launcher_command(args.launcher))
     rows: list[tuple[str, list[float], dict]] = []
     stopped = None
+    warmed_after = None
     seed = 3000
     try:
         with sync_playwright() as p, tempfile.TemporaryDirectory() as scratch:
@@ -296,6 +298,8 @@ def main() -> None:
             try:
                 surfaces_wave(browser, server, [seed])  # warm: imports, first race, the worker pool
                 seed += 1
+                warmed_after = wait_for_pages_warm_up(server, args.launcher)
+                say("the server's warm-up of the other pages ended", warmed_after)
                 for name, link in HEAVY.items():
                     solo: list[float] = []
                     heavy: list[dict] = []
@@ -349,11 +353,22 @@ def main() -> None:
         + ", ".join(f"{name}: {[h['still_heavy'] for h in heavy]}" for name, _, heavy in rows)
         + ".",
     ]
+    if args.launcher == "serve":
+        ended = "not within 300 s"
+        if warmed_after is not None:
+            ended = f"{warmed_after:.1f} s after the server's start"
+        lines += [
+            "",
+            f"serve.py's warm-up of the other pages' plain links ended {ended}, after the first Surfaces "
+            "visit; the waves began after it (it gives way to visitors, and a piece of it run in a pause "
+            "between waves would otherwise share the cores with them).",
+        ]
     if stopped is not None:
         lines += ["", f"**Stopped early** ({stopped}): the rows above are what was measured before."]
     header = [
         "# Isolation benchmark (heavy work in one session, four Surfaces sessions and the health endpoint)"
-        + (f", Chromium at nice {args.browser_nice}" if args.browser_nice else ""),
+        + (f", Chromium at nice {args.browser_nice}" if args.browser_nice else "")
+        + (f" ({args.out})" if args.out != "isolation.md" else ""),
         "",
         f"Command: `python benchmarks/isolation.py --repeats {args.repeats}"
         f"{' --launcher streamlit' if args.launcher == 'streamlit' else ''}"

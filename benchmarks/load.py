@@ -218,6 +218,8 @@ def wait_for_pages_warm_up(server: Server, launcher: str, timeout_s: float = 300
     Networks pages' studies computing in that gap)."""
     if launcher != "serve":
         return None
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from serve import PAGES_MESSAGE
 
     log = Path(server.log.name)
