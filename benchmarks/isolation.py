@@ -55,6 +55,7 @@ from load import (
     say,
     wait_charts,
     wait_for_pages_warm_up,
+    warm_up_ended,
 )
 
 HEAVY = {
@@ -354,12 +355,10 @@ def main() -> None:
         + ".",
     ]
     if args.launcher == "serve":
-        ended = "not within 300 s"
-        if warmed_after is not None:
-            ended = f"{warmed_after:.1f} s after the server's start"
         lines += [
             "",
-            f"serve.py's warm-up of the other pages' plain links ended {ended}, after the first Surfaces "
+            f"serve.py's warm-up of the other pages' plain links ended {warm_up_ended(warmed_after)}, "
+            "after the first Surfaces "
             "visit; the waves began after it (it gives way to visitors, and a piece of it run in a pause "
             "between waves would otherwise share the cores with them).",
         ]

@@ -209,7 +209,12 @@ def cold_first_visitor(browser, server: Server) -> dict:
     return {"dom": t_dom, "figure_message": t_fig, "chart": t_chart, "largest_message_chars": big[1]}
 
 
-def wait_for_pages_warm_up(server: Server, launcher: str, timeout_s: float = 300.0) -> float | None:
+PAGES_WARM_UP_TIMEOUT_S = 300.0  # how long a benchmark waits for serve.py's warm-up of the other pages
+
+
+def wait_for_pages_warm_up(
+    server: Server, launcher: str, timeout_s: float = PAGES_WARM_UP_TIMEOUT_S
+) -> float | None:
     """Seconds from the server's start until ``serve.py`` said it has computed the other pages' plain
     links (its warm-up's last step), waiting for it; None for a launcher without that warm-up or when
     it did not come within ``timeout_s``. That warm-up gives way to visitors and runs in the quiet
@@ -229,6 +234,13 @@ def wait_for_pages_warm_up(server: Server, launcher: str, timeout_s: float = 300
             return None
         time.sleep(0.2)
     return time.perf_counter() - server.t_spawn
+
+
+def warm_up_ended(warmed_after: float | None) -> str:
+    """When :func:`wait_for_pages_warm_up` saw the warm-up end, for a report."""
+    if warmed_after is None:
+        return f"not within {PAGES_WARM_UP_TIMEOUT_S:.0f} s"
+    return f"{warmed_after:.1f} s after the server's start"
 
 
 def open_page(browser, server: Server, link: str):
@@ -507,8 +519,7 @@ def main() -> None:
     lines.append("")
     if args.launcher == "serve":
         lines.append(
-            "\nThe server's warm-up of the other pages' plain links ended "
-            + (f"{warmed_after:.1f} s after its start" if warmed_after is not None else "not within 300 s")
+            f"\nThe server's warm-up of the other pages' plain links ended {warm_up_ended(warmed_after)}"
             + "; everything below was measured after that (it gives way to visitors, and a piece of it run"
             " in a pause between them would otherwise count as that moment's interaction).\n"
         )

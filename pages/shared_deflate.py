@@ -172,11 +172,12 @@ def install() -> bool:
     :class:`SharedDeflateFactory`; True when installed. Call before the server starts. Leaves uvicorn
     as it is (False) with versions other than those tested or a protocol table that changed."""
     table = uvicorn_config.WS_PROTOCOLS
+    ours = f"{__name__}:{SharedDeflateProtocol.__name__}"
     current = table.get(PROTOCOL)
-    if current == f"{__name__}:SharedDeflateProtocol":
+    if current == ours:
         return True
     if current != UVICORN_PROTOCOL or not _tested():
         return False
-    table[PROTOCOL] = f"{__name__}:SharedDeflateProtocol"
+    table[PROTOCOL] = ours
     return True
 
